@@ -1,0 +1,44 @@
+"""embedviz: look inside trained models.
+
+A fast Barnes-Hut t-SNE (:class:`TSNE`), word-vector maps (:func:`load_vectors`,
+:func:`plot_vocab`, :func:`save_html`) and training statistics
+(:class:`StatsListener` with its storages, the ``embedviz ui`` web UI).
+
+Importing embedviz is cheap: it compiles no numba kernel and imports neither bokeh
+nor torch. Each public name is imported from its module on first use.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "TSNE": "embedviz.tsne.estimator",
+    "load_vectors": "embedviz.vectors",
+    "select_words": "embedviz.vectors",
+    "plot_vocab": "embedviz.plot",
+    "save_html": "embedviz.plot.export",
+    "StatsListener": "embedviz.stats.listener",
+    "Word2VecStats": "embedviz.stats.listener",
+    "TSNEStats": "embedviz.stats.listener",
+    "InMemoryStatsStorage": "embedviz.stats.storage",
+    "SQLiteStatsStorage": "embedviz.stats.storage",
+    "RemoteStatsRouter": "embedviz.stats.remote",
+    "UIServer": "embedviz.ui.server",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'embedviz' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

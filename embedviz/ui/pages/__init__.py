@@ -1,0 +1,1 @@
+"""embedviz.ui.pages."""
