@@ -1,0 +1,516 @@
+"""The t-SNE estimator: :class:`TSNE`.
+
+t-SNE (van der Maaten and Hinton 2008) with the Barnes-Hut approximation of the
+repulsive forces (van der Maaten 2014), sparse perplexity-calibrated input
+affinities over the 3·perplexity nearest neighbours, early exaggeration, momentum,
+delta-bar-delta gains or AdaGrad, and the learning rate of Belkina et al. (2019).
+The work is split into plain-Python modules over numba kernels:
+:mod:`~embedviz.tsne.affinity` (neighbours, perplexity, P),
+:mod:`~embedviz.tsne.objective` (gradient and KL), :mod:`~embedviz.tsne.optimizer`
+(the update rule) and :mod:`~embedviz.tsne.callbacks` (progress, callbacks).
+"""
+
+import logging
+import numbers
+import time
+
+import numpy as np
+
+from embedviz._defaults import TSNE_DEFAULTS
+from embedviz.errors import InputError
+
+logger = logging.getLogger("embedviz.tsne")
+
+_D = TSNE_DEFAULTS
+_INIT_STD = 1e-4  # scale of the initial embedding (openTSNE and sklearn use the same)
+
+
+class TSNE:
+    """t-Distributed Stochastic Neighbour Embedding, Barnes-Hut accelerated.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the embedding: 1, 2 or 3 for Barnes-Hut (a binary tree, a quadtree
+        or an octree), any for ``method="exact"``.
+    perplexity : float, default=30
+        Effective number of neighbours; each point's input similarities are calibrated
+        over its ``3 * perplexity`` nearest neighbours.
+    theta : float, default=0.5
+        Barnes-Hut accuracy: a cell of size ``s`` at distance ``d`` stands for its points
+        when ``s / d < theta``. 0 gives the exact gradient (slowly).
+    max_iter : int, default=1000
+        Number of gradient-descent iterations.
+    stop_lying_iter : int, default=250
+        Iteration at which early exaggeration ends.
+    early_exaggeration : float, default=12
+        Factor on the attractive forces before ``stop_lying_iter``.
+    learning_rate : float or "auto", default="auto"
+        Step size; ``"auto"`` is ``max(N / early_exaggeration, 50)`` (Belkina et al. 2019).
+        As in bhtsne, Deeplearning4j and openTSNE the step is taken along the KL
+        gradient divided by 4. The value used is stored in ``learning_rate_``.
+    momentum, final_momentum : float, default=0.5, 0.8
+        Momentum before and from ``switch_momentum_iter``.
+    switch_momentum_iter : int, default=250
+        Iteration at which the momentum switches to ``final_momentum``.
+    use_adagrad : bool, default=False
+        AdaGrad step scaling instead of delta-bar-delta gains.
+    min_gain : float, default=0.01
+        Lower bound of the gains.
+    normalize : bool, default=True
+        Centre the input and scale it by its largest absolute value (on a copy).
+    pca_components : int or None, default=None
+        Reduce the input to this many principal components before the neighbour search.
+    init : "pca", "random" or array of shape (N, n_components), default="pca"
+        Initial embedding. "pca" and "random" are scaled to a standard deviation of 1e-4
+        in the first coordinate; an array is used as given.
+    method : "barnes_hut" or "exact", default="barnes_hut"
+        "exact" is the O(N²) reference with P over all points.
+    metric : "euclidean" or "cosine", default="euclidean"
+        Distance in the input space (word vectors are usually compared by cosine).
+    tolerance : float, default=1e-5
+        Tolerance of the perplexity binary search.
+    reduce_perplexity : bool, default=False
+        Lower the perplexity to the largest that fits when there are fewer than
+        ``3 * perplexity + 1`` points, instead of raising an error.
+    random_state : int, numpy Generator/RandomState or None, default=None
+        Seed for the initialisation and the approximate neighbour search. For a given
+        seed the embedding is identical whatever ``n_jobs``.
+    n_jobs : int, default=-1
+        Threads for the numba kernels; -1 means all cores.
+    verbose : bool, default=False
+        Show a progress bar on stderr (phase, iteration, KL, ETA).
+    callbacks : sequence of callables, default=()
+        Each is called as ``callback(iteration, kl, embedding)`` every ``callback_every``
+        iterations and after the last; returning True stops the run. See
+        :mod:`embedviz.tsne.callbacks` for the extended form.
+    callback_every : int, default=50
+        How often callbacks run (and the KL is computed).
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (N, n_components)
+    kl_divergence_ : float
+        KL(P || Q) of the final embedding.
+    kl_history_ : list of (int, float)
+        (iteration, KL) at each callback iteration.
+    n_iter_ : int
+        Iterations run.
+    learning_rate_ : float
+    perplexity_ : float
+        The perplexity used (lowered only with ``reduce_perplexity=True``).
+    neighbors_ : tuple of ndarray
+        ``(indices, distances)`` of shape (N, k): each point's nearest neighbours in the
+        space the affinities were computed in (after ``normalize`` and ``pca_components``);
+        cosine distances are ``1 - cos``.
+    P_ : scipy.sparse.csr_matrix
+        The symmetric input affinities.
+    timings_ : dict
+        Seconds spent on "neighbors", "affinities" and "optimize".
+
+    Notes
+    -----
+    Every option of Deeplearning4j's ``BarnesHutTsne.Builder`` has an equivalent:
+
+    ==================================  ==========================================
+    Deeplearning4j                      embedviz
+    ==================================  ==========================================
+    ``setMaxIter(n)``                   ``max_iter=n``
+    ``stopLyingIteration(n)``           ``stop_lying_iter=n``
+    ``learningRate(x)``                 ``learning_rate=x`` (same convention)
+    ``useAdaGrad(b)``                   ``use_adagrad=b``
+    ``theta(x)``                        ``theta=x``
+    ``setMomentum(x)``                  ``momentum=x``
+    ``setFinalMomentum(x)``             ``final_momentum=x``
+    ``setSwitchMomentumIteration(n)``   ``switch_momentum_iter=n``
+    ``normalize(b)``                    ``normalize=b``
+    ``usePca(b)``                       ``pca_components=k`` (None = off)
+    ``perplexity(x)``                   ``perplexity=x``
+    ``tolerance(x)``                    ``tolerance=x`` (perplexity search)
+    ``numDimension(n)``                 ``n_components=n``
+    ``similarityFunction(s)``           ``metric="euclidean"`` or ``"cosine"``
+    ``staticInit(arr)``                 ``init=arr``
+    ``minGain(x)``                      ``min_gain=x``
+    ==================================  ==========================================
+
+    Unlike Deeplearning4j's, the tree here really splits (theta matters at every N) and
+    the input similarities always follow the perplexity.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> X = load_digits().data[:300]
+    >>> Y = TSNE(random_state=0, max_iter=300).fit_transform(X)
+    >>> Y.shape
+    (300, 2)
+    """
+
+    def __init__(
+        self,
+        n_components=_D["n_components"],
+        perplexity=_D["perplexity"],
+        theta=_D["theta"],
+        max_iter=_D["max_iter"],
+        stop_lying_iter=_D["stop_lying_iter"],
+        early_exaggeration=_D["early_exaggeration"],
+        learning_rate=_D["learning_rate"],
+        momentum=_D["momentum"],
+        final_momentum=_D["final_momentum"],
+        switch_momentum_iter=_D["switch_momentum_iter"],
+        use_adagrad=_D["use_adagrad"],
+        min_gain=_D["min_gain"],
+        normalize=_D["normalize"],
+        pca_components=_D["pca_components"],
+        init=_D["init"],
+        method=_D["method"],
+        metric=_D["metric"],
+        tolerance=_D["tolerance"],
+        reduce_perplexity=_D["reduce_perplexity"],
+        random_state=_D["random_state"],
+        n_jobs=_D["n_jobs"],
+        verbose=_D["verbose"],
+        callbacks=_D["callbacks"],
+        callback_every=_D["callback_every"],
+    ):
+        self.n_components = n_components
+        self.perplexity = perplexity
+        self.theta = theta
+        self.max_iter = max_iter
+        self.stop_lying_iter = stop_lying_iter
+        self.early_exaggeration = early_exaggeration
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.final_momentum = final_momentum
+        self.switch_momentum_iter = switch_momentum_iter
+        self.use_adagrad = use_adagrad
+        self.min_gain = min_gain
+        self.normalize = normalize
+        self.pca_components = pca_components
+        self.init = init
+        self.method = method
+        self.metric = metric
+        self.tolerance = tolerance
+        self.reduce_perplexity = reduce_perplexity
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.callback_every = callback_every
+
+    def __repr__(self):
+        changed = [
+            f"{name}={getattr(self, name)!r}"
+            for name, default in _D.items()
+            if _differs(getattr(self, name), default)
+        ]
+        return f"TSNE({', '.join(changed)})"
+
+    def get_params(self, deep=True):
+        """Parameters as a dict (scikit-learn's estimator protocol)."""
+        return {name: getattr(self, name) for name in _D}
+
+    def set_params(self, **params):
+        """Set parameters by keyword (scikit-learn's estimator protocol)."""
+        for name, value in params.items():
+            if name not in _D:
+                raise InputError(f"TSNE has no parameter {name!r}; valid: {', '.join(_D)}")
+            setattr(self, name, value)
+        return self
+
+    # -- fitting -------------------------------------------------------------------
+
+    def fit_transform(self, X, y=None):
+        """Fit to ``X`` of shape (N, n_features) and return the embedding (N, n_components)."""
+        return self.fit(X).embedding_
+
+    def fit(self, X, y=None):
+        """Compute the embedding of ``X`` (an array of shape (N, n_features)); returns self."""
+        from sklearn.utils import check_random_state
+
+        from embedviz.tsne._threads import numba_threads
+
+        self._check_params()
+        X = _check_data(X)
+        n = X.shape[0]
+        rng = check_random_state(self.random_state)
+        self.perplexity_ = self._check_perplexity(n)
+
+        X = self._preprocess(X, rng)
+        self.learning_rate_ = (
+            max(n / self.early_exaggeration, 50.0)
+            if isinstance(self.learning_rate, str)
+            else float(self.learning_rate)
+        )
+        Y = self._initial_embedding(X, rng)
+        with numba_threads(self.n_jobs):
+            self.P_ = self._affinities(X, rng)
+            objective = self._objective()
+            self._optimize(Y, objective)
+        self.embedding_ = Y
+        return self
+
+    def _check_params(self):
+        _check_int("n_components", self.n_components, 1)
+        if self.method not in ("barnes_hut", "exact"):
+            raise InputError(
+                f"method must be 'barnes_hut' or 'exact'; got method={self.method!r}"
+            )
+        if self.method == "barnes_hut" and self.n_components > 3:
+            raise InputError(
+                "n_components must be 1, 2 or 3 with method='barnes_hut' (a space-partitioning "
+                f"tree); got n_components={self.n_components}. Use method='exact' for more."
+            )
+        if self.metric not in ("euclidean", "cosine"):
+            raise InputError(f"metric must be 'euclidean' or 'cosine'; got metric={self.metric!r}")
+        _check_number("perplexity", self.perplexity, low=0, low_open=True)
+        _check_number("theta", self.theta, low=0)
+        _check_int("max_iter", self.max_iter, 1)
+        _check_int("stop_lying_iter", self.stop_lying_iter, 0)
+        _check_int("switch_momentum_iter", self.switch_momentum_iter, 0)
+        _check_int("callback_every", self.callback_every, 1)
+        _check_number("early_exaggeration", self.early_exaggeration, low=0, low_open=True)
+        if not (isinstance(self.learning_rate, str) and self.learning_rate == "auto"):
+            _check_number(
+                "learning_rate", self.learning_rate, low=0, low_open=True, extra="or 'auto'"
+            )
+        _check_number("momentum", self.momentum, low=0, high=1)
+        _check_number("final_momentum", self.final_momentum, low=0, high=1)
+        _check_number("min_gain", self.min_gain, low=0)
+        _check_number("tolerance", self.tolerance, low=0, low_open=True)
+        if self.pca_components is not None:
+            _check_int("pca_components", self.pca_components, 1)
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral):
+            raise InputError(f"n_jobs must be a positive integer or -1; got n_jobs={self.n_jobs!r}")
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise InputError(f"n_jobs must be a positive integer or -1; got n_jobs={self.n_jobs}")
+        callbacks = self.callbacks
+        if callable(callbacks):
+            callbacks = (callbacks,)
+        for cb in callbacks:
+            if not callable(cb):
+                raise InputError(f"callbacks must be callables; got {cb!r}")
+        self._callbacks = tuple(callbacks)
+        if isinstance(self.init, str) and self.init not in ("pca", "random"):
+            raise InputError(
+                f"init must be 'pca', 'random' or an array of shape (N, n_components); "
+                f"got init={self.init!r}"
+            )
+
+    def _check_perplexity(self, n):
+        from embedviz.tsne.affinity import check_perplexity
+
+        if self.method == "exact":  # P over all points: any perplexity below N works
+            if self.perplexity >= n:
+                raise InputError(
+                    f"perplexity must be less than the number of points ({n}) with "
+                    f"method='exact'; got perplexity={self.perplexity}"
+                )
+            return float(self.perplexity)
+        return check_perplexity(n, self.perplexity, reduce=self.reduce_perplexity)
+
+    def _preprocess(self, X, rng):
+        if self.normalize:
+            X = X - X.mean(axis=0)
+            scale = np.abs(X).max()
+            if scale > 0:
+                X /= scale
+        if self.pca_components is not None:
+            n, d = X.shape
+            if self.pca_components > min(n, d):
+                raise InputError(
+                    f"pca_components must be at most min(n_samples, n_features) = {min(n, d)}; "
+                    f"got pca_components={self.pca_components}"
+                )
+            if self.pca_components < d:
+                from sklearn.decomposition import PCA
+
+                X = PCA(self.pca_components, random_state=rng).fit_transform(X)
+        return X
+
+    def _initial_embedding(self, X, rng):
+        n, d = X.shape[0], self.n_components
+        if not isinstance(self.init, str):
+            Y = np.array(self.init, dtype=np.float64, order="C")  # a copy: never the caller's
+            if Y.shape != (n, d):
+                raise InputError(
+                    f"init must have shape (n_samples, n_components) = ({n}, {d}); "
+                    f"got an array of shape {Y.shape}"
+                )
+            if not np.isfinite(Y).all():
+                raise InputError("init contains NaN or infinite values")
+            return Y
+        if self.init == "pca" and d <= min(X.shape):
+            from sklearn.decomposition import PCA
+
+            Y = PCA(d, svd_solver="randomized", random_state=rng).fit_transform(X)
+        else:
+            Y = rng.standard_normal((n, d))
+        std = Y[:, 0].std()
+        Y *= _INIT_STD / std if std > 0 else 1.0
+        return np.ascontiguousarray(Y, dtype=np.float64)
+
+    def _affinities(self, X, rng):
+        from embedviz.tsne.affinity import joint_probabilities, nearest_neighbors
+
+        n = X.shape[0]
+        k = n - 1 if self.method == "exact" else min(n - 1, int(3 * self.perplexity_))
+        timings = self.timings_ = {}
+        t0 = time.perf_counter()
+        indices, distances = nearest_neighbors(
+            X,
+            k,
+            metric=self.metric,
+            method="exact" if self.method == "exact" else "auto",
+            random_state=rng,
+            n_jobs=self.n_jobs,
+        )
+        t1 = time.perf_counter()
+        P = joint_probabilities(
+            indices, distances, self.perplexity_, metric=self.metric, tolerance=self.tolerance
+        )
+        timings["neighbors"] = t1 - t0
+        timings["affinities"] = time.perf_counter() - t1
+        logger.info(
+            "t-SNE: %d points, %d neighbours each: neighbours %.2f s, affinities %.2f s",
+            n,
+            k,
+            timings["neighbors"],
+            timings["affinities"],
+        )
+        self.neighbors_ = (indices, distances)
+        return P
+
+    def _objective(self):
+        from embedviz.tsne.objective import BarnesHutGradient, ExactGradient
+
+        if self.method == "exact":
+            return ExactGradient(self.P_, self.n_components)
+        return BarnesHutGradient(self.P_, self.n_components, theta=self.theta)
+
+    def _optimize(self, Y, objective):
+        from embedviz.tsne.callbacks import ProgressBar, run_callbacks
+        from embedviz.tsne.optimizer import GradientDescent
+
+        n = Y.shape[0]
+        optimizer = GradientDescent(
+            Y.shape, self.learning_rate_, use_adagrad=self.use_adagrad, min_gain=self.min_gain
+        )
+        callbacks = self._callbacks
+        track_kl = bool(callbacks) or self.verbose
+        self.kl_history_ = []
+        start = time.perf_counter()
+        iteration = 0
+        with ProgressBar(total=self.max_iter, disable=not self.verbose) as bar:
+            for iteration in range(1, self.max_iter + 1):
+                exaggerating = iteration <= self.stop_lying_iter
+                exaggeration = self.early_exaggeration if exaggerating else 1.0
+                momentum = (
+                    self.momentum
+                    if iteration <= self.switch_momentum_iter
+                    else self.final_momentum
+                )
+                report = track_kl and (
+                    iteration % self.callback_every == 0 or iteration == self.max_iter
+                )
+                grad, kl = objective(Y, exaggeration, compute_kl=report)
+                optimizer.step(Y, grad, momentum)
+                phase = "exaggeration" if exaggerating else "main"
+                if not np.isfinite(Y).all():
+                    raise FloatingPointError(
+                        f"the embedding diverged at iteration {iteration} (NaN or inf); "
+                        f"try a smaller learning_rate (used {self.learning_rate_:g})"
+                    )
+                stop = False
+                if report:
+                    self.kl_history_.append((iteration, float(kl)))
+                    info = {
+                        "phase": phase,
+                        "grad_norm": float(np.linalg.norm(grad)),
+                        "exaggeration": float(exaggeration),
+                        "momentum": float(momentum),
+                        "learning_rate": self.learning_rate_,
+                        "elapsed": time.perf_counter() - start,
+                        "n_samples": n,
+                        "max_iter": self.max_iter,
+                    }
+                    stop = run_callbacks(callbacks, iteration, float(kl), Y, info)
+                bar.update(iteration, phase, kl if report else None)
+                if stop:
+                    logger.info("t-SNE stopped by a callback at iteration %d", iteration)
+                    break
+        _, self.kl_divergence_ = objective(Y, 1.0, compute_kl=True)
+        self.kl_divergence_ = float(self.kl_divergence_)
+        self.n_iter_ = iteration
+        self.timings_["optimize"] = time.perf_counter() - start
+        logger.info(
+            "t-SNE: %d iterations in %.2f s, KL %.4f",
+            iteration,
+            self.timings_["optimize"],
+            self.kl_divergence_,
+        )
+
+
+def _differs(value, default):
+    if isinstance(value, np.ndarray) or isinstance(default, np.ndarray):
+        return True
+    try:
+        return bool(value != default)
+    except Exception:  # objects whose comparison is not a bool
+        return True
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise InputError(f"{name} must be an integer >= {low}; got {name}={value!r}")
+
+
+def _check_number(name, value, low=None, high=None, low_open=False, extra=""):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        if high is not None:
+            allowed = f"a number in [{low}, {high}]"
+        else:
+            allowed = f"a number {'>' if low_open else '>='} {low}"
+        if extra:
+            allowed += f" {extra}"
+        raise InputError(f"{name} must be {allowed}; got {name}={value!r}")
+
+
+def _check_data(X):
+    """Return ``X`` as a float64 array of shape (N, d), or raise an InputError."""
+    try:
+        import scipy.sparse
+
+        if scipy.sparse.issparse(X):
+            raise InputError("X must be a dense array; got a sparse matrix (call .toarray())")
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        pass
+    arr = np.asarray(X)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise InputError(f"X must hold numbers; got an array of dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise InputError(f"X must hold real numbers; got an array of dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise InputError(
+            f"X must be a 2-D array of shape (n_samples, n_features); got {arr.ndim} "
+            f"dimension(s), shape {arr.shape}"
+        )
+    if arr.shape[0] < 2 or arr.shape[1] < 1:
+        raise InputError(f"X needs at least 2 rows and 1 column; got shape {arr.shape}")
+    arr = np.asarray(arr, dtype=np.float64)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite.all(axis=1))
+        row = bad_rows[0]
+        col = np.flatnonzero(~finite[row])[0]
+        raise InputError(
+            f"X contains NaN or infinite values in {len(bad_rows)} row(s); the first is row "
+            f"{row}, column {col} (value {arr[row, col]}). Drop or repair those rows."
+        )
+    return arr

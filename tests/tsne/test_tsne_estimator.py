@@ -1,0 +1,206 @@
+"""The TSNE estimator end to end: quality, reproducibility, schedule, validation."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.manifold import trustworthiness
+
+from embedviz import TSNE
+from embedviz._defaults import TSNE_DEFAULTS
+from embedviz.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits().data
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    return digits[:300]
+
+
+def quick(**kw):
+    params = dict(random_state=0, max_iter=300, stop_lying_iter=100, switch_momentum_iter=100)
+    params.update(kw)
+    return TSNE(**params)
+
+
+def test_defaults_are_the_shared_ones():
+    assert TSNE().get_params() == TSNE_DEFAULTS
+
+
+@pytest.mark.slow
+def test_trustworthiness_on_digits(digits):
+    tsne = TSNE(random_state=0)
+    Y = tsne.fit_transform(digits)
+    assert Y.shape == (len(digits), 2)
+    assert trustworthiness(digits, Y, n_neighbors=10) >= 0.9
+    assert tsne.n_iter_ == 1000
+    assert tsne.kl_divergence_ < 1.5
+
+
+@pytest.mark.parametrize("n_components", [1, 3])
+def test_other_dimensions(small, n_components):
+    Y = quick(n_components=n_components).fit_transform(small)
+    assert Y.shape == (len(small), n_components)
+    assert trustworthiness(small, Y, n_neighbors=10) > (0.8 if n_components == 1 else 0.9)
+
+
+def test_kl_falls(small):
+    kls = []
+    tsne = quick(max_iter=500, callbacks=[lambda it, kl, Y: kls.append(kl)], callback_every=25)
+    tsne.fit(small)
+    after = [kl for (it, kl) in tsne.kl_history_ if it > 100]
+    assert after[-1] < after[0]
+    assert tsne.kl_divergence_ <= after[-1] * 1.01
+    assert [kl for _, kl in tsne.kl_history_] == kls
+    # more iterations, lower final KL
+    assert tsne.kl_divergence_ < quick(max_iter=150).fit(small).kl_divergence_
+
+
+def test_same_seed_same_embedding_whatever_the_threads(small):
+    one = quick(n_jobs=1).fit_transform(small)
+    two = quick(n_jobs=2).fit_transform(small)
+    again = quick(n_jobs=2).fit_transform(small)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(two, again)
+    other = quick(random_state=1, init="random").fit_transform(small)
+    assert not np.allclose(other, two)
+
+
+def test_barnes_hut_close_to_exact(small):
+    X = small[:150]
+    exact = quick(method="exact").fit(X)
+    bh = quick(theta=0.0).fit(X)
+    # theta=0 BH has the same gradient but P over 3*perplexity neighbours only
+    assert abs(bh.kl_divergence_ - exact.kl_divergence_) < 0.15
+    assert trustworthiness(X, bh.embedding_, n_neighbors=10) > 0.9
+    assert trustworthiness(X, exact.embedding_, n_neighbors=10) > 0.9
+
+
+def test_schedule_exaggeration_and_momentum(small):
+    seen = {}
+
+    def record(iteration, kl, Y, info):
+        seen[iteration] = info
+
+    record.wants_info = True
+    quick(
+        max_iter=60,
+        stop_lying_iter=20,
+        switch_momentum_iter=40,
+        early_exaggeration=7.0,
+        callbacks=[record],
+        callback_every=1,
+    ).fit(small)
+    assert sorted(seen) == list(range(1, 61))
+    assert {seen[i]["exaggeration"] for i in range(1, 21)} == {7.0}
+    assert {seen[i]["exaggeration"] for i in range(21, 61)} == {1.0}
+    assert {seen[i]["phase"] for i in range(1, 21)} == {"exaggeration"}
+    assert {seen[i]["momentum"] for i in range(1, 41)} == {0.5}
+    assert {seen[i]["momentum"] for i in range(41, 61)} == {0.8}
+    assert all(seen[i]["grad_norm"] > 0 for i in seen)
+
+
+def test_callback_can_stop_and_kl_only_when_asked(small):
+    calls = []
+
+    def stop_at_100(iteration, kl, Y):
+        calls.append(iteration)
+        return iteration >= 100
+
+    tsne = quick(callbacks=[stop_at_100], callback_every=20).fit(small)
+    assert calls == [20, 40, 60, 80, 100]
+    assert tsne.n_iter_ == 100
+    silent = quick(max_iter=40).fit(small)
+    assert silent.kl_history_ == []
+
+
+def test_learning_rate_auto_is_resolved_not_overwritten(small):
+    tsne = quick(max_iter=10).fit(small)
+    assert tsne.learning_rate == "auto"
+    assert tsne.learning_rate_ == max(len(small) / 12.0, 50.0)
+    assert quick(max_iter=10, learning_rate=123.0).fit(small).learning_rate_ == 123.0
+
+
+def test_adagrad_and_pca_reduction_work(small):
+    Y = quick(use_adagrad=True, learning_rate=5.0, pca_components=20).fit_transform(small)
+    assert trustworthiness(small, Y, n_neighbors=10) > 0.85
+
+
+def test_input_is_never_modified_and_init_array_is_used(small):
+    X = small.copy()
+    init = np.random.default_rng(0).normal(size=(len(X), 2)) * 1e-4
+    init_copy = init.copy()
+    tsne = quick(init=init, max_iter=1).fit(X)
+    np.testing.assert_array_equal(X, small)
+    np.testing.assert_array_equal(init, init_copy)
+    assert tsne.embedding_ is not init
+
+
+def test_duplicate_rows_just_work(small):
+    X = np.vstack([small[:100], small[:100], small[:100] + 1e-12])
+    Y = quick(max_iter=200).fit_transform(X)
+    assert np.isfinite(Y).all()
+
+
+def test_cosine_metric(small):
+    tsne = quick(metric="cosine").fit(small + 1.0)
+    indices, distances = tsne.neighbors_
+    assert indices.shape == (len(small), 90)
+    assert (distances >= -1e-12).all() and (distances <= 2 + 1e-12).all()
+
+
+def test_too_few_points_for_the_perplexity(small):
+    X = small[:50]
+    with pytest.raises(InputError, match=r"perplexity.*16"):
+        quick(perplexity=30).fit(X)
+    tsne = quick(perplexity=30, reduce_perplexity=True, max_iter=50).fit(X)
+    assert tsne.perplexity_ <= (len(X) - 1) / 3
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_components": 4}, r"n_components must be 1, 2 or 3.*got n_components=4"),
+        ({"n_components": 0}, r"n_components must be an integer >= 1; got n_components=0"),
+        ({"perplexity": -1}, r"perplexity must be a number > 0; got perplexity=-1"),
+        ({"theta": -0.5}, r"theta must be a number >= 0; got theta=-0.5"),
+        ({"max_iter": 0}, r"max_iter must be an integer >= 1; got max_iter=0"),
+        ({"learning_rate": "fast"}, r"learning_rate must be a number > 0 or 'auto'"),
+        ({"learning_rate": 0}, r"learning_rate must be a number > 0 or 'auto'"),
+        ({"momentum": 1.5}, r"momentum must be a number in \[0, 1\]; got momentum=1.5"),
+        ({"method": "fft"}, r"method must be 'barnes_hut' or 'exact'; got method='fft'"),
+        ({"metric": "manhattan"}, r"metric must be 'euclidean' or 'cosine'"),
+        ({"init": "spectral"}, r"init must be 'pca', 'random' or an array"),
+        ({"init": np.zeros((3, 2))}, r"init must have shape .*\(300, 2\).*\(3, 2\)"),
+        ({"n_jobs": 0}, r"n_jobs must be a positive integer or -1; got n_jobs=0"),
+        ({"callbacks": [42]}, r"callbacks must be callables"),
+        ({"pca_components": 500}, r"pca_components must be at most .* 64"),
+    ],
+)
+def test_bad_parameters(small, params, match):
+    with pytest.raises(InputError, match=match):
+        quick(**params).fit(small)
+
+
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        (np.zeros(10), r"2-D array.*got 1 dimension"),
+        (np.zeros((1, 3)), r"at least 2 rows"),
+        (np.array([["a", "b"], ["c", "d"]]), r"X must hold numbers"),
+    ],
+)
+def test_bad_data(X, match):
+    with pytest.raises(InputError, match=match):
+        quick().fit(X)
+
+
+def test_nan_rows_are_named(small):
+    X = small.copy()
+    X[7, 3] = np.nan
+    X[9, 0] = np.inf
+    with pytest.raises(InputError, match=r"2 row\(s\); the first is row 7, column 3"):
+        quick().fit(X)
