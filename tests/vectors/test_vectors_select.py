@@ -1,0 +1,82 @@
+"""select_words: top N, explicit lists, regex filters, stop words, punctuation."""
+
+import numpy as np
+import pytest
+from gensim.models import KeyedVectors
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from embedviz.errors import InputError
+from embedviz.vectors import select_words
+
+VOCAB = ["the", ",", "cat", "The", "of", "dog", "...", "2024", "x-ray", "über", "and", "zebra"]
+
+
+@pytest.fixture
+def vocab_kv():
+    rng = np.random.default_rng(3)
+    kv = KeyedVectors(4, count=0)
+    kv.add_vectors(VOCAB, rng.standard_normal((len(VOCAB), 4)).astype(np.float32))
+    return kv
+
+
+def _check_rows(kv, sel):
+    for word, row, rank in zip(sel.words, sel.vectors, sel.rank, strict=True):
+        np.testing.assert_array_equal(row, kv[word])
+        assert VOCAB[rank - 1] == word
+
+
+def test_top_n_is_file_order(vocab_kv):
+    sel = select_words(vocab_kv, top=5)
+    assert sel.words == VOCAB[:5]
+    np.testing.assert_array_equal(sel.rank, np.arange(1, 6))
+    assert sel.vectors.shape == (5, 4) and sel.vectors.dtype == np.float32
+    _check_rows(vocab_kv, sel)
+    assert select_words(vocab_kv).words == VOCAB
+
+
+def test_explicit_words_unknown_reported_duplicates_removed(vocab_kv):
+    sel = select_words(vocab_kv, words=["zebra", "cat", "unicorn", "cat", "über", "Zebra"])
+    assert sel.words == ["zebra", "cat", "über"]
+    assert sel.unknown == ["unicorn", "Zebra"]
+    np.testing.assert_array_equal(sel.rank, [12, 3, 10])
+    _check_rows(vocab_kv, sel)
+
+
+def test_include_exclude(vocab_kv):
+    assert select_words(vocab_kv, include=r"^[a-z]+$").words == [
+        w for w in VOCAB if w.isascii() and w.isalpha() and w.islower()
+    ]
+    assert select_words(vocab_kv, exclude=r"\d|-").words == [
+        w for w in VOCAB if w not in ("2024", "x-ray")
+    ]
+    sel = select_words(vocab_kv, top=2, include="a", exclude="^z")
+    assert sel.words == ["cat", "x-ray"]
+
+
+def test_stopwords_and_punctuation(vocab_kv):
+    sel = select_words(vocab_kv, drop_stopwords=True, drop_punctuation=True)
+    expected = [
+        w for w in VOCAB if w.lower() not in ENGLISH_STOP_WORDS and any(c.isalnum() for c in w)
+    ]
+    assert sel.words == expected
+    assert "The" not in sel.words and "..." not in sel.words and "2024" in sel.words
+    _check_rows(vocab_kv, sel)
+    # top counts after the filters
+    assert (
+        select_words(vocab_kv, top=2, drop_stopwords=True, drop_punctuation=True).words
+        == (expected[:2])
+    )
+
+
+def test_bad_arguments(vocab_kv):
+    with pytest.raises(InputError, match=r"include must be a valid regular expression, got '\('"):
+        select_words(vocab_kv, include="(")
+    with pytest.raises(InputError, match="top must be a positive integer"):
+        select_words(vocab_kv, top=0)
+    with pytest.raises(InputError, match="words must be a list of words, got the string"):
+        select_words(vocab_kv, words="cat")
+
+
+def test_nothing_left_is_empty_selection(vocab_kv):
+    sel = select_words(vocab_kv, include="^nomatch$")
+    assert sel.words == [] and sel.vectors.shape == (0, 4)
