@@ -1,0 +1,165 @@
+"""The storage interface shared by every statistics storage.
+
+See :mod:`embedviz.stats.storage` for the read API in full. This module holds the
+abstract base class, the event type passed to listeners and the helpers that pull one
+named scalar out of a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from embedviz.errors import InputError
+from embedviz.stats.records import EvalRecord, Record, Snapshot, StaticInfo, Update
+
+log = logging.getLogger(__name__)
+
+
+class StorageEvent(NamedTuple):
+    """What a storage listener is told: a record of ``kind`` arrived.
+
+    ``kind`` is ``"static"``, ``"update"``, ``"eval"`` or ``"snapshot"``; ``iteration``
+    is None for static info.
+    """
+
+    kind: str
+    session_id: str
+    worker_id: str
+    iteration: int | None
+
+
+def event_for(record: Record) -> StorageEvent:
+    """The event that announces ``record``."""
+    if isinstance(record, StaticInfo):
+        return StorageEvent("static", record.session_id, record.worker_id, None)
+    kind = {Update: "update", EvalRecord: "eval", Snapshot: "snapshot"}[type(record)]
+    return StorageEvent(kind, record.session_id, record.worker_id, record.iteration)
+
+
+def scalar_getter(name: str) -> Callable[[Update], float | None]:
+    """A function returning the value of series ``name`` in an update (None if absent).
+
+    Examples
+    --------
+    >>> from embedviz.stats.records import Update
+    >>> scalar_getter("score")(Update("s", "0", 1, 0.0, score=0.5))
+    0.5
+    """
+    head, _, rest = name.partition("/")
+    if not rest:
+        if name in ("score", "epoch", "examples_per_sec", "minibatches_per_sec", "collect_seconds"):
+            return lambda u: getattr(u, name)
+    elif head == "lr":
+        try:
+            group = int(rest)
+        except ValueError:
+            group = -1
+        if group >= 0:
+            return lambda u: u.learning_rates[group] if group < len(u.learning_rates) else None
+
+        return lambda u: None
+    elif head in ("params", "activations"):
+        owner, _, stat = rest.rpartition("/")
+
+        def get(u: Update) -> float | None:
+            stats = getattr(u, head).get(owner)
+            return None if stats is None else getattr(stats, stat, None)
+
+        return get
+    elif head in ("memory", "extra"):
+        return lambda u: getattr(u, head).get(rest)
+    raise InputError(
+        f"series name: expected score, epoch, examples_per_sec, minibatches_per_sec, "
+        f"collect_seconds, lr/<group>, params/<name>/<stat>, activations/<layer>/<stat>, "
+        f"memory/<key>, extra/<key> or eval/<metric>, got {name!r}"
+    )
+
+
+class StatsStorage:
+    """Base class: listener registry and the write entry points.
+
+    Subclasses implement :meth:`_store` and the read methods documented in
+    :mod:`embedviz.stats.storage`.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[StorageEvent], None]] = []
+        self._listener_lock = threading.Lock()
+
+    # -- listeners ---------------------------------------------------------------
+    def register_listener(self, callback: Callable[[StorageEvent], None]) -> None:
+        """Call ``callback(event)`` for every record stored from now on.
+
+        Called in the writing thread after the record is readable; an exception in a
+        callback is logged and does not reach the writer.
+        """
+        if not callable(callback):
+            raise InputError(f"callback: expected a callable, got {callback!r}")
+        with self._listener_lock:
+            self._listeners.append(callback)
+
+    def deregister_listener(self, callback: Callable[[StorageEvent], None]) -> None:
+        """Stop calling ``callback``; unknown callbacks are ignored."""
+        with self._listener_lock:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+    def _notify(self, events: Iterable[StorageEvent]) -> None:
+        with self._listener_lock:
+            listeners = list(self._listeners)
+        if not listeners:
+            return
+        for event in events:
+            for callback in listeners:
+                try:
+                    callback(event)
+                except Exception:  # a broken UI must never stop training
+                    log.exception("storage listener %r failed", callback)
+
+    # -- writing -----------------------------------------------------------------
+    def put(self, record: Record) -> None:
+        """Store one record (StaticInfo, Update, EvalRecord or Snapshot)."""
+        self.put_many([record])
+
+    def put_many(self, records: Iterable[Record]) -> None:
+        """Store several records, in order."""
+        records = list(records)
+        for r in records:
+            if not isinstance(r, StaticInfo | Update | EvalRecord | Snapshot):
+                raise InputError(
+                    f"record: expected StaticInfo, Update, EvalRecord or Snapshot, got "
+                    f"{type(r).__name__}"
+                )
+        self._store(records)
+
+    # aliases with Deeplearning4j's names
+    def put_static_info(self, info: StaticInfo) -> None:
+        """Store the static info of one session and worker."""
+        self.put(info)
+
+    def put_update(self, update: Update) -> None:
+        """Store one update."""
+        self.put(update)
+
+    def _store(self, records: list[Record]) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Make everything written so far readable by other processes."""
+
+    def poll(self) -> list[StorageEvent]:
+        """Announce records that other processes wrote since the last poll (if any)."""
+        return []
+
+    def close(self) -> None:
+        """Flush and release resources."""
+        self.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

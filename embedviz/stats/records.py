@@ -1,0 +1,556 @@
+"""The records that training-statistics producers write and the UI reads.
+
+Every record is a plain dataclass keyed by ``(session_id, worker_id)``; per-iteration
+records also carry ``iteration`` and ``timestamp`` (Unix seconds, wall clock).
+
+* :class:`StaticInfo` -- once per session and worker: model, layers, optimizer,
+  hardware, software and configuration.
+* :class:`Update` -- once per reported iteration: score, throughput, learning rates,
+  per-parameter statistics (:class:`ParamStats`), per-layer activation statistics
+  (:class:`ActivationStats`), histograms (:class:`Histogram`), memory, extra scalars
+  (``kl``, ``grad_norm`` for t-SNE; ``alpha``, ``words_per_sec`` for word2vec) and
+  string tags (``phase`` for t-SNE).
+* :class:`EvalRecord` -- metrics computed on a held-out set, never smoothed.
+* :class:`Snapshot` -- vectors of chosen items at one iteration (word vectors during
+  word2vec training, a t-SNE embedding), for the embeddings page.
+
+:func:`to_dict` and :func:`record_from_dict` convert to and from plain dicts (JSON):
+``{"type": "update", "session_id": ..., ...}``. ``record_from_dict`` validates its input
+(types and names of every field) and never instantiates anything named in the data;
+the remote receiver relies on that. Non-finite floats stay floats (``nan``/``inf``).
+
+Scalar series names (see :meth:`Update.scalars`) are ``score``, ``examples_per_sec``,
+``minibatches_per_sec``, ``collect_seconds``, ``epoch``, ``lr/<group>``,
+``params/<name>/<stat>`` (stat is a :class:`ParamStats` field),
+``activations/<layer>/<stat>``, ``memory/<key>``, ``extra/<key>`` and, from
+:class:`EvalRecord`, ``eval/<metric>``. Parameter names are PyTorch's (``0.weight``,
+``encoder.fc.bias``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from embedviz.errors import InputError
+
+SCHEMA_VERSION = 1
+
+HISTOGRAM_KINDS = ("params", "grads", "updates", "activations")
+
+
+@dataclass
+class ParamStats:
+    """Statistics of one parameter tensor at one iteration.
+
+    ``update`` is the change the optimizer actually applied (after momentum, Adam,
+    weight decay): ``param_after - param_before``. ``update_param_ratio`` is
+    ``update_mean_magnitude / param_mean_magnitude`` (healthy near 1e-3). Gradient and
+    update fields are ``None`` when the tensor had no gradient or was not stepped.
+    """
+
+    param_mean: float
+    param_std: float
+    param_mean_magnitude: float
+    grad_mean: float | None = None
+    grad_std: float | None = None
+    grad_mean_magnitude: float | None = None
+    update_mean: float | None = None
+    update_std: float | None = None
+    update_mean_magnitude: float | None = None
+    update_param_ratio: float | None = None
+
+
+@dataclass
+class ActivationStats:
+    """Mean and standard deviation of one layer's output; share of exact zeros."""
+
+    mean: float
+    std: float
+    zero_fraction: float | None = None
+
+
+@dataclass
+class Histogram:
+    """Counts in ``len(counts)`` equal-width bins spanning ``[lo, hi]``."""
+
+    lo: float
+    hi: float
+    counts: list[int]
+
+    def edges(self) -> np.ndarray:
+        """Bin edges, ``len(counts) + 1`` values from ``lo`` to ``hi``."""
+        return np.linspace(self.lo, self.hi, len(self.counts) + 1)
+
+
+@dataclass
+class LayerInfo:
+    """One module of the model: name (PyTorch's), class name and its own parameters."""
+
+    name: str
+    type: str
+    n_params: int
+    param_shapes: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass
+class StaticInfo:
+    """What does not change during a session, recorded once per worker.
+
+    ``kind`` is ``"torch"``, ``"word2vec"``, ``"tsne"`` or ``"other"``. ``optimizer`` is
+    ``{"class": name, "param_groups": [hyper-parameters of each group]}``; ``hardware``
+    has ``cpu_count``, ``memory_bytes`` and ``gpus`` (list of ``{"name", "memory_bytes"}``);
+    ``software`` has ``python``, ``torch``, ``os``, ``hostname``, ``embedviz``. ``config``
+    is free-form (batch size, ``n_classes``, a configured learning-rate schedule, ...).
+    """
+
+    session_id: str
+    worker_id: str
+    timestamp: float
+    kind: str = "torch"
+    model_class: str | None = None
+    n_params: int | None = None
+    layers: list[LayerInfo] = field(default_factory=list)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    software: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Update:
+    """Everything recorded at one reported iteration of one worker.
+
+    ``histograms`` maps a kind (``"params"``, ``"grads"``, ``"updates"``,
+    ``"activations"``) to ``{name: Histogram}``; it is empty on iterations that are not
+    on the histogram cadence. ``memory`` holds ``rss_bytes``, ``cpu_percent`` and, with
+    CUDA, ``cuda_allocated_bytes`` and ``cuda_reserved_bytes``. ``collect_seconds`` is the
+    time the listener spent collecting this record.
+    """
+
+    session_id: str
+    worker_id: str
+    iteration: int
+    timestamp: float
+    score: float | None = None
+    epoch: int | None = None
+    examples_per_sec: float | None = None
+    minibatches_per_sec: float | None = None
+    learning_rates: list[float] = field(default_factory=list)
+    params: dict[str, ParamStats] = field(default_factory=dict)
+    activations: dict[str, ActivationStats] = field(default_factory=dict)
+    histograms: dict[str, dict[str, Histogram]] = field(default_factory=dict)
+    memory: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    collect_seconds: float | None = None
+
+    def scalars(self) -> dict[str, float]:
+        """Every numeric value of this update under its series name.
+
+        Examples
+        --------
+        >>> u = Update("s", "0", 10, 0.0, score=2.3, learning_rates=[0.1])
+        >>> u.scalars()
+        {'score': 2.3, 'lr/0': 0.1}
+        """
+        out: dict[str, float] = {}
+        for name in ("score", "epoch", "examples_per_sec", "minibatches_per_sec"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.collect_seconds is not None:
+            out["collect_seconds"] = self.collect_seconds
+        for i, lr in enumerate(self.learning_rates):
+            out[f"lr/{i}"] = lr
+        for pname, ps in self.params.items():
+            for key, value in vars(ps).items():
+                if value is not None:
+                    out[f"params/{pname}/{key}"] = value
+        for lname, act in self.activations.items():
+            for key, value in vars(act).items():
+                if value is not None:
+                    out[f"activations/{lname}/{key}"] = value
+        for key, value in self.memory.items():
+            out[f"memory/{key}"] = value
+        for key, value in self.extra.items():
+            out[f"extra/{key}"] = value
+        return out
+
+
+@dataclass
+class EvalRecord:
+    """Metrics computed on a whole held-out set at one iteration (``accuracy``, ...)."""
+
+    session_id: str
+    worker_id: str
+    iteration: int
+    timestamp: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def scalars(self) -> dict[str, float]:
+        """The metrics as series names ``eval/<metric>``."""
+        return {f"eval/{k}": v for k, v in self.metrics.items()}
+
+
+@dataclass
+class Snapshot:
+    """Vectors of chosen items at one iteration.
+
+    ``kind`` is ``"word_vectors"`` (rows of a word2vec model for ``labels``) or
+    ``"embedding"`` (a t-SNE embedding; ``labels`` may be empty). ``vectors`` is a list
+    of rows; :meth:`array` returns it as a float array.
+    """
+
+    session_id: str
+    worker_id: str
+    iteration: int
+    timestamp: float
+    kind: str
+    labels: list[str] = field(default_factory=list)
+    vectors: list[list[float]] = field(default_factory=list)
+
+    def array(self) -> np.ndarray:
+        """The vectors as a ``(n, dim)`` float64 array."""
+        return np.asarray(self.vectors, dtype=np.float64)
+
+
+Record = StaticInfo | Update | EvalRecord | Snapshot
+
+_TYPE_NAMES = {StaticInfo: "static", Update: "update", EvalRecord: "eval", Snapshot: "snapshot"}
+_TYPES = {v: k for k, v in _TYPE_NAMES.items()}
+
+
+def to_dict(record: Record) -> dict[str, Any]:
+    """A record as a plain dict of JSON types, with its ``"type"``.
+
+    Examples
+    --------
+    >>> to_dict(EvalRecord("s", "0", 5, 1.0, {"accuracy": 0.9}))["type"]
+    'eval'
+    """
+    kind = _TYPE_NAMES.get(type(record))
+    if kind is None:
+        raise InputError(
+            f"record: expected StaticInfo, Update, EvalRecord or Snapshot, got "
+            f"{type(record).__name__}"
+        )
+    out = {"type": kind}
+    out.update(vars(record))
+    if kind == "update":
+        out["params"] = {k: vars(v) for k, v in record.params.items()}
+        out["activations"] = {k: vars(v) for k, v in record.activations.items()}
+        out["histograms"] = {
+            kind_: {k: vars(h) for k, h in hists.items()}
+            for kind_, hists in record.histograms.items()
+        }
+    elif kind == "static":
+        out["layers"] = [vars(layer) for layer in record.layers]
+    elif kind == "snapshot":
+        vectors = record.vectors
+        if isinstance(vectors, np.ndarray):
+            out["vectors"] = vectors.tolist()
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+
+
+def _fail(where: str, expected: str, value: Any) -> None:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    raise InputError(f"{where}: expected {expected}, got {shown}")
+
+
+def _number(where: str, value: Any, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(where, "a number" + (" or null" if optional else ""), value)
+    return value
+
+
+def _integer(where: str, value: Any, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(where, "an integer" + (" or null" if optional else ""), value)
+    return value
+
+
+def _string(where: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 1000:
+        _fail(where, "a string of at most 1000 characters", value)
+    return value
+
+
+def _mapping(where: str, value: Any) -> dict:
+    if not isinstance(value, dict):
+        _fail(where, "an object", value)
+    for key in value:
+        _string(f"{where} key", key)
+    return value
+
+
+def _plain(where: str, value: Any, depth: int = 0) -> Any:
+    """Free-form JSON data (config, hardware): only JSON types, bounded depth."""
+    if depth > 8:
+        _fail(where, "JSON nested at most 8 levels", "deeper")
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [_plain(f"{where}[{i}]", v, depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {
+            _string(f"{where} key", k): _plain(f"{where}.{k}", v, depth + 1)
+            for k, v in value.items()
+        }
+    _fail(where, "JSON data", value)
+
+
+def _check_keys(where: str, data: dict, cls: type, skip: tuple[str, ...] = ()) -> None:
+    names = {f.name for f in fields(cls)}
+    required = {
+        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    }
+    unknown = set(data) - names - set(skip)
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(names)}")
+    missing = {n for n in required if n not in data}
+    if missing:
+        raise InputError(f"{where}: missing field(s) {sorted(missing)}")
+
+
+def _stats(where: str, data: Any, cls: type) -> Any:
+    _mapping(where, data)
+    _check_keys(where, data, cls)
+    for f in fields(cls):
+        if f.name in data:
+            _number(f"{where}.{f.name}", data[f.name], optional=True)
+    return cls(**data)
+
+
+def _histogram(where: str, data: Any) -> Histogram:
+    _mapping(where, data)
+    _check_keys(where, data, Histogram)
+    _number(f"{where}.lo", data["lo"])
+    _number(f"{where}.hi", data["hi"])
+    counts = data["counts"]
+    if not isinstance(counts, list) or len(counts) > 10_000:
+        _fail(f"{where}.counts", "a list of at most 10000 integers", counts)
+    for i, c in enumerate(counts):
+        _integer(f"{where}.counts[{i}]", c)
+    return Histogram(data["lo"], data["hi"], list(counts))
+
+
+def _number_map(where: str, data: Any) -> dict[str, float]:
+    _mapping(where, data)
+    for k, v in data.items():
+        _number(f"{where}.{k}", v)
+    return dict(data)
+
+
+def _common(where: str, data: dict, per_iteration: bool = True) -> None:
+    _string(f"{where}.session_id", data.get("session_id"))
+    _string(f"{where}.worker_id", data.get("worker_id"))
+    _number(f"{where}.timestamp", data.get("timestamp"))
+    if per_iteration:
+        _integer(f"{where}.iteration", data.get("iteration"))
+
+
+def _update_from_dict(where: str, d: dict) -> Update:
+    _common(where, d)
+    for name in ("score", "examples_per_sec", "minibatches_per_sec", "collect_seconds"):
+        _number(f"{where}.{name}", d.get(name), optional=True)
+    _integer(f"{where}.epoch", d.get("epoch"), optional=True)
+    lrs = d.get("learning_rates", [])
+    if not isinstance(lrs, list):
+        _fail(f"{where}.learning_rates", "a list of numbers", lrs)
+    for i, lr in enumerate(lrs):
+        _number(f"{where}.learning_rates[{i}]", lr)
+    params = {
+        k: _stats(f"{where}.params.{k}", v, ParamStats)
+        for k, v in _mapping(f"{where}.params", d.get("params", {})).items()
+    }
+    acts = {
+        k: _stats(f"{where}.activations.{k}", v, ActivationStats)
+        for k, v in _mapping(f"{where}.activations", d.get("activations", {})).items()
+    }
+    hists: dict[str, dict[str, Histogram]] = {}
+    for kind, group in _mapping(f"{where}.histograms", d.get("histograms", {})).items():
+        if kind not in HISTOGRAM_KINDS:
+            _fail(f"{where}.histograms", f"keys among {HISTOGRAM_KINDS}", kind)
+        hists[kind] = {
+            k: _histogram(f"{where}.histograms.{kind}.{k}", v)
+            for k, v in _mapping(f"{where}.histograms.{kind}", group).items()
+        }
+    tags = _mapping(f"{where}.tags", d.get("tags", {}))
+    for k, v in tags.items():
+        _string(f"{where}.tags.{k}", v)
+    return Update(
+        session_id=d["session_id"],
+        worker_id=d["worker_id"],
+        iteration=d["iteration"],
+        timestamp=d["timestamp"],
+        score=d.get("score"),
+        epoch=d.get("epoch"),
+        examples_per_sec=d.get("examples_per_sec"),
+        minibatches_per_sec=d.get("minibatches_per_sec"),
+        learning_rates=list(lrs),
+        params=params,
+        activations=acts,
+        histograms=hists,
+        memory=_number_map(f"{where}.memory", d.get("memory", {})),
+        extra=_number_map(f"{where}.extra", d.get("extra", {})),
+        tags=dict(tags),
+        collect_seconds=d.get("collect_seconds"),
+    )
+
+
+def _static_from_dict(where: str, d: dict) -> StaticInfo:
+    _common(where, d, per_iteration=False)
+    _string(f"{where}.kind", d.get("kind", "torch"))
+    if d.get("model_class") is not None:
+        _string(f"{where}.model_class", d["model_class"])
+    _integer(f"{where}.n_params", d.get("n_params"), optional=True)
+    layers_in = d.get("layers", [])
+    if not isinstance(layers_in, list):
+        _fail(f"{where}.layers", "a list", layers_in)
+    layers = []
+    for i, layer in enumerate(layers_in):
+        w = f"{where}.layers[{i}]"
+        _mapping(w, layer)
+        _check_keys(w, layer, LayerInfo)
+        _string(f"{w}.name", layer["name"])
+        _string(f"{w}.type", layer["type"])
+        _integer(f"{w}.n_params", layer["n_params"])
+        shapes = _mapping(f"{w}.param_shapes", layer.get("param_shapes", {}))
+        for k, shape in shapes.items():
+            if not isinstance(shape, list):
+                _fail(f"{w}.param_shapes.{k}", "a list of integers", shape)
+            for s in shape:
+                _integer(f"{w}.param_shapes.{k}", s)
+        layers.append(LayerInfo(layer["name"], layer["type"], layer["n_params"], dict(shapes)))
+    plain = {
+        key: _plain(f"{where}.{key}", _mapping(f"{where}.{key}", d.get(key, {})))
+        for key in ("optimizer", "hardware", "software", "config")
+    }
+    return StaticInfo(
+        session_id=d["session_id"],
+        worker_id=d["worker_id"],
+        timestamp=d["timestamp"],
+        kind=d.get("kind", "torch"),
+        model_class=d.get("model_class"),
+        n_params=d.get("n_params"),
+        layers=layers,
+        **plain,
+    )
+
+
+def _eval_from_dict(where: str, d: dict) -> EvalRecord:
+    _common(where, d)
+    metrics = _number_map(f"{where}.metrics", d.get("metrics", {}))
+    return EvalRecord(d["session_id"], d["worker_id"], d["iteration"], d["timestamp"], metrics)
+
+
+def _snapshot_from_dict(where: str, d: dict) -> Snapshot:
+    _common(where, d)
+    _string(f"{where}.kind", d.get("kind"))
+    labels = d.get("labels", [])
+    vectors = d.get("vectors", [])
+    if not isinstance(labels, list):
+        _fail(f"{where}.labels", "a list of strings", labels)
+    for i, label in enumerate(labels):
+        _string(f"{where}.labels[{i}]", label)
+    if not isinstance(vectors, list):
+        _fail(f"{where}.vectors", "a list of rows of numbers", vectors)
+    for i, row in enumerate(vectors):
+        if not isinstance(row, list):
+            _fail(f"{where}.vectors[{i}]", "a list of numbers", row)
+        for x in row:
+            _number(f"{where}.vectors[{i}]", x)
+    return Snapshot(
+        d["session_id"], d["worker_id"], d["iteration"], d["timestamp"], d["kind"], labels, vectors
+    )
+
+
+_READERS = {
+    "static": (StaticInfo, _static_from_dict),
+    "update": (Update, _update_from_dict),
+    "eval": (EvalRecord, _eval_from_dict),
+    "snapshot": (Snapshot, _snapshot_from_dict),
+}
+
+
+def record_from_dict(data: Any, where: str = "record") -> Record:
+    """Validate a plain dict and build the record it describes.
+
+    Parameters
+    ----------
+    data : dict
+        As written by :func:`to_dict`; ``data["type"]`` is one of ``"static"``,
+        ``"update"``, ``"eval"``, ``"snapshot"``.
+    where : str, default="record"
+        Names the position in error messages (``"records[3]"``).
+
+    Raises
+    ------
+    InputError
+        Naming the field, what is allowed and the value given.
+
+    Examples
+    --------
+    >>> r = record_from_dict({"type": "eval", "session_id": "s", "worker_id": "0",
+    ...                       "iteration": 3, "timestamp": 1.0, "metrics": {"acc": 0.5}})
+    >>> r.metrics["acc"]
+    0.5
+    """
+    _mapping(where, data)
+    kind = data.get("type")
+    if kind not in _READERS:
+        _fail(f"{where}.type", f"one of {sorted(_READERS)}", kind)
+    cls, reader = _READERS[kind]
+    body = {k: v for k, v in data.items() if k != "type"}
+    _check_keys(where, body, cls)
+    return reader(where, body)
+
+
+def _fast_update(d: dict) -> Update:
+    """Build an Update from a trusted dict (our own storage) without validation."""
+    d = dict(d)
+    d.pop("type", None)
+    d["params"] = {k: ParamStats(**v) for k, v in d.get("params", {}).items()}
+    d["activations"] = {k: ActivationStats(**v) for k, v in d.get("activations", {}).items()}
+    d["histograms"] = {
+        kind: {k: Histogram(**h) for k, h in group.items()}
+        for kind, group in d.get("histograms", {}).items()
+    }
+    return Update(**d)
+
+
+def trusted_from_dict(data: dict) -> Record:
+    """Build a record from a dict written by :func:`to_dict` in this process or file.
+
+    No validation; for storages reading their own data. Use :func:`record_from_dict`
+    for anything that came from outside.
+    """
+    kind = data["type"]
+    if kind == "update":
+        return _fast_update(data)
+    body = {k: v for k, v in data.items() if k != "type"}
+    if kind == "static":
+        body["layers"] = [LayerInfo(**layer) for layer in body.get("layers", [])]
+        return StaticInfo(**body)
+    if kind == "eval":
+        return EvalRecord(**body)
+    return Snapshot(**body)
+
+
+def is_finite(value: float | None) -> bool:
+    """True for a finite number, False for None, NaN and infinities."""
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,728 @@
+"""SQLiteStatsStorage: training statistics in one SQLite file.
+
+Layout (schema version :data:`~embedviz.stats.records.SCHEMA_VERSION`)::
+
+    meta(key, value)                 format = "embedviz-stats", schema_version = "1"
+    workers(id, session, worker)     id order = order of first appearance
+    static(id, wid, timestamp, data) data: JSON of StaticInfo (one row per worker)
+    layouts(id, names)               names: JSON list of scalar series names
+    worker_layouts(wid, layout)
+    updates(id, wid, iteration, timestamp, layout, scalars, tags)
+                                     scalars: float64 little-endian, one per name of the
+                                     layout; tags: JSON or NULL
+    histograms(id, wid, iteration, kind, name, lo, hi, counts)   counts: int64 LE
+    evals(id, wid, iteration, timestamp, metrics)                metrics: JSON
+    snapshots(id, wid, iteration, timestamp, kind, data)         data: JSON
+
+Scalars are packed per update against a shared list of names, so one series is read
+with ``substr(scalars, 8*k + 1, 8)`` without decoding whole records, and an update is
+rebuilt exactly (a name is in the layout only when its value was not None).
+
+Writes are buffered and committed in batches (``BEGIN IMMEDIATE``, WAL,
+``synchronous=NORMAL``): a batch is written when it holds ``batch_size`` records, when a
+record arrives ``flush_interval`` seconds after the last write, by a timer
+``flush_interval`` after the first buffered record, and by ``flush()``/``close()`` and
+reads through this object. Readers use their own connections (one per thread), so a
+reader never holds up the writer; several processes (DDP ranks) may write one file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import sys
+import threading
+import time
+from array import array
+from pathlib import Path
+
+import numpy as np
+
+from embedviz.errors import FileFormatError, InputError
+from embedviz.stats.base import StatsStorage, StorageEvent, event_for, scalar_getter
+from embedviz.stats.records import (
+    HISTOGRAM_KINDS,
+    SCHEMA_VERSION,
+    ActivationStats,
+    EvalRecord,
+    Histogram,
+    LayerInfo,
+    ParamStats,
+    Record,
+    Snapshot,
+    StaticInfo,
+    Update,
+    to_dict,
+)
+from embedviz.stats.series import Series, downsample_minmax
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "embedviz-stats"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_LITTLE = sys.byteorder == "little"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workers(id INTEGER PRIMARY KEY, session TEXT NOT NULL,
+    worker TEXT NOT NULL, first_seen REAL, UNIQUE(session, worker));
+CREATE TABLE IF NOT EXISTS static(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL UNIQUE,
+    timestamp REAL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS layouts(id INTEGER PRIMARY KEY, names TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS worker_layouts(wid INTEGER NOT NULL, layout INTEGER NOT NULL,
+    PRIMARY KEY(wid, layout));
+CREATE TABLE IF NOT EXISTS updates(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, timestamp REAL NOT NULL, layout INTEGER NOT NULL,
+    scalars BLOB NOT NULL, tags TEXT);
+CREATE INDEX IF NOT EXISTS updates_by_worker ON updates(wid, iteration);
+CREATE TABLE IF NOT EXISTS histograms(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, lo REAL, hi REAL,
+    counts BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS histograms_by_name ON histograms(wid, kind, name, iteration);
+CREATE INDEX IF NOT EXISTS histograms_by_iteration ON histograms(wid, iteration);
+CREATE TABLE IF NOT EXISTS evals(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, timestamp REAL NOT NULL, metrics TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS evals_by_worker ON evals(wid, iteration);
+CREATE TABLE IF NOT EXISTS snapshots(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, timestamp REAL NOT NULL, kind TEXT NOT NULL,
+    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS snapshots_by_worker ON snapshots(wid, iteration);
+"""
+
+_SCALAR_FIELDS = ("score", "epoch", "examples_per_sec", "minibatches_per_sec", "collect_seconds")
+
+
+def _pack(values) -> bytes:
+    a = array("d", values)
+    if not _LITTLE:
+        a.byteswap()
+    return a.tobytes()
+
+
+def _plan(names: list[str]) -> list[tuple[str, str, str]]:
+    """How to put each packed value back into an Update."""
+    plan = []
+    for name in names:
+        head, _, rest = name.partition("/")
+        if not rest:
+            plan.append(("field", name, ""))
+        elif head in ("params", "activations"):
+            owner, _, stat = rest.rpartition("/")
+            plan.append((head, owner, stat))
+        else:
+            plan.append((head, rest, ""))
+    return plan
+
+
+def _rebuild(session, worker, iteration, timestamp, plan, values, tags) -> Update:
+    u = Update(session, worker, iteration, timestamp)
+    params: dict[str, dict] = {}
+    acts: dict[str, dict] = {}
+    for (target, a, b), v in zip(plan, values, strict=True):
+        if target == "params":
+            params.setdefault(a, {})[b] = v
+        elif target == "activations":
+            acts.setdefault(a, {})[b] = v
+        elif target == "field":
+            setattr(u, a, int(v) if a == "epoch" else v)
+        elif target == "lr":
+            u.learning_rates.append(v)
+        elif target == "memory":
+            u.memory[a] = v
+        elif target == "extra":
+            u.extra[a] = v
+    u.params = {k: ParamStats(**v) for k, v in params.items()}
+    u.activations = {k: ActivationStats(**v) for k, v in acts.items()}
+    if tags:
+        u.tags = json.loads(tags)
+    return u
+
+
+class SQLiteStatsStorage(StatsStorage):
+    """Training statistics in one SQLite file (the embedded default).
+
+    Parameters
+    ----------
+    path : str or Path
+        Created when missing (unless ``read_only``).
+    read_only : bool, default=False
+        Open an existing file for reading only (the UI, ``embedviz check``).
+    batch_size : int, default=512
+        Records per transaction at most.
+    flush_interval : float, default=0.5
+        Seconds a record may wait in the buffer.
+
+    Raises
+    ------
+    FileFormatError
+        The file is not SQLite, is damaged, belongs to another program, or was written
+        by a newer embedviz (a higher schema version).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from embedviz.stats.records import Update
+    >>> path = os.path.join(tempfile.mkdtemp(), "runs.db")
+    >>> with SQLiteStatsStorage(path) as storage:
+    ...     storage.put(Update("run", "0", 10, 0.0, score=1.5))
+    >>> SQLiteStatsStorage(path, read_only=True).get_updates("run")[0].score
+    1.5
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        read_only: bool = False,
+        batch_size: int = 512,
+        flush_interval: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.read_only = read_only
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.flush_interval = float(flush_interval)
+        self._buffer: list[Record] = []
+        self._buffer_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._last_write = 0.0
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._wids: dict[tuple[str, str], int] = {}
+        self._layout_ids: dict[tuple[str, ...], int] = {}
+        self._worker_layouts: set[tuple[int, int]] = set()
+        self._plans: dict[int, tuple[list[str], list]] = {}
+        self._closed = False
+        self._check_file()
+        self._writer = None if read_only else self._connect()
+        if self._writer is not None:
+            self._create_schema()
+        self._check_meta(self._reader())
+        self._poll_from = self._max_ids()
+        self._own_rows: list[tuple[str, int, int]] | None = None
+
+    # -- opening -------------------------------------------------------------------
+    def _check_file(self) -> None:
+        p = self.path
+        if p.is_dir():
+            raise FileFormatError(f"{p}: is a directory; give a file path such as runs.db")
+        if not p.exists():
+            if self.read_only:
+                raise FileFormatError(f"{p}: no such statistics file; check the path")
+            return
+        with open(p, "rb") as f:
+            head = f.read(16)
+        if head and head != _SQLITE_MAGIC:
+            raise FileFormatError(
+                f"{p}: not an embedviz statistics file (not SQLite); give a file written "
+                f"by SQLiteStatsStorage or a new path"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if self.read_only:
+                uri = f"file:{self.path.resolve().as_posix()}?mode=ro"
+                con = sqlite3.connect(
+                    uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
+                )
+            else:
+                con = sqlite3.connect(
+                    self.path, timeout=30, isolation_level=None, check_same_thread=False
+                )
+            con.execute("PRAGMA busy_timeout = 30000")
+            if not self.read_only:
+                for attempt in range(50):
+                    try:
+                        con.execute("PRAGMA journal_mode = WAL")
+                        break
+                    except sqlite3.OperationalError:
+                        if attempt == 49:
+                            raise
+                        time.sleep(0.05)
+                con.execute("PRAGMA synchronous = NORMAL")
+            return con
+        except sqlite3.DatabaseError as exc:
+            raise FileFormatError(
+                f"{self.path}: damaged or not a database ({exc}); give a file written by "
+                f"SQLiteStatsStorage or a new path"
+            ) from None
+
+    def _create_schema(self) -> None:
+        con = self._writer
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            if tables and "meta" not in tables:
+                return  # foreign file: _check_meta explains
+            if "updates" in tables:
+                return
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        con.execute(statement)
+                con.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('schema_version', ?)",
+                    (FORMAT_NAME, str(SCHEMA_VERSION)),
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise FileFormatError(
+                f"{self.path}: damaged or not a database ({exc}); give a file written by "
+                f"SQLiteStatsStorage or a new path"
+            ) from None
+
+    def _check_meta(self, con: sqlite3.Connection) -> None:
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            meta = dict(con.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
+        except sqlite3.DatabaseError as exc:
+            raise FileFormatError(
+                f"{self.path}: damaged or not a database ({exc}); give a file written by "
+                f"SQLiteStatsStorage or a new path"
+            ) from None
+        if meta.get("format") != FORMAT_NAME:
+            raise FileFormatError(
+                f"{self.path}: an SQLite file of another program (no embedviz-stats format "
+                f"marker); give a file written by SQLiteStatsStorage or a new path"
+            )
+        try:
+            version = int(meta.get("schema_version", ""))
+        except ValueError:
+            version = -1
+        if version > SCHEMA_VERSION:
+            raise FileFormatError(
+                f"{self.path}: written with statistics schema version {version}, this "
+                f"embedviz reads up to version {SCHEMA_VERSION}; upgrade embedviz"
+            )
+        if version < 1:
+            raise FileFormatError(
+                f"{self.path}: bad schema_version {meta.get('schema_version')!r} in the meta "
+                f"table; the file is damaged"
+            )
+
+    def _reader(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            if self._closed:
+                raise InputError(f"{self.path}: the storage is closed; open it again")
+            con = self._connect()
+            self._local.con = con
+            with self._readers_lock:
+                self._readers.append(con)
+        return con
+
+    # -- writing -------------------------------------------------------------------
+    def _store(self, records: list[Record]) -> None:
+        if self.read_only:
+            raise InputError(f"{self.path}: opened with read_only=True; cannot write")
+        if self._closed:
+            raise InputError(f"{self.path}: the storage is closed; open it again to write")
+        with self._buffer_lock:
+            self._buffer.extend(records)
+            due = (
+                len(self._buffer) >= self.batch_size
+                or time.monotonic() - self._last_write >= self.flush_interval
+            )
+            if not due and self._timer is None:
+                self._timer = threading.Timer(self.flush_interval, self._timer_flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if due:
+            self.flush()
+
+    def _timer_flush(self) -> None:
+        with self._buffer_lock:
+            self._timer = None
+        try:
+            self.flush()
+        except Exception:
+            log.exception("writing statistics to %s failed; will retry", self.path)
+
+    def flush(self) -> None:
+        """Write every buffered record in one transaction."""
+        if self._writer is None:
+            return
+        with self._write_lock:
+            with self._buffer_lock:
+                records, self._buffer = self._buffer, []
+            if not records:
+                return
+            try:
+                for start in range(0, len(records), 4 * self.batch_size):
+                    self._write(records[start : start + 4 * self.batch_size])
+            except BaseException:
+                with self._buffer_lock:  # keep them: nothing is dropped silently
+                    self._buffer[:0] = records
+                raise
+            self._last_write = time.monotonic()
+        self._notify(event_for(r) for r in records)
+
+    def _wid(self, con: sqlite3.Connection, session: str, worker: str) -> int:
+        key = (session, worker)
+        wid = self._wids.get(key)
+        if wid is None:
+            con.execute(
+                "INSERT OR IGNORE INTO workers(session, worker, first_seen) VALUES (?, ?, ?)",
+                (session, worker, time.time()),
+            )
+            wid = con.execute(
+                "SELECT id FROM workers WHERE session = ? AND worker = ?", key
+            ).fetchone()[0]
+            self._wids[key] = wid
+        return wid
+
+    def _layout(self, con: sqlite3.Connection, names: tuple[str, ...]) -> int:
+        lid = self._layout_ids.get(names)
+        if lid is None:
+            text = json.dumps(list(names))
+            con.execute("INSERT OR IGNORE INTO layouts(names) VALUES (?)", (text,))
+            lid = con.execute("SELECT id FROM layouts WHERE names = ?", (text,)).fetchone()[0]
+            self._layout_ids[names] = lid
+        return lid
+
+    def _write(self, records: list[Record]) -> None:
+        con = self._writer
+        updates, hists, evals, snaps, statics = [], [], [], [], []
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            ids_before = self._max_ids(con) if self._own_rows is not None else None
+            for r in records:
+                wid = self._wid(con, r.session_id, r.worker_id)
+                if isinstance(r, Update):
+                    scalars = r.scalars()
+                    lid = self._layout(con, tuple(scalars))
+                    if (wid, lid) not in self._worker_layouts:
+                        con.execute(
+                            "INSERT OR IGNORE INTO worker_layouts VALUES (?, ?)", (wid, lid)
+                        )
+                        self._worker_layouts.add((wid, lid))
+                    tags = json.dumps(r.tags) if r.tags else None
+                    updates.append(
+                        (wid, r.iteration, r.timestamp, lid, _pack(scalars.values()), tags)
+                    )
+                    for kind, group in r.histograms.items():
+                        for name, h in group.items():
+                            counts = np.asarray(h.counts, dtype="<i8").tobytes()
+                            hists.append((wid, r.iteration, kind, name, h.lo, h.hi, counts))
+                elif isinstance(r, EvalRecord):
+                    evals.append((wid, r.iteration, r.timestamp, json.dumps(r.metrics)))
+                elif isinstance(r, Snapshot):
+                    vectors = np.asarray(r.vectors, dtype=np.float64).tolist()
+                    data = json.dumps({"labels": list(r.labels), "vectors": vectors})
+                    snaps.append((wid, r.iteration, r.timestamp, r.kind, data))
+                else:
+                    statics.append((wid, r.timestamp, json.dumps(to_dict(r))))
+            con.executemany(
+                "INSERT INTO updates(wid, iteration, timestamp, layout, scalars, tags) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                updates,
+            )
+            con.executemany(
+                "INSERT INTO histograms(wid, iteration, kind, name, lo, hi, counts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                hists,
+            )
+            con.executemany(
+                "INSERT INTO evals(wid, iteration, timestamp, metrics) VALUES (?, ?, ?, ?)", evals
+            )
+            con.executemany(
+                "INSERT INTO snapshots(wid, iteration, timestamp, kind, data) "
+                "VALUES (?, ?, ?, ?, ?)",
+                snaps,
+            )
+            con.executemany(
+                "INSERT OR REPLACE INTO static(wid, timestamp, data) VALUES (?, ?, ?)", statics
+            )
+            if ids_before is not None:
+                after = self._max_ids(con)
+                self._own_rows.extend(
+                    (t, ids_before[t], after[t]) for t in after if after[t] > ids_before[t]
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Write what is buffered and close every connection."""
+        if self._closed:
+            return
+        with self._buffer_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        self.flush()
+        self._closed = True
+        if self._writer is not None:
+            self._writer.close()
+        with self._readers_lock:
+            for con in self._readers:
+                con.close()
+            self._readers.clear()
+        self._local = threading.local()
+
+    # -- polling for other writers --------------------------------------------------
+    _POLL_TABLES = ("static", "updates", "evals", "snapshots")
+
+    def _max_ids(self, con: sqlite3.Connection | None = None) -> dict[str, int]:
+        con = con or self._reader()
+        return {
+            t: con.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
+            for t in self._POLL_TABLES
+        }
+
+    def poll(self) -> list[StorageEvent]:
+        """Announce records other processes wrote since the previous poll.
+
+        Returns the events (records written through this object are announced when
+        written, not again here) and calls the registered listeners with them.
+        """
+        self.flush()
+        if self._own_rows is None:
+            self._own_rows = []
+        con = self._reader()
+        events: list[StorageEvent] = []
+        kinds = {"static": "static", "updates": "update", "evals": "eval", "snapshots": "snapshot"}
+        own, self._own_rows = self._own_rows, []
+        for table, kind in kinds.items():
+            it = "NULL" if table == "static" else "t.iteration"
+            rows = con.execute(
+                f"SELECT t.id, w.session, w.worker, {it} FROM {table} t "
+                f"JOIN workers w ON w.id = t.wid WHERE t.id > ? ORDER BY t.id",
+                (self._poll_from[table],),
+            ).fetchall()
+            mine = [(lo, hi) for t, lo, hi in own if t == table]
+            for rid, session, worker, iteration in rows:
+                if not any(lo < rid <= hi for lo, hi in mine):
+                    events.append(StorageEvent(kind, session, worker, iteration))
+                self._poll_from[table] = max(self._poll_from[table], rid)
+        self._notify(events)
+        return events
+
+    # -- reading -------------------------------------------------------------------
+    def _read(self) -> sqlite3.Connection:
+        if self._buffer:
+            self.flush()
+        return self._reader()
+
+    def list_sessions(self) -> list[str]:
+        rows = self._read().execute("SELECT session FROM workers GROUP BY session ORDER BY min(id)")
+        return [r[0] for r in rows]
+
+    def list_workers(self, session_id: str) -> list[str]:
+        rows = self._read().execute(
+            "SELECT worker FROM workers WHERE session = ? ORDER BY id", (session_id,)
+        )
+        return [r[0] for r in rows]
+
+    def _wids_of(self, session_id: str, worker_id: str | None) -> list[tuple[int, str]]:
+        con = self._read()
+        if worker_id is None:
+            sql = "SELECT id, worker FROM workers WHERE session = ? ORDER BY id"
+            args = (session_id,)
+        else:
+            sql = "SELECT id, worker FROM workers WHERE session = ? AND worker = ?"
+            args = (session_id, worker_id)
+        return con.execute(sql, args).fetchall()
+
+    def get_static_info(self, session_id: str, worker_id: str) -> StaticInfo | None:
+        row = (
+            self._read()
+            .execute(
+                "SELECT s.data FROM static s JOIN workers w ON w.id = s.wid "
+                "WHERE w.session = ? AND w.worker = ?",
+                (session_id, worker_id),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        d = json.loads(row[0])
+        d.pop("type", None)
+        d["layers"] = [LayerInfo(**layer) for layer in d.get("layers", [])]
+        return StaticInfo(**d)
+
+    def _layout_plan(self, con: sqlite3.Connection, lid: int) -> tuple[list[str], list]:
+        got = self._plans.get(lid)
+        if got is None:
+            names = json.loads(
+                con.execute("SELECT names FROM layouts WHERE id = ?", (lid,)).fetchone()[0]
+            )
+            got = self._plans[lid] = (names, _plan(names))
+        return got
+
+    def _updates_of(
+        self, wid: int, worker: str, session_id: str, after: int | None, last: int | None
+    ) -> list[Update]:
+        con = self._reader()
+        where, args = "wid = ?", [wid]
+        if after is not None:
+            where += " AND iteration > ?"
+            args.append(after)
+        sql = f"SELECT iteration, timestamp, layout, scalars, tags FROM updates WHERE {where}"
+        if last is not None:
+            sql += " ORDER BY iteration DESC, id DESC LIMIT ?"
+            args.append(last)
+            rows = con.execute(sql, args).fetchall()[::-1]
+        else:
+            rows = con.execute(sql + " ORDER BY iteration, id", args).fetchall()
+        out = []
+        for iteration, ts, lid, blob, tags in rows:
+            _, plan = self._layout_plan(con, lid)
+            values = np.frombuffer(blob, dtype="<f8").tolist()
+            out.append(_rebuild(session_id, worker, iteration, ts, plan, values, tags))
+        if out:
+            hist_rows = con.execute(
+                "SELECT iteration, kind, name, lo, hi, counts FROM histograms "
+                "WHERE wid = ? AND iteration BETWEEN ? AND ? ORDER BY id",
+                (wid, out[0].iteration, out[-1].iteration),
+            ).fetchall()
+            if hist_rows:
+                by_it: dict[int, list[Update]] = {}
+                for u in out:
+                    by_it.setdefault(u.iteration, []).append(u)
+                for iteration, kind, name, lo, hi, counts in hist_rows:
+                    h = Histogram(lo, hi, np.frombuffer(counts, dtype="<i8").tolist())
+                    for u in by_it.get(iteration, []):
+                        u.histograms.setdefault(kind, {})[name] = h
+        return out
+
+    def get_updates(
+        self,
+        session_id: str,
+        worker_id: str | None = None,
+        after_iteration: int | None = None,
+        last: int | None = None,
+    ) -> list[Update]:
+        if last is not None and last <= 0:
+            return []
+        workers = self._wids_of(session_id, worker_id)
+        out: list[Update] = []
+        for wid, worker in workers:
+            out.extend(self._updates_of(wid, worker, session_id, after_iteration, last))
+        if len(workers) > 1:
+            order = {w: i for i, (_, w) in enumerate(workers)}
+            out.sort(key=lambda u: (u.iteration, order[u.worker_id]))
+        if last is not None:
+            out = out[-last:]
+        return out
+
+    def get_latest_update(self, session_id: str, worker_id: str) -> Update | None:
+        got = self.get_updates(session_id, worker_id, last=1)
+        return got[0] if got else None
+
+    def count_updates(self, session_id: str, worker_id: str | None = None) -> int:
+        con = self._read()
+        return sum(
+            con.execute("SELECT count(*) FROM updates WHERE wid = ?", (wid,)).fetchone()[0]
+            for wid, _ in self._wids_of(session_id, worker_id)
+        )
+
+    def list_series(self, session_id: str, worker_id: str) -> list[str]:
+        con = self._read()
+        names: dict[str, None] = {}
+        for wid, _ in self._wids_of(session_id, worker_id):
+            for (lid,) in con.execute(
+                "SELECT layout FROM worker_layouts WHERE wid = ? ORDER BY layout", (wid,)
+            ).fetchall():
+                names.update(dict.fromkeys(self._layout_plan(con, lid)[0]))
+            for (metrics,) in con.execute("SELECT metrics FROM evals WHERE wid = ?", (wid,)):
+                names.update(dict.fromkeys(f"eval/{k}" for k in json.loads(metrics)))
+        return list(names)
+
+    def get_series(
+        self, session_id: str, worker_id: str, name: str, max_points: int | None = None
+    ) -> Series:
+        if not name.startswith("eval/"):
+            scalar_getter(name)  # validates the name
+        con = self._read()
+        parts: list[tuple] = []
+        for wid, _ in self._wids_of(session_id, worker_id):
+            if name.startswith("eval/"):
+                metric = name[5:]
+                for rid, it, ts, metrics in con.execute(
+                    "SELECT id, iteration, timestamp, metrics FROM evals WHERE wid = ?", (wid,)
+                ):
+                    value = json.loads(metrics).get(metric)
+                    if value is not None:
+                        parts.append(([it], [ts], [rid], [float(value)]))
+                continue
+            for (lid,) in con.execute(
+                "SELECT layout FROM worker_layouts WHERE wid = ?", (wid,)
+            ).fetchall():
+                names = self._layout_plan(con, lid)[0]
+                if name not in names:
+                    continue
+                offset = 8 * names.index(name) + 1
+                rows = con.execute(
+                    "SELECT iteration, timestamp, id, substr(scalars, ?, 8) FROM updates "
+                    "WHERE wid = ? AND layout = ?",
+                    (offset, wid, lid),
+                ).fetchall()
+                if rows:
+                    it, ts, ids, blobs = zip(*rows, strict=True)
+                    parts.append((it, ts, ids, np.frombuffer(b"".join(blobs), dtype="<f8")))
+        if not parts:
+            return Series.empty()
+        it = np.concatenate([np.asarray(p[0], np.int64) for p in parts])
+        ts = np.concatenate([np.asarray(p[1], np.float64) for p in parts])
+        ids = np.concatenate([np.asarray(p[2], np.int64) for p in parts])
+        vals = np.concatenate([np.asarray(p[3], np.float64) for p in parts])
+        order = np.lexsort((ids, it))
+        series = Series(it[order], ts[order], vals[order])
+        return series.take(downsample_minmax(series.values, max_points))
+
+    def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
+        con = self._read()
+        out = []
+        for wid, worker in self._wids_of(session_id, worker_id):
+            for it, ts, metrics in con.execute(
+                "SELECT iteration, timestamp, metrics FROM evals WHERE wid = ? "
+                "ORDER BY iteration, id",
+                (wid,),
+            ):
+                out.append(EvalRecord(session_id, worker, it, ts, json.loads(metrics)))
+        out.sort(key=lambda e: e.iteration)
+        return out
+
+    def get_histograms(
+        self, session_id: str, worker_id: str, kind: str, name: str
+    ) -> list[tuple[int, Histogram]]:
+        if kind not in HISTOGRAM_KINDS:
+            raise InputError(f"kind: expected one of {HISTOGRAM_KINDS}, got {kind!r}")
+        con = self._read()
+        out = []
+        for wid, _ in self._wids_of(session_id, worker_id):
+            for it, lo, hi, counts in con.execute(
+                "SELECT iteration, lo, hi, counts FROM histograms "
+                "WHERE wid = ? AND kind = ? AND name = ? ORDER BY iteration, id",
+                (wid, kind, name),
+            ):
+                out.append((it, Histogram(lo, hi, np.frombuffer(counts, dtype="<i8").tolist())))
+        return out
+
+    def get_snapshots(
+        self, session_id: str, worker_id: str | None = None, kind: str | None = None
+    ) -> list[Snapshot]:
+        con = self._read()
+        out = []
+        for wid, worker in self._wids_of(session_id, worker_id):
+            for it, ts, k, data in con.execute(
+                "SELECT iteration, timestamp, kind, data FROM snapshots WHERE wid = ? "
+                "ORDER BY iteration, id",
+                (wid,),
+            ):
+                if kind is None or k == kind:
+                    d = json.loads(data)
+                    out.append(Snapshot(session_id, worker, it, ts, k, d["labels"], d["vectors"]))
+        out.sort(key=lambda s: s.iteration)
+        return out

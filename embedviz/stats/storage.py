@@ -1,0 +1,270 @@
+"""Statistics storages: where producers write and what the UI reads.
+
+Two storages share one interface (:class:`~embedviz.stats.base.StatsStorage`):
+:class:`InMemoryStatsStorage` (bounded: old updates are thinned) and
+:class:`SQLiteStatsStorage` (one file, WAL, several processes, reopened later for offline
+viewing). :class:`~embedviz.stats.remote.RemoteStatsRouter` takes the same writes and
+sends them to a running UI.
+
+Write API
+---------
+``put(record)``, ``put_many(records)`` (``StaticInfo``, ``Update``, ``EvalRecord``,
+``Snapshot`` from :mod:`embedviz.stats.records`), ``flush()``, ``close()``; storages are
+context managers.
+
+Read API (every storage; safe to call from another thread while training writes)
+------------------------------------------------------------------------------------
+``list_sessions() -> list[str]``
+    Session ids in the order they first appeared.
+``list_workers(session_id) -> list[str]``
+    Worker ids of a session in the order they first appeared ([] if unknown).
+``get_static_info(session_id, worker_id) -> StaticInfo | None``
+``get_updates(session_id, worker_id=None, after_iteration=None, last=None) -> list[Update]``
+    Sorted by ``(iteration, worker order)``. ``after_iteration`` keeps iterations strictly
+    greater; ``last`` keeps only the newest ``last`` updates (per the whole selection).
+    ``worker_id=None`` means every worker of the session.
+``get_latest_update(session_id, worker_id) -> Update | None``
+``count_updates(session_id, worker_id=None) -> int``
+``list_series(session_id, worker_id) -> list[str]``
+    Names of the scalar series recorded for a worker: ``score``, ``examples_per_sec``,
+    ``minibatches_per_sec``, ``collect_seconds``, ``epoch``, ``lr/<group>``,
+    ``params/<name>/<stat>`` (stat: ``param_mean``, ``param_std``,
+    ``param_mean_magnitude``, ``grad_*``, ``update_*``, ``update_param_ratio``),
+    ``activations/<layer>/<mean|std|zero_fraction>``, ``memory/<key>``, ``extra/<key>``
+    (``kl``, ``grad_norm``, ``alpha``, ``words_per_sec``, ``loss``) and ``eval/<metric>``.
+``get_series(session_id, worker_id, name, max_points=None) -> Series``
+    ``Series(iterations, timestamps, values)`` as numpy arrays sorted by iteration,
+    only the updates that hold ``name``. With ``max_points`` the series is downsampled
+    by :func:`~embedviz.stats.series.downsample_minmax`: per bucket the min and max
+    finite value and the first NaN/inf survive, and the newest point is always kept.
+``get_evals(session_id, worker_id=None) -> list[EvalRecord]``
+    Sorted by iteration; never smoothed.
+``get_histograms(session_id, worker_id, kind, name) -> list[tuple[int, Histogram]]``
+    ``kind`` in ``"params"``, ``"grads"``, ``"updates"``, ``"activations"``; every
+    recorded iteration of that histogram, oldest first.
+``get_snapshots(session_id, worker_id=None, kind=None) -> list[Snapshot]``
+``register_listener(callback)``
+    ``callback(StorageEvent(kind, session_id, worker_id, iteration))`` after each record
+    written *through this object* is readable. Records that other processes write
+    into the same SQLite file are announced by ``poll()``, which the UI calls
+    periodically (it returns the events and calls the listeners).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import defaultdict
+
+import numpy as np
+
+from embedviz.errors import InputError
+from embedviz.stats.base import StatsStorage, event_for, scalar_getter
+from embedviz.stats.records import (
+    HISTOGRAM_KINDS,
+    EvalRecord,
+    Histogram,
+    Record,
+    Snapshot,
+    StaticInfo,
+    Update,
+)
+from embedviz.stats.series import Series, downsample_minmax
+from embedviz.stats.sqlite_storage import SQLiteStatsStorage
+
+__all__ = ["InMemoryStatsStorage", "SQLiteStatsStorage", "StatsStorage"]
+
+
+def _thin(items: list, score=None) -> list:
+    """Halve the older half of ``items``: of each 4 consecutive keep 2.
+
+    With ``score`` (a function item -> float | None), keep the lowest and the highest
+    score of each group (a spike survives) and every non-finite score; otherwise keep
+    the 1st and 3rd.
+    """
+    n = len(items)
+    old, new = items[: n // 2], items[n // 2 :]
+    kept = []
+    for start in range(0, len(old), 4):
+        group = old[start : start + 4]
+        if len(group) < 4 or score is None:
+            kept.extend(group[::2])
+            continue
+        values = [score(x) for x in group]
+        if any(v is None for v in values):
+            kept.extend(group[::2])
+            continue
+        values = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():
+            chosen = set(np.flatnonzero(~finite)[:2].tolist())
+        else:
+            chosen = {int(np.argmin(values)), int(np.argmax(values))}
+        if len(chosen) < 2:  # all four equal, or a single non-finite one
+            chosen.add(3 if 0 in chosen else 0)
+        kept.extend(group[i] for i in sorted(chosen)[:2])
+    return kept + new
+
+
+class InMemoryStatsStorage(StatsStorage):
+    """Statistics held in this process, bounded in size.
+
+    Parameters
+    ----------
+    max_updates : int, default=10000
+        Per session and worker. When exceeded, the older half is thinned to half its
+        size, keeping the lowest and highest score of every four updates, so memory
+        stays bounded and spikes survive. Evaluation records are bounded the same way.
+    max_snapshots : int, default=200
+        Per session and worker; older snapshots are thinned likewise.
+
+    Examples
+    --------
+    >>> from embedviz.stats.records import Update
+    >>> storage = InMemoryStatsStorage(max_updates=100)
+    >>> storage.put(Update("run", "0", 10, 0.0, score=1.5))
+    >>> storage.get_updates("run")[0].score
+    1.5
+    """
+
+    def __init__(self, max_updates: int = 10_000, max_snapshots: int = 200) -> None:
+        super().__init__()
+        for name, value in (("max_updates", max_updates), ("max_snapshots", max_snapshots)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 8:
+                raise InputError(f"{name}: expected an integer >= 8, got {value!r}")
+        self.max_updates = max_updates
+        self.max_snapshots = max_snapshots
+        self._lock = threading.RLock()
+        self._workers: dict[str, list[str]] = {}
+        self._static: dict[tuple[str, str], StaticInfo] = {}
+        self._updates: dict[tuple[str, str], list[Update]] = defaultdict(list)
+        self._evals: dict[tuple[str, str], list[EvalRecord]] = defaultdict(list)
+        self._snapshots: dict[tuple[str, str], list[Snapshot]] = defaultdict(list)
+
+    # -- writing -------------------------------------------------------------------
+    def _store(self, records: list[Record]) -> None:
+        with self._lock:
+            for r in records:
+                key = (r.session_id, r.worker_id)
+                workers = self._workers.setdefault(r.session_id, [])
+                if r.worker_id not in workers:
+                    workers.append(r.worker_id)
+                if isinstance(r, StaticInfo):
+                    self._static[key] = r
+                elif isinstance(r, Update):
+                    self._insert(self._updates[key], r, self.max_updates, lambda u: u.score)
+                elif isinstance(r, EvalRecord):
+                    self._insert(self._evals[key], r, self.max_updates, None)
+                else:
+                    self._insert(self._snapshots[key], r, self.max_snapshots, None)
+        self._notify(event_for(r) for r in records)
+
+    @staticmethod
+    def _insert(items: list, record, limit: int, score) -> None:
+        if not items or items[-1].iteration <= record.iteration:
+            items.append(record)
+        else:
+            bisect.insort_right(items, record, key=lambda x: x.iteration)
+        if len(items) > limit:
+            items[:] = _thin(items, score)
+
+    # -- reading -------------------------------------------------------------------
+    def list_sessions(self) -> list[str]:
+        with self._lock:
+            return list(self._workers)
+
+    def list_workers(self, session_id: str) -> list[str]:
+        with self._lock:
+            return list(self._workers.get(session_id, []))
+
+    def get_static_info(self, session_id: str, worker_id: str) -> StaticInfo | None:
+        with self._lock:
+            return self._static.get((session_id, worker_id))
+
+    def _select(self, table: dict, session_id: str, worker_id: str | None) -> list:
+        with self._lock:
+            workers = self._workers.get(session_id, [])
+            if worker_id is not None:
+                return list(table.get((session_id, worker_id), []))
+            out = []
+            for w in workers:
+                out.extend(table.get((session_id, w), []))
+        order = {w: i for i, w in enumerate(workers)}
+        out.sort(key=lambda r: (r.iteration, order[r.worker_id]))
+        return out
+
+    def get_updates(
+        self,
+        session_id: str,
+        worker_id: str | None = None,
+        after_iteration: int | None = None,
+        last: int | None = None,
+    ) -> list[Update]:
+        updates = self._select(self._updates, session_id, worker_id)
+        if after_iteration is not None:
+            start = bisect.bisect_right(updates, after_iteration, key=lambda u: u.iteration)
+            updates = updates[start:]
+        if last is not None:
+            updates = updates[-last:] if last > 0 else []
+        return updates
+
+    def get_latest_update(self, session_id: str, worker_id: str) -> Update | None:
+        with self._lock:
+            updates = self._updates.get((session_id, worker_id))
+            return updates[-1] if updates else None
+
+    def count_updates(self, session_id: str, worker_id: str | None = None) -> int:
+        with self._lock:
+            if worker_id is not None:
+                return len(self._updates.get((session_id, worker_id), []))
+            workers = self._workers.get(session_id, [])
+            return sum(len(self._updates.get((session_id, w), [])) for w in workers)
+
+    def list_series(self, session_id: str, worker_id: str) -> list[str]:
+        names: dict[str, None] = {}
+        for u in self._select(self._updates, session_id, worker_id):
+            names.update(dict.fromkeys(u.scalars()))
+        for e in self._select(self._evals, session_id, worker_id):
+            names.update(dict.fromkeys(e.scalars()))
+        return list(names)
+
+    def get_series(
+        self, session_id: str, worker_id: str, name: str, max_points: int | None = None
+    ) -> Series:
+        if name.startswith("eval/"):
+            metric = name[5:]
+            records = self._select(self._evals, session_id, worker_id)
+            rows = [(e.iteration, e.timestamp, e.metrics.get(metric)) for e in records]
+        else:
+            get = scalar_getter(name)
+            records = self._select(self._updates, session_id, worker_id)
+            rows = [(u.iteration, u.timestamp, get(u)) for u in records]
+        rows = [r for r in rows if r[2] is not None]
+        if not rows:
+            return Series.empty()
+        it, ts, vals = zip(*rows, strict=True)
+        series = Series(
+            np.asarray(it, np.int64), np.asarray(ts, np.float64), np.asarray(vals, np.float64)
+        )
+        return series.take(downsample_minmax(series.values, max_points))
+
+    def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
+        return self._select(self._evals, session_id, worker_id)
+
+    def get_histograms(
+        self, session_id: str, worker_id: str, kind: str, name: str
+    ) -> list[tuple[int, Histogram]]:
+        if kind not in HISTOGRAM_KINDS:
+            raise InputError(f"kind: expected one of {HISTOGRAM_KINDS}, got {kind!r}")
+        out = []
+        for u in self._select(self._updates, session_id, worker_id):
+            h = u.histograms.get(kind, {}).get(name)
+            if h is not None:
+                out.append((u.iteration, h))
+        return out
+
+    def get_snapshots(
+        self, session_id: str, worker_id: str | None = None, kind: str | None = None
+    ) -> list[Snapshot]:
+        snaps = self._select(self._snapshots, session_id, worker_id)
+        return [s for s in snaps if kind is None or s.kind == kind]

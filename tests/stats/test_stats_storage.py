@@ -1,0 +1,297 @@
+"""Storages (issue 4 §5): round trips, bounds, downsampling, SQLite files and processes."""
+
+import math
+import multiprocessing
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+
+from embedviz.errors import FileFormatError, InputError
+from embedviz.stats.records import (
+    ActivationStats,
+    EvalRecord,
+    Histogram,
+    LayerInfo,
+    ParamStats,
+    Snapshot,
+    StaticInfo,
+    Update,
+    record_from_dict,
+    to_dict,
+)
+from embedviz.stats.series import downsample_minmax
+from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+
+
+def make_update(i, worker="0", session="run", n_params=3, score=None, hist=False):
+    params = {
+        f"layer{k}.weight": ParamStats(
+            param_mean=0.1 * k,
+            param_std=1.0 + k,
+            param_mean_magnitude=0.5 + i,
+            grad_mean=-0.01,
+            grad_std=0.2,
+            grad_mean_magnitude=0.1,
+            update_mean=1e-4,
+            update_std=1e-3,
+            update_mean_magnitude=1e-3 * (i + 1),
+            update_param_ratio=1e-3 * (i + 1) / (0.5 + i),
+        )
+        for k in range(n_params)
+    }
+    return Update(
+        session,
+        worker,
+        i,
+        1000.0 + i,
+        score=float(100 - i) if score is None else score,
+        epoch=i // 10,
+        examples_per_sec=500.0,
+        learning_rates=[0.1, 0.01],
+        params=params,
+        activations={"layer0": ActivationStats(0.1, 0.9, 0.25)},
+        histograms={"params": {"layer0.weight": Histogram(-1.0, 1.0, [1, 5, 2])}} if hist else {},
+        memory={"rss_bytes": 123456789.0},
+        extra={"kl": 1.5},
+        tags={"phase": "main"},
+        collect_seconds=0.001,
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request, tmp_path):
+    if request.param == "memory":
+        s = InMemoryStatsStorage()
+    else:
+        s = SQLiteStatsStorage(tmp_path / "runs.db")
+    yield s
+    s.close()
+
+
+def test_round_trip_every_record_type(storage):
+    static = StaticInfo(
+        "run", "0", 1.0, model_class="MLP", n_params=30,
+        layers=[LayerInfo("0", "Linear", 30, {"weight": [5, 5], "bias": [5]})],
+        optimizer={"class": "SGD", "param_groups": [{"lr": 0.1}]}, config={"n_classes": 10},
+    )  # fmt: skip
+    updates = [make_update(i, hist=i % 5 == 0) for i in range(20)]
+    storage.put(static)
+    storage.put_many(updates)
+    storage.put(EvalRecord("run", "0", 10, 5.0, {"accuracy": 0.75, "loss": 0.3}))
+    storage.put(Snapshot("run", "0", 10, 5.0, "word_vectors", ["a", "b"], [[1.0, 2.0], [3, 4]]))
+    assert storage.list_sessions() == ["run"]
+    assert storage.list_workers("run") == ["0"]
+    assert storage.list_workers("nope") == []
+    assert storage.get_static_info("run", "0") == static
+    assert storage.get_static_info("run", "9") is None
+    assert storage.get_updates("run") == updates
+    assert storage.get_updates("run", "0", after_iteration=15) == updates[16:]
+    assert storage.get_updates("run", last=3) == updates[-3:]
+    assert storage.get_latest_update("run", "0") == updates[-1]
+    assert storage.count_updates("run") == 20
+    evals = storage.get_evals("run")
+    assert evals[0].metrics == {"accuracy": 0.75, "loss": 0.3}
+    snap = storage.get_snapshots("run", kind="word_vectors")[0]
+    np.testing.assert_array_equal(snap.array(), [[1, 2], [3, 4]])
+    hists = storage.get_histograms("run", "0", "params", "layer0.weight")
+    assert [it for it, _ in hists] == [0, 5, 10, 15]
+    assert hists[0][1].counts == [1, 5, 2]
+    names = storage.list_series("run", "0")
+    assert {"score", "lr/1", "params/layer2.weight/update_param_ratio", "eval/accuracy"} <= set(
+        names
+    )
+    s = storage.get_series("run", "0", "params/layer1.weight/update_param_ratio")
+    np.testing.assert_array_equal(s.iterations, np.arange(20))
+    expected = [u.params["layer1.weight"].update_param_ratio for u in updates]
+    np.testing.assert_allclose(s.values, expected)
+    assert storage.get_series("run", "0", "eval/loss").values.tolist() == [0.3]
+    with pytest.raises(InputError, match="series name"):
+        storage.get_series("run", "0", "bogus/x")
+
+
+def test_nan_and_inf_survive(storage):
+    scores = [1.0, math.nan, math.inf, -math.inf, 2.0]
+    storage.put_many([make_update(i, score=v) for i, v in enumerate(scores)])
+    got = storage.get_series("run", "0", "score").values
+    np.testing.assert_array_equal(got, scores)
+
+
+def test_workers_interleave_sorted_by_iteration(storage):
+    for i in range(5):
+        storage.put(make_update(i, worker="b"))
+        storage.put(make_update(i, worker="a"))
+    got = [(u.iteration, u.worker_id) for u in storage.get_updates("run")]
+    assert got == [(i, w) for i in range(5) for w in ("b", "a")]
+    assert storage.list_workers("run") == ["b", "a"]
+
+
+def test_listener_told_after_record_is_readable(storage):
+    seen = []
+
+    def on_event(event):
+        seen.append((event, storage.count_updates(event.session_id, event.worker_id)))
+
+    storage.register_listener(on_event)
+    storage.put(make_update(7))
+    storage.flush()
+    assert seen and seen[0][0].kind == "update" and seen[0][0].iteration == 7
+    assert seen[0][1] == 1
+
+
+def test_in_memory_is_bounded_and_keeps_spikes():
+    storage = InMemoryStatsStorage(max_updates=100)
+    spike_at = 37
+    for i in range(5000):
+        storage.put(Update("run", "0", i, float(i), score=50.0 if i == spike_at else 1.0))
+    kept = storage.get_updates("run")
+    assert len(kept) <= 100
+    assert spike_at in [u.iteration for u in kept]
+    assert kept[-1].iteration == 4999
+    assert [u.iteration for u in kept] == sorted(u.iteration for u in kept)
+
+
+def brute_force_expected(values, max_points):
+    """Reference: per bucket the argmin/argmax finite and first non-finite, plus last."""
+    n = len(values)
+    nb = max_points // 2
+    edges = np.linspace(0, n, nb + 1).astype(int)
+    keep = {n - 1}
+    for b in range(nb):
+        idx = list(range(edges[b], edges[b + 1]))
+        fin = [i for i in idx if np.isfinite(values[i])]
+        if fin:
+            keep.add(min(fin, key=lambda i: (values[i], i)))
+            keep.add(min(fin, key=lambda i: (-values[i], i)))
+        bad = [i for i in idx if not np.isfinite(values[i])]
+        if bad:
+            keep.add(bad[0])
+    return sorted(keep)
+
+
+def test_downsample_matches_brute_force(rng):
+    values = rng.normal(size=997)
+    values[[5, 500, 501]] = [np.nan, np.inf, 40.0]
+    for max_points in (2, 7, 100, 996):
+        got = downsample_minmax(values, max_points)
+        assert got.tolist() == brute_force_expected(values, max_points)
+    assert downsample_minmax(values, None).tolist() == list(range(997))
+    with pytest.raises(InputError, match="max_points"):
+        downsample_minmax(values, 1)
+
+
+def test_series_downsampled_keeps_spike_and_newest(storage):
+    storage.put_many([Update("run", "0", i, float(i), score=1.0) for i in range(2000)])
+    storage.put(Update("run", "0", 2000, 2000.0, score=1.0))
+    storage.put(Update("run", "0", 2001, 2001.0, score=1.0))
+    # a spike placed between others
+    storage.put(Update("run", "0", 999, 999.5, score=1e6))
+    s = storage.get_series("run", "0", "score", max_points=50)
+    assert len(s) <= 3 * 25 + 1
+    assert 1e6 in s.values
+    assert s.iterations[-1] == 2001
+
+
+def test_record_validation_names_the_field():
+    good = to_dict(make_update(3, hist=True))
+    assert record_from_dict(good) == make_update(3, hist=True)
+    bad = dict(good, score="high")
+    with pytest.raises(InputError, match=r"records\[2\]\.score: expected a number"):
+        record_from_dict(bad, where="records[2]")
+    with pytest.raises(InputError, match="type: expected one of"):
+        record_from_dict(dict(good, type="os.system"))
+    with pytest.raises(InputError, match="unknown field"):
+        record_from_dict(dict(good, __class__="x"))
+    hist_bad = to_dict(make_update(3, hist=True))
+    hist_bad["histograms"]["params"]["layer0.weight"]["counts"] = [1, "2"]
+    with pytest.raises(InputError, match="counts"):
+        record_from_dict(hist_bad)
+
+
+# -- SQLite specifics ---------------------------------------------------------------
+
+
+def test_sqlite_reopen_shows_everything(tmp_path):
+    path = tmp_path / "runs.db"
+    with SQLiteStatsStorage(path) as s:
+        s.put_many([make_update(i) for i in range(50)])
+    reopened = SQLiteStatsStorage(path, read_only=True)
+    assert reopened.get_updates("run") == [make_update(i) for i in range(50)]
+    with pytest.raises(InputError, match="read_only"):
+        reopened.put(make_update(51))
+    reopened.close()
+
+
+def test_sqlite_reader_sees_writes_from_another_connection(tmp_path):
+    path = tmp_path / "runs.db"
+    writer = SQLiteStatsStorage(path, flush_interval=0.05)
+    reader = SQLiteStatsStorage(path, read_only=True)
+    writer.put(make_update(0))
+    writer.flush()
+    assert [e.iteration for e in reader.poll()] == [0]
+    writer.put(make_update(1))
+    deadline = time.time() + 2
+    while reader.count_updates("run") < 2 and time.time() < deadline:  # the timer flushes
+        time.sleep(0.02)
+    assert reader.count_updates("run") == 2
+    assert [e.iteration for e in reader.poll()] == [1]
+    writer.close()
+    reader.close()
+
+
+def test_sqlite_rejects_foreign_corrupt_and_newer_files(tmp_path):
+    text = tmp_path / "notes.db"
+    text.write_text("hello, not a database")
+    with pytest.raises(FileFormatError, match="not SQLite"):
+        SQLiteStatsStorage(text)
+    foreign = tmp_path / "foreign.db"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE customers(id INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(FileFormatError, match="another program"):
+        SQLiteStatsStorage(foreign)
+    newer = tmp_path / "newer.db"
+    SQLiteStatsStorage(newer).close()
+    con = sqlite3.connect(newer)
+    con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(FileFormatError, match="schema version 99.*upgrade"):
+        SQLiteStatsStorage(newer)
+    damaged = tmp_path / "damaged.db"
+    with SQLiteStatsStorage(damaged) as s:
+        s.put_many([make_update(i) for i in range(200)])
+    raw = bytearray(damaged.read_bytes())
+    raw[100:4096] = b"\xff" * (4096 - 100)  # wreck the schema page
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match="damaged"):
+        SQLiteStatsStorage(damaged)
+    with pytest.raises(FileFormatError, match="no such statistics file"):
+        SQLiteStatsStorage(tmp_path / "missing.db", read_only=True)
+
+
+def _write_worker(path, worker, n):
+    storage = SQLiteStatsStorage(path, batch_size=64)
+    for i in range(n):
+        storage.put(make_update(i, worker=str(worker), n_params=5))
+    storage.close()
+
+
+def test_sqlite_four_processes_lose_no_row(tmp_path):
+    path = str(tmp_path / "runs.db")
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_write_worker, args=(path, w, 1000)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    s = SQLiteStatsStorage(path, read_only=True)
+    assert sorted(s.list_workers("run")) == ["0", "1", "2", "3"]
+    assert s.count_updates("run") == 4000
+    for w in range(4):
+        its = [u.iteration for u in s.get_updates("run", str(w))]
+        assert its == list(range(1000))
+    s.close()
