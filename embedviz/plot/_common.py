@@ -1,0 +1,401 @@
+"""What the 2D and 3D word maps share: input checks, compact data sources, controls.
+
+Layout of a map's data (kept small: a 100k-word page must stay a few MB):
+
+``points`` (the drawn source, ``name="embedviz_points"``)
+    2D: ``x, y`` float32 and ``c`` (cluster code). 3D adds ``z``, the projection
+    ``px, py``, the depth ``d`` in [0, 1] and ``orig`` (original index of each row,
+    rows are reordered by depth so near points are drawn last).
+``meta`` (``name="embedviz_meta"``), in the order of the input
+    ``word`` (str), ``rank`` (int, only when it is not simply 1..N) and ``cluster``
+    (code into the list of cluster names).
+``nbrs`` (``name="embedviz_neighbors"``), flat, ``k`` entries per word
+    ``idx``: index into ``words + extra_words`` (-1 pads short lists), ``sim``: cosine
+    similarity in hundredths (int8).
+``labels`` (``name="embedviz_labels"``)
+    the text labels: ``x, y, text``, ``i`` (original index) and ``kind`` (``"base"`` for
+    the most frequent words, ``"search"``, ``"pin"``).
+
+Every text that reaches HTML (tooltips, the side panel, messages) is escaped:
+tooltips by Bokeh's templating, the panel and messages by ``ev.escape`` in ``_lib.js``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+
+import numpy as np
+
+from embedviz.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+#: neighbours kept per word in the page (more are dropped, with a log message)
+MAX_NEIGHBORS = 10
+#: labels drawn for search hits (the most frequent matches)
+MAX_SEARCH_LABELS = 100
+#: from this many points on, plots draw with WebGL
+WEBGL_THRESHOLD = 5000
+
+
+# ---------------------------------------------------------------------------- inputs
+def check_inputs(coords, words, rank, clusters, neighbors, n_labels, dims):
+    """Validate and normalise the arguments of ``scatter_2d`` / ``scatter_3d``."""
+    try:
+        coords = np.asarray(coords, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"coords must be a numeric array of shape (N, {dims}); could not convert it ({exc})"
+        ) from None
+    if coords.ndim != 2 or coords.shape[1] != dims:
+        raise InputError(
+            f"coords must have shape (N, {dims}), got {coords.shape}; "
+            f"pass one row of {dims} coordinates per word"
+        )
+    n = coords.shape[0]
+    if n == 0:
+        raise InputError("coords is empty; pass at least one word to plot")
+    bad = ~np.isfinite(coords).all(axis=1)
+    if bad.any():
+        raise InputError(
+            f"coords has {int(bad.sum())} row(s) with NaN or inf, the first at row "
+            f"{int(np.argmax(bad))}; remove them or fix the embedding"
+        )
+    if isinstance(words, str):
+        raise InputError("words must be a sequence of strings, got a single string")
+    words = list(words)
+    if len(words) != n:
+        raise InputError(f"words has {len(words)} entries but coords has {n} rows; they must match")
+    for i, w in enumerate(words):
+        if not isinstance(w, str):
+            raise InputError(f"words[{i}] is {type(w).__name__} {w!r}; every word must be a str")
+    if rank is not None:
+        rank_arr = np.asarray(rank)
+        if rank_arr.shape != (n,) or not np.issubdtype(rank_arr.dtype, np.integer):
+            raise InputError(
+                f"rank must be {n} integers (frequency rank, 1-based), got shape "
+                f"{rank_arr.shape} and dtype {rank_arr.dtype}"
+            )
+        if n and rank_arr.min() < 1:
+            raise InputError(f"rank must be >= 1 (1-based), got {int(rank_arr.min())}")
+        rank = rank_arr.astype(np.int64)
+    codes = names = None
+    if clusters is not None:
+        clusters = (
+            list(np.asarray(clusters, dtype=object).ravel())
+            if not isinstance(clusters, list)
+            else clusters
+        )
+        if len(clusters) != n:
+            raise InputError(
+                f"clusters has {len(clusters)} labels but coords has {n} rows; they must match"
+            )
+        codes, names = _encode_clusters(clusters)
+    nbr_idx = nbr_sim = None
+    extra: list[str] = []
+    if neighbors is not None:
+        nbr_idx, nbr_sim, extra = _encode_neighbors(neighbors, words)
+    if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 0:
+        raise InputError(f"n_labels must be an integer >= 0, got {n_labels!r}")
+    return coords, words, rank, codes, names, nbr_idx, nbr_sim, extra
+
+
+def _encode_clusters(clusters):
+    """Labels (int or str) -> (codes uint8/uint16, names as str), names sorted."""
+    for i, c in enumerate(clusters):
+        if c is None or (isinstance(c, float) and math.isnan(c)):
+            raise InputError(f"clusters[{i}] is {c!r}; every word needs a cluster label")
+    keys = sorted(set(clusters), key=lambda c: (not _is_int(c), _sort_key(c)))
+    if len(keys) > 65535:
+        raise InputError(f"clusters has {len(keys)} distinct labels; at most 65535 are supported")
+    lookup = {k: j for j, k in enumerate(keys)}
+    dtype = np.uint8 if len(keys) <= 255 else np.uint16
+    codes = np.fromiter((lookup[c] for c in clusters), dtype=dtype, count=len(clusters))
+    names = [str(int(k)) if _is_int(k) else str(k) for k in keys]
+    return codes, names
+
+
+def _is_int(c) -> bool:
+    return isinstance(c, (int, np.integer)) and not isinstance(c, bool)
+
+
+def _sort_key(c):
+    return int(c) if _is_int(c) else str(c)
+
+
+def _encode_neighbors(neighbors, words):
+    """Lists of (word, similarity) -> flat index / similarity arrays (k per word)."""
+    n = len(words)
+    if len(neighbors) != n:
+        raise InputError(
+            f"neighbors has {len(neighbors)} lists but there are {n} words; pass one list "
+            "of (word, cosine_similarity) pairs per word"
+        )
+    k = max((len(lst) for lst in neighbors), default=0)
+    if k > MAX_NEIGHBORS:
+        logger.info("keeping the %d nearest of up to %d neighbours per word", MAX_NEIGHBORS, k)
+        k = MAX_NEIGHBORS
+    k = max(k, 1)
+    index = {}
+    for i, w in enumerate(words):
+        index.setdefault(w, i)
+    extra: list[str] = []
+    total = n
+    idx = np.full(n * k, -1, dtype=np.int64)
+    sim = np.zeros(n * k, dtype=np.int8)
+    for i, lst in enumerate(neighbors):
+        for j, pair in enumerate(list(lst)[:k]):
+            try:
+                word, s = pair
+                s = float(s)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"neighbors[{i}][{j}] is {pair!r}; each neighbour must be a "
+                    "(word, cosine_similarity) pair"
+                ) from None
+            if not isinstance(word, str) or not math.isfinite(s):
+                raise InputError(
+                    f"neighbors[{i}][{j}] is {pair!r}; the word must be a str and the "
+                    "similarity a finite number"
+                )
+            pos = index.get(word)
+            if pos is None:
+                pos = index[word] = total
+                extra.append(word)
+                total += 1
+            idx[i * k + j] = pos
+            sim[i * k + j] = int(round(min(1.0, max(-1.0, s)) * 100))
+    idx_dtype = np.int16 if total < 2**15 else np.int32
+    return idx.astype(idx_dtype), sim, extra
+
+
+def smallest_uint(values: np.ndarray) -> np.ndarray:
+    """The same non-negative integers in the narrowest unsigned dtype Bokeh can encode."""
+    top = int(values.max()) if values.size else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    raise InputError(f"value {top} is too large for the page")  # pragma: no cover
+
+
+def base_label_indices(n: int, rank, n_labels: int) -> list[int]:
+    """Original indices of the ``n_labels`` most frequent words."""
+    if n_labels == 0:
+        return []
+    if rank is None:
+        return list(range(min(n, n_labels)))
+    return [int(i) for i in np.argsort(rank, kind="stable")[:n_labels]]
+
+
+# --------------------------------------------------------------------------- colours
+def palette(n_colors: int) -> list[str]:
+    """``n_colors`` distinguishable colours (Category10/20, then spread-out Turbo)."""
+    from bokeh.palettes import Category10, Category20, turbo
+
+    if n_colors <= 10:
+        return list(Category10[10][: max(n_colors, 1)])
+    if n_colors <= 20:
+        # dark shades first, then their light partners
+        c20 = list(Category20[20])
+        return (c20[0::2] + c20[1::2])[:n_colors]
+    base = list(turbo(n_colors))
+    step = _coprime_step(n_colors)
+    return [base[(j * step) % n_colors] for j in range(n_colors)]
+
+
+def _coprime_step(n: int) -> int:
+    step = max(2, int(round(n * 0.382)))
+    while math.gcd(step, n) != 1:
+        step += 1
+    return step
+
+
+def point_size(n: int) -> float:
+    """Marker size (screen pixels) that keeps N points readable."""
+    return float(np.clip(12.0 - 2.0 * math.log10(max(n, 1)), 3.0, 9.0))
+
+
+def point_alpha(n: int) -> float:
+    return float(np.clip(1.05 - 0.1 * math.log10(max(n, 1)), 0.45, 0.85))
+
+
+# ----------------------------------------------------------------------------- JS
+@cache
+def js(name: str) -> str:
+    """The text of ``embedviz/plot/<name>.js``."""
+    return resources.files("embedviz.plot").joinpath(f"{name}.js").read_text(encoding="utf-8")
+
+
+def callback(name: str, **args):
+    """A CustomJS running ``<name>.js`` after the shared helpers in ``_lib.js``."""
+    from bokeh.models import CustomJS
+
+    return CustomJS(args=args, code=js("_lib") + "\n" + js(name))
+
+
+# -------------------------------------------------------------------- sources, tools
+def make_sources(words, rank, codes, nbr_idx, nbr_sim, base):
+    """The ``meta``, ``nbrs`` and ``labels`` sources (see the module docstring)."""
+    from bokeh.models import ColumnDataSource
+
+    meta_data = {"word": list(words)}
+    if rank is not None and not np.array_equal(rank, np.arange(1, len(words) + 1)):
+        meta_data["rank"] = smallest_uint(rank)
+    if codes is not None:
+        meta_data["cluster"] = codes
+    meta = ColumnDataSource(meta_data, name="embedviz_meta")
+    nbrs = None
+    if nbr_idx is not None:
+        nbrs = ColumnDataSource({"idx": nbr_idx, "sim": nbr_sim}, name="embedviz_neighbors")
+    labels = ColumnDataSource(
+        {"x": [], "y": [], "text": [], "i": [], "kind": []}, name="embedviz_labels"
+    )
+    return meta, nbrs, labels
+
+
+def fill_labels(labels, points_xy: np.ndarray, words: Sequence[str], base: list[int]) -> None:
+    labels.data = {
+        "x": [float(points_xy[i, 0]) for i in base],
+        "y": [float(points_xy[i, 1]) for i in base],
+        "text": [words[i] for i in base],
+        "i": list(base),
+        "kind": ["base"] * len(base),
+    }
+
+
+def hover_tool(renderer, index_field: str, common: dict):
+    """Hover showing word, rank, cluster and neighbours, all through one formatter.
+
+    ``index_field`` is ``"$index"`` (2D) or ``"@orig"`` (3D) and yields the original
+    index that the formatter looks up; Bokeh escapes each formatted value.
+    """
+    from bokeh.models import CustomJSHover, HoverTool
+
+    formatter = CustomJSHover(args=common, code=js("_lib") + "\n" + js("hover"))
+    f = index_field
+    template = (
+        '<div style="max-width:280px;font-family:sans-serif">'
+        f'<div style="font-weight:bold;font-size:14px">{f}{{word}}</div>'
+        f'<div style="color:#555;font-size:11px">rank {f}{{rank}} &nbsp; {f}{{cluster}}</div>'
+        '<div style="white-space:pre-line;font-size:11px;color:#222;margin-top:3px">'
+        f"{f}{{nbrs}}</div></div>"
+    )
+    return HoverTool(
+        renderers=[renderer],
+        tooltips=template,
+        formatters={f: formatter},
+        point_policy="snap_to_data",
+        limit=1,
+    )
+
+
+def common_args(points, meta, nbrs, labels, names, extra, k, xf, yf):
+    """Arguments every callback gets (the names ``_lib.js`` expects)."""
+    return dict(
+        points=points,
+        meta=meta,
+        nbrs=nbrs,
+        labels=labels,
+        cluster_names=list(names or []),
+        extra_words=list(extra),
+        k=int(k),
+        xf=xf,
+        yf=yf,
+    )
+
+
+def controls(common, x_range, y_range, home, width=260, yaw=None, pitch=None, home_angles=None):
+    """Search box, regex toggle, message, reset button and the tapped-word panel.
+
+    Returns ``(widgets, tap_callback)``.
+    """
+    from bokeh.models import Button, Checkbox, Div, TextInput
+
+    search = TextInput(
+        placeholder="search words (space-separated)",
+        width=width,
+        name="embedviz_search",
+    )
+    regex = Checkbox(label="regular expression", active=False, name="embedviz_regex")
+    message = Div(text="", width=width, name="embedviz_message")
+    info = Div(
+        text='<span style="color:#777">tap a point to list its neighbours</span>',
+        width=width,
+        name="embedviz_info",
+        styles={"font-size": "12px", "font-family": "sans-serif"},
+    )
+    reset = Button(label="reset", width=80, name="embedviz_reset")
+    args = dict(
+        common,
+        search=search,
+        regex_toggle=regex,
+        message=message,
+        info=info,
+        x_range=x_range,
+        y_range=y_range,
+        home=[float(v) for v in home],
+        max_search_labels=MAX_SEARCH_LABELS,
+        yaw=yaw,
+        pitch=pitch,
+        home_angles=list(home_angles or [0.0, 0.0]),
+    )
+    for mode in ("value", "value_input"):
+        search.js_on_change(mode, callback("search", mode=mode, **args))
+    regex.js_on_change("active", callback("search", mode="toggle", **args))
+    reset.js_on_click(callback("reset", **args))
+    tap = callback("tap", **args)
+    widgets = [search, regex, message, reset, info]
+    return widgets, tap
+
+
+def home_view(xy: np.ndarray, frame_width: int, frame_height: int, pad: float = 0.05):
+    """Ranges (x0, x1, y0, y1) around the points with equal scale on both axes."""
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    span = np.maximum(hi - lo, 1e-9)
+    lo, hi = lo - pad * span, hi + pad * span
+    w, h = hi - lo
+    aspect = frame_width / frame_height
+    if w / h > aspect:
+        h = w / aspect
+    else:
+        w = h * aspect
+    cx, cy = (lo + hi) / 2
+    return (cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2)
+
+
+def add_legend(plot, names, colors, size: float) -> None:
+    """One legend entry per cluster, in columns when there are many.
+
+    Each entry gets its own empty renderer of the cluster's colour, so the legend
+    does not depend on the row order of the points (3D reorders them on every turn).
+    """
+    from bokeh.models import ColumnDataSource, Legend, LegendItem
+
+    if names is None or len(names) < 2:
+        return
+    items = []
+    for name, color in zip(names, colors, strict=True):
+        # one point at NaN: never drawn, but the legend has a glyph to draw
+        empty = ColumnDataSource({"x": [math.nan], "y": [math.nan]})
+        r = plot.scatter("x", "y", source=empty, size=size, fill_color=color, line_color=None)
+        items.append(LegendItem(label=name, renderers=[r]))
+    ncols = max(1, math.ceil(len(items) / 30))
+    legend = Legend(
+        items=items,
+        ncols=ncols,
+        label_text_font_size="8pt" if len(items) > 20 else "9pt",
+        label_height=12,
+        glyph_width=12,
+        glyph_height=12,
+        spacing=0,
+        padding=4,
+        margin=4,
+        title="cluster",
+        title_text_font_size="9pt",
+        click_policy="none",
+    )
+    plot.add_layout(legend, "right")

@@ -1,0 +1,80 @@
+// embedviz: helpers shared by every callback of a word map (prepended to each CustomJS).
+// Conventions: `points` is the drawn source (rows may be reordered in 3D, column
+// `orig` then maps a row to its original index); `meta` holds word / rank / cluster in
+// the original order; `labels` holds the text labels (x, y, text, i = original index,
+// kind = "base" | "search" | "pin").
+const ev = {
+  escape(s) {
+    return String(s).replace(/[&<>"']/g, (c) => ({
+      "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+    })[c])
+  },
+  n() { return meta.data.word.length },
+  orig_of(r) { const o = points.data.orig; return o == null ? r : o[r] },
+  row_index() {
+    // original index -> current row of `points`
+    const o = points.data.orig
+    const n = ev.n()
+    const rows = new Int32Array(n)
+    for (let r = 0; r < n; r++) rows[o == null ? r : o[r]] = r
+    return rows
+  },
+  rank_of(i) { const rk = meta.data.rank; return rk == null ? i + 1 : rk[i] },
+  cluster_of(i) {
+    const c = meta.data.cluster
+    return c == null ? "" : cluster_names[c[i]]
+  },
+  word_of(i) {
+    const n = ev.n()
+    return i < n ? meta.data.word[i] : extra_words[i - n]
+  },
+  neighbours(i) {
+    // [[index into words + extra_words, similarity], ...]
+    const out = []
+    if (nbrs == null) return out
+    const idx = nbrs.data.idx, sim = nbrs.data.sim
+    for (let j = i * k; j < (i + 1) * k; j++) {
+      if (idx[j] < 0 || idx[j] >= ev.n() + extra_words.length) break
+      out.push([idx[j], sim[j] / 100])
+    }
+    return out
+  },
+  set_labels(kind, indices) {
+    // replace the labels of one kind by the words at these original indices
+    const rows = ev.row_index()
+    const xs = points.data[xf], ys = points.data[yf]
+    const old = labels.data
+    const d = {x: [], y: [], text: [], i: [], kind: []}
+    const seen = new Set()
+    for (let r = 0; r < old.text.length; r++) {
+      if (old.kind[r] == kind) continue
+      seen.add(old.i[r])
+      for (const key in d) d[key].push(old[key][r])
+    }
+    for (const i of indices) {
+      if (seen.has(i) || i >= ev.n()) continue
+      seen.add(i)
+      const r = rows[i]
+      d.x.push(xs[r]); d.y.push(ys[r]); d.text.push(meta.data.word[i])
+      d.i.push(i); d.kind.push(kind)
+    }
+    labels.data = d
+  },
+  zoom_to(rows) {
+    if (rows.length == 0) return
+    const xs = points.data[xf], ys = points.data[yf]
+    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity
+    for (const r of rows) {
+      x0 = Math.min(x0, xs[r]); x1 = Math.max(x1, xs[r])
+      y0 = Math.min(y0, ys[r]); y1 = Math.max(y1, ys[r])
+    }
+    // keep the aspect ratio of the home view; never zoom in further than 1/25 of it
+    const hw = home[1] - home[0], hh = home[3] - home[2]
+    let w = Math.max((x1 - x0) * 1.3, hw / 25), h = Math.max((y1 - y0) * 1.3, hh / 25)
+    if (w / h > hw / hh) h = w * hh / hw; else w = h * hw / hh
+    const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2
+    x_range.setv({start: cx - w / 2, end: cx + w / 2})
+    y_range.setv({start: cy - h / 2, end: cy + h / 2})
+  },
+  by_rank(indices) { return indices.sort((a, b) => ev.rank_of(a) - ev.rank_of(b)) },
+}

@@ -1,0 +1,312 @@
+"""Writing maps and coordinates: self-contained HTML, CSV, DL4J CSV, TensorBoard projector.
+
+Every writer is atomic: it writes a temporary file in the target's directory and
+renames it over the target only once the content is complete, so a failure (a full
+disk, an exception half-way) leaves any previous file untouched and no half-written
+one behind. A path that cannot be written raises :class:`~embedviz.errors.InputError`
+naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from embedviz.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+PROJECTOR_TENSOR = "vectors.tsv"
+PROJECTOR_METADATA = "metadata.tsv"
+PROJECTOR_CONFIG = "projector_config.pbtxt"
+
+
+# --------------------------------------------------------------------------- atomic
+def _atomic_write(path, write: Callable[[io.TextIOBase], None], what: str) -> Path:
+    """Write text through ``write(file)`` into a temporary file, then rename it to ``path``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise InputError(f"{what} path {str(path)!r} is a directory; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(
+            f"cannot write {what} to {str(path)!r}: directory {str(parent)!r} does not "
+            "exist; create it or choose another path"
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}; choose a "
+            "writable location"
+        ) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give it the mode a plain open() would have
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise InputError(
+                f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}; choose a "
+                "writable location"
+            ) from None
+        raise
+    logger.info("wrote %s to %s", what, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- HTML
+def save_html(layout, path, title: str = "embedviz") -> Path:
+    """Write a Bokeh layout as one self-contained HTML page (works offline, from file://).
+
+    BokehJS is inlined (no CDN); the page title is HTML-escaped by Bokeh's template;
+    word maps from :func:`scatter_2d` / :func:`scatter_3d` escape every word they put
+    into HTML themselves.
+
+    Parameters
+    ----------
+    layout : bokeh.models.LayoutDOM
+        What to save, e.g. the result of :func:`embedviz.plot.scatter_2d`.
+    path : str or Path
+        The HTML file to write (replaced atomically if it exists).
+    title : str, default="embedviz"
+        The page title (browser tab).
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Raises
+    ------
+    InputError
+        If the path cannot be written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from embedviz.plot import scatter_2d
+    >>> save_html(scatter_2d(np.random.rand(3, 2), ["a", "b", "c"]), "map.html")  # doctest: +SKIP
+    """
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+
+    html = file_html(layout, resources=INLINE, title=str(title))
+    return _atomic_write(path, lambda f: f.write(html), "the HTML page")
+
+
+# ------------------------------------------------------------------------------ CSV
+def _check_table(coords, words) -> tuple[np.ndarray, list[str]]:
+    try:
+        coords = np.asarray(coords, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("coords must be a numeric array of shape (N, 2) or (N, 3)") from None
+    if coords.ndim != 2 or coords.shape[1] not in (2, 3):
+        raise InputError(f"coords must have shape (N, 2) or (N, 3), got {coords.shape}")
+    return coords, _check_words(words, coords.shape[0], "coords")
+
+
+def _check_words(words, n: int, against: str) -> list[str]:
+    if isinstance(words, str):
+        raise InputError("words must be a sequence of strings, got a single string")
+    words = list(words)
+    if len(words) != n:
+        raise InputError(
+            f"words has {len(words)} entries but {against} has {n} rows; they must match"
+        )
+    for i, w in enumerate(words):
+        if not isinstance(w, str):
+            raise InputError(f"words[{i}] is {type(w).__name__} {w!r}; every word must be a str")
+    return words
+
+
+def _column(values, n: int, name: str) -> list:
+    if values is None:
+        return [""] * n
+    values = list(np.asarray(values, dtype=object).ravel())
+    if len(values) != n:
+        raise InputError(f"{name} has {len(values)} entries but there are {n} words")
+    return [_plain(v) for v in values]
+
+
+def _plain(v):
+    """numpy scalars -> Python, so the CSV shows 3 rather than np.int64(3)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def write_csv(path, coords, words, rank=None, clusters=None) -> Path:
+    """Write coordinates as CSV with a header ``x,y[,z],word,rank,cluster``.
+
+    Fields are quoted by the :mod:`csv` module where needed, so words with commas,
+    quotes or newlines read back intact. Coordinates keep full precision; an absent
+    ``rank`` or ``clusters`` leaves its column empty.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file to write (replaced atomically).
+    coords : array of shape (N, 2) or (N, 3)
+    words : sequence of str, length N
+    rank, clusters : sequence of length N, default=None
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> write_csv("map.csv", [[0.5, 1.0]], ["cat"], rank=[1])  # doctest: +SKIP
+    """
+    coords, words = _check_table(coords, words)
+    n = len(words)
+    ranks = _column(rank, n, "rank")
+    labels = _column(clusters, n, "clusters")
+    header = ["x", "y", "z"][: coords.shape[1]] + ["word", "rank", "cluster"]
+
+    def write(f):
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for i in range(n):
+            w.writerow([repr(float(v)) for v in coords[i]] + [words[i], ranks[i], labels[i]])
+
+    return _atomic_write(path, write, "the CSV file")
+
+
+def write_dl4j_csv(path, coords, words) -> Path:
+    """Write ``x,y,word`` lines as Deeplearning4j's ``BarnesHutTsne.saveAsFile`` did.
+
+    No header and no quoting: each line is the coordinates joined by commas, a comma
+    and the word (3D coordinates give ``x,y,z,word``). A word containing a comma or a
+    line break therefore breaks this format for any reader; use :func:`write_csv`
+    for a file that reads back safely. Kept for tools that expect DL4J's layout.
+
+    Parameters
+    ----------
+    path : str or Path
+    coords : array of shape (N, 2) or (N, 3)
+    words : sequence of str, length N
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> write_dl4j_csv("coords.csv", [[0.5, 1.0]], ["cat"])  # doctest: +SKIP
+    """
+    coords, words = _check_table(coords, words)
+    bad = sum(1 for w in words if "," in w or "\n" in w or "\r" in w)
+    if bad:
+        logger.warning(
+            "%d word(s) contain a comma or line break; the DL4J layout cannot quote them "
+            "(use write_csv for a safe file)",
+            bad,
+        )
+
+    def write(f):
+        for i, word in enumerate(words):
+            f.write(",".join(repr(float(v)) for v in coords[i]) + "," + word + "\n")
+
+    return _atomic_write(path, write, "the DL4J CSV file")
+
+
+# ------------------------------------------------------------------------ projector
+def _tsv_field(text: str) -> str:
+    """Tabs and line breaks would split a TSV cell; write them as visible escapes."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def write_projector(
+    directory,
+    vectors,
+    words: Sequence[str],
+    metadata: Mapping[str, Sequence] | None = None,
+) -> Path:
+    """Write TensorBoard projector files: ``vectors.tsv``, ``metadata.tsv``, the config.
+
+    ``vectors.tsv`` has one tab-separated vector per line; ``metadata.tsv`` has the
+    words alone (no header, as the projector wants for one column) or, with
+    ``metadata``, a header ``word<TAB>name...`` and one row per word;
+    ``projector_config.pbtxt`` names both files, so ``tensorboard --logdir DIRECTORY``
+    (or uploading the two TSVs to projector.tensorflow.org) shows them. Tabs and line
+    breaks inside words are written as ``\\t``, ``\\n``.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Created if missing.
+    vectors : array of shape (N, D)
+        The original vectors (not the t-SNE coordinates).
+    words : sequence of str, length N
+    metadata : mapping of column name to a sequence of length N, default=None
+        Extra columns, e.g. ``{"cluster": labels, "rank": ranks}``.
+
+    Returns
+    -------
+    Path
+        The directory.
+
+    Examples
+    --------
+    >>> write_projector("proj", np.eye(2), ["a", "b"], {"cluster": [0, 1]})  # doctest: +SKIP
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] == 0:
+        raise InputError(f"vectors must have shape (N, D) with N >= 1, got {vectors.shape}")
+    if not np.isfinite(vectors).all():
+        raise InputError("vectors contain NaN or inf; the projector cannot show them")
+    words = _check_words(words, vectors.shape[0], "vectors")
+    n = len(words)
+    columns: list[tuple[str, list]] = []
+    for name, values in (metadata or {}).items():
+        columns.append((str(name), _column(values, n, f"metadata[{name!r}]")))
+    directory = Path(directory).expanduser()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the projector directory {str(directory)!r}: "
+            f"{exc.strerror or exc}; choose a writable location"
+        ) from None
+
+    def write_vectors(f):
+        for row in vectors:
+            f.write("\t".join(f"{v:.7g}" for v in row) + "\n")
+
+    def write_metadata(f):
+        if not columns:
+            for w in words:
+                f.write(_tsv_field(w) + "\n")
+            return
+        f.write("\t".join(["word"] + [_tsv_field(c) for c, _ in columns]) + "\n")
+        for i, w in enumerate(words):
+            cells = [w] + [str(values[i]) for _, values in columns]
+            f.write("\t".join(_tsv_field(c) for c in cells) + "\n")
+
+    config = (
+        "embeddings {\n"
+        '  tensor_name: "embedviz"\n'
+        f'  tensor_path: "{PROJECTOR_TENSOR}"\n'
+        f'  metadata_path: "{PROJECTOR_METADATA}"\n'
+        "}\n"
+    )
+    _atomic_write(directory / PROJECTOR_TENSOR, write_vectors, "the projector vectors")
+    _atomic_write(directory / PROJECTOR_METADATA, write_metadata, "the projector metadata")
+    _atomic_write(directory / PROJECTOR_CONFIG, lambda f: f.write(config), "the projector config")
+    return directory

@@ -1,0 +1,173 @@
+"""The 2D word map: a Bokeh scatter with hover, search, labels, clusters and tap.
+
+The page is static (no server): every interaction is a small CustomJS callback
+(``embedviz/plot/*.js``) working on compact data sources, see
+:mod:`embedviz.plot._common` for their layout. From 5,000 points on the plot draws
+with WebGL; labels are drawn for the ``n_labels`` most frequent words and for
+searched or tapped ones only, so text never piles up on 100k points.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from embedviz.plot import _common as C
+
+logger = logging.getLogger(__name__)
+
+FRAME_WIDTH = 760
+FRAME_HEIGHT = 640
+SIDEBAR_WIDTH = 260
+
+
+def scatter_2d(
+    coords: np.ndarray,
+    words: Sequence[str],
+    *,
+    rank: np.ndarray | None = None,
+    clusters: Sequence | None = None,
+    neighbors: Sequence[Sequence[tuple[str, float]]] | None = None,
+    title: str = "embedviz",
+    n_labels: int = 50,
+):
+    """Draw words at 2D coordinates as an interactive Bokeh layout.
+
+    Parameters
+    ----------
+    coords : array of shape (N, 2)
+        Coordinates, e.g. a t-SNE embedding. Must be finite.
+    words : sequence of str, length N
+        The word of each row.
+    rank : array of int, length N, default=None
+        Frequency rank (1-based) shown on hover and used to pick the labelled
+        words; None means the input order is the frequency order.
+    clusters : sequence of int or str, length N, default=None
+        Cluster label per word: colours the points and fills the legend.
+    neighbors : list of N lists of (word, cosine_similarity), default=None
+        Nearest neighbours in the original space, shown on hover and on tap
+        (at most 10 per word are kept).
+    title : str, default="embedviz"
+        Plot title.
+    n_labels : int, default=50
+        How many of the most frequent words carry a permanent label.
+
+    Returns
+    -------
+    bokeh.models.LayoutDOM
+        The plot beside its controls (search box, regex toggle, reset, panel);
+        save it with :func:`embedviz.plot.save_html`.
+
+    Raises
+    ------
+    InputError
+        If shapes or lengths disagree, or coordinates hold NaN or inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layout = scatter_2d(np.random.rand(3, 2), ["cat", "dog", "fish"], clusters=[0, 0, 1])
+    """
+    from bokeh.layouts import column, row
+    from bokeh.models import (
+        BoxZoomTool,
+        ColumnDataSource,
+        LinearColorMapper,
+        PanTool,
+        Range1d,
+        ResetTool,
+        SaveTool,
+        TapTool,
+        WheelZoomTool,
+    )
+    from bokeh.plotting import figure
+
+    coords, words, rank, codes, names, nbr_idx, nbr_sim, extra = C.check_inputs(
+        coords, words, rank, clusters, neighbors, n_labels, dims=2
+    )
+    n = len(words)
+    xy = coords.astype(np.float32)
+    data = {"x": xy[:, 0], "y": xy[:, 1]}
+    if codes is not None:
+        data["c"] = codes
+    points = ColumnDataSource(data, name="embedviz_points")
+    base = C.base_label_indices(n, rank, n_labels)
+    meta, nbrs, labels = C.make_sources(words, rank, codes, nbr_idx, nbr_sim, base)
+    C.fill_labels(labels, xy, words, base)
+
+    home = C.home_view(xy.astype(np.float64), FRAME_WIDTH, FRAME_HEIGHT)
+    x_range = Range1d(home[0], home[1], name="embedviz_x_range")
+    y_range = Range1d(home[2], home[3], name="embedviz_y_range")
+    plot = figure(
+        title=title,
+        x_range=x_range,
+        y_range=y_range,
+        frame_width=FRAME_WIDTH,
+        frame_height=FRAME_HEIGHT,
+        output_backend="webgl" if n >= C.WEBGL_THRESHOLD else "canvas",
+        tools=[PanTool(), WheelZoomTool(), BoxZoomTool(), ResetTool(), SaveTool()],
+        active_drag="auto",
+        active_scroll="auto",
+        toolbar_location="above",
+        name="embedviz_plot",
+    )
+    plot.axis.visible = False
+    plot.grid.visible = False
+    plot.outline_line_color = "#dddddd"
+
+    if codes is not None:
+        pal = C.palette(len(names))
+        color = {
+            "field": "c",
+            "transform": LinearColorMapper(palette=pal, low=-0.5, high=len(pal) - 0.5),
+        }
+    else:
+        color = "#3b6fb6"
+    size = C.point_size(n)
+    renderer = plot.scatter(
+        "x",
+        "y",
+        source=points,
+        size=size,
+        fill_color=color,
+        line_color=None,
+        fill_alpha=C.point_alpha(n),
+        selection_fill_alpha=1.0,
+        selection_line_color="#222222",
+        selection_line_width=1.0,
+        nonselection_fill_alpha=0.12,
+        nonselection_fill_color=color,
+        name="embedviz_scatter",
+    )
+    k = 0 if nbr_idx is None else len(nbr_idx) // n
+    common = C.common_args(points, meta, nbrs, labels, names, extra, k, "x", "y")
+    plot.add_tools(C.hover_tool(renderer, "$index", common))
+    widgets, tap = C.controls(common, x_range, y_range, home, width=SIDEBAR_WIDTH)
+    plot.add_tools(TapTool(renderers=[renderer], callback=tap, behavior="select"))
+    plot.add_layout(label_set(labels, size))
+    if codes is not None:
+        C.add_legend(plot, names, pal, max(size, 6.0))
+    logger.debug("2D map of %d words, %d clusters", n, 0 if names is None else len(names))
+    return row(plot, column(*widgets, width=SIDEBAR_WIDTH), name="embedviz_layout")
+
+
+def label_set(labels, size: float, x: str = "x", y: str = "y"):
+    """Labels drawn beside their points (canvas text: nothing to escape)."""
+    from bokeh.models import LabelSet
+
+    return LabelSet(
+        x=x,
+        y=y,
+        text="text",
+        source=labels,
+        x_offset=size / 2 + 1,
+        y_offset=-4,
+        text_font_size="9pt",
+        text_color="#222222",
+        text_font_style="normal",
+        background_fill_color="white",
+        background_fill_alpha=0.55,
+        name="embedviz_label_set",
+    )
