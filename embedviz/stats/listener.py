@@ -1,0 +1,499 @@
+"""Producers of training statistics: PyTorch (:class:`StatsListener`), gensim word2vec
+(:class:`~embedviz.stats.word2vec.Word2VecStats`) and our t-SNE
+(:class:`~embedviz.stats.tsne_stats.TSNEStats`).
+
+How :class:`StatsListener` stays cheap
+--------------------------------------
+Iteration ``i`` (counted by :meth:`StatsListener.step`, starting at 0) is *reported*
+when ``i % frequency == 0``. Only then:
+
+* forward hooks are attached to the leaf modules (they are removed again in ``step``,
+  so other iterations run with no hook at all) and record each layer's activation mean,
+  std and share of zeros from the first training-mode forward pass;
+* the optimizer's step pre-hook records the gradients and copies the parameters (the
+  only copy the listener ever holds); the post-hook turns that copy, in place, into the
+  update the optimizer really applied (after momentum, Adam, weight decay), then frees it;
+* ``step`` stacks all numbers, moves them to Python with one sync and writes one
+  :class:`~embedviz.stats.records.Update`.
+
+Histograms are taken on iterations that are multiples of ``histogram_frequency`` (and
+reported). The optimizer hooks stay registered between reported iterations but return
+at once. :meth:`StatsListener.close` removes every hook; the model and optimizer are
+then exactly as before, and training with or without the listener gives the same
+weights bit for bit (it never touches RNG state, gradients or parameters).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+from embedviz._defaults import STATS_DEFAULTS
+from embedviz.errors import InputError
+from embedviz.stats.records import (
+    ActivationStats,
+    EvalRecord,
+    LayerInfo,
+    ParamStats,
+    StaticInfo,
+    Update,
+)
+from embedviz.stats.system import hardware_info, memory_sample, new_session_id, software_info
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StatsListener", "Word2VecStats", "TSNEStats"]  # noqa: F822 (lazy)
+
+
+def __getattr__(name: str):
+    if name == "Word2VecStats":
+        from embedviz.stats.word2vec import Word2VecStats
+
+        return Word2VecStats
+    if name == "TSNEStats":
+        from embedviz.stats.tsne_stats import TSNEStats
+
+        return TSNEStats
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name}: expected an integer >= 1, got {value!r}")
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    """Hyper-parameters as JSON types (tuples -> lists, tensors -> floats)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _distributed() -> tuple[int, int] | None:
+    """(rank, world size) when torch.distributed is initialised, else None."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
+class StatsListener:
+    """Record training statistics of a PyTorch model into a storage.
+
+    Parameters
+    ----------
+    storage : StatsStorage
+        :class:`InMemoryStatsStorage`, :class:`SQLiteStatsStorage` or
+        :class:`RemoteStatsRouter`.
+    model : torch.nn.Module
+        May be wrapped in ``DistributedDataParallel``/``DataParallel``; parameter and
+        layer names are those of the wrapped module (``0.weight``, ``encoder.fc``).
+    optimizer : torch.optim.Optimizer or None
+        Hooked to record the real update; without it no update statistics.
+    frequency : int, default=10
+        Report every ``frequency`` iterations (iteration 0 included).
+    histogram_frequency : int, default=100
+        Histograms of parameters, gradients, updates and activations every this many
+        iterations (only on reported ones); 0 turns histograms off.
+    histogram_bins : int, default=30
+    session_id : str or None
+        Default: a new id (shared by all ranks under torch.distributed).
+    worker_id : str or None
+        Default: the rank under torch.distributed, else ``"0"``.
+    report_ranks : {"all", "zero"}, default="all"
+        Under torch.distributed, whether every rank reports or only rank 0.
+    activations : bool, default=True
+        Record activation statistics with forward hooks.
+    scheduler : object or None
+        A learning-rate scheduler; its class is recorded so that diagnostics can flag a
+        learning rate that stays flat although a schedule was configured.
+    config : dict or None
+        Free-form facts stored with the static info (batch size, ``n_classes`` of a
+        classifier, ...).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> storage = InMemoryStatsStorage()
+    >>> with StatsListener(storage, model, opt, frequency=1, session_id="doc") as listener:
+    ...     loss = model(torch.ones(2, 4)).sum(); loss.backward(); opt.step()
+    ...     listener.step(loss.item(), batch_size=2)
+    >>> round(storage.get_updates("doc")[0].params["0.weight"].update_param_ratio, 6) > 0
+    True
+    """
+
+    def __init__(
+        self,
+        storage,
+        model,
+        optimizer=None,
+        frequency: int | None = None,
+        histogram_frequency: int | None = None,
+        histogram_bins: int | None = None,
+        session_id: str | None = None,
+        worker_id: str | None = None,
+        report_ranks: str = "all",
+        activations: bool = True,
+        scheduler=None,
+        config: dict | None = None,
+    ) -> None:
+        import torch
+
+        from embedviz.stats import torch_stats
+
+        self._torch = torch
+        self._ts = torch_stats
+        self.storage = storage
+        self.frequency = _positive_int(
+            "frequency", STATS_DEFAULTS["frequency"] if frequency is None else frequency
+        )
+        hf = histogram_frequency
+        if hf is None:
+            hf = STATS_DEFAULTS["histogram_frequency"]
+        if isinstance(hf, bool) or not isinstance(hf, int) or hf < 0:
+            raise InputError(f"histogram_frequency: expected an integer >= 0, got {hf!r}")
+        self.histogram_frequency = hf
+        self.histogram_bins = _positive_int(
+            "histogram_bins",
+            STATS_DEFAULTS["histogram_bins"] if histogram_bins is None else histogram_bins,
+        )
+        if report_ranks not in ("all", "zero"):
+            raise InputError(f"report_ranks: expected 'all' or 'zero', got {report_ranks!r}")
+        if not isinstance(model, torch.nn.Module):
+            raise InputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        inner = model
+        while isinstance(inner, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel):
+            inner = inner.module
+        self.model = inner
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.config = dict(config or {})
+        self.collect_activations = activations
+
+        dist = _distributed()
+        self.rank = dist[0] if dist else 0
+        self.world_size = dist[1] if dist else 1
+        self.worker_id = str(self.rank) if worker_id is None else str(worker_id)
+        self.session_id = self._agree_session_id(session_id, dist is not None)
+        self.enabled = report_ranks == "all" or self.rank == 0
+
+        self.iteration = 0
+        self._names = {id(p): n for n, p in inner.named_parameters()}
+        self._params = [
+            (n, p) for n, p in inner.named_parameters() if p.requires_grad
+        ]  # what we report on
+        self._leaves = [
+            (n or type(m).__name__, m)
+            for n, m in inner.named_modules()
+            if not any(True for _ in m.children())
+        ]
+        self._forward_handles: list = []
+        self._optimizer_handles: list = []
+        self._armed = False
+        self._hist_now = False
+        self._before = None
+        self._grad_moments = None
+        self._grad_hists: dict = {}
+        self._after: dict[str, Any] = {}
+        self._acts: dict[str, Any] = {}
+        self._act_hists: dict = {}
+        self._collect = 0.0
+        self._examples = 0
+        self._batches = 0
+        self._last_report_time = time.perf_counter()
+        self._closed = False
+
+        if self.enabled:
+            self.storage.put(self._static_info())
+            if optimizer is not None:
+                self._optimizer_handles = [
+                    optimizer.register_step_pre_hook(self._pre_step),
+                    optimizer.register_step_post_hook(self._post_step),
+                ]
+            self._arm()
+
+    # -- setup -------------------------------------------------------------------
+    def _agree_session_id(self, session_id: str | None, distributed: bool) -> str:
+        if session_id is not None:
+            return str(session_id)
+        sid = new_session_id(type(self.model).__name__.lower())
+        if distributed:
+            import torch.distributed as dist
+
+            box = [sid]
+            dist.broadcast_object_list(box, src=0)
+            sid = box[0]
+        return sid
+
+    def _static_info(self) -> StaticInfo:
+        layers = []
+        for name, module in self.model.named_modules():
+            own = list(module.named_parameters(recurse=False))
+            if not name or not own and any(True for _ in module.children()):
+                continue
+            layers.append(
+                LayerInfo(
+                    name=name,
+                    type=type(module).__name__,
+                    n_params=sum(p.numel() for _, p in own),
+                    param_shapes={n: list(p.shape) for n, p in own},
+                )
+            )
+        optimizer = {}
+        if self.optimizer is not None:
+            groups = [
+                {k: _jsonable(v) for k, v in g.items() if k != "params"}
+                for g in self.optimizer.param_groups
+            ]
+            optimizer = {"class": type(self.optimizer).__name__, "param_groups": groups}
+        config = dict(self.config)
+        config.setdefault("frequency", self.frequency)
+        config.setdefault("histogram_frequency", self.histogram_frequency)
+        config.setdefault("world_size", self.world_size)
+        if self.scheduler is not None:
+            config.setdefault("lr_scheduler", type(self.scheduler).__name__)
+        return StaticInfo(
+            session_id=self.session_id,
+            worker_id=self.worker_id,
+            timestamp=time.time(),
+            kind="torch",
+            model_class=type(self.model).__name__,
+            n_params=sum(p.numel() for p in self.model.parameters()),
+            layers=layers,
+            optimizer=_jsonable(optimizer),
+            hardware=hardware_info(),
+            software=software_info(),
+            config=_jsonable(config),
+        )
+
+    # -- hooks ---------------------------------------------------------------------
+    def _arm(self) -> None:
+        """Prepare iteration ``self.iteration`` if it is reported."""
+        self._armed = self.iteration % self.frequency == 0
+        if not self._armed:
+            return
+        self._hist_now = (
+            self.histogram_frequency > 0 and self.iteration % self.histogram_frequency == 0
+        )
+        if self.collect_activations:
+            for name, module in self._leaves:
+                self._forward_handles.append(module.register_forward_hook(self._forward(name)))
+
+    def _disarm(self) -> None:
+        for handle in self._forward_handles:
+            handle.remove()
+        self._forward_handles = []
+        self._armed = False
+        self._before = None
+
+    def _forward(self, name: str):
+        def hook(module, inputs, output):
+            if not (module.training and self._torch.is_grad_enabled()) or name in self._acts:
+                return None
+            t0 = time.perf_counter()
+            if isinstance(output, tuple | list):
+                output = next((o for o in output if isinstance(o, self._torch.Tensor)), None)
+            if isinstance(output, self._torch.Tensor) and output.numel():
+                self._acts[name] = self._ts.activation_moments(output)
+                if self._hist_now:
+                    self._act_hists[name] = output.detach()
+            self._collect += time.perf_counter() - t0
+            return None
+
+        return hook
+
+    def _pre_step(self, optimizer, args, kwargs) -> None:
+        if not self._armed:
+            return
+        t0 = time.perf_counter()
+        with self._torch.no_grad():
+            grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
+            self._grad_names = [n for n, _ in grads]
+            self._grad_moments = self._ts.moments([g for _, g in grads])
+            if self._hist_now:
+                self._grad_hists = self._ts.histograms(dict(grads), self.histogram_bins)
+            self._before = [p.detach().clone() for _, p in self._params]
+        self._collect += time.perf_counter() - t0
+
+    def _post_step(self, optimizer, args, kwargs) -> None:
+        if not self._armed or self._before is None:
+            return
+        t0 = time.perf_counter()
+        with self._torch.no_grad():
+            updates = self._before
+            for (_, p), u in zip(self._params, updates, strict=True):
+                self._torch.sub(p.detach(), u, out=u)  # u = after - before, in place
+            self._after = {
+                "param_moments": self._ts.moments([p.detach() for _, p in self._params]),
+                "update_moments": self._ts.moments(updates),
+            }
+            if self._hist_now:
+                self._after["update_hists"] = self._ts.histograms(
+                    {n: u for (n, _), u in zip(self._params, updates, strict=True)},
+                    self.histogram_bins,
+                )
+        self._before = None
+        self._collect += time.perf_counter() - t0
+
+    # -- the public loop API -------------------------------------------------------------
+    def step(self, loss: Any = None, batch_size: int | None = None) -> None:
+        """Call once per training iteration, after ``optimizer.step()``.
+
+        Parameters
+        ----------
+        loss : float, 0-d tensor or None
+            The minibatch loss (the score). Converted only on reported iterations.
+        batch_size : int or None
+            Examples in this minibatch, for examples per second.
+
+        Examples
+        --------
+        >>> # listener.step(loss.item(), batch_size=len(x))
+        """
+        if self._closed:
+            raise InputError("StatsListener.step: the listener is closed; create a new one")
+        self._batches += 1
+        if batch_size is not None:
+            self._examples += int(batch_size)
+        if not self.enabled:
+            self.iteration += 1
+            return
+        if self._armed:
+            t0 = time.perf_counter()
+            try:
+                update = self._build_update(loss)
+            finally:
+                self._disarm()
+            update.collect_seconds = self._collect + time.perf_counter() - t0
+            self._collect = 0.0
+            self.storage.put(update)
+        self.iteration += 1
+        self._arm()
+
+    def _build_update(self, loss: Any) -> Update:
+        torch = self._torch
+        now = time.perf_counter()
+        elapsed = now - self._last_report_time
+        it = self.iteration
+        update = Update(self.session_id, self.worker_id, it, time.time())
+        if loss is not None:
+            update.score = float(loss.detach().item() if isinstance(loss, torch.Tensor) else loss)
+        if it > 0 and elapsed > 0:
+            update.minibatches_per_sec = self._batches / elapsed
+            if self._examples:
+                update.examples_per_sec = self._examples / elapsed
+        self._last_report_time, self._batches, self._examples = now, 0, 0
+        if self.optimizer is not None:
+            update.learning_rates = [float(g["lr"]) for g in self.optimizer.param_groups]
+
+        names = [n for n, _ in self._params]
+        if "param_moments" in self._after:
+            pm = self._after["param_moments"].tolist()
+            um = self._after["update_moments"].tolist()
+        else:  # no optimizer step seen: parameters as they are now, no updates
+            pm = self._ts.moments([p.detach() for _, p in self._params]).tolist()
+            um = [None] * len(names)
+        if self._grad_moments is None and self.optimizer is None:
+            grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
+            self._grad_names = [n for n, _ in grads]
+            self._grad_moments = self._ts.moments([g for _, g in grads])
+        gm = {}
+        if self._grad_moments is not None:
+            gm = dict(zip(self._grad_names, self._grad_moments.tolist(), strict=True))
+        for name, p_row, u_row in zip(names, pm, um, strict=True):
+            stats = ParamStats(p_row[0], p_row[1], p_row[2])
+            g_row = gm.get(name)
+            if g_row is not None:
+                stats.grad_mean, stats.grad_std, stats.grad_mean_magnitude = g_row
+            if u_row is not None:
+                stats.update_mean, stats.update_std, stats.update_mean_magnitude = u_row
+                stats.update_param_ratio = (
+                    u_row[2] / p_row[2] if p_row[2] > 0 else (math.inf if u_row[2] > 0 else 0.0)
+                )
+            update.params[name] = stats
+        if self._acts:
+            names_a = list(self._acts)
+            rows = torch.stack([self._acts[n].cpu() for n in names_a]).tolist()
+            update.activations = {
+                n: ActivationStats(r[0], r[1], r[2]) for n, r in zip(names_a, rows, strict=True)
+            }
+        if self._hist_now:
+            hists = {}
+            with torch.no_grad():
+                hists["params"] = self._ts.histograms(
+                    {n: p for n, p in self._params}, self.histogram_bins
+                )
+            if self._grad_hists:
+                hists["grads"] = self._grad_hists
+            if self._after.get("update_hists"):
+                hists["updates"] = self._after["update_hists"]
+            if self._act_hists:
+                hists["activations"] = self._ts.histograms(self._act_hists, self.histogram_bins)
+            update.histograms = hists
+        update.memory = memory_sample()
+        self._acts, self._act_hists, self._grad_hists, self._after = {}, {}, {}, {}
+        self._grad_moments = None
+        return update
+
+    def record_eval(self, metrics: dict[str, Any], iteration: int | None = None) -> None:
+        """Store metrics computed on a whole held-out set (never smoothed).
+
+        Parameters
+        ----------
+        metrics : dict of str to float
+            ``{"accuracy": 0.93, "val_loss": 0.21}``; tensors are converted.
+        iteration : int or None
+            Default: the last completed iteration.
+
+        Examples
+        --------
+        >>> # listener.record_eval({"accuracy": acc, "val_loss": val_loss})
+        """
+        if not isinstance(metrics, dict) or not metrics:
+            raise InputError(
+                f"metrics: expected a non-empty dict of name -> number, got {metrics!r}"
+            )
+        clean = {}
+        for k, v in metrics.items():
+            try:
+                clean[str(k)] = float(v.item() if hasattr(v, "item") else v)
+            except (TypeError, ValueError):
+                raise InputError(f"metrics[{k!r}]: expected a number, got {v!r}") from None
+        if not self.enabled:
+            return
+        it = max(self.iteration - 1, 0) if iteration is None else int(iteration)
+        self.storage.put(EvalRecord(self.session_id, self.worker_id, it, time.time(), clean))
+
+    def close(self) -> None:
+        """Remove every hook and flush the storage (the storage stays open)."""
+        if self._closed:
+            return
+        self._disarm()
+        for handle in self._optimizer_handles:
+            handle.remove()
+        self._optimizer_handles = []
+        self._closed = True
+        if self.enabled:
+            self.storage.flush()
+
+    def __enter__(self) -> StatsListener:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,218 @@
+"""StatsListener on a real MLP on scikit-learn's digits (issue 4 §2, §3, §7)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sklearn.datasets import load_digits  # noqa: E402
+
+from embedviz.errors import InputError  # noqa: E402
+from embedviz.stats.listener import StatsListener  # noqa: E402
+from embedviz.stats.storage import InMemoryStatsStorage  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return torch.tensor(X / 16.0, dtype=torch.float32), torch.tensor(y)
+
+
+def make_model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+
+
+def batches(X, y, n, size=64):
+    for i in range(n):
+        start = (i * size) % (len(X) - size)
+        yield X[start : start + size], y[start : start + size]
+
+
+def train(model, opt, data, n, listener=None, on_step=None):
+    X, y = data
+    for xb, yb in batches(X, y, n):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        if on_step is not None:
+            on_step(model, loss)
+        opt.step()
+        if listener is not None:
+            listener.step(loss, batch_size=len(xb))
+
+
+def test_plain_sgd_numbers_match_independent_computation(digits):
+    model = make_model()
+    lr = 0.05
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    storage = InMemoryStatsStorage()
+    expected = {}
+    acts = {}
+
+    def capture(name):
+        def hook(module, inp, out):
+            acts[name] = out.detach().clone()
+
+        return hook
+
+    handles = [m.register_forward_hook(capture(n)) for n, m in model.named_modules() if n]
+
+    def on_step(model, loss):  # before the step: the gradients, and what SGD will do
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+        after = {n: p.detach() - lr * grads[n] for n, p in model.named_parameters()}
+        expected[len(expected)] = (float(loss.detach()), grads, after, dict(acts))
+
+    with StatsListener(storage, model, opt, frequency=5, session_id="s") as listener:
+        train(model, opt, digits, 12, listener, on_step)
+    for h in handles:
+        h.remove()
+
+    updates = storage.get_updates("s")
+    assert [u.iteration for u in updates] == [0, 5, 10]
+    for u in updates:
+        loss, grads, after, a = expected[u.iteration]
+        assert u.score == pytest.approx(loss, rel=1e-6)
+        assert u.learning_rates == [lr]
+        assert set(u.params) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+        for name, stats in u.params.items():
+            g, p = grads[name].double(), after[name].double()
+            assert stats.grad_mean_magnitude == pytest.approx(float(g.abs().mean()), rel=1e-5)
+            assert stats.param_mean == pytest.approx(float(p.mean()), rel=1e-4, abs=1e-7)
+            assert stats.param_std == pytest.approx(float(p.std()), rel=1e-4)
+            ratio = lr * float(g.abs().mean()) / float(p.abs().mean())
+            assert stats.update_param_ratio == pytest.approx(ratio, rel=1e-3)
+            assert stats.update_mean == pytest.approx(-lr * float(g.mean()), rel=1e-3, abs=1e-9)
+        relu = a["1"].double()
+        assert u.activations["1"].zero_fraction == pytest.approx(float((relu == 0).double().mean()))
+        assert u.activations["0"].std == pytest.approx(float(a["0"].double().std()), rel=1e-5)
+        assert u.collect_seconds > 0 and u.memory["rss_bytes"] > 0
+    assert updates[1].examples_per_sec > 0
+
+
+def test_adam_update_is_the_applied_change(digits):
+    model = make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    storage = InMemoryStatsStorage()
+    seen = {}
+    snapshots = []
+
+    def on_step(model, loss):
+        snapshots.append({n: p.detach().clone() for n, p in model.named_parameters()})
+
+    with StatsListener(storage, model, opt, frequency=3, session_id="a") as listener:
+        X, y = digits
+        for i, (xb, yb) in enumerate(batches(X, y, 7)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(xb), yb).backward()
+            on_step(model, None)
+            opt.step()
+            seen[i] = {
+                n: (p.detach() - snapshots[-1][n]).double() for n, p in model.named_parameters()
+            }
+            listener.step(None)
+    for u in storage.get_updates("a"):
+        for name, stats in u.params.items():
+            d = seen[u.iteration][name]
+            assert stats.update_mean_magnitude == pytest.approx(float(d.abs().mean()), rel=1e-4)
+            assert stats.update_std == pytest.approx(float(d.std()), rel=1e-3)
+
+
+def test_close_removes_every_hook_and_training_is_identical(digits):
+    ref_model = make_model(1)
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9)
+    train(ref_model, ref_opt, digits, 25)
+
+    model = make_model(1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    storage = InMemoryStatsStorage()
+    listener = StatsListener(storage, model, opt, frequency=2, histogram_frequency=4)
+    assert opt._optimizer_step_pre_hooks and opt._optimizer_step_post_hooks
+    assert model[0]._forward_hooks  # armed for iteration 0
+    train(model, opt, digits, 25, listener)
+    listener.close()
+    assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
+    assert all(not m._forward_hooks for m in model.modules())
+    for (n, p), (_, q) in zip(model.named_parameters(), ref_model.named_parameters(), strict=True):
+        assert torch.equal(p, q), n
+    with pytest.raises(InputError, match="closed"):
+        listener.step(1.0)
+
+
+def test_hooks_only_on_reported_iterations(digits):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    armed = []
+    with StatsListener(storage, model, opt, frequency=4, session_id="h") as listener:
+        for _ in range(9):
+            armed.append(bool(model[0]._forward_hooks))
+            train(model, opt, digits, 1, listener)
+    assert armed == [i % 4 == 0 for i in range(9)]
+
+
+def test_histograms_on_their_cadence(digits):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(
+        storage, model, opt, frequency=2, histogram_frequency=4, histogram_bins=7, session_id="g"
+    ) as listener:
+        train(model, opt, digits, 9, listener)
+    with_hist = [u.iteration for u in storage.get_updates("g") if u.histograms]
+    assert with_hist == [0, 4, 8]
+    u = storage.get_updates("g")[-1]
+    assert set(u.histograms) == {"params", "grads", "updates", "activations"}
+    h = u.histograms["params"]["0.weight"]
+    assert len(h.counts) == 7 and sum(h.counts) == 64 * 32
+    w = model[0].weight.detach()
+    assert h.lo == pytest.approx(float(w.min())) and h.hi == pytest.approx(float(w.max()))
+    assert sum(u.histograms["activations"]["1"].counts) == 64 * 32
+
+
+def test_record_eval_and_static_info(digits):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(
+        storage, model, opt, session_id="e", config={"n_classes": 10, "batch_size": 64}
+    ) as listener:
+        train(model, opt, digits, 3, listener)
+        listener.record_eval({"accuracy": torch.tensor(0.5), "val_loss": 1.25})
+        with pytest.raises(InputError, match="metrics"):
+            listener.record_eval({"accuracy": "high"})
+    (ev,) = storage.get_evals("e")
+    assert ev.iteration == 2 and ev.metrics == {"accuracy": 0.5, "val_loss": 1.25}
+    info = storage.get_static_info("e", "0")
+    assert info.model_class == "Sequential" and info.n_params == 64 * 32 + 32 + 32 * 10 + 10
+    layers = [(layer.name, layer.type, layer.n_params) for layer in info.layers]
+    assert layers == [("0", "Linear", 64 * 32 + 32), ("1", "ReLU", 0), ("2", "Linear", 330)]
+    assert info.layers[0].param_shapes == {"weight": [32, 64], "bias": [32]}
+    assert info.optimizer["class"] == "SGD" and info.optimizer["param_groups"][0]["lr"] == 0.1
+    assert info.config["n_classes"] == 10 and info.software["torch"] == torch.__version__
+
+
+def test_bad_arguments():
+    model = make_model()
+    with pytest.raises(InputError, match="frequency"):
+        StatsListener(InMemoryStatsStorage(), model, frequency=0)
+    with pytest.raises(InputError, match="report_ranks"):
+        StatsListener(InMemoryStatsStorage(), model, report_ranks="some")
+    with pytest.raises(InputError, match="model"):
+        StatsListener(InMemoryStatsStorage(), object())
+
+
+def test_without_optimizer_records_params_and_grads(digits):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, None, frequency=1, session_id="n") as listener:
+        train(model, opt, digits, 2, listener)
+    u = storage.get_updates("n")[-1]
+    stats = u.params["2.bias"]
+    assert stats.update_param_ratio is None
+    g = model[2].bias.grad.double()
+    assert stats.grad_mean_magnitude == pytest.approx(float(g.abs().mean()), rel=1e-5)
+    assert np.isfinite(stats.param_std)

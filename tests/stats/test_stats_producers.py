@@ -1,0 +1,88 @@
+"""Word2VecStats and TSNEStats write sessions like any training run (issue 4 §4)."""
+
+import pickle
+
+import numpy as np
+import pytest
+from gensim.models import Word2Vec
+from gensim.models.word2vec import LineSentence
+from gensim.test.utils import datapath
+
+from embedviz.errors import InputError
+from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+from embedviz.stats.tsne_stats import TSNEStats
+from embedviz.stats.word2vec import Word2VecStats
+
+
+def test_word2vec_per_epoch_loss_alpha_and_snapshots(tmp_path):
+    storage = SQLiteStatsStorage(tmp_path / "w2v.db")
+    stats = Word2VecStats(storage, session_id="w2v", words=["the", "government", "zzz-missing"])
+    sentences = list(LineSentence(datapath("lee_background.cor")))[:150]
+    model = Word2Vec(
+        sentences, vector_size=16, min_count=2, epochs=4, compute_loss=True,
+        callbacks=[stats], workers=1, seed=3,
+    )  # fmt: skip
+    updates = storage.get_updates("w2v")
+    assert [u.iteration for u in updates] == [1, 2, 3, 4]
+    losses = [u.extra["loss"] for u in updates]
+    assert all(v > 0 for v in losses)
+    # gensim's number is cumulative over the train() call; ours are the per-epoch parts
+    assert sum(losses) == pytest.approx(model.get_latest_training_loss(), rel=1e-6)
+    alphas = [u.extra["alpha"] for u in updates]
+    assert alphas == sorted(alphas, reverse=True)
+    assert alphas[-1] == pytest.approx(model.min_alpha_yet_reached)
+    assert all(u.extra["words_per_sec"] > 0 for u in updates)
+    info = storage.get_static_info("w2v", "0")
+    assert info.kind == "word2vec" and info.config["vector_size"] == 16
+    snaps = storage.get_snapshots("w2v", kind="word_vectors")
+    assert [s.iteration for s in snaps] == [1, 2, 3, 4]
+    assert snaps[-1].labels == ["the", "government"]
+    np.testing.assert_allclose(snaps[-1].array(), model.wv[["the", "government"]], rtol=1e-6)
+    pickle.loads(pickle.dumps(model))  # gensim keeps callbacks on the model
+    storage.close()
+
+
+def test_word2vec_bad_arguments():
+    with pytest.raises(InputError, match="snapshot_every"):
+        Word2VecStats(InMemoryStatsStorage(), snapshot_every=0)
+    with pytest.raises(InputError, match="words"):
+        Word2VecStats(InMemoryStatsStorage(), words="king")
+
+
+def test_tsne_stats_records_kl_grad_norm_phase_and_last_embedding():
+    storage = InMemoryStatsStorage()
+    stats = TSNEStats(storage, session_id="t", config={"perplexity": 30.0}, labels=["a", "b", "c"])
+    assert stats.wants_info is True
+    rng = np.random.default_rng(0)
+    embeddings = {}
+    for it, phase in ((50, "exaggeration"), (100, "exaggeration"), (150, "main")):
+        emb = rng.normal(size=(3, 2))
+        embeddings[it] = emb.copy()
+        info = {
+            "phase": phase,
+            "grad_norm": 1.0 / it,
+            "exaggeration": 12.0,
+            "momentum": 0.5,
+            "learning_rate": 200.0,
+            "elapsed": it / 100,
+            "n_samples": 3,
+            "max_iter": 1000,
+        }
+        assert stats(it, 3.0 - it / 100, emb, info) is None
+        emb[:] = 0  # the estimator reuses its buffer; stored values must not change
+    stats.close()
+    updates = storage.get_updates("t")
+    assert [u.extra["kl"] for u in updates] == pytest.approx([2.5, 2.0, 1.5])
+    assert [u.extra["grad_norm"] for u in updates] == pytest.approx([1 / 50, 1 / 100, 1 / 150])
+    assert [u.tags["phase"] for u in updates] == ["exaggeration", "exaggeration", "main"]
+    info = storage.get_static_info("t", "0")
+    assert info.kind == "tsne" and info.config == {
+        "perplexity": 30.0,
+        "n_samples": 3,
+        "max_iter": 1000,
+    }
+    (snap,) = storage.get_snapshots("t", kind="embedding")
+    assert snap.iteration == 150 and snap.labels == ["a", "b", "c"]
+    np.testing.assert_array_equal(snap.array(), embeddings[150])
+    series = storage.get_series("t", "0", "extra/kl")
+    assert series.iterations.tolist() == [50, 100, 150]
