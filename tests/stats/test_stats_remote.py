@@ -1,0 +1,187 @@
+"""RemoteStatsRouter against a local test server that goes away and comes back (§5, §7)."""
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from embedviz.errors import InputError
+from embedviz.stats.records import SCHEMA_VERSION, Update, record_from_dict
+from embedviz.stats.remote import RemoteStatsRouter
+
+
+class Receiver:
+    """A tiny stand-in for ``embedviz ui --enable-remote`` on 127.0.0.1."""
+
+    def __init__(self, port=0, token=None, max_bytes=1 << 20, status=None):
+        self.records = []
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                outer.requests += 1
+                if status is not None:
+                    return self._answer(status, {"error": "forced"})
+                if self.path != "/api/records":
+                    return self._answer(404, {"error": "no such route"})
+                if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
+                    return self._answer(401, {"error": "bad token"})
+                length = int(self.headers.get("Content-Length", 0))
+                if length > max_bytes:
+                    return self._answer(413, {"error": "too large"})
+                body = json.loads(self.rfile.read(length))
+                assert body["schema_version"] == SCHEMA_VERSION
+                recs = [record_from_dict(r, f"records[{i}]") for i, r in enumerate(body["records"])]
+                outer.records.extend(recs)
+                self._answer(200, {"accepted": len(recs)})
+
+            def _answer(self, code, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def update(worker, i):
+    return Update("remote", worker, i, float(i), score=1.0 / (i + 1), extra={"kl": float(i)})
+
+
+def wait_for(cond, seconds=10.0):
+    deadline = time.time() + seconds
+    while not cond() and time.time() < deadline:
+        time.sleep(0.02)
+    return cond()
+
+
+def by_worker(records):
+    out = {}
+    for r in records:
+        out.setdefault(r.worker_id, []).append(r.iteration)
+    return out
+
+
+def test_server_goes_away_and_comes_back_nothing_lost_order_kept(tmp_path, caplog):
+    server = Receiver()
+    router = RemoteStatsRouter(
+        server.url, max_backoff=0.2, timeout=1.0, batch_size=50, close_timeout=15,
+        spill_path=tmp_path / "spill.db",
+    )  # fmt: skip
+    sent = []
+    for i in range(150):
+        for w in ("0", "1"):
+            router.put(update(w, i))
+            sent.append((w, i))
+    assert wait_for(lambda: len(server.records) == 300)
+    server.stop()  # the UI goes away
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
+        t0 = time.perf_counter()
+        for i in range(150, 400):
+            for w in ("0", "1"):
+                router.put(update(w, i))
+        assert time.perf_counter() - t0 < 5  # training is not held up
+        assert wait_for(lambda: router._spilled > 0)
+    assert "not accepting records" in caplog.text
+    assert (tmp_path / "spill.db").exists()
+    back = Receiver(port=server.port)  # ... and comes back on the same port
+    for i in range(400, 450):
+        for w in ("0", "1"):
+            router.put(update(w, i))
+    router.close()
+    got = by_worker(server.records + back.records)
+    assert got == {"0": list(range(450)), "1": list(range(450))}
+    assert router.sent == 900 and router.pending() == 0
+    assert not (tmp_path / "spill.db").exists()  # removed once everything was delivered
+    back.stop()
+    with pytest.raises(InputError, match="closed"):
+        router.put(update("0", 1))
+
+
+def test_full_queue_spills_instead_of_blocking(tmp_path):
+    server = Receiver()
+    server.stop()
+    router = RemoteStatsRouter(
+        server.url, queue_size=4, put_timeout=0.01, max_backoff=0.2, timeout=0.5,
+        close_timeout=15, spill_path=tmp_path / "spill.db",
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    for i in range(300):
+        router.put(update("0", i))
+    assert time.perf_counter() - t0 < 10
+    back = Receiver(port=server.port)
+    router.close()
+    assert by_worker(back.records) == {"0": list(range(300))}
+    back.stop()
+
+
+def test_bad_token_keeps_records_and_a_later_router_sends_them(tmp_path, caplog):
+    server = Receiver(token="right")
+    spill = tmp_path / "spill.db"
+    router = RemoteStatsRouter(
+        server.url, token="wrong", max_backoff=0.1, timeout=1.0, close_timeout=0.5,
+        spill_path=spill,
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
+        for i in range(20):
+            router.put(update("0", i))
+        router.close()
+    assert server.records == []
+    assert "HTTP 401" in caplog.text and "kept in" in caplog.text
+    con = sqlite3.connect(spill)
+    assert con.execute("SELECT count(*) FROM spill").fetchone()[0] == 20
+    con.close()
+    again = RemoteStatsRouter(server.url, token="right", spill_path=spill, close_timeout=10)
+    again.put(update("0", 20))
+    again.close()
+    assert by_worker(server.records) == {"0": list(range(21))}
+    server.stop()
+
+
+def test_malformed_batch_is_kept_as_rejected_not_retried(tmp_path, caplog):
+    server = Receiver(status=400)
+    spill = tmp_path / "spill.db"
+    router = RemoteStatsRouter(server.url, spill_path=spill, close_timeout=5)
+    with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
+        router.put(update("0", 1))
+        router.close()
+    assert router.rejected == 1 and "refused 1 record" in caplog.text
+    con = sqlite3.connect(spill)
+    (reason,) = con.execute("SELECT reason FROM rejected").fetchone()
+    assert reason.startswith("HTTP 400")
+    con.close()
+    server.stop()
+
+
+def test_too_large_batches_are_split(tmp_path):
+    server = Receiver(max_bytes=2000)
+    router = RemoteStatsRouter(server.url, batch_size=100, spill_path=tmp_path / "s.db")
+    for i in range(60):
+        router.put(update("0", i))
+    router.close()
+    assert by_worker(server.records) == {"0": list(range(60))}
+    assert server.requests > 10
+    server.stop()
+
+
+def test_bad_url():
+    with pytest.raises(InputError, match="url"):
+        RemoteStatsRouter("localhost:9000")
