@@ -9,6 +9,11 @@ WORDS = ["the", "of", "café", "naïve", "日本語", "a,b", 'say"hi"', "<script
 
 
 @pytest.fixture
+def words():
+    return list(WORDS)
+
+
+@pytest.fixture
 def kv():
     from gensim.models import KeyedVectors
 

@@ -5,7 +5,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import WORDS
 from gensim.models import KeyedVectors
 
 from embedviz.vectors import load_vectors
@@ -22,12 +21,12 @@ FORMATS = [
 
 
 @pytest.mark.parametrize("name, kwargs, fmt", FORMATS)
-def test_round_trip_gensim_writer(tmp_path, kv, name, kwargs, fmt):
+def test_round_trip_gensim_writer(tmp_path, kv, name, kwargs, fmt, words):
     path = tmp_path / name
     kv.save_word2vec_format(str(path), **kwargs)
     got, report = load_vectors(path, return_report=True)
     assert report.format == fmt
-    assert got.index_to_key == WORDS
+    assert got.index_to_key == words
     assert got["日本語"].shape == (7,)
     # binary is exact; gensim's text writer prints %f-like reprs of float32
     np.testing.assert_allclose(got.vectors, kv.vectors, rtol=1e-6, atol=1e-6)
@@ -46,7 +45,7 @@ def test_matches_gensim_reader(tmp_path, kv, name, kwargs, fmt):
     assert got.most_similar("the", topn=1) == ref.most_similar("the", topn=1)
 
 
-def test_format_sniffed_from_content_not_suffix(tmp_path, kv):
+def test_format_sniffed_from_content_not_suffix(tmp_path, kv, words):
     as_txt = tmp_path / "really-binary.txt"
     as_bin = tmp_path / "really-text.bin"
     kv.save_word2vec_format(str(as_txt), binary=True)
@@ -62,13 +61,13 @@ def test_format_sniffed_from_content_not_suffix(tmp_path, kv):
     ]:
         got, report = load_vectors(path, return_report=True)
         assert report.format == fmt
-        assert got.index_to_key == WORDS
+        assert got.index_to_key == words
 
 
-def test_binary_flag_forces_reader(tmp_path, kv):
+def test_binary_flag_forces_reader(tmp_path, kv, words):
     path = tmp_path / "v.bin"
     kv.save_word2vec_format(str(path), binary=True)
-    assert load_vectors(path, binary=True).index_to_key == WORDS
+    assert load_vectors(path, binary=True).index_to_key == words
 
 
 def test_fasttext_vec_with_trailing_spaces_and_crlf(tmp_path):
@@ -95,14 +94,14 @@ def test_word2vec_c_binary_with_newlines_between_records(tmp_path):
     np.testing.assert_array_equal(got.vectors, vecs)
 
 
-def test_gensim_native_keyedvectors_and_models(tmp_path, kv):
+def test_gensim_native_keyedvectors_and_models(tmp_path, kv, words):
     from gensim.models import FastText, Word2Vec
 
     kv.save(str(tmp_path / "v.kv"))
     got = load_vectors(tmp_path / "v.kv")
-    assert got.index_to_key == WORDS
+    assert got.index_to_key == words
     np.testing.assert_array_equal(got.vectors, kv.vectors)
-    assert load_vectors(tmp_path / "v.kv", limit=4).index_to_key == WORDS[:4]
+    assert load_vectors(tmp_path / "v.kv", limit=4).index_to_key == words[:4]
 
     sentences = [["cat", "sat", "on", "the", "mat"], ["the", "dog", "sat"]] * 20
     for cls in (Word2Vec, FastText):
@@ -115,7 +114,7 @@ def test_gensim_native_keyedvectors_and_models(tmp_path, kv):
 
 
 @pytest.mark.parametrize("binary", [True, False])
-def test_limit_reads_first_words_and_never_the_rest(tmp_path, kv, binary):
+def test_limit_reads_first_words_and_never_the_rest(tmp_path, kv, binary, words):
     path = tmp_path / "v"
     kv.save_word2vec_format(str(path), binary=binary)
     # damage everything after the first few words: limit must not look there
@@ -123,7 +122,7 @@ def test_limit_reads_first_words_and_never_the_rest(tmp_path, kv, binary):
     cut = data.index(b"x1" if binary else b"\nx1") + 2
     path.write_bytes(data[:cut] + b"\x00garbage" * 50)
     got = load_vectors(path, limit=5)
-    assert got.index_to_key == WORDS[:5]
+    assert got.index_to_key == words[:5]
     np.testing.assert_allclose(got.vectors, kv.vectors[:5], atol=1e-6)
     with pytest.raises(ValueError):
         load_vectors(path)

@@ -1,0 +1,299 @@
+"""``plot_vocab``: word vectors in, an interactive t-SNE map out.
+
+The Python counterpart of Deeplearning4j's ``lookupTable.plotVocab(tsne, n, file)``:
+choose the words (:func:`embedviz.vectors.select_words`), embed them with
+:class:`embedviz.TSNE` (cosine distances by default), colour them by k-means clusters
+of the original vectors or by the user's labels, list each word's nearest neighbours
+in the original space (taken from the t-SNE's own neighbour search, with their cosine
+similarity) and draw everything with :func:`~embedviz.plot.scatter.scatter_2d` or
+:func:`~embedviz.plot.scatter3d.scatter_3d`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedviz._defaults import VOCAB_DEFAULTS
+from embedviz.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+N_NEIGHBORS = 10
+UNLABELLED = "(no label)"
+
+
+def plot_vocab(
+    vectors: Any,
+    tsne: Any = None,
+    top: int | None = None,
+    words: Sequence[str] | None = None,
+    dims: int | None = None,
+    colour: Any = None,
+    output: str | Path | None = None,
+    *,
+    include: str | None = None,
+    exclude: str | None = None,
+    drop_stopwords: bool = False,
+    drop_punctuation: bool = False,
+    n_neighbors: int = N_NEIGHBORS,
+    random_state: Any = VOCAB_DEFAULTS["seed"],
+    title: str | None = None,
+    n_labels: int = 50,
+) -> tuple[Any, dict[str, Any]]:
+    """Map a vocabulary with t-SNE and draw it as an interactive Bokeh plot.
+
+    Parameters
+    ----------
+    vectors : str, Path, KeyedVectors, Word2Vec/FastText model, (words, matrix) or Selection
+        A word-vector file (any format :func:`~embedviz.vectors.load_vectors` reads), gensim
+        vectors or model, a pair of a word list and an (N, d) array (rank = list order),
+        or the result of :func:`~embedviz.vectors.select_words`.
+    tsne : TSNE or estimator with fit_transform, default=None
+        The t-SNE to run (it is fitted in place). None builds
+        ``TSNE(n_components=dims, metric="cosine", random_state=random_state)``.
+    top : int, default=None
+        Map the ``top`` most frequent words (5000 when neither ``top`` nor ``words`` is
+        given and ``vectors`` is not already a selection).
+    words : sequence of str, default=None
+        Map these words; unknown ones are logged and skipped.
+    dims : {2, 3}, default=None
+        2-D or 3-D map; defaults to ``tsne.n_components`` or 2.
+    colour : None, int, "none", mapping or sequence, default=None
+        None: k-means with 12 clusters (of the unit-length vectors); an int: k-means with
+        that many; "none": one colour; a mapping word -> label, or one label per word.
+    output : str or Path, default=None
+        Write the page here (self-contained HTML).
+    include, exclude, drop_stopwords, drop_punctuation
+        Filters passed to :func:`~embedviz.vectors.select_words`.
+    n_neighbors : int, default=10
+        Neighbours listed per word (at most the t-SNE's own neighbour count).
+    random_state : int or None, default=42
+        Seed for the default t-SNE and for k-means.
+    title : str, default=None
+        Page and plot title (default: the file name or "embedviz").
+    n_labels : int, default=50
+        Words labelled permanently (the most frequent).
+
+    Returns
+    -------
+    layout : bokeh LayoutDOM
+    table : dict
+        Columns of equal length: ``"word"`` (list of str), ``"x"``, ``"y"`` (and ``"z"``
+        in 3-D) float arrays, ``"rank"`` (1-based frequency rank, int array),
+        ``"cluster"`` (int or str array) and ``"neighbors"`` (list of lists of
+        (word, cosine similarity)). ``pandas.DataFrame(table)`` makes a data frame.
+
+    Examples
+    --------
+    >>> layout, table = plot_vocab("data/glove-5k.bin", top=1000, output="glove.html")
+    ... # doctest: +SKIP
+    >>> table["word"][:3], table["x"][:3]  # doctest: +SKIP
+    """
+    selection, source_name = _selection(
+        vectors, top, words, include, exclude, drop_stopwords, drop_punctuation
+    )
+    words_, matrix, rank = selection.words, selection.vectors, selection.rank
+    if len(words_) < 2:
+        raise InputError(
+            f"plot_vocab needs at least 2 words to map; the selection holds {len(words_)} "
+            "(check top, words and the filters)"
+        )
+    tsne, dims = _tsne(tsne, dims, random_state)
+    clusters = _colours(colour, words_, matrix, random_state)
+    logger.info("embedding %d words of %d dimensions in %dD", len(words_), matrix.shape[1], dims)
+    coords = np.asarray(tsne.fit_transform(matrix), dtype=np.float64)
+    neighbors = neighbor_lists(tsne, matrix, words_, n_neighbors)
+
+    layout = _draw(coords, words_, rank, clusters, neighbors, dims, title or source_name, n_labels)
+    table: dict[str, Any] = {"word": list(words_)}
+    for axis, name in enumerate("xyz"[:dims]):
+        table[name] = coords[:, axis]
+    table["rank"] = np.asarray(rank, dtype=np.int64)
+    table["cluster"] = clusters if clusters is not None else np.zeros(len(words_), np.int64)
+    table["neighbors"] = neighbors
+    if output is not None:
+        from embedviz.plot.export import save_html
+
+        path = save_html(layout, output, title=title or source_name)
+        logger.info("wrote %s", path)
+    return layout, table
+
+
+def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punctuation):
+    from embedviz.vectors import Selection, load_vectors, select_words
+
+    filters = dict(
+        include=include,
+        exclude=exclude,
+        drop_stopwords=drop_stopwords,
+        drop_punctuation=drop_punctuation,
+    )
+    if isinstance(vectors, Selection):
+        return vectors, "embedviz"
+    if isinstance(vectors, tuple) and len(vectors) == 2:
+        names, matrix = vectors
+        names = [str(w) for w in names]
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != len(names):
+            raise InputError(
+                f"(words, matrix) needs one row per word: got {len(names)} words and a matrix "
+                f"of shape {matrix.shape}"
+            )
+        kv = _keyed_vectors(names, matrix)
+        name = "embedviz"
+    elif isinstance(vectors, (str, Path)):
+        unfiltered = words is None and not any(filters.values())
+        limit = (top or VOCAB_DEFAULTS["top"]) if unfiltered else None
+        kv = load_vectors(vectors, limit=limit)
+        name = Path(vectors).name
+    else:
+        kv = getattr(vectors, "wv", vectors)
+        if not hasattr(kv, "key_to_index") or not hasattr(kv, "vectors"):
+            raise InputError(
+                "vectors must be a file path, gensim KeyedVectors, a Word2Vec/FastText model, "
+                f"(words, matrix) or a Selection; got {type(vectors).__name__}"
+            )
+        name = "embedviz"
+    if top is None and words is None and not (isinstance(vectors, tuple) and len(vectors) == 2):
+        top = VOCAB_DEFAULTS["top"]
+    return select_words(kv, top=top, words=words, **filters), name
+
+
+def _keyed_vectors(words, matrix):
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(matrix.shape[1], count=0, dtype=np.float32)
+    unique = dict.fromkeys(words)
+    if len(unique) != len(words):
+        raise InputError(
+            f"(words, matrix): the word list repeats {len(words) - len(unique)} words; give each "
+            "word once"
+        )
+    kv.index_to_key = list(words)
+    kv.key_to_index = {w: i for i, w in enumerate(words)}
+    kv.vectors = np.ascontiguousarray(matrix)
+    kv.next_index = len(words)
+    return kv
+
+
+def _tsne(tsne, dims, random_state):
+    if dims is not None and dims not in (2, 3):
+        raise InputError(f"dims must be 2 or 3, got {dims!r}")
+    if tsne is None:
+        from embedviz.tsne.estimator import TSNE
+
+        dims = dims or VOCAB_DEFAULTS["dims"]
+        return TSNE(
+            n_components=dims, metric=VOCAB_DEFAULTS["metric"], random_state=random_state
+        ), dims
+    if not hasattr(tsne, "fit_transform"):
+        raise InputError(f"tsne must be an estimator with fit_transform, got {type(tsne).__name__}")
+    own = getattr(tsne, "n_components", dims or 2)
+    if dims is not None and own != dims:
+        raise InputError(f"dims={dims} but the t-SNE given has n_components={own}; make them agree")
+    if own not in (2, 3):
+        raise InputError(f"the t-SNE's n_components must be 2 or 3 to draw it, got {own}")
+    return tsne, own
+
+
+def _colours(colour, words, matrix, random_state):
+    """Cluster labels per word: k-means, the user's labels, or None for one colour."""
+    n = len(words)
+    if isinstance(colour, str) and colour == "none":
+        return None
+    if colour is None or (isinstance(colour, (int, np.integer)) and not isinstance(colour, bool)):
+        k = VOCAB_DEFAULTS["clusters"] if colour is None else int(colour)
+        if k < 1:
+            raise InputError(f"the number of clusters must be at least 1, got {k}")
+        return kmeans_labels(matrix, min(k, n), random_state)
+    if isinstance(colour, Mapping):
+        labels = [str(colour.get(w, UNLABELLED)) for w in words]
+        missing = sum(w not in colour for w in words)
+        if missing:
+            logger.info("%d of %d words have no label: shown as %r", missing, n, UNLABELLED)
+        return np.asarray(labels, dtype=object)
+    if isinstance(colour, (Sequence, np.ndarray)) and not isinstance(colour, str):
+        if len(colour) != n:
+            raise InputError(
+                f"colour must give one label per word ({n} words), got {len(colour)} labels"
+            )
+        return np.asarray(colour)
+    raise InputError(
+        f"colour must be None, a number of clusters, 'none', a mapping word -> label or one "
+        f"label per word; got {colour!r}"
+    )
+
+
+def kmeans_labels(matrix: np.ndarray, k: int, random_state: Any = None) -> np.ndarray:
+    """k-means cluster of each row of ``matrix`` after scaling rows to unit length.
+
+    Unit rows make squared Euclidean distance ``2 - 2 cos``, so the clusters follow the
+    cosine similarity that word vectors are compared by.
+
+    Examples
+    --------
+    >>> kmeans_labels(np.eye(4)[[0, 0, 1, 1]] + 0.01, 2, random_state=0)  # doctest: +SKIP
+    array([1, 1, 0, 0], dtype=int32)
+    """
+    from sklearn.cluster import KMeans
+
+    unit = _unit_rows(matrix)
+    if k == 1:
+        return np.zeros(len(unit), dtype=np.int64)
+    return KMeans(n_clusters=k, n_init=3, random_state=random_state).fit_predict(unit)
+
+
+def _unit_rows(matrix):
+    matrix = np.asarray(matrix, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
+
+
+def neighbor_lists(tsne: Any, matrix: np.ndarray, words: Sequence[str], n_neighbors: int):
+    """Each word's nearest neighbours as ``(word, cosine similarity)``, most similar first.
+
+    The candidates are the t-SNE's own neighbours (``tsne.neighbors_``, found while
+    computing its affinities, so no second search); the similarity is recomputed in
+    the original space, which ``normalize`` or ``pca_components`` may have changed.
+    Estimators without ``neighbors_`` (scikit-learn's) get an exact cosine search.
+    """
+    unit = _unit_rows(matrix)
+    n = len(words)
+    found = getattr(tsne, "neighbors_", None)
+    if found is not None:
+        indices = np.asarray(found[0])
+    else:
+        from sklearn.neighbors import NearestNeighbors
+
+        k = min(n - 1, 3 * n_neighbors)
+        nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(unit)
+        indices = nn.kneighbors(unit, return_distance=False)
+    sims = np.empty(indices.shape, dtype=np.float64)
+    step = max(1, 4_000_000 // max(1, indices.shape[1] * unit.shape[1]))  # bounded memory
+    for start in range(0, n, step):
+        block = slice(start, start + step)
+        sims[block] = np.einsum("ij,ikj->ik", unit[block], unit[indices[block]])
+    sims[indices == np.arange(n)[:, None]] = -np.inf  # never a word's own neighbour
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :n_neighbors]
+    best = np.take_along_axis(indices, order, axis=1)
+    best_sims = np.take_along_axis(sims, order, axis=1)
+    return [
+        [(words[j], round(float(s), 4)) for j, s in zip(js, ss, strict=True) if np.isfinite(s)]
+        for js, ss in zip(best, best_sims, strict=True)
+    ]
+
+
+def _draw(coords, words, rank, clusters, neighbors, dims, title, n_labels):
+    kwargs = dict(rank=rank, clusters=clusters, neighbors=neighbors, title=title, n_labels=n_labels)
+    if dims == 3:
+        from embedviz.plot.scatter3d import scatter_3d
+
+        return scatter_3d(coords, words, **kwargs)
+    from embedviz.plot.scatter import scatter_2d
+
+    return scatter_2d(coords, words, **kwargs)

@@ -1,0 +1,130 @@
+"""plot_vocab: words in, (layout, table) out, with clusters and neighbour lists."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from embedviz.errors import InputError
+from embedviz.plot.vocab import plot_vocab
+
+# few iterations: the properties below hold long before convergence
+FAST = dict(max_iter=250, stop_lying_iter=50, switch_momentum_iter=50, perplexity=5.0)
+
+
+def _fast_tsne(dims=2, **kw):
+    from embedviz import TSNE
+
+    return TSNE(n_components=dims, metric="cosine", random_state=0, **{**FAST, **kw})
+
+
+@pytest.fixture
+def blob_words():
+    """Three groups of 15 words whose vectors point in three different directions."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(3, 20)) * 5
+    matrix = np.vstack([c + rng.normal(size=(15, 20)) for c in centres]).astype(np.float32)
+    groups = np.repeat(np.arange(3), 15)
+    words = [f"{'abc'[g]}{i}" for i, g in enumerate(groups)]
+    words[0], words[20] = 'a,"quoted"', "ünïcode"
+    return words, matrix, groups
+
+
+def _cosine_top(matrix, k):
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1)[:, :k]
+    return order, np.take_along_axis(sims, order, axis=1)
+
+
+def test_words_and_matrix(blob_words):
+    from bokeh.models import LayoutDOM
+
+    words, matrix, groups = blob_words
+    layout, table = plot_vocab((words, matrix), tsne=_fast_tsne(), colour=3, n_neighbors=5)
+    assert isinstance(layout, LayoutDOM)
+    assert table["word"] == words
+    assert set(table) == {"word", "x", "y", "rank", "cluster", "neighbors"}
+    np.testing.assert_array_equal(table["rank"], np.arange(1, len(words) + 1))
+    # k-means finds the three directions
+    assert adjusted_rand_score(groups, table["cluster"]) == 1.0
+    # the map keeps the groups apart: each word's nearest point on the map is in its group
+    xy = np.column_stack([table["x"], table["y"]])
+    d = np.linalg.norm(xy[:, None] - xy[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert (groups[d.argmin(axis=1)] == groups).mean() > 0.95
+    # neighbour lists: exact cosine top 5, most similar first, never the word itself
+    order, sims = _cosine_top(matrix.astype(np.float64), 5)
+    for i, neighbours in enumerate(table["neighbors"]):
+        assert [w for w, _ in neighbours] == [words[j] for j in order[i]]
+        np.testing.assert_allclose([s for _, s in neighbours], sims[i], atol=1e-4)
+
+
+def test_keyed_vectors_top_and_3d(blob_words):
+    from gensim.models import KeyedVectors
+
+    words, matrix, _ = blob_words
+    kv = KeyedVectors(matrix.shape[1], count=0)
+    kv.add_vectors(words, matrix)
+    _, table = plot_vocab(kv, tsne=_fast_tsne(dims=3), top=30, colour="none")
+    assert table["word"] == words[:30]
+    assert table["z"].shape == (30,) and np.isfinite(table["z"]).all()
+    assert (table["cluster"] == 0).all()
+
+
+def test_path_and_output(tmp_path, blob_words):
+    from gensim.models import KeyedVectors
+
+    words, matrix, groups = blob_words
+    kv = KeyedVectors(matrix.shape[1], count=0)
+    kv.add_vectors(words, matrix)
+    src = tmp_path / "blobs.bin"
+    kv.save_word2vec_format(str(src), binary=True)
+    labels = {w: f"group {'abc'[g]}" for w, g in zip(words, groups, strict=True) if w != "b16"}
+    out = tmp_path / "map.html"
+    _, table = plot_vocab(
+        src,
+        tsne=_fast_tsne(perplexity=3.0),
+        words=["b16", "a1", "nope", "c40"] + words[5:14],
+        colour=labels,
+        output=out,
+    )
+    assert table["word"] == ["b16", "a1", "c40"] + words[5:14]
+    assert list(table["cluster"][:3]) == ["(no label)", "group a", "group c"]
+    html = out.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") and "blobs.bin" in html
+
+
+class _PCAEmbedding:
+    """Any estimator with fit_transform and no neighbors_ (like scikit-learn's TSNE)."""
+
+    n_components = 2
+
+    def fit_transform(self, X):
+        X = X - X.mean(axis=0)
+        return np.linalg.svd(X, full_matrices=False)[0][:, :2]
+
+
+def test_estimator_without_neighbors(blob_words):
+    words, matrix, _ = blob_words
+    _, table = plot_vocab((words, matrix), tsne=_PCAEmbedding(), n_neighbors=3)
+    order, sims = _cosine_top(matrix.astype(np.float64), 3)
+    for i in (0, 7, 44):
+        assert [w for w, _ in table["neighbors"][i]] == [words[j] for j in order[i]]
+        np.testing.assert_allclose([s for _, s in table["neighbors"][i]], sims[i], atol=1e-4)
+
+
+def test_bad_arguments(blob_words):
+    words, matrix, _ = blob_words
+    with pytest.raises(InputError, match=r"dims=2 but the t-SNE given has n_components=3"):
+        plot_vocab((words, matrix), tsne=_fast_tsne(dims=3), dims=2)
+    with pytest.raises(InputError, match="dims must be 2 or 3"):
+        plot_vocab((words, matrix), dims=4)
+    with pytest.raises(InputError, match=r"one row per word: got 45 words and a matrix of shape"):
+        plot_vocab((words, matrix[:-1]))
+    with pytest.raises(InputError, match="one label per word"):
+        plot_vocab((words, matrix), tsne=_fast_tsne(), colour=[1, 2])
+    with pytest.raises(InputError, match="at least 2 words to map"):
+        plot_vocab((words, matrix), words=["a1", "zzz"])
+    with pytest.raises(InputError, match="vectors must be a file path"):
+        plot_vocab(42)
