@@ -1,0 +1,492 @@
+"""The ``embedviz`` command line.
+
+Each subcommand is added by a small function ``add_NAME_command(subparsers)`` listed in
+:data:`COMMANDS` as ``"module:function"``; the function registers its options and sets
+``func`` (called with the parsed arguments, returns the exit status). Adding ``ui``,
+``report`` or ``check`` is one line here plus the function in its own package.
+
+This module imports nothing heavy: numpy, gensim, numba and bokeh are imported when a
+command runs, so ``embedviz --help`` answers at once.
+
+Exit status: 0 on success, 2 for a user error (:class:`~embedviz.errors.EmbedvizError`,
+printed as one line ``embedviz: error: ...`` without a traceback, like argparse's own
+usage errors), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from importlib import import_module
+from pathlib import Path
+
+from embedviz import __version__
+from embedviz._defaults import TSNE_DEFAULTS, VOCAB_DEFAULTS
+from embedviz.errors import EmbedvizError, InputError
+
+logger = logging.getLogger("embedviz.cli")
+
+# subcommand adders, in the order `embedviz --help` lists them
+COMMANDS = [
+    "embedviz.cli:add_tsne_command",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="embedviz",
+        description="Look inside trained models: t-SNE maps of word vectors, training statistics.",
+    )
+    parser.add_argument("--version", action="version", version=f"embedviz {__version__}")
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    sub.required = True
+    for spec in COMMANDS:
+        module, _, name = spec.partition(":")
+        getattr(import_module(module), name)(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``embedviz`` with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    Examples
+    --------
+    >>> main(["tsne", "data/glove-5k.bin", "-o", "glove.html", "--quiet"])  # doctest: +SKIP
+    0
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(getattr(args, "quiet", False))
+    try:
+        return int(args.func(args) or 0)
+    except EmbedvizError as exc:
+        message = " ".join(str(exc).split())
+        print(f"embedviz: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("embedviz: interrupted", file=sys.stderr)
+        return 130
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record):
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"warning: {text}"
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("embedviz: %(message)s"))
+    root = logging.getLogger("embedviz")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    # the command reports its own files, once each
+    logging.getLogger("embedviz.plot.export").setLevel(logging.WARNING)
+
+
+# -- embedviz tsne ----------------------------------------------------------------------
+
+
+def add_tsne_command(subparsers) -> None:
+    """Register ``embedviz tsne MODEL``: a word-vector file to an interactive t-SNE map."""
+    D, V = TSNE_DEFAULTS, VOCAB_DEFAULTS
+    p = subparsers.add_parser(
+        "tsne",
+        help="map word vectors with t-SNE into an interactive HTML page",
+        description=(
+            "Read word vectors (word2vec .bin/.txt, GloVe, fastText .vec, gensim .kv/.model), "
+            "embed the most frequent words with t-SNE and write a self-contained interactive "
+            "page (hover, search, clusters; 2D or rotatable 3D)."
+        ),
+        epilog="example: embedviz tsne data/glove-5k.bin -o glove-5k.html",
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL", help="word-vector file")
+    p.add_argument(
+        "-o", "--output", metavar="OUT.html", help="page to write (default: MODEL's name + .html)"
+    )
+    sel = p.add_argument_group("which words")
+    sel.add_argument(
+        "--top",
+        type=_positive_int,
+        default=V["top"],
+        metavar="N",
+        help="map the N most frequent words",
+    )
+    sel.add_argument(
+        "--words",
+        metavar="FILE",
+        help="map the words listed in FILE (one a line) instead of the top N",
+    )
+    sel.add_argument("--include", metavar="REGEX", help="keep only words matching REGEX")
+    sel.add_argument("--exclude", metavar="REGEX", help="drop words matching REGEX")
+    sel.add_argument(
+        "--drop-stopwords",
+        action="store_true",
+        help="drop English stop words and tokens without a letter or digit",
+    )
+    t = p.add_argument_group("t-SNE")
+    t.add_argument("--dims", type=int, choices=(2, 3), default=V["dims"], help="2D or 3D map")
+    t.add_argument(
+        "--metric",
+        choices=("cosine", "euclidean"),
+        default=V["metric"],
+        help="distance between word vectors",
+    )
+    t.add_argument(
+        "--perplexity",
+        type=float,
+        default=D["perplexity"],
+        metavar="X",
+        help="effective number of neighbours",
+    )
+    t.add_argument(
+        "--theta", type=float, default=D["theta"], metavar="X", help="Barnes-Hut accuracy"
+    )
+    t.add_argument("--max-iter", type=int, default=D["max_iter"], metavar="N", help="iterations")
+    t.add_argument(
+        "--stop-lying-iter",
+        type=int,
+        default=D["stop_lying_iter"],
+        metavar="N",
+        help="iteration at which early exaggeration ends",
+    )
+    t.add_argument(
+        "--early-exaggeration",
+        type=float,
+        default=D["early_exaggeration"],
+        metavar="X",
+        help="factor on P until --stop-lying-iter",
+    )
+    t.add_argument(
+        "--learning-rate",
+        type=_learning_rate,
+        default=D["learning_rate"],
+        metavar="X",
+        help="a number or 'auto'",
+    )
+    t.add_argument(
+        "--momentum",
+        type=float,
+        default=D["momentum"],
+        metavar="X",
+        help="momentum until --switch-momentum-iter",
+    )
+    t.add_argument(
+        "--final-momentum",
+        type=float,
+        default=D["final_momentum"],
+        metavar="X",
+        help="momentum after it",
+    )
+    t.add_argument(
+        "--switch-momentum-iter",
+        type=int,
+        default=D["switch_momentum_iter"],
+        metavar="N",
+        help="iteration at which the momentum switches",
+    )
+    t.add_argument(
+        "--adagrad",
+        action="store_true",
+        default=D["use_adagrad"],
+        help="AdaGrad step sizes instead of gains",
+    )
+    t.add_argument(
+        "--pca",
+        type=int,
+        default=D["pca_components"],
+        metavar="N",
+        help="reduce the vectors to N principal components first",
+    )
+    t.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        default=D["normalize"],
+        help="do not centre and scale the vectors",
+    )
+    t.add_argument("--seed", type=int, default=V["seed"], metavar="N", help="random seed")
+    t.add_argument("--threads", type=int, default=D["n_jobs"], metavar="N", help="-1: all cores")
+    c = p.add_argument_group("colours and output")
+    c.add_argument(
+        "--clusters",
+        type=_positive_int,
+        default=V["clusters"],
+        metavar="K",
+        help="colour by K k-means clusters",
+    )
+    c.add_argument(
+        "--labels", metavar="FILE", help="colour by labels from a TSV file: word<TAB>label per line"
+    )
+    c.add_argument("--csv", metavar="PATH", help="also write x,y[,z],word,rank,cluster")
+    c.add_argument(
+        "--dl4j-csv",
+        metavar="PATH",
+        help="also write x,y,word as Deeplearning4j's BarnesHutTsne.saveAsFile",
+    )
+    c.add_argument(
+        "--projector",
+        metavar="DIR",
+        help="also write TensorBoard projector files (vectors/metadata TSV, config)",
+    )
+    c.add_argument(
+        "--stats",
+        metavar="DB",
+        help="record the t-SNE run (KL, gradient norm) in a statistics database",
+    )
+    c.add_argument("--title", help="page title (default: MODEL's file name)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    p.set_defaults(func=run_tsne)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default unless it is None or a switch."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, True, argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text.strip()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _learning_rate(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+def tsne_params(args: argparse.Namespace) -> dict:
+    """The :class:`~embedviz.TSNE` keyword arguments that ``embedviz tsne`` options give."""
+    return {
+        "n_components": args.dims,
+        "perplexity": args.perplexity,
+        "theta": args.theta,
+        "max_iter": args.max_iter,
+        "stop_lying_iter": args.stop_lying_iter,
+        "early_exaggeration": args.early_exaggeration,
+        "learning_rate": args.learning_rate,
+        "momentum": args.momentum,
+        "final_momentum": args.final_momentum,
+        "switch_momentum_iter": args.switch_momentum_iter,
+        "use_adagrad": args.adagrad,
+        "pca_components": args.pca,
+        "normalize": args.normalize,
+        "metric": args.metric,
+        "random_state": args.seed,
+        "n_jobs": args.threads,
+        "verbose": not args.quiet,
+    }
+
+
+def run_tsne(args: argparse.Namespace) -> int:
+    """``embedviz tsne``: load, select, embed, draw and write."""
+    model = Path(args.model)
+    output = Path(args.output) if args.output else Path(model.name.split(".")[0] + ".html")
+    outputs = [("page", output)] + [
+        (what, Path(value))
+        for what, value in (("CSV", args.csv), ("DL4J CSV", args.dl4j_csv))
+        if value
+    ]
+    for what, path in outputs:  # fail before a long run, not after it
+        _check_writable(path, what)
+    if args.projector:
+        _check_directory(Path(args.projector), "projector files")
+    words = _read_word_list(args.words) if args.words else None
+    labels = _read_labels(args.labels) if args.labels else None
+
+    from embedviz.plot.vocab import plot_vocab
+    from embedviz.tsne.estimator import TSNE
+    from embedviz.vectors import load_vectors, select_words
+
+    explicit = words is not None or args.include or args.exclude or args.drop_stopwords
+    kv = load_vectors(model, limit=None if explicit else args.top)
+    selection = select_words(
+        kv,
+        top=args.top,
+        words=words,
+        include=args.include,
+        exclude=args.exclude,
+        drop_stopwords=args.drop_stopwords,
+        drop_punctuation=args.drop_stopwords,
+    )
+    if selection.unknown:
+        shown = ", ".join(selection.unknown[:10]) + (", ..." if len(selection.unknown) > 10 else "")
+        logger.warning(
+            "%d words from %s are not in %s and are left out: %s",
+            len(selection.unknown),
+            args.words,
+            model.name,
+            shown,
+        )
+    if len(selection.words) < 2:
+        raise InputError(
+            f"only {len(selection.words)} words left to map from {model}; check --top, --words "
+            "and the filters"
+        )
+
+    stats = _stats_callback(args, model, selection.words) if args.stats else None
+    tsne = TSNE(**tsne_params(args), callbacks=(stats,) if stats else ())
+    colour = labels if labels is not None else args.clusters
+    title = args.title or model.name
+    try:
+        layout, table = plot_vocab(selection, tsne=tsne, colour=colour, title=title)
+    finally:
+        if stats is not None:
+            stats.close()
+            stats.storage.close()
+    _write_outputs(args, layout, table, selection, output, title, labels)
+    return 0
+
+
+def _write_outputs(args, layout, table, selection, output, title, labels):
+    from embedviz.plot import export
+
+    coords = _coords(table)
+    written = []
+    try:
+        written.append(("page", export.save_html(layout, output, title=title)))
+        if args.csv:
+            written.append(
+                (
+                    "CSV",
+                    export.write_csv(
+                        args.csv, coords, table["word"], table["rank"], table["cluster"]
+                    ),
+                )
+            )
+        if args.dl4j_csv:
+            written.append(
+                ("DL4J CSV", export.write_dl4j_csv(args.dl4j_csv, coords, table["word"]))
+            )
+        if args.projector:
+            metadata = None
+            if labels is not None:
+                metadata = {"label": [str(c) for c in table["cluster"]]}
+            written.append(
+                (
+                    "projector files",
+                    export.write_projector(
+                        args.projector, selection.vectors, table["word"], metadata
+                    ),
+                )
+            )
+    except OSError as exc:
+        raise InputError(f"cannot write {exc.filename or ''}: {exc.strerror or exc}") from None
+    for what, path in written:
+        size = f" ({_size(path)})" if Path(path).is_file() else ""
+        logger.info("wrote %s %s%s", what, path, size)
+
+
+def _coords(table):
+    import numpy as np
+
+    return np.column_stack([table[axis] for axis in "xyz" if axis in table])
+
+
+def _size(path) -> str:
+    n = Path(path).stat().st_size
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def _check_writable(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise InputError(f"cannot write the {what} to {path}: it is a directory; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        raise InputError(
+            f"cannot write the {what} to {path}: the directory {parent} does not exist; "
+            "create it or choose another path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"cannot write the {what} to {path}: permission denied")
+
+
+def _check_directory(path: Path, what: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise InputError(f"cannot write the {what} to {path}: it is a file, not a directory")
+    if not path.exists():
+        _check_writable(path, what)
+
+
+def _read_text(path: str, what: str) -> list[str]:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} file {path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} file {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+
+
+def _read_word_list(path: str) -> list[str]:
+    """Words from a file, one a line (the first tab-separated column; blank lines skipped)."""
+    words = [line.split("\t")[0].strip() for line in _read_text(path, "--words")]
+    words = [w for w in words if w]
+    if not words:
+        raise InputError(f"--words file {path} lists no words; put one word on each line")
+    return words
+
+
+def _read_labels(path: str) -> dict[str, str]:
+    """Labels from a metadata TSV: ``word<TAB>label`` per line; a 'word<TAB>label' header
+    line is skipped."""
+    labels: dict[str, str] = {}
+    for number, line in enumerate(_read_text(path, "--labels"), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise InputError(
+                f"--labels file {path}, line {number}: expected word<TAB>label, got {line[:60]!r}"
+            )
+        word, label = parts[0].strip(), parts[1].strip()
+        if number == 1 and word.lower() == "word" and label.lower() in ("label", "labels"):
+            continue
+        labels.setdefault(word, label)
+    if not labels:
+        raise InputError(f"--labels file {path} holds no word<TAB>label lines")
+    return labels
+
+
+def _stats_callback(args, model: Path, words: list[str]):
+    try:
+        from embedviz.stats.listener import TSNEStats
+        from embedviz.stats.storage import SQLiteStatsStorage
+    except ImportError as exc:  # pragma: no cover - the stats package ships with embedviz
+        raise InputError(f"--stats is not available in this installation ({exc})") from None
+    storage = SQLiteStatsStorage(args.stats)
+    config = {"model": str(model), "n_words": len(words), **_json_safe(tsne_params(args))}
+    stats = TSNEStats(storage, config=config, labels=words)
+    logger.info("recording the t-SNE run as session %s in %s", stats.session_id, args.stats)
+    return stats
+
+
+def _json_safe(params: dict) -> dict:
+    return {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
