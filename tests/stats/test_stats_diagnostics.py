@@ -1,0 +1,170 @@
+"""Diagnostics on runs with planted faults (issue 4 §6, §7)."""
+
+import io
+import math
+
+import pytest
+
+from embedviz.stats.diagnostics import diagnose, run_check
+from embedviz.stats.records import ActivationStats, ParamStats, StaticInfo, Update
+from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+
+try:  # imported here so that the conftest fixture can pin torch to one thread
+    import torch  # noqa: F401
+except ImportError:
+    torch = None
+
+
+def checks(findings, severity=None):
+    return {f.check for f in findings if severity is None or f.severity == severity}
+
+
+# -- real training runs ------------------------------------------------------------------
+
+
+def train_digits(storage, session, lr, optimizer="sgd", n=150, scale_last=1.0, **kw):
+    torch = pytest.importorskip("torch")
+    from sklearn.datasets import load_digits
+
+    from embedviz.stats.listener import StatsListener
+
+    X, y = load_digits(return_X_y=True)
+    X = torch.tensor(X / 16.0, dtype=torch.float32)
+    y = torch.tensor(y)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        model[2].weight.mul_(scale_last)
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    with StatsListener(
+        storage, model, opt, frequency=5, session_id=session, config={"n_classes": 10}, **kw
+    ) as listener:
+        for i in range(n):
+            start = (i * 64) % (len(X) - 64)
+            xb, yb = X[start : start + 64], y[start : start + 64]
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            listener.step(loss, batch_size=64)
+
+
+@pytest.mark.torch
+def test_healthy_run_has_no_error():
+    storage = InMemoryStatsStorage()
+    train_digits(storage, "healthy", lr=1e-3, optimizer="adam")
+    found = diagnose(storage)
+    assert checks(found, "error") == set(), found
+
+
+@pytest.mark.torch
+def test_learning_rate_far_too_high_is_an_error(tmp_path):
+    path = tmp_path / "bad.db"
+    with SQLiteStatsStorage(path) as storage:
+        train_digits(storage, "too-high", lr=20.0)
+    with SQLiteStatsStorage(path, read_only=True) as storage:
+        found = diagnose(storage)
+    errors = checks(found, "error")
+    assert errors & {"ratio_high", "score_not_finite", "score_rising", "params_not_finite"}
+    out = io.StringIO()
+    assert run_check(str(path), out) == 1
+    text = out.getvalue()
+    assert "ERROR" in text and "advice:" in text and "session too-high worker 0" in text
+
+
+@pytest.mark.torch
+def test_large_initial_loss_flagged():
+    storage = InMemoryStatsStorage()
+    train_digits(storage, "init", lr=1e-3, optimizer="adam", n=10, scale_last=40.0)
+    found = [f for f in diagnose(storage) if f.check == "initial_loss"]
+    assert found and "ln(10)" in found[0].evidence
+
+
+# -- planted records -----------------------------------------------------------------------
+
+
+def put_run(storage, n=40, score=None, ratio=None, act_std=1.0, zeros=0.0, lr=0.1, config=None):
+    storage.put(StaticInfo("s", "0", 0.0, config=config or {}))
+    for i in range(n):
+        r = ratio(i) if ratio else 1e-3
+        storage.put(
+            Update(
+                "s", "0", i, float(i),
+                score=score(i) if score else 2.0 / (1 + i),
+                learning_rates=[lr],
+                params={"fc.weight": ParamStats(0.0, 0.1, 0.1, update_mean_magnitude=r * 0.1,
+                                                update_param_ratio=r)},
+                activations={"relu": ActivationStats(0.1, act_std, zeros)},
+            )
+        )  # fmt: skip
+
+
+def test_synthetic_healthy_run_is_clean():
+    storage = InMemoryStatsStorage()
+    put_run(storage)
+    assert diagnose(storage) == []
+
+
+def test_nan_score_rising_flat():
+    s1 = InMemoryStatsStorage()
+    put_run(s1, score=lambda i: math.nan if i > 30 else 1.0)
+    (nan,) = [f for f in diagnose(s1) if f.check == "score_not_finite"]
+    assert nan.severity == "error" and nan.iterations == (31, 39)
+    s2 = InMemoryStatsStorage()
+    put_run(s2, score=lambda i: 1.0 + 0.1 * i)
+    assert "score_rising" in checks(diagnose(s2), "error")
+    s3 = InMemoryStatsStorage()
+    put_run(s3, score=lambda i: 2.3)
+    assert "score_flat" in checks(diagnose(s3), "warning")
+
+
+def test_ratio_checks_and_spikes():
+    s = InMemoryStatsStorage()
+    put_run(s, ratio=lambda i: 0.5 if i == 25 else 1e-3)
+    (spike,) = [f for f in diagnose(s) if f.check == "ratio_spike"]
+    assert spike.layer == "fc.weight" and spike.iterations == (25, 25)
+    high = InMemoryStatsStorage()
+    put_run(high, ratio=lambda i: 0.3)
+    assert "ratio_high" in checks(diagnose(high), "error")
+    low = InMemoryStatsStorage()
+    put_run(low, ratio=lambda i: 1e-6)
+    assert "ratio_low" in checks(diagnose(low), "warning")
+
+
+def test_activation_checks():
+    dead = InMemoryStatsStorage()
+    put_run(dead, zeros=1.0)
+    assert "dead_units" in checks(diagnose(dead), "error")
+    wide = InMemoryStatsStorage()
+    put_run(wide, act_std=5.0)
+    assert "activation_std" in checks(diagnose(wide), "warning")
+
+
+def test_flat_learning_rate_with_a_schedule():
+    s = InMemoryStatsStorage()
+    put_run(s, config={"lr_scheduler": "StepLR"})
+    (flat,) = [f for f in diagnose(s) if f.check == "lr_flat"]
+    assert "StepLR" in flat.evidence
+    plain = InMemoryStatsStorage()
+    put_run(plain)
+    assert "lr_flat" not in checks(diagnose(plain))
+
+
+def test_run_check_exit_codes(tmp_path):
+    good = tmp_path / "good.db"
+    with SQLiteStatsStorage(good) as s:
+        put_run(s)
+    out = io.StringIO()
+    assert run_check(str(good), out) == 0
+    assert "no problems found" in out.getvalue() and "0 error(s)" in out.getvalue()
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database at all")
+    out = io.StringIO()
+    assert run_check(str(junk), out) == 2
+    assert out.getvalue().count("\n") == 1 and "not SQLite" in out.getvalue()
+    out = io.StringIO()
+    assert run_check(str(tmp_path / "missing.db"), out) == 2
+    assert "no such statistics file" in out.getvalue()
