@@ -22,6 +22,7 @@ tooltips by Bokeh's templating, the panel and messages by ``ev.escape`` in ``_li
 
 from __future__ import annotations
 
+import colorsys
 import logging
 import math
 from collections.abc import Sequence
@@ -182,13 +183,36 @@ def smallest_uint(values: np.ndarray) -> np.ndarray:
     raise InputError(f"value {top} is too large for the page")  # pragma: no cover
 
 
-def base_label_indices(n: int, rank, n_labels: int) -> list[int]:
-    """Original indices of the ``n_labels`` most frequent words."""
+def base_label_indices(
+    xy: np.ndarray, words: Sequence[str], rank, n_labels: int, home, frame: tuple[int, int]
+) -> list[int]:
+    """Original indices of up to ``n_labels`` frequent words whose labels do not overlap.
+
+    Words are taken in frequency order; a word is skipped when its label box (about
+    6.5 px a character, 13 px high, in the home view of a ``frame`` of pixels) would
+    overlap a label already chosen, so the dense middle of a map does not turn into
+    a smudge of function words.
+    """
+    n = len(words)
     if n_labels == 0:
         return []
-    if rank is None:
-        return list(range(min(n, n_labels)))
-    return [int(i) for i in np.argsort(rank, kind="stable")[:n_labels]]
+    order = np.arange(n) if rank is None else np.argsort(rank, kind="stable")
+    order = order[: max(20 * n_labels, 200)]
+    x0, x1, y0, y1 = home
+    sx = (xy[order, 0] - x0) / (x1 - x0) * frame[0]
+    sy = (xy[order, 1] - y0) / (y1 - y0) * frame[1]
+    boxes: list[tuple[float, float, float, float]] = []
+    chosen: list[int] = []
+    for j, i in enumerate(order):
+        left, right = sx[j], sx[j] + 6 + 6.5 * len(words[i])
+        bottom, top = sy[j] - 6.5, sy[j] + 6.5
+        if any(left < b[1] and b[0] < right and bottom < b[3] and b[2] < top for b in boxes):
+            continue
+        boxes.append((left, right, bottom, top))
+        chosen.append(int(i))
+        if len(chosen) == n_labels:
+            break
+    return chosen
 
 
 # --------------------------------------------------------------------------- colours
@@ -202,16 +226,19 @@ def palette(n_colors: int) -> list[str]:
         # dark shades first, then their light partners
         c20 = list(Category20[20])
         return (c20[0::2] + c20[1::2])[:n_colors]
-    base = list(turbo(n_colors))
-    step = _coprime_step(n_colors)
-    return [base[(j * step) % n_colors] for j in range(n_colors)]
-
-
-def _coprime_step(n: int) -> int:
-    step = max(2, int(round(n * 0.382)))
-    while math.gcd(step, n) != 1:
-        step += 1
-    return step
+    if n_colors <= 256:
+        # Turbo, visited with a stride coprime to n: neighbouring clusters differ
+        base = list(turbo(n_colors))
+        step = max(2, int(round(n_colors * 0.382)))
+        while math.gcd(step, n_colors) != 1:
+            step += 1
+        return [base[(j * step) % n_colors] for j in range(n_colors)]
+    # golden-angle hues at three lightness levels
+    out = []
+    for j in range(n_colors):
+        r, g, b = colorsys.hls_to_rgb((j * 0.618034) % 1.0, (0.35, 0.5, 0.65)[j % 3], 0.75)
+        out.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
+    return out
 
 
 def point_size(n: int) -> float:
@@ -367,7 +394,24 @@ def home_view(xy: np.ndarray, frame_width: int, frame_height: int, pad: float = 
     return (cx - w / 2, cx + w / 2, cy - h / 2, cy + h / 2)
 
 
-def add_legend(plot, names, colors, size: float) -> None:
+def legend_labels(names, codes, words, rank, n_examples: int = 2) -> list[str]:
+    """Cluster names; numbered clusters (k-means) also show their most frequent words."""
+    if not all(name.lstrip("-").isdigit() for name in names):
+        return list(names)
+    order = np.arange(len(words)) if rank is None else np.argsort(rank, kind="stable")
+    examples: list[list[str]] = [[] for _ in names]
+    missing = len(names)
+    for i in order:
+        ex = examples[codes[i]]
+        if len(ex) < n_examples:
+            ex.append(words[i] if len(words[i]) <= 12 else words[i][:11] + "…")
+            missing -= len(ex) == n_examples
+            if missing == 0:
+                break
+    return [f"{name}  {', '.join(ex)}" for name, ex in zip(names, examples, strict=True)]
+
+
+def add_legend(plot, names, codes, words, rank, colors, size: float) -> None:
     """One legend entry per cluster, in columns when there are many.
 
     Each entry gets its own empty renderer of the cluster's colour, so the legend
@@ -378,7 +422,7 @@ def add_legend(plot, names, colors, size: float) -> None:
     if names is None or len(names) < 2:
         return
     items = []
-    for name, color in zip(names, colors, strict=True):
+    for name, color in zip(legend_labels(names, codes, words, rank), colors, strict=True):
         # one point at NaN: never drawn, but the legend has a glyph to draw
         empty = ColumnDataSource({"x": [math.nan], "y": [math.nan]})
         r = plot.scatter("x", "y", source=empty, size=size, fill_color=color, line_color=None)

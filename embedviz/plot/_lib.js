@@ -68,9 +68,10 @@ const ev = {
       x0 = Math.min(x0, xs[r]); x1 = Math.max(x1, xs[r])
       y0 = Math.min(y0, ys[r]); y1 = Math.max(y1, ys[r])
     }
-    // keep the aspect ratio of the home view; never zoom in further than 1/25 of it
+    // keep the aspect ratio of the home view; never zoom in further than 1/8 of it,
+    // so a single word is shown among its surroundings
     const hw = home[1] - home[0], hh = home[3] - home[2]
-    let w = Math.max((x1 - x0) * 1.3, hw / 25), h = Math.max((y1 - y0) * 1.3, hh / 25)
+    let w = Math.max((x1 - x0) * 1.3, hw / 8), h = Math.max((y1 - y0) * 1.3, hh / 8)
     if (w / h > hw / hh) h = w * hh / hw; else w = h * hw / hh
     const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2
     x_range.setv({start: cx - w / 2, end: cx + w / 2})

@@ -93,11 +93,11 @@ def scatter_2d(
     if codes is not None:
         data["c"] = codes
     points = ColumnDataSource(data, name="embedviz_points")
-    base = C.base_label_indices(n, rank, n_labels)
+    home = C.home_view(xy.astype(np.float64), FRAME_WIDTH, FRAME_HEIGHT)
+    base = C.base_label_indices(xy, words, rank, n_labels, home, (FRAME_WIDTH, FRAME_HEIGHT))
     meta, nbrs, labels = C.make_sources(words, rank, codes, nbr_idx, nbr_sim, base)
     C.fill_labels(labels, xy, words, base)
 
-    home = C.home_view(xy.astype(np.float64), FRAME_WIDTH, FRAME_HEIGHT)
     x_range = Range1d(home[0], home[1], name="embedviz_x_range")
     y_range = Range1d(home[2], home[3], name="embedviz_y_range")
     plot = figure(
@@ -137,7 +137,7 @@ def scatter_2d(
         selection_fill_alpha=1.0,
         selection_line_color="#222222",
         selection_line_width=1.0,
-        nonselection_fill_alpha=0.12,
+        nonselection_fill_alpha=0.2,
         nonselection_fill_color=color,
         name="embedviz_scatter",
     )
@@ -148,7 +148,7 @@ def scatter_2d(
     plot.add_tools(TapTool(renderers=[renderer], callback=tap, behavior="select"))
     plot.add_layout(label_set(labels, size))
     if codes is not None:
-        C.add_legend(plot, names, pal, max(size, 6.0))
+        C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0))
     logger.debug("2D map of %d words, %d clusters", n, 0 if names is None else len(names))
     return row(plot, column(*widgets, width=SIDEBAR_WIDTH), name="embedviz_layout")
 

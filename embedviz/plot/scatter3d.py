@@ -129,12 +129,13 @@ def scatter_3d(
     if codes is not None:
         data["c"] = codes[order]
     points = ColumnDataSource(data, name="embedviz_points")
-    base = C.base_label_indices(n, rank, n_labels)
-    meta, nbrs, labels = C.make_sources(words, rank, codes, nbr_idx, nbr_sim, base)
-    C.fill_labels(labels, np.column_stack([px, py]), words, base)
-
-    limit = 1.3
+    limit = 1.1
     home = (-limit, limit, -limit, limit)
+    screen = np.column_stack([px, py])
+    base = C.base_label_indices(screen, words, rank, n_labels, home, (FRAME_SIZE, FRAME_SIZE))
+    meta, nbrs, labels = C.make_sources(words, rank, codes, nbr_idx, nbr_sim, base)
+    C.fill_labels(labels, screen, words, base)
+
     x_range = Range1d(home[0], home[1], name="embedviz_x_range")
     y_range = Range1d(home[2], home[3], name="embedviz_y_range")
     plot = figure(
@@ -179,7 +180,7 @@ def scatter_3d(
         selection_fill_alpha=1.0,
         selection_line_color="#222222",
         selection_line_width=1.0,
-        nonselection_fill_alpha=0.08,
+        nonselection_fill_alpha=0.15,
         name="embedviz_scatter",
     )
     yaw = Slider(
@@ -207,7 +208,7 @@ def scatter_3d(
     plot.add_tools(TapTool(renderers=[renderer], callback=tap, behavior="select"))
     plot.add_layout(label_set(labels, size))
     if codes is not None:
-        C.add_legend(plot, names, pal, max(size, 6.0))
+        C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0))
     hint = "drag the plot or move the sliders to turn the cloud; the wheel zooms"
     from bokeh.models import Div
 

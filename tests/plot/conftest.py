@@ -24,6 +24,11 @@ EVIL_WORDS = [
 
 
 @pytest.fixture
+def evil_words():
+    return list(EVIL_WORDS)
+
+
+@pytest.fixture
 def small_map(rng):
     """40 words in 3 clusters with neighbour lists (neighbours are real nearest rows)."""
     n = 40
