@@ -1,0 +1,98 @@
+"""The diagnostics' findings as a page section (severity, where, evidence, advice).
+
+The findings come from :mod:`embedviz.stats.diagnostics` (the statistics package owns
+the rules); this module only asks for them and lays them out. Every text is escaped:
+layer names and evidence can hold anything.
+
+HOOK: until ``embedviz.stats.diagnostics`` exists, :func:`get_findings` returns None
+and the section says that diagnostics are not available.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, is_dataclass
+
+from bokeh.models import Div
+
+from embedviz.ui.pages._common import escape
+
+log = logging.getLogger(__name__)
+
+_COLOURS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
+
+
+def _as_dict(finding) -> dict:
+    if isinstance(finding, dict):
+        return finding
+    if is_dataclass(finding):
+        return asdict(finding)
+    return {
+        k: getattr(finding, k, None)
+        for k in ("severity", "code", "title", "layer", "iterations", "evidence", "advice")
+    }
+
+
+def get_findings(storage, session_id: str, worker_id: str | None = None) -> list[dict] | None:
+    """The diagnostics' findings for a session as dicts, or None when unavailable."""
+    try:
+        from embedviz.stats import diagnostics
+    except ImportError:
+        return None
+    for name in ("diagnose", "run_diagnostics", "check_session"):
+        fn = getattr(diagnostics, name, None)
+        if fn is not None:
+            break
+    else:
+        return None
+    try:
+        try:
+            found = fn(storage, session_id, worker_id)
+        except TypeError:
+            found = fn(storage, session_id)
+    except Exception:  # a broken rule must not take the page down
+        log.exception("diagnostics failed for session %r", session_id)
+        return [
+            {
+                "severity": "warning",
+                "title": "diagnostics failed",
+                "evidence": "see the server log",
+                "advice": "",
+            }
+        ]
+    return [_as_dict(f) for f in found]
+
+
+def findings_html(findings: list[dict] | None) -> str:
+    """HTML for the findings list (all text escaped)."""
+    if findings is None:
+        return "<i>Diagnostics are not available in this version.</i>"
+    if not findings:
+        return "<span style='color:#2ca02c'>No problems found.</span>"
+    order = {"error": 0, "warning": 1, "info": 2}
+    parts = []
+    for f in sorted(findings, key=lambda f: order.get(str(f.get("severity")), 3)):
+        sev = str(f.get("severity") or "info")
+        where = f.get("layer") or ""
+        its = f.get("iterations")
+        if isinstance(its, list | tuple) and len(its) == 2:
+            where = f"{where} iterations {its[0]}–{its[1]}".strip()
+        title = f.get("title") or f.get("code") or ""
+        parts.append(
+            "<div style='margin:4px 0;padding:6px 10px;border-left:4px solid "
+            f"{_COLOURS.get(sev, '#777')};background:#fafafa'>"
+            f"<b style='color:{_COLOURS.get(sev, '#777')}'>{escape(sev.upper())}</b> "
+            f"<b>{escape(title)}</b> <span style='color:#666'>{escape(where)}</span><br>"
+            f"{escape(f.get('evidence') or '')}<br>"
+            f"<span style='color:#333'><i>{escape(f.get('advice') or '')}</i></span></div>"
+        )
+    return "".join(parts)
+
+
+def findings_view(storage, session_id: str, worker_id: str | None = None) -> Div:
+    """A Div listing the findings, most severe first."""
+    return Div(
+        text=findings_html(get_findings(storage, session_id, worker_id)),
+        sizing_mode="stretch_width",
+        name="findings",
+    )

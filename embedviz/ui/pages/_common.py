@@ -1,0 +1,389 @@
+"""Pieces every page shares: live series, charts that mark NaN/inf, tables, escaping.
+
+A page builder is a plain function ``build_X(storage, session_id, worker_id=None, ...)``
+returning a :class:`Page`: the Bokeh ``layout``, the named ``sources`` (tests read their
+values) and ``refresh()``, which reads what arrived since the last call and streams only
+those points into the sources (``ColumnDataSource.stream``). The Bokeh server calls
+``refresh()`` from a periodic callback; the static report never does.
+
+Series come from the storage already downsampled by min/max per bucket (spikes and the
+newest point survive, see :func:`embedviz.stats.series.downsample_minmax`). Non-finite
+values are never drawn as 0: the line has a gap there and a red marker sits at the top
+(NaN, +inf) or bottom (-inf) edge of the frame, on a private 0..1 range, with the value
+in its tooltip.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from bokeh.models import (
+    ColumnDataSource,
+    DataTable,
+    Div,
+    HoverTool,
+    Range1d,
+    TableColumn,
+)
+from bokeh.palettes import Category10_10, Category20_20
+from bokeh.plotting import figure
+
+from embedviz.stats.base import scalar_getter
+from embedviz.stats.series import downsample_minmax
+
+MAX_POINTS = 1500  # per drawn series; a screen is ~1500 px wide
+CHART_HEIGHT = 240
+SMOOTHING = 0.8  # TensorBoard-style exponential moving average weight
+MARK_TOP, MARK_BOTTOM = 0.96, 0.04
+MARKS_RANGE = "embedviz_marks"
+
+
+def escape(text: object) -> str:
+    """``text`` as HTML text (for Div contents: words and layer names can hold anything)."""
+    return html.escape(str(text), quote=True)
+
+
+def colour(i: int, n: int) -> str:
+    """The ``i``-th of ``n`` distinguishable colours."""
+    return (Category10_10 if n <= 10 else Category20_20)[i % (10 if n <= 10 else 20)]
+
+
+def log10_or_nonfinite(values: np.ndarray) -> np.ndarray:
+    """log10 of positive values; 0 becomes -inf, negatives and NaN become NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, np.nan)
+    pos = values > 0
+    out[pos] = np.log10(values[pos])
+    out[values == 0] = -np.inf
+    out[np.isposinf(values)] = np.inf
+    return out
+
+
+def ema(values: np.ndarray, weight: float, state: tuple[float, float] = (0.0, 0.0)):
+    """Debiased exponential moving average over the finite values (TensorBoard's smoothing).
+
+    Returns ``(smoothed, state)``; pass ``state`` back to continue the average on new
+    points. Non-finite inputs give NaN and do not disturb the average.
+    """
+    acc, norm = state
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(np.asarray(values, dtype=np.float64)):
+        if math.isfinite(v):
+            acc = weight * acc + (1.0 - weight) * v
+            norm = weight * norm + (1.0 - weight)
+            out[i] = acc / norm
+    return out, (acc, norm)
+
+
+def _mark_columns(x: np.ndarray, values: np.ndarray, label: str) -> dict:
+    bad = ~np.isfinite(values)
+    v = values[bad]
+    return {
+        "x": x[bad],
+        "y": np.where(v < 0, MARK_BOTTOM, MARK_TOP),
+        "value": ["NaN" if math.isnan(a) else ("+inf" if a > 0 else "-inf") for a in v],
+        "series": [label] * int(bad.sum()),
+    }
+
+
+def marks_columns_empty() -> dict:
+    """The columns of an empty marks source."""
+    return {"x": np.zeros(0, np.int64), "y": np.zeros(0), "value": [], "series": []}
+
+
+def series_columns(iterations, timestamps, values, label: str = "") -> tuple[dict, dict]:
+    """Columns for a line source (``x``, ``t``, ``y`` with NaN gaps) and its marks source."""
+    x = np.asarray(iterations, dtype=np.int64)
+    t = np.asarray(timestamps, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    y = np.where(np.isfinite(v), v, np.nan)
+    return {"x": x, "t": t * 1000.0, "y": y}, _mark_columns(x, v, label)
+
+
+@dataclass
+class LiveSeries:
+    """One drawn scalar series of one worker: its line source, its marks, and how to grow.
+
+    ``transform`` maps raw values to drawn ones (e.g. :func:`log10_or_nonfinite`).
+    ``smooth`` adds a ``ys`` column (debiased EMA of the drawn values).
+    """
+
+    name: str
+    label: str
+    transform: Callable[[np.ndarray], np.ndarray] | None = None
+    smooth: float | None = None
+    max_points: int = MAX_POINTS
+    source: ColumnDataSource = field(init=False)
+    marks: ColumnDataSource = field(init=False)
+    last_iteration: int | None = field(default=None, init=False)
+    _state: tuple[float, float] = field(default=(0.0, 0.0), init=False)
+
+    def load(self, storage, session_id: str, worker_id: str, marks=None) -> LiveSeries:
+        """Fill the sources from the storage (downsampled); returns self.
+
+        ``marks``: a marks source shared with other series of the same chart.
+        """
+        full = self.smooth is not None
+        s = storage.get_series(session_id, worker_id, self.name, None if full else self.max_points)
+        values = s.values if self.transform is None else self.transform(s.values)
+        smoothed = None
+        if full:
+            smoothed, self._state = ema(values, self.smooth)
+            keep = downsample_minmax(values, self.max_points)
+            s = s.take(keep)
+            values, smoothed = values[keep], smoothed[keep]
+        line, marks_data = series_columns(s.iterations, s.timestamps, values, self.label)
+        if smoothed is not None:
+            line["ys"] = smoothed
+        self.source = ColumnDataSource(line, name=f"series:{self.name}")
+        if marks is None:
+            self.marks = ColumnDataSource(marks_columns_empty(), name=f"marks:{self.name}")
+        else:
+            self.marks = marks
+        if len(marks_data["x"]):
+            self.marks.stream(marks_data)
+        if len(s):
+            self.last_iteration = int(s.iterations[-1])
+        return self
+
+    def push(self, iterations: Sequence[int], timestamps: Sequence[float], raw: Sequence) -> int:
+        """Stream new points (only those after ``last_iteration``); returns how many."""
+        rows = [
+            (i, t, v)
+            for i, t, v in zip(iterations, timestamps, raw, strict=True)
+            if v is not None and (self.last_iteration is None or i > self.last_iteration)
+        ]
+        if not rows:
+            return 0
+        it, ts, vals = (np.asarray(c) for c in zip(*rows, strict=True))
+        vals = vals.astype(np.float64)
+        values = vals if self.transform is None else self.transform(vals)
+        line, marks = series_columns(it, ts, values, self.label)
+        if self.smooth is not None:
+            line["ys"], self._state = ema(values, self.smooth, self._state)
+        self._append(line, marks)
+        self.last_iteration = int(it[-1])
+        return len(rows)
+
+    def push_updates(self, updates: Iterable) -> int:
+        """Stream the values of this series found in ``updates`` (Update records)."""
+        get = scalar_getter(self.name)
+        updates = list(updates)
+        return self.push(
+            [u.iteration for u in updates],
+            [u.timestamp for u in updates],
+            [get(u) for u in updates],
+        )
+
+    def _append(self, line: dict, marks: dict) -> None:
+        n = len(self.source.data["x"])
+        if n + len(line["x"]) > 2 * self.max_points:
+            # compact in place: min/max downsample what is drawn, then add the new points
+            data = {k: np.asarray(v) for k, v in self.source.data.items()}
+            keep = downsample_minmax(data["y"], self.max_points)
+            self.source.data = {k: v[keep] for k, v in data.items()}
+        self.source.stream(line, rollover=4 * self.max_points)
+        if len(marks["x"]):
+            self.marks.stream(marks, rollover=4 * self.max_points)
+
+
+def line_chart(
+    title: str,
+    y_label: str,
+    *,
+    height: int = CHART_HEIGHT,
+    x_label: str = "iteration",
+    y_axis_type: str = "linear",
+    x_axis_type: str = "linear",
+    name: str | None = None,
+):
+    """An empty figure with our look and an invisible 0..1 range for the NaN/inf marks."""
+    p = figure(
+        title=title,
+        height=height,
+        sizing_mode="stretch_width",
+        x_axis_label=x_label,
+        y_axis_label=y_label,
+        y_axis_type=y_axis_type,
+        x_axis_type=x_axis_type,
+        tools="pan,xwheel_zoom,box_zoom,reset,save",
+        active_scroll=None,
+        toolbar_location="right",
+        name=name,
+    )
+    p.extra_y_ranges = {MARKS_RANGE: Range1d(0, 1)}
+    p.title.text_font_size = "13px"
+    p.outline_line_color = None
+    p.grid.grid_line_alpha = 0.35
+    p.min_border_left = 60
+    return p
+
+
+def draw_series(
+    p,
+    s: LiveSeries,
+    color: str,
+    *,
+    width: float = 1.5,
+    smoothed_too: bool = False,
+    x: str = "x",
+    y_format: str = "{0.0000g}",
+):
+    """Draw ``s`` on ``p``: its line (raw faint and smoothed bold, or plain), with a tooltip.
+
+    The tooltip names the series (BokehJS inserts tooltip labels as text, not HTML).
+    Returns the line renderer.
+    """
+    if smoothed_too:
+        p.line(x, "y", source=s.source, color=color, line_width=1, alpha=0.35)
+        r = p.line(x, "ys", source=s.source, color=color, line_width=2)
+    else:
+        r = p.line(x, "y", source=s.source, color=color, line_width=width)
+    p.add_tools(
+        HoverTool(
+            renderers=[r],
+            line_policy="nearest",
+            description=f"hover: {s.label}",
+            tooltips=[(s.label, f"@y{y_format}"), ("iteration", "@x")],
+        )
+    )
+    return r
+
+
+def add_hover(
+    p, drawn: Sequence, marks: ColumnDataSource | None = None, y_format: str = "", x: str = "x"
+) -> None:
+    """Red x markers, with tooltips, for the NaN/inf points in ``marks``.
+
+    ``drawn`` and ``y_format`` are accepted for symmetry with :func:`draw_series`.
+    """
+    if marks is not None:
+        r = p.scatter(
+            x,
+            "y",
+            source=marks,
+            y_range_name=MARKS_RANGE,
+            marker="x",
+            size=11,
+            line_width=2,
+            color="#d62728",
+        )
+        p.add_tools(
+            HoverTool(
+                renderers=[r],
+                description="hover: NaN/inf",
+                tooltips=[("", "@series"), ("iteration", "@x"), ("value", "@value")],
+            )
+        )
+
+
+def new_marks(name: str) -> ColumnDataSource:
+    """An empty marks source (NaN/inf points) shared by the series of one chart."""
+    return ColumnDataSource(marks_columns_empty(), name=name)
+
+
+def table(
+    rows: Sequence[tuple],
+    columns: Sequence[str],
+    *,
+    name: str | None = None,
+    height: int | None = None,
+    widths: Sequence[int] | None = None,
+) -> DataTable:
+    """A read-only table of text cells (Bokeh's DataTable shows them as text, not HTML)."""
+    data = {c: [("" if r[i] is None else str(r[i])) for r in rows] for i, c in enumerate(columns)}
+    cols = [
+        TableColumn(field=c, title=c, **({"width": widths[i]} if widths else {}))
+        for i, c in enumerate(columns)
+    ]
+    return DataTable(
+        source=ColumnDataSource(data, name=f"{name}:source" if name else None),
+        columns=cols,
+        index_position=None,
+        sortable=False,
+        reorderable=False,
+        height=height or min(30 + 25 * max(len(rows), 1), 420),
+        sizing_mode="stretch_width",
+        name=name,
+    )
+
+
+def heading(text: str, level: int = 3) -> Div:
+    """A section heading (escaped)."""
+    return Div(
+        text=f"<h{level} style='margin:8px 0 2px 0'>{escape(text)}</h{level}>",
+        sizing_mode="stretch_width",
+    )
+
+
+def note(text: str) -> Div:
+    """A grey line of explanation (escaped)."""
+    return Div(text=f"<span style='color:#666'>{escape(text)}</span>", sizing_mode="stretch_width")
+
+
+@dataclass
+class Page:
+    """What a page builder returns: the layout, its named sources and how to go live."""
+
+    layout: object
+    sources: dict[str, ColumnDataSource] = field(default_factory=dict)
+    refreshers: list[Callable[[], int]] = field(default_factory=list)
+
+    def refresh(self) -> int:
+        """Stream whatever arrived since the last call; returns how many points were added."""
+        return sum(f() for f in self.refreshers)
+
+
+def pick_worker(storage, session_id: str, worker_id: str | None) -> str | None:
+    """``worker_id`` if given, else the session's first worker (None when it has none)."""
+    if worker_id is not None:
+        return worker_id
+    workers = storage.list_workers(session_id)
+    return workers[0] if workers else None
+
+
+class UpdateFeed:
+    """New updates of one worker since the last call, shared by a page's series."""
+
+    def __init__(self, storage, session_id: str, worker_id: str, after: int | None) -> None:
+        self.storage, self.session_id, self.worker_id = storage, session_id, worker_id
+        self.after = after
+
+    def __call__(self) -> list:
+        updates = self.storage.get_updates(
+            self.session_id, self.worker_id, after_iteration=self.after
+        )
+        if updates:
+            self.after = updates[-1].iteration
+        return updates
+
+
+def last_iteration(storage, session_id: str, worker_id: str) -> int | None:
+    """The newest recorded iteration of a worker (None when it has no update)."""
+    u = storage.get_latest_update(session_id, worker_id)
+    return None if u is None else u.iteration
+
+
+def format_duration(seconds: float | None) -> str:
+    """``3h 02m 05s`` style."""
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h {m:02d}m {sec:02d}s" if h else (f"{m}m {sec:02d}s" if m else f"{sec}s")
+
+
+def format_number(value: float | None, digits: int = 4) -> str:
+    """A number for a table cell: NaN/inf spelled out, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+inf" if value > 0 else "-inf")
+    return f"{value:.{digits}g}"

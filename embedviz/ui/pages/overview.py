@@ -1,0 +1,324 @@
+"""The overview page (``/train/overview``): how is this run doing, at one glance.
+
+Score against iteration (raw faint, smoothed bold, linear or log y), the evaluation
+metrics when recorded, the model and performance tables, the log10 update:parameter
+ratio of every parameter tensor with the healthy band around 1e-3 shaded, the log10
+standard deviation of activations, gradients and updates (tabs), and the findings of
+:mod:`embedviz.stats.diagnostics` with their severity, evidence and advice.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bokeh.layouts import column, row
+from bokeh.models import BoxAnnotation, CustomJS, RadioButtonGroup, Span, TabPanel, Tabs
+
+from embedviz.ui.findings import findings_view
+from embedviz.ui.pages._common import (
+    SMOOTHING,
+    LiveSeries,
+    Page,
+    UpdateFeed,
+    add_hover,
+    colour,
+    draw_series,
+    format_duration,
+    format_number,
+    heading,
+    line_chart,
+    log10_or_nonfinite,
+    new_marks,
+    note,
+    pick_worker,
+    table,
+)
+
+RATIO_BAND = (-4.0, -2.0)  # log10 of the healthy range of update:parameter ratios
+RATIO_TARGET = -3.0
+
+
+def score_view(storage, session_id: str, worker_id: str, page: Page, key: str = "score"):
+    """Score chart with a linear/log toggle; the series is registered in ``page``."""
+    s = LiveSeries("score", "score", smooth=SMOOTHING).load(storage, session_id, worker_id)
+    page.sources[key] = s.source
+    page.sources[f"{key}:marks"] = s.marks
+    linear = line_chart("Score (loss) — raw and smoothed", "score", name=f"{key}_linear")
+    log = line_chart("Score (loss), log scale", "score", y_axis_type="log", name=f"{key}_log")
+    log.x_range = linear.x_range
+    log.visible = False
+    add_hover(linear, [draw_series(linear, s, "#1f77b4", smoothed_too=True)], s.marks)
+    add_hover(log, [draw_series(log, s, "#1f77b4", smoothed_too=True)], s.marks)
+    toggle = RadioButtonGroup(labels=["linear y", "log y"], active=0, name=f"{key}_scale")
+    toggle.js_on_change(
+        "active",
+        CustomJS(
+            args={"lin": linear, "log": log},
+            code="lin.visible = cb_obj.active == 0; log.visible = cb_obj.active == 1",
+        ),
+    )
+    return s, column(toggle, linear, log, sizing_mode="stretch_width")
+
+
+def eval_view(storage, session_id: str, worker_id: str, page: Page):
+    """Evaluation metrics (never smoothed) or None when none were recorded."""
+    evals = storage.get_evals(session_id, worker_id)
+    metrics = sorted({m for e in evals for m in e.metrics})
+    if not metrics:
+        return [], None
+    p = line_chart("Evaluation (held-out set, not smoothed)", "value", name="eval_chart")
+    drawn, series = [], []
+    marks = new_marks("eval:marks")
+    page.sources["eval:marks"] = marks
+    for i, m in enumerate(metrics):
+        s = LiveSeries(f"eval/{m}", m).load(storage, session_id, worker_id, marks)
+        page.sources[f"eval/{m}"] = s.source
+        d = draw_series(p, s, colour(i, len(metrics)), width=2)
+        p.scatter("x", "y", source=s.source, color=colour(i, len(metrics)), size=6, legend_label=m)
+        drawn.append(d)
+        series.append(s)
+    p.legend.location = "top_left"
+    p.legend.click_policy = "hide"
+    add_hover(p, drawn, marks)
+
+    state = {"after": max((s.last_iteration or -1) for s in series)}
+
+    def refresh() -> int:
+        new = storage.get_evals(session_id, worker_id)
+        new = [e for e in new if e.iteration > state["after"]]
+        if not new:
+            return 0
+        state["after"] = new[-1].iteration
+        n = 0
+        for s, m in zip(series, metrics, strict=True):
+            n += s.push(
+                [e.iteration for e in new],
+                [e.timestamp for e in new],
+                [e.metrics.get(m) for e in new],
+            )
+        return n
+
+    page.refreshers.append(refresh)
+    return series, p
+
+
+def model_rows(info) -> list[tuple[str, str]]:
+    """Rows (property, value) describing the model of a static info record."""
+    if info is None:
+        return [("model", "no static info recorded")]
+    layers = [layer for layer in info.layers if layer.n_params]
+    rows = [
+        ("kind", info.kind),
+        ("model", info.model_class or ""),
+        ("layers with parameters", str(len(layers))),
+        ("parameters", format_number(info.n_params) if info.n_params is not None else ""),
+    ]
+    opt = info.optimizer or {}
+    if opt.get("class"):
+        groups = opt.get("param_groups") or [{}]
+        hyper = ", ".join(
+            f"{k}={v}" for k, v in groups[0].items() if isinstance(v, int | float | str)
+        )
+        rows.append(("optimizer", f"{opt['class']} ({hyper})" if hyper else opt["class"]))
+    for key in ("batch_size", "n_classes", "lr_scheduler", "world_size"):
+        if key in (info.config or {}):
+            rows.append((key.replace("_", " "), str(info.config[key])))
+    return rows
+
+
+def first_point(storage, session_id: str, worker_id: str) -> tuple[int, float] | None:
+    """(iteration, timestamp) of the worker's first update, or None."""
+    s = storage.get_series(session_id, worker_id, "score", max_points=None)
+    if len(s):
+        return int(s.iterations[0]), float(s.timestamps[0])
+    updates = storage.get_updates(session_id, worker_id)
+    return (updates[0].iteration, updates[0].timestamp) if updates else None
+
+
+def performance_rows(storage, session_id: str, worker_id: str, info, first) -> list[tuple]:
+    """Rows (property, value): start, runtime, last update, iterations, speeds."""
+    latest = storage.get_latest_update(session_id, worker_id)
+    if latest is None or first is None:
+        return [("iterations", "none recorded yet")]
+    first_it, first_t = first
+    start = info.timestamp if info is not None else first_t
+    rate = None
+    if latest.timestamp > first_t:
+        rate = (latest.iteration - first_it) / (latest.timestamp - first_t)
+    return [
+        ("start", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))),
+        ("runtime", format_duration(latest.timestamp - start)),
+        ("last update", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(latest.timestamp))),
+        ("iterations", f"{latest.iteration:,}"),
+        ("iterations/s", format_number(rate, 3)),
+        ("examples/s", format_number(latest.examples_per_sec, 3)),
+        ("updates stored", f"{storage.count_updates(session_id, worker_id):,}"),
+    ]
+
+
+def multi_series_chart(
+    storage,
+    session_id,
+    worker_id,
+    names,
+    labels,
+    title,
+    y_label,
+    page,
+    key,
+    transform=log10_or_nonfinite,
+    band=None,
+):
+    """A chart with one line per series name; series registered under ``key:<label>``."""
+    p = line_chart(title, y_label, name=key)
+    if band is not None:
+        p.add_layout(
+            BoxAnnotation(
+                bottom=band[0], top=band[1], fill_color="#2ca02c", fill_alpha=0.10, line_alpha=0
+            )
+        )
+        p.add_layout(
+            Span(
+                location=RATIO_TARGET,
+                dimension="width",
+                line_color="#2ca02c",
+                line_dash="dashed",
+                line_width=1.5,
+            )
+        )
+    series, drawn = [], []
+    marks = new_marks(f"{key}:marks")
+    page.sources[f"{key}:marks"] = marks
+    for i, (name, label) in enumerate(zip(names, labels, strict=True)):
+        s = LiveSeries(name, label, transform=transform).load(storage, session_id, worker_id, marks)
+        page.sources[f"{key}:{label}"] = s.source
+        drawn.append(draw_series(p, s, colour(i, len(names))))
+        series.append(s)
+    add_hover(p, drawn, marks)
+    if not names:
+        p.title.text += " — nothing recorded"
+    return series, p
+
+
+def build_overview(storage, session_id: str, worker_id: str | None = None) -> Page:
+    """The overview page of one session and worker.
+
+    Parameters
+    ----------
+    storage : StatsStorage
+        Any storage with the read API (in memory or SQLite).
+    session_id : str
+    worker_id : str, default=None
+        None means the session's first worker.
+
+    Returns
+    -------
+    Page
+        ``sources`` holds ``"score"`` (columns ``x`` iteration, ``y`` value with NaN gaps,
+        ``ys`` smoothed, ``t`` ms since the epoch), ``"ratio:<tensor>"`` (log10 ratio),
+        ``"std_act:<layer>"``, ``"std_grad:<tensor>"``, ``"std_update:<tensor>"``, each
+        with a ``...:marks`` source for NaN/inf, and ``"performance"`` (table).
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> from embedviz.stats.records import Update
+    >>> st = InMemoryStatsStorage(); st.put(Update("run", "0", 1, 0.0, score=2.0))
+    >>> list(build_overview(st, "run").sources["score"].data["y"])
+    [2.0]
+    """
+    worker_id = pick_worker(storage, session_id, worker_id)
+    page = Page(layout=None)
+    if worker_id is None:
+        page.layout = column(
+            heading(f"Session {session_id}: nothing recorded yet"), sizing_mode="stretch_width"
+        )
+        return page
+    info = storage.get_static_info(session_id, worker_id)
+    latest = storage.get_latest_update(session_id, worker_id)
+    params = list(latest.params) if latest else []
+    acts = list(latest.activations) if latest else []
+    feed = UpdateFeed(storage, session_id, worker_id, latest.iteration if latest else None)
+
+    score, score_box = score_view(storage, session_id, worker_id, page)
+    _, evals = eval_view(storage, session_id, worker_id, page)
+    ratio, ratio_chart = multi_series_chart(
+        storage,
+        session_id,
+        worker_id,
+        [f"params/{n}/update_param_ratio" for n in params],
+        params,
+        "log10 update:parameter ratio (healthy band 1e-4..1e-2, target 1e-3)",
+        "log10 ratio",
+        page,
+        "ratio",
+        band=RATIO_BAND,
+    )
+    tabs, std_series = [], []
+    for key, title, names, labels in (
+        ("std_act", "activations", [f"activations/{n}/std" for n in acts], acts),
+        ("std_grad", "gradients", [f"params/{n}/grad_std" for n in params], params),
+        ("std_update", "updates", [f"params/{n}/update_std" for n in params], params),
+    ):
+        series, chart = multi_series_chart(
+            storage,
+            session_id,
+            worker_id,
+            names,
+            labels,
+            f"log10 std of {title}",
+            "log10 std",
+            page,
+            key,
+        )
+        std_series += series
+        tabs.append(TabPanel(child=chart, title=title))
+
+    model_table = table(model_rows(info), ["property", "value"], name="model_table")
+    first = first_point(storage, session_id, worker_id)
+    perf_table = table(
+        performance_rows(storage, session_id, worker_id, info, first),
+        ["property", "value"],
+        name="performance",
+    )
+    page.sources["performance"] = perf_table.source
+    page.sources["model"] = model_table.source
+    findings = findings_view(storage, session_id, worker_id)
+    live = [score, *ratio, *std_series]
+
+    def refresh() -> int:
+        nonlocal first
+        updates = feed()
+        if not updates:
+            return 0
+        if first is None:
+            first = first_point(storage, session_id, worker_id)
+        n = sum(s.push_updates(updates) for s in live)
+        rows = performance_rows(storage, session_id, worker_id, info, first)
+        perf_table.source.data = {"property": [r[0] for r in rows], "value": [r[1] for r in rows]}
+        return n
+
+    page.refreshers.insert(0, refresh)
+    tables = column(
+        heading("Model"),
+        model_table,
+        heading("Performance"),
+        perf_table,
+        width=380,
+        sizing_mode="fixed",
+    )
+    charts = column(score_box, *([evals] if evals is not None else []), sizing_mode="stretch_width")
+    page.layout = column(
+        row(charts, tables, sizing_mode="stretch_width"),
+        ratio_chart,
+        note(
+            "Each line is one parameter tensor: mean |update| / mean |parameter| per "
+            "reported iteration. Far above the band: the learning rate is too high; far "
+            "below: too low or vanishing gradients. Red x: NaN or infinite values."
+        ),
+        Tabs(tabs=tabs, sizing_mode="stretch_width"),
+        heading("Findings"),
+        findings,
+        sizing_mode="stretch_width",
+    )
+    return page

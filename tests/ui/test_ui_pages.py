@@ -1,0 +1,237 @@
+"""Page builders on fixture storages: the data sources hold the right values (issue 5)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from ui_records import EVIL, INF_AT, NAN_AT, PARAMS, make_update, ratio_of
+
+from embedviz.stats.records import EvalRecord, Histogram, Update
+from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+from embedviz.ui.findings import findings_html
+from embedviz.ui.pages._common import MARK_BOTTOM, MARK_TOP, MAX_POINTS, ema
+from embedviz.ui.pages.histograms import PERCENTILES, percentiles
+from embedviz.ui.pages.model import build_model, layer_map
+from embedviz.ui.pages.overview import build_overview
+from embedviz.ui.pages.system import build_system
+
+
+def test_overview_score_holds_recorded_values_and_marks_nan(memory_storage):
+    page = build_overview(memory_storage, "mlp")
+    src = page.sources["score"].data
+    recorded = {u.iteration: u.score for u in memory_storage.get_updates("mlp", "0")}
+    assert list(src["x"]) == sorted(recorded)
+    for x, y in zip(src["x"], src["y"], strict=True):
+        if x == NAN_AT:
+            assert math.isnan(y)  # a gap in the line, never 0
+        else:
+            assert y == pytest.approx(recorded[x])
+    marks = page.sources["score:marks"].data
+    assert list(marks["x"]) == [NAN_AT]
+    assert list(marks["value"]) == ["NaN"]
+    assert list(marks["y"]) == [MARK_TOP]
+
+
+def test_overview_smoothing_is_debiased_ema_that_skips_nan(memory_storage):
+    src = build_overview(memory_storage, "mlp").sources["score"].data
+    acc = norm = 0.0
+    expected = []
+    for y in src["y"]:
+        if math.isfinite(y):
+            acc = 0.8 * acc + 0.2 * y
+            norm = 0.8 * norm + 0.2
+        expected.append(acc / norm if math.isfinite(y) else math.nan)
+    np.testing.assert_allclose(src["ys"], expected, equal_nan=True)
+
+
+def test_overview_ratio_is_log10_of_recorded_ratio_with_inf_marked(memory_storage):
+    page = build_overview(memory_storage, "mlp")
+    for k, name in enumerate(PARAMS):
+        src = page.sources[f"ratio:{name}"].data
+        for x, y in zip(src["x"], src["y"], strict=True):
+            if x == INF_AT:
+                assert math.isnan(y)
+            else:
+                assert y == pytest.approx(math.log10(ratio_of(int(x), k)))
+    marks = page.sources["ratio:marks"].data
+    assert sorted(marks["series"]) == sorted(PARAMS)
+    assert set(marks["x"]) == {INF_AT}
+    assert set(marks["value"]) == {"+inf"}
+
+
+def test_zero_ratio_is_marked_at_the_bottom_not_drawn_as_a_value():
+    st = InMemoryStatsStorage()
+    ups = [make_update("s", "0", i) for i in range(5)]
+    ups[2].params["0.weight"].update_param_ratio = 0.0
+    st.put_many(ups)
+    page = build_overview(st, "s")
+    assert math.isnan(page.sources["ratio:0.weight"].data["y"][2])
+    marks = page.sources["ratio:marks"].data
+    assert list(marks["value"]) == ["-inf"] and list(marks["y"]) == [MARK_BOTTOM]
+
+
+def test_overview_std_tabs_and_tables(memory_storage):
+    page = build_overview(memory_storage, "mlp")
+    latest = memory_storage.get_latest_update("mlp", "0")
+    act = page.sources["std_act:1"].data
+    assert act["y"][-1] == pytest.approx(math.log10(latest.activations["1"].std))
+    grad = page.sources["std_grad:2.weight"].data
+    assert grad["y"][-1] == pytest.approx(math.log10(latest.params["2.weight"].grad_std))
+    perf = dict(zip(*page.sources["performance"].data.values(), strict=True))
+    assert perf["iterations"] == f"{latest.iteration:,}"
+    # 199 iterations in 19.9 s of recorded wall time
+    assert float(perf["iterations/s"]) == pytest.approx(10.0, rel=1e-3)
+    model = dict(zip(*page.sources["model"].data.values(), strict=True))
+    assert model["model"] == "MLP" and model["parameters"] == "1,234"
+    assert model["optimizer"].startswith("SGD")
+
+
+def test_long_series_is_downsampled_keeping_spike_and_newest_point():
+    st = InMemoryStatsStorage(max_updates=50_000)
+    n = 20_000
+    scores = np.sin(np.arange(n) / 50.0)
+    scores[7_777] = 40.0
+    st.put_many(Update("long", "0", i, float(i), score=float(scores[i])) for i in range(n))
+    src = build_overview(st, "long").sources["score"].data
+    assert len(src["x"]) <= 1.5 * MAX_POINTS + 1
+    assert 7_777 in list(src["x"]) and max(src["y"]) == 40.0
+    assert src["x"][-1] == n - 1
+
+
+def test_refresh_streams_only_new_points(memory_storage):
+    page = build_overview(memory_storage, "mlp")
+    before = {k: len(v.data["x"]) for k, v in page.sources.items() if "x" in v.data}
+    assert page.refresh() == 0
+    memory_storage.put(make_update("mlp", "0", 200))
+    memory_storage.put(make_update("mlp", "0", 201))
+    added = page.refresh()
+    # score + 4 ratios + 3 activation std + 4 grad std + 4 update std, two iterations
+    assert added == 2 * (1 + 4 + 3 + 4 + 4)
+    src = page.sources["score"].data
+    assert len(src["x"]) == before["score"] + 2 and list(src["x"][-2:]) == [200, 201]
+    assert src["y"][-1] == pytest.approx(make_update("mlp", "0", 201).score)
+    assert page.refresh() == 0
+    perf = dict(zip(*page.sources["performance"].data.values(), strict=True))
+    assert perf["iterations"] == "201"
+
+
+def test_refresh_streams_evaluations(memory_storage):
+    page = build_overview(memory_storage, "mlp")
+    n = len(page.sources["eval/accuracy"].data["x"])
+    memory_storage.put(EvalRecord("mlp", "0", 260, 0.0, {"accuracy": 0.97}))
+    assert page.refresh() >= 1
+    assert page.sources["eval/accuracy"].data["y"][-1] == 0.97
+    assert len(page.sources["eval/accuracy"].data["x"]) == n + 1
+
+
+def test_ema_continues_across_chunks():
+    v = np.array([1.0, 2.0, np.nan, 4.0, 3.0])
+    whole, _ = ema(v, 0.6)
+    a, state = ema(v[:2], 0.6)
+    b, _ = ema(v[2:], 0.6, state)
+    np.testing.assert_allclose(np.concatenate([a, b]), whole, equal_nan=True)
+    assert whole[0] == 1.0  # debiased: the first point is itself
+
+
+def test_percentiles_match_numpy_on_uniform_samples_in_bins():
+    rng = np.random.default_rng(3)
+    samples = np.concatenate([rng.uniform(0, 1, 4000), rng.uniform(3, 4, 12000)])
+    counts, edges = np.histogram(samples, bins=40, range=(0, 4))
+    got = percentiles(edges[0], edges[-1], counts)
+    want = np.percentile(samples, PERCENTILES)
+    np.testing.assert_allclose(got[1:-1], want[1:-1], atol=0.02)
+    assert got[0] == pytest.approx(0.0) and got[-1] == pytest.approx(4.0)
+
+
+def test_model_page_layer_panel(memory_storage):
+    page = build_model(memory_storage, "mlp")
+    select = page.layout.select_one({"name": "layer_select"})
+    assert [v for v, _ in select.options] == ["0", "1", "2", EVIL]
+    assert select.value == "0"
+    ratio = page.sources["layer:ratio:0.weight"].data
+    assert ratio["y"][5] == pytest.approx(math.log10(ratio_of(5, 0)))
+    band = page.sources["layer:act_band"].data
+    latest = memory_storage.get_latest_update("mlp", "0").activations["0"]
+    assert band["hi"][-1] == pytest.approx(latest.mean + 2 * latest.std)
+    assert band["lo"][-1] == pytest.approx(latest.mean - 2 * latest.std)
+    hists = memory_storage.get_histograms("mlp", "0", "params", "0.weight")
+    store = page.sources["layer:hist:params:0.weight:store"].data
+    assert list(store["iteration"]) == [it for it, _ in hists]
+    show = page.sources["layer:hist:params:0.weight:show"].data
+    last = hists[-1][1]
+    np.testing.assert_allclose(show["left"], last.edges()[:-1])
+    assert list(show["top"]) == last.counts
+    bands = page.sources["layer:hist:params:0.weight:bands"].data
+    assert bands["p50"][-1] == pytest.approx(percentiles(last.lo, last.hi, last.counts)[4])
+    assert page.sources["layer:slider"].value == hists[-1][0]
+
+
+def test_model_page_selecting_a_layer_rebuilds_its_panel(memory_storage):
+    page = build_model(memory_storage, "mlp")
+    select = page.layout.select_one({"name": "layer_select"})
+    select.value = "2"  # what the server does when the browser changes it
+    assert "layer:ratio:2.weight" in page.sources
+    assert "layer:ratio:0.weight" not in page.sources
+    memory_storage.put(make_update("mlp", "0", 200))
+    assert page.refresh() > 0
+    assert page.sources["layer:ratio:2.weight"].data["x"][-1] == 200
+    hist = page.sources["layer:hist:params:2.weight:store"].data
+    assert hist["iteration"][-1] == 200 and page.sources["layer:slider"].value == 200
+
+
+def test_model_static_mode_builds_every_layer(memory_storage):
+    page = build_model(memory_storage, "mlp", mode="static")
+    assert {"layer0:ratio:0.weight", "layer2:ratio:2.weight"} <= set(page.sources)
+
+
+def test_layer_map_without_static_info():
+    st = InMemoryStatsStorage()
+    st.put(make_update("s", "0", 0))
+    assert layer_map(None, st.get_latest_update("s", "0"))["0"] == ["0.weight", "0.bias"]
+
+
+def test_system_page_memory_in_mib_per_worker(sqlite_path):
+    st = SQLiteStatsStorage(sqlite_path, read_only=True)
+    page = build_system(st, "mlp")
+    for w in ("0", "1"):
+        rss = st.get_series("mlp", w, "memory/rss_bytes")
+        np.testing.assert_allclose(
+            page.sources[f"memory/rss_bytes:{w}"].data["y"], rss.values / 2**20
+        )
+        hw = dict(zip(*page.sources[f"hardware:{w}"].data.values(), strict=True))
+        assert hw["CPUs"] == "2" and hw["memory"] == "24.0 GiB"
+        sw = dict(zip(*page.sources[f"software:{w}"].data.values(), strict=True))
+        assert sw["hostname"] == EVIL  # a table cell is text; DataTable does not parse it
+    st.close()
+
+
+def test_findings_html_escapes_and_orders_by_severity():
+    text = findings_html(
+        [
+            {"severity": "warning", "layer": EVIL, "evidence": "ratio 0.3", "advice": "lower lr"},
+            {"severity": "error", "layer": "0", "evidence": "<b>NaN</b>", "advice": "clip"},
+        ]
+    )
+    assert "<img" not in text and "&lt;img" in text and "&lt;b&gt;NaN" in text
+    assert text.index("ERROR") < text.index("WARNING")
+    assert "No problems" in findings_html([])
+
+
+def test_pages_on_an_empty_or_unknown_session():
+    st = InMemoryStatsStorage()
+    assert build_overview(st, "nope").sources == {}
+    assert build_model(st, "nope").sources == {}
+    st.put(Update("bare", "0", 1, 0.0))  # an update with nothing in it
+    page = build_overview(st, "bare")
+    assert list(page.sources["score"].data["x"]) == []
+
+
+def test_histogram_slider_on_a_single_histogram():
+    st = InMemoryStatsStorage()
+    u = make_update("s", "0", 0)
+    u.histograms = {"params": {"0.weight": Histogram(0.0, 1.0, [1, 2])}}
+    st.put(u)
+    page = build_model(st, "s")
+    assert page.sources["layer:slider"].disabled
