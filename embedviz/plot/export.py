@@ -77,7 +77,9 @@ def save_html(layout, path, title: str = "embedviz") -> Path:
 
     BokehJS is inlined (no CDN); the page title is HTML-escaped by Bokeh's template;
     word maps from :func:`scatter_2d` / :func:`scatter_3d` escape every word they put
-    into HTML themselves.
+    into HTML themselves. Where the browser's WebGL is software-rendered (no GPU),
+    a small script in the page hides it so BokehJS draws with the faster plain
+    canvas; ``?webgl=force`` in the URL keeps WebGL.
 
     Parameters
     ----------
@@ -107,7 +109,14 @@ def save_html(layout, path, title: str = "embedviz") -> Path:
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
+    from embedviz.plot._common import js
+
     html = file_html(layout, resources=INLINE, title=str(title))
+    # before BokehJS: use the plain canvas where WebGL has no GPU (see software_gl.js)
+    head = html.find("<head>")
+    if head >= 0:
+        at = head + len("<head>")
+        html = f"{html[:at]}\n<script>\n{js('software_gl')}</script>{html[at:]}"
     return _atomic_write(path, lambda f: f.write(html), "the HTML page")
 
 

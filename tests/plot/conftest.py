@@ -104,10 +104,10 @@ for (const r of roots) { view = r.owner.get_one(plot); if (view) break }
 class Page:
     """An opened word map, with helpers that read its state through BokehJS."""
 
-    def __init__(self, driver, path: Path):
+    def __init__(self, driver, path: Path, query: str = ""):
         self.driver = driver
         driver.get_log("browser")  # drop what earlier pages logged
-        driver.get(path.resolve().as_uri())
+        driver.get(path.resolve().as_uri() + query)
         self.wait_for("return window.Bokeh != null && Bokeh.documents.length > 0", timeout=30)
         self.wait_for(PLOT_VIEW + "return view != null && view.is_idle", timeout=30)
 
@@ -132,7 +132,16 @@ class Page:
         return self.js(FIND_DEEP, css)
 
     def errors(self) -> list[dict]:
-        return [e for e in self.driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+        """Console errors and warnings, less Chromium's notice about software WebGL."""
+        return [
+            e
+            for e in self.driver.get_log("browser")
+            if e["level"] in ("SEVERE", "WARNING")
+            and not (e.get("source") == "rendering" and "WebGL" in e["message"])
+        ]
+
+    def uses_webgl(self) -> bool:
+        return self.js("return (() => {" + PLOT_VIEW + "return view.canvas_view.webgl != null})()")
 
     def point_on_screen(self, row: int, xf: str = "x", yf: str = "y") -> tuple[float, float]:
         """Viewport coordinates of a row of the drawn source."""
@@ -162,7 +171,7 @@ class Page:
 
 @pytest.fixture
 def open_page(browser):
-    def _open(path: Path) -> Page:
-        return Page(browser, path)
+    def _open(path: Path, query: str = "") -> Page:
+        return Page(browser, path, query)
 
     return _open

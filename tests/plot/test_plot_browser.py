@@ -207,3 +207,23 @@ def test_3d_drag_turns_the_cloud(page_3d):
     )
     assert yaw > 30  # dragged right: turned by 0.4 degrees a pixel
     assert page_3d.errors() == []
+
+
+@pytest.mark.parametrize("query", ["", "?webgl=force"])
+def test_large_map_draws_with_webgl_or_its_canvas_fallback(tmp_path, open_page, rng, query):
+    """From 5,000 points the plot asks for WebGL; software WebGL falls back to canvas."""
+    n = 6000
+    words = [f"w{i}" for i in range(n)]
+    layout = scatter_2d(rng.normal(size=(n, 2)), words, clusters=rng.integers(0, 30, n))
+    page = open_page(save_html(layout, tmp_path / "big.html"), query)
+    software = page.js("return window.embedviz_software_gl ?? null")
+    webgl = page.uses_webgl()
+    if query:
+        assert software is None and webgl  # forced: WebGL (SwiftShader in headless Chromium)
+    else:
+        assert webgl == (software is None)
+    assert coloured_pixels(page) > 2000
+    type_search(page, "w4321")
+    page.wait_for(N_SELECTED + " == 1")
+    assert selected(page) == [4321]
+    assert page.errors() == []
