@@ -316,6 +316,8 @@ def hover_tool(renderer, index_field: str, common: dict):
         tooltips=template,
         formatters={f: formatter},
         point_policy="snap_to_data",
+        # of overlapping points, show the one drawn on top (the last row; in 3D the nearest)
+        sort_by=[("$index", "descending")],
         limit=1,
     )
 

@@ -227,3 +227,22 @@ def test_large_map_draws_with_webgl_or_its_canvas_fallback(tmp_path, open_page, 
     page.wait_for(N_SELECTED + " == 1")
     assert selected(page) == [4321]
     assert page.errors() == []
+
+
+def test_3d_hover_names_the_point_on_top(page_3d, small_map):
+    """Hover through @orig: the tooltip names the word drawn at the cursor (the nearest)."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    n = len(small_map["words"])
+    row = n - 1  # the nearest point: drawn last, nothing covers it
+    word = small_map["words"][page_3d.model("embedviz_points", f"m.data.orig[{row}]")]
+    x, y = page_3d.point_on_screen(row, "px", "py")
+    actions = ActionBuilder(page_3d.driver)
+    actions.pointer_action.move_to_location(int(x), int(y))
+    actions.perform()
+    text = page_3d.wait_for(
+        "const el = (function(){" + FIND_TOOLTIP + "})(); return el ? el.textContent : null"
+    )
+    assert text.strip().startswith(word)
+    assert "rank" in text and "cluster" in text
+    assert page_3d.errors() == []

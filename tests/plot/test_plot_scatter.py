@@ -206,3 +206,12 @@ def test_legend_names_numbered_clusters_by_their_frequent_words():
     got = C.legend_labels(names, codes, ["the", "of", "and", "to"], None)
     assert got == ["0  of, and", "1  the, to"]
     assert C.legend_labels(["noun", "verb"], codes, ["a", "b", "c", "d"], None) == ["noun", "verb"]
+
+
+def test_importing_embedviz_plot_imports_no_bokeh():
+    import subprocess
+    import sys
+
+    code = "import sys, embedviz.plot; print('bokeh' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
