@@ -57,6 +57,8 @@ class ProgressBar:
             disable=self.disable,
             dynamic_ncols=True,
             leave=True,
+            # redraw often on a terminal, rarely into a log file
+            mininterval=0.1 if _isatty(self.file) else 5.0,
         )
         return self
 
@@ -78,4 +80,11 @@ class ProgressBar:
 
     def __exit__(self, *exc):
         self._bar.close()
+        return False
+
+
+def _isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
         return False
