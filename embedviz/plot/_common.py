@@ -10,8 +10,10 @@ Layout of a map's data (kept small: a 100k-word page must stay a few MB):
     ``word`` (str), ``rank`` (int, only when it is not simply 1..N) and ``cluster``
     (code into the list of cluster names).
 ``nbrs`` (``name="embedviz_neighbors"``), flat, ``k`` entries per word
-    ``idx``: index into ``words + extra_words`` (-1 pads short lists), ``sim``: cosine
+    ``idx``: index into ``words + extra words`` (-1 pads short lists), ``sim``: cosine
     similarity in hundredths (int8).
+``clusters`` (``name="embedviz_clusters"``), ``extra`` (``name="embedviz_extra_words"``)
+    the cluster names (``name``) and the neighbours that are not on the map (``word``).
 ``labels`` (``name="embedviz_labels"``)
     the text labels: ``x, y, text``, ``i`` (original index) and ``kind`` (``"base"`` for
     the most frequent words, ``"search"``, ``"pin"``).
@@ -257,11 +259,19 @@ def js(name: str) -> str:
     return resources.files("embedviz.plot").joinpath(f"{name}.js").read_text(encoding="utf-8")
 
 
+# the names _lib.js reads; every callback gets them (see common_args)
+LIB_ARGS = ("points", "meta", "nbrs", "labels", "clusters", "extra", "k", "xf", "yf")
+LIB_PRELUDE = (
+    f"const ev = Function({', '.join(repr(a) for a in LIB_ARGS)}, lib.code)"
+    f"({', '.join(LIB_ARGS)})\n"
+)
+
+
 def callback(name: str, **args):
-    """A CustomJS running ``<name>.js`` after the shared helpers in ``_lib.js``."""
+    """A CustomJS running ``<name>.js`` with ``ev``, the helpers of ``_lib.js``."""
     from bokeh.models import CustomJS
 
-    return CustomJS(args=args, code=js("_lib") + "\n" + js(name))
+    return CustomJS(args=args, code=LIB_PRELUDE + js(name))
 
 
 # -------------------------------------------------------------------- sources, tools
@@ -302,7 +312,7 @@ def hover_tool(renderer, index_field: str, common: dict):
     """
     from bokeh.models import CustomJSHover, HoverTool
 
-    formatter = CustomJSHover(args=common, code=js("_lib") + "\n" + js("hover"))
+    formatter = CustomJSHover(args=common, code=LIB_PRELUDE + js("hover"))
     f = index_field
     template = (
         '<div style="max-width:280px;font-family:sans-serif">'
@@ -324,16 +334,23 @@ def hover_tool(renderer, index_field: str, common: dict):
 
 def common_args(points, meta, nbrs, labels, names, extra, k, xf, yf):
     """Arguments every callback gets (the names ``_lib.js`` expects)."""
+    from bokeh.models import ColumnDataSource, CustomJS
+
+    clusters = ColumnDataSource({"name": list(names or [])}, name="embedviz_clusters")
+    extra_words = ColumnDataSource({"word": list(extra)}, name="embedviz_extra_words")
+    # never run: it only carries the helpers' code, once for the whole page
+    lib = CustomJS(code=js("_lib"), name="embedviz_lib")
     return dict(
         points=points,
         meta=meta,
         nbrs=nbrs,
         labels=labels,
-        cluster_names=list(names or []),
-        extra_words=list(extra),
+        clusters=clusters,
+        extra=extra_words,
         k=int(k),
         xf=xf,
         yf=yf,
+        lib=lib,
     )
 
 

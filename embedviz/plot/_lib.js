@@ -1,8 +1,11 @@
-// embedviz: helpers shared by every callback of a word map (prepended to each CustomJS).
+// embedviz: helpers shared by every callback of a word map. The page holds this text
+// once (as the code of an unused CustomJS passed to every callback as `lib`); each
+// callback builds `ev` from it with its own arguments, see _common.LIB_PRELUDE.
 // Conventions: `points` is the drawn source (rows may be reordered in 3D, column
 // `orig` then maps a row to its original index); `meta` holds word / rank / cluster in
-// the original order; `labels` holds the text labels (x, y, text, i = original index,
-// kind = "base" | "search" | "pin").
+// the original order; `clusters.data.name` the cluster names, `extra.data.word` the
+// neighbours that are not on the map; `labels` holds the text labels (x, y, text,
+// i = original index, kind = "base" | "search" | "pin").
 const ev = {
   escape(s) {
     return String(s).replace(/[&<>"']/g, (c) => ({
@@ -22,19 +25,19 @@ const ev = {
   rank_of(i) { const rk = meta.data.rank; return rk == null ? i + 1 : rk[i] },
   cluster_of(i) {
     const c = meta.data.cluster
-    return c == null ? "" : cluster_names[c[i]]
+    return c == null ? "" : clusters.data.name[c[i]]
   },
   word_of(i) {
     const n = ev.n()
-    return i < n ? meta.data.word[i] : extra_words[i - n]
+    return i < n ? meta.data.word[i] : extra.data.word[i - n]
   },
   neighbours(i) {
-    // [[index into words + extra_words, similarity], ...]
+    // [[index into words + extra words, similarity], ...]
     const out = []
     if (nbrs == null) return out
     const idx = nbrs.data.idx, sim = nbrs.data.sim
     for (let j = i * k; j < (i + 1) * k; j++) {
-      if (idx[j] < 0 || idx[j] >= ev.n() + extra_words.length) break
+      if (idx[j] < 0 || idx[j] >= ev.n() + extra.data.word.length) break
       out.push([idx[j], sim[j] / 100])
     }
     return out
@@ -60,7 +63,7 @@ const ev = {
     }
     labels.data = d
   },
-  zoom_to(rows) {
+  zoom_to(rows, x_range, y_range, home) {
     if (rows.length == 0) return
     const xs = points.data[xf], ys = points.data[yf]
     let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity
@@ -79,3 +82,4 @@ const ev = {
   },
   by_rank(indices) { return indices.sort((a, b) => ev.rank_of(a) - ev.rank_of(b)) },
 }
+return ev

@@ -28,12 +28,13 @@ def decode_neighbors(layout):
     meta = model(layout, "embedviz_meta")
     nbrs = model(layout, "embedviz_neighbors")
     formatter = hover_formatter(layout)
-    vocab = list(meta.data["word"]) + formatter.args["extra_words"]
+    extra = list(model(layout, "embedviz_extra_words").data["word"])
+    vocab = list(meta.data["word"]) + extra
     k = formatter.args["k"]
     idx, sim = np.asarray(nbrs.data["idx"]), np.asarray(nbrs.data["sim"])
     return [
         [(vocab[idx[i * k + j]], sim[i * k + j] / 100) for j in range(k) if idx[i * k + j] >= 0]
-        for i in range(len(vocab) - len(formatter.args["extra_words"]))
+        for i in range(len(vocab) - len(extra))
     ]
 
 
@@ -56,7 +57,7 @@ def test_2d_sources_hold_the_inputs(small_map):
     assert list(meta.data["word"]) == m["words"]
     np.testing.assert_array_equal(meta.data["rank"], rank)
     # cluster codes point at names that spell the labels given
-    names = hover_formatter(layout).args["cluster_names"]
+    names = model(layout, "embedviz_clusters").data["name"]
     assert [names[c] for c in meta.data["cluster"]] == [str(c) for c in m["clusters"]]
     np.testing.assert_array_equal(points.data["c"], meta.data["cluster"])
     # neighbours survive the compact encoding (similarities to 0.01)
