@@ -94,7 +94,7 @@ def _highest_bit(x):
     return h
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def morton_codes(Y, codes):
     """Write the Morton code of each row of ``Y`` into ``codes``; return the cube's side."""
     n, dim = Y.shape
@@ -135,12 +135,52 @@ def morton_codes(Y, codes):
     return extent
 
 
+@njit(cache=True, error_model="numpy")
+def radix_sort(keys, idx, keys_tmp, idx_tmp, n_bits):
+    """Sort ``keys`` (uint64) carrying ``idx`` along, stably, in place (LSD radix sort).
+
+    Only the low ``n_bits`` bits of the keys are looked at, 11 at a time; a pass in
+    which all keys share their digit is skipped. ``keys_tmp`` and ``idx_tmp`` are
+    scratch buffers of the same length.
+    """
+    n = keys.shape[0]
+    radix_bits = 11
+    n_buckets = 1 << radix_bits
+    mask = np.uint64(n_buckets - 1)
+    count = np.empty(n_buckets, dtype=np.int64)
+    src_k, src_i, dst_k, dst_i = keys, idx, keys_tmp, idx_tmp
+    for shift in range(0, n_bits, radix_bits):
+        ush = np.uint64(shift)
+        count[:] = 0
+        for j in range(n):
+            count[(src_k[j] >> ush) & mask] += 1
+        if count.max() == n:
+            continue
+        total = 0
+        for b in range(n_buckets):
+            c = count[b]
+            count[b] = total
+            total += c
+        for j in range(n):
+            key = src_k[j]
+            b = (key >> ush) & mask
+            pos = count[b]
+            count[b] = pos + 1
+            dst_k[pos] = key
+            dst_i[pos] = src_i[j]
+        src_k, src_i, dst_k, dst_i = dst_k, dst_i, src_k, src_i
+    if src_k is not keys:
+        keys[:] = src_k
+        idx[:] = src_i
+
+
 def empty_tree(n, dim):
     """Allocate the buffers of :func:`build_tree` for ``n`` points in ``dim`` dimensions.
 
-    Returns ``(codes, perm, Ys, nodes, groups)`` with ``nodes = (node_start, node_count,
-    node_com, node_width, node_skip, node_level)`` and ``groups = (group_start,
-    group_count)``, in the argument order of :func:`build_tree`.
+    Returns ``(codes, perm, rank, Yt, nodes, groups, work)`` with ``nodes = (node_start,
+    node_count, node_com, node_width, node_skip, node_level)``, ``groups =
+    (group_start, group_count)`` and ``work`` two scratch arrays, in the argument order
+    of :func:`build_tree`.
     """
     m = max(2 * n, 1)
     nodes = (
@@ -155,20 +195,23 @@ def empty_tree(n, dim):
     return (
         np.empty(n, dtype=np.uint64),
         np.empty(n, dtype=np.int64),
-        np.empty((n, dim)),
+        np.empty(n, dtype=np.int64),
+        np.empty((dim, n)),
         nodes,
         groups,
+        (np.empty(n, dtype=np.uint64), np.empty(m, dtype=np.int64)),
     )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def build_tree(
     Y,
     leaf_size,
     group_size,
     codes,
     perm,
-    Ys,
+    rank,
+    Yt,
     node_start,
     node_count,
     node_com,
@@ -177,33 +220,39 @@ def build_tree(
     node_level,
     group_start,
     group_count,
+    work_codes,
+    work_index,
 ):
     """Build the tree of ``Y`` (N, d) into the given buffers; return ``(n_nodes, n_groups)``.
 
     Buffers (all written): ``codes`` (N,) uint64 Morton codes in sorted order,
-    ``perm`` (N,) int64 with ``Ys[k] = Y[perm[k]]``, ``Ys`` (N, d) the points in
-    Morton order, node arrays of length ``2 N`` (``node_com`` is (2 N, d)) and group
-    arrays of length N. See the module docstring for their meaning.
+    ``perm`` (N,) int64 with ``Yt[:, k] = Y[perm[k]]``, ``rank`` its inverse, ``Yt``
+    (d, N) the points in Morton order, transposed (one contiguous row per axis, for
+    vectorised loops),
+    node arrays of length ``2 N`` (``node_com`` is (2 N, d)) and group arrays of
+    length N (see the module docstring), and scratch ``work_codes`` (N,) uint64 and
+    ``work_index`` (2 N,) int64.
     """
     n, dim = Y.shape
     bits = 52 if dim == 1 else (31 if dim == 2 else 21)
     n_child = 1 << dim
-    raw = np.empty(n, dtype=np.uint64)
-    extent = morton_codes(Y, raw)
-    order = np.argsort(raw)
+    extent = morton_codes(Y, codes)
+    for i in range(n):
+        perm[i] = i
+    radix_sort(codes, perm, work_codes, work_index[:n], bits * dim)
     for k in range(n):
-        i = order[k]
-        perm[k] = i
-        codes[k] = raw[i]
+        i = perm[k]
+        rank[i] = k
         for c in range(dim):
-            Ys[k, c] = Y[i, c]
+            Yt[c, k] = Y[i, c]
 
     mask = np.uint64(n_child - 1)
     depth_cap = (bits + 2) * n_child + 1
     st_s = np.empty(depth_cap, dtype=np.int64)
     st_e = np.empty(depth_cap, dtype=np.int64)
     st_p = np.empty(depth_cap, dtype=np.int64)
-    parent = np.empty(2 * n, dtype=np.int64)
+    parent = work_index
+    bounds = np.empty(n_child + 1, dtype=np.int64)
     top = 0
     st_s[0] = 0
     st_e[0] = n
@@ -249,7 +298,7 @@ def build_tree(
             for c in range(dim):
                 acc = 0.0
                 for j in range(s, e):
-                    acc += Ys[j, c]
+                    acc += Yt[c, j]
                 node_com[k, c] = acc
             continue
         for c in range(dim):
@@ -257,9 +306,27 @@ def build_tree(
         # children by the digit at `shift`, pushed highest digit first so that
         # the lowest is popped next (pre-order)
         ush = np.uint64(shift)
+        if cnt <= 128:
+            # small run: one branch-predictable scan finds the child boundaries
+            nb = 0
+            bounds[0] = s
+            prev = (codes[s] >> ush) & mask
+            for j in range(s + 1, e):
+                digit = (codes[j] >> ush) & mask
+                if digit != prev:
+                    nb += 1
+                    bounds[nb] = j
+                    prev = digit
+            bounds[nb + 1] = e
+            for b in range(nb, -1, -1):
+                st_s[top] = bounds[b]
+                st_e[top] = bounds[b + 1]
+                st_p[top] = k
+                top += 1
+            continue
         hi_ = e
         for digit in range(n_child - 1, -1, -1):
-            # first index in [s, hi_) whose digit >= `digit`
+            # large run: binary search for the first index in [s, hi_) with digit >= `digit`
             a = s
             b = hi_
             ud = np.uint64(digit)
@@ -291,12 +358,13 @@ def build_tree(
     return n_nodes, n_groups
 
 
-def check_tree(Y, leaf_size, group_size, perm, Ys, nodes, n_nodes, groups, n_groups):
+def check_tree(Y, leaf_size, group_size, perm, rank, Yt, nodes, n_nodes, groups, n_groups):
     """Raise AssertionError if a built tree is inconsistent (used by the tests).
 
     ``nodes`` is ``(node_start, node_count, node_com, node_width, node_skip, node_level)``
     and ``groups`` is ``(group_start, group_count)`` as filled by :func:`build_tree`.
-    Checks: ``perm`` is a permutation and ``Ys == Y[perm]``; skip pointers nest
+    Checks: ``perm`` is a permutation, ``rank`` its inverse and ``Yt == Y[perm].T``;
+    skip pointers nest
     (children tile their parent's run, subtrees are contiguous); counts add up;
     centres of mass match the points; every point lies in exactly one leaf and
     inside its leaf's cell; leaves are small unless they hold points of one code;
@@ -306,7 +374,9 @@ def check_tree(Y, leaf_size, group_size, perm, Ys, nodes, n_nodes, groups, n_gro
     n, dim = Y.shape
     bits = CODE_BITS[dim]
     assert np.array_equal(np.sort(perm), np.arange(n)), "perm is not a permutation"
-    assert np.array_equal(Ys, Y[perm]), "Ys is not Y in Morton order"
+    assert np.array_equal(rank[perm], np.arange(n)), "rank is not the inverse of perm"
+    assert np.array_equal(Yt, Y[perm].T), "Yt is not Y in Morton order, transposed"
+    Ys = Yt.T
     assert 1 <= n_nodes <= max(1, 2 * n - 1), f"{n_nodes} nodes for {n} points"
     assert start[0] == 0 and count[0] == n and skip[0] == n_nodes, "bad root"
     in_leaf = np.zeros(n, dtype=np.int64)

@@ -4,17 +4,26 @@ import time
 
 import numpy as np
 import pytest
-from embedviz.kernels.tree import CODE_BITS, build_tree, check_tree, empty_tree, morton_codes
+from embedviz.kernels.tree import (
+    CODE_BITS,
+    build_tree,
+    check_tree,
+    empty_tree,
+    morton_codes,
+    radix_sort,
+)
 
 LEAF, GROUP = 8, 64
 
 
 def build(Y, leaf_size=LEAF, group_size=GROUP):
     Y = np.ascontiguousarray(Y, dtype=np.float64)
-    codes, perm, Ys, nodes, groups = empty_tree(*Y.shape)
-    n_nodes, n_groups = build_tree(Y, leaf_size, group_size, codes, perm, Ys, *nodes, *groups)
-    check_tree(Y, leaf_size, group_size, perm, Ys, nodes, n_nodes, groups, n_groups)
-    return codes, perm, Ys, nodes, n_nodes, groups, n_groups
+    codes, perm, rank, Yt, nodes, groups, work = empty_tree(*Y.shape)
+    n_nodes, n_groups = build_tree(
+        Y, leaf_size, group_size, codes, perm, rank, Yt, *nodes, *groups, *work
+    )
+    check_tree(Y, leaf_size, group_size, perm, rank, Yt, nodes, n_nodes, groups, n_groups)
+    return codes, perm, Yt, nodes, n_nodes, groups, n_groups
 
 
 def point_sets(rng, d):
@@ -73,3 +82,14 @@ def test_duplicates_end_in_one_leaf_quickly():
     assert n_nodes == 1 and nodes[1][0] == 20000
     assert n_groups == 20000 // GROUP + 1
     assert time.perf_counter() - t < 5.0
+
+
+@pytest.mark.parametrize("n_bits", [5, 11, 40, 64])
+def test_radix_sort_is_a_stable_sort(rng, n_bits):
+    keys = rng.integers(0, 2**63, size=3000, dtype=np.uint64) >> np.uint64(64 - n_bits)
+    keys[::7] = keys[0]  # ties keep their order
+    idx = np.arange(3000, dtype=np.int64)
+    expected = np.argsort(keys, kind="stable")
+    sorted_keys = keys.copy()
+    radix_sort(sorted_keys, idx, np.empty_like(keys), np.empty_like(idx), n_bits)
+    assert np.array_equal(idx, expected) and np.array_equal(sorted_keys, keys[expected])
