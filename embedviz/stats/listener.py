@@ -218,6 +218,7 @@ class StatsListener:
         self._batches = 0
         self._last_report_time = time.perf_counter()
         self._closed = False
+        self._last_memory = -math.inf
 
         if self.enabled:
             self.storage.put(self._static_info())
@@ -310,7 +311,7 @@ class StatsListener:
             if isinstance(output, tuple | list):
                 output = next((o for o in output if isinstance(o, self._torch.Tensor)), None)
             if isinstance(output, self._torch.Tensor) and output.numel():
-                self._acts[name] = self._ts.activation_moments(output)
+                self._acts[name] = (self._ts.activation_row(output), output.numel())
                 if self._hist_now:
                     self._act_hists[name] = output.detach()
             self._collect += time.perf_counter() - t0
@@ -325,7 +326,7 @@ class StatsListener:
         with self._torch.no_grad():
             grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
             self._grad_names = [n for n, _ in grads]
-            self._grad_moments = self._ts.moments([g for _, g in grads])
+            self._grad_moments = self._ts.Moments([g for _, g in grads])
             if self._hist_now:
                 self._grad_hists = self._ts.histograms(dict(grads), self.histogram_bins)
             self._before = [p.detach().clone() for _, p in self._params]
@@ -340,8 +341,8 @@ class StatsListener:
             for (_, p), u in zip(self._params, updates, strict=True):
                 self._torch.sub(p.detach(), u, out=u)  # u = after - before, in place
             self._after = {
-                "param_moments": self._ts.moments([p.detach() for _, p in self._params]),
-                "update_moments": self._ts.moments(updates),
+                "param_moments": self._ts.Moments([p.detach() for _, p in self._params]),
+                "update_moments": self._ts.Moments(updates),
             }
             if self._hist_now:
                 self._after["update_hists"] = self._ts.histograms(
@@ -404,18 +405,18 @@ class StatsListener:
 
         names = [n for n, _ in self._params]
         if "param_moments" in self._after:
-            pm = self._after["param_moments"].tolist()
-            um = self._after["update_moments"].tolist()
+            pm = self._after["param_moments"].values()
+            um = self._after["update_moments"].values()
         else:  # no optimizer step seen: parameters as they are now, no updates
-            pm = self._ts.moments([p.detach() for _, p in self._params]).tolist()
+            pm = self._ts.moments([p.detach() for _, p in self._params])
             um = [None] * len(names)
         if self._grad_moments is None and self.optimizer is None:
             grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
             self._grad_names = [n for n, _ in grads]
-            self._grad_moments = self._ts.moments([g for _, g in grads])
+            self._grad_moments = self._ts.Moments([g for _, g in grads])
         gm = {}
         if self._grad_moments is not None:
-            gm = dict(zip(self._grad_names, self._grad_moments.tolist(), strict=True))
+            gm = dict(zip(self._grad_names, self._grad_moments.values(), strict=True))
         for name, p_row, u_row in zip(names, pm, um, strict=True):
             stats = ParamStats(p_row[0], p_row[1], p_row[2])
             g_row = gm.get(name)
@@ -429,9 +430,10 @@ class StatsListener:
             update.params[name] = stats
         if self._acts:
             names_a = list(self._acts)
-            rows = torch.stack([self._acts[n].cpu() for n in names_a]).tolist()
+            rows = torch.stack([self._acts[n][0] for n in names_a]).tolist()
             update.activations = {
-                n: ActivationStats(r[0], r[1], r[2]) for n, r in zip(names_a, rows, strict=True)
+                n: ActivationStats(*self._ts.activation_values(r, self._acts[n][1]))
+                for n, r in zip(names_a, rows, strict=True)
             }
         if self._hist_now:
             hists = {}
@@ -446,7 +448,9 @@ class StatsListener:
             if self._act_hists:
                 hists["activations"] = self._ts.histograms(self._act_hists, self.histogram_bins)
             update.histograms = hists
-        update.memory = memory_sample()
+        if time.monotonic() - self._last_memory >= 1.0:  # psutil costs ~0.1 ms
+            update.memory = memory_sample()
+            self._last_memory = time.monotonic()
         self._acts, self._act_hists, self._grad_hists, self._after = {}, {}, {}, {}
         self._grad_moments = None
         return update

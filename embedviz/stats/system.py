@@ -74,6 +74,8 @@ def software_info() -> dict[str, Any]:
 def memory_sample() -> dict[str, float]:
     """RSS and CPU load of this process now, and CUDA memory where torch uses CUDA.
 
+    Costs about 0.1 ms; producers sample at most once a second.
+
     Examples
     --------
     >>> memory_sample()["rss_bytes"] > 0

@@ -7,69 +7,98 @@ Imported only by :class:`~embedviz.stats.listener.StatsListener`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from embedviz.stats.records import Histogram
 
 
-@torch.no_grad()
-def moments(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """``(n, 3)`` float64: mean, std and mean magnitude (mean of ``|x|``) of each tensor.
+def _row(t: torch.Tensor) -> torch.Tensor:
+    """sum, sum of squares and sum of |x| of one tensor (queued, in its dtype)."""
+    f = t.detach().reshape(-1)
+    if not f.is_floating_point():
+        f = f.float()
+    return torch.stack((f.sum(), torch.dot(f, f), f.abs().sum()))
 
-    The std is the sample std (``n - 1`` in the denominator), 0 for one-element tensors.
+
+def _moments(sums: list[float], n: int) -> list[float]:
+    """[mean, sample std, mean |x|] from sums (std from the sum of squares)."""
+    total, squares, absolute = sums
+    if n == 0:
+        return [math.nan, math.nan, math.nan]
+    mean = total / n
+    if n == 1:
+        std = 0.0
+    else:
+        var = (squares - n * mean * mean) / (n - 1)
+        std = math.sqrt(var) if var > 0 else (0.0 if var == var else math.nan)
+    return [mean, std, absolute / n]
+
+
+class Moments:
+    """Mean, std and mean magnitude of several tensors.
+
+    Creating it queues three reductions per tensor (no sync); :meth:`values` moves them
+    to Python at once: one ``[mean, std, mean |x|]`` list per tensor, the std being the
+    sample std (0 for one element) computed from the sums in the tensors' precision.
     """
-    if not tensors:
-        return torch.zeros((0, 3), dtype=torch.float64)
-    rows = []
-    for t in tensors:
-        std, mean = torch.std_mean(t, correction=1 if t.numel() > 1 else 0)
-        rows.append(torch.stack((mean, std)))
-    try:
-        abs_sums = torch._foreach_norm(tensors, 1)
-    except (AttributeError, RuntimeError):  # very old torch or mixed devices
-        abs_sums = [t.abs().sum() for t in tensors]
-    numels = torch.tensor([max(t.numel(), 1) for t in tensors], dtype=torch.float64)
-    first = torch.stack(rows).to(torch.float64)
-    mags = torch.stack([a.to(first.device) for a in abs_sums]).to(torch.float64)
-    return torch.cat((first, (mags / numels.to(first.device)).unsqueeze(1)), dim=1)
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            self._numels = [t.numel() for t in tensors]
+            self._rows = torch.stack([_row(t) for t in tensors]) if tensors else None
+
+    def values(self) -> list[list[float]]:
+        if self._rows is None:
+            return []
+        rows = self._rows.to(torch.float64).cpu().tolist()
+        return [_moments(r, n) for r, n in zip(rows, self._numels, strict=True)]
 
 
-@torch.no_grad()
-def activation_moments(output: torch.Tensor) -> torch.Tensor:
-    """``(3,)`` float64: mean, std and share of exact zeros of one layer's output."""
-    x = output.detach()
-    if not x.is_floating_point():
-        x = x.float()
-    std, mean = torch.std_mean(x, correction=1 if x.numel() > 1 else 0)
-    zeros = (x == 0).sum() / max(x.numel(), 1)
-    return torch.stack((mean, std, zeros)).to(torch.float64)
+def moments(tensors: list[torch.Tensor]) -> list[list[float]]:
+    """``[mean, std, mean magnitude]`` of each tensor (see :class:`Moments`)."""
+    return Moments(tensors).values()
+
+
+def activation_row(output: torch.Tensor) -> torch.Tensor:
+    """Queued statistics of one layer's output: sum, sum of squares, zero count."""
+    with torch.no_grad():
+        f = output.detach().reshape(-1)
+        if not f.is_floating_point():
+            f = f.float()
+        return torch.stack((f.sum(), torch.dot(f, f), (f.numel() - torch.count_nonzero(f))))
+
+
+def activation_values(row: list[float], numel: int) -> tuple[float, float, float]:
+    """mean, sample std and share of exact zeros from :func:`activation_row` values."""
+    mean, std, _ = _moments([row[0], row[1], 0.0], numel)
+    return mean, std, row[2] / numel if numel else math.nan
 
 
 @torch.no_grad()
 def histograms(tensors: dict[str, torch.Tensor], bins: int) -> dict[str, Histogram]:
     """Equal-width histograms of each tensor between its finite min and max."""
-    if not tensors:
+    names = [n for n, t in tensors.items() if t.numel()]
+    if not names:
         return {}
-    names = list(tensors)
-    flat = [tensors[n].detach().reshape(-1).float() for n in names]
-    finite = [x if bool(torch.isfinite(x).all()) else x[torch.isfinite(x)] for x in flat]
-    bounds = []
-    for x in finite:
-        if x.numel():
-            lo, hi = torch.aminmax(x)
-            bounds.append(torch.stack((lo, hi)))
-        else:
-            bounds.append(torch.zeros(2, device=x.device))
-    limits = torch.stack([b.cpu() for b in bounds]).tolist()
-    out = {}
+    flat = [tensors[n].detach().reshape(-1) for n in names]
+    flat = [x if x.is_floating_point() else x.float() for x in flat]
+    limits = torch.stack([torch.stack(torch.aminmax(x)).float().cpu() for x in flat]).tolist()
     counts = []
-    for x, (lo, hi) in zip(finite, limits, strict=True):
+    for i, (x, (lo, hi)) in enumerate(zip(flat, limits, strict=True)):
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN/inf: bin the finite values
+            x = x[torch.isfinite(x)]
+            lo, hi = limits[i] = torch.stack(torch.aminmax(x)).tolist() if x.numel() else [0, 0]
         if hi > lo:
-            counts.append(torch.histc(x, bins=bins, min=lo, max=hi).cpu())
+            idx = ((x - lo) * (bins / (hi - lo))).to(torch.int64).clamp_(0, bins - 1)
+            counts.append(torch.bincount(idx, minlength=bins))
         else:  # constant tensor: everything in the first bin
-            c = torch.zeros(bins)
+            c = torch.zeros(bins, dtype=torch.int64, device=x.device)
             c[0] = x.numel()
             counts.append(c)
-    for name, (lo, hi), c in zip(names, limits, counts, strict=True):
-        out[name] = Histogram(float(lo), float(hi), [int(v) for v in c.tolist()])
-    return out
+    rows = torch.stack(counts).cpu().tolist()
+    return {
+        name: Histogram(float(lo), float(hi), row)
+        for name, (lo, hi), row in zip(names, limits, rows, strict=True)
+    }
