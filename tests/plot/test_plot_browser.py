@@ -206,6 +206,8 @@ def test_3d_drag_turns_the_cloud(page_3d):
         "return v != 30 ? v : null"
     )
     assert yaw > 30  # dragged right: turned by 0.4 degrees a pixel
+    page_3d.element("button").click()  # reset: back to the home angles
+    page_3d.wait_for("return Bokeh.documents[0].get_model_by_name('embedviz_yaw').value == 30")
     assert page_3d.errors() == []
 
 
