@@ -4,8 +4,8 @@ The findings come from :mod:`embedviz.stats.diagnostics` (the statistics package
 the rules); this module only asks for them and lays them out. Every text is escaped:
 layer names and evidence can hold anything.
 
-HOOK: until ``embedviz.stats.diagnostics`` exists, :func:`get_findings` returns None
-and the section says that diagnostics are not available.
+Where :mod:`embedviz.stats.diagnostics` cannot be imported, :func:`get_findings`
+returns None and the section says that diagnostics are not available.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _as_dict(finding) -> dict:
         return asdict(finding)
     return {
         k: getattr(finding, k, None)
-        for k in ("severity", "code", "title", "layer", "iterations", "evidence", "advice")
+        for k in ("severity", "check", "layer", "iterations", "evidence", "advice")
     }
 
 
@@ -39,17 +39,8 @@ def get_findings(storage, session_id: str, worker_id: str | None = None) -> list
         from embedviz.stats import diagnostics
     except ImportError:
         return None
-    for name in ("diagnose", "run_diagnostics", "check_session"):
-        fn = getattr(diagnostics, name, None)
-        if fn is not None:
-            break
-    else:
-        return None
     try:
-        try:
-            found = fn(storage, session_id, worker_id)
-        except TypeError:
-            found = fn(storage, session_id)
+        found = diagnostics.diagnose(storage, session_id, worker_id)
     except Exception:  # a broken rule must not take the page down
         log.exception("diagnostics failed for session %r", session_id)
         return [
@@ -73,11 +64,12 @@ def findings_html(findings: list[dict] | None) -> str:
     parts = []
     for f in sorted(findings, key=lambda f: order.get(str(f.get("severity")), 3)):
         sev = str(f.get("severity") or "info")
-        where = f.get("layer") or ""
+        parts_where = [f"layer {f['layer']}"] if f.get("layer") else []
         its = f.get("iterations")
         if isinstance(its, list | tuple) and len(its) == 2:
-            where = f"{where} iterations {its[0]}–{its[1]}".strip()
-        title = f.get("title") or f.get("code") or ""
+            parts_where.append(f"iterations {its[0]}–{its[1]}")
+        where = ", ".join(parts_where)
+        title = (f.get("check") or f.get("title") or "").replace("_", " ")
         parts.append(
             "<div style='margin:4px 0;padding:6px 10px;border-left:4px solid "
             f"{_COLOURS.get(sev, '#777')};background:#fafafa'>"

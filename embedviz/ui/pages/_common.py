@@ -26,6 +26,8 @@ from bokeh.models import (
     DataTable,
     Div,
     HoverTool,
+    Legend,
+    LegendItem,
     Range1d,
     TableColumn,
 )
@@ -109,7 +111,8 @@ class LiveSeries:
     """One drawn scalar series of one worker: its line source, its marks, and how to grow.
 
     ``transform`` maps raw values to drawn ones (e.g. :func:`log10_or_nonfinite`).
-    ``smooth`` adds a ``ys`` column (debiased EMA of the drawn values).
+    ``smooth`` adds a ``ys`` column (debiased EMA of the drawn values);
+    ``extra_columns(line) -> dict`` adds columns computed from ``x``, ``t``, ``y``.
     """
 
     name: str
@@ -117,6 +120,7 @@ class LiveSeries:
     transform: Callable[[np.ndarray], np.ndarray] | None = None
     smooth: float | None = None
     max_points: int = MAX_POINTS
+    extra_columns: Callable[[dict], dict] | None = None
     source: ColumnDataSource = field(init=False)
     marks: ColumnDataSource = field(init=False)
     last_iteration: int | None = field(default=None, init=False)
@@ -139,6 +143,8 @@ class LiveSeries:
         line, marks_data = series_columns(s.iterations, s.timestamps, values, self.label)
         if smoothed is not None:
             line["ys"] = smoothed
+        if self.extra_columns is not None:
+            line.update(self.extra_columns(line))
         self.source = ColumnDataSource(line, name=f"series:{self.name}")
         if marks is None:
             self.marks = ColumnDataSource(marks_columns_empty(), name=f"marks:{self.name}")
@@ -165,9 +171,17 @@ class LiveSeries:
         line, marks = series_columns(it, ts, values, self.label)
         if self.smooth is not None:
             line["ys"], self._state = ema(values, self.smooth, self._state)
+        if self.extra_columns is not None:
+            line.update(self.extra_columns(line))
         self._append(line, marks)
         self.last_iteration = int(it[-1])
         return len(rows)
+
+    def resmooth(self, weight: float) -> None:
+        """Recompute the ``ys`` column with another smoothing weight (drawn points only)."""
+        self.smooth = float(weight)
+        ys, self._state = ema(np.asarray(self.source.data["y"], dtype=np.float64), self.smooth)
+        self.source.data["ys"] = ys
 
     def push_updates(self, updates: Iterable) -> int:
         """Stream the values of this series found in ``updates`` (Update records)."""
@@ -279,6 +293,26 @@ def add_hover(
                 tooltips=[("", "@series"), ("iteration", "@x"), ("value", "@value")],
             )
         )
+
+
+def add_legend(p, renderers: Sequence, labels: Sequence[str], limit: int = 12) -> None:
+    """A legend right of the frame naming each line (when there are at most ``limit``);
+    clicking an entry hides its line."""
+    if not renderers or len(renderers) > limit:
+        return
+    items = [
+        LegendItem(label=str(lab)[:40], renderers=[r])
+        for lab, r in zip(labels, renderers, strict=True)
+    ]
+    legend = Legend(
+        items=items,
+        click_policy="hide",
+        label_text_font_size="11px",
+        spacing=0,
+        padding=4,
+        margin=4,
+    )
+    p.add_layout(legend, "right")
 
 
 def new_marks(name: str) -> ColumnDataSource:

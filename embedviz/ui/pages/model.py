@@ -22,6 +22,7 @@ from embedviz.ui.pages._common import (
     Page,
     UpdateFeed,
     add_hover,
+    add_legend,
     colour,
     draw_series,
     heading,
@@ -185,6 +186,7 @@ def build_layer(
             drawn.append(d)
             mags.append(s)
     add_hover(mag, drawn, mag_marks)
+    add_legend(mag, drawn, [f"{n} {k}" for n in params for k in ("param", "update")])
 
     band = None
     if has_act:

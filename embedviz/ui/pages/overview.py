@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from bokeh.layouts import column, row
-from bokeh.models import BoxAnnotation, CustomJS, RadioButtonGroup, Span, TabPanel, Tabs
+from bokeh.models import BoxAnnotation, CustomJS, Div, RadioButtonGroup, Span
 
 from embedviz.ui.findings import findings_view
 from embedviz.ui.pages._common import (
@@ -21,6 +21,7 @@ from embedviz.ui.pages._common import (
     Page,
     UpdateFeed,
     add_hover,
+    add_legend,
     colour,
     draw_series,
     format_duration,
@@ -195,12 +196,15 @@ def multi_series_chart(
         drawn.append(draw_series(p, s, colour(i, len(names))))
         series.append(s)
     add_hover(p, drawn, marks)
+    add_legend(p, drawn, labels)
     if not names:
         p.title.text += " — nothing recorded"
     return series, p
 
 
-def build_overview(storage, session_id: str, worker_id: str | None = None) -> Page:
+def build_overview(
+    storage, session_id: str, worker_id: str | None = None, findings: bool = True
+) -> Page:
     """The overview page of one session and worker.
 
     Parameters
@@ -210,6 +214,9 @@ def build_overview(storage, session_id: str, worker_id: str | None = None) -> Pa
     session_id : str
     worker_id : str, default=None
         None means the session's first worker.
+    findings : bool, default=True
+        Run the diagnostics now; False leaves the ``"findings"`` Div empty for the
+        caller to fill (the server does it in a background thread).
 
     Returns
     -------
@@ -254,7 +261,7 @@ def build_overview(storage, session_id: str, worker_id: str | None = None) -> Pa
         "ratio",
         band=RATIO_BAND,
     )
-    tabs, std_series = [], []
+    std_charts, std_series = [], []
     for key, title, names, labels in (
         ("std_act", "activations", [f"activations/{n}/std" for n in acts], acts),
         ("std_grad", "gradients", [f"params/{n}/grad_std" for n in params], params),
@@ -271,8 +278,21 @@ def build_overview(storage, session_id: str, worker_id: str | None = None) -> Pa
             page,
             key,
         )
+        chart.visible = not std_charts
         std_series += series
-        tabs.append(TabPanel(child=chart, title=title))
+        std_charts.append(chart)
+    # a button group, not Tabs: a figure inside Tabs may be laid out at zero size
+    # when the Bokeh server swaps the page in
+    std_choice = RadioButtonGroup(
+        labels=["activations", "gradients", "updates"], active=0, name="std_choice"
+    )
+    std_choice.js_on_change(
+        "active",
+        CustomJS(
+            args={"charts": std_charts},
+            code="charts.forEach((c, i) => { c.visible = i == cb_obj.active })",
+        ),
+    )
 
     model_table = table(model_rows(info), ["property", "value"], name="model_table")
     first = first_point(storage, session_id, worker_id)
@@ -283,7 +303,11 @@ def build_overview(storage, session_id: str, worker_id: str | None = None) -> Pa
     )
     page.sources["performance"] = perf_table.source
     page.sources["model"] = model_table.source
-    findings = findings_view(storage, session_id, worker_id)
+    findings_div = (
+        findings_view(storage, session_id, worker_id)
+        if findings
+        else Div(text="", sizing_mode="stretch_width", name="findings")
+    )
     live = [score, *ratio, *std_series]
 
     def refresh() -> int:
@@ -304,8 +328,7 @@ def build_overview(storage, session_id: str, worker_id: str | None = None) -> Pa
         model_table,
         heading("Performance"),
         perf_table,
-        width=380,
-        sizing_mode="fixed",
+        width=440,
     )
     charts = column(score_box, *([evals] if evals is not None else []), sizing_mode="stretch_width")
     page.layout = column(
@@ -316,9 +339,10 @@ def build_overview(storage, session_id: str, worker_id: str | None = None) -> Pa
             "reported iteration. Far above the band: the learning rate is too high; far "
             "below: too low or vanishing gradients. Red x: NaN or infinite values."
         ),
-        Tabs(tabs=tabs, sizing_mode="stretch_width"),
+        std_choice,
+        *std_charts,
         heading("Findings"),
-        findings,
+        findings_div,
         sizing_mode="stretch_width",
     )
     return page

@@ -1,0 +1,268 @@
+"""The compare page (``/train/compare``): several runs' score and evaluation curves overlaid.
+
+As TensorBoard does: tick the runs to show; the x axis is the iteration, the time since
+each run's start, or the wall-clock time; the smoothing slider changes the bold line and
+never hides the faint raw one. A table lists each run's configuration (optimizer,
+learning rate, batch size) beside its final and best evaluation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from bokeh.layouts import column, row
+from bokeh.models import (
+    CheckboxGroup,
+    CustomJS,
+    DatetimeTickFormatter,
+    Div,
+    RadioButtonGroup,
+    Slider,
+)
+from bokeh.models.formatters import BasicTickFormatter
+
+from embedviz.ui.pages._common import (
+    SMOOTHING,
+    LiveSeries,
+    Page,
+    UpdateFeed,
+    colour,
+    format_number,
+    heading,
+    line_chart,
+    note,
+    pick_worker,
+    table,
+)
+
+MAX_RUNS = 12
+HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "auc", "top", "bleu", "map")
+
+
+def _better_is_higher(metric: str) -> bool:
+    m = metric.lower()
+    return any(k in m for k in HIGHER_IS_BETTER)
+
+
+def run_row(storage, session_id: str, worker_id: str | None) -> tuple:
+    """(run, kind, optimizer, learning rate, batch size, final eval, best eval)."""
+    info = storage.get_static_info(session_id, worker_id) if worker_id else None
+    optimizer = lr = batch = kind = ""
+    if info is not None:
+        kind = info.kind
+        opt = info.optimizer or {}
+        optimizer = str(opt.get("class", ""))
+        groups = opt.get("param_groups") or []
+        if groups and isinstance(groups[0], dict) and "lr" in groups[0]:
+            lr = str(groups[0]["lr"])
+        batch = str((info.config or {}).get("batch_size", ""))
+    evals = storage.get_evals(session_id, worker_id) if worker_id else []
+    final, best = [], []
+    metrics = sorted({m for e in evals for m in e.metrics})
+    for m in metrics:
+        pts = [(e.iteration, e.metrics[m]) for e in evals if m in e.metrics]
+        vals = np.array([v for _, v in pts], dtype=np.float64)
+        finite = np.isfinite(vals)
+        final.append(f"{m} {format_number(pts[-1][1])}")
+        if finite.any():
+            k = (
+                np.nanargmax(np.where(finite, vals, np.nan))
+                if _better_is_higher(m)
+                else (np.nanargmin(np.where(finite, vals, np.nan)))
+            )
+            best.append(f"{m} {format_number(vals[k])} @ {pts[k][0]}")
+    return (session_id, kind, optimizer, lr, batch, "; ".join(final), "; ".join(best))
+
+
+_X_MODE = """
+const f = ["x", "rel", "t"][cb_obj.active]
+for (const r of renderers) { r.glyph.x = {field: f} }
+for (const p of plots) {
+  p.xaxis[0].formatter = cb_obj.active == 2 ? dt : basic
+  p.xaxis[0].axis_label = ["iteration", "seconds since the run started", "wall time"][cb_obj.active]
+}
+"""
+
+_TOGGLE = """
+const on = new Set(cb_obj.active)
+for (let i = 0; i < groups.length; i++) {
+  for (const r of groups[i]) { r.visible = on.has(i) }
+}
+"""
+
+
+def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = None) -> Page:
+    """Overlay the score and evaluation curves of several runs.
+
+    Parameters
+    ----------
+    runs : list of (session_id, storage)
+        The runs that can be ticked (the newest 12 are offered).
+    selected : list of str, default=None
+        The runs ticked at first; None ticks the newest three.
+
+    Returns
+    -------
+    Page
+        ``sources`` holds ``"score:<session>"`` (columns ``x``, ``rel`` seconds since the
+        run's first update, ``t`` ms since the epoch, ``y``, ``ys`` smoothed) and
+        ``"eval:<session>:<metric>"``, and ``"runs"`` (the configuration table).
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> from embedviz.stats.records import Update
+    >>> st = InMemoryStatsStorage(); st.put(Update("a", "0", 1, 5.0, score=1.0))
+    >>> list(build_compare([("a", st)]).sources["score:a"].data["rel"])
+    [0.0]
+    """
+    runs = list(runs)[-MAX_RUNS:]
+    page = Page(layout=None)
+    if not runs:
+        page.layout = Div(text="<i>No runs recorded yet.</i>")
+        return page
+    names = [sid for sid, _ in runs]
+    if selected is None or not any(s in names for s in selected):
+        selected = names[-3:]
+    active = [i for i, n in enumerate(names) if n in selected]
+
+    score_plot = line_chart("Score (faint: raw, bold: smoothed)", "score", name="compare_score")
+    eval_plot = line_chart("Evaluation (not smoothed)", "value", name="compare_eval")
+    groups, all_lines, series, feeds, rows = [], [], [], [], []
+    for i, (sid, storage) in enumerate(runs):
+        worker = pick_worker(storage, sid, None)
+        color = colour(i, len(runs))
+        mine = []
+        if worker is None:
+            groups.append(mine)
+            continue
+        first = storage.get_series(sid, worker, "score", max_points=None)
+        t0 = float(first.timestamps[0]) if len(first) else 0.0
+
+        def rel(line, t0=t0):
+            return {"rel": np.asarray(line["t"], dtype=np.float64) / 1000.0 - t0}
+
+        s = LiveSeries("score", sid, smooth=SMOOTHING, extra_columns=rel).load(storage, sid, worker)
+        page.sources[f"score:{sid}"] = s.source
+        raw = score_plot.line("x", "y", source=s.source, color=color, alpha=0.3, line_width=1)
+        bold = score_plot.line(
+            "x", "ys", source=s.source, color=color, line_width=2, legend_label=sid[:40]
+        )
+        mine += [raw, bold]
+        series.append(s)
+        evals = storage.get_evals(sid, worker)
+        metrics = sorted({m for e in evals for m in e.metrics})
+        ev_series = []
+        for k, m in enumerate(metrics):
+            e = LiveSeries(f"eval/{m}", f"{sid} {m}", extra_columns=rel).load(storage, sid, worker)
+            page.sources[f"eval:{sid}:{m}"] = e.source
+            dash = ("solid", "dashed", "dotted", "dotdash")[k % 4]
+            r = eval_plot.line(
+                "x",
+                "y",
+                source=e.source,
+                color=color,
+                line_width=2,
+                line_dash=dash,
+                legend_label=f"{sid[:30]} {m}",
+            )
+            dots = eval_plot.scatter("x", "y", source=e.source, color=color, size=5)
+            mine += [r, dots]
+            ev_series.append((m, e))
+        for r in mine:
+            r.visible = i in active
+        groups.append(mine)
+        all_lines += mine
+        rows.append(run_row(storage, sid, worker))
+        feeds.append(
+            (UpdateFeed(storage, sid, worker, s.last_iteration), s, storage, sid, worker, ev_series)
+        )
+    for p in (score_plot, eval_plot):
+        if p.legend:
+            p.legend.location = "top_right"
+            p.legend.click_policy = "hide"
+            p.legend.label_text_font_size = "11px"
+    eval_plot.x_range = score_plot.x_range
+    for p in (score_plot, eval_plot):
+        p.y_range.only_visible = True
+    score_plot.x_range.only_visible = True
+
+    ticks = CheckboxGroup(labels=names, active=active, name="runs_select")
+    ticks.js_on_change("active", CustomJS(args={"groups": groups}, code=_TOGGLE))
+    x_mode = RadioButtonGroup(
+        labels=["iteration", "relative time", "wall time"], active=0, name="x_mode"
+    )
+    x_mode.js_on_change(
+        "active",
+        CustomJS(
+            args={
+                "renderers": all_lines,
+                "plots": [score_plot, eval_plot],
+                "dt": DatetimeTickFormatter(),
+                "basic": BasicTickFormatter(),
+            },
+            code=_X_MODE,
+        ),
+    )
+    smoothing = Slider(
+        start=0.0,
+        end=0.99,
+        step=0.01,
+        value=SMOOTHING,
+        title="smoothing",
+        width=260,
+        name="smoothing",
+    )
+
+    def on_smoothing(attr, old, new) -> None:
+        for s in series:
+            s.resmooth(new)
+
+    smoothing.on_change("value", on_smoothing)
+    runs_table = table(
+        rows,
+        ["run", "kind", "optimizer", "lr", "batch size", "final eval", "best eval"],
+        name="runs",
+    )
+    page.sources["runs"] = runs_table.source
+
+    def refresh() -> int:
+        n = 0
+        for feed, s, storage, sid, worker, ev_series in feeds:
+            updates = feed()
+            if updates:
+                n += s.push_updates(updates)
+            evals = storage.get_evals(sid, worker) if ev_series else []
+            for m, e in ev_series:
+                new = [
+                    ev
+                    for ev in evals
+                    if e.last_iteration is None or ev.iteration > e.last_iteration
+                ]
+                n += e.push(
+                    [ev.iteration for ev in new],
+                    [ev.timestamp for ev in new],
+                    [ev.metrics.get(m) for ev in new],
+                )
+        return n
+
+    page.refreshers.append(refresh)
+    controls = column(
+        heading("Runs"),
+        ticks,
+        heading("x axis", 4),
+        x_mode,
+        smoothing,
+        note("Smoothing: debiased exponential moving average; the raw line stays drawn."),
+        width=300,
+    )
+    page.layout = column(
+        row(
+            controls,
+            column(score_plot, eval_plot, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        ),
+        heading("Configuration and results"),
+        runs_table,
+        sizing_mode="stretch_width",
+    )
+    return page

@@ -1,0 +1,206 @@
+"""The remote receiver: ``POST /api/records`` and ``GET /api/sessions`` (see ``http_api.md``).
+
+Route handlers only read the request and call the ``*_impl`` functions, which return
+``(status, body_dict)``; tests call them directly. Checks, in order: 403 when the
+receiver is disabled, 401 for a missing or wrong bearer token (compared with
+:func:`hmac.compare_digest`), 413 for a body over the limit (judged from
+``Content-Length`` before the body is kept; the rest is read and dropped so the client
+sees the answer), 400 for anything malformed (not UTF-8, not JSON, not an object,
+``schema_version`` missing or newer, ``records`` not a list, a record invalid -- the
+message names the position). A batch is validated whole before any record is stored.
+
+Validation is :func:`embedviz.stats.records.record_from_dict`, a fixed table of four
+dataclasses: nothing named in a payload is imported, evaluated or instantiated.
+Delivery is at least once: a batch whose exact bytes were stored recently is answered
+200 again without storing it twice (the router resends a batch whose answer it lost).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tornado.ioloop import IOLoop
+from tornado.web import RequestHandler, stream_request_body
+
+from embedviz.errors import EmbedvizError
+from embedviz.stats.records import SCHEMA_VERSION, record_from_dict
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 8 * 2**20
+_RECENT = 2048  # how many stored batch digests are remembered for duplicate answers
+
+
+@dataclass
+class ReceiverConfig:
+    """How the receiver answers: on/off, the token, the body limit."""
+
+    enabled: bool = False
+    token: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    recent: OrderedDict = field(default_factory=OrderedDict)
+
+
+def _error(status: int, message: str) -> tuple[int, dict]:
+    return status, {"error": message}
+
+
+def check_request_impl(
+    config: ReceiverConfig, authorization: str | None, content_length: int | None
+) -> tuple[int, dict] | None:
+    """The answer decided from the headers alone (403/401/413), or None to go on."""
+    if not config.enabled:
+        return _error(403, "remote receiver disabled; start embedviz ui --enable-remote")
+    if config.token is not None:
+        given = (authorization or "").encode("utf-8", "replace")
+        expected = f"Bearer {config.token}".encode()
+        if not hmac.compare_digest(given, expected):
+            return _error(401, "missing or wrong bearer token")
+    if content_length is not None and content_length > config.max_body_bytes:
+        return _error(
+            413,
+            f"body of {content_length} bytes exceeds the limit of {config.max_body_bytes} bytes",
+        )
+    return None
+
+
+def parse_records_impl(body: bytes) -> list:
+    """Validate a request body; the records it holds, or EmbedvizError naming the problem."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EmbedvizError(f"body: not UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise EmbedvizError("body: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise EmbedvizError(f"body: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise EmbedvizError(
+            f'body: expected an object {{"schema_version": ..., "records": [...]}}, '
+            f"got {type(data).__name__}"
+        )
+    version = data.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise EmbedvizError(f"schema_version: expected an integer, got {version!r:.60}")
+    if version > SCHEMA_VERSION:
+        raise EmbedvizError(
+            f"schema_version: {version} is newer than this UI reads ({SCHEMA_VERSION}); "
+            "upgrade embedviz on the UI side"
+        )
+    records = data.get("records")
+    if not isinstance(records, list):
+        raise EmbedvizError(f"records: expected a list, got {type(records).__name__}")
+    return [record_from_dict(r, where=f"records[{i}]") for i, r in enumerate(records)]
+
+
+def store_records_impl(
+    config: ReceiverConfig, body: bytes, get_storage: Callable[[], object]
+) -> tuple[int, dict]:
+    """Validate ``body`` and store every record into ``get_storage()``; (status, answer)."""
+    digest = hashlib.blake2b(body, digest_size=16).digest()
+    if digest in config.recent:
+        return 200, {"accepted": config.recent[digest]}
+    try:
+        records = parse_records_impl(body)
+    except EmbedvizError as exc:  # InputError from record_from_dict is one too
+        return _error(400, " ".join(str(exc).split())[:500])
+    if records:
+        get_storage().put_many(records)
+    config.recent[digest] = len(records)
+    while len(config.recent) > _RECENT:
+        config.recent.popitem(last=False)
+    return 200, {"accepted": len(records)}
+
+
+def sessions_impl(storages: list[tuple[str, object]]) -> tuple[int, dict]:
+    """The sessions of every attached storage with their workers."""
+    out = []
+    for name, storage in storages:
+        for sid in storage.list_sessions():
+            out.append({"session_id": sid, "workers": storage.list_workers(sid), "storage": name})
+    return 200, {"sessions": out}
+
+
+class _JSONHandler(RequestHandler):
+    def reply(self, status: int, body: dict) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs) -> None:  # tornado's own errors
+        self.reply(status_code, {"error": self._reason})
+
+
+@stream_request_body
+class RecordsHandler(_JSONHandler):
+    """``POST /api/records``: headers checked first, the body kept only within the limit."""
+
+    def initialize(self, server) -> None:
+        self.server = server
+
+    def prepare(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        length = self.request.headers.get("Content-Length")
+        try:
+            length = int(length) if length is not None else None
+        except ValueError:
+            length = None
+        self._early = check_request_impl(
+            self.server.receiver, self.request.headers.get("Authorization"), length
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._early is not None:
+            return  # read and drop: the answer is decided
+        self._size += len(chunk)
+        if self._size > self.server.receiver.max_body_bytes:
+            self._chunks = []
+            self._early = _error(
+                413,
+                f"body of more than {self.server.receiver.max_body_bytes} bytes exceeds the "
+                f"limit of {self.server.receiver.max_body_bytes} bytes",
+            )
+            return
+        self._chunks.append(chunk)
+
+    async def post(self) -> None:
+        if self._early is not None:
+            self.reply(*self._early)
+            return
+        body = b"".join(self._chunks)
+        self._chunks = []
+        try:
+            status, answer = await IOLoop.current().run_in_executor(
+                self.server.executor,
+                store_records_impl,
+                self.server.receiver,
+                body,
+                self.server.receiving_storage,
+            )
+        except Exception:  # a storage failure answers 500; the server keeps serving
+            log.exception("storing remote records failed")
+            status, answer = _error(500, "could not store the records; see the UI's log")
+        self.reply(status, answer)
+
+    def get(self) -> None:
+        self.reply(405, {"error": "use POST with a JSON body, see embedviz/ui/http_api.md"})
+
+
+class SessionsHandler(_JSONHandler):
+    """``GET /api/sessions``: what the UI shows, as JSON."""
+
+    def initialize(self, server) -> None:
+        self.server = server
+
+    def get(self) -> None:
+        self.reply(*sessions_impl(self.server.named_storages()))

@@ -1,0 +1,311 @@
+"""``embedviz ui``: the live training UI on the Bokeh server.
+
+One Bokeh application per page -- ``/train/overview``, ``/train/model``,
+``/train/system``, ``/train/compare``, ``/embeddings`` (``/`` redirects to the
+overview) -- plus two tornado routes, ``POST /api/records`` (the remote receiver, off
+unless ``enable_remote``) and ``GET /api/sessions`` (:mod:`embedviz.ui.receiver`).
+
+Every browser tab is one Bokeh document: a bar with the page links and the session and
+worker dropdowns, and the page built by the page builders of :mod:`embedviz.ui.pages`.
+A periodic callback (``refresh_interval``, 0.5 s) calls the page's ``refresh()``, which
+reads what arrived after the newest drawn iteration and streams only those points; the
+session list is re-read every few ticks, so new sessions appear without a restart.
+
+The UI only reads storages (any number, attached with :meth:`UIServer.attach`); the
+receiver writes into the first attached SQLite storage, or into an in-memory storage it
+attaches itself. It binds 127.0.0.1 unless told otherwise, and accepts websocket
+connections only from the address it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
+
+from bokeh.application import Application
+from bokeh.application.handlers.function import FunctionHandler
+from tornado.web import RedirectHandler
+
+from embedviz.errors import InputError
+from embedviz.ui.receiver import (
+    DEFAULT_MAX_BODY_BYTES,
+    ReceiverConfig,
+    RecordsHandler,
+    SessionsHandler,
+)
+
+log = logging.getLogger(__name__)
+
+PAGES = {
+    "/train/overview": "Overview",
+    "/train/model": "Model",
+    "/train/system": "System",
+    "/train/compare": "Compare runs",
+    "/embeddings": "Embeddings",
+}
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class UIServer:
+    """The training UI: attach storages, start, browse ``http://host:port/``.
+
+    Parameters
+    ----------
+    port : int, default=9000
+        0 picks a free port (see :attr:`port` after :meth:`start`).
+    host : str, default="127.0.0.1"
+        The interface to bind; "0.0.0.0" exposes the UI (and the receiver) to the network.
+    enable_remote : bool, default=False
+        Accept ``POST /api/records`` from :class:`~embedviz.stats.remote.RemoteStatsRouter`.
+    token : str, default=None
+        When set, the receiver requires ``Authorization: Bearer <token>``.
+    max_body_bytes : int, default=8 MiB
+        The largest request body the receiver accepts (413 above).
+    refresh_interval : float, default=0.5
+        Seconds between live updates of an open page.
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> ui = UIServer(port=0)
+    >>> ui.attach(InMemoryStatsStorage())  # doctest: +ELLIPSIS
+    <embedviz.stats.storage.InMemoryStatsStorage object at ...>
+    >>> ui.start(); url = ui.url; ui.stop()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        port: int = 9000,
+        host: str = "127.0.0.1",
+        enable_remote: bool = False,
+        token: str | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        refresh_interval: float = 0.5,
+    ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise InputError(f"port: expected an integer from 0 to 65535, got {port!r}")
+        if not isinstance(host, str) or not host:
+            raise InputError(f"host: expected an address such as 127.0.0.1, got {host!r}")
+        if token is not None and (not isinstance(token, str) or not token.strip()):
+            raise InputError("token: expected a non-empty string or None")
+        if (
+            isinstance(max_body_bytes, bool)
+            or not isinstance(max_body_bytes, int)
+            or max_body_bytes < 1024
+        ):
+            raise InputError(f"max_body_bytes: expected an integer >= 1024, got {max_body_bytes!r}")
+        if not 0.05 <= float(refresh_interval) <= 1.0:
+            raise InputError(
+                f"refresh_interval: expected seconds from 0.05 to 1, got {refresh_interval!r}"
+            )
+        self.host = host
+        self.port = port
+        self.refresh_interval = float(refresh_interval)
+        self.receiver = ReceiverConfig(bool(enable_remote), token, max_body_bytes)
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
+        self.background = ThreadPoolExecutor(1, thread_name_prefix="embedviz-findings")
+        self._storages: list[tuple[str, object]] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop = None
+        self._server = None
+        self._error: BaseException | None = None
+        self._memory = None
+
+    # -- storages ------------------------------------------------------------------
+    def attach(self, storage, name: str | None = None):
+        """Show ``storage`` (in memory or SQLite); may be called while running. Returns it."""
+        if not all(hasattr(storage, m) for m in ("list_sessions", "get_updates", "get_series")):
+            raise InputError(
+                f"storage: expected an InMemoryStatsStorage or SQLiteStatsStorage, got "
+                f"{type(storage).__name__}"
+            )
+        if name is None:
+            path = getattr(storage, "path", None)
+            name = str(path) if path is not None else f"memory-{len(self._storages)}"
+        with self._lock:
+            if all(s is not storage for _, s in self._storages):
+                self._storages.append((name, storage))
+        return storage
+
+    def detach(self, storage) -> None:
+        """Stop showing ``storage``."""
+        with self._lock:
+            self._storages = [(n, s) for n, s in self._storages if s is not storage]
+
+    def named_storages(self) -> list[tuple[str, object]]:
+        """(name, storage) of every attached storage, in attach order."""
+        with self._lock:
+            return list(self._storages)
+
+    def receiving_storage(self):
+        """Where remote records go: the first attached SQLite storage, else in memory."""
+        from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+
+        with self._lock:
+            for _, s in self._storages:
+                if isinstance(s, SQLiteStatsStorage) and not s.read_only:
+                    return s
+            if self._memory is None:
+                self._memory = InMemoryStatsStorage()
+                self._storages.append(("remote (in memory)", self._memory))
+            return self._memory
+
+    def sessions(self) -> list[tuple[str, object]]:
+        """(session_id, storage) for every session; the first storage holding it wins."""
+        seen: dict[str, object] = {}
+        for _, storage in self.named_storages():
+            try:
+                for sid in storage.list_sessions():
+                    seen.setdefault(sid, storage)
+            except Exception:  # a storage gone bad must not take the UI down
+                log.exception("listing sessions failed")
+        return list(seen.items())
+
+    # -- running -------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    def _applications(self) -> dict[str, Application]:
+        from embedviz.ui.shell import make_document
+
+        def app(path):
+            return Application(FunctionHandler(lambda doc: make_document(self, path, doc)))
+
+        return {path: app(path) for path in PAGES}
+
+    def _serve(self, ready: threading.Event) -> None:
+        from bokeh.server.server import Server
+
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        try:
+            from tornado.ioloop import IOLoop
+
+            self._loop = IOLoop.current()
+            if self.port == 0:
+                self.port = _free_port(self.host)
+            origins = [f"localhost:{self.port}", f"127.0.0.1:{self.port}"]
+            if self.host not in ("localhost", "127.0.0.1"):
+                origins.append(f"{self.host}:{self.port}")
+            if self.host in ("0.0.0.0", "::"):
+                origins = ["*"]
+                log.warning(
+                    "the UI listens on every interface: anyone who can reach port %d can read it",
+                    self.port,
+                )
+            extra = [
+                (r"/", RedirectHandler, {"url": "/train/overview"}),
+                (r"/train/?", RedirectHandler, {"url": "/train/overview"}),
+                (r"/api/records", RecordsHandler, {"server": self}),
+                (r"/api/sessions", SessionsHandler, {"server": self}),
+            ]
+            self._server = Server(
+                self._applications(),
+                io_loop=self._loop,
+                port=self.port,
+                address=self.host,
+                allow_websocket_origin=origins,
+                extra_patterns=extra,
+                http_server_kwargs={"max_body_size": 4 * self.receiver.max_body_bytes + 2**20},
+                check_unused_sessions_milliseconds=5000,
+                unused_session_lifetime_milliseconds=15000,
+            )
+            self._server.start()
+        except BaseException as exc:  # reported to the caller of start()
+            self._error = exc
+            ready.set()
+            return
+        ready.set()
+        self._loop.start()
+
+    def start(self) -> UIServer:
+        """Serve in a background thread; returns once the port is bound."""
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name="embedviz-ui", daemon=True
+        )
+        self._thread.start()
+        ready.wait(60)
+        if self._error is not None:
+            err, self._error, self._thread = self._error, None, None
+            if isinstance(err, OSError):
+                raise InputError(
+                    f"cannot listen on {self.host}:{self.port}: {err.strerror or err}; "
+                    "choose another --port or --host"
+                ) from None
+            raise err
+        log.info("embedviz UI at %s/train/overview", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the server thread; attached storages stay open."""
+        if self._thread is None:
+            return
+        loop, server = self._loop, self._server
+
+        def shutdown() -> None:
+            try:
+                if server is not None:
+                    server.stop()
+            finally:
+                loop.stop()
+
+        loop.add_callback(shutdown)
+        self._thread.join(10)
+        self._thread = None
+        self.executor.shutdown(wait=True)
+        self.background.shutdown(wait=False, cancel_futures=True)
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
+        self.background = ThreadPoolExecutor(1, thread_name_prefix="embedviz-findings")
+
+    def run_until_shutdown(self) -> None:
+        """Start (if needed) and serve until Ctrl-C."""
+        self.start()
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            log.info("stopping the UI")
+        finally:
+            self.stop()
+
+    def __enter__(self) -> UIServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def nav_html(path: str, session_id: str | None) -> str:
+    """The page links, the current one in bold (session carried in the query)."""
+    query = f"?session={quote(session_id, safe='')}" if session_id else ""
+    links = []
+    for p, title in PAGES.items():
+        style = "font-weight:bold;color:#000" if p == path else "color:#1f77b4"
+        links.append(
+            f"<a href='{html.escape(p + query, quote=True)}' style='margin-right:18px;"
+            f"text-decoration:none;{style}'>{html.escape(title)}</a>"
+        )
+    return (
+        "<div style='font-size:15px;padding:6px 0'><b style='margin-right:24px'>embedviz</b>"
+        + "".join(links)
+        + "</div>"
+    )

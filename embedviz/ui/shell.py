@@ -1,0 +1,233 @@
+"""One browser tab of the live UI: the navigation bar, the dropdowns and the live page.
+
+:func:`make_document` is what each Bokeh application runs for a new tab. It reads
+``?session=`` and ``?worker=`` from the URL, builds the page with its builder, and adds
+the periodic callback that streams new points (``page.refresh()``) and notices new
+sessions and workers. Choosing another session or worker rebuilds the page in place.
+The overview's findings are computed in a background thread and filled in when ready,
+so a large run's page opens without waiting for the diagnostics.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bokeh.layouts import column, row
+from bokeh.models import Div, Select
+
+from embedviz.ui.findings import findings_html, get_findings
+from embedviz.ui.pages._common import Page, escape
+
+log = logging.getLogger(__name__)
+
+SESSION_EVERY = 4  # ticks between re-reading the session list
+
+
+def _arg(doc, name: str) -> str | None:
+    try:
+        values = doc.session_context.request.arguments.get(name)
+    except AttributeError:
+        return None
+    if not values:
+        return None
+    value = values[0]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def build_page(
+    server, path: str, session_id: str | None, worker_id: str | None, selected=None
+) -> Page:
+    """The page at ``path`` for a session (the builders of :mod:`embedviz.ui.pages`)."""
+    from embedviz.ui.pages.compare import build_compare
+    from embedviz.ui.pages.embeddings import build_embeddings
+    from embedviz.ui.pages.model import build_model
+    from embedviz.ui.pages.overview import build_overview
+    from embedviz.ui.pages.system import build_system
+
+    sessions = dict(server.sessions())
+    if path == "/train/compare":
+        return build_compare(list(sessions.items()), selected)
+    if session_id is None or session_id not in sessions:
+        return Page(
+            layout=Div(
+                text="<i>No session recorded yet: this page fills in as soon as "
+                "a training run writes to an attached storage.</i>",
+                sizing_mode="stretch_width",
+            )
+        )
+    storage = sessions[session_id]
+    if path == "/train/overview":
+        return build_overview(storage, session_id, worker_id, findings=False)
+    if path == "/train/model":
+        return build_model(storage, session_id, worker_id)
+    if path == "/train/system":
+        return build_system(storage, session_id, worker_id)
+    return build_embeddings(storage, session_id, worker_id)
+
+
+def default_session(server, path: str) -> str | None:
+    """The newest session; on the embeddings page the newest t-SNE/word2vec one."""
+    sessions = server.sessions()
+    if not sessions:
+        return None
+    if path == "/embeddings":
+        for sid, storage in reversed(sessions):
+            for w in storage.list_workers(sid):
+                info = storage.get_static_info(sid, w)
+                if info is not None and info.kind in ("tsne", "word2vec"):
+                    return sid
+    return sessions[-1][0]
+
+
+class Tab:
+    """The state of one open browser tab."""
+
+    def __init__(self, server, path: str, doc) -> None:
+        from embedviz.ui.server import nav_html
+
+        self.server, self.path, self.doc = server, path, doc
+        self.nav_html = nav_html
+        known = [sid for sid, _ in server.sessions()]
+        session = _arg(doc, "session")
+        self.session_id = session if session in known else default_session(server, path)
+        self.worker_id = _arg(doc, "worker")
+        self.selected = [session] if session in known else None  # ticked on /train/compare
+        self.known = known
+        self.ticks = 0
+        self.nav = Div(
+            text=nav_html(path, self.session_id), sizing_mode="stretch_width", name="nav"
+        )
+        self.session_select = Select(
+            title="Session",
+            options=known or [""],
+            value=self.session_id or "",
+            width=340,
+            name="session_select",
+        )
+        self.worker_select = Select(
+            title="Worker", options=[""], value="", width=140, name="worker_select"
+        )
+        self._set_worker_options()
+        self.session_select.on_change("value", self._on_session)
+        self.worker_select.on_change("value", self._on_worker)
+        controls = [self.session_select]
+        if path not in ("/train/compare",):
+            controls.append(self.worker_select)
+        self.holder = column(sizing_mode="stretch_width", name="page_holder")
+        self.page = Page(layout=None)
+        self.show()
+        bar = row(*controls, sizing_mode="stretch_width") if path != "/train/compare" else None
+        doc.add_root(
+            column(
+                self.nav,
+                *([bar] if bar else []),
+                self.holder,
+                sizing_mode="stretch_width",
+                name="root",
+            )
+        )
+        doc.title = f"embedviz — {path.rsplit('/', 1)[-1]}"
+        doc.add_periodic_callback(self.tick, int(server.refresh_interval * 1000))
+
+    # -- building --------------------------------------------------------------------
+    def _storage(self):
+        return dict(self.server.sessions()).get(self.session_id)
+
+    def _set_worker_options(self) -> None:
+        storage = self._storage()
+        workers = storage.list_workers(self.session_id) if storage is not None else []
+        options = list(workers) or [""]
+        if self.path == "/train/system":
+            options = ["all", *workers]
+        if self.worker_id not in options:
+            self.worker_id = options[0] if options[0] not in ("", "all") else None
+        self.worker_select.options = options
+        self.worker_select.value = self.worker_id or options[0]
+
+    def show(self) -> None:
+        try:
+            self.page = build_page(
+                self.server, self.path, self.session_id, self.worker_id, self.selected
+            )
+        except Exception:
+            log.exception("building %s for session %r failed", self.path, self.session_id)
+            self.page = Page(
+                layout=Div(
+                    text=f"<b>Could not build this page for session "
+                    f"{escape(self.session_id)}</b>; see the UI's log."
+                )
+            )
+        self.holder.children = [self.page.layout]
+        self.nav.text = self.nav_html(self.path, self.session_id)
+        findings = self.page.layout.select_one({"name": "findings"}) if self.page.layout else None
+        if findings is not None:
+            self._fill_findings(findings)
+
+    def _fill_findings(self, div) -> None:
+        storage, sid, wid, doc = self._storage(), self.session_id, self.worker_id, self.doc
+        div.text = "<i>Running the diagnostics…</i>"
+
+        def work() -> None:
+            try:
+                text = findings_html(get_findings(storage, sid, wid))
+            except Exception:
+                log.exception("diagnostics failed")
+                text = "<i>The diagnostics failed; see the UI's log.</i>"
+
+            def put() -> None:
+                div.text = text
+
+            try:
+                doc.add_next_tick_callback(put)
+            except Exception:  # the tab was closed meanwhile
+                pass
+
+        self.server.background.submit(work)
+
+    # -- events ----------------------------------------------------------------------
+    def _on_session(self, attr, old, new) -> None:
+        if not new or new == self.session_id:
+            return
+        self.session_id = new
+        self.worker_id = None
+        self._set_worker_options()
+        self.show()
+
+    def _on_worker(self, attr, old, new) -> None:
+        worker = None if new in ("", "all") else new
+        if worker == self.worker_id:
+            return
+        self.worker_id = worker
+        self.show()
+
+    def tick(self) -> None:
+        self.ticks += 1
+        try:
+            if self.ticks % SESSION_EVERY == 0 or self.session_id is None:
+                self._refresh_sessions()
+            self.page.refresh()
+        except Exception:  # a storage hiccup must not end the tab's updates
+            log.exception("live update of %s failed", self.path)
+
+    def _refresh_sessions(self) -> None:
+        known = [sid for sid, _ in self.server.sessions()]
+        if known != self.known:
+            self.known = known
+            self.session_select.options = known or [""]
+            if self.session_id is None and known:
+                self.session_id = default_session(self.server, self.path)
+                self.session_select.value = self.session_id
+                self._set_worker_options()
+                self.show()
+                return
+        if self.session_id is not None and self.path != "/train/compare":
+            storage = self._storage()
+            workers = storage.list_workers(self.session_id) if storage is not None else []
+            have = [o for o in self.worker_select.options if o not in ("", "all")]
+            if workers != have:
+                self._set_worker_options()
+
+
+def make_document(server, path: str, doc) -> None:
+    """Fill a new Bokeh document for ``path`` (called by the Bokeh application)."""
+    Tab(server, path, doc)

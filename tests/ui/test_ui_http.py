@@ -1,0 +1,321 @@
+"""The remote receiver and the routes, against a real server on 127.0.0.1 (issue 5 §8)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import sys
+
+import pytest
+from ui_records import make_update, static_info
+
+from embedviz.errors import InputError
+from embedviz.stats.records import SCHEMA_VERSION, EvalRecord, to_dict
+from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+from embedviz.ui.receiver import (
+    ReceiverConfig,
+    check_request_impl,
+    parse_records_impl,
+    store_records_impl,
+)
+from embedviz.ui.server import UIServer
+
+LIMIT = 64 * 1024
+
+
+def body_of(records, version=SCHEMA_VERSION) -> bytes:
+    return json.dumps({"schema_version": version, "records": records}).encode()
+
+
+def good_records(session="remote", n=3):
+    return [to_dict(static_info(session, "0"))] + [
+        to_dict(make_update(session, "0", i, hist=False)) for i in range(n)
+    ]
+
+
+def request(server, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.getheader("Location"), data
+    finally:
+        conn.close()
+
+
+def post(server, body: bytes, token: str | None = None, headers=None):
+    h = {"Content-Type": "application/json"}
+    if token is not None:
+        h["Authorization"] = f"Bearer {token}"
+    h.update(headers or {})
+    status, _, data = request(server, "POST", "/api/records", body, h)
+    return status, json.loads(data)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Start servers on free ports with a SQLite storage attached; stop them afterwards."""
+    started = []
+
+    def start(**kwargs):
+        storage = SQLiteStatsStorage(tmp_path / f"runs{len(started)}.db")
+        ui = UIServer(port=0, max_body_bytes=LIMIT, **kwargs)
+        ui.attach(storage)
+        ui.start()
+        started.append((ui, storage))
+        return ui, storage
+
+    yield start
+    for ui, storage in started:
+        ui.stop()
+        storage.close()
+
+
+def test_good_batch_is_stored_with_nan_kept(served):
+    ui, storage = served(enable_remote=True)
+    records = good_records()
+    records.append(to_dict(EvalRecord("remote", "0", 2, 1.0, {"accuracy": 0.5})))
+    records[1]["score"] = math.nan  # json writes the bare token NaN
+    body = body_of(records)
+    assert b'"score": NaN' in body
+    status, answer = post(ui, body)
+    assert (status, answer) == (200, {"accepted": 5})
+    updates = storage.get_updates("remote", "0")
+    assert [u.iteration for u in updates] == [0, 1, 2]
+    assert math.isnan(updates[0].score)  # stored as NaN, never 0
+    assert updates[1].params["0.weight"].update_param_ratio == pytest.approx(
+        make_update("remote", "0", 1).params["0.weight"].update_param_ratio
+    )
+    assert storage.get_evals("remote")[0].metrics == {"accuracy": 0.5}
+    assert storage.get_static_info("remote", "0").model_class == "MLP"
+
+
+def test_receiver_is_off_unless_enabled(served):
+    ui, storage = served()
+    status, answer = post(ui, body_of(good_records()))
+    assert status == 403 and "--enable-remote" in answer["error"]
+    assert storage.list_sessions() == []
+
+
+def test_token_is_required_when_set(served):
+    ui, storage = served(enable_remote=True, token="s3cret")
+    for token in (None, "wrong", "s3cre", "S3CRET"):
+        status, answer = post(ui, body_of(good_records()), token=token)
+        assert status == 401 and answer == {"error": "missing or wrong bearer token"}
+    assert storage.list_sessions() == []
+    assert post(ui, body_of(good_records()), token="s3cret")[0] == 200
+    assert storage.list_sessions() == ["remote"]
+
+
+def test_body_over_the_limit_is_413(served):
+    ui, storage = served(enable_remote=True)
+    big = body_of(good_records(n=200))
+    assert len(big) > LIMIT
+    status, answer = post(ui, big)
+    assert status == 413 and f"limit of {LIMIT} bytes" in answer["error"]
+    # without Content-Length (chunked), judged while reading
+    conn = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=30)
+    conn.request(
+        "POST",
+        "/api/records",
+        body=iter([big[i : i + 8192] for i in range(0, len(big), 8192)]),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    resp = conn.getresponse()
+    assert resp.status == 413
+    conn.close()
+    assert storage.list_sessions() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[1, 2]", "expected an object"),
+        (b'{"records": []}', "schema_version: expected an integer"),
+        (body_of([], version=SCHEMA_VERSION + 1), "newer than this UI reads"),
+        (b'{"schema_version": 1, "records": {}}', "records: expected a list"),
+        (body_of([{"type": "os.system", "session_id": "s"}]), r"records\[0\].type"),
+        (
+            body_of(
+                [
+                    {
+                        "type": "eval",
+                        "session_id": "s",
+                        "worker_id": "0",
+                        "iteration": "3",
+                        "timestamp": 0.0,
+                    }
+                ]
+            ),
+            r"records\[0\].iteration: expected an integer",
+        ),
+        (
+            body_of(
+                [
+                    {
+                        "type": "update",
+                        "session_id": "s",
+                        "worker_id": "0",
+                        "iteration": 1,
+                        "timestamp": 0.0,
+                        "score": "high",
+                    }
+                ]
+            ),
+            r"records\[0\].score",
+        ),
+        (
+            body_of(
+                [
+                    {
+                        "type": "update",
+                        "session_id": "s",
+                        "worker_id": "0",
+                        "iteration": 1,
+                        "timestamp": 0.0,
+                        "__class__": "x",
+                    }
+                ]
+            ),
+            "unknown field",
+        ),
+        (b"[" * 100_00 + b"]" * 100_00, "JSON"),
+    ],
+)
+def test_malformed_input_is_400_with_a_message(served, body, message):
+    import re
+
+    ui, storage = served(enable_remote=True)
+    status, answer = post(ui, body)
+    assert status == 400
+    assert re.search(message, answer["error"]), answer
+    assert "\n" not in answer["error"]
+    assert storage.list_sessions() == []
+
+
+def test_a_bad_record_rejects_the_whole_batch(served):
+    ui, storage = served(enable_remote=True)
+    records = good_records()
+    records[2]["score"] = [1, 2]
+    status, answer = post(ui, body_of(records))
+    assert status == 400 and answer["error"].startswith("records[2].score")
+    assert storage.list_sessions() == []
+
+
+def test_server_keeps_serving_after_bad_requests(served):
+    ui, storage = served(enable_remote=True, token="t")
+    for body in (b"", b"\x00" * 100, b"{" * 5000, b'{"schema_version": 1}'):
+        post(ui, body, token="t")
+    post(ui, b"{}", token="nope")
+    assert post(ui, body_of(good_records()), token="t") == (200, {"accepted": 4})
+    status, _, page = request(ui, "GET", "/train/overview")
+    assert status == 200 and b"bokeh" in page.lower()
+
+
+def test_a_resent_batch_is_not_stored_twice(served):
+    ui, storage = served(enable_remote=True)
+    body = body_of(good_records())
+    assert post(ui, body) == (200, {"accepted": 4})
+    assert post(ui, body) == (200, {"accepted": 4})
+    assert storage.count_updates("remote") == 3
+
+
+def test_routes_redirect_and_list_sessions(served):
+    ui, storage = served(enable_remote=True)
+    storage.put(make_update("local", "0", 1))
+    status, location, _ = request(ui, "GET", "/")
+    assert status in (301, 302) and location == "/train/overview"
+    for path in (
+        "/train/overview",
+        "/train/model",
+        "/train/system",
+        "/train/compare",
+        "/embeddings",
+    ):
+        assert request(ui, "GET", path)[0] == 200, path
+    status, _, data = request(ui, "GET", "/api/sessions")
+    assert status == 200
+    assert json.loads(data)["sessions"][0]["session_id"] == "local"
+    assert request(ui, "GET", "/api/records")[0] == 405
+
+
+def test_records_go_to_memory_when_no_sqlite_is_attached():
+    ui = UIServer(port=0, enable_remote=True)
+    ui.start()
+    try:
+        assert post(ui, body_of(good_records())) == (200, {"accepted": 4})
+        assert [sid for sid, _ in ui.sessions()] == ["remote"]
+        assert isinstance(ui.receiving_storage(), InMemoryStatsStorage)
+    finally:
+        ui.stop()
+
+
+def test_impl_functions_directly():
+    off = ReceiverConfig(enabled=False, token="t")
+    assert check_request_impl(off, "Bearer t", 10)[0] == 403  # disabled wins
+    on = ReceiverConfig(enabled=True, token="t", max_body_bytes=2048)
+    assert check_request_impl(on, None, 10)[0] == 401
+    assert check_request_impl(on, "Bearer t", 4096)[0] == 413
+    assert check_request_impl(on, "Bearer t", 100) is None
+    storage = InMemoryStatsStorage()
+    status, answer = store_records_impl(on, body_of(good_records(n=1)), lambda: storage)
+    assert (status, answer) == (200, {"accepted": 2})
+    assert len(parse_records_impl(body_of([]))) == 0
+
+
+def test_payload_never_imports_what_it_names(served):
+    ui, _ = served(enable_remote=True)
+    name = "embedviz_not_a_module_xyz"
+    post(ui, body_of([{"type": name, "session_id": "s", "worker_id": "0"}]))
+    post(
+        ui,
+        body_of(
+            [
+                {
+                    "type": "static",
+                    "session_id": "s",
+                    "worker_id": "0",
+                    "timestamp": 0,
+                    "model_class": f"__import__('{name}')",
+                    "layers": [{"name": "x", "type": name, "n_params": 1}],
+                }
+            ]
+        ),
+    )
+    assert name not in sys.modules
+
+
+def test_constructor_checks_its_arguments():
+    with pytest.raises(InputError, match="port: expected an integer from 0 to 65535"):
+        UIServer(port=70000)
+    with pytest.raises(InputError, match="token: expected a non-empty string"):
+        UIServer(token="  ")
+    with pytest.raises(InputError, match="max_body_bytes"):
+        UIServer(max_body_bytes=10)
+
+
+def test_port_in_use_is_one_clear_error():
+    first = UIServer(port=0).start()
+    try:
+        with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1:{first.port}"):
+            UIServer(port=first.port).start()
+    finally:
+        first.stop()
+
+
+def test_remote_router_delivers_everything_to_the_ui(served, tmp_path):
+    from embedviz.stats.remote import RemoteStatsRouter
+
+    ui, storage = served(enable_remote=True, token="tok")
+    router = RemoteStatsRouter(ui.url, token="tok", batch_size=7, spill_path=tmp_path / "spill.db")
+    router.put(static_info("routed", "0"))
+    for i in range(60):
+        router.put(make_update("routed", "0", i, hist=i % 20 == 0))
+    router.close()
+    assert [u.iteration for u in storage.get_updates("routed", "0")] == list(range(60))
+    assert len(storage.get_histograms("routed", "0", "params", "0.weight")) == 3
