@@ -1,0 +1,166 @@
+"""``embedviz ui`` and ``embedviz report``: the functions the command line calls.
+
+:func:`run_ui` and :func:`run_report` take plain values and return the exit status;
+:func:`add_ui_command` and :func:`add_report_command` register the subcommands in the
+style of :mod:`embedviz.cli` (add ``"embedviz.ui.commands:add_ui_command"`` and
+``"embedviz.ui.commands:add_report_command"`` to its ``COMMANDS``). User errors raise
+:class:`~embedviz.errors.EmbedvizError` subclasses with one message, which the command
+line prints on one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from embedviz._defaults import UI_DEFAULTS
+from embedviz.errors import FileFormatError, InputError
+
+log = logging.getLogger(__name__)
+
+
+def open_for_ui(path: str, create: bool = False):
+    """Open a statistics file for the UI (read-write when allowed, else read-only)."""
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise FileFormatError(f"{p}: is a directory; give a statistics file such as runs.db")
+    if not p.exists():
+        if not create:
+            raise FileFormatError(
+                f"{p}: no such statistics file; check the path, start the training first, "
+                "or add --enable-remote to receive remote records into a new file"
+            )
+        log.info("creating %s to receive remote records", p)
+        return SQLiteStatsStorage(p)
+    try:
+        return SQLiteStatsStorage(p)
+    except PermissionError:
+        return SQLiteStatsStorage(p, read_only=True)
+
+
+def run_ui(
+    paths: list[str],
+    host: str = UI_DEFAULTS["host"],
+    port: int = UI_DEFAULTS["port"],
+    enable_remote: bool = False,
+    token: str | None = None,
+    open_browser: bool = False,
+) -> int:
+    """Serve the training UI for the statistics files in ``paths`` until Ctrl-C.
+
+    Parameters
+    ----------
+    paths : list of str
+        SQLite statistics files (may be empty with ``enable_remote``: records are then
+        kept in memory). A missing file is an error, unless ``enable_remote``, which
+        creates the first one to receive into.
+    host, port : str, int
+        Where to listen (127.0.0.1:9000 by default).
+    enable_remote : bool
+        Accept ``POST /api/records`` from remote routers.
+    token : str or None
+        Bearer token the receiver requires.
+    open_browser : bool
+        Open the overview in the default browser.
+
+    Returns
+    -------
+    int
+        0 after a clean shutdown.
+
+    Examples
+    --------
+    >>> run_ui(["runs.db"])  # doctest: +SKIP
+    """
+    from embedviz.ui.server import UIServer
+
+    if not paths and not enable_remote:
+        raise InputError(
+            "STORAGE: give at least one statistics file (e.g. embedviz ui runs.db), or "
+            "--enable-remote to receive records from remote training processes"
+        )
+    ui = UIServer(port=port, host=host, enable_remote=enable_remote, token=token)
+    storages = []
+    try:
+        for i, path in enumerate(paths):
+            storages.append(ui.attach(open_for_ui(path, create=enable_remote and i == 0)))
+        ui.start()
+        url = f"{ui.url}/train/overview"
+        log.info("embedviz UI: %s (Ctrl-C stops it)", url)
+        if enable_remote:
+            log.info(
+                "remote receiver on at %s/api/records%s",
+                ui.url,
+                " (bearer token required)" if token else "",
+            )
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+        ui.run_until_shutdown()
+    finally:
+        ui.stop()
+        for s in storages:
+            s.close()
+    return 0
+
+
+def run_report(path: str, output: str, session_id: str | None = None) -> int:
+    """Write the static HTML report of the statistics file ``path`` to ``output``.
+
+    Examples
+    --------
+    >>> run_report("runs.db", "report.html")  # doctest: +SKIP
+    0
+    """
+    from embedviz.ui.report import write_report
+
+    written = write_report(path, output, session_id=session_id)
+    log.info("wrote %s", written)
+    return 0
+
+
+def add_ui_command(subparsers) -> None:
+    """Register ``embedviz ui [STORAGE ...]``."""
+    p = subparsers.add_parser(
+        "ui",
+        help="serve the live training UI for statistics files",
+        description=(
+            "Serve the training UI (overview, model, system, compare, embeddings) for SQLite "
+            "statistics files; pages update live while training writes."
+        ),
+        epilog="example: embedviz ui runs.db   then open http://127.0.0.1:9000/",
+    )
+    p.add_argument("storage", nargs="*", metavar="STORAGE", help="statistics file(s)")
+    p.add_argument("--port", type=int, default=UI_DEFAULTS["port"], help="port (default 9000)")
+    p.add_argument(
+        "--host", default=UI_DEFAULTS["host"], help="interface to bind (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--enable-remote",
+        action="store_true",
+        help="accept POST /api/records from RemoteStatsRouter",
+    )
+    p.add_argument("--token", help="bearer token remote routers must send")
+    p.add_argument("--open", action="store_true", help="open the UI in a browser")
+    p.add_argument("-q", "--quiet", action="store_true", help="no messages")
+    p.set_defaults(
+        func=lambda a: run_ui(a.storage, a.host, a.port, a.enable_remote, a.token, a.open)
+    )
+
+
+def add_report_command(subparsers) -> None:
+    """Register ``embedviz report DB -o report.html``."""
+    p = subparsers.add_parser(
+        "report",
+        help="write a static HTML report of a recorded run",
+        description="Write the overview, model and system views of a run as one HTML file.",
+        epilog="example: embedviz report runs.db -o report.html",
+    )
+    p.add_argument("storage", metavar="DB", help="statistics file")
+    p.add_argument("-o", "--output", default="report.html", help="HTML file to write")
+    p.add_argument("--session", help="session to report (default: the newest)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no messages")
+    p.set_defaults(func=lambda a: run_report(a.storage, a.output, a.session))

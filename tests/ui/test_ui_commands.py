@@ -1,0 +1,71 @@
+"""``embedviz ui`` / ``embedviz report`` as the command line runs them (issue 5 §1, §9)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+
+import pytest
+
+import embedviz.cli as cli
+from embedviz.errors import FileFormatError, InputError
+from embedviz.ui import commands
+
+
+@pytest.fixture
+def with_ui_commands(monkeypatch):
+    monkeypatch.setattr(
+        cli,
+        "COMMANDS",
+        [
+            *cli.COMMANDS,
+            "embedviz.ui.commands:add_ui_command",
+            "embedviz.ui.commands:add_report_command",
+        ],
+    )
+
+
+def test_report_command_writes_the_file(sqlite_path, tmp_path, with_ui_commands):
+    out = tmp_path / "r.html"
+    assert cli.main(["report", str(sqlite_path), "-o", str(out), "--session", "second"]) == 0
+    assert "embedviz report: second" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("content", [None, b"hello, not a database"])
+def test_report_command_on_missing_or_foreign_file_is_one_line(
+    tmp_path, capsys, with_ui_commands, content
+):
+    db = tmp_path / "x.db"
+    if content is not None:
+        db.write_bytes(content)
+    assert cli.main(["report", str(db), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("embedviz: error: ") and err.count("\n") == 1
+    assert "Traceback" not in err and str(db) in err
+
+
+def test_run_ui_user_errors():
+    with pytest.raises(InputError, match="at least one statistics file"):
+        commands.run_ui([])
+    with pytest.raises(FileFormatError, match="no such statistics file.*--enable-remote"):
+        commands.run_ui(["/nonexistent/runs.db"], port=0)
+
+
+def test_run_ui_serves_until_interrupted(sqlite_path, monkeypatch):
+    from embedviz.ui.server import UIServer
+
+    seen = {}
+
+    def run_briefly(self):
+        seen["url"] = self.url
+        with urllib.request.urlopen(self.url + "/api/sessions", timeout=30) as r:
+            seen["body"] = r.read()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(UIServer, "run_until_shutdown", run_briefly)
+    with pytest.raises(KeyboardInterrupt):
+        commands.run_ui([str(sqlite_path)], port=0)
+    assert b'"mlp"' in seen["body"]
+    time.sleep(0.1)
+    assert not any(t.name == "embedviz-ui" for t in threading.enumerate())
