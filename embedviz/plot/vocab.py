@@ -245,7 +245,7 @@ def kmeans_labels(matrix: np.ndarray, k: int, random_state: Any = None) -> np.nd
     unit = _unit_rows(matrix)
     if k == 1:
         return np.zeros(len(unit), dtype=np.int64)
-    return KMeans(n_clusters=k, n_init=3, random_state=random_state).fit_predict(unit)
+    return KMeans(n_clusters=k, n_init=1, random_state=random_state).fit_predict(unit)
 
 
 def _unit_rows(matrix):

@@ -128,3 +128,15 @@ def test_bad_arguments(blob_words):
         plot_vocab((words, matrix), words=["a1", "zzz"])
     with pytest.raises(InputError, match="vectors must be a file path"):
         plot_vocab(42)
+
+
+def test_gensim_word2vec_model():
+    from gensim.models import Word2Vec
+
+    rng = np.random.default_rng(0)
+    vocab = [f"t{i}" for i in range(40)]
+    sentences = [list(rng.choice(vocab, size=8)) for _ in range(300)]
+    model = Word2Vec(sentences, vector_size=10, min_count=1, epochs=1, workers=1, seed=1)
+    _, table = plot_vocab(model, tsne=_fast_tsne(), top=25, colour=4)
+    assert table["word"] == model.wv.index_to_key[:25]  # most frequent first
+    assert set(table["cluster"]) <= set(range(4)) and len(set(table["cluster"])) == 4
