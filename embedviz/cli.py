@@ -31,6 +31,8 @@ logger = logging.getLogger("embedviz.cli")
 # subcommand adders, in the order `embedviz --help` lists them
 COMMANDS = [
     "embedviz.cli:add_tsne_command",
+    "embedviz.ui.commands:add_ui_command",
+    "embedviz.ui.commands:add_report_command",
 ]
 
 
