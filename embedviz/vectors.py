@@ -129,7 +129,6 @@ def load_vectors(
         report.format = "gensim"
         kv = _load_gensim(path, limit)
     else:
-        _reject_non_vectors(path, head)
         kv = _load_word2vec_like(path, head, compression, limit, binary, unicode_errors, report)
     report.n_words, report.vector_size = len(kv.index_to_key), int(kv.vector_size)
     if report.broken_utf8:
@@ -234,6 +233,7 @@ def _load_word2vec_like(path, head, compression, limit, binary, unicode_errors, 
                 f"{path}: binary word2vec needs a first line 'COUNT DIM', found {line[:60]!r}"
             )
         if not _looks_like_text_row(line, None):
+            _reject_non_vectors(path, head)
             printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head[:4096])
             kind = "text" if printable > 0.95 * min(len(head), 4096) else "binary data"
             raise FileFormatError(

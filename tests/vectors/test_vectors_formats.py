@@ -182,3 +182,11 @@ def test_glove_840b_word_with_spaces(tmp_path):
     got = load_vectors(path)
     assert got.index_to_key == ["the", ". . .", "end"]
     np.testing.assert_array_equal(got[". . ."], [3, 4])
+
+
+def test_markup_like_tokens_are_words(tmp_path):
+    # "<unk>" and "</s>" head many vocabularies: they are words, not an HTML page
+    (tmp_path / "glove.txt").write_text("<unk> 1 2\n</s> 3 4\n<html> 5 6\n")
+    assert load_vectors(tmp_path / "glove.txt").index_to_key == ["<unk>", "</s>", "<html>"]
+    (tmp_path / "w2v.txt").write_text("2 2\n</s> 1 2\n<head> 3 4\n")
+    assert load_vectors(tmp_path / "w2v.txt").index_to_key == ["</s>", "<head>"]
