@@ -1,0 +1,194 @@
+"""Real-browser tests: headless Chromium opens every page of a running UI and the report.
+
+Skipped with a reason where /usr/bin/chromium or chromedriver is missing (CI installs
+Debian's ``chromium`` and ``chromium-driver``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import wait_for
+from ui_records import EVIL, fill, fill_tsne, make_update
+
+from embedviz.stats.records import Update
+from embedviz.stats.storage import InMemoryStatsStorage
+from embedviz.ui.report import write_report
+from embedviz.ui.server import UIServer
+
+pytestmark = pytest.mark.browser
+
+VIEWS = """
+const roots = Bokeh.index.values ? [...Bokeh.index.values()] : Object.values(Bokeh.index)
+function view_of(model) {
+  for (const r of roots) { const v = r.owner.get_one(model); if (v) return v }
+  return null
+}
+"""
+
+# every visible plot: how many have a laid-out frame and at least one non-empty source
+DRAWN = (
+    VIEWS
+    + """
+const doc = Bokeh.documents[0]
+let plots = 0, drawn = 0, empty_frames = 0
+for (const m of doc.all_models) {
+  if (!m.renderers || !m.x_range || !m.visible) continue
+  const v = view_of(m)
+  if (v == null) continue  // inside a hidden parent
+  let hidden = false
+  for (let p = v.parent; p != null; p = p.parent) { if (p.model.visible === false) hidden = true }
+  if (hidden) continue
+  plots += 1
+  if (v.frame.bbox.width < 50 || v.frame.bbox.height < 50) { empty_frames += 1; continue }
+  for (const r of m.renderers) {
+    const ds = r.data_source
+    if (ds && ds.data && Object.values(ds.data).some(c => c.length > 0)) { drawn += 1; break }
+  }
+}
+return [plots, drawn, empty_frames]
+"""
+)
+
+READY = (
+    "return window.Bokeh != null && Bokeh.documents.length > 0 && "
+    "Bokeh.documents[0].roots().length > 0 && "
+    + "(() => {"
+    + VIEWS
+    + "return roots.length > 0 && roots.every(r => r.is_idle)})()"
+)
+
+
+def severe(driver) -> list[dict]:
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def open_page(driver, url: str) -> None:
+    driver.get_log("browser")  # drop what earlier pages logged
+    driver.get(url)
+    wait_for(driver, READY, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def live():
+    storage = InMemoryStatsStorage()
+    fill(storage)
+    fill(storage, session="second", n=40)
+    fill_tsne(storage)
+    ui = UIServer(port=0, refresh_interval=0.25)
+    ui.attach(storage)
+    ui.start()
+    try:
+        yield ui, storage
+    finally:
+        ui.stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "min_plots"),
+    [
+        ("/train/overview?session=mlp", 4),
+        ("/train/model?session=mlp", 6),
+        ("/train/system?session=mlp", 2),
+        ("/train/compare?session=mlp", 2),
+        ("/embeddings?session=tsne-run", 2),
+    ],
+)
+def test_each_page_opens_without_errors_and_draws(browser, live, path, min_plots):
+    ui, _ = live
+    open_page(browser, ui.url + path)
+    plots, drawn, empty_frames = browser.execute_script(DRAWN)
+    assert empty_frames == 0, "a visible chart was laid out at zero size"
+    assert plots >= min_plots and drawn >= min_plots, (plots, drawn)
+    assert severe(browser) == []
+    assert browser.execute_script("return window.__xss") is None
+
+
+def test_root_redirects_to_the_overview(browser, live):
+    ui, _ = live
+    open_page(browser, ui.url + "/")
+    assert browser.current_url.endswith("/train/overview")
+
+
+def test_a_new_record_appears_within_seconds(browser, live):
+    ui, storage = live
+    open_page(browser, ui.url + "/train/overview?session=mlp")
+    read = (
+        "const s = Bokeh.documents[0].get_model_by_name('series:score');"
+        "return [Array.from(s.data.x), Array.from(s.data.y)]"
+    )
+    xs, _ = browser.execute_script(read)
+    assert 500 not in xs
+    u = make_update("mlp", "0", 500, hist=False)
+    u.score = 7.25
+    t0 = time.monotonic()
+    storage.put(u)
+    wait_for(
+        browser,
+        "const s = Bokeh.documents[0].get_model_by_name('series:score');"
+        "return Array.from(s.data.x).includes(500)",
+        timeout=5,
+    )
+    assert time.monotonic() - t0 < 5
+    xs, ys = browser.execute_script(read)
+    assert xs[-1] == 500 and ys[-1] == 7.25
+    assert len(xs) == len(set(xs))  # streamed once, not re-sent
+    assert severe(browser) == []
+
+
+def test_a_new_session_appears_in_the_dropdown(browser, live):
+    ui, storage = live
+    open_page(browser, ui.url + "/train/overview?session=mlp")
+    storage.put(Update("brand-new", "0", 1, 0.0, score=1.0))
+    wait_for(
+        browser,
+        "return Bokeh.documents[0].get_model_by_name('session_select')"
+        ".options.includes('brand-new')",
+        timeout=10,
+    )
+
+
+def test_choosing_a_layer_with_a_hostile_name_keeps_it_text(browser, live):
+    ui, _ = live
+    open_page(browser, ui.url + "/train/model?session=mlp")
+    browser.execute_script(
+        "Bokeh.documents[0].get_model_by_name('layer_select').value = arguments[0]", EVIL
+    )
+    wait_for(
+        browser,
+        # the old panel's models may linger in the document until BokehJS collects them
+        "return [...Bokeh.documents[0].all_models].some(m => m.name == 'layer:table' "
+        "&& m.source.data.parameter[0].endsWith('.bias'))",
+        timeout=15,
+    )
+    wait_for(browser, READY, timeout=30)
+    assert browser.execute_script("return window.__xss") is None
+    assert severe(browser) == []
+
+
+def test_log_toggle_switches_the_score_chart(browser, live):
+    ui, _ = live
+    open_page(browser, ui.url + "/train/overview?session=mlp")
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('score_scale').active = 1")
+    assert browser.execute_script(
+        "const d = Bokeh.documents[0]; return [d.get_model_by_name('score_linear').visible,"
+        " d.get_model_by_name('score_log').visible]"
+    ) == [False, True]
+
+
+def test_static_report_opens_from_disk(browser, tmp_path):
+    storage = InMemoryStatsStorage()
+    fill(storage, n=80)
+    path = write_report(storage, tmp_path / "report.html")
+    open_page(browser, path.resolve().as_uri())
+    plots, drawn, empty_frames = browser.execute_script(DRAWN)
+    assert empty_frames == 0 and plots >= 4 and drawn >= 4
+    assert severe(browser) == []
+    assert browser.execute_script("return window.__xss") is None
+    # the report needs nothing from the network: every script is inline
+    srcs = browser.execute_script(
+        "return Array.from(document.scripts).map(s => s.src).filter(s => s)"
+    )
+    assert json.dumps(srcs) == "[]"
