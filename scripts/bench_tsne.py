@@ -15,10 +15,12 @@ all methods), 10-NN preservation and trustworthiness, and prints a table, the ra
 
 Usage::
 
-    python scripts/bench_tsne.py --quick                       # check the harness (~1 min)
-    python scripts/bench_tsne.py --n 5000 20000 70000 --dims 2 3 --out results.json
-    python scripts/bench_tsne.py --cold-start                  # cold vs warm numba cache
-    python scripts/bench_tsne.py --report results.json         # print a saved run again
+    python scripts/bench_tsne.py --quick                # check the harness (N=1,000, minutes)
+    python scripts/bench_tsne.py --out results.json --cold-start   # BENCHMARKS.md's full run:
+        # 2D N=5k/20k/70k, 3D N=5k/20k, 1 repeat; openTSNE-BH and scikit-learn skipped
+        # above 20k (--slow-max-n); then embedviz with an empty and a filled numba cache
+    python scripts/bench_tsne.py --cold-only            # only the cold/warm start
+    python scripts/bench_tsne.py --report results.json  # print a saved run again (markdown)
 """
 
 import argparse
@@ -326,14 +328,14 @@ def run_benchmark(args) -> dict:
         "(exact brute-force neighbours, k=90, own bisection), same for every method",
         "runs": [],
     }
-    if "embedviz" in args.methods and args.n and not args.no_warmup:
+    if "embedviz" in args.methods and (args.n or args.n3d) and not args.no_warmup:
         for dims in args.dims:  # fill the numba cache so the timed runs are warm
             spec = dict(settings, n=1000, dims=dims, method="embedviz", max_iter=60)
             spec["stop_lying_iter"] = 30
             res = spawn(spec, args.threads, args.timeout)
             print(f"warm-up embedviz {dims}D: {res.get('error') or 'ok'}", flush=True)
     for dims in args.dims:
-        for n in args.n:
+        for n in args.n if dims == 2 else args.n3d:
             X = common.load_data(n)
             ref_idx, _, P = common.reference(n, X, args.cache_dir)
             for method in args.methods:
@@ -410,6 +412,12 @@ def _save(results, path):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, nargs="+", default=[5000, 20000, 70000])
+    p.add_argument(
+        "--n3d",
+        type=int,
+        nargs="+",
+        help="N for 3D (default: the values of --n up to 20,000)",
+    )
     p.add_argument("--dims", type=int, nargs="+", default=[2, 3], choices=[2, 3])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--repeats", type=int, default=1)
@@ -440,9 +448,11 @@ def parse_args(argv=None):
     )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.quick and args.n == p.get_default("n"):
+        args.n = [1000]
+    if args.n3d is None:
+        args.n3d = [n for n in args.n if n <= 20000]
     if args.quick:
-        if args.n == p.get_default("n"):
-            args.n = [1000]
         args.max_iter, args.stop_lying_iter = 250, 100  # scikit-learn needs >= 250
         if args.cold_n == p.get_default("cold_n"):
             args.cold_n = 1000
@@ -458,7 +468,7 @@ def main(argv=None) -> int:
         common.print_report(json.loads(args.report.read_text()))
         return 0
     if args.cold_only:
-        args.n, args.cold_start = [], True
+        args.n, args.n3d, args.cold_start = [], [], True
     results = run_benchmark(args)
     if args.cold_start:
         run_cold_start(args, results)
