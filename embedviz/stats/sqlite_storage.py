@@ -101,6 +101,34 @@ def _pack(values) -> bytes:
     return a.tobytes()
 
 
+def _flatten(u: Update) -> tuple[tuple, list[float]]:
+    """A key that fixes the names of the values, and the values, in ``Update.scalars()``
+    order, without formatting a single name (the names are made once per key)."""
+    values: list[float] = []
+    mask: list = []
+    for v in (u.score, u.epoch, u.examples_per_sec, u.minibatches_per_sec, u.collect_seconds):
+        mask.append(v is not None)
+        if v is not None:
+            values.append(v)
+    values.extend(u.learning_rates)
+    for group in (u.params, u.activations):
+        for stats in group.values():
+            fields = vars(stats).values()
+            if None in fields:
+                mask.append(tuple(v is not None for v in fields))
+                values.extend(v for v in fields if v is not None)
+            else:
+                mask.append(True)
+                values.extend(fields)
+    values.extend(u.memory.values())
+    values.extend(u.extra.values())
+    key = (
+        tuple(mask), len(u.learning_rates), tuple(u.params), tuple(u.activations),
+        tuple(u.memory), tuple(u.extra),
+    )  # fmt: skip
+    return key, values
+
+
 def _plan(names: list[str]) -> list[tuple[str, str, str]]:
     """How to put each packed value back into an Update."""
     plan = []
@@ -195,6 +223,7 @@ class SQLiteStatsStorage(StatsStorage):
         self._readers_lock = threading.Lock()
         self._wids: dict[tuple[str, str], int] = {}
         self._layout_ids: dict[tuple[str, ...], int] = {}
+        self._layout_by_key: dict[tuple, int] = {}
         self._worker_layouts: set[tuple[int, int]] = set()
         self._plans: dict[int, tuple[list[str], list]] = {}
         self._closed = False
@@ -397,17 +426,20 @@ class SQLiteStatsStorage(StatsStorage):
             for r in records:
                 wid = self._wid(con, r.session_id, r.worker_id)
                 if isinstance(r, Update):
-                    scalars = r.scalars()
-                    lid = self._layout(con, tuple(scalars))
+                    key, values = _flatten(r)
+                    lid = self._layout_by_key.get(key)
+                    if lid is None:
+                        names = tuple(r.scalars())
+                        if len(names) != len(values):  # cannot happen; never store garbage
+                            raise AssertionError("update flattening out of step with scalars()")
+                        lid = self._layout_by_key[key] = self._layout(con, names)
                     if (wid, lid) not in self._worker_layouts:
                         con.execute(
                             "INSERT OR IGNORE INTO worker_layouts VALUES (?, ?)", (wid, lid)
                         )
                         self._worker_layouts.add((wid, lid))
                     tags = json.dumps(r.tags) if r.tags else None
-                    updates.append(
-                        (wid, r.iteration, r.timestamp, lid, _pack(scalars.values()), tags)
-                    )
+                    updates.append((wid, r.iteration, r.timestamp, lid, _pack(values), tags))
                     for kind, group in r.histograms.items():
                         for name, h in group.items():
                             counts = np.asarray(h.counts, dtype="<i8").tobytes()

@@ -62,18 +62,18 @@ def moments(tensors: list[torch.Tensor]) -> list[list[float]]:
 
 
 def activation_row(output: torch.Tensor) -> torch.Tensor:
-    """Queued statistics of one layer's output: sum, sum of squares, zero count."""
+    """Queued statistics of one layer's output: sum, sum of squares, non-zero count."""
     with torch.no_grad():
         f = output.detach().reshape(-1)
         if not f.is_floating_point():
             f = f.float()
-        return torch.stack((f.sum(), torch.dot(f, f), (f.numel() - torch.count_nonzero(f))))
+        return torch.stack((f.sum(), torch.dot(f, f), torch.count_nonzero(f).to(f.dtype)))
 
 
 def activation_values(row: list[float], numel: int) -> tuple[float, float, float]:
     """mean, sample std and share of exact zeros from :func:`activation_row` values."""
     mean, std, _ = _moments([row[0], row[1], 0.0], numel)
-    return mean, std, row[2] / numel if numel else math.nan
+    return mean, std, 1.0 - row[2] / numel if numel else math.nan
 
 
 @torch.no_grad()

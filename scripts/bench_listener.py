@@ -1,0 +1,228 @@
+"""Benchmarks for the training statistics (issue 4, Targets).
+
+1. Listener overhead: training time with / without ``StatsListener`` in the same process,
+   runs interleaved, best of ``--repeats``: an MLP and a small CNN on scikit-learn's
+   digits, at the default frequency (10, histograms every 100) and at frequency 1 with
+   histograms every iteration. The listener writes into a real SQLite file.
+2. SQLite write rate: updates/s with 50 parameter tensors each.
+3. Reading the newest 100 updates of a large file (default 1,000,000 updates).
+
+Usage::
+
+    python scripts/bench_listener.py            # everything (the large file takes minutes)
+    python scripts/bench_listener.py --quick    # small sizes, a smoke test
+
+torch runs on one thread (``--threads``). Overheads are ratios of CPU time of the whole
+process (the storage's flush thread included), best of the interleaved repeats; on a
+shared machine wall time mostly measures the other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+_CLOSE_SECONDS: list[float] = []
+
+
+def _data():
+    import torch
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return torch.tensor(X / 16.0, dtype=torch.float32), torch.tensor(y)
+
+
+def _mlp():
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.Linear(64, 256), torch.nn.ReLU(),
+        torch.nn.Linear(256, 256), torch.nn.ReLU(),
+        torch.nn.Linear(256, 10),
+    )  # fmt: skip
+
+
+def _cnn():
+    import torch
+
+    return torch.nn.Sequential(
+        torch.nn.Unflatten(1, (1, 8, 8)),
+        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+        torch.nn.Linear(32 * 4 * 4, 64), torch.nn.ReLU(),
+        torch.nn.Linear(64, 10),
+    )  # fmt: skip
+
+
+def _train(make_model, data, iterations, listener_kwargs, db_dir, batch=64):
+    """CPU seconds of this process for ``iterations`` steps (setup outside the timing).
+
+    CPU time, not wall time: on a shared machine wall time mostly measures the others.
+    """
+    import torch
+
+    from embedviz.stats.listener import StatsListener
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    X, y = data
+    torch.manual_seed(0)
+    model = make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    storage = listener = None
+    if listener_kwargs is not None:
+        storage = SQLiteStatsStorage(Path(db_dir) / f"bench-{time.time_ns()}.db")
+        listener = StatsListener(storage, model, opt, **listener_kwargs)
+    n = len(X) - batch
+    t0 = time.process_time()
+    for i in range(iterations):
+        start = (i * batch) % n
+        xb, yb = X[start : start + batch], y[start : start + batch]
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        if listener is not None:
+            listener.step(loss, batch_size=batch)
+    seconds = time.process_time() - t0
+    if listener is not None:  # a fixed cost per run, reported on its own
+        t1 = time.process_time()
+        listener.close()
+        storage.close()
+        _CLOSE_SECONDS.append(time.process_time() - t1)
+    return seconds
+
+
+def bench_overhead(iterations: int, repeats: int, db_dir: str) -> list[dict]:
+    data = _data()
+    configs = {
+        "none": None,
+        "default (freq 10, hist 100)": {},
+        "freq 1 + all histograms": {"frequency": 1, "histogram_frequency": 1},
+    }
+    rows = []
+    for model_name, make in (("MLP 64-256-256-10", _mlp), ("CNN 2 conv + 2 fc", _cnn)):
+        _train(make, data, 50, None, db_dir)  # warm up
+        _train(make, data, 50, {}, db_dir)
+        times: dict[str, list[float]] = {k: [] for k in configs}
+        for _ in range(repeats):  # interleaved, so drifting load hits every config alike
+            for name, kwargs in configs.items():
+                times[name].append(_train(make, data, iterations, kwargs, db_dir))
+        base = min(times["none"])
+        for name in configs:
+            best = min(times[name])
+            rows.append({
+                "model": model_name, "listener": name,
+                "ms/iter (best)": 1000 * best / iterations,
+                "ms/iter (median)": 1000 * statistics.median(times[name]) / iterations,
+                "ratio (best/best)": best / base,
+                "ratio (median/median)": statistics.median(times[name])
+                / statistics.median(times["none"]),
+            })  # fmt: skip
+    if _CLOSE_SECONDS:
+        rows.append({"close() of listener + SQLite storage, median ms":
+                     1000 * statistics.median(_CLOSE_SECONDS)})  # fmt: skip
+    return rows
+
+
+def _fake_update(i: int, n_tensors: int):
+    from embedviz.stats.records import ParamStats, Update
+
+    params = {
+        f"layer{k}.weight": ParamStats(
+            0.01 * k, 0.1, 0.08, 1e-4, 1e-3, 8e-4, 1e-5, 1e-4, 8e-5, 1e-3
+        )
+        for k in range(n_tensors)
+    }
+    return Update("bench", "0", i, 1.7e9 + i, score=1.0 / (1 + i), learning_rates=[1e-3],
+                  params=params, memory={"rss_bytes": 1e8})  # fmt: skip
+
+
+def bench_sqlite_writes(n: int, n_tensors: int, db_dir: str) -> dict:
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    updates = [_fake_update(i, n_tensors) for i in range(n)]
+    storage = SQLiteStatsStorage(Path(db_dir) / "writes.db")
+    t0 = time.perf_counter()
+    for u in updates:
+        storage.put(u)
+    storage.flush()
+    seconds = time.perf_counter() - t0
+    assert storage.count_updates("bench") == n
+    storage.close()
+    return {"updates": n, "tensors": n_tensors, "updates/s": n / seconds}
+
+
+def bench_newest(n: int, n_tensors: int, db_dir: str) -> dict:
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    path = Path(db_dir) / "large.db"
+    storage = SQLiteStatsStorage(path, batch_size=5000)
+    chunk = 20_000
+    t0 = time.perf_counter()
+    for start in range(0, n, chunk):
+        storage.put_many(_fake_update(i, n_tensors) for i in range(start, min(n, start + chunk)))
+    storage.close()
+    build = time.perf_counter() - t0
+    reader = SQLiteStatsStorage(path, read_only=True)
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        got = reader.get_updates("bench", "0", last=100)
+        times.append(time.perf_counter() - t)
+    assert [u.iteration for u in got] == list(range(n - 100, n))
+    t = time.perf_counter()
+    series = reader.get_series("bench", "0", "score", max_points=2000)
+    series_s = time.perf_counter() - t
+    reader.close()
+    return {
+        "updates": n, "tensors": n_tensors, "file MB": path.stat().st_size / 1e6,
+        "build s": build, "newest 100 first ms": 1000 * times[0],
+        "newest 100 median ms": 1000 * statistics.median(times),
+        "score series (all points, min/max to 2000) ms": 1000 * series_s,
+        "series points": len(series),
+    }  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--iterations", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--writes", type=int, default=20_000)
+    parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--large-tensors", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "writes", "large"])
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.iterations, args.repeats, args.writes, args.large = 100, 2, 2000, 20_000
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        if "overhead" not in args.skip:
+            print("listener overhead (same process, interleaved runs)")
+            for row in bench_overhead(args.iterations, args.repeats, tmp):
+                print("  " + "  ".join(
+                    f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                ))  # fmt: skip
+        if "writes" not in args.skip:
+            r = bench_sqlite_writes(args.writes, 50, tmp)
+            print(f"SQLite writes: {r['updates']} updates x {r['tensors']} tensors: "
+                  f"{r['updates/s']:.0f} updates/s (target >= 5000)")  # fmt: skip
+        if "large" not in args.skip:
+            r = bench_newest(args.large, args.large_tensors, tmp)
+            print("large file: " + ", ".join(
+                f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
+            ) + " (target newest 100 <= 50 ms)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
