@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 _CLOSE_SECONDS: list[float] = []
 
 
