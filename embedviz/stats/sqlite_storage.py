@@ -317,6 +317,11 @@ class SQLiteStatsStorage(StatsStorage):
                 f"{self.path}: damaged or not a database ({exc}); give a file written by "
                 f"SQLiteStatsStorage or a new path"
             ) from None
+        if not tables:
+            raise FileFormatError(
+                f"{self.path}: an empty SQLite file with no statistics in it; record into it "
+                f"with SQLiteStatsStorage first"
+            )
         if meta.get("format") != FORMAT_NAME:
             raise FileFormatError(
                 f"{self.path}: an SQLite file of another program (no embedviz-stats format "

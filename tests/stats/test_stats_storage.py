@@ -268,6 +268,12 @@ def test_sqlite_rejects_foreign_corrupt_and_newer_files(tmp_path):
     damaged.write_bytes(bytes(raw))
     with pytest.raises(FileFormatError, match="damaged"):
         SQLiteStatsStorage(damaged)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(FileFormatError, match="empty SQLite file"):
+        SQLiteStatsStorage(empty, read_only=True)
+    SQLiteStatsStorage(empty).close()  # writable: becomes a statistics file
+    SQLiteStatsStorage(empty, read_only=True).close()
     with pytest.raises(FileFormatError, match="no such statistics file"):
         SQLiteStatsStorage(tmp_path / "missing.db", read_only=True)
 
