@@ -192,6 +192,36 @@ def machine_info() -> dict:
     }
 
 
+def source_state() -> dict:
+    """The commit and a hash of embedviz's t-SNE sources (kernels/, embedviz/tsne/) now.
+
+    Recorded before and after a run: if the sources changed in between (a shared working
+    tree), numba recompiled in the middle and the embedviz timings after that are suspect.
+    """
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha1()
+    for path in sorted([*root.glob("kernels/*.py"), *root.glob("embedviz/tsne/*.py")]):
+        h.update(path.name.encode() + path.read_bytes())
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%h %cI %s"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "kernels", "embedviz/tsne"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        head, dirty = "unknown", []
+    return {"head": head, "sources_sha1": h.hexdigest()[:12], "dirty": [d for d in dirty if d]}
+
+
 def loadavg() -> float:
     """1-minute load average (other processes on the machine show up here)."""
     try:
@@ -255,6 +285,17 @@ def summarise(runs: list) -> dict:
 def print_report(results: dict) -> None:
     """Print the table, the ratios, the targets and the cold start as markdown."""
     s = summarise(results.get("runs", []))
+    before, after = results.get("sources_before"), results.get("sources_after")
+    if before:
+        print(
+            f"embedviz at {before['head']} (t-SNE sources {before['sources_sha1']}"
+            f"{', uncommitted: ' + ' '.join(before['dirty']) if before['dirty'] else ''})\n"
+        )
+    if before and after and before["sources_sha1"] != after["sources_sha1"]:
+        print(
+            "WARNING: embedviz's t-SNE sources changed during the run (now "
+            f"{after['sources_sha1']}): numba recompiled part-way, embedviz timings suspect\n"
+        )
     print(
         "| dims | N | method | neighbours + P (s) | optimise (s) | other (s) | total (s) "
         "| CPU (s) | KL (exact) | KL (own) | 10-NN | trust. | peak RSS (MiB) | load |"

@@ -326,6 +326,7 @@ def run_benchmark(args) -> dict:
         "settings": settings,
         "kl_method": "exact KL(P||Q) over all pairs against one reference P "
         "(exact brute-force neighbours, k=90, own bisection), same for every method",
+        "sources_before": common.source_state(),
         "runs": [],
     }
     if "embedviz" in args.methods and (args.n or args.n3d) and not args.no_warmup:
@@ -334,34 +335,37 @@ def run_benchmark(args) -> dict:
             spec["stop_lying_iter"] = 30
             res = spawn(spec, args.threads, args.timeout)
             print(f"warm-up embedviz {dims}D: {res.get('error') or 'ok'}", flush=True)
-    for dims in args.dims:
-        for n in args.n if dims == 2 else args.n3d:
-            X = common.load_data(n)
-            ref_idx, _, P = common.reference(n, X, args.cache_dir)
-            for method in args.methods:
-                if method.startswith("opentsne-fft") and dims != 2:
-                    continue  # FFT interpolation exists for 1D and 2D only
-                if method in SLOW and args.slow_max_n and n > args.slow_max_n:
-                    print(f"skip {method} {dims}D N={n} (> --slow-max-n)", flush=True)
-                    continue
-                for rep in range(args.repeats):
-                    spec = dict(settings, n=n, dims=dims, method=method)
-                    res = spawn(spec, args.threads, args.timeout)
-                    row = {"method": method, "n": n, "dims": dims, "repeat": rep}
-                    Y = res.pop("embedding", None)
-                    row.update(res)
-                    if Y is not None:
-                        t = time.perf_counter()
-                        row["kl"] = common.exact_kl(P, Y)
-                        row["knn10"] = common.knn_preservation(ref_idx, Y)
-                        row["trust"] = common.trustworthiness(X, Y)
-                        row["eval_s"] = time.perf_counter() - t
-                    results["runs"].append(row)
-                    _print_row(row)
-                    if args.out:
-                        _save(results, args.out)
-            del X, P
+    configs = [(dims, n) for dims in args.dims for n in (args.n if dims == 2 else args.n3d)]
+    # cheapest first (3D costs the peers about 4x 2D), so a run cut short has the most pairs
+    configs.sort(key=lambda c: (c[1] * (4 if c[0] == 3 else 1), c[0]))
+    for dims, n in configs:
+        X = common.load_data(n)
+        ref_idx, _, P = common.reference(n, X, args.cache_dir)
+        for method in args.methods:
+            if method.startswith("opentsne-fft") and dims != 2:
+                continue  # FFT interpolation exists for 1D and 2D only
+            if method in SLOW and args.slow_max_n and n > args.slow_max_n:
+                print(f"skip {method} {dims}D N={n} (> --slow-max-n)", flush=True)
+                continue
+            for rep in range(args.repeats):
+                spec = dict(settings, n=n, dims=dims, method=method)
+                res = spawn(spec, args.threads, args.timeout)
+                row = {"method": method, "n": n, "dims": dims, "repeat": rep}
+                Y = res.pop("embedding", None)
+                row.update(res)
+                if Y is not None:
+                    t = time.perf_counter()
+                    row["kl"] = common.exact_kl(P, Y)
+                    row["knn10"] = common.knn_preservation(ref_idx, Y)
+                    row["trust"] = common.trustworthiness(X, Y)
+                    row["eval_s"] = time.perf_counter() - t
+                results["runs"].append(row)
+                _print_row(row)
+                if args.out:
+                    _save(results, args.out)
+        del X, P
     results["finished_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    results["sources_after"] = common.source_state()
     if args.out:
         _save(results, args.out)
     del np
