@@ -316,12 +316,10 @@ def run_tsne(args: argparse.Namespace) -> int:
 
     from embedviz.plot.vocab import plot_vocab
     from embedviz.tsne.estimator import TSNE
-    from embedviz.vectors import load_vectors, select_words
+    from embedviz.vectors import load_selection
 
-    explicit = words is not None or args.include or args.exclude or args.drop_stopwords
-    kv = load_vectors(model, limit=None if explicit else args.top)
-    selection = select_words(
-        kv,
+    selection = load_selection(
+        model,
         top=args.top,
         words=words,
         include=args.include,

@@ -125,7 +125,7 @@ def plot_vocab(
 
 
 def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punctuation):
-    from embedviz.vectors import Selection, load_vectors, select_words
+    from embedviz.vectors import Selection, load_selection, select_words
 
     filters = dict(
         include=include,
@@ -147,10 +147,9 @@ def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punct
         kv = _keyed_vectors(names, matrix)
         name = "embedviz"
     elif isinstance(vectors, (str, Path)):
-        unfiltered = words is None and not any(filters.values())
-        limit = (top or VOCAB_DEFAULTS["top"]) if unfiltered else None
-        kv = load_vectors(vectors, limit=limit)
-        name = Path(vectors).name
+        if top is None and words is None:
+            top = VOCAB_DEFAULTS["top"]
+        return load_selection(vectors, top=top, words=words, **filters), Path(vectors).name
     else:
         kv = getattr(vectors, "wv", vectors)
         if not hasattr(kv, "key_to_index") or not hasattr(kv, "vectors"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from embedviz.vectors import load_vectors
+from embedviz.vectors import load_vectors, select_words, word_filter
 
 FORMATS = [
     ("v.bin", dict(binary=True), "word2vec-binary"),
@@ -190,3 +190,56 @@ def test_markup_like_tokens_are_words(tmp_path):
     assert load_vectors(tmp_path / "glove.txt").index_to_key == ["<unk>", "</s>", "<html>"]
     (tmp_path / "w2v.txt").write_text("2 2\n</s> 1 2\n<head> 3 4\n")
     assert load_vectors(tmp_path / "w2v.txt").index_to_key == ["</s>", "<head>"]
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("v.bin", dict(binary=True)),
+        ("v.txt", dict(binary=False)),
+        ("g.txt.gz", dict(binary=False, write_header=False)),
+        ("v.kv", None),
+    ],
+)
+def test_keep_reads_only_matching_words_with_file_rank(tmp_path, kv, words, name, kwargs):
+    path = tmp_path / name
+    if kwargs is None:
+        kv.save(str(path))
+    else:
+        kv.save_word2vec_format(str(path), **kwargs)
+    keep = word_filter(include=r"^w\d*[13579]$")
+    expected = [w for w in words if keep(w)]
+    got = load_vectors(path, keep=keep)
+    assert got.index_to_key == expected
+    np.testing.assert_allclose(got.vectors, kv[expected], atol=1e-6)
+    limited = load_vectors(path, keep=keep, limit=3)
+    assert limited.index_to_key == expected[:3]
+    sel = select_words(limited)
+    np.testing.assert_array_equal(sel.rank, [words.index(w) + 1 for w in expected[:3]])
+
+
+def test_keep_still_checks_the_whole_file(tmp_path, kv):
+    path = tmp_path / "v.bin"
+    kv.save_word2vec_format(str(path), binary=True)
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(ValueError, match="truncated"):
+        load_vectors(path, keep=lambda w: w == "the")
+    assert load_vectors(path, keep=lambda w: w == "the", limit=1).index_to_key == ["the"]
+
+
+def test_keep_allocates_only_for_kept_words(tmp_path):
+    n, dim = 100_000, 50
+    rng = np.random.default_rng(2)
+    big = KeyedVectors(dim, count=0)
+    big.add_vectors([f"w{i}" for i in range(n)], rng.standard_normal((n, dim)).astype(np.float32))
+    path = tmp_path / "big.bin"
+    big.save_word2vec_format(str(path), binary=True)
+    del big
+    tracemalloc.start()
+    try:
+        got = load_vectors(path, keep=lambda w: w.endswith("00"))  # 999 words, whole file
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(got.index_to_key) == 999 and got.index_to_key[:2] == ["w100", "w200"]
+    assert peak < 8e6, f"peak {peak / 1e6:.1f} MB to keep 999 of 100,000 words"

@@ -80,3 +80,17 @@ def test_bad_arguments(vocab_kv):
 def test_nothing_left_is_empty_selection(vocab_kv):
     sel = select_words(vocab_kv, include="^nomatch$")
     assert sel.words == [] and sel.vectors.shape == (0, 4)
+
+
+def test_load_selection_filters_while_reading(tmp_path, vocab_kv):
+    from embedviz.vectors import load_selection
+
+    path = tmp_path / "v.bin"
+    vocab_kv.save_word2vec_format(str(path), binary=True)
+    sel = load_selection(path, top=3, drop_stopwords=True, drop_punctuation=True)
+    assert sel.words == ["cat", "dog", "2024"]
+    np.testing.assert_array_equal(sel.rank, [3, 6, 8])  # positions in the file
+    _check_rows(vocab_kv, sel)
+    sel = load_selection(path, words=["zebra", "unicorn", "of"], drop_stopwords=True)
+    assert sel.words == ["zebra"] and sel.unknown == ["unicorn"]  # "of" is known, filtered
+    np.testing.assert_array_equal(sel.rank, [12])
