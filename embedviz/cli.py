@@ -377,9 +377,11 @@ def _write_outputs(args, layout, table, selection, output, title, labels):
                 ("DL4J CSV", export.write_dl4j_csv(args.dl4j_csv, coords, table["word"]))
             )
         if args.projector:
-            metadata = None
-            if labels is not None:
-                metadata = {"label": [str(c) for c in table["cluster"]]}
+            column = "label" if labels is not None else "cluster"
+            metadata = {
+                "rank": [int(r) for r in table["rank"]],
+                column: [str(c) for c in table["cluster"]],
+            }
             written.append(
                 (
                     "projector files",

@@ -39,6 +39,9 @@ def test_end_to_end(tmp_path, small_model, fast_args, capsys):
     assert adjusted_rand_score(groups, [r[4] for r in body]) == 1.0
     assert len(dl4j.read_text(encoding="utf-8").splitlines()) == len(words)
     assert {p.name for p in projector.iterdir()} >= {"projector_config.pbtxt"}
+    meta = (projector / "metadata.tsv").read_text(encoding="utf-8").splitlines()
+    assert meta[0] == "word\trank\tcluster" and len(meta) == len(words) + 1
+    assert [line.split("\t")[2] for line in meta[1:]] == [r[4] for r in body]
 
 
 @pytest.mark.slow
