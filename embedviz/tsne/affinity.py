@@ -33,8 +33,13 @@ logger = logging.getLogger(__name__)
 METRICS = ("euclidean", "cosine")
 METHODS = ("auto", "exact", "approx")
 
-# method="auto" uses the exact search below this many points (see scripts/bench_neighbors.py).
-EXACT_MAX_SAMPLES = 100_000
+# method="auto" searches exactly up to this many points. Measured with
+# scripts/bench_neighbors.py on GloVe 50-d, k = 90, 2 cores: exact brute force beats
+# pynndescent at 5k (0.7 s vs 8 s warm) and 20k (6 s vs 23 s), ties it at 70k once
+# pynndescent is compiled, and pynndescent pays 25 s to minutes of numba compilation in
+# every new process (much of it is not cached). Extrapolating (exact grows as N^2,
+# pynndescent about as N) puts the crossover between 120k and 170k points.
+EXACT_MAX_SAMPLES = 150_000
 _MAX_TRIES = 200
 _CHUNK = 4096
 
@@ -192,6 +197,12 @@ def _search_exact(Z: np.ndarray, k: int, n_jobs: int) -> np.ndarray:
 def _search_approx(Z: np.ndarray, k: int, random_state, n_jobs: int) -> np.ndarray:
     from pynndescent import NNDescent
 
+    if isinstance(random_state, np.random.Generator):
+        random_state = int(random_state.integers(2**31 - 1))
+    if random_state is not None:
+        # pynndescent's parallel updates depend on the thread count; one thread makes a
+        # seeded search reproducible on every machine (UMAP does the same).
+        n_jobs = 1
     index = NNDescent(
         Z,
         n_neighbors=k + 1,
@@ -228,7 +239,9 @@ def nearest_neighbors(
         "exact" is brute force (scikit-learn); "approx" is pynndescent; "auto" uses exact
         below ``EXACT_MAX_SAMPLES`` points.
     random_state : int, numpy Generator or None, default=None
-        Seed of the approximate search (the exact search is deterministic).
+        Seed of the approximate search (the exact search is deterministic). With a seed
+        the approximate search runs on one thread, so that its result does not depend
+        on the thread count (pynndescent's parallel updates do).
     n_jobs : int, default=-1
         Threads for the search; -1 uses all cores.
 
@@ -349,7 +362,7 @@ def joint_probabilities(
         )
     rows = np.repeat(np.arange(n, dtype=np.int64), k)
     P = sp.csr_matrix((P_cond.ravel(), (rows, indices.ravel())), shape=(n, n))
-    P = P + P.T
+    P = P + P.T  # each entry sums at most two terms, a + b == b + a: exactly symmetric
     P.sum_duplicates()
     P.eliminate_zeros()
     P.sort_indices()
