@@ -10,7 +10,7 @@ its three phases: tree build, repulsion, attraction) and of openTSNE's Barnes-Hu
 both at theta 0.5, and the relative error of the repulsive force against the exact
 one (on a random subset of points).
 
-    python scripts/bench_gradient.py --sizes 5000 20000 --dims 2 3 --threads 2
+    python scripts/bench_gradient.py --sizes 5000 20000 --dims 2 3 --threads 2 [--cache DIR]
 """
 
 import argparse
@@ -75,16 +75,9 @@ def exact_repulsion_rows(Y, rows, block=250):
     return force / Z
 
 
-def time_ours(P, Y, repeat):
-    """Median seconds per evaluation (no KL), per phase, and the repulsive force."""
-    objective = BarnesHutGradient(P, Y.shape[1])
-    objective(Y)  # compile / warm
-    total = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        objective(Y)
-        total.append(time.perf_counter() - t)
-    o = objective  # the phases, with the adapter's own buffers
+def ours_phases(objective, Y, repeat):
+    """Median seconds of the three phases, with the adapter's own buffers."""
+    o = objective
     phases = {"tree": [], "repulsion": [], "attraction": []}
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -107,31 +100,71 @@ def time_ours(P, Y, repeat):
         phases["repulsion"].append(t2 - t1)
         phases["attraction"].append(t3 - t2)
     force = np.empty_like(Y)
-    force[o._perm] = o._R.T / Z
-    med = {k: statistics.median(v) for k, v in phases.items()}
-    return statistics.median(total), med, force
+    force[o._perm] = o._R.T / Z  # the repulsive force, back in Y's order
+    return {k: statistics.median(v) for k, v in phases.items()}, force
 
 
-def time_opentsne(P, Y, repeat, threads):
+def opentsne_call(P, Y, threads):
+    """One gradient evaluation as openTSNE's optimiser makes it; returns the repulsion."""
     from openTSNE import _tsne
     from openTSNE.quad_tree import QuadTree
 
-    times = []
-    for _ in range(repeat + 1):
-        t = time.perf_counter()
-        grad = np.zeros_like(Y)
-        tree = QuadTree(Y)
-        sum_q = _tsne.estimate_negative_gradient_bh(
-            tree, Y, grad, theta=0.5, dof=1, num_threads=threads, pairwise_normalization=True
-        )
-        del tree
-        neg = -grad.copy()  # the repulsive force, normalised by sum_q
-        _tsne.estimate_positive_gradient_nn(
-            P.indices, P.indptr, P.data, Y, Y, grad, 1, num_threads=threads, should_eval_error=False
-        )
-        times.append(time.perf_counter() - t)
-    del sum_q
-    return statistics.median(times[1:]), neg
+    grad = np.zeros_like(Y)
+    tree = QuadTree(Y)
+    _tsne.estimate_negative_gradient_bh(
+        tree, Y, grad, theta=0.5, dof=1, num_threads=threads, pairwise_normalization=True
+    )
+    del tree
+    neg = -grad.copy()  # the repulsive force, normalised by the sum of q
+    _tsne.estimate_positive_gradient_nn(
+        P.indices, P.indptr, P.data, Y, Y, grad, 1, num_threads=threads, should_eval_error=False
+    )
+    return neg
+
+
+def compare(P, Y, repeat, threads):
+    """Interleaved timings (so that the load of a shared machine hits both alike)."""
+    objective = BarnesHutGradient(P, Y.shape[1])
+    objective(Y)  # compile / warm
+    opentsne_call(P, Y, threads)
+    ours, theirs = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        objective(Y)
+        t1 = time.perf_counter()
+        neg = opentsne_call(P, Y, threads)
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        theirs.append(t2 - t1)
+    phases, force = ours_phases(objective, Y, repeat)
+    return statistics.median(ours), phases, force, statistics.median(theirs), neg
+
+
+def data(n, d, threads, layout, rng, cache):
+    """GloVe P and a layout, read from / written to `cache` when given."""
+    from scipy import sparse
+
+    p_file = cache and Path(cache) / f"P{n}.npz"
+    y_file = cache and Path(cache) / f"Y{n}_{d}_{layout}.npy"
+    if p_file and p_file.exists():
+        P = sparse.load_npz(p_file).tocsr()
+    else:
+        _, X = load_glove(n)
+        P = affinities(np.asarray(X, dtype=np.float64), threads)
+        if p_file:
+            sparse.save_npz(p_file, P)
+    if y_file and y_file.exists():
+        return P, np.load(y_file)
+    if layout == "pca":
+        _, X = load_glove(n)
+        Xc = X - X.mean(axis=0)
+        Y = Xc @ np.linalg.svd(Xc, full_matrices=False)[2][:d].T
+        Y = np.ascontiguousarray(Y / Y[:, 0].std() * 10, dtype=np.float64)
+    else:
+        Y = tsne_layout(P, d, rng)
+    if y_file:
+        np.save(y_file, Y)
+    return P, Y
 
 
 def main(argv=None):
@@ -142,30 +175,21 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--layout", choices=["tsne", "pca"], default="tsne")
     ap.add_argument("--error-rows", type=int, default=2000)
+    ap.add_argument("--cache", help="folder to keep P and the layouts in between runs")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
-    rows_out = []
+    print(f"threads: {args.threads}, theta 0.5, layout: {args.layout}; times are medians")
     with numba_threads(args.threads):
         for n in args.sizes:
-            _, X = load_glove(n)
-            X = np.asarray(X, dtype=np.float64)
-            P = affinities(X, args.threads)
             for d in args.dims:
-                if args.layout == "pca":
-                    Xc = X - X.mean(axis=0)
-                    Y = Xc @ np.linalg.svd(Xc, full_matrices=False)[2][:d].T
-                    Y = np.ascontiguousarray(Y / Y[:, 0].std() * 10)
-                else:
-                    Y = tsne_layout(P, d, rng)
-                ours, phases, force = time_ours(P, Y, args.repeat)
-                theirs, neg = time_opentsne(P, Y, args.repeat, args.threads)
+                P, Y = data(n, d, args.threads, args.layout, rng, args.cache)
+                ours, phases, force, theirs, neg = compare(P, Y, args.repeat, args.threads)
                 rows = rng.choice(n, size=min(n, args.error_rows), replace=False)
                 exact = exact_repulsion_rows(Y, rows)
                 norm = np.linalg.norm(exact)
                 err_ours = np.linalg.norm(force[rows] - exact) / norm
                 err_theirs = np.linalg.norm(neg[rows] - exact) / norm
-                rows_out.append((n, d, ours, phases, theirs, err_ours, err_theirs))
-                print_row(*rows_out[-1], flush=True)
+                print_row(n, d, ours, phases, theirs, err_ours, err_theirs, flush=True)
     return 0
 
 
