@@ -301,7 +301,7 @@ def tsne_params(args: argparse.Namespace) -> dict:
 def run_tsne(args: argparse.Namespace) -> int:
     """``embedviz tsne``: load, select, embed, draw and write."""
     model = Path(args.model)
-    output = Path(args.output) if args.output else Path(model.name.split(".")[0] + ".html")
+    output = Path(args.output) if args.output else _default_output(model)
     outputs = [("page", output)] + [
         (what, Path(value))
         for what, value in (("CSV", args.csv), ("DL4J CSV", args.dl4j_csv))
@@ -395,6 +395,15 @@ def _write_outputs(args, layout, table, selection, output, title, labels):
     for what, path in written:
         size = f" ({_size(path)})" if Path(path).is_file() else ""
         logger.info("wrote %s %s%s", what, path, size)
+
+
+def _default_output(model: Path) -> Path:
+    """``GoogleNews-vectors-negative300.bin.gz`` -> ``GoogleNews-vectors-negative300.html``
+    in the current directory."""
+    name = model.name
+    for suffix in (".gz", ".bz2"):
+        name = name.removesuffix(suffix)
+    return Path(Path(name).stem + ".html")
 
 
 def _coords(table):

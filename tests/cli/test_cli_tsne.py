@@ -67,6 +67,14 @@ def test_default_output_name(tmp_path, small_model, fast_args, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["tsne", str(path), "-q", *fast_args]) == 0
     assert (tmp_path / "small.html").is_file()
+    from pathlib import Path
+
+    from embedviz.cli import _default_output
+
+    assert _default_output(Path("x/GoogleNews-vectors-negative300.bin.gz")) == Path(
+        "GoogleNews-vectors-negative300.html"
+    )
+    assert _default_output(Path("wiki.en.vec")) == Path("wiki.en.html")
 
 
 def test_words_file_unknown_words_reported(tmp_path, small_model, fast_args, capsys):
