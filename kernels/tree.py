@@ -142,6 +142,14 @@ def radix_sort(keys, idx, keys_tmp, idx_tmp, n_bits):
     Only the low ``n_bits`` bits of the keys are looked at, 11 at a time; a pass in
     which all keys share their digit is skipped. ``keys_tmp`` and ``idx_tmp`` are
     scratch buffers of the same length.
+
+    Examples
+    --------
+    >>> keys = np.array([5, 3, 5, 1], dtype=np.uint64)
+    >>> idx = np.arange(4)
+    >>> radix_sort(keys, idx, np.empty_like(keys), np.empty_like(idx), 3)
+    >>> keys.tolist(), idx.tolist()
+    ([1, 3, 5, 5], [3, 1, 0, 2])
     """
     n = keys.shape[0]
     radix_bits = 11
@@ -232,6 +240,15 @@ def build_tree(
     node arrays of length ``2 N`` (``node_com`` is (2 N, d)) and group arrays of
     length N (see the module docstring), and scratch ``work_codes`` (N,) uint64 and
     ``work_index`` (2 N,) int64.
+
+    Examples
+    --------
+    >>> Y = np.random.default_rng(0).normal(size=(100, 2))
+    >>> codes, perm, rank, Yt, nodes, groups, work = empty_tree(100, 2)
+    >>> n_nodes, n_groups = build_tree(Y, 8, 64, codes, perm, rank, Yt, *nodes, *groups, *work)
+    >>> check_tree(Y, 8, 64, perm, rank, Yt, nodes, n_nodes, groups, n_groups)
+    >>> int(nodes[1][0])  # the root holds every point
+    100
     """
     n, dim = Y.shape
     bits = 52 if dim == 1 else (31 if dim == 2 else 21)

@@ -18,8 +18,9 @@ Layout of one evaluation (:class:`BarnesHutGradient`):
 3. attraction over the CSR rows of P, fused with the combination
    ``4 (exaggeration * A - R / Z)`` and the un-permutation back to Y's row order.
 
-The adapter allocates every buffer once (per number of points) and reuses it; the
-kernels write into the buffers and return scalars. P is never modified: the
+The adapter allocates every buffer once and reuses it (the gradient it returns is
+one of them, overwritten by the next call); the kernels write into the buffers and
+return scalars. P is never modified: the
 exaggeration is passed to the kernel as a scalar. Results do not depend on the
 number of threads.
 
@@ -130,7 +131,11 @@ class BarnesHutGradient(_Objective):
     def __call__(
         self, Y: np.ndarray, exaggeration: float = 1.0, compute_kl: bool = False
     ) -> tuple[np.ndarray, float]:
-        """Return ``(grad, kl)``: dC/dY (N, d) in Y's row order and KL (nan unless asked)."""
+        """Return ``(grad, kl)``: dC/dY (N, d) in Y's row order and KL (nan unless asked).
+
+        ``grad`` is a buffer of this object, overwritten by the next call: copy it to
+        keep it.
+        """
         Y = self._as_embedding(Y)
         n_nodes, n_groups = _tree.build_tree(
             Y,
@@ -195,7 +200,10 @@ class ExactGradient(_Objective):
     def __call__(
         self, Y: np.ndarray, exaggeration: float = 1.0, compute_kl: bool = False
     ) -> tuple[np.ndarray, float]:
-        """Return ``(grad, kl)``: dC/dY (N, d) and KL (nan unless ``compute_kl``)."""
+        """Return ``(grad, kl)``: dC/dY (N, d) and KL (nan unless ``compute_kl``).
+
+        ``grad`` is a buffer of this object, overwritten by the next call.
+        """
         Y = self._as_embedding(Y)
         Z, kl_term = _grad.exact_gradient(
             Y,
