@@ -304,7 +304,11 @@ def run_tsne(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else _default_output(model)
     outputs = [("page", output)] + [
         (what, Path(value))
-        for what, value in (("CSV", args.csv), ("DL4J CSV", args.dl4j_csv))
+        for what, value in (
+            ("CSV", args.csv),
+            ("DL4J CSV", args.dl4j_csv),
+            ("statistics", args.stats),
+        )
         if value
     ]
     for what, path in outputs:  # fail before a long run, not after it

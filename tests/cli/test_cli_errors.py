@@ -85,10 +85,13 @@ def test_unwritable_output(tmp_path, small_model, target, message):
     assert message in _one_error_line(rc, err)
 
 
-def test_unwritable_csv_checked_before_the_run(tmp_path, small_model):
+@pytest.mark.parametrize(
+    "option, what", [("--csv", "CSV"), ("--dl4j-csv", "DL4J CSV"), ("--stats", "statistics")]
+)
+def test_unwritable_extra_output_checked_before_the_run(tmp_path, small_model, option, what):
     path = small_model[0]
-    rc, err = _run("tsne", path, "-o", tmp_path / "m.html", "--csv", tmp_path / "nope" / "m.csv")
-    assert "cannot write the CSV" in _one_error_line(rc, err)
+    rc, err = _run("tsne", path, "-o", tmp_path / "m.html", option, tmp_path / "nope" / "m.x")
+    assert f"cannot write the {what} to" in _one_error_line(rc, err)
 
 
 def test_too_few_words_for_perplexity(tmp_path, small_model, capsys):
