@@ -199,6 +199,8 @@ def _search_approx(Z: np.ndarray, k: int, random_state, n_jobs: int) -> np.ndarr
 
     if isinstance(random_state, np.random.Generator):
         random_state = int(random_state.integers(2**31 - 1))
+    elif isinstance(random_state, np.random.RandomState):
+        random_state = int(random_state.randint(2**31 - 1))
     if random_state is not None:
         # pynndescent's parallel updates depend on the thread count; one thread makes a
         # seeded search reproducible on every machine (UMAP does the same).
@@ -238,7 +240,7 @@ def nearest_neighbors(
     method : {"auto", "exact", "approx"}, default="auto"
         "exact" is brute force (scikit-learn); "approx" is pynndescent; "auto" uses exact
         below ``EXACT_MAX_SAMPLES`` points.
-    random_state : int, numpy Generator or None, default=None
+    random_state : int, numpy Generator or RandomState, or None, default=None
         Seed of the approximate search (the exact search is deterministic). With a seed
         the approximate search runs on one thread, so that its result does not depend
         on the thread count (pynndescent's parallel updates do).
