@@ -91,7 +91,7 @@ def histograms(tensors: dict[str, torch.Tensor], bins: int) -> dict[str, Histogr
             x = x[torch.isfinite(x)]
             lo, hi = limits[i] = torch.stack(torch.aminmax(x)).tolist() if x.numel() else [0, 0]
         if hi > lo:
-            idx = ((x - lo) * (bins / (hi - lo))).to(torch.int64).clamp_(0, bins - 1)
+            idx = ((x - lo) * (bins / (hi - lo))).to(torch.int32).clamp_(0, bins - 1)
             counts.append(torch.bincount(idx, minlength=bins))
         else:  # constant tensor: everything in the first bin
             c = torch.zeros(bins, dtype=torch.int64, device=x.device)
