@@ -113,8 +113,12 @@ def _check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _check_data(X, metric: str) -> np.ndarray:
-    """Validate the data matrix; return it as C-contiguous float64 (a copy only if needed)."""
+def check_data(X, metric: str = "euclidean") -> np.ndarray:
+    """Validate the data matrix; return it as C-contiguous float64 (a copy only if needed).
+
+    Raises an :class:`~embedviz.errors.InputError` naming the problem: sparse input, wrong
+    shape or dtype, NaN/inf (first bad row and column), all-zero rows for ``metric="cosine"``.
+    """
     if sp.issparse(X):
         raise InputError(
             f"X must be a dense 2-D array; got a scipy sparse matrix of shape {X.shape}. "
@@ -263,7 +267,7 @@ def nearest_neighbors(
     """
     metric = _check_choice("metric", metric, METRICS)
     method = _check_choice("method", method, METHODS)
-    X = _check_data(X, metric)
+    X = check_data(X, metric)
     n = X.shape[0]
     if (
         isinstance(n_neighbors, bool)
@@ -410,7 +414,7 @@ def compute_affinities(
     """
     metric = _check_choice("metric", metric, METRICS)
     method = _check_choice("method", method, METHODS)
-    X = _check_data(X, metric)
+    X = check_data(X, metric)
     n = X.shape[0]
     perplexity = check_perplexity(n, perplexity)
     k = min(n - 1, int(math.floor(3.0 * perplexity)))

@@ -58,7 +58,9 @@ class TSNE:
     min_gain : float, default=0.01
         Lower bound of the gains.
     normalize : bool, default=True
-        Centre the input and scale it by its largest absolute value (on a copy).
+        Centre the input and scale it by its largest absolute value (on a copy; as bhtsne
+        and Deeplearning4j do). Only for ``metric="euclidean"``: cosine distances ignore
+        scale, and centring would change which rows are neighbours.
     pca_components : int or None, default=None
         Reduce the input to this many principal components before the neighbour search.
     init : "pca", "random" or array of shape (N, n_components), default="pca"
@@ -228,9 +230,10 @@ class TSNE:
         from sklearn.utils import check_random_state
 
         from embedviz.tsne._threads import numba_threads
+        from embedviz.tsne.affinity import check_data
 
         self._check_params()
-        X = _check_data(X)
+        X = check_data(X, self.metric)
         n = X.shape[0]
         rng = check_random_state(self.random_state)
         self.perplexity_ = self._check_perplexity(n)
@@ -243,7 +246,7 @@ class TSNE:
         )
         Y = self._initial_embedding(X, rng)
         with numba_threads(self.n_jobs):
-            self.P_ = self._affinities(X, rng)
+            self.P_ = self._affinities(X)
             objective = self._objective()
             self._optimize(Y, objective)
         self.embedding_ = Y
@@ -252,9 +255,7 @@ class TSNE:
     def _check_params(self):
         _check_int("n_components", self.n_components, 1)
         if self.method not in ("barnes_hut", "exact"):
-            raise InputError(
-                f"method must be 'barnes_hut' or 'exact'; got method={self.method!r}"
-            )
+            raise InputError(f"method must be 'barnes_hut' or 'exact'; got method={self.method!r}")
         if self.method == "barnes_hut" and self.n_components > 3:
             raise InputError(
                 "n_components must be 1, 2 or 3 with method='barnes_hut' (a space-partitioning "
@@ -309,7 +310,9 @@ class TSNE:
         return check_perplexity(n, self.perplexity, reduce=self.reduce_perplexity)
 
     def _preprocess(self, X, rng):
-        if self.normalize:
+        # Cosine distances ignore scale, and centring would change which words are
+        # neighbours, so `normalize` applies to the euclidean metric only.
+        if self.normalize and self.metric == "euclidean":
             X = X - X.mean(axis=0)
             scale = np.abs(X).max()
             if scale > 0:
@@ -349,7 +352,7 @@ class TSNE:
         Y *= _INIT_STD / std if std > 0 else 1.0
         return np.ascontiguousarray(Y, dtype=np.float64)
 
-    def _affinities(self, X, rng):
+    def _affinities(self, X):
         from embedviz.tsne.affinity import joint_probabilities, nearest_neighbors
 
         n = X.shape[0]
@@ -361,7 +364,9 @@ class TSNE:
             k,
             metric=self.metric,
             method="exact" if self.method == "exact" else "auto",
-            random_state=rng,
+            # the user's seed, not `rng`: without a seed the approximate search may use
+            # every thread
+            random_state=self.random_state,
             n_jobs=self.n_jobs,
         )
         t1 = time.perf_counter()
@@ -405,9 +410,7 @@ class TSNE:
                 exaggerating = iteration <= self.stop_lying_iter
                 exaggeration = self.early_exaggeration if exaggerating else 1.0
                 momentum = (
-                    self.momentum
-                    if iteration <= self.switch_momentum_iter
-                    else self.final_momentum
+                    self.momentum if iteration <= self.switch_momentum_iter else self.final_momentum
                 )
                 report = track_kl and (
                     iteration % self.callback_every == 0 or iteration == self.max_iter
@@ -478,39 +481,3 @@ def _check_number(name, value, low=None, high=None, low_open=False, extra=""):
         if extra:
             allowed += f" {extra}"
         raise InputError(f"{name} must be {allowed}; got {name}={value!r}")
-
-
-def _check_data(X):
-    """Return ``X`` as a float64 array of shape (N, d), or raise an InputError."""
-    try:
-        import scipy.sparse
-
-        if scipy.sparse.issparse(X):
-            raise InputError("X must be a dense array; got a sparse matrix (call .toarray())")
-    except ImportError:  # pragma: no cover - scipy is a dependency
-        pass
-    arr = np.asarray(X)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise InputError(f"X must hold numbers; got an array of dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.complexfloating):
-        raise InputError(f"X must hold real numbers; got an array of dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise InputError(
-            f"X must be a 2-D array of shape (n_samples, n_features); got {arr.ndim} "
-            f"dimension(s), shape {arr.shape}"
-        )
-    if arr.shape[0] < 2 or arr.shape[1] < 1:
-        raise InputError(f"X needs at least 2 rows and 1 column; got shape {arr.shape}")
-    arr = np.asarray(arr, dtype=np.float64)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad_rows = np.flatnonzero(~finite.all(axis=1))
-        row = bad_rows[0]
-        col = np.flatnonzero(~finite[row])[0]
-        raise InputError(
-            f"X contains NaN or infinite values in {len(bad_rows)} row(s); the first is row "
-            f"{row}, column {col} (value {arr[row, col]}). Drop or repair those rows."
-        )
-    return arr

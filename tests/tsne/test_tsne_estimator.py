@@ -188,9 +188,9 @@ def test_bad_parameters(small, params, match):
 @pytest.mark.parametrize(
     "X, match",
     [
-        (np.zeros(10), r"2-D array.*got 1 dimension"),
-        (np.zeros((1, 3)), r"at least 2 rows"),
-        (np.array([["a", "b"], ["c", "d"]]), r"X must hold numbers"),
+        (np.zeros(10), r"2-D array of shape \(n_samples, n_features\); got 1-D"),
+        (np.zeros((1, 3)), r"at least 2 rows \(points\); got 1"),
+        (np.array([["a", "b"], ["c", "d"]]), r"X must hold integer or floating-point numbers"),
     ],
 )
 def test_bad_data(X, match):
@@ -202,5 +202,20 @@ def test_nan_rows_are_named(small):
     X = small.copy()
     X[7, 3] = np.nan
     X[9, 0] = np.inf
-    with pytest.raises(InputError, match=r"2 row\(s\); the first is row 7, column 3"):
+    with pytest.raises(InputError, match=r"2 of 300 rows are bad, the first at row 7, column 3"):
         quick().fit(X)
+
+
+def test_cosine_rejects_zero_rows_before_any_preprocessing(with_zero_rows):
+    with pytest.raises(InputError, match=r"all-zero rows.*rows 3, 17"):
+        quick(metric="cosine").fit(with_zero_rows)
+
+
+def test_cosine_neighbours_are_those_of_the_raw_vectors(blobs):
+    X = blobs[0] + 5.0  # an offset that centring would remove and cosine must keep
+    tsne = quick(metric="cosine", max_iter=1).fit(X)
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    cos_dist = 1.0 - unit @ unit.T
+    np.fill_diagonal(cos_dist, np.inf)
+    expected = np.sort(cos_dist, axis=1)[:, : tsne.neighbors_[1].shape[1]]
+    np.testing.assert_allclose(tsne.neighbors_[1], expected, atol=1e-9)
