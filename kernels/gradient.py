@@ -44,7 +44,7 @@ def attract_combine(Y, shape_tag, rank, R, Z, indptr, indices, data, exaggeratio
     dim = shape_tag.ndim
     n = Y.shape[0]
     scale_a = 4.0 * exaggeration
-    scale_r = 4.0 / Z
+    scale_r = 4.0 / Z if Z > 0.0 else 0.0  # Z = 0 only for a single point
     for i in prange(n):
         k = rank[i]
         a0 = 0.0
@@ -114,7 +114,7 @@ def exact_gradient(Y, indptr, indices, data, exaggeration, grad, z_part, kl_part
     for i in range(n):
         Z += z_part[i]
     scale_a = 4.0 * exaggeration
-    scale_r = 4.0 / Z
+    scale_r = 4.0 / Z if Z > 0.0 else 0.0  # Z = 0 only for a single point
     for i in prange(n):
         kl = 0.0
         for c in range(dim):

@@ -91,7 +91,9 @@ class _Objective:
 
     def _kl(self, kl_term, Z, compute_kl):
         # KL = sum p log p + sum p log(1 + d^2) + (sum p) log Z
-        return self._p_log_p + kl_term + self._sum_p * math.log(Z) if compute_kl else math.nan
+        if not compute_kl or not Z > 0.0:  # Z = 0: a single point, no Q at all
+            return math.nan
+        return self._p_log_p + kl_term + self._sum_p * math.log(Z)
 
 
 class BarnesHutGradient(_Objective):

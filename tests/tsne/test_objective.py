@@ -202,3 +202,9 @@ def test_threading_layer_choice_respects_the_user(env, layer):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == layer
+
+
+@pytest.mark.parametrize("cls", [BarnesHutGradient, ExactGradient])
+def test_single_point(cls):
+    grad, kl = cls(sp.csr_matrix((1, 1)), 2)(np.array([[0.5, -1.0]]), compute_kl=True)
+    assert np.array_equal(grad, [[0.0, 0.0]]) and math.isnan(kl)
