@@ -115,6 +115,7 @@ class UIServer:
         self.receiver = ReceiverConfig(bool(enable_remote), token, max_body_bytes)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
         self.background = ThreadPoolExecutor(1, thread_name_prefix="embedviz-findings")
+        self.builders = ThreadPoolExecutor(2, thread_name_prefix="embedviz-pages")
         self._storages: list[tuple[str, object]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -273,8 +274,10 @@ class UIServer:
         self._thread = None
         self.executor.shutdown(wait=True)
         self.background.shutdown(wait=False, cancel_futures=True)
+        self.builders.shutdown(wait=False, cancel_futures=True)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
         self.background = ThreadPoolExecutor(1, thread_name_prefix="embedviz-findings")
+        self.builders = ThreadPoolExecutor(2, thread_name_prefix="embedviz-pages")
 
     def run_until_shutdown(self) -> None:
         """Start (if needed) and serve until Ctrl-C."""

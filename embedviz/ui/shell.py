@@ -94,6 +94,7 @@ class Tab:
         self.selected = [session] if session in known else None  # ticked on /train/compare
         self.known = known
         self.ticks = 0
+        self.generation = 0
         self.nav = Div(
             text=nav_html(path, self.session_id), sizing_mode="stretch_width", name="nav"
         )
@@ -145,23 +146,49 @@ class Tab:
         self.worker_select.value = self.worker_id or options[0]
 
     def show(self) -> None:
-        try:
-            self.page = build_page(
-                self.server, self.path, self.session_id, self.worker_id, self.selected
-            )
-        except Exception:
-            log.exception("building %s for session %r failed", self.path, self.session_id)
-            self.page = Page(
-                layout=Div(
-                    text=f"<b>Could not build this page for session "
-                    f"{escape(self.session_id)}</b>; see the UI's log."
-                )
-            )
-        self.holder.children = [self.page.layout]
+        """Rebuild the page for the current choice, in a background thread.
+
+        Reading a long run takes a while; the IOLoop (other tabs, the receiver) never
+        waits for it. The page is swapped in by a next-tick callback; until then the tab
+        says it is loading, and ``nav.tags`` is ``["ready"]`` once it is shown.
+        """
+        self.generation += 1
+        generation = self.generation
+        self.page = Page(layout=None)
+        self.nav.tags = []
         self.nav.text = self.nav_html(self.path, self.session_id)
-        findings = self.page.layout.select_one({"name": "findings"}) if self.page.layout else None
-        if findings is not None:
-            self._fill_findings(findings)
+        self.holder.children = [Div(text="<i>Loading…</i>", name="loading")]
+        args = (self.server, self.path, self.session_id, self.worker_id, self.selected)
+        doc = self.doc
+
+        def work() -> None:
+            try:
+                page = build_page(*args)
+            except Exception:
+                log.exception("building %s for session %r failed", args[1], args[2])
+                page = Page(
+                    layout=Div(
+                        text=f"<b>Could not build this page for session "
+                        f"{escape(args[2])}</b>; see the UI's log."
+                    )
+                )
+
+            def attach() -> None:
+                if generation != self.generation:
+                    return  # the user chose something else meanwhile
+                self.page = page
+                self.holder.children = [page.layout]
+                self.nav.tags = ["ready"]
+                findings = page.layout.select_one({"name": "findings"})
+                if findings is not None:
+                    self._fill_findings(findings)
+
+            try:
+                doc.add_next_tick_callback(attach)
+            except Exception:  # the tab was closed meanwhile
+                log.debug("tab closed before its page was built")
+
+        self.server.builders.submit(work)
 
     def _fill_findings(self, div) -> None:
         storage, sid, wid, doc = self._storage(), self.session_id, self.worker_id, self.doc

@@ -52,9 +52,12 @@ return [plots, drawn, empty_frames]
 """
 )
 
+# the server builds a page in the background and marks the nav bar when it is shown
 READY = (
     "return window.Bokeh != null && Bokeh.documents.length > 0 && "
     "Bokeh.documents[0].roots().length > 0 && "
+    "(() => { const n = Bokeh.documents[0].get_model_by_name('nav');"
+    "return n == null || n.tags.includes('ready') })() && "
     + "(() => {"
     + VIEWS
     + "return roots.length > 0 && roots.every(r => r.is_idle)})()"

@@ -15,14 +15,10 @@ from embedviz.ui import commands
 
 @pytest.fixture
 def with_ui_commands(monkeypatch):
+    """The CLI with ``ui`` and ``report`` registered (added here if not wired yet)."""
+    mine = ["embedviz.ui.commands:add_ui_command", "embedviz.ui.commands:add_report_command"]
     monkeypatch.setattr(
-        cli,
-        "COMMANDS",
-        [
-            *cli.COMMANDS,
-            "embedviz.ui.commands:add_ui_command",
-            "embedviz.ui.commands:add_report_command",
-        ],
+        cli, "COMMANDS", [*cli.COMMANDS, *(m for m in mine if m not in cli.COMMANDS)]
     )
 
 
