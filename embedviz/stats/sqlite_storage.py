@@ -679,44 +679,99 @@ class SQLiteStatsStorage(StatsStorage):
     def get_series(
         self, session_id: str, worker_id: str, name: str, max_points: int | None = None
     ) -> Series:
-        if not name.startswith("eval/"):
-            scalar_getter(name)  # validates the name
+        return self.get_series_many(session_id, worker_id, [name], max_points)[name]
+
+    def get_series_many(
+        self,
+        session_id: str,
+        worker_id: str,
+        names: list[str],
+        max_points: int | None = None,
+    ) -> dict[str, Series]:
+        """Several series of one worker read in one pass (much faster than one by one)."""
+        names = list(dict.fromkeys(names))
+        for name in names:
+            if not name.startswith("eval/"):
+                scalar_getter(name)  # validates the name
         con = self._read()
-        parts: list[tuple] = []
+        parts: dict[str, list[tuple]] = {n: [] for n in names}
+        scalar_names = [n for n in names if not n.startswith("eval/")]
+        eval_names = [n for n in names if n.startswith("eval/")]
         for wid, _ in self._wids_of(session_id, worker_id):
-            if name.startswith("eval/"):
-                metric = name[5:]
-                for rid, it, ts, metrics in con.execute(
-                    "SELECT id, iteration, timestamp, metrics FROM evals WHERE wid = ?", (wid,)
-                ):
-                    value = json.loads(metrics).get(metric)
-                    if value is not None:
-                        parts.append(([it], [ts], [rid], [float(value)]))
+            if eval_names:
+                rows = con.execute(
+                    "SELECT iteration, timestamp, metrics FROM evals WHERE wid = ? "
+                    "ORDER BY iteration, id",
+                    (wid,),
+                ).fetchall()
+                decoded = [(it, ts, json.loads(m)) for it, ts, m in rows]
+                for name in eval_names:
+                    got = [(it, ts, float(m[name[5:]])) for it, ts, m in decoded if name[5:] in m]
+                    if got:
+                        parts[name].append(tuple(zip(*got, strict=True)))
+            if not scalar_names:
                 continue
             for (lid,) in con.execute(
-                "SELECT layout FROM worker_layouts WHERE wid = ?", (wid,)
+                "SELECT layout FROM worker_layouts WHERE wid = ? ORDER BY layout", (wid,)
             ).fetchall():
-                names = self._layout_plan(con, lid)[0]
-                if name not in names:
+                layout = self._layout_plan(con, lid)[0]
+                index = {n: i for i, n in enumerate(layout)}
+                wanted = [n for n in scalar_names if n in index]
+                if len(wanted) > 8:  # many names: whole rows in chunks, columns by numpy
+                    self._read_columns(con, wid, lid, len(layout), index, wanted, parts)
                     continue
-                offset = 8 * names.index(name) + 1
-                rows = con.execute(
-                    "SELECT iteration, timestamp, id, substr(scalars, ?, 8) FROM updates "
-                    "WHERE wid = ? AND layout = ?",
-                    (offset, wid, lid),
-                ).fetchall()
-                if rows:
-                    it, ts, ids, blobs = zip(*rows, strict=True)
-                    parts.append((it, ts, ids, np.frombuffer(b"".join(blobs), dtype="<f8")))
-        if not parts:
-            return Series.empty()
-        it = np.concatenate([np.asarray(p[0], np.int64) for p in parts])
-        ts = np.concatenate([np.asarray(p[1], np.float64) for p in parts])
-        ids = np.concatenate([np.asarray(p[2], np.int64) for p in parts])
-        vals = np.concatenate([np.asarray(p[3], np.float64) for p in parts])
-        order = np.lexsort((ids, it))
-        series = Series(it[order], ts[order], vals[order])
-        return series.take(downsample_minmax(series.values, max_points))
+                for start in range(0, len(wanted), 200):
+                    chunk = wanted[start : start + 200]
+                    columns = ", ".join(f"substr(scalars, {8 * index[n] + 1}, 8)" for n in chunk)
+                    rows = con.execute(
+                        f"SELECT iteration, timestamp, {columns} FROM updates "
+                        f"WHERE wid = ? AND layout = ? ORDER BY iteration, id",
+                        (wid, lid),
+                    ).fetchall()
+                    if not rows:
+                        continue
+                    cols = list(zip(*rows, strict=True))
+                    for k, name in enumerate(chunk):
+                        values = np.frombuffer(b"".join(cols[2 + k]), dtype="<f8")
+                        parts[name].append((cols[0], cols[1], values))
+        out = {}
+        for name, found in parts.items():
+            if not found:
+                out[name] = Series.empty()
+                continue
+            it = np.concatenate([np.asarray(p[0], np.int64) for p in found])
+            ts = np.concatenate([np.asarray(p[1], np.float64) for p in found])
+            vals = np.concatenate([np.asarray(p[2], np.float64) for p in found])
+            if len(found) > 1:
+                order = np.argsort(it, kind="stable")
+                it, ts, vals = it[order], ts[order], vals[order]
+            series = Series(it, ts, vals)
+            out[name] = series.take(downsample_minmax(series.values, max_points))
+        return out
+
+    @staticmethod
+    def _read_columns(con, wid, lid, width, index, wanted, parts, chunk=8192) -> None:
+        cursor = con.execute(
+            "SELECT iteration, timestamp, scalars FROM updates WHERE wid = ? AND layout = ? "
+            "ORDER BY iteration, id",
+            (wid, lid),
+        )
+        columns = np.array([index[n] for n in wanted])
+        pieces: list[tuple] = []
+        while True:
+            rows = cursor.fetchmany(chunk)
+            if not rows:
+                break
+            it, ts, blobs = zip(*rows, strict=True)
+            matrix = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(len(rows), width)
+            pieces.append((it, ts, matrix[:, columns].copy()))
+        if not pieces:
+            return
+        it = np.concatenate([np.asarray(p[0], np.int64) for p in pieces])
+        ts = np.concatenate([np.asarray(p[1], np.float64) for p in pieces])
+        values = np.concatenate([p[2] for p in pieces])
+        for k, name in enumerate(wanted):
+            parts[name].append((it, ts, values[:, k]))
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
         con = self._read()

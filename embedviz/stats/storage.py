@@ -37,6 +37,9 @@ Read API (every storage; safe to call from another thread while training writes)
     only the updates that hold ``name``. With ``max_points`` the series is downsampled
     by :func:`~embedviz.stats.series.downsample_minmax`: per bucket the min and max
     finite value and the first NaN/inf survive, and the newest point is always kept.
+``get_series_many(session_id, worker_id, names, max_points=None) -> dict[str, Series]``
+    The same for several names at once; on SQLite one pass over the rows instead of one
+    per name (use it to open a page with many series).
 ``get_evals(session_id, worker_id=None) -> list[EvalRecord]``
     Sorted by iteration; never smoothed.
 ``get_histograms(session_id, worker_id, kind, name) -> list[tuple[int, Histogram]]``
@@ -247,6 +250,11 @@ class InMemoryStatsStorage(StatsStorage):
             np.asarray(it, np.int64), np.asarray(ts, np.float64), np.asarray(vals, np.float64)
         )
         return series.take(downsample_minmax(series.values, max_points))
+
+    def get_series_many(
+        self, session_id: str, worker_id: str, names: list[str], max_points: int | None = None
+    ) -> dict[str, Series]:
+        return {n: self.get_series(session_id, worker_id, n, max_points) for n in names}
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
         return self._select(self._evals, session_id, worker_id)

@@ -86,3 +86,27 @@ def test_tsne_stats_records_kl_grad_norm_phase_and_last_embedding():
     np.testing.assert_array_equal(snap.array(), embeddings[150])
     series = storage.get_series("t", "0", "extra/kl")
     assert series.iterations.tolist() == [50, 100, 150]
+
+
+def test_tsne_stats_with_the_real_estimator():
+    from sklearn.datasets import load_digits
+
+    from embedviz import TSNE
+
+    X = load_digits().data[:150]
+    storage = InMemoryStatsStorage()
+    stats = TSNEStats(storage, session_id="real", config={"perplexity": 10.0})
+    tsne = TSNE(
+        perplexity=10.0, max_iter=120, stop_lying_iter=50, switch_momentum_iter=50,
+        callback_every=25, random_state=0, callbacks=[stats],
+    )  # fmt: skip
+    embedding = tsne.fit_transform(X)
+    stats.close()
+    updates = storage.get_updates("real")
+    assert [u.iteration for u, _ in zip(updates, tsne.kl_history_, strict=True)] == [
+        it for it, _ in tsne.kl_history_
+    ]
+    assert [u.extra["kl"] for u in updates] == pytest.approx([kl for _, kl in tsne.kl_history_])
+    assert {u.tags["phase"] for u in updates} == {"exaggeration", "main"}
+    (snap,) = storage.get_snapshots("real")
+    np.testing.assert_allclose(snap.array(), embedding)

@@ -301,3 +301,34 @@ def test_sqlite_four_processes_lose_no_row(tmp_path):
         its = [u.iteration for u in s.get_updates("run", str(w))]
         assert its == list(range(1000))
     s.close()
+
+
+def test_series_many_equals_one_by_one_across_layouts(storage):
+    for i in range(30):
+        u = make_update(i, n_params=2)
+        if i % 3 == 0:  # a different layout: no update statistics on these
+            for stats in u.params.values():
+                stats.update_mean = stats.update_std = stats.update_mean_magnitude = None
+                stats.update_param_ratio = None
+        storage.put(u)
+        if i % 10 == 0:
+            storage.put(EvalRecord("run", "0", i, float(i), {"accuracy": i / 30}))
+    names = ["score", "params/layer1.weight/update_param_ratio", "params/layer0.weight/param_std",
+             "eval/accuracy", "extra/kl", "extra/missing"]  # fmt: skip
+    many = storage.get_series_many("run", "0", names, max_points=10)
+    for name in names:
+        one = storage.get_series("run", "0", name, max_points=10)
+        for a, b in zip(many[name], one, strict=True):
+            np.testing.assert_array_equal(a, b)
+    full = storage.get_series_many("run", "0", names)
+    ratio = full["params/layer1.weight/update_param_ratio"]
+    assert ratio.iterations.tolist() == [i for i in range(30) if i % 3]
+    assert full["score"].iterations.tolist() == list(range(30))
+    assert len(full["extra/missing"]) == 0
+    every = storage.list_series("run", "0")  # more than 8 names: the whole-row path
+    assert len(every) > 8
+    many = storage.get_series_many("run", "0", every, max_points=12)
+    for name in every:
+        one = storage.get_series("run", "0", name, max_points=12)
+        for a, b in zip(many[name], one, strict=True):
+            np.testing.assert_array_equal(a, b)
