@@ -88,6 +88,7 @@ def test_tsne_stats_records_kl_grad_norm_phase_and_last_embedding():
     assert series.iterations.tolist() == [50, 100, 150]
 
 
+@pytest.mark.slow  # numba compiles the t-SNE kernels on a cold cache
 def test_tsne_stats_with_the_real_estimator():
     from sklearn.datasets import load_digits
 
