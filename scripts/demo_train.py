@@ -118,6 +118,7 @@ def main(argv=None) -> int:
     parser.add_argument("--word2vec", action="store_true", help="also record word2vec training")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("gensim").setLevel(logging.WARNING)
     import torch
 
     torch.set_num_threads(1)
