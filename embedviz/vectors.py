@@ -112,6 +112,17 @@ def load_vectors(
     >>> kv.index_to_key[:3]  # doctest: +SKIP
     ['the', 'of', 'to']
     """
+    found, report = _read(path, limit, binary, keep, unicode_errors)
+    if isinstance(found, _Raw):
+        found = _new_keyed_vectors(
+            found.index_to_key, found.vectors, found.key_to_index, found.rank
+        )
+    return (found, report) if return_report else found
+
+
+def _read(path, limit, binary, keep, unicode_errors):
+    """Read a file into a :class:`_Raw` (word2vec, GloVe, fastText: gensim is not even
+    imported) or a gensim KeyedVectors (gensim pickles), with its report."""
     path = Path(path)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InputError(f"limit must be a positive integer or None, got {limit!r}")
@@ -137,7 +148,7 @@ def load_vectors(
         kv = _load_word2vec_like(
             path, head, compression, limit, binary, keep, unicode_errors, report
         )
-    report.n_words, report.vector_size = len(kv.index_to_key), int(kv.vector_size)
+    report.n_words, report.vector_size = len(kv.index_to_key), int(kv.vectors.shape[1])
     if report.broken_utf8:
         logger.warning(
             "%s: %d words were not valid UTF-8 (unicode_errors=%r), e.g. %s",
@@ -160,7 +171,7 @@ def load_vectors(
         path,
         report.format,
     )
-    return (kv, report) if return_report else kv
+    return kv, report
 
 
 # -- opening and sniffing ---------------------------------------------------------------
@@ -269,7 +280,7 @@ def _load_word2vec_like(path, head, compression, limit, binary, keep, unicode_er
             "or incomplete: download or export it again"
         ) from None
     _check_finite(path, words, vectors)
-    return _to_keyed_vectors(words, vectors, report, ranks)
+    return _deduplicate(words, vectors, report, ranks)
 
 
 def _count_lines(path: Path, compression: str | None) -> int:
@@ -458,9 +469,21 @@ def _check_finite(path, words, vectors):
         )
 
 
-def _to_keyed_vectors(words: list[str], vectors: np.ndarray, report: LoadReport, ranks=None):
-    """A gensim KeyedVectors of the first occurrence of each word. ``ranks`` (the words'
-    1-based positions in the file) is kept as the vector attribute "rank"."""
+class _Raw(NamedTuple):
+    """Words and vectors as read, with the attributes :func:`select_words` uses."""
+
+    index_to_key: list[str]
+    key_to_index: dict[str, int]
+    vectors: np.ndarray
+    rank: np.ndarray  # 1-based position of each word in the file
+
+    @property
+    def expandos(self) -> dict[str, np.ndarray]:
+        return {"rank": self.rank}
+
+
+def _deduplicate(words: list[str], vectors: np.ndarray, report: LoadReport, ranks) -> _Raw:
+    """The first occurrence of each word (later ones are listed in the report)."""
     key_to_index: dict[str, int] = {}
     keep = []
     for i, word in enumerate(words):
@@ -472,8 +495,8 @@ def _to_keyed_vectors(words: list[str], vectors: np.ndarray, report: LoadReport,
     if report.duplicates:
         vectors = vectors[keep]
         words = [words[i] for i in keep]
-        ranks = None if ranks is None else [ranks[i] for i in keep]
-    return _new_keyed_vectors(words, vectors, key_to_index, ranks)
+        ranks = [ranks[i] for i in keep]
+    return _Raw(words, key_to_index, vectors, np.asarray(ranks, dtype=np.int64))
 
 
 def _new_keyed_vectors(words, vectors, key_to_index=None, ranks=None):
@@ -628,7 +651,9 @@ def load_selection(
     exclude: str | None = None,
     drop_stopwords: bool = False,
     drop_punctuation: bool = False,
-    **load_kwargs: Any,
+    *,
+    binary: bool | None = None,
+    unicode_errors: str = "ignore",
 ) -> Selection:
     """:func:`load_vectors` and :func:`select_words` in one, reading only what is needed.
 
@@ -651,11 +676,10 @@ def load_selection(
         if isinstance(words, str):
             raise InputError(f"words must be a list of words, got the string {words!r}")
         words = list(words)
-        wanted = frozenset(words)
-        kv = load_vectors(path, keep=wanted.__contains__, **load_kwargs)
+        found, _ = _read(path, None, binary, frozenset(words).__contains__, unicode_errors)
     else:
-        kv = load_vectors(path, limit=top, keep=word_filter(**filters), **load_kwargs)
-    return select_words(kv, top=top, words=words, **filters)
+        found, _ = _read(path, top, binary, word_filter(**filters), unicode_errors)
+    return select_words(found, top=top, words=words, **filters)
 
 
 def word_filter(

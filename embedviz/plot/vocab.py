@@ -144,7 +144,7 @@ def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punct
                 f"(words, matrix) needs one row per word: got {len(names)} words and a matrix "
                 f"of shape {matrix.shape}"
             )
-        kv = _keyed_vectors(names, matrix)
+        kv = _indexed(names, matrix)
         name = "embedviz"
     elif isinstance(vectors, (str, Path)):
         if top is None and words is None:
@@ -163,21 +163,18 @@ def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punct
     return select_words(kv, top=top, words=words, **filters), name
 
 
-def _keyed_vectors(words, matrix):
-    from gensim.models import KeyedVectors
+def _indexed(words, matrix):
+    """(words, matrix) with the attributes select_words reads (gensim is not needed)."""
+    from embedviz.vectors import _Raw
 
-    kv = KeyedVectors(matrix.shape[1], count=0, dtype=np.float32)
-    unique = dict.fromkeys(words)
-    if len(unique) != len(words):
+    index = {w: i for i, w in enumerate(words)}
+    if len(index) != len(words):
         raise InputError(
-            f"(words, matrix): the word list repeats {len(words) - len(unique)} words; give each "
+            f"(words, matrix): the word list repeats {len(words) - len(index)} words; give each "
             "word once"
         )
-    kv.index_to_key = list(words)
-    kv.key_to_index = {w: i for i, w in enumerate(words)}
-    kv.vectors = np.ascontiguousarray(matrix)
-    kv.next_index = len(words)
-    return kv
+    ranks = np.arange(1, len(words) + 1, dtype=np.int64)
+    return _Raw(list(words), index, np.ascontiguousarray(matrix), ranks)
 
 
 def _tsne(tsne, dims, random_state):

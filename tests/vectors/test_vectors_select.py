@@ -94,3 +94,17 @@ def test_load_selection_filters_while_reading(tmp_path, vocab_kv):
     sel = load_selection(path, words=["zebra", "unicorn", "of"], drop_stopwords=True)
     assert sel.words == ["zebra"] and sel.unknown == ["unicorn"]  # "of" is known, filtered
     np.testing.assert_array_equal(sel.rank, [12])
+
+
+def test_load_selection_does_not_import_gensim(tmp_path, vocab_kv):
+    import subprocess
+    import sys
+
+    path = tmp_path / "v.bin"
+    vocab_kv.save_word2vec_format(str(path), binary=True)
+    code = (
+        "import sys; from embedviz.vectors import load_selection;"
+        f"s = load_selection({str(path)!r}, top=3); print(s.words, 'gensim' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['the', ',', 'cat'] False"
