@@ -27,57 +27,99 @@ here can be zero), which would otherwise stop vectorisation.
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 
+@njit(cache=True, error_model="numpy")
+def _golden_stride(n):
+    # a stride near n / golden ratio that is coprime with n: t -> (t * stride) % n is
+    # then a permutation that deals out Morton-consecutive groups (whose costs are
+    # alike) evenly among the threads' contiguous blocks of t
+    if n < 3:
+        return 1
+    stride = int(n * 0.6180339887) + 1
+    while True:
+        a, b = stride, n
+        while b:
+            a, b = b, a % b
+        if a == 1:
+            return stride
+        stride += 1
+
+
+def balanced_row_blocks(indptr, n_blocks):
+    """Row boundaries (n_blocks + 1,) that cut a CSR matrix into blocks of about equal nnz.
+
+    Examples
+    --------
+    >>> balanced_row_blocks(np.array([0, 10, 11, 12, 22]), 2).tolist()
+    [0, 2, 4]
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    n = indptr.shape[0] - 1
+    n_blocks = max(1, min(n_blocks, n))
+    targets = np.linspace(0, indptr[-1], n_blocks + 1)
+    bounds = np.searchsorted(indptr, targets, side="left")
+    bounds[0], bounds[-1] = 0, n
+    return np.unique(np.clip(bounds, 0, n)).astype(np.int64)
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
-def attract_combine(Y, shape_tag, rank, R, Z, indptr, indices, data, exaggeration, grad, kl_part,
-                    compute_kl):  # fmt: skip
+def attract_combine(Y, shape_tag, rank, R, Z, indptr, indices, data, row_blocks, exaggeration,
+                    grad, kl_part, compute_kl):  # fmt: skip
     """Write ``grad[i] = 4 (e A_i - R[:, rank[i]] / Z)``; return a KL term.
 
     ``R`` (d, N) holds the repulsive sums in Morton order (column ``rank[i]`` belongs
     to point ``i``); ``Y`` (N, d), ``grad`` and the CSR rows are in the caller's
-    order, which the loop follows so that P streams through memory in order. With
-    ``compute_kl`` the per-point sums ``sum_j p_ij log(1 + |y_i - y_j|^2)`` go to
-    ``kl_part`` and their serial sum is returned, else 0.
+    order, which the loop follows so that P streams through memory in order: rows
+    ``row_blocks[b]:row_blocks[b + 1]`` form block ``b`` (blocks of about equal
+    numbers of non-zeros, see :func:`balanced_row_blocks`), dealt to the threads in
+    a strided order. With ``compute_kl`` the per-point sums
+    ``sum_j p_ij log(1 + |y_i - y_j|^2)`` go to ``kl_part`` and their serial sum is
+    returned, else 0.
     """
     dim = shape_tag.ndim
     n = Y.shape[0]
     scale_a = 4.0 * exaggeration
     scale_r = 4.0 / Z if Z > 0.0 else 0.0  # Z = 0 only for a single point
-    for i in prange(n):
-        k = rank[i]
-        a0 = 0.0
-        a1 = 0.0
-        a2 = 0.0
-        kl = 0.0
-        y0 = Y[i, 0]
-        y1 = Y[i, min(1, dim - 1)]
-        y2 = Y[i, dim - 1]
-        for jj in range(indptr[i], indptr[i + 1]):
-            j = indices[jj]
-            t0 = y0 - Y[j, 0]
-            d2 = t0 * t0
+    n_blocks = row_blocks.shape[0] - 1
+    stride = _golden_stride(n_blocks)
+    for tb in prange(n_blocks):
+        blk = (tb * stride) % n_blocks
+        for i in range(row_blocks[blk], row_blocks[blk + 1]):
+            k = rank[i]
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            kl = 0.0
+            y0 = Y[i, 0]
+            y1 = Y[i, min(1, dim - 1)]
+            y2 = Y[i, dim - 1]
+            for jj in range(indptr[i], indptr[i + 1]):
+                j = indices[jj]
+                t0 = y0 - Y[j, 0]
+                d2 = t0 * t0
+                if dim > 1:
+                    t1 = y1 - Y[j, 1]
+                    d2 += t1 * t1
+                if dim > 2:
+                    t2 = y2 - Y[j, 2]
+                    d2 += t2 * t2
+                pw = data[jj] / (1.0 + d2)
+                a0 += pw * t0
+                if dim > 1:
+                    a1 += pw * t1
+                if dim > 2:
+                    a2 += pw * t2
+                if compute_kl:
+                    kl += data[jj] * math.log(1.0 + d2)  # 3x faster than log1p
+            grad[i, 0] = scale_a * a0 - scale_r * R[0, k]
             if dim > 1:
-                t1 = y1 - Y[j, 1]
-                d2 += t1 * t1
+                grad[i, 1] = scale_a * a1 - scale_r * R[1, k]
             if dim > 2:
-                t2 = y2 - Y[j, 2]
-                d2 += t2 * t2
-            pw = data[jj] / (1.0 + d2)
-            a0 += pw * t0
-            if dim > 1:
-                a1 += pw * t1
-            if dim > 2:
-                a2 += pw * t2
-            if compute_kl:
-                kl += data[jj] * math.log(1.0 + d2)  # 3x faster than log1p
-        grad[i, 0] = scale_a * a0 - scale_r * R[0, k]
-        if dim > 1:
-            grad[i, 1] = scale_a * a1 - scale_r * R[1, k]
-        if dim > 2:
-            grad[i, 2] = scale_a * a2 - scale_r * R[2, k]
-        kl_part[i] = kl
+                grad[i, 2] = scale_a * a2 - scale_r * R[2, k]
+            kl_part[i] = kl
     total = 0.0
     if compute_kl:
         for i in range(n):
@@ -236,13 +278,17 @@ def repulsion_bh(Yt, shape_tag, theta, node_start, node_count, node_com, node_wi
     summarised by its centre of mass when ``width < theta * dist``, ``dist`` being
     the distance from its centre of mass to the group's bounding box (so the test
     holds for every point of the group); a leaf that fails the test is summed
-    exactly pair by pair. A leaf of points sharing one Morton code (duplicates) is
-    summarised for ``theta > 0``. Returns ``Z`` (serial sum of ``z_part``).
+    exactly pair by pair. Groups are dealt to the threads in a strided order, for
+    balance; each group's sums do not depend on which thread computes them. A leaf
+    of points sharing one Morton code (duplicates) is summarised for ``theta > 0``.
+    Returns ``Z`` (serial sum of ``z_part``).
     """
     dim = shape_tag.ndim
     n = Yt.shape[1]
     theta2 = theta * theta
-    for g in prange(n_groups):
+    stride = _golden_stride(n_groups)
+    for tg in prange(n_groups):
+        g = (tg * stride) % n_groups  # a spread-out share of the groups for each thread
         gs = group_start[g]
         ge = gs + group_count[g]
         lo0 = hi0 = Yt[0, gs]

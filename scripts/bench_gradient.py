@@ -92,7 +92,8 @@ def ours_phases(objective, Y, repeat):
         )  # fmt: skip
         t2 = time.perf_counter()
         kg.attract_combine(
-            Y, o._shape_tag, o._rank, o._R, Z, o._indptr, o._indices, o._data, 1.0, o._grad,
+            Y, o._shape_tag, o._rank, o._R, Z, o._indptr, o._indices, o._data, o._row_blocks, 1.0,
+            o._grad,
             o._kl_part, False,
         )  # fmt: skip
         t3 = time.perf_counter()

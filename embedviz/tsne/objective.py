@@ -37,6 +37,8 @@ from embedviz.errors import InputError
 from embedviz.kernels import gradient as _grad
 from embedviz.kernels import tree as _tree
 
+#: blocks of rows of P (of equal numbers of non-zeros) shared out among the threads
+ROW_BLOCKS = 256
 #: leaves hold at most this many points (unless they are duplicates)
 LEAF_SIZE = 8
 #: points that share one tree walk (on GloVe t-SNE layouts of 20k points, 256 was
@@ -80,6 +82,8 @@ class _Objective:
         self._grad = np.empty((n, d))
         self._z_part = np.empty(n)
         self._kl_part = np.empty(n)
+        # rows of P in blocks of equal work for the attractive loop
+        self._row_blocks = _grad.balanced_row_blocks(self._indptr, ROW_BLOCKS)
 
     def _as_embedding(self, Y):
         Y = np.ascontiguousarray(Y, dtype=np.float64)
@@ -173,6 +177,7 @@ class BarnesHutGradient(_Objective):
             self._indptr,
             self._indices,
             self._data,
+            self._row_blocks,
             float(exaggeration),
             self._grad,
             self._kl_part,

@@ -105,3 +105,16 @@ def test_same_result_with_one_and_two_threads(rng, d):
         R2, z2, Z2 = bh(Y, 0.5)
     assert Z1 == Z2
     assert np.array_equal(R1, R2) and np.array_equal(z1, z2)
+
+
+def test_balanced_row_blocks(rng):
+    from embedviz.kernels.gradient import balanced_row_blocks
+
+    counts = rng.integers(0, 300, size=5000)
+    counts[:100] = 3000  # heavy first rows
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    blocks = balanced_row_blocks(indptr, 64)
+    assert blocks[0] == 0 and blocks[-1] == 5000 and np.all(np.diff(blocks) > 0)
+    work = np.diff(indptr[blocks])
+    assert work.max() <= indptr[-1] / 64 + 3000  # within one row of the even share
+    assert balanced_row_blocks(np.array([0, 0, 0]), 8).tolist() == [0, 2]
