@@ -1,22 +1,6 @@
 """SQLiteStatsStorage: training statistics in one SQLite file.
 
-Layout (schema version :data:`~embedviz.stats.records.SCHEMA_VERSION`)::
-
-    meta(key, value)                 format = "embedviz-stats", schema_version = "1"
-    workers(id, session, worker)     id order = order of first appearance
-    static(id, wid, timestamp, data) data: JSON of StaticInfo (one row per worker)
-    layouts(id, names)               names: JSON list of scalar series names
-    worker_layouts(wid, layout)
-    updates(id, wid, iteration, timestamp, layout, scalars, tags)
-                                     scalars: float64 little-endian, one per name of the
-                                     layout; tags: JSON or NULL
-    histograms(id, wid, iteration, kind, name, lo, hi, counts)   counts: int64 LE
-    evals(id, wid, iteration, timestamp, metrics)                metrics: JSON
-    snapshots(id, wid, iteration, timestamp, kind, data)         data: JSON
-
-Scalars are packed per update against a shared list of names, so one series is read
-with ``substr(scalars, 8*k + 1, 8)`` without decoding whole records, and an update is
-rebuilt exactly (a name is in the layout only when its value was not None).
+The file layout is described in :mod:`embedviz.stats.sqlite_layout`.
 
 Writes are buffered and committed in batches (``BEGIN IMMEDIATE``, WAL,
 ``synchronous=NORMAL``): a batch is written when it holds ``batch_size`` records, when a
@@ -32,10 +16,8 @@ import json
 import logging
 import os
 import sqlite3
-import sys
 import threading
 import time
-from array import array
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +27,9 @@ from embedviz.stats.base import StatsStorage, StorageEvent, event_for, scalar_ge
 from embedviz.stats.records import (
     HISTOGRAM_KINDS,
     SCHEMA_VERSION,
-    ActivationStats,
     EvalRecord,
     Histogram,
     LayerInfo,
-    ParamStats,
     Record,
     Snapshot,
     StaticInfo,
@@ -57,115 +37,17 @@ from embedviz.stats.records import (
     to_dict,
 )
 from embedviz.stats.series import Series, downsample_minmax
+from embedviz.stats.sqlite_layout import (
+    FORMAT_NAME,
+    SCHEMA_SQL,
+    SQLITE_MAGIC,
+    flatten_update,
+    pack_values,
+    rebuild_plan,
+    rebuild_update,
+)
 
 log = logging.getLogger(__name__)
-
-FORMAT_NAME = "embedviz-stats"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_LITTLE = sys.byteorder == "little"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS workers(id INTEGER PRIMARY KEY, session TEXT NOT NULL,
-    worker TEXT NOT NULL, first_seen REAL, UNIQUE(session, worker));
-CREATE TABLE IF NOT EXISTS static(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL UNIQUE,
-    timestamp REAL, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS layouts(id INTEGER PRIMARY KEY, names TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS worker_layouts(wid INTEGER NOT NULL, layout INTEGER NOT NULL,
-    PRIMARY KEY(wid, layout));
-CREATE TABLE IF NOT EXISTS updates(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
-    iteration INTEGER NOT NULL, timestamp REAL NOT NULL, layout INTEGER NOT NULL,
-    scalars BLOB NOT NULL, tags TEXT);
-CREATE INDEX IF NOT EXISTS updates_by_worker ON updates(wid, iteration);
-CREATE TABLE IF NOT EXISTS histograms(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
-    iteration INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, lo REAL, hi REAL,
-    counts BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS histograms_by_name ON histograms(wid, kind, name, iteration);
-CREATE INDEX IF NOT EXISTS histograms_by_iteration ON histograms(wid, iteration);
-CREATE TABLE IF NOT EXISTS evals(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
-    iteration INTEGER NOT NULL, timestamp REAL NOT NULL, metrics TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS evals_by_worker ON evals(wid, iteration);
-CREATE TABLE IF NOT EXISTS snapshots(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
-    iteration INTEGER NOT NULL, timestamp REAL NOT NULL, kind TEXT NOT NULL,
-    data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS snapshots_by_worker ON snapshots(wid, iteration);
-"""
-
-_SCALAR_FIELDS = ("score", "epoch", "examples_per_sec", "minibatches_per_sec", "collect_seconds")
-
-
-def _pack(values) -> bytes:
-    a = array("d", values)
-    if not _LITTLE:
-        a.byteswap()
-    return a.tobytes()
-
-
-def _flatten(u: Update) -> tuple[tuple, list[float]]:
-    """A key that fixes the names of the values, and the values, in ``Update.scalars()``
-    order, without formatting a single name (the names are made once per key)."""
-    values: list[float] = []
-    mask: list = []
-    for v in (u.score, u.epoch, u.examples_per_sec, u.minibatches_per_sec, u.collect_seconds):
-        mask.append(v is not None)
-        if v is not None:
-            values.append(v)
-    values.extend(u.learning_rates)
-    for group in (u.params, u.activations):
-        for stats in group.values():
-            fields = vars(stats).values()
-            if None in fields:
-                mask.append(tuple(v is not None for v in fields))
-                values.extend(v for v in fields if v is not None)
-            else:
-                mask.append(True)
-                values.extend(fields)
-    values.extend(u.memory.values())
-    values.extend(u.extra.values())
-    key = (
-        tuple(mask), len(u.learning_rates), tuple(u.params), tuple(u.activations),
-        tuple(u.memory), tuple(u.extra),
-    )  # fmt: skip
-    return key, values
-
-
-def _plan(names: list[str]) -> list[tuple[str, str, str]]:
-    """How to put each packed value back into an Update."""
-    plan = []
-    for name in names:
-        head, _, rest = name.partition("/")
-        if not rest:
-            plan.append(("field", name, ""))
-        elif head in ("params", "activations"):
-            owner, _, stat = rest.rpartition("/")
-            plan.append((head, owner, stat))
-        else:
-            plan.append((head, rest, ""))
-    return plan
-
-
-def _rebuild(session, worker, iteration, timestamp, plan, values, tags) -> Update:
-    u = Update(session, worker, iteration, timestamp)
-    params: dict[str, dict] = {}
-    acts: dict[str, dict] = {}
-    for (target, a, b), v in zip(plan, values, strict=True):
-        if target == "params":
-            params.setdefault(a, {})[b] = v
-        elif target == "activations":
-            acts.setdefault(a, {})[b] = v
-        elif target == "field":
-            setattr(u, a, int(v) if a == "epoch" else v)
-        elif target == "lr":
-            u.learning_rates.append(v)
-        elif target == "memory":
-            u.memory[a] = v
-        elif target == "extra":
-            u.extra[a] = v
-    u.params = {k: ParamStats(**v) for k, v in params.items()}
-    u.activations = {k: ActivationStats(**v) for k, v in acts.items()}
-    if tags:
-        u.tags = json.loads(tags)
-    return u
 
 
 class SQLiteStatsStorage(StatsStorage):
@@ -246,7 +128,7 @@ class SQLiteStatsStorage(StatsStorage):
             return
         with open(p, "rb") as f:
             head = f.read(16)
-        if head and head != _SQLITE_MAGIC:
+        if head and head != SQLITE_MAGIC:
             raise FileFormatError(
                 f"{p}: not an embedviz statistics file (not SQLite); give a file written "
                 f"by SQLiteStatsStorage or a new path"
@@ -291,7 +173,7 @@ class SQLiteStatsStorage(StatsStorage):
                 return
             con.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA_SQL.split(";"):
                     if statement.strip():
                         con.execute(statement)
                 con.execute(
@@ -431,7 +313,7 @@ class SQLiteStatsStorage(StatsStorage):
             for r in records:
                 wid = self._wid(con, r.session_id, r.worker_id)
                 if isinstance(r, Update):
-                    key, values = _flatten(r)
+                    key, values = flatten_update(r)
                     lid = self._layout_by_key.get(key)
                     if lid is None:
                         names = tuple(r.scalars())
@@ -444,7 +326,7 @@ class SQLiteStatsStorage(StatsStorage):
                         )
                         self._worker_layouts.add((wid, lid))
                     tags = json.dumps(r.tags) if r.tags else None
-                    updates.append((wid, r.iteration, r.timestamp, lid, _pack(values), tags))
+                    updates.append((wid, r.iteration, r.timestamp, lid, pack_values(values), tags))
                     for kind, group in r.histograms.items():
                         for name, h in group.items():
                             counts = np.asarray(h.counts, dtype="<i8").tobytes()
@@ -594,7 +476,7 @@ class SQLiteStatsStorage(StatsStorage):
             names = json.loads(
                 con.execute("SELECT names FROM layouts WHERE id = ?", (lid,)).fetchone()[0]
             )
-            got = self._plans[lid] = (names, _plan(names))
+            got = self._plans[lid] = (names, rebuild_plan(names))
         return got
 
     def _updates_of(
@@ -616,7 +498,7 @@ class SQLiteStatsStorage(StatsStorage):
         for iteration, ts, lid, blob, tags in rows:
             _, plan = self._layout_plan(con, lid)
             values = np.frombuffer(blob, dtype="<f8").tolist()
-            out.append(_rebuild(session_id, worker, iteration, ts, plan, values, tags))
+            out.append(rebuild_update(session_id, worker, iteration, ts, plan, values, tags))
         if out:
             hist_rows = con.execute(
                 "SELECT iteration, kind, name, lo, hi, counts FROM histograms "

@@ -1,0 +1,133 @@
+"""The file layout of :class:`~embedviz.stats.sqlite_storage.SQLiteStatsStorage`.
+
+Layout (schema version :data:`~embedviz.stats.records.SCHEMA_VERSION`)::
+
+    meta(key, value)                 format = "embedviz-stats", schema_version = "1"
+    workers(id, session, worker)     id order = order of first appearance
+    static(id, wid, timestamp, data) data: JSON of StaticInfo (one row per worker)
+    layouts(id, names)               names: JSON list of scalar series names
+    worker_layouts(wid, layout)
+    updates(id, wid, iteration, timestamp, layout, scalars, tags)
+                                     scalars: float64 little-endian, one per name of the
+                                     layout; tags: JSON or NULL
+    histograms(id, wid, iteration, kind, name, lo, hi, counts)   counts: int64 LE
+    evals(id, wid, iteration, timestamp, metrics)                metrics: JSON
+    snapshots(id, wid, iteration, timestamp, kind, data)         data: JSON
+
+Scalars are packed per update against a shared list of names, so one series is read
+with ``substr(scalars, 8*k + 1, 8)`` without decoding whole records, and an update is
+rebuilt exactly (a name is in the layout only when its value was not None).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from array import array
+
+from embedviz.stats.records import ActivationStats, ParamStats, Update
+
+FORMAT_NAME = "embedviz-stats"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+LITTLE_ENDIAN = sys.byteorder == "little"
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workers(id INTEGER PRIMARY KEY, session TEXT NOT NULL,
+    worker TEXT NOT NULL, first_seen REAL, UNIQUE(session, worker));
+CREATE TABLE IF NOT EXISTS static(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL UNIQUE,
+    timestamp REAL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS layouts(id INTEGER PRIMARY KEY, names TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS worker_layouts(wid INTEGER NOT NULL, layout INTEGER NOT NULL,
+    PRIMARY KEY(wid, layout));
+CREATE TABLE IF NOT EXISTS updates(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, timestamp REAL NOT NULL, layout INTEGER NOT NULL,
+    scalars BLOB NOT NULL, tags TEXT);
+CREATE INDEX IF NOT EXISTS updates_by_worker ON updates(wid, iteration);
+CREATE TABLE IF NOT EXISTS histograms(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, lo REAL, hi REAL,
+    counts BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS histograms_by_name ON histograms(wid, kind, name, iteration);
+CREATE INDEX IF NOT EXISTS histograms_by_iteration ON histograms(wid, iteration);
+CREATE TABLE IF NOT EXISTS evals(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, timestamp REAL NOT NULL, metrics TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS evals_by_worker ON evals(wid, iteration);
+CREATE TABLE IF NOT EXISTS snapshots(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, timestamp REAL NOT NULL, kind TEXT NOT NULL,
+    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS snapshots_by_worker ON snapshots(wid, iteration);
+"""
+
+
+def pack_values(values) -> bytes:
+    a = array("d", values)
+    if not LITTLE_ENDIAN:
+        a.byteswap()
+    return a.tobytes()
+
+
+def flatten_update(u: Update) -> tuple[tuple, list[float]]:
+    """A key that fixes the names of the values, and the values, in ``Update.scalars()``
+    order, without formatting a single name (the names are made once per key)."""
+    values: list[float] = []
+    mask: list = []
+    for v in (u.score, u.epoch, u.examples_per_sec, u.minibatches_per_sec, u.collect_seconds):
+        mask.append(v is not None)
+        if v is not None:
+            values.append(v)
+    values.extend(u.learning_rates)
+    for group in (u.params, u.activations):
+        for stats in group.values():
+            fields = vars(stats).values()
+            if None in fields:
+                mask.append(tuple(v is not None for v in fields))
+                values.extend(v for v in fields if v is not None)
+            else:
+                mask.append(True)
+                values.extend(fields)
+    values.extend(u.memory.values())
+    values.extend(u.extra.values())
+    key = (
+        tuple(mask), len(u.learning_rates), tuple(u.params), tuple(u.activations),
+        tuple(u.memory), tuple(u.extra),
+    )  # fmt: skip
+    return key, values
+
+
+def rebuild_plan(names: list[str]) -> list[tuple[str, str, str]]:
+    """How to put each packed value back into an Update."""
+    plan = []
+    for name in names:
+        head, _, rest = name.partition("/")
+        if not rest:
+            plan.append(("field", name, ""))
+        elif head in ("params", "activations"):
+            owner, _, stat = rest.rpartition("/")
+            plan.append((head, owner, stat))
+        else:
+            plan.append((head, rest, ""))
+    return plan
+
+
+def rebuild_update(session, worker, iteration, timestamp, plan, values, tags) -> Update:
+    u = Update(session, worker, iteration, timestamp)
+    params: dict[str, dict] = {}
+    acts: dict[str, dict] = {}
+    for (target, a, b), v in zip(plan, values, strict=True):
+        if target == "params":
+            params.setdefault(a, {})[b] = v
+        elif target == "activations":
+            acts.setdefault(a, {})[b] = v
+        elif target == "field":
+            setattr(u, a, int(v) if a == "epoch" else v)
+        elif target == "lr":
+            u.learning_rates.append(v)
+        elif target == "memory":
+            u.memory[a] = v
+        elif target == "extra":
+            u.extra[a] = v
+    u.params = {k: ParamStats(**v) for k, v in params.items()}
+    u.activations = {k: ActivationStats(**v) for k, v in acts.items()}
+    if tags:
+        u.tags = json.loads(tags)
+    return u
