@@ -76,12 +76,16 @@ def main(argv: list[str] | None = None) -> int:
 class _Formatter(logging.Formatter):
     def format(self, record):
         text = super().format(record)
-        return text if record.levelno < logging.WARNING else f"warning: {text}"
+        return (
+            f"embedviz: warning: {text}"
+            if record.levelno >= logging.WARNING
+            else f"embedviz: {text}"
+        )
 
 
 def _setup_logging(quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("embedviz: %(message)s"))
+    handler.setFormatter(_Formatter("%(message)s"))
     root = logging.getLogger("embedviz")
     root.handlers[:] = [handler]
     root.propagate = False
@@ -331,15 +335,6 @@ def run_tsne(args: argparse.Namespace) -> int:
         drop_stopwords=args.drop_stopwords,
         drop_punctuation=args.drop_stopwords,
     )
-    if selection.unknown:
-        shown = ", ".join(selection.unknown[:10]) + (", ..." if len(selection.unknown) > 10 else "")
-        logger.warning(
-            "%d words from %s are not in %s and are left out: %s",
-            len(selection.unknown),
-            args.words,
-            model.name,
-            shown,
-        )
     if len(selection.words) < 2:
         raise InputError(
             f"only {len(selection.words)} words left to map from {model}; check --top, --words "

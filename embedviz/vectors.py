@@ -666,6 +666,8 @@ def load_selection(
     >>> sel = load_selection("data/glove-5k.bin", top=100, drop_stopwords=True)
     ... # doctest: +SKIP
     """
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise InputError(f"top must be a positive integer or None, got {top!r}")
     filters = dict(
         include=include,
         exclude=exclude,
