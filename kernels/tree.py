@@ -46,7 +46,7 @@ from numba import njit
 CODE_BITS = (0, 52, 31, 21)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _spread2(x):
     # put the low 32 bits of x on the even bit positions
     x = x & np.uint64(0x00000000FFFFFFFF)
@@ -58,7 +58,7 @@ def _spread2(x):
     return x
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _spread3(x):
     # put the low 21 bits of x on every third bit position
     x = x & np.uint64(0x1FFFFF)
@@ -70,7 +70,7 @@ def _spread3(x):
     return x
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _highest_bit(x):
     # index of the highest set bit of a non-zero uint64
     h = 0
@@ -152,34 +152,46 @@ def radix_sort(keys, idx, keys_tmp, idx_tmp, n_bits):
     ([1, 3, 5, 5], [3, 1, 0, 2])
     """
     n = keys.shape[0]
-    radix_bits = 11
-    n_buckets = 1 << radix_bits
-    mask = np.uint64(n_buckets - 1)
-    count = np.empty(n_buckets, dtype=np.int64)
-    src_k, src_i, dst_k, dst_i = keys, idx, keys_tmp, idx_tmp
-    for shift in range(0, n_bits, radix_bits):
-        ush = np.uint64(shift)
-        count[:] = 0
+    count = np.empty(2048, dtype=np.int64)
+    in_tmp = False  # whether the current order sits in the scratch buffers
+    for shift in range(0, n_bits, 11):
+        if in_tmp:
+            moved = _radix_pass(keys_tmp, idx_tmp, keys, idx, np.uint64(shift), count)
+        else:
+            moved = _radix_pass(keys, idx, keys_tmp, idx_tmp, np.uint64(shift), count)
+        if moved:
+            in_tmp = not in_tmp
+    if in_tmp:
         for j in range(n):
-            count[(src_k[j] >> ush) & mask] += 1
-        if count.max() == n:
-            continue
-        total = 0
-        for b in range(n_buckets):
-            c = count[b]
-            count[b] = total
-            total += c
-        for j in range(n):
-            key = src_k[j]
-            b = (key >> ush) & mask
-            pos = count[b]
-            count[b] = pos + 1
-            dst_k[pos] = key
-            dst_i[pos] = src_i[j]
-        src_k, src_i, dst_k, dst_i = dst_k, dst_i, src_k, src_i
-    if src_k is not keys:
-        keys[:] = src_k
-        idx[:] = src_i
+            keys[j] = keys_tmp[j]
+            idx[j] = idx_tmp[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _radix_pass(src_k, src_i, dst_k, dst_i, shift, count):
+    # one stable counting-sort pass on the 11-bit digit at `shift`; False (and
+    # nothing moved) when every key has the same digit there
+    n = src_k.shape[0]
+    mask = np.uint64(2047)
+    for b in range(2048):
+        count[b] = 0
+    for j in range(n):
+        count[(src_k[j] >> shift) & mask] += 1
+    total = 0
+    for b in range(2048):
+        c = count[b]
+        if c == n:
+            return False
+        count[b] = total
+        total += c
+    for j in range(n):
+        key = src_k[j]
+        b = (key >> shift) & mask
+        pos = count[b]
+        count[b] = pos + 1
+        dst_k[pos] = key
+        dst_i[pos] = src_i[j]
+    return True
 
 
 def empty_tree(n, dim):
