@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from importlib import import_module
@@ -341,6 +342,13 @@ def run_tsne(args: argparse.Namespace) -> int:
             "and the filters"
         )
 
+    n = len(selection.words)
+    if n < 3 * args.perplexity + 1:
+        raise InputError(
+            f"--perplexity {args.perplexity:g} needs at least {math.ceil(3 * args.perplexity + 1)} "
+            f"words, but {n} are selected from {model}; pass --perplexity {(n - 1) / 3:.4g} "
+            "or less, or select more words"
+        )
     stats = _stats_callback(args, model, selection.words) if args.stats else None
     tsne = TSNE(**tsne_params(args), callbacks=(stats,) if stats else ())
     colour = labels if labels is not None else args.clusters

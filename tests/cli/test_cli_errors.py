@@ -99,7 +99,8 @@ def test_too_few_words_for_perplexity(tmp_path, small_model, capsys):
     rc = main(argv)
     assert rc == 2
     line = _one_error_line(rc, capsys.readouterr().err)
-    assert "perplexity" in line and "20 points" in line
+    assert "--perplexity 30 needs at least 91 words, but 20 are selected" in line
+    assert "pass --perplexity 6.333 or less" in line
 
 
 def test_words_file_problems(tmp_path, small_model, capsys):
