@@ -257,7 +257,10 @@ class UIServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and wait for the server thread; attached storages stay open."""
+        """Stop serving; wait for the server thread and for page builds still running.
+
+        Attached storages stay open (the caller closes them).
+        """
         if self._thread is None:
             return
         loop, server = self._loop, self._server
@@ -273,8 +276,10 @@ class UIServer:
         self._thread.join(10)
         self._thread = None
         self.executor.shutdown(wait=True)
-        self.background.shutdown(wait=False, cancel_futures=True)
-        self.builders.shutdown(wait=False, cancel_futures=True)
+        # wait for running page builds and diagnostics: after stop() returns nothing of
+        # ours reads the storages, so the caller may close them
+        self.background.shutdown(wait=True, cancel_futures=True)
+        self.builders.shutdown(wait=True, cancel_futures=True)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
         self.background = ThreadPoolExecutor(1, thread_name_prefix="embedviz-findings")
         self.builders = ThreadPoolExecutor(2, thread_name_prefix="embedviz-pages")

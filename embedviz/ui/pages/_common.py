@@ -97,6 +97,17 @@ def marks_columns_empty() -> dict:
     return {"x": np.zeros(0, np.int64), "y": np.zeros(0), "value": [], "series": []}
 
 
+def fetch_many(storage, session_id: str, worker_id: str, names, max_points: int = MAX_POINTS):
+    """Several downsampled series in one pass (``get_series_many``), name -> Series."""
+    names = list(dict.fromkeys(names))
+    if not names:
+        return {}
+    many = getattr(storage, "get_series_many", None)
+    if many is not None:
+        return many(session_id, worker_id, names, max_points=max_points)
+    return {n: storage.get_series(session_id, worker_id, n, max_points) for n in names}
+
+
 def series_columns(iterations, timestamps, values, label: str = "") -> tuple[dict, dict]:
     """Columns for a line source (``x``, ``t``, ``y`` with NaN gaps) and its marks source."""
     x = np.asarray(iterations, dtype=np.int64)
@@ -126,13 +137,18 @@ class LiveSeries:
     last_iteration: int | None = field(default=None, init=False)
     _state: tuple[float, float] = field(default=(0.0, 0.0), init=False)
 
-    def load(self, storage, session_id: str, worker_id: str, marks=None) -> LiveSeries:
+    def load(self, storage, session_id: str, worker_id: str, marks=None, series=None) -> LiveSeries:
         """Fill the sources from the storage (downsampled); returns self.
 
         ``marks``: a marks source shared with other series of the same chart.
+        ``series``: the series already read (by :func:`fetch_many`), not read again.
         """
         full = self.smooth is not None
-        s = storage.get_series(session_id, worker_id, self.name, None if full else self.max_points)
+        s = series
+        if s is None:
+            s = storage.get_series(
+                session_id, worker_id, self.name, None if full else self.max_points
+            )
         values = s.values if self.transform is None else self.transform(s.values)
         smoothed = None
         if full:
@@ -245,36 +261,34 @@ def draw_series(
     width: float = 1.5,
     smoothed_too: bool = False,
     x: str = "x",
-    y_format: str = "{0.0000g}",
 ):
-    """Draw ``s`` on ``p``: its line (raw faint and smoothed bold, or plain), with a tooltip.
+    """Draw ``s`` on ``p``: its line (raw faint and smoothed bold, or plain).
 
-    The tooltip names the series (BokehJS inserts tooltip labels as text, not HTML).
-    Returns the line renderer.
+    Returns the line renderer, named after the series (the tooltip of
+    :func:`add_hover` shows that name; BokehJS inserts it as text, not HTML).
     """
     if smoothed_too:
         p.line(x, "y", source=s.source, color=color, line_width=1, alpha=0.35)
-        r = p.line(x, "ys", source=s.source, color=color, line_width=2)
-    else:
-        r = p.line(x, "y", source=s.source, color=color, line_width=width)
-    p.add_tools(
-        HoverTool(
-            renderers=[r],
-            line_policy="nearest",
-            description=f"hover: {s.label}",
-            tooltips=[(s.label, f"@y{y_format}"), ("iteration", "@x")],
-        )
-    )
-    return r
+        return p.line(x, "ys", source=s.source, color=color, line_width=2, name=s.label)
+    return p.line(x, "y", source=s.source, color=color, line_width=width, name=s.label)
 
 
 def add_hover(
-    p, drawn: Sequence, marks: ColumnDataSource | None = None, y_format: str = "", x: str = "x"
+    p,
+    drawn: Sequence,
+    marks: ColumnDataSource | None = None,
+    y_format: str = "{0.0000g}",
+    x: str = "x",
 ) -> None:
-    """Red x markers, with tooltips, for the NaN/inf points in ``marks``.
-
-    ``drawn`` and ``y_format`` are accepted for symmetry with :func:`draw_series`.
-    """
+    """One tooltip for the lines in ``drawn``; red x markers (with tooltips) for ``marks``."""
+    if drawn:
+        p.add_tools(
+            HoverTool(
+                renderers=list(drawn),
+                line_policy="nearest",
+                tooltips=[("", "$name"), ("iteration", "@x"), ("value", f"@y{y_format}")],
+            )
+        )
     if marks is not None:
         r = p.scatter(
             x,
@@ -289,7 +303,7 @@ def add_hover(
         p.add_tools(
             HoverTool(
                 renderers=[r],
-                description="hover: NaN/inf",
+                description="NaN / inf",
                 tooltips=[("", "@series"), ("iteration", "@x"), ("value", "@value")],
             )
         )

@@ -25,6 +25,7 @@ from embedviz.ui.pages._common import (
     add_legend,
     colour,
     draw_series,
+    fetch_many,
     heading,
     line_chart,
     log10_or_nonfinite,
@@ -156,6 +157,14 @@ def build_layer(
         ),
     ]
 
+    stats = ("param_mean_magnitude", "update_mean_magnitude")
+    fetched = fetch_many(
+        storage,
+        session_id,
+        worker_id,
+        [f"params/{n}/update_param_ratio" for n in params]
+        + [f"params/{n}/{stat}" for n in params for stat in stats],
+    )
     ratio, ratio_chart = multi_series_chart(
         storage,
         session_id,
@@ -167,6 +176,7 @@ def build_layer(
         page,
         f"{key}:ratio",
         band=(-4.0, -2.0),
+        fetched=fetched,
     )
     mag = line_chart(
         "log10 mean magnitude: parameters (solid) and updates (dashed)", "log10 mean |x|"
@@ -179,7 +189,7 @@ def build_layer(
                 f"params/{name}/{stat}",
                 f"{name} {stat.split('_')[0]}",
                 transform=log10_or_nonfinite,
-            ).load(storage, session_id, worker_id, mag_marks)
+            ).load(storage, session_id, worker_id, mag_marks, fetched[f"params/{name}/{stat}"])
             page.sources[f"{key}:{stat}:{name}"] = s.source
             d = draw_series(mag, s, colour(i, len(params)))
             d.glyph.line_dash = dash

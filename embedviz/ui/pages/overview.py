@@ -24,6 +24,7 @@ from embedviz.ui.pages._common import (
     add_legend,
     colour,
     draw_series,
+    fetch_many,
     format_duration,
     format_number,
     heading,
@@ -169,8 +170,15 @@ def multi_series_chart(
     key,
     transform=log10_or_nonfinite,
     band=None,
+    fetched=None,
 ):
-    """A chart with one line per series name; series registered under ``key:<label>``."""
+    """A chart with one line per series name; series registered under ``key:<label>``.
+
+    ``fetched``: series already read (name -> Series); the others are read in one pass.
+    """
+    fetched = dict(fetched or {})
+    missing = [n for n in names if n not in fetched]
+    fetched.update(fetch_many(storage, session_id, worker_id, missing))
     p = line_chart(title, y_label, name=key)
     if band is not None:
         p.add_layout(
@@ -191,7 +199,9 @@ def multi_series_chart(
     marks = new_marks(f"{key}:marks")
     page.sources[f"{key}:marks"] = marks
     for i, (name, label) in enumerate(zip(names, labels, strict=True)):
-        s = LiveSeries(name, label, transform=transform).load(storage, session_id, worker_id, marks)
+        s = LiveSeries(name, label, transform=transform).load(
+            storage, session_id, worker_id, marks, fetched[name]
+        )
         page.sources[f"{key}:{label}"] = s.source
         drawn.append(draw_series(p, s, colour(i, len(names))))
         series.append(s)
@@ -247,6 +257,13 @@ def build_overview(
     acts = list(latest.activations) if latest else []
     feed = UpdateFeed(storage, session_id, worker_id, latest.iteration if latest else None)
 
+    groups = {
+        "ratio": [f"params/{n}/update_param_ratio" for n in params],
+        "std_act": [f"activations/{n}/std" for n in acts],
+        "std_grad": [f"params/{n}/grad_std" for n in params],
+        "std_update": [f"params/{n}/update_std" for n in params],
+    }
+    fetched = fetch_many(storage, session_id, worker_id, [n for g in groups.values() for n in g])
     score, score_box = score_view(storage, session_id, worker_id, page)
     _, evals = eval_view(storage, session_id, worker_id, page)
     ratio, ratio_chart = multi_series_chart(
@@ -260,6 +277,7 @@ def build_overview(
         page,
         "ratio",
         band=RATIO_BAND,
+        fetched=fetched,
     )
     std_charts, std_series = [], []
     for key, title, names, labels in (
@@ -277,6 +295,7 @@ def build_overview(
             "log10 std",
             page,
             key,
+            fetched=fetched,
         )
         chart.visible = not std_charts
         std_series += series

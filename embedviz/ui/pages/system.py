@@ -102,9 +102,9 @@ def build_system(storage, session_id: str, worker_id: str | None = None) -> Page
         drawn = []
         for i, (w, s) in enumerate(series):
             page.sources[f"{name}:{w}"] = s.source
-            drawn.append(draw_series(p, s, colour(i, len(series)), width=2, y_format="{0.0}"))
+            drawn.append(draw_series(p, s, colour(i, len(series)), width=2))
             live.append((w, s))
-        add_hover(p, drawn, marks)
+        add_hover(p, drawn, marks, "{0.0}")
         charts.append(p)
 
     feeds = {
