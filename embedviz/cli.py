@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import sys
+from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 
@@ -62,16 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(getattr(args, "quiet", False))
-    try:
-        return int(args.func(args) or 0)
-    except EmbedvizError as exc:
-        message = " ".join(str(exc).split())
-        print(f"embedviz: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("embedviz: interrupted", file=sys.stderr)
-        return 130
+    with _command_logging(getattr(args, "quiet", False)):
+        try:
+            return int(args.func(args) or 0)
+        except EmbedvizError as exc:
+            message = " ".join(str(exc).split())
+            print(f"embedviz: error: {message}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("embedviz: interrupted", file=sys.stderr)
+            return 130
 
 
 class _Formatter(logging.Formatter):
@@ -84,15 +85,24 @@ class _Formatter(logging.Formatter):
         )
 
 
-def _setup_logging(quiet: bool) -> None:
+@contextmanager
+def _command_logging(quiet: bool):
+    """embedviz's messages on stderr as ``embedviz: ...`` for one command; the logging
+    set-up is restored afterwards (``main`` may run inside a test or a notebook)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter("%(message)s"))
-    root = logging.getLogger("embedviz")
-    root.handlers[:] = [handler]
-    root.propagate = False
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
-    # the command reports its own files, once each
-    logging.getLogger("embedviz.plot.export").setLevel(logging.WARNING)
+    package, export = logging.getLogger("embedviz"), logging.getLogger("embedviz.plot.export")
+    saved = (package.handlers[:], package.propagate, package.level, export.level)
+    package.handlers[:] = [handler]
+    package.propagate = False
+    package.setLevel(logging.WARNING if quiet else logging.INFO)
+    export.setLevel(logging.WARNING)  # the command reports its own files, once each
+    try:
+        yield
+    finally:
+        package.handlers[:], package.propagate = saved[0], saved[1]
+        package.setLevel(saved[2])
+        export.setLevel(saved[3])
 
 
 # -- embedviz tsne ----------------------------------------------------------------------

@@ -62,6 +62,16 @@ def test_subprocess_3d_quiet(tmp_path, small_model, fast_args):
     assert out.stat().st_size > 10_000
 
 
+def test_main_restores_logging(tmp_path, small_model, fast_args):
+    import logging
+
+    package = logging.getLogger("embedviz")
+    before = (package.handlers[:], package.propagate, package.level)
+    argv = ["tsne", str(small_model[0]), "-o", str(tmp_path / "m.html"), *fast_args]
+    assert main(argv) == 0
+    assert (package.handlers, package.propagate, package.level) == before
+
+
 def test_default_output_name(tmp_path, small_model, fast_args, monkeypatch):
     path, _, _ = small_model
     monkeypatch.chdir(tmp_path)
