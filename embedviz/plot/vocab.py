@@ -52,10 +52,12 @@ def plot_vocab(
     vectors : str, Path, KeyedVectors, Word2Vec/FastText model, (words, matrix) or Selection
         A word-vector file (any format :func:`~embedviz.vectors.load_vectors` reads), gensim
         vectors or model, a pair of a word list and an (N, d) array (rank = list order),
-        or the result of :func:`~embedviz.vectors.select_words`.
+        or the result of :func:`~embedviz.vectors.select_words` or
+        :func:`~embedviz.vectors.load_selection`.
     tsne : TSNE or estimator with fit_transform, default=None
         The t-SNE to run (it is fitted in place). None builds
-        ``TSNE(n_components=dims, metric="cosine", random_state=random_state)``.
+        ``TSNE(n_components=dims, metric="cosine", random_state=random_state,
+        reduce_perplexity=True)`` (the perplexity shrinks for small vocabularies).
     top : int, default=None
         Map the ``top`` most frequent words (5000 when neither ``top`` nor ``words`` is
         given and ``vectors`` is not already a selection).
@@ -94,6 +96,11 @@ def plot_vocab(
     ... # doctest: +SKIP
     >>> table["word"][:3], table["x"][:3]  # doctest: +SKIP
     """
+    if output is not None and not Path(output).parent.is_dir():
+        raise InputError(
+            f"output: the directory {Path(output).parent} does not exist; create it or choose "
+            "another path"
+        )
     selection, source_name = _selection(
         vectors, top, words, include, exclude, drop_stopwords, drop_punctuation
     )
@@ -184,9 +191,13 @@ def _tsne(tsne, dims, random_state):
         from embedviz.tsne.estimator import TSNE
 
         dims = dims or VOCAB_DEFAULTS["dims"]
-        return TSNE(
-            n_components=dims, metric=VOCAB_DEFAULTS["metric"], random_state=random_state
-        ), dims
+        tsne = TSNE(
+            n_components=dims,
+            metric=VOCAB_DEFAULTS["metric"],
+            random_state=random_state,
+            reduce_perplexity=True,
+        )
+        return tsne, dims
     if not hasattr(tsne, "fit_transform"):
         raise InputError(f"tsne must be an estimator with fit_transform, got {type(tsne).__name__}")
     own = getattr(tsne, "n_components", dims or 2)

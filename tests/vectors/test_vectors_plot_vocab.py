@@ -128,6 +128,8 @@ def test_bad_arguments(blob_words):
         plot_vocab((words, matrix), words=["a1", "zzz"])
     with pytest.raises(InputError, match="the word list repeats 1 words"):
         plot_vocab((["a", "b", "a"], np.eye(3)))
+    with pytest.raises(InputError, match="output: the directory .*nope does not exist"):
+        plot_vocab((words, matrix), output="/nope/x.html")
     with pytest.raises(InputError, match="vectors must be a file path"):
         plot_vocab(42)
 
@@ -142,3 +144,9 @@ def test_gensim_word2vec_model():
     _, table = plot_vocab(model, tsne=_fast_tsne(), top=25, colour=4)
     assert table["word"] == model.wv.index_to_key[:25]  # most frequent first
     assert set(table["cluster"]) <= set(range(4)) and len(set(table["cluster"])) == 4
+
+
+def test_default_tsne_shrinks_the_perplexity_for_few_words(blob_words):
+    words, matrix, _ = blob_words
+    _, table = plot_vocab((words[:20], matrix[:20]), n_neighbors=3)  # perplexity 30 > 19/3
+    assert table["word"] == words[:20] and np.isfinite(table["x"]).all()
