@@ -19,6 +19,7 @@ from embedviz.ui.pages._common import escape
 
 log = logging.getLogger(__name__)
 
+FINDINGS_STYLE = {"max-height": "480px", "overflow-y": "auto"}
 _COLOURS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 
 
@@ -87,4 +88,5 @@ def findings_view(storage, session_id: str, worker_id: str | None = None) -> Div
         text=findings_html(get_findings(storage, session_id, worker_id)),
         sizing_mode="stretch_width",
         name="findings",
+        styles=FINDINGS_STYLE,
     )

@@ -12,9 +12,17 @@ from __future__ import annotations
 import time
 
 from bokeh.layouts import column, row
-from bokeh.models import BoxAnnotation, CustomJS, Div, RadioButtonGroup, Span
+from bokeh.models import (
+    BoxAnnotation,
+    CustomJS,
+    DataRange1d,
+    Div,
+    LinearAxis,
+    RadioButtonGroup,
+    Span,
+)
 
-from embedviz.ui.findings import findings_view
+from embedviz.ui.findings import FINDINGS_STYLE, findings_view
 from embedviz.ui.pages._common import (
     SMOOTHING,
     LiveSeries,
@@ -72,11 +80,23 @@ def eval_view(storage, session_id: str, worker_id: str, page: Page):
     drawn, series = [], []
     marks = new_marks("eval:marks")
     page.sources["eval:marks"] = marks
+    # losses and scores (accuracy) differ in scale: losses get their own axis on the right
+    losses = [m for m in metrics if "loss" in m.lower()]
+    split = 0 < len(losses) < len(metrics)
+    if split:
+        p.extra_y_ranges["loss"] = DataRange1d()
+        p.add_layout(LinearAxis(y_range_name="loss", axis_label="loss"), "right")
     for i, m in enumerate(metrics):
         s = LiveSeries(f"eval/{m}", m).load(storage, session_id, worker_id, marks)
         page.sources[f"eval/{m}"] = s.source
-        d = draw_series(p, s, colour(i, len(metrics)), width=2)
-        p.scatter("x", "y", source=s.source, color=colour(i, len(metrics)), size=6, legend_label=m)
+        axis = {"y_range_name": "loss"} if split and m in losses else {}
+        color = colour(i, len(metrics))
+        d = p.line("x", "y", source=s.source, color=color, line_width=2, name=m, **axis)
+        dots = p.scatter("x", "y", source=s.source, color=color, size=6, legend_label=m, **axis)
+        if axis:
+            p.extra_y_ranges["loss"].renderers = [*p.extra_y_ranges["loss"].renderers, d, dots]
+        elif split:
+            p.y_range.renderers = [*p.y_range.renderers, d, dots]
         drawn.append(d)
         series.append(s)
     p.legend.location = "top_left"
@@ -313,7 +333,9 @@ def build_overview(
         ),
     )
 
-    model_table = table(model_rows(info), ["property", "value"], name="model_table")
+    model_table = table(
+        model_rows(info), ["property", "value"], name="model_table", widths=[130, 310]
+    )
     first = first_point(storage, session_id, worker_id)
     perf_table = table(
         performance_rows(storage, session_id, worker_id, info, first),
@@ -325,7 +347,7 @@ def build_overview(
     findings_div = (
         findings_view(storage, session_id, worker_id)
         if findings
-        else Div(text="", sizing_mode="stretch_width", name="findings")
+        else Div(text="", sizing_mode="stretch_width", name="findings", styles=FINDINGS_STYLE)
     )
     live = [score, *ratio, *std_series]
 
