@@ -269,7 +269,7 @@ def neighbor_lists(tsne: Any, matrix: np.ndarray, words: Sequence[str], n_neighb
     the original space, which ``normalize`` or ``pca_components`` may have changed.
     Estimators without ``neighbors_`` (scikit-learn's) get an exact cosine search.
     """
-    unit = _unit_rows(matrix)
+    unit = _unit_rows(matrix).astype(np.float32)  # 4 decimals are shown
     n = len(words)
     found = getattr(tsne, "neighbors_", None)
     if found is not None:
@@ -280,19 +280,29 @@ def neighbor_lists(tsne: Any, matrix: np.ndarray, words: Sequence[str], n_neighb
         k = min(n - 1, 3 * n_neighbors)
         nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(unit)
         indices = nn.kneighbors(unit, return_distance=False)
-    sims = np.empty(indices.shape, dtype=np.float64)
+    sims = np.empty(indices.shape, dtype=np.float32)
     step = max(1, 4_000_000 // max(1, indices.shape[1] * unit.shape[1]))  # bounded memory
     for start in range(0, n, step):
         block = slice(start, start + step)
         sims[block] = np.einsum("ij,ikj->ik", unit[block], unit[indices[block]])
     sims[indices == np.arange(n)[:, None]] = -np.inf  # never a word's own neighbour
-    order = np.argsort(-sims, axis=1, kind="stable")[:, :n_neighbors]
+    order = np.arange(sims.shape[1])[None, :].repeat(n, axis=0)
+    if n_neighbors < sims.shape[1]:  # the best few first, then only those sorted
+        order = np.argpartition(-sims, n_neighbors - 1, axis=1)[:, :n_neighbors]
+    ranked = np.argsort(-np.take_along_axis(sims, order, axis=1), axis=1, kind="stable")
+    order = np.take_along_axis(order, ranked, axis=1)
     best = np.take_along_axis(indices, order, axis=1)
     best_sims = np.take_along_axis(sims, order, axis=1)
-    return [
-        [(words[j], round(float(s), 4)) for j, s in zip(js, ss, strict=True) if np.isfinite(s)]
-        for js, ss in zip(best, best_sims, strict=True)
+    names = np.asarray(words, dtype=object)[best].tolist()
+    lists = [
+        list(zip(row_names, row_sims, strict=True))
+        for row_names, row_sims in zip(
+            names, np.round(best_sims.astype(np.float64), 4).tolist(), strict=True
+        )
     ]
+    for i in np.flatnonzero(~np.isfinite(best_sims).all(axis=1)):  # fewer candidates than asked
+        lists[i] = [(w, s) for w, s in lists[i] if np.isfinite(s)]
+    return lists
 
 
 def _draw(coords, words, rank, clusters, neighbors, dims, title, n_labels):

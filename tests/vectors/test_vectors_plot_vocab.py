@@ -150,3 +150,17 @@ def test_default_tsne_shrinks_the_perplexity_for_few_words(blob_words):
     words, matrix, _ = blob_words
     _, table = plot_vocab((words[:20], matrix[:20]), n_neighbors=3)  # perplexity 30 > 19/3
     assert table["word"] == words[:20] and np.isfinite(table["x"]).all()
+
+
+def test_neighbor_lists_skip_self_and_short_rows():
+    from embedviz.plot.vocab import neighbor_lists
+
+    class Fitted:
+        # row 0 lists itself; every row has only 3 candidates
+        neighbors_ = (np.array([[0, 1, 2], [0, 2, 3], [3, 1, 0], [2, 1, 0]]), None)
+
+    matrix = np.array([[1, 0], [1, 1], [0, 1], [-1, 1]], dtype=np.float64)
+    got = neighbor_lists(Fitted(), matrix, ["a", "b", "c", "d"], n_neighbors=5)
+    assert [w for w, _ in got[0]] == ["b", "c"]  # "a" itself left out
+    assert [w for w, _ in got[1]] == ["a", "c", "d"] or [w for w, _ in got[1]] == ["c", "a", "d"]
+    np.testing.assert_allclose([s for _, s in got[2]], [np.sqrt(0.5), np.sqrt(0.5), 0.0], atol=1e-4)
