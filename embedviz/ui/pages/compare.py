@@ -13,8 +13,10 @@ from bokeh.layouts import column, row
 from bokeh.models import (
     CheckboxGroup,
     CustomJS,
+    DataRange1d,
     DatetimeTickFormatter,
     Div,
+    LinearAxis,
     RadioButtonGroup,
     Slider,
 )
@@ -128,6 +130,7 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     score_plot = line_chart("Score (faint: raw, bold: smoothed)", "score", name="compare_score")
     eval_plot = line_chart("Evaluation (not smoothed)", "value", name="compare_eval")
     groups, all_lines, series, feeds, rows = [], [], [], [], []
+    eval_ranges = {"default": [], "loss": []}
     for i, (sid, storage) in enumerate(runs):
         worker = pick_worker(storage, sid, None)
         color = colour(i, len(runs))
@@ -156,6 +159,8 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
             e = LiveSeries(f"eval/{m}", f"{sid} {m}", extra_columns=rel).load(storage, sid, worker)
             page.sources[f"eval:{sid}:{m}"] = e.source
             dash = ("solid", "dashed", "dotted", "dotdash")[k % 4]
+            # losses on the right axis, scores (accuracy) on the left
+            axis = "loss" if "loss" in m.lower() else "default"
             r = eval_plot.line(
                 "x",
                 "y",
@@ -164,8 +169,12 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
                 line_width=2,
                 line_dash=dash,
                 legend_label=f"{sid[:30]} {m}",
+                y_range_name=axis,
             )
-            dots = eval_plot.scatter("x", "y", source=e.source, color=color, size=5)
+            dots = eval_plot.scatter(
+                "x", "y", source=e.source, color=color, size=5, y_range_name=axis
+            )
+            eval_ranges[axis] += [r, dots]
             mine += [r, dots]
             ev_series.append((m, e))
         for r in mine:
@@ -182,6 +191,12 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
             p.legend.click_policy = "hide"
             p.legend.label_text_font_size = "11px"
     eval_plot.x_range = score_plot.x_range
+    eval_plot.y_range.renderers = eval_ranges["default"]
+    if eval_ranges["loss"]:
+        eval_plot.extra_y_ranges["loss"] = DataRange1d(
+            renderers=eval_ranges["loss"], only_visible=True
+        )
+        eval_plot.add_layout(LinearAxis(y_range_name="loss", axis_label="loss"), "right")
     for p in (score_plot, eval_plot):
         p.y_range.only_visible = True
     score_plot.x_range.only_visible = True
