@@ -65,3 +65,15 @@ def test_run_ui_serves_until_interrupted(sqlite_path, monkeypatch):
     assert b'"mlp"' in seen["body"]
     time.sleep(0.1)
     assert not any(t.name == "embedviz-ui" for t in threading.enumerate())
+
+
+def test_importing_embedviz_ui_does_not_import_bokeh():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, embedviz.ui, embedviz.ui.commands; "
+        "assert 'bokeh' not in sys.modules, 'bokeh imported'; "
+        "assert callable(embedviz.ui.write_report) and 'bokeh' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
