@@ -35,6 +35,7 @@ COMMANDS = [
     "embedviz.cli:add_tsne_command",
     "embedviz.ui.commands:add_ui_command",
     "embedviz.ui.commands:add_report_command",
+    "embedviz.cli:add_check_command",
 ]
 
 
@@ -103,6 +104,30 @@ def _command_logging(quiet: bool):
         package.handlers[:], package.propagate = saved[0], saved[1]
         package.setLevel(saved[2])
         export.setLevel(saved[3])
+
+
+# -- embedviz check ---------------------------------------------------------------------
+
+
+def add_check_command(subparsers) -> None:
+    """Register ``embedviz check DB``: the diagnostics of :mod:`embedviz.stats.diagnostics`."""
+    p = subparsers.add_parser(
+        "check",
+        help="diagnose recorded runs (exit status 1 when a finding is an error)",
+        description=(
+            "Read a statistics file and print findings (exploding or vanishing updates, loss "
+            "spikes, dead units, divergence, ...) with their evidence and advice."
+        ),
+        epilog="example: embedviz check runs.db",
+    )
+    p.add_argument("storage", metavar="DB", help="statistics file")
+    p.set_defaults(func=_run_check)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from embedviz.stats.diagnostics import run_check
+
+    return run_check(args.storage)
 
 
 # -- embedviz tsne ----------------------------------------------------------------------

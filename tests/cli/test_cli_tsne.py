@@ -114,7 +114,7 @@ def test_labels_file(tmp_path, small_model, fast_args):
     assert clusters[-1] == "(no label)"
 
 
-def test_stats_session(tmp_path, small_model, fast_args):
+def test_stats_session_and_check(tmp_path, small_model, fast_args, capsys):
     pytest.importorskip("embedviz.stats.tsne_stats")
     from embedviz.stats.storage import SQLiteStatsStorage
 
@@ -130,6 +130,11 @@ def test_stats_session(tmp_path, small_model, fast_args):
         assert all(np.isfinite(u.extra["kl"]) for u in updates)
     finally:
         storage.close()
+    # and `embedviz check` reads it
+    assert main(["check", str(db)]) in (0, 1)
+    out = capsys.readouterr().out
+    assert f"{db}: 1 session(s)" in out and "summary:" in out
+    assert main(["check", str(tmp_path / "none.db")]) == 2
 
 
 def test_defaults_are_the_shared_defaults():
