@@ -195,3 +195,39 @@ def test_static_report_opens_from_disk(browser, tmp_path):
         "return Array.from(document.scripts).map(s => s.src).filter(s => s)"
     )
     assert json.dumps(srcs) == "[]"
+
+
+def test_compare_x_axis_switches_to_relative_and_wall_time(browser, live):
+    ui, _ = live
+    open_page(browser, ui.url + "/train/compare")
+    fields = (
+        "const d = Bokeh.documents[0], p = d.get_model_by_name('compare_score');"
+        "return [p.renderers.filter(r => r.glyph.x).map(r => r.glyph.x.field)[0],"
+        " 'days' in p.below[0].formatter, p.below[0].axis_label]"
+    )
+    assert browser.execute_script(fields)[0] == "x"
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('x_mode').active = 1")
+    assert browser.execute_script(fields)[:2] == ["rel", False]
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('x_mode').active = 2")
+    field, formatter, label = browser.execute_script(fields)
+    assert field == "t" and formatter is True and label == "wall time"  # a date formatter
+    assert severe(browser) == []
+
+
+def test_report_layer_selector_switches_panels(browser, tmp_path):
+    storage = InMemoryStatsStorage()
+    fill(storage, n=30)
+    open_page(browser, write_report(storage, tmp_path / "r.html").resolve().as_uri())
+    panels = (
+        "const d = Bokeh.documents[0], all = [...d.all_models];"
+        "const panel = n => all.find(m => m.children && "
+        "m.children.includes(d.get_model_by_name(n)));"
+        "return [panel('layer0:table').visible, panel('layer2:table').visible]"
+    )
+    assert browser.execute_script(panels) == [True, False]
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('layer_select').value = '2'")
+    assert browser.execute_script(panels) == [False, True]
+    wait_for(browser, READY, timeout=30)
+    plots, drawn, empty_frames = browser.execute_script(DRAWN)
+    assert empty_frames == 0 and drawn >= 4
+    assert severe(browser) == []

@@ -78,9 +78,9 @@ def run_row(storage, session_id: str, worker_id: str | None) -> tuple:
 _X_MODE = """
 const f = ["x", "rel", "t"][cb_obj.active]
 for (const r of renderers) { r.glyph.x = {field: f} }
-for (const p of plots) {
-  p.xaxis[0].formatter = cb_obj.active == 2 ? dt : basic
-  p.xaxis[0].axis_label = ["iteration", "seconds since the run started", "wall time"][cb_obj.active]
+for (const a of axes) {
+  a.formatter = cb_obj.active == 2 ? dt : basic
+  a.axis_label = ["iteration", "seconds since the run started", "wall time"][cb_obj.active]
 }
 """
 
@@ -211,7 +211,7 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         CustomJS(
             args={
                 "renderers": all_lines,
-                "plots": [score_plot, eval_plot],
+                "axes": [score_plot.xaxis[0], eval_plot.xaxis[0]],
                 "dt": DatetimeTickFormatter(),
                 "basic": BasicTickFormatter(),
             },
