@@ -231,3 +231,45 @@ def test_report_layer_selector_switches_panels(browser, tmp_path):
     plots, drawn, empty_frames = browser.execute_script(DRAWN)
     assert empty_frames == 0 and drawn >= 4
     assert severe(browser) == []
+
+
+def test_histogram_slider_goes_back_through_time(browser, live):
+    ui, storage = live
+    open_page(browser, ui.url + "/train/model?session=mlp")
+    name = "layer:hist:params:0.weight"
+    slider = "Bokeh.documents[0].get_model_by_name('layer:slider')"
+    browser.execute_script(f"{slider}.value = 55")  # between two recorded histograms
+    show = browser.execute_script(
+        f"const s = Bokeh.documents[0].get_model_by_name('{name}:show');"
+        "return [Array.from(s.data.left), Array.from(s.data.top)]"
+    )
+    it, h = [
+        (it, h) for it, h in storage.get_histograms("mlp", "0", "params", "0.weight") if it <= 55
+    ][-1]
+    assert it == 50
+    assert show[1] == h.counts
+    assert show[0] == pytest.approx(list(h.edges()[:-1]))
+    assert severe(browser) == []
+
+
+def test_std_choice_and_run_ticks_toggle_charts(browser, live):
+    ui, _ = live
+    open_page(browser, ui.url + "/train/overview?session=mlp")
+    vis = (
+        "const d = Bokeh.documents[0]; return ['std_act', 'std_grad', 'std_update']"
+        ".map(n => d.get_model_by_name(n).visible)"
+    )
+    assert browser.execute_script(vis) == [True, False, False]
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('std_choice').active = 2")
+    assert browser.execute_script(vis) == [False, False, True]
+    wait_for(browser, READY, timeout=30)
+    assert browser.execute_script(DRAWN)[2] == 0  # the shown chart is laid out
+    open_page(browser, ui.url + "/train/compare")
+    shown = (
+        "return Bokeh.documents[0].get_model_by_name('compare_score').renderers"
+        ".filter(r => r.visible).length"
+    )
+    before = browser.execute_script(shown)
+    assert before > 0
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('runs_select').active = []")
+    assert browser.execute_script(shown) == 0
