@@ -13,11 +13,13 @@ import torch
 
 from embedviz.stats.records import Histogram
 
+_FULL = (torch.float32, torch.float64)
+
 
 def _row(t: torch.Tensor) -> torch.Tensor:
     """sum, sum of squares and sum of |x| of one tensor (queued, in its dtype)."""
     f = t.detach().reshape(-1)
-    if not f.is_floating_point():
+    if f.dtype not in _FULL:  # half, bfloat16, integers: reduce in float32
         f = f.float()
     return torch.stack((f.sum(), torch.dot(f, f), f.abs().sum()))
 
@@ -65,7 +67,7 @@ def activation_row(output: torch.Tensor) -> torch.Tensor:
     """Queued statistics of one layer's output: sum, sum of squares, non-zero count."""
     with torch.no_grad():
         f = output.detach().reshape(-1)
-        if not f.is_floating_point():
+        if f.dtype not in _FULL:
             f = f.float()
         return torch.stack((f.sum(), torch.dot(f, f), torch.count_nonzero(f).to(f.dtype)))
 
@@ -83,7 +85,7 @@ def histograms(tensors: dict[str, torch.Tensor], bins: int) -> dict[str, Histogr
     if not names:
         return {}
     flat = [tensors[n].detach().reshape(-1) for n in names]
-    flat = [x if x.is_floating_point() else x.float() for x in flat]
+    flat = [x if x.dtype in _FULL else x.float() for x in flat]
     limits = torch.stack([torch.stack(torch.aminmax(x)).float().cpu() for x in flat]).tolist()
     counts = []
     for i, (x, (lo, hi)) in enumerate(zip(flat, limits, strict=True)):

@@ -217,3 +217,25 @@ def test_without_optimizer_records_params_and_grads(digits):
     g = model[2].bias.grad.double()
     assert stats.grad_mean_magnitude == pytest.approx(float(g.abs().mean()), rel=1e-5)
     assert np.isfinite(stats.param_std)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_other_dtypes(digits, dtype):
+    X, y = digits
+    model = make_model().to(dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, frequency=1, histogram_frequency=1) as listener:
+        for _ in range(2):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(X[:32].to(dtype)).float(), y[:32])
+            loss.backward()
+            opt.step()
+            listener.step(loss)
+    u = storage.get_updates(listener.session_id)[-1]
+    w = model[0].weight.detach().double()
+    assert u.params["0.weight"].param_mean_magnitude == pytest.approx(
+        float(w.abs().mean()), rel=1e-2
+    )
+    assert sum(u.histograms["params"]["0.weight"].counts) == w.numel()
+    assert np.isfinite(u.params["0.weight"].update_param_ratio)
