@@ -172,7 +172,7 @@ def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punct
 
 def _indexed(words, matrix):
     """(words, matrix) with the attributes select_words reads (gensim is not needed)."""
-    from embedviz.vectors import _Raw
+    from embedviz._readers import Raw
 
     index = {w: i for i, w in enumerate(words)}
     if len(index) != len(words):
@@ -181,7 +181,7 @@ def _indexed(words, matrix):
             "word once"
         )
     ranks = np.arange(1, len(words) + 1, dtype=np.int64)
-    return _Raw(list(words), index, np.ascontiguousarray(matrix), ranks)
+    return Raw(list(words), index, np.ascontiguousarray(matrix), ranks)
 
 
 def _tsne(tsne, dims, random_state):
