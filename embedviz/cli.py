@@ -172,6 +172,11 @@ def add_tsne_command(subparsers) -> None:
         help="drop English stop words and tokens without a letter or digit",
     )
     t = p.add_argument_group("t-SNE")
+
+    def number(option: str, kind, default, help: str) -> None:
+        metavar = "N" if kind is int else "X"
+        t.add_argument(option, type=kind, default=default, metavar=metavar, help=help)
+
     t.add_argument("--dims", type=int, choices=(2, 3), default=V["dims"], help="2D or 3D map")
     t.add_argument(
         "--metric",
@@ -179,58 +184,26 @@ def add_tsne_command(subparsers) -> None:
         default=V["metric"],
         help="distance between word vectors",
     )
-    t.add_argument(
-        "--perplexity",
-        type=float,
-        default=D["perplexity"],
-        metavar="X",
-        help="effective number of neighbours",
+    number("--perplexity", float, D["perplexity"], "effective number of neighbours")
+    number("--theta", float, D["theta"], "Barnes-Hut accuracy")
+    number("--max-iter", int, D["max_iter"], "iterations")
+    number(
+        "--stop-lying-iter", int, D["stop_lying_iter"], "iteration at which early exaggeration ends"
     )
-    t.add_argument(
-        "--theta", type=float, default=D["theta"], metavar="X", help="Barnes-Hut accuracy"
-    )
-    t.add_argument("--max-iter", type=int, default=D["max_iter"], metavar="N", help="iterations")
-    t.add_argument(
-        "--stop-lying-iter",
-        type=int,
-        default=D["stop_lying_iter"],
-        metavar="N",
-        help="iteration at which early exaggeration ends",
-    )
-    t.add_argument(
+    number(
         "--early-exaggeration",
-        type=float,
-        default=D["early_exaggeration"],
-        metavar="X",
-        help="factor on P until --stop-lying-iter",
+        float,
+        D["early_exaggeration"],
+        "factor on P until --stop-lying-iter",
     )
-    t.add_argument(
-        "--learning-rate",
-        type=_learning_rate,
-        default=D["learning_rate"],
-        metavar="X",
-        help="a number or 'auto'",
-    )
-    t.add_argument(
-        "--momentum",
-        type=float,
-        default=D["momentum"],
-        metavar="X",
-        help="momentum until --switch-momentum-iter",
-    )
-    t.add_argument(
-        "--final-momentum",
-        type=float,
-        default=D["final_momentum"],
-        metavar="X",
-        help="momentum after it",
-    )
-    t.add_argument(
+    number("--learning-rate", _learning_rate, D["learning_rate"], "a number or 'auto'")
+    number("--momentum", float, D["momentum"], "momentum until --switch-momentum-iter")
+    number("--final-momentum", float, D["final_momentum"], "momentum after it")
+    number(
         "--switch-momentum-iter",
-        type=int,
-        default=D["switch_momentum_iter"],
-        metavar="N",
-        help="iteration at which the momentum switches",
+        int,
+        D["switch_momentum_iter"],
+        "iteration at which the momentum switches",
     )
     t.add_argument(
         "--adagrad",
@@ -238,13 +211,7 @@ def add_tsne_command(subparsers) -> None:
         default=D["use_adagrad"],
         help="AdaGrad step sizes instead of gains",
     )
-    t.add_argument(
-        "--pca",
-        type=int,
-        default=D["pca_components"],
-        metavar="N",
-        help="reduce the vectors to N principal components first",
-    )
+    number("--pca", int, D["pca_components"], "reduce the vectors to N principal components first")
     t.add_argument(
         "--no-normalize",
         dest="normalize",
@@ -252,8 +219,8 @@ def add_tsne_command(subparsers) -> None:
         default=D["normalize"],
         help="do not centre and scale the vectors",
     )
-    t.add_argument("--seed", type=int, default=V["seed"], metavar="N", help="random seed")
-    t.add_argument("--threads", type=int, default=D["n_jobs"], metavar="N", help="-1: all cores")
+    number("--seed", int, V["seed"], "random seed")
+    number("--threads", int, D["n_jobs"], "-1: all cores")
     c = p.add_argument_group("colours and output")
     c.add_argument(
         "--clusters",

@@ -107,8 +107,7 @@ def _read(path, limit, binary, keep, unicode_errors):
     gensim is not even imported) or a gensim KeyedVectors (gensim pickles), with its
     report."""
     path = Path(path)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InputError(f"limit must be a positive integer or None, got {limit!r}")
+    _check_count("limit", limit)
     if unicode_errors not in ("ignore", "replace", "strict"):
         raise InputError(
             f"unicode_errors must be 'ignore', 'replace' or 'strict', got {unicode_errors!r}"
@@ -142,6 +141,16 @@ def _read(path, limit, binary, keep, unicode_errors):
 
 
 # -- selection --------------------------------------------------------------------------
+
+
+def _check_count(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+
+
+def _check_not_string(words: Any) -> None:
+    if isinstance(words, str):
+        raise InputError(f"words must be a list of words, got the string {words!r}")
 
 
 def _compile(pattern: str | None, name: str) -> re.Pattern | None:
@@ -197,14 +206,12 @@ def select_words(
     >>> sel.vectors.shape  # doctest: +SKIP
     (500, 50)
     """
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
-        raise InputError(f"top must be a positive integer or None, got {top!r}")
+    _check_count("top", top)
     keep = word_filter(include, exclude, drop_stopwords, drop_punctuation)
     index = kv.key_to_index
     unknown: list[str] = []
     if words is not None:
-        if isinstance(words, str):
-            raise InputError(f"words must be a list of words, got the string {words!r}")
+        _check_not_string(words)
         candidates: Sequence[str] = list(dict.fromkeys(words))
         unknown = [w for w in candidates if w not in index]
         candidates = [w for w in candidates if w in index]
@@ -252,8 +259,7 @@ def load_selection(
     >>> sel = load_selection("data/glove-5k.bin", top=100, drop_stopwords=True)
     ... # doctest: +SKIP
     """
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
-        raise InputError(f"top must be a positive integer or None, got {top!r}")
+    _check_count("top", top)
     filters = dict(
         include=include,
         exclude=exclude,
@@ -261,8 +267,7 @@ def load_selection(
         drop_punctuation=drop_punctuation,
     )
     if words is not None:
-        if isinstance(words, str):
-            raise InputError(f"words must be a list of words, got the string {words!r}")
+        _check_not_string(words)
         words = list(words)
         found, _ = _read(path, None, binary, frozenset(words).__contains__, unicode_errors)
     else:
