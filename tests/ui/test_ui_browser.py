@@ -181,6 +181,7 @@ def test_log_toggle_switches_the_score_chart(browser, live):
     ) == [False, True]
 
 
+@pytest.mark.slow
 def test_static_report_opens_from_disk(browser, tmp_path):
     storage = InMemoryStatsStorage()
     fill(storage, n=80)
@@ -214,6 +215,7 @@ def test_compare_x_axis_switches_to_relative_and_wall_time(browser, live):
     assert severe(browser) == []
 
 
+@pytest.mark.slow
 def test_report_layer_selector_switches_panels(browser, tmp_path):
     storage = InMemoryStatsStorage()
     fill(storage, n=30)
