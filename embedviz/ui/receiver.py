@@ -3,7 +3,8 @@
 Route handlers only read the request and call the ``*_impl`` functions, which return
 ``(status, body_dict)``; tests call them directly. Checks, in order: 403 when the
 receiver is disabled, 401 for a missing or wrong bearer token (compared with
-:func:`hmac.compare_digest`), 413 for a body over the limit (judged from
+:func:`hmac.compare_digest`), 400 for a Content-Type other than JSON (so that no other
+web site can post records through the user's browser), 413 for a body over the limit (judged from
 ``Content-Length`` before the body is kept; the rest is read and dropped so the client
 sees the answer), 400 for anything malformed (not UTF-8, not JSON, not an object,
 ``schema_version`` missing or newer, ``records`` not a list, a record invalid -- the
@@ -52,9 +53,17 @@ def _error(status: int, message: str) -> tuple[int, dict]:
 
 
 def check_request_impl(
-    config: ReceiverConfig, authorization: str | None, content_length: int | None
+    config: ReceiverConfig,
+    authorization: str | None,
+    content_length: int | None,
+    content_type: str | None = "application/json",
 ) -> tuple[int, dict] | None:
-    """The answer decided from the headers alone (403/401/413), or None to go on."""
+    """The answer decided from the headers alone (403/401/400/413), or None to go on.
+
+    A Content-Type other than ``application/json`` is refused (400): a web page can
+    post ``text/plain`` to 127.0.0.1 without the browser asking first, but not JSON,
+    so this keeps other sites from writing into the storage.
+    """
     if not config.enabled:
         return _error(403, "remote receiver disabled; start embedviz ui --enable-remote")
     if config.token is not None:
@@ -62,6 +71,11 @@ def check_request_impl(
         expected = f"Bearer {config.token}".encode()
         if not hmac.compare_digest(given, expected):
             return _error(401, "missing or wrong bearer token")
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        return _error(
+            400, f"Content-Type: expected application/json, got {content_type or 'none'!r:.60}"
+        )
     if content_length is not None and content_length > config.max_body_bytes:
         return _error(
             413,
@@ -156,7 +170,10 @@ class RecordsHandler(_JSONHandler):
         except ValueError:
             length = None
         self._early = check_request_impl(
-            self.server.receiver, self.request.headers.get("Authorization"), length
+            self.server.receiver,
+            self.request.headers.get("Authorization"),
+            length,
+            self.request.headers.get("Content-Type"),
         )
 
     def data_received(self, chunk: bytes) -> None:

@@ -198,6 +198,19 @@ def test_malformed_input_is_400_with_a_message(served, body, message):
     assert storage.list_sessions() == []
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", None, "application/x-www-form-urlencoded"])
+def test_only_json_is_accepted_so_web_pages_cannot_post(served, content_type):
+    ui, storage = served(enable_remote=True)
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    status, _, data = request(ui, "POST", "/api/records", body_of(good_records()), headers)
+    assert status == 400 and "Content-Type" in json.loads(data)["error"]
+    assert storage.list_sessions() == []
+    ok = post(
+        ui, body_of(good_records()), headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+    assert ok[0] == 200
+
+
 def test_a_bad_record_rejects_the_whole_batch(served):
     ui, storage = served(enable_remote=True)
     records = good_records()
