@@ -275,8 +275,9 @@ def callback(name: str, **args):
 
 
 # -------------------------------------------------------------------- sources, tools
-def make_sources(words, rank, codes, nbr_idx, nbr_sim, base):
-    """The ``meta``, ``nbrs`` and ``labels`` sources (see the module docstring)."""
+def make_sources(words, rank, codes, nbr_idx, nbr_sim, base, label_xy):
+    """The ``meta``, ``nbrs`` and ``labels`` sources (see the module docstring); the labels
+    start as the ``base`` words at ``label_xy`` (the drawn coordinates of each word)."""
     from bokeh.models import ColumnDataSource
 
     meta_data = {"word": list(words)}
@@ -289,19 +290,72 @@ def make_sources(words, rank, codes, nbr_idx, nbr_sim, base):
     if nbr_idx is not None:
         nbrs = ColumnDataSource({"idx": nbr_idx, "sim": nbr_sim}, name="embedviz_neighbors")
     labels = ColumnDataSource(
-        {"x": [], "y": [], "text": [], "i": [], "kind": []}, name="embedviz_labels"
+        {
+            "x": [float(label_xy[i, 0]) for i in base],
+            "y": [float(label_xy[i, 1]) for i in base],
+            "text": [words[i] for i in base],
+            "i": list(base),
+            "kind": ["base"] * len(base),
+        },
+        name="embedviz_labels",
     )
     return meta, nbrs, labels
 
 
-def fill_labels(labels, points_xy: np.ndarray, words: Sequence[str], base: list[int]) -> None:
-    labels.data = {
-        "x": [float(points_xy[i, 0]) for i in base],
-        "y": [float(points_xy[i, 1]) for i in base],
-        "text": [words[i] for i in base],
-        "i": list(base),
-        "kind": ["base"] * len(base),
-    }
+def label_set(labels, size: float):
+    """Labels drawn beside their points (canvas text: nothing to escape)."""
+    from bokeh.models import LabelSet
+
+    return LabelSet(
+        x="x",
+        y="y",
+        text="text",
+        source=labels,
+        x_offset=size / 2 + 1,
+        y_offset=-4,
+        text_font_size="9pt",
+        text_color="#222222",
+        text_font_style="normal",
+        background_fill_color="white",
+        background_fill_alpha=0.55,
+        name="embedviz_label_set",
+    )
+
+
+def map_figure(title: str, home, frame_width: int, frame_height: int, n: int, **kwargs):
+    """The plot both maps draw in: ranges at the ``home`` view, no axes or grid, WebGL
+    from :data:`WEBGL_THRESHOLD` points on; ``kwargs`` (tools, ...) go to ``figure``."""
+    from bokeh.models import Range1d
+    from bokeh.plotting import figure
+
+    plot = figure(
+        title=title,
+        x_range=Range1d(home[0], home[1], name="embedviz_x_range"),
+        y_range=Range1d(home[2], home[3], name="embedviz_y_range"),
+        frame_width=frame_width,
+        frame_height=frame_height,
+        output_backend="webgl" if n >= WEBGL_THRESHOLD else "canvas",
+        active_scroll="auto",
+        toolbar_location="above",
+        name="embedviz_plot",
+        **kwargs,
+    )
+    plot.axis.visible = False
+    plot.grid.visible = False
+    plot.outline_line_color = "#dddddd"
+    return plot
+
+
+def fill_color(codes, names):
+    """The points' fill colour and the palette: a colour per cluster code (column ``c``
+    of the points), or one blue and None without clusters."""
+    from bokeh.models import LinearColorMapper
+
+    if codes is None:
+        return "#3b6fb6", None
+    pal = palette(len(names))
+    mapper = LinearColorMapper(palette=pal, low=-0.5, high=len(pal) - 0.5)
+    return {"field": "c", "transform": mapper}, pal
 
 
 def hover_tool(renderer, index_field: str, common: dict):
@@ -332,10 +386,11 @@ def hover_tool(renderer, index_field: str, common: dict):
     )
 
 
-def common_args(points, meta, nbrs, labels, names, extra, k, xf, yf):
+def common_args(points, meta, nbrs, labels, names, extra, xf, yf):
     """Arguments every callback gets (the names ``_lib.js`` expects)."""
     from bokeh.models import ColumnDataSource, CustomJS
 
+    k = 0 if nbrs is None else len(nbrs.data["idx"]) // len(meta.data["word"])
     clusters = ColumnDataSource({"name": list(names or [])}, name="embedviz_clusters")
     extra_words = ColumnDataSource({"word": list(extra)}, name="embedviz_extra_words")
     # never run: it only carries the helpers' code, once for the whole page

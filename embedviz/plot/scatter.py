@@ -74,15 +74,12 @@ def scatter_2d(
     from bokeh.models import (
         BoxZoomTool,
         ColumnDataSource,
-        LinearColorMapper,
         PanTool,
-        Range1d,
         ResetTool,
         SaveTool,
         TapTool,
         WheelZoomTool,
     )
-    from bokeh.plotting import figure
 
     coords, words, rank, codes, names, nbr_idx, nbr_sim, extra = C.check_inputs(
         coords, words, rank, clusters, neighbors, n_labels, dims=2
@@ -95,36 +92,18 @@ def scatter_2d(
     points = ColumnDataSource(data, name="embedviz_points")
     home = C.home_view(xy.astype(np.float64), FRAME_WIDTH, FRAME_HEIGHT)
     base = C.base_label_indices(xy, words, rank, n_labels, home, (FRAME_WIDTH, FRAME_HEIGHT))
-    meta, nbrs, labels = C.make_sources(words, rank, codes, nbr_idx, nbr_sim, base)
-    C.fill_labels(labels, xy, words, base)
+    meta, nbrs, labels = C.make_sources(words, rank, codes, nbr_idx, nbr_sim, base, xy)
 
-    x_range = Range1d(home[0], home[1], name="embedviz_x_range")
-    y_range = Range1d(home[2], home[3], name="embedviz_y_range")
-    plot = figure(
-        title=title,
-        x_range=x_range,
-        y_range=y_range,
-        frame_width=FRAME_WIDTH,
-        frame_height=FRAME_HEIGHT,
-        output_backend="webgl" if n >= C.WEBGL_THRESHOLD else "canvas",
+    plot = C.map_figure(
+        title,
+        home,
+        FRAME_WIDTH,
+        FRAME_HEIGHT,
+        n,
         tools=[PanTool(), WheelZoomTool(), BoxZoomTool(), ResetTool(), SaveTool()],
         active_drag="auto",
-        active_scroll="auto",
-        toolbar_location="above",
-        name="embedviz_plot",
     )
-    plot.axis.visible = False
-    plot.grid.visible = False
-    plot.outline_line_color = "#dddddd"
-
-    if codes is not None:
-        pal = C.palette(len(names))
-        color = {
-            "field": "c",
-            "transform": LinearColorMapper(palette=pal, low=-0.5, high=len(pal) - 0.5),
-        }
-    else:
-        color = "#3b6fb6"
+    color, pal = C.fill_color(codes, names)
     size = C.point_size(n)
     renderer = plot.scatter(
         "x",
@@ -141,33 +120,11 @@ def scatter_2d(
         nonselection_fill_color=color,
         name="embedviz_scatter",
     )
-    k = 0 if nbr_idx is None else len(nbr_idx) // n
-    common = C.common_args(points, meta, nbrs, labels, names, extra, k, "x", "y")
+    common = C.common_args(points, meta, nbrs, labels, names, extra, "x", "y")
     plot.add_tools(C.hover_tool(renderer, "$index", common))
-    widgets, tap = C.controls(common, x_range, y_range, home, width=SIDEBAR_WIDTH)
+    widgets, tap = C.controls(common, plot.x_range, plot.y_range, home, width=SIDEBAR_WIDTH)
     plot.add_tools(TapTool(renderers=[renderer], callback=tap, behavior="select"))
-    plot.add_layout(label_set(labels, size))
-    if codes is not None:
-        C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0))
+    plot.add_layout(C.label_set(labels, size))
+    C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0))
     logger.debug("2D map of %d words, %d clusters", n, 0 if names is None else len(names))
     return row(plot, column(*widgets, width=SIDEBAR_WIDTH), name="embedviz_layout")
-
-
-def label_set(labels, size: float, x: str = "x", y: str = "y"):
-    """Labels drawn beside their points (canvas text: nothing to escape)."""
-    from bokeh.models import LabelSet
-
-    return LabelSet(
-        x=x,
-        y=y,
-        text="text",
-        source=labels,
-        x_offset=size / 2 + 1,
-        y_offset=-4,
-        text_font_size="9pt",
-        text_color="#222222",
-        text_font_style="normal",
-        background_fill_color="white",
-        background_fill_alpha=0.55,
-        name="embedviz_label_set",
-    )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from embedviz.plot import _common as C
-from embedviz.plot.scatter import SIDEBAR_WIDTH, label_set
+from embedviz.plot.scatter import SIDEBAR_WIDTH
 
 logger = logging.getLogger(__name__)
 
@@ -94,16 +94,14 @@ def scatter_3d(
     from bokeh.layouts import column, row
     from bokeh.models import (
         ColumnDataSource,
-        LinearColorMapper,
+        Div,
         LinearInterpolator,
-        Range1d,
         ResetTool,
         SaveTool,
         Slider,
         TapTool,
         WheelZoomTool,
     )
-    from bokeh.plotting import figure
 
     coords, words, rank, codes, names, nbr_idx, nbr_sim, extra = C.check_inputs(
         coords, words, rank, clusters, neighbors, n_labels, dims=3
@@ -133,35 +131,12 @@ def scatter_3d(
     home = (-limit, limit, -limit, limit)
     screen = np.column_stack([px, py])
     base = C.base_label_indices(screen, words, rank, n_labels, home, (FRAME_SIZE, FRAME_SIZE))
-    meta, nbrs, labels = C.make_sources(words, rank, codes, nbr_idx, nbr_sim, base)
-    C.fill_labels(labels, screen, words, base)
+    meta, nbrs, labels = C.make_sources(words, rank, codes, nbr_idx, nbr_sim, base, screen)
 
-    x_range = Range1d(home[0], home[1], name="embedviz_x_range")
-    y_range = Range1d(home[2], home[3], name="embedviz_y_range")
-    plot = figure(
-        title=title,
-        x_range=x_range,
-        y_range=y_range,
-        frame_width=FRAME_SIZE,
-        frame_height=FRAME_SIZE,
-        output_backend="webgl" if n >= C.WEBGL_THRESHOLD else "canvas",
-        tools=[WheelZoomTool(), ResetTool(), SaveTool()],
-        active_scroll="auto",
-        toolbar_location="above",
-        name="embedviz_plot",
+    plot = C.map_figure(
+        title, home, FRAME_SIZE, FRAME_SIZE, n, tools=[WheelZoomTool(), ResetTool(), SaveTool()]
     )
-    plot.axis.visible = False
-    plot.grid.visible = False
-    plot.outline_line_color = "#dddddd"
-
-    if codes is not None:
-        pal = C.palette(len(names))
-        color = {
-            "field": "c",
-            "transform": LinearColorMapper(palette=pal, low=-0.5, high=len(pal) - 0.5),
-        }
-    else:
-        color = "#3b6fb6"
+    color, pal = C.fill_color(codes, names)
     size = C.point_size(n)
     alpha = C.point_alpha(n)
     far_near = [0.0, 1.0]
@@ -191,8 +166,7 @@ def scatter_3d(
         start=-90, end=90, step=1, value=HOME_PITCH, title="pitch (°)", width=SIDEBAR_WIDTH,
         name="embedviz_pitch",
     )  # fmt: skip
-    k = 0 if nbr_idx is None else len(nbr_idx) // n
-    common = C.common_args(points, meta, nbrs, labels, names, extra, k, "px", "py")
+    common = C.common_args(points, meta, nbrs, labels, names, extra, "px", "py")
     rotate = C.callback("rotate", yaw=yaw, pitch=pitch, camera=CAMERA_DISTANCE, **common)
     yaw.js_on_change("value", rotate)
     pitch.js_on_change("value", rotate)
@@ -202,16 +176,13 @@ def scatter_3d(
 
     plot.add_tools(C.hover_tool(renderer, "@orig", common))
     widgets, tap = C.controls(
-        common, x_range, y_range, home, width=SIDEBAR_WIDTH, yaw=yaw, pitch=pitch,
+        common, plot.x_range, plot.y_range, home, width=SIDEBAR_WIDTH, yaw=yaw, pitch=pitch,
         home_angles=(HOME_YAW, HOME_PITCH),
     )  # fmt: skip
     plot.add_tools(TapTool(renderers=[renderer], callback=tap, behavior="select"))
-    plot.add_layout(label_set(labels, size))
-    if codes is not None:
-        C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0))
+    plot.add_layout(C.label_set(labels, size))
+    C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0))
     hint = "drag the plot or move the sliders to turn the cloud; the wheel zooms"
-    from bokeh.models import Div
-
     help_div = Div(text=hint, width=SIDEBAR_WIDTH, styles={"color": "#777", "font-size": "11px"})
     side = column(yaw, pitch, help_div, *widgets, width=SIDEBAR_WIDTH)
     logger.debug("3D map of %d words", n)
