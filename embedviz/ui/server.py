@@ -24,7 +24,6 @@ import html
 import logging
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
@@ -253,7 +252,7 @@ class UIServer:
                     "choose another --port or --host"
                 ) from None
             raise err
-        log.info("embedviz UI at %s/train/overview", self.url)
+        log.debug("embedviz UI at %s/train/overview", self.url)
         return self
 
     def stop(self) -> None:
@@ -285,14 +284,22 @@ class UIServer:
         self.builders = ThreadPoolExecutor(2, thread_name_prefix="embedviz-pages")
 
     def run_until_shutdown(self) -> None:
-        """Start (if needed) and serve until Ctrl-C."""
+        """Start (if needed) and serve until Ctrl-C or SIGTERM, then stop cleanly."""
+        import signal
+
         self.start()
+        stop = threading.Event()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            while self._thread is not None and self._thread.is_alive():
-                time.sleep(0.5)
+            while not stop.is_set() and self._thread is not None and self._thread.is_alive():
+                stop.wait(0.5)
         except KeyboardInterrupt:
             log.info("stopping the UI")
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             self.stop()
 
     def __enter__(self) -> UIServer:

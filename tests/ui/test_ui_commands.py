@@ -77,3 +77,33 @@ def test_importing_embedviz_ui_does_not_import_bokeh():
         "assert callable(embedviz.ui.write_report) and 'bokeh' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_ui_process_stops_cleanly_on_sigterm(sqlite_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO);"
+        "from embedviz.ui.commands import run_ui;"
+        f"sys.exit(run_ui([{str(sqlite_path)!r}], port=0))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for line in proc.stderr:
+            m = re.search(r"(http://127\.0\.0\.1:\d+)/train/overview", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url is not None
+        with urllib.request.urlopen(url + "/api/sessions", timeout=30) as r:
+            assert b'"mlp"' in r.read()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
