@@ -54,40 +54,35 @@ def test_truncated_gzip(tmp_path):
         load_vectors(path)
 
 
-def test_header_promises_more_words_binary(tmp_path):
-    path = _binary(tmp_path / "h.bin", ["a", "b"], count=5)
-    with pytest.raises(FileFormatError, match=r"header says 5 words but the file ends after 2"):
+@pytest.mark.parametrize(
+    ("words", "count", "message"),
+    [
+        (["a", "b"], 5, r"header says 5 words but the file ends after 2"),
+        (["a", "b", "c"], 2, r"header says 2 words but the file goes on after"),
+    ],
+    ids=["promises-more", "promises-fewer"],
+)
+def test_header_count_wrong_binary(tmp_path, words, count, message):
+    path = _binary(tmp_path / "h.bin", words, count=count)
+    with pytest.raises(FileFormatError, match=message):
         load_vectors(path)
 
 
-def test_header_promises_fewer_words_binary(tmp_path):
-    path = _binary(tmp_path / "h.bin", ["a", "b", "c"], count=2)
-    with pytest.raises(FileFormatError, match=r"header says 2 words but the file goes on after"):
-        load_vectors(path)
-
-
-def test_header_lies_text(tmp_path):
-    (tmp_path / "more.txt").write_text("4 2\na 1 2\nb 3 4\n")
-    with pytest.raises(FileFormatError, match=r"header says 4 words but the file ends after 2"):
-        load_vectors(tmp_path / "more.txt")
-    (tmp_path / "fewer.txt").write_text("1 2\na 1 2\nb 3 4\n")
-    with pytest.raises(FileFormatError, match=r"header says 1 words but line 3 holds another"):
-        load_vectors(tmp_path / "fewer.txt")
-
-
-def test_ragged_rows(tmp_path):
-    (tmp_path / "r.txt").write_text("3 3\na 1 2 3\nb 1 2\nc 1 2 3\n")
-    with pytest.raises(FileFormatError, match=r"line 3 \(word 'b'\) has 2 values, but the header"):
-        load_vectors(tmp_path / "r.txt")
-    (tmp_path / "g.txt").write_text("a 1 2 3\nb 1 2 3\nc 1 2 3 4\n")
-    with pytest.raises(FileFormatError, match=r"line 3 \(word 'c'\) has 4 values, but line 1"):
-        load_vectors(tmp_path / "g.txt")
-
-
-def test_not_a_number(tmp_path):
-    (tmp_path / "n.txt").write_text("a 1 2\nb 1 x2\n")
-    with pytest.raises(FileFormatError, match=r"line 2 \(word 'b'\): 'x2' is not a number"):
-        load_vectors(tmp_path / "n.txt")
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("4 2\na 1 2\nb 3 4\n", r"header says 4 words but the file ends after 2"),
+        ("1 2\na 1 2\nb 3 4\n", r"header says 1 words but line 3 holds another"),
+        ("3 3\na 1 2 3\nb 1 2\nc 1 2 3\n", r"line 3 \(word 'b'\) has 2 values, but the header"),
+        ("a 1 2 3\nb 1 2 3\nc 1 2 3 4\n", r"line 3 \(word 'c'\) has 4 values, but line 1"),
+        ("a 1 2\nb 1 x2\n", r"line 2 \(word 'b'\): 'x2' is not a number"),
+    ],
+    ids=["header-promises-more", "header-promises-fewer", "ragged", "ragged-glove", "not-a-number"],
+)
+def test_damaged_text_names_the_line(tmp_path, text, message):
+    (tmp_path / "v.txt").write_text(text)
+    with pytest.raises(FileFormatError, match=message):
+        load_vectors(tmp_path / "v.txt")
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])

@@ -128,14 +128,17 @@ def test_limit_reads_first_words_and_never_the_rest(tmp_path, kv, binary, words)
         load_vectors(path)
 
 
-def test_limit_allocates_only_the_rows_asked_for(tmp_path):
-    n, dim = 100_000, 50
+def _big_binary(path, n, dim):
+    """A word2vec binary file of ``n`` random words w0, w1, ... written by gensim."""
     rng = np.random.default_rng(2)
     big = KeyedVectors(dim, count=0)
     big.add_vectors([f"w{i}" for i in range(n)], rng.standard_normal((n, dim)).astype(np.float32))
-    path = tmp_path / "big.bin"
     big.save_word2vec_format(str(path), binary=True)
-    del big
+    return path
+
+
+def test_limit_allocates_only_the_rows_asked_for(tmp_path):
+    path = _big_binary(tmp_path / "big.bin", 100_000, 50)
     assert path.stat().st_size > 20e6
     tracemalloc.start()
     try:
@@ -228,13 +231,7 @@ def test_keep_still_checks_the_whole_file(tmp_path, kv):
 
 
 def test_keep_allocates_only_for_kept_words(tmp_path):
-    n, dim = 40_000, 128
-    rng = np.random.default_rng(2)
-    big = KeyedVectors(dim, count=0)
-    big.add_vectors([f"w{i}" for i in range(n)], rng.standard_normal((n, dim)).astype(np.float32))
-    path = tmp_path / "big.bin"
-    big.save_word2vec_format(str(path), binary=True)
-    del big
+    path = _big_binary(tmp_path / "big.bin", 40_000, 128)
     tracemalloc.start()
     try:
         got = load_vectors(path, keep=lambda w: w.endswith("00"))  # 399 words, whole file
