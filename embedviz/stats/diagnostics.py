@@ -318,11 +318,13 @@ def format_finding(f: Finding) -> str:
             f"          advice: {f.advice}")  # fmt: skip
 
 
-def run_check(path: str, stream: TextIO = sys.stdout) -> int:
+def run_check(path: str, stream: TextIO | None = None, err: TextIO | None = None) -> int:
     """Print the findings for a statistics file; the exit status for ``embedviz check``.
 
     Returns 1 when a finding has severity ``error``, 0 otherwise, and 2 (after one line
-    saying why) when the file cannot be read as statistics.
+    saying why, on ``err``) when the file cannot be read as statistics. ``stream`` and
+    ``err`` default to the standard output and error as they are at the call; ``err``
+    defaults to ``stream`` when only that is given.
 
     Examples
     --------
@@ -331,10 +333,14 @@ def run_check(path: str, stream: TextIO = sys.stdout) -> int:
     """
     from embedviz.stats.storage import SQLiteStatsStorage
 
+    if err is None:
+        err = sys.stderr if stream is None else stream
+    if stream is None:
+        stream = sys.stdout
     try:
         storage = SQLiteStatsStorage(path, read_only=True)
     except EmbedvizError as exc:
-        print(f"embedviz check: {exc}", file=stream)
+        print(f"embedviz: error: {exc}", file=err)
         return 2
     errors = warnings = 0
     try:
@@ -355,7 +361,7 @@ def run_check(path: str, stream: TextIO = sys.stdout) -> int:
                     warnings += f.severity == "warning"
         print(f"summary: {errors} error(s), {warnings} warning(s)", file=stream)
     except sqlite3.DatabaseError as exc:
-        print(f"embedviz check: {path}: damaged statistics file ({exc})", file=stream)
+        print(f"embedviz: error: {path}: damaged statistics file ({exc})", file=err)
         return 2
     finally:
         storage.close()
