@@ -124,6 +124,8 @@ class LiveSeries:
     ``transform`` maps raw values to drawn ones (e.g. :func:`log10_or_nonfinite`).
     ``smooth`` adds a ``ys`` column (debiased EMA of the drawn values);
     ``extra_columns(line) -> dict`` adds columns computed from ``x``, ``t``, ``y``.
+    ``first`` is the (iteration, timestamp) of the first point read (exact for smoothed
+    series, which are read whole).
     """
 
     name: str
@@ -135,6 +137,7 @@ class LiveSeries:
     source: ColumnDataSource = field(init=False)
     marks: ColumnDataSource = field(init=False)
     last_iteration: int | None = field(default=None, init=False)
+    first: tuple[int, float] | None = field(default=None, init=False)
     _state: tuple[float, float] = field(default=(0.0, 0.0), init=False)
 
     def load(self, storage, session_id: str, worker_id: str, marks=None, series=None) -> LiveSeries:
@@ -149,6 +152,8 @@ class LiveSeries:
             s = storage.get_series(
                 session_id, worker_id, self.name, None if full else self.max_points
             )
+        if len(s):
+            self.first = (int(s.iterations[0]), float(s.timestamps[0]))
         values = s.values if self.transform is None else self.transform(s.values)
         smoothed = None
         if full:

@@ -336,7 +336,7 @@ def build_overview(
     model_table = table(
         model_rows(info), ["property", "value"], name="model_table", widths=[130, 310]
     )
-    first = first_point(storage, session_id, worker_id)
+    first = score.first or first_point(storage, session_id, worker_id)
     perf_table = table(
         performance_rows(storage, session_id, worker_id, info, first),
         ["property", "value"],
