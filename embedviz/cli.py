@@ -373,32 +373,23 @@ def _write_outputs(args, layout, table, selection, output, title, labels):
     try:
         written.append(("page", export.save_html(layout, output, title=title)))
         if args.csv:
-            written.append(
-                (
-                    "CSV",
-                    export.write_csv(
-                        args.csv, coords, table["word"], table["rank"], table["cluster"]
-                    ),
-                )
+            path = export.write_csv(
+                args.csv, coords, table["word"], table["rank"], table["cluster"]
             )
+            written.append(("CSV", path))
         if args.dl4j_csv:
-            written.append(
-                ("DL4J CSV", export.write_dl4j_csv(args.dl4j_csv, coords, table["word"]))
-            )
+            path = export.write_dl4j_csv(args.dl4j_csv, coords, table["word"])
+            written.append(("DL4J CSV", path))
         if args.projector:
             column = "label" if labels is not None else "cluster"
             metadata = {
                 "rank": [int(r) for r in table["rank"]],
                 column: [str(c) for c in table["cluster"]],
             }
-            written.append(
-                (
-                    "projector files",
-                    export.write_projector(
-                        args.projector, selection.vectors, table["word"], metadata
-                    ),
-                )
+            path = export.write_projector(
+                args.projector, selection.vectors, table["word"], metadata
             )
+            written.append(("projector files", path))
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename or ''}: {exc.strerror or exc}") from None
     for what, path in written:

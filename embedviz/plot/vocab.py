@@ -116,7 +116,8 @@ def plot_vocab(
     coords = np.asarray(tsne.fit_transform(matrix), dtype=np.float64)
     neighbors = neighbor_lists(tsne, matrix, words_, n_neighbors)
 
-    layout = _draw(coords, words_, rank, clusters, neighbors, dims, title or source_name, n_labels)
+    title = title or source_name
+    layout = _draw(coords, words_, rank, clusters, neighbors, dims, title, n_labels)
     table: dict[str, Any] = {"word": list(words_)}
     for axis, name in enumerate("xyz"[:dims]):
         table[name] = coords[:, axis]
@@ -126,23 +127,31 @@ def plot_vocab(
     if output is not None:
         from embedviz.plot.export import save_html
 
-        path = save_html(layout, output, title=title or source_name)
+        path = save_html(layout, output, title=title)
         logger.info("wrote %s", path)
     return layout, table
 
 
 def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punctuation):
+    """The selection to map and the name of its source (the page's default title)."""
     from embedviz.vectors import Selection, load_selection, select_words
 
+    if isinstance(vectors, Selection):
+        return vectors, "embedviz"
+    pair = isinstance(vectors, tuple) and len(vectors) == 2
+    if top is None and words is None and not pair:  # a pair is mapped whole
+        top = VOCAB_DEFAULTS["top"]
     filters = dict(
+        top=top,
+        words=words,
         include=include,
         exclude=exclude,
         drop_stopwords=drop_stopwords,
         drop_punctuation=drop_punctuation,
     )
-    if isinstance(vectors, Selection):
-        return vectors, "embedviz"
-    if isinstance(vectors, tuple) and len(vectors) == 2:
+    if isinstance(vectors, (str, Path)):
+        return load_selection(vectors, **filters), Path(vectors).name
+    if pair:
         names, matrix = vectors
         names = [str(w) for w in names]
         matrix = np.asarray(matrix, dtype=np.float32)
@@ -152,11 +161,6 @@ def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punct
                 f"of shape {matrix.shape}"
             )
         kv = _indexed(names, matrix)
-        name = "embedviz"
-    elif isinstance(vectors, (str, Path)):
-        if top is None and words is None:
-            top = VOCAB_DEFAULTS["top"]
-        return load_selection(vectors, top=top, words=words, **filters), Path(vectors).name
     else:
         kv = getattr(vectors, "wv", vectors)
         if not hasattr(kv, "key_to_index") or not hasattr(kv, "vectors"):
@@ -164,10 +168,7 @@ def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punct
                 "vectors must be a file path, gensim KeyedVectors, a Word2Vec/FastText model, "
                 f"(words, matrix) or a Selection; got {type(vectors).__name__}"
             )
-        name = "embedviz"
-    if top is None and words is None and not (isinstance(vectors, tuple) and len(vectors) == 2):
-        top = VOCAB_DEFAULTS["top"]
-    return select_words(kv, top=top, words=words, **filters), name
+    return select_words(kv, **filters), "embedviz"
 
 
 def _indexed(words, matrix):
