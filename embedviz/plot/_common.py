@@ -1,4 +1,6 @@
-"""What the 2D and 3D word maps share: input checks, compact data sources, controls.
+"""What the 2D and 3D word maps share: compact data sources, frame, colours, controls.
+
+(The inputs are checked and encoded in :mod:`embedviz.plot._inputs`.)
 
 Layout of a map's data (kept small: a 100k-word page must stay a few MB):
 
@@ -25,7 +27,6 @@ tooltips by Bokeh's templating, the panel and messages by ``ev.escape`` in ``_li
 from __future__ import annotations
 
 import colorsys
-import logging
 import math
 from collections.abc import Sequence
 from functools import cache
@@ -33,156 +34,15 @@ from importlib import resources
 
 import numpy as np
 
-from embedviz.errors import InputError
+from embedviz.plot._inputs import smallest_uint
 
-logger = logging.getLogger(__name__)
-
-#: neighbours kept per word in the page (more are dropped, with a log message)
-MAX_NEIGHBORS = 10
 #: labels drawn for search hits (the most frequent matches)
 MAX_SEARCH_LABELS = 100
 #: from this many points on, plots draw with WebGL
 WEBGL_THRESHOLD = 5000
 
 
-# ---------------------------------------------------------------------------- inputs
-def check_inputs(coords, words, rank, clusters, neighbors, n_labels, dims):
-    """Validate and normalise the arguments of ``scatter_2d`` / ``scatter_3d``."""
-    try:
-        coords = np.asarray(coords, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"coords must be a numeric array of shape (N, {dims}); could not convert it ({exc})"
-        ) from None
-    if coords.ndim != 2 or coords.shape[1] != dims:
-        raise InputError(
-            f"coords must have shape (N, {dims}), got {coords.shape}; "
-            f"pass one row of {dims} coordinates per word"
-        )
-    n = coords.shape[0]
-    if n == 0:
-        raise InputError("coords is empty; pass at least one word to plot")
-    bad = ~np.isfinite(coords).all(axis=1)
-    if bad.any():
-        raise InputError(
-            f"coords has {int(bad.sum())} row(s) with NaN or inf, the first at row "
-            f"{int(np.argmax(bad))}; remove them or fix the embedding"
-        )
-    if isinstance(words, str):
-        raise InputError("words must be a sequence of strings, got a single string")
-    words = list(words)
-    if len(words) != n:
-        raise InputError(f"words has {len(words)} entries but coords has {n} rows; they must match")
-    for i, w in enumerate(words):
-        if not isinstance(w, str):
-            raise InputError(f"words[{i}] is {type(w).__name__} {w!r}; every word must be a str")
-    if rank is not None:
-        rank_arr = np.asarray(rank)
-        if rank_arr.shape != (n,) or not np.issubdtype(rank_arr.dtype, np.integer):
-            raise InputError(
-                f"rank must be {n} integers (frequency rank, 1-based), got shape "
-                f"{rank_arr.shape} and dtype {rank_arr.dtype}"
-            )
-        if n and rank_arr.min() < 1:
-            raise InputError(f"rank must be >= 1 (1-based), got {int(rank_arr.min())}")
-        rank = rank_arr.astype(np.int64)
-    codes = names = None
-    if clusters is not None:
-        clusters = (
-            list(np.asarray(clusters, dtype=object).ravel())
-            if not isinstance(clusters, list)
-            else clusters
-        )
-        if len(clusters) != n:
-            raise InputError(
-                f"clusters has {len(clusters)} labels but coords has {n} rows; they must match"
-            )
-        codes, names = _encode_clusters(clusters)
-    nbr_idx = nbr_sim = None
-    extra: list[str] = []
-    if neighbors is not None:
-        nbr_idx, nbr_sim, extra = _encode_neighbors(neighbors, words)
-    if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 0:
-        raise InputError(f"n_labels must be an integer >= 0, got {n_labels!r}")
-    return coords, words, rank, codes, names, nbr_idx, nbr_sim, extra
-
-
-def _encode_clusters(clusters):
-    """Labels (int or str) -> (codes uint8/uint16, names as str), names sorted."""
-    for i, c in enumerate(clusters):
-        if c is None or (isinstance(c, float) and math.isnan(c)):
-            raise InputError(f"clusters[{i}] is {c!r}; every word needs a cluster label")
-    keys = sorted(set(clusters), key=lambda c: (not _is_int(c), _sort_key(c)))
-    if len(keys) > 65535:
-        raise InputError(f"clusters has {len(keys)} distinct labels; at most 65535 are supported")
-    lookup = {k: j for j, k in enumerate(keys)}
-    dtype = np.uint8 if len(keys) <= 255 else np.uint16
-    codes = np.fromiter((lookup[c] for c in clusters), dtype=dtype, count=len(clusters))
-    names = [str(int(k)) if _is_int(k) else str(k) for k in keys]
-    return codes, names
-
-
-def _is_int(c) -> bool:
-    return isinstance(c, (int, np.integer)) and not isinstance(c, bool)
-
-
-def _sort_key(c):
-    return int(c) if _is_int(c) else str(c)
-
-
-def _encode_neighbors(neighbors, words):
-    """Lists of (word, similarity) -> flat index / similarity arrays (k per word)."""
-    n = len(words)
-    if len(neighbors) != n:
-        raise InputError(
-            f"neighbors has {len(neighbors)} lists but there are {n} words; pass one list "
-            "of (word, cosine_similarity) pairs per word"
-        )
-    k = max((len(lst) for lst in neighbors), default=0)
-    if k > MAX_NEIGHBORS:
-        logger.info("keeping the %d nearest of up to %d neighbours per word", MAX_NEIGHBORS, k)
-        k = MAX_NEIGHBORS
-    k = max(k, 1)
-    index = {}
-    for i, w in enumerate(words):
-        index.setdefault(w, i)
-    extra: list[str] = []
-    total = n
-    idx = np.full(n * k, -1, dtype=np.int64)
-    sim = np.zeros(n * k, dtype=np.int8)
-    for i, lst in enumerate(neighbors):
-        for j, pair in enumerate(list(lst)[:k]):
-            try:
-                word, s = pair
-                s = float(s)
-            except (TypeError, ValueError):
-                raise InputError(
-                    f"neighbors[{i}][{j}] is {pair!r}; each neighbour must be a "
-                    "(word, cosine_similarity) pair"
-                ) from None
-            if not isinstance(word, str) or not math.isfinite(s):
-                raise InputError(
-                    f"neighbors[{i}][{j}] is {pair!r}; the word must be a str and the "
-                    "similarity a finite number"
-                )
-            pos = index.get(word)
-            if pos is None:
-                pos = index[word] = total
-                extra.append(word)
-                total += 1
-            idx[i * k + j] = pos
-            sim[i * k + j] = int(round(min(1.0, max(-1.0, s)) * 100))
-    idx_dtype = np.int16 if total < 2**15 else np.int32
-    return idx.astype(idx_dtype), sim, extra
-
-
-def smallest_uint(values: np.ndarray) -> np.ndarray:
-    """The same non-negative integers in the narrowest unsigned dtype Bokeh can encode."""
-    top = int(values.max()) if values.size else 0
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if top <= np.iinfo(dtype).max:
-            return values.astype(dtype)
-    raise InputError(f"value {top} is too large for the page")  # pragma: no cover
+# ---------------------------------------------------------------------------- labels
 
 
 def base_label_indices(
@@ -250,6 +110,18 @@ def point_size(n: int) -> float:
 
 def point_alpha(n: int) -> float:
     return float(np.clip(1.05 - 0.1 * math.log10(max(n, 1)), 0.45, 0.85))
+
+
+def fill_color(codes, names):
+    """The points' fill colour and the palette: a colour per cluster code (column ``c``
+    of the points), or one blue and None without clusters."""
+    from bokeh.models import LinearColorMapper
+
+    if codes is None:
+        return "#3b6fb6", None
+    pal = palette(len(names))
+    mapper = LinearColorMapper(palette=pal, low=-0.5, high=len(pal) - 0.5)
+    return {"field": "c", "transform": mapper}, pal
 
 
 # ----------------------------------------------------------------------------- JS
@@ -344,18 +216,6 @@ def map_figure(title: str, home, frame_width: int, frame_height: int, n: int, **
     plot.grid.visible = False
     plot.outline_line_color = "#dddddd"
     return plot
-
-
-def fill_color(codes, names):
-    """The points' fill colour and the palette: a colour per cluster code (column ``c``
-    of the points), or one blue and None without clusters."""
-    from bokeh.models import LinearColorMapper
-
-    if codes is None:
-        return "#3b6fb6", None
-    pal = palette(len(names))
-    mapper = LinearColorMapper(palette=pal, low=-0.5, high=len(pal) - 0.5)
-    return {"field": "c", "transform": mapper}, pal
 
 
 def hover_tool(renderer, index_field: str, common: dict):

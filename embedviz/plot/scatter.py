@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from embedviz.plot import _common as C
+from embedviz.plot._inputs import check_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def scatter_2d(
         WheelZoomTool,
     )
 
-    coords, words, rank, codes, names, nbr_idx, nbr_sim, extra = C.check_inputs(
+    coords, words, rank, codes, names, nbr_idx, nbr_sim, extra = check_inputs(
         coords, words, rank, clusters, neighbors, n_labels, dims=2
     )
     n = len(words)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from embedviz.plot import _common as C
+from embedviz.plot._inputs import check_inputs, smallest_uint
 from embedviz.plot.scatter import SIDEBAR_WIDTH
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def scatter_3d(
         WheelZoomTool,
     )
 
-    coords, words, rank, codes, names, nbr_idx, nbr_sim, extra = C.check_inputs(
+    coords, words, rank, codes, names, nbr_idx, nbr_sim, extra = check_inputs(
         coords, words, rank, clusters, neighbors, n_labels, dims=3
     )
     n = len(words)
@@ -122,7 +123,7 @@ def scatter_3d(
         "px": px[order].astype(np.float32),
         "py": py[order].astype(np.float32),
         "d": depth[order].astype(np.float32),
-        "orig": C.smallest_uint(order),
+        "orig": smallest_uint(order),
     }
     if codes is not None:
         data["c"] = codes[order]
