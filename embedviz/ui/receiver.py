@@ -112,7 +112,30 @@ def parse_records_impl(body: bytes) -> list:
     records = data.get("records")
     if not isinstance(records, list):
         raise EmbedvizError(f"records: expected a list, got {type(records).__name__}")
-    return [record_from_dict(r, where=f"records[{i}]") for i, r in enumerate(records)]
+    out = []
+    for i, r in enumerate(records):
+        out.append(record_from_dict(r, where=f"records[{i}]"))
+        _check_int64(r, f"records[{i}]")
+    return out
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _check_int64(value, where: str, depth: int = 0) -> None:
+    """Integers must fit SQLite's 64-bit INTEGER (a larger one would fail the file's writes)."""
+    if isinstance(value, bool) or depth > 10:
+        return
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            shown = str(value) if abs(value) < 10**30 else f"of {len(str(abs(value)))} digits"
+            raise EmbedvizError(f"{where}: integer {shown} outside the 64-bit range")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_int64(v, f"{where}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for j, v in enumerate(value[:100_000]):
+            _check_int64(v, f"{where}[{j}]", depth + 1)
 
 
 def store_records_impl(

@@ -185,6 +185,20 @@ def test_body_over_the_limit_is_413(served):
             "unknown field",
         ),
         (b"[" * 100_00 + b"]" * 100_00, "JSON"),
+        (
+            body_of(
+                [
+                    {
+                        "type": "eval",
+                        "session_id": "s",
+                        "worker_id": "0",
+                        "iteration": 2**70,
+                        "timestamp": 0.0,
+                    }
+                ]
+            ),
+            r"records\[0\].iteration: integer .* 64-bit",
+        ),
     ],
 )
 def test_malformed_input_is_400_with_a_message(served, body, message):
