@@ -199,6 +199,11 @@ def test_body_over_the_limit_is_413(served):
             ),
             r"records\[0\].iteration: integer .* 64-bit",
         ),
+        (
+            b'{"schema_version": 1, "records": [{"type": "eval", "session_id": "s\\ud800", '
+            b'"worker_id": "0", "iteration": 1, "timestamp": 0.0}]}',
+            "lone surrogate",
+        ),
     ],
 )
 def test_malformed_input_is_400_with_a_message(served, body, message):
