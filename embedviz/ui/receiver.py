@@ -157,7 +157,9 @@ def store_records_impl(
     except EmbedvizError as exc:  # InputError from record_from_dict is one too
         return _error(400, " ".join(str(exc).split())[:500])
     if records:
-        get_storage().put_many(records)
+        storage = get_storage()
+        storage.put_many(records)
+        storage.flush()  # committed before the router is told 200 and forgets the batch
     config.recent[digest] = len(records)
     while len(config.recent) > _RECENT:
         config.recent.popitem(last=False)
