@@ -37,7 +37,7 @@ from bokeh.plotting import figure
 from embedviz.stats.base import scalar_getter
 from embedviz.stats.series import downsample_minmax
 
-MAX_POINTS = 1500  # per drawn series; a screen is ~1500 px wide
+MAX_POINTS = 1000  # per drawn series: 500 min/max pairs, about one per pixel of a chart
 CHART_HEIGHT = 240
 SMOOTHING = 0.8  # TensorBoard-style exponential moving average weight
 MARK_TOP, MARK_BOTTOM = 0.96, 0.04

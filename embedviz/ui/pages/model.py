@@ -18,6 +18,7 @@ from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource, CustomJS, Select
 
 from embedviz.ui.pages._common import (
+    MAX_POINTS,
     LiveSeries,
     Page,
     UpdateFeed,
@@ -108,7 +109,7 @@ class ActivationBand:
     def _columns(x, mean, std) -> dict:
         from embedviz.stats.series import downsample_minmax
 
-        keep = downsample_minmax(np.asarray(mean, np.float64), 1500)
+        keep = downsample_minmax(np.asarray(mean, np.float64), MAX_POINTS)
         x, mean, std = np.asarray(x)[keep], np.asarray(mean)[keep], np.asarray(std)[keep]
         return {"x": x, "mean": mean, "lo": mean - 2 * std, "hi": mean + 2 * std}
 
