@@ -55,23 +55,9 @@ def make_data(n: int, dims: int, seed: int = 0):
 
 
 def make_driver():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from embedviz._browser import headless_chromium
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    return headless_chromium(window_size=(1280, 900))
 
 
 VIEW = """

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+from embedviz._browser import headless_chromium, missing_reason
 
 # words that must stay text wherever they appear (a vocabulary can hold anything)
 EVIL_WORDS = [
@@ -54,28 +52,10 @@ def small_map(rng):
 @pytest.fixture(scope="session")
 def browser():
     """A headless Chromium; skipped (with the reason) where it is not installed."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
-    if not Path(CHROMEDRIVER).exists():
-        pytest.skip(f"{CHROMEDRIVER} is missing: apt-get install -y chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    driver = headless_chromium(window_size=(1280, 900))
     yield driver
     driver.quit()
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import time
-from pathlib import Path
 
 import pytest
 from ui_records import fill, fill_tsne
 
+from embedviz._browser import headless_chromium, missing_reason
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 @pytest.fixture
@@ -44,28 +40,10 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def browser():
     """A headless Chromium; skipped (with the reason) where it is not installed."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
-    if not Path(CHROMEDRIVER).exists():
-        pytest.skip(f"{CHROMEDRIVER} is missing: apt-get install -y chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    driver = headless_chromium(window_size=(1400, 1000))
     yield driver
     driver.quit()
 
