@@ -47,7 +47,7 @@ def report_layout(storage, session_id: str | None = None):
         session_id = sessions[-1]
         if len(sessions) > 1:
             log.info(
-                "report on session %r (newest of %d); choose one with session_id",
+                "report on session %r (newest of %d); choose another with --session (session_id=)",
                 session_id,
                 len(sessions),
             )
