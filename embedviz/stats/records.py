@@ -267,11 +267,37 @@ def _fail(where: str, expected: str, value: Any) -> None:
     raise InputError(f"{where}: expected {expected}, got {shown}")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int64(where: str, value: int) -> None:
+    """Integers must fit SQLite's signed 64 bits (JSON allows any size)."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        shown = str(value) if len(str(value)) <= 30 else f"an integer of {len(str(value))} digits"
+        raise InputError(
+            f"{where}: expected an integer within signed 64 bits [-2**63, 2**63 - 1], got "
+            f"{shown}; send it as a float or a string"
+        )
+
+
+def _no_surrogates(where: str, value: str) -> None:
+    """Strings must be valid Unicode (JSON allows a lone ``\\ud800``; SQLite cannot store it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{where}: expected valid Unicode text, got a string with a lone surrogate "
+            f"{value[exc.start]!r} at character {exc.start}; send UTF-8 text"
+        ) from None
+
+
 def _number(where: str, value: Any, optional: bool = False) -> float | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         _fail(where, "a number" + (" or null" if optional else ""), value)
+    if isinstance(value, int):
+        _int64(where, value)
     return value
 
 
@@ -280,12 +306,14 @@ def _integer(where: str, value: Any, optional: bool = False) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         _fail(where, "an integer" + (" or null" if optional else ""), value)
+    _int64(where, value)
     return value
 
 
 def _string(where: str, value: Any) -> str:
     if not isinstance(value, str) or len(value) > 1000:
         _fail(where, "a string of at most 1000 characters", value)
+    _no_surrogates(where, value)
     return value
 
 
@@ -301,6 +329,10 @@ def _plain(where: str, value: Any, depth: int = 0) -> Any:
     """Free-form JSON data (config, hardware): only JSON types, bounded depth."""
     if depth > 8:
         _fail(where, "JSON nested at most 8 levels", "deeper")
+    if isinstance(value, str):
+        _no_surrogates(where, value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        _int64(where, value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list):

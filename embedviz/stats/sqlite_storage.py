@@ -36,7 +36,7 @@ from embedviz.stats.records import (
     Update,
     to_dict,
 )
-from embedviz.stats.series import Series, downsample_minmax
+from embedviz.stats.series import MinMaxReducer, Series, check_max_points, downsample_minmax
 from embedviz.stats.sqlite_layout import (
     FORMAT_NAME,
     SCHEMA_SQL,
@@ -563,6 +563,8 @@ class SQLiteStatsStorage(StatsStorage):
     ) -> Series:
         return self.get_series_many(session_id, worker_id, [name], max_points)[name]
 
+    _READ_CHUNK = 1024  # rows fetched at a time by get_series_many
+
     def get_series_many(
         self,
         session_id: str,
@@ -570,90 +572,144 @@ class SQLiteStatsStorage(StatsStorage):
         names: list[str],
         max_points: int | None = None,
     ) -> dict[str, Series]:
-        """Several series of one worker read in one pass (much faster than one by one)."""
+        """Several series of one worker read in one pass (much faster than one by one).
+
+        The rows are read in chunks of :attr:`_READ_CHUNK` and downsampled as they come
+        (:class:`~embedviz.stats.series.MinMaxReducer`), so memory holds the chunk and
+        the kept points, not the whole file.
+        """
         names = list(dict.fromkeys(names))
         for name in names:
             if not name.startswith("eval/"):
                 scalar_getter(name)  # validates the name
+        check_max_points(max_points)
         con = self._read()
-        parts: dict[str, list[tuple]] = {n: [] for n in names}
+        parts: dict[str, list[Series]] = {n: [] for n in names}
         scalar_names = [n for n in names if not n.startswith("eval/")]
         eval_names = [n for n in names if n.startswith("eval/")]
-        for wid, _ in self._wids_of(session_id, worker_id):
-            if eval_names:
-                rows = con.execute(
-                    "SELECT iteration, timestamp, metrics FROM evals WHERE wid = ? "
-                    "ORDER BY iteration, id",
-                    (wid,),
-                ).fetchall()
-                decoded = [(it, ts, json.loads(m)) for it, ts, m in rows]
-                for name in eval_names:
-                    got = [(it, ts, float(m[name[5:]])) for it, ts, m in decoded if name[5:] in m]
-                    if got:
-                        parts[name].append(tuple(zip(*got, strict=True)))
-            if not scalar_names:
-                continue
-            for (lid,) in con.execute(
-                "SELECT layout FROM worker_layouts WHERE wid = ? ORDER BY layout", (wid,)
-            ).fetchall():
-                layout = self._layout_plan(con, lid)[0]
-                index = {n: i for i, n in enumerate(layout)}
-                wanted = [n for n in scalar_names if n in index]
-                if len(wanted) > 8:  # many names: whole rows in chunks, columns by numpy
-                    self._read_columns(con, wid, lid, len(layout), index, wanted, parts)
-                    continue
-                for start in range(0, len(wanted), 200):
-                    chunk = wanted[start : start + 200]
-                    columns = ", ".join(f"substr(scalars, {8 * index[n] + 1}, 8)" for n in chunk)
-                    rows = con.execute(
-                        f"SELECT iteration, timestamp, {columns} FROM updates "
-                        f"WHERE wid = ? AND layout = ? ORDER BY iteration, id",
-                        (wid, lid),
-                    ).fetchall()
-                    if not rows:
-                        continue
-                    cols = list(zip(*rows, strict=True))
-                    for k, name in enumerate(chunk):
-                        values = np.frombuffer(b"".join(cols[2 + k]), dtype="<f8")
-                        parts[name].append((cols[0], cols[1], values))
+        own = not con.in_transaction
+        if own:
+            con.execute("BEGIN")  # one snapshot for the counts and the rows
+        try:
+            wids = self._wids_of(session_id, worker_id)
+            per_worker = max_points if len(wids) == 1 else None  # merged, then downsampled
+            for wid, _ in wids:
+                if eval_names:
+                    self._read_evals(con, wid, eval_names, parts)
+                if scalar_names:
+                    self._read_scalars(con, wid, scalar_names, per_worker, parts)
+        finally:
+            if own:
+                con.execute("COMMIT")
         out = {}
         for name, found in parts.items():
             if not found:
                 out[name] = Series.empty()
-                continue
-            it = np.concatenate([np.asarray(p[0], np.int64) for p in found])
-            ts = np.concatenate([np.asarray(p[1], np.float64) for p in found])
-            vals = np.concatenate([np.asarray(p[2], np.float64) for p in found])
-            if len(found) > 1:
-                order = np.argsort(it, kind="stable")
-                it, ts, vals = it[order], ts[order], vals[order]
-            series = Series(it, ts, vals)
-            out[name] = series.take(downsample_minmax(series.values, max_points))
+            elif len(found) == 1 and not name.startswith("eval/"):
+                out[name] = found[0]  # downsampled as read
+            else:
+                series = Series(*(np.concatenate(c) for c in zip(*found, strict=True)))
+                if len(found) > 1:
+                    series = series.take(np.argsort(series.iterations, kind="stable"))
+                out[name] = series.take(downsample_minmax(series.values, max_points))
         return out
 
     @staticmethod
-    def _read_columns(con, wid, lid, width, index, wanted, parts, chunk=8192) -> None:
-        cursor = con.execute(
-            "SELECT iteration, timestamp, scalars FROM updates WHERE wid = ? AND layout = ? "
-            "ORDER BY iteration, id",
-            (wid, lid),
-        )
-        columns = np.array([index[n] for n in wanted])
-        pieces: list[tuple] = []
-        while True:
-            rows = cursor.fetchmany(chunk)
-            if not rows:
-                break
-            it, ts, blobs = zip(*rows, strict=True)
-            matrix = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(len(rows), width)
-            pieces.append((it, ts, matrix[:, columns].copy()))
-        if not pieces:
+    def _read_evals(con, wid: int, eval_names: list[str], parts: dict) -> None:
+        rows = con.execute(
+            "SELECT iteration, timestamp, metrics FROM evals WHERE wid = ? ORDER BY iteration, id",
+            (wid,),
+        ).fetchall()
+        decoded = [(it, ts, json.loads(m)) for it, ts, m in rows]
+        for name in eval_names:
+            got = [(it, ts, float(m[name[5:]])) for it, ts, m in decoded if name[5:] in m]
+            if got:
+                it, ts, vals = zip(*got, strict=True)
+                parts[name].append(
+                    Series(np.asarray(it, np.int64), np.asarray(ts), np.asarray(vals))
+                )
+
+    def _read_scalars(self, con, wid: int, names: list[str], max_points, parts: dict) -> None:
+        """Stream the worker's updates once, feeding one reducer per group of names that
+        the same layouts hold (so they share their point count)."""
+        lids = [
+            r[0]
+            for r in con.execute(
+                "SELECT layout FROM worker_layouts WHERE wid = ? ORDER BY layout", (wid,)
+            )
+        ]
+        if not lids:
             return
-        it = np.concatenate([np.asarray(p[0], np.int64) for p in pieces])
-        ts = np.concatenate([np.asarray(p[1], np.float64) for p in pieces])
-        values = np.concatenate([p[2] for p in pieces])
-        for k, name in enumerate(wanted):
-            parts[name].append((it, ts, values[:, k]))
+        if len(lids) == 1:
+            counts = {lids[0]: con.execute(
+                "SELECT count(*) FROM updates WHERE wid = ?", (wid,)
+            ).fetchone()[0]}  # fmt: skip
+        else:
+            counts = dict(
+                con.execute(
+                    "SELECT layout, count(*) FROM updates WHERE wid = ? GROUP BY layout", (wid,)
+                ).fetchall()
+            )
+        layouts = {lid: self._layout_plan(con, lid)[0] for lid in lids}
+        index = {lid: {n: i for i, n in enumerate(layout)} for lid, layout in layouts.items()}
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for name in names:
+            holders = tuple(lid for lid in lids if name in index[lid] and counts.get(lid))
+            if holders:
+                groups.setdefault(holders, []).append(name)
+        if not groups:
+            return
+        reducers = {
+            holders: MinMaxReducer(sum(counts[lid] for lid in holders), max_points, len(group))
+            for holders, group in groups.items()
+        }
+        wanted = {n for group in groups.values() for n in group}
+        few = len(wanted) <= 8 and len(lids) == 1  # a few columns: let SQLite cut them out
+        if few:
+            lid = lids[0]
+            group = groups[(lid,)]
+            columns = ", ".join(f"substr(scalars, {8 * index[lid][n] + 1}, 8)" for n in group)
+            sql = f"SELECT iteration, timestamp, layout, {columns} FROM updates WHERE wid = ?"
+        else:
+            sql = "SELECT iteration, timestamp, layout, scalars FROM updates WHERE wid = ?"
+        order = " ORDER BY iteration, id" if len(lids) == 1 else " ORDER BY iteration, layout, id"
+        cursor = con.execute(sql + order, (wid,))
+        while rows := cursor.fetchmany(self._READ_CHUNK):
+            cols = list(zip(*rows, strict=True))
+            it = np.asarray(cols[0], np.int64)
+            ts = np.asarray(cols[1], np.float64)
+            if few:
+                values = np.frombuffer(b"".join(b for c in cols[3:] for b in c), dtype="<f8")
+                reducers[(lids[0],)].add(it, ts, values.reshape(len(cols) - 3, -1).T)
+                continue
+            lay = np.asarray(cols[2], np.int64)
+            matrices = {}
+            for lid in np.unique(lay):
+                rows_of = np.flatnonzero(lay == lid)
+                blobs = (
+                    b"".join(cols[3][r] for r in rows_of) if len(lids) > 1 else b"".join(cols[3])
+                )
+                width = len(layouts[int(lid)])
+                matrices[int(lid)] = (rows_of, np.frombuffer(blobs, "<f8").reshape(-1, width))
+            for holders, group in groups.items():
+                present = [lid for lid in holders if lid in matrices]
+                if not present:
+                    continue
+                if len(present) == 1:
+                    rows_of, matrix = matrices[present[0]]
+                    cut = [index[present[0]][n] for n in group]
+                    reducers[holders].add(it[rows_of], ts[rows_of], matrix[:, cut])
+                    continue
+                rows_of = np.sort(np.concatenate([matrices[lid][0] for lid in present]))
+                values = np.empty((len(rows_of), len(group)))
+                for lid in present:
+                    mine, matrix = matrices[lid]
+                    cut = [index[lid][n] for n in group]
+                    values[np.searchsorted(rows_of, mine)] = matrix[:, cut]
+                reducers[holders].add(it[rows_of], ts[rows_of], values)
+        for holders, group in groups.items():
+            for name, series in zip(group, reducers[holders].result(), strict=True):
+                parts[name].append(series)
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
         con = self._read()

@@ -1,5 +1,6 @@
 """Storages (issue 4 §5): round trips, bounds, downsampling, SQLite files and processes."""
 
+import json
 import math
 import multiprocessing
 import sqlite3
@@ -209,6 +210,70 @@ def test_record_validation_names_the_field():
         record_from_dict(hist_bad)
 
 
+def _with(d, path, value):
+    """A deep copy of ``d`` with ``value`` at ``path`` (a list of keys)."""
+    d = json.loads(json.dumps(d))
+    target = d
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return d
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        (["iteration"], r"records\[1\]\.iteration"),
+        (["score"], r"records\[1\]\.score"),
+        (["epoch"], r"records\[1\]\.epoch"),
+        (["memory", "rss_bytes"], r"records\[1\]\.memory\.rss_bytes"),
+        (["histograms", "params", "layer0.weight", "counts", 1], r"counts\[1\]"),
+        (["params", "layer0.weight", "grad_std"], r"params\.layer0\.weight\.grad_std"),
+    ],
+)
+@pytest.mark.parametrize("big", [2**63, -(2**63) - 1, 10**400])
+def test_record_validation_refuses_integers_beyond_64_bits(path, field, big):
+    good = to_dict(make_update(3, hist=True))
+    assert record_from_dict(_with(good, path, 2**63 - 1), where="records[1]") is not None
+    assert record_from_dict(_with(good, path, -(2**63)), where="records[1]") is not None
+    with pytest.raises(InputError, match=field + r": expected an integer within signed 64 bits"):
+        record_from_dict(_with(good, path, big), where="records[1]")
+
+
+def test_record_validation_refuses_big_integers_in_free_form_data():
+    static = to_dict(StaticInfo("run", "0", 1.0, config={"seed": 1}))
+    assert record_from_dict(static).config == {"seed": 1}
+    with pytest.raises(InputError, match=r"record\.config\.seed: expected an integer within"):
+        record_from_dict(_with(static, ["config", "seed"], 2**64))
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        (["session_id"], r"record\.session_id"),
+        (["worker_id"], r"record\.worker_id"),
+        (["tags", "phase"], r"record\.tags\.phase"),
+    ],
+)
+def test_record_validation_refuses_lone_surrogates(path, field):
+    good = to_dict(make_update(3))
+    bad = _with(good, path, "ok\ud800")
+    with pytest.raises(InputError, match=field + r": expected valid Unicode text.*'\\ud800'"):
+        record_from_dict(bad)
+    # a surrogate pair written as two escapes is one valid character
+    assert record_from_dict(json.loads(json.dumps(good).replace('"main"', '"\\ud83d\\ude00"')))
+
+
+def test_record_validation_refuses_lone_surrogates_in_keys_and_free_form_data():
+    good = to_dict(make_update(3))
+    good["params"]["bad\udc00"] = good["params"].pop("layer0.weight")
+    with pytest.raises(InputError, match=r"record\.params key: expected valid Unicode text"):
+        record_from_dict(good)
+    static = to_dict(StaticInfo("run", "0", 1.0, hardware={"cpu": "x"}))
+    with pytest.raises(InputError, match=r"record\.hardware\.cpu: expected valid Unicode"):
+        record_from_dict(_with(static, ["hardware", "cpu"], "\udfff"))
+
+
 # -- SQLite specifics ---------------------------------------------------------------
 
 
@@ -332,3 +397,36 @@ def test_series_many_equals_one_by_one_across_layouts(storage):
         one = storage.get_series("run", "0", name, max_points=12)
         for a, b in zip(many[name], one, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("two_layouts", [False, True])
+def test_sqlite_series_in_chunks_equal_in_memory_series(tmp_path, monkeypatch, two_layouts):
+    """The chunked, streaming SQLite read against the in-memory storage, which keeps
+    whole series and downsamples them with downsample_minmax: one or two layouts, NaN
+    and inf, ties, chunks much smaller than a bucket and much larger."""
+    rng = np.random.default_rng(3)
+    memory, sqlite = InMemoryStatsStorage(), SQLiteStatsStorage(tmp_path / "runs.db")
+    for i in range(700):
+        u = make_update(i, n_params=3, score=float(rng.integers(0, 3)))
+        ratio = [rng.normal(), np.nan, np.inf, -np.inf][rng.choice(4, p=[0.85, 0.07, 0.04, 0.04])]
+        u.params["layer2.weight"].update_param_ratio = float(ratio)
+        if two_layouts and i % 7 == 0:  # another layout: these updates hold no update statistics
+            for stats in u.params.values():
+                stats.update_mean = stats.update_std = stats.update_mean_magnitude = None
+                stats.update_param_ratio = None
+        memory.put(u)
+        sqlite.put(u)
+    names = sqlite.list_series("run", "0")
+    assert len(names) > 8 and "params/layer2.weight/update_param_ratio" in names
+    few = ["score", "params/layer2.weight/update_param_ratio"]
+    for chunk in (5, 64, 4096):
+        monkeypatch.setattr(SQLiteStatsStorage, "_READ_CHUNK", chunk)
+        for max_points in (None, 10, 101, 650):
+            for wanted in (names, few):
+                got = sqlite.get_series_many("run", "0", wanted, max_points=max_points)
+                for name in wanted:
+                    expected = memory.get_series("run", "0", name, max_points=max_points)
+                    for a, b in zip(got[name], expected, strict=True):
+                        np.testing.assert_array_equal(a, b)
+    memory.close()
+    sqlite.close()
