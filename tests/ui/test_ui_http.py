@@ -197,7 +197,7 @@ def test_body_over_the_limit_is_413(served):
                     }
                 ]
             ),
-            r"records\[0\].iteration: integer .* 64-bit",
+            r"records\[0\].iteration: expected an integer within signed 64 bits",
         ),
         (
             b'{"schema_version": 1, "records": [{"type": "eval", "session_id": "s\\ud800", '
