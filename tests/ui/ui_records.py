@@ -144,3 +144,42 @@ def fill_tsne(storage, session: str = "tsne-run", n_points: int = 30) -> None:
             emb.tolist(),
         )
     )
+
+
+def w2v_alpha(epoch: int, epochs: int = 10) -> float:
+    """The planted learning rate of a word2vec run at the end of ``epoch`` (linear decay)."""
+    return 0.025 - (0.025 - 0.0001) * epoch / epochs
+
+
+def fill_word2vec(storage, session: str = "w2v-run", epochs: int = 10) -> None:
+    """A word2vec session as Word2VecStats records it: one update per epoch."""
+    storage.put(
+        StaticInfo(
+            session,
+            "0",
+            1.7e9,
+            kind="word2vec",
+            model_class="Word2Vec",
+            n_params=2 * 300 * 50,
+            optimizer={"class": "SGD", "param_groups": [{"lr": 0.025}]},
+            config={"vector_size": 50, "vocabulary_size": 300, "epochs": epochs, "window": 5},
+        )
+    )
+    for e in range(1, epochs + 1):
+        loss = 1.5e5 * (0.7 + 0.3 / e)
+        storage.put(
+            Update(
+                session,
+                "0",
+                e,
+                1.7e9 + 0.5 * e,
+                score=loss,
+                epoch=e,
+                learning_rates=[w2v_alpha(e, epochs)],
+                extra={
+                    "loss": loss,
+                    "alpha": w2v_alpha(e, epochs),
+                    "words_per_sec": 1e6 + 1e4 * e,
+                },
+            )
+        )

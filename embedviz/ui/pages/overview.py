@@ -43,19 +43,48 @@ from embedviz.ui.pages._common import (
     pick_worker,
     table,
 )
+from embedviz.ui.pages.kinds import (
+    PhaseShading,
+    exaggeration_span,
+    kind_charts,
+    score_titles,
+    session_kind,
+    step_name,
+)
 
 RATIO_BAND = (-4.0, -2.0)  # log10 of the healthy range of update:parameter ratios
 RATIO_TARGET = -3.0
 
 
-def score_view(storage, session_id: str, worker_id: str, page: Page, key: str = "score"):
-    """Score chart with a linear/log toggle; the series is registered in ``page``."""
+def score_view(
+    storage,
+    session_id: str,
+    worker_id: str,
+    page: Page,
+    key: str = "score",
+    kind: str = "torch",
+    shading: PhaseShading | None = None,
+):
+    """Score chart with a linear/log toggle; the series is registered in ``page``.
+
+    ``kind`` names the score (KL divergence for t-SNE, loss per epoch for word2vec);
+    ``shading`` marks the early exaggeration phase of a t-SNE run on both charts.
+    """
     s = LiveSeries("score", "score", smooth=SMOOTHING).load(storage, session_id, worker_id)
     page.sources[key] = s.source
     page.sources[f"{key}:marks"] = s.marks
-    linear = line_chart("Score (loss) — raw and smoothed", "score", name=f"{key}_linear")
-    log = line_chart("Score (loss), log scale", "score", y_axis_type="log", name=f"{key}_log")
+    title, y_label = score_titles(kind)
+    x_label = step_name(kind)
+    linear = line_chart(
+        f"{title} — raw and smoothed", y_label, x_label=x_label, name=f"{key}_linear"
+    )
+    log = line_chart(
+        f"{title}, log scale", y_label, x_label=x_label, y_axis_type="log", name=f"{key}_log"
+    )
     log.x_range = linear.x_range
+    if shading is not None:
+        shading.add_to(linear)
+        shading.add_to(log)
     log.visible = False
     add_hover(linear, [draw_series(linear, s, "#1f77b4", smoothed_too=True)], s.marks)
     add_hover(log, [draw_series(log, s, "#1f77b4", smoothed_too=True)], s.marks)
@@ -273,10 +302,14 @@ def build_overview(
         return page
     info = storage.get_static_info(session_id, worker_id)
     latest = storage.get_latest_update(session_id, worker_id)
+    kind = session_kind(info, latest)
     params = list(latest.params) if latest else []
     acts = list(latest.activations) if latest else []
     feed = UpdateFeed(storage, session_id, worker_id, latest.iteration if latest else None)
 
+    shading = None
+    if kind == "tsne":
+        shading = PhaseShading(exaggeration_span(storage.get_updates(session_id, worker_id)))
     groups = {
         "ratio": [f"params/{n}/update_param_ratio" for n in params],
         "std_act": [f"activations/{n}/std" for n in acts],
@@ -284,32 +317,39 @@ def build_overview(
         "std_update": [f"params/{n}/update_std" for n in params],
     }
     fetched = fetch_many(storage, session_id, worker_id, [n for g in groups.values() for n in g])
-    score, score_box = score_view(storage, session_id, worker_id, page)
+    score, score_box = score_view(storage, session_id, worker_id, page, kind=kind, shading=shading)
     _, evals = eval_view(storage, session_id, worker_id, page)
-    ratio, ratio_chart = multi_series_chart(
-        storage,
-        session_id,
-        worker_id,
-        [f"params/{n}/update_param_ratio" for n in params],
-        params,
-        "log10 update:parameter ratio (healthy band 1e-4..1e-2, target 1e-3)",
-        "log10 ratio",
-        page,
-        "ratio",
-        band=RATIO_BAND,
-        fetched=fetched,
+    extra_series, extra_charts = kind_charts(
+        storage, session_id, worker_id, kind, page, shading=shading
     )
-    std_charts, std_series = [], []
-    for key, title, names, labels in (
-        ("std_act", "activations", [f"activations/{n}/std" for n in acts], acts),
-        ("std_grad", "gradients", [f"params/{n}/grad_std" for n in params], params),
-        ("std_update", "updates", [f"params/{n}/update_std" for n in params], params),
+    ratio, ratio_chart = [], None
+    if params:  # a network's panels only when it recorded them
+        ratio, ratio_chart = multi_series_chart(
+            storage,
+            session_id,
+            worker_id,
+            groups["ratio"],
+            params,
+            "log10 update:parameter ratio (healthy band 1e-4..1e-2, target 1e-3)",
+            "log10 ratio",
+            page,
+            "ratio",
+            band=RATIO_BAND,
+            fetched=fetched,
+        )
+    std_charts, std_series, std_labels = [], [], []
+    for key, title, labels in (
+        ("std_act", "activations", acts),
+        ("std_grad", "gradients", params),
+        ("std_update", "updates", params),
     ):
+        if not labels:
+            continue
         series, chart = multi_series_chart(
             storage,
             session_id,
             worker_id,
-            names,
+            groups[key],
             labels,
             f"log10 std of {title}",
             "log10 std",
@@ -320,18 +360,20 @@ def build_overview(
         chart.visible = not std_charts
         std_series += series
         std_charts.append(chart)
-    # a button group, not Tabs: a figure inside Tabs may be laid out at zero size
-    # when the Bokeh server swaps the page in
-    std_choice = RadioButtonGroup(
-        labels=["activations", "gradients", "updates"], active=0, name="std_choice"
-    )
-    std_choice.js_on_change(
-        "active",
-        CustomJS(
-            args={"charts": std_charts},
-            code="charts.forEach((c, i) => { c.visible = i == cb_obj.active })",
-        ),
-    )
+        std_labels.append(title)
+    std_panel = []
+    if std_charts:
+        # a button group, not Tabs: a figure inside Tabs may be laid out at zero size
+        # when the Bokeh server swaps the page in
+        std_choice = RadioButtonGroup(labels=std_labels, active=0, name="std_choice")
+        std_choice.js_on_change(
+            "active",
+            CustomJS(
+                args={"charts": std_charts},
+                code="charts.forEach((c, i) => { c.visible = i == cb_obj.active })",
+            ),
+        )
+        std_panel = [std_choice, *std_charts]
 
     model_table = table(
         model_rows(info), ["property", "value"], name="model_table", widths=[130, 310]
@@ -349,13 +391,15 @@ def build_overview(
         if findings
         else Div(text="", sizing_mode="stretch_width", name="findings", styles=FINDINGS_STYLE)
     )
-    live = [score, *ratio, *std_series]
+    live = [score, *extra_series, *ratio, *std_series]
 
     def refresh() -> int:
         nonlocal first
         updates = feed()
         if not updates:
             return 0
+        if shading is not None:
+            shading.update(updates)
         if first is None:
             first = first_point(storage, session_id, worker_id)
         n = sum(s.push_updates(updates) for s in live)
@@ -372,16 +416,29 @@ def build_overview(
         width=440,
     )
     charts = column(score_box, *([evals] if evals is not None else []), sizing_mode="stretch_width")
+    ratio_panel = []
+    if ratio_chart is not None:
+        ratio_panel = [
+            ratio_chart,
+            note(
+                "Each line is one parameter tensor: mean |update| / mean |parameter| per "
+                "reported iteration. Far above the band: the learning rate is too high; far "
+                "below: too low or vanishing gradients. Red x: NaN or infinite values."
+            ),
+        ]
+    kind_panel = list(extra_charts)
+    if shading is not None:
+        kind_panel.append(
+            note(
+                "Shaded: the early exaggeration phase (attractive forces multiplied); the KL "
+                "divergence usually drops when it ends. Red x: NaN or infinite values."
+            )
+        )
     page.layout = column(
         row(charts, tables, sizing_mode="stretch_width"),
-        ratio_chart,
-        note(
-            "Each line is one parameter tensor: mean |update| / mean |parameter| per "
-            "reported iteration. Far above the band: the learning rate is too high; far "
-            "below: too low or vanishing gradients. Red x: NaN or infinite values."
-        ),
-        std_choice,
-        *std_charts,
+        *kind_panel,
+        *ratio_panel,
+        *std_panel,
         heading("Findings"),
         findings_div,
         sizing_mode="stretch_width",

@@ -1,0 +1,109 @@
+"""Pages of t-SNE and word2vec sessions show what those runs record (issue 5 §2, §6).
+
+A t-SNE session has no layers: its overview draws the KL divergence with the early
+exaggeration phase shaded and the gradient norm; a word2vec session draws the loss per
+epoch, alpha and words/s. No neural-network panel (update:parameter ratio, standard
+deviations) is shown for them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from bokeh.models import BoxAnnotation
+from bokeh.plotting import figure as Figure
+from ui_records import fill, fill_tsne, fill_word2vec, w2v_alpha
+
+from embedviz.stats.records import Update
+from embedviz.stats.storage import InMemoryStatsStorage
+from embedviz.ui.pages.kinds import exaggeration_span
+from embedviz.ui.pages.overview import build_overview
+from embedviz.ui.report import write_report
+
+
+@pytest.fixture
+def kinds_storage():
+    st = InMemoryStatsStorage()
+    fill(st, n=30)
+    fill_tsne(st)
+    fill_word2vec(st)
+    return st
+
+
+def figures(layout) -> list:
+    return [m for m in layout.references() if isinstance(m, Figure)]
+
+
+def titles(layout) -> list[str]:
+    return [f.title.text for f in figures(layout)]
+
+
+def test_tsne_overview_draws_kl_and_gradient_norm_without_network_panels(kinds_storage):
+    page = build_overview(kinds_storage, "tsne-run")
+    ups = kinds_storage.get_updates("tsne-run", "0")
+    kl = {u.iteration: u.extra["kl"] for u in ups}
+    score = page.sources["score"].data
+    assert {int(x): y for x, y in zip(score["x"], score["y"], strict=True)} == kl
+    grad = page.sources["extra/grad_norm"].data
+    assert list(grad["y"]) == [u.extra["grad_norm"] for u in ups]
+    assert not any(k.startswith(("ratio", "std_")) for k in page.sources)
+    shown = titles(page.layout)
+    assert any(t.startswith("KL divergence") for t in shown)
+    assert not any("nothing recorded" in t or "update:parameter" in t for t in shown)
+    # the shaded phase spans the updates tagged "exaggeration" (iterations 0..200)
+    tagged = [u.iteration for u in ups if u.tags.get("phase") == "exaggeration"]
+    boxes = [m for m in page.layout.references() if isinstance(m, BoxAnnotation)]
+    phase = [b for b in boxes if b.name == "exaggeration_phase"]
+    assert phase and all(b.visible for b in phase)
+    assert {(b.left, b.right) for b in phase} == {(min(tagged), max(tagged))}
+
+
+def test_word2vec_overview_draws_loss_alpha_and_speed_per_epoch(kinds_storage):
+    page = build_overview(kinds_storage, "w2v-run")
+    ups = kinds_storage.get_updates("w2v-run", "0")
+    assert list(page.sources["score"].data["y"]) == [u.extra["loss"] for u in ups]
+    alpha = page.sources["extra/alpha"].data
+    assert list(alpha["y"]) == pytest.approx([w2v_alpha(int(e)) for e in alpha["x"]])
+    speed = page.sources["extra/words_per_sec"].data
+    assert list(speed["y"]) == [u.extra["words_per_sec"] for u in ups]
+    assert not any(k.startswith(("ratio", "std_")) for k in page.sources)
+    figs = figures(page.layout)
+    assert all(f.xaxis[0].axis_label == "epoch" for f in figs)
+    assert not any("nothing recorded" in f.title.text for f in figs)
+
+
+def test_torch_overview_keeps_its_network_panels(kinds_storage):
+    page = build_overview(kinds_storage, "mlp")
+    assert "ratio:0.weight" in page.sources and "std_act:0" in page.sources
+    assert "extra/grad_norm" not in page.sources
+    assert any("update:parameter" in t for t in titles(page.layout))
+
+
+def test_tsne_phase_grows_while_the_run_goes_on():
+    st = InMemoryStatsStorage()
+    st.put(Update("t", "0", 50, 1.0, score=4.0, extra={"kl": 4.0, "exaggeration": 12.0}))
+    page = build_overview(st, "t", findings=False)
+    phase = [m for m in page.layout.references() if getattr(m, "name", "") == "exaggeration_phase"]
+    assert {(b.left, b.right) for b in phase} == {(50, 50)}
+    st.put(Update("t", "0", 100, 2.0, score=3.0, extra={"kl": 3.0, "exaggeration": 12.0}))
+    st.put(Update("t", "0", 150, 3.0, score=2.0, extra={"kl": 2.0, "exaggeration": 1.0}))
+    assert page.refresh() >= 2
+    assert {(b.left, b.right) for b in phase} == {(50, 100)}
+
+
+def test_exaggeration_span_reads_tags_or_the_factor():
+    ups = [
+        Update("t", "0", 10, 0.0, tags={"phase": "exaggeration"}),
+        Update("t", "0", 20, 0.0, extra={"exaggeration": 4.0}),
+        Update("t", "0", 30, 0.0, extra={"exaggeration": 1.0}),
+        Update("t", "0", 40, 0.0, tags={"phase": "main"}, extra={"exaggeration": 4.0}),
+    ]
+    assert exaggeration_span(ups) == (10, 20)
+    assert exaggeration_span(ups[2:]) is None
+
+
+def test_report_of_a_tsne_session_has_no_network_panels(kinds_storage, tmp_path):
+    html = write_report(kinds_storage, tmp_path / "r.html", session_id="tsne-run").read_text()
+    assert "KL divergence" in html and "Gradient norm" in html
+    assert "update:parameter ratio" not in html and "nothing recorded" not in html
+    # the header names every session of the file
+    assert all(s in html for s in ("mlp", "tsne-run", "w2v-run"))
