@@ -235,3 +235,39 @@ def test_histogram_slider_on_a_single_histogram():
     st.put(u)
     page = build_model(st, "s")
     assert page.sources["layer:slider"].disabled
+
+
+def test_short_series_smoothing_follows_the_raw_line():
+    """15 points (a t-SNE run reported every 50 iterations): the smoothed line may not lag
+    far behind; its weight spans at most a tenth of the points (here 1.5, weight 1/3)."""
+    st = InMemoryStatsStorage()
+    raw = [3.0] * 5 + [1.0] * 10  # a drop such as the end of early exaggeration
+    for i, v in enumerate(raw):
+        st.put(Update("s", "0", 50 * (i + 1), float(i), score=v))
+    src = build_overview(st, "s", findings=False).sources["score"].data
+    assert list(src["y"]) == raw  # the raw line stays drawn
+    w, acc, norm, expected = 1.0 / 3.0, 0.0, 0.0, []
+    for v in raw:
+        acc, norm = w * acc + (1 - w) * v, w * norm + (1 - w)
+        expected.append(acc / norm)
+    np.testing.assert_allclose(src["ys"], expected)
+    # three points into the drop the smoothed line is within 5 % of it from the raw one
+    # (with the weight 0.8 of long series it would still be half the drop behind)
+    assert abs(src["ys"][7] - raw[7]) < 0.05 * (raw[0] - raw[-1])
+    assert src["ys"][5] != raw[5]  # still smoothed, not a copy
+
+
+def test_smoothing_weight_grows_with_the_series_while_streaming():
+    st = InMemoryStatsStorage()
+    for i in range(12):
+        st.put(Update("s", "0", i, float(i), score=float(i % 2)))
+    page = build_overview(st, "s", findings=False)
+    ys = np.asarray(page.sources["score"].data["ys"])
+    # an alternating 0/1 series: light smoothing (12 points) swings widely ...
+    assert abs(ys[-1] - ys[-2]) > 0.5
+    for i in range(12, 200):
+        st.put(Update("s", "0", i, float(i), score=float(i % 2)))
+    assert page.refresh() == 188
+    ys = np.asarray(page.sources["score"].data["ys"])
+    # ... the full weight 0.8 on 200 points stays near 0.5 (steady swing 0.2 / 1.8)
+    assert abs(ys[-1] - ys[-2]) == pytest.approx(0.2 / 1.8, rel=1e-3)

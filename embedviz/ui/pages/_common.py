@@ -39,7 +39,8 @@ from embedviz.stats.series import downsample_minmax
 
 MAX_POINTS = 1000  # per drawn series: 500 min/max pairs, about one per pixel of a chart
 CHART_HEIGHT = 240
-SMOOTHING = 0.8  # TensorBoard-style exponential moving average weight
+SMOOTHING = 0.8  # TensorBoard-style exponential moving average weight (on long series)
+SMOOTHING_WINDOW = 0.1  # the average spans at most this fraction of a series' points
 MARK_TOP, MARK_BOTTOM = 0.96, 0.04
 MARKS_RANGE = "embedviz_marks"
 
@@ -63,6 +64,24 @@ def log10_or_nonfinite(values: np.ndarray) -> np.ndarray:
     out[values == 0] = -np.inf
     out[np.isposinf(values)] = np.inf
     return out
+
+
+def smoothing_weight(weight: float, n_points: int) -> float:
+    """The EMA weight used on a series of ``n_points``: ``weight``, lowered on short series.
+
+    An exponential moving average of weight ``w`` spans about ``1 / (1 - w)`` points and
+    lags ``w / (1 - w)`` points behind the raw line; that span is kept to at most
+    :data:`SMOOTHING_WINDOW` of the series, so 15 points are barely smoothed (weight 1/3)
+    while a series of 50 or more gets the full ``weight``. 10 points or fewer are not
+    smoothed at all.
+
+    Examples
+    --------
+    >>> smoothing_weight(0.8, 1000), round(smoothing_weight(0.8, 15), 4), smoothing_weight(0.8, 8)
+    (0.8, 0.3333, 0.0)
+    """
+    span = max(1.0, SMOOTHING_WINDOW * n_points)
+    return max(0.0, min(float(weight), 1.0 - 1.0 / span))
 
 
 def ema(values: np.ndarray, weight: float, state: tuple[float, float] = (0.0, 0.0)):
@@ -122,7 +141,8 @@ class LiveSeries:
     """One drawn scalar series of one worker: its line source, its marks, and how to grow.
 
     ``transform`` maps raw values to drawn ones (e.g. :func:`log10_or_nonfinite`).
-    ``smooth`` adds a ``ys`` column (debiased EMA of the drawn values);
+    ``smooth`` adds a ``ys`` column (debiased EMA of the drawn values, its weight lowered
+    on short series by :func:`smoothing_weight`);
     ``extra_columns(line) -> dict`` adds columns computed from ``x``, ``t``, ``y``.
     ``first`` is the (iteration, timestamp) of the first point read (exact for smoothed
     series, which are read whole).
@@ -139,6 +159,16 @@ class LiveSeries:
     last_iteration: int | None = field(default=None, init=False)
     first: tuple[int, float] | None = field(default=None, init=False)
     _state: tuple[float, float] = field(default=(0.0, 0.0), init=False)
+    _n_smoothed: int = field(default=0, init=False)
+
+    def _smooth(self, values: np.ndarray, restart: bool = False) -> np.ndarray:
+        """EMA of ``values`` continuing the series (or from scratch with ``restart``)."""
+        if restart:
+            self._state, self._n_smoothed = (0.0, 0.0), 0
+        self._n_smoothed += int(np.isfinite(values).sum())
+        weight = smoothing_weight(self.smooth, self._n_smoothed)
+        out, self._state = ema(values, weight, self._state)
+        return out
 
     def load(self, storage, session_id: str, worker_id: str, marks=None, series=None) -> LiveSeries:
         """Fill the sources from the storage (downsampled); returns self.
@@ -157,7 +187,7 @@ class LiveSeries:
         values = s.values if self.transform is None else self.transform(s.values)
         smoothed = None
         if full:
-            smoothed, self._state = ema(values, self.smooth)
+            smoothed = self._smooth(values, restart=True)
             keep = downsample_minmax(values, self.max_points)
             s = s.take(keep)
             values, smoothed = values[keep], smoothed[keep]
@@ -191,7 +221,7 @@ class LiveSeries:
         values = vals if self.transform is None else self.transform(vals)
         line, marks = series_columns(it, ts, values, self.label)
         if self.smooth is not None:
-            line["ys"], self._state = ema(values, self.smooth, self._state)
+            line["ys"] = self._smooth(values)
         if self.extra_columns is not None:
             line.update(self.extra_columns(line))
         self._append(line, marks)
@@ -201,8 +231,8 @@ class LiveSeries:
     def resmooth(self, weight: float) -> None:
         """Recompute the ``ys`` column with another smoothing weight (drawn points only)."""
         self.smooth = float(weight)
-        ys, self._state = ema(np.asarray(self.source.data["y"], dtype=np.float64), self.smooth)
-        self.source.data["ys"] = ys
+        y = np.asarray(self.source.data["y"], dtype=np.float64)
+        self.source.data["ys"] = self._smooth(y, restart=True)
 
     def push_updates(self, updates: Iterable) -> int:
         """Stream the values of this series found in ``updates`` (Update records)."""

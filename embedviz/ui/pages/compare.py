@@ -267,7 +267,11 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         heading("x axis", 4),
         x_mode,
         smoothing,
-        note("Smoothing: debiased exponential moving average; the raw line stays drawn."),
+        note(
+            "Smoothing: debiased exponential moving average; the raw line stays drawn. "
+            "On short runs the weight is lowered so the average spans at most a tenth "
+            "of the points."
+        ),
         width=300,
     )
     page.layout = column(
