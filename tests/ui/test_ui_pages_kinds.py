@@ -107,3 +107,56 @@ def test_report_of_a_tsne_session_has_no_network_panels(kinds_storage, tmp_path)
     assert "update:parameter ratio" not in html and "nothing recorded" not in html
     # the header names every session of the file
     assert all(s in html for s in ("mlp", "tsne-run", "w2v-run"))
+
+
+def table_rows(page, key: str) -> dict[str, str]:
+    data = page.sources[key].data
+    return dict(zip(data["property"], data["value"], strict=True))
+
+
+def test_tables_list_only_rows_that_apply_and_no_empty_cell(kinds_storage):
+    tsne = build_overview(kinds_storage, "tsne-run", findings=False)
+    model = table_rows(tsne, "model")
+    assert model["kind"] == "tsne" and model["perplexity"] == "5"
+    assert "parameters" not in model and "layers with parameters" not in model
+    perf = table_rows(tsne, "performance")
+    assert "examples/s" not in perf
+    # 250 iterations in 250 s of recorded time (fill_tsne: one second per iteration)
+    assert float(perf["iterations/s"]) == pytest.approx(1.0)
+
+    w2v = build_overview(kinds_storage, "w2v-run", findings=False)
+    info = kinds_storage.get_static_info("w2v-run", "0")
+    model = table_rows(w2v, "model")
+    assert model["parameters"] == f"{info.n_params:,}"
+    assert model["vocabulary"] == "300" and model["vector size"] == "50"
+    assert "layers with parameters" not in model
+    perf = table_rows(w2v, "performance")
+    latest = kinds_storage.get_latest_update("w2v-run", "0")
+    assert perf["epochs"] == "10" and "examples/s" not in perf
+    assert float(perf["words/s"]) == pytest.approx(latest.extra["words_per_sec"], rel=1e-3)
+
+    torch = build_overview(kinds_storage, "mlp", findings=False)
+    assert table_rows(torch, "model")["layers with parameters"] == "3"
+    for page in (tsne, w2v, torch):
+        for key in ("model", "performance"):
+            assert all(v.strip() for v in table_rows(page, key).values()), key
+
+
+def test_unrecorded_values_read_as_a_dash():
+    from embedviz.stats.records import StaticInfo
+
+    st = InMemoryStatsStorage()
+    st.put(StaticInfo("n", "0", 1.0, kind="torch", model_class="Net"))
+    st.put(Update("n", "0", 1, 1.0, score=1.0))
+    st.put(Update("n", "0", 2, 2.0, score=0.5))
+    page = build_overview(st, "n", findings=False)
+    assert table_rows(page, "model")["parameters"] == "—"
+    assert table_rows(page, "performance")["examples/s"] == "—"
+
+
+def test_compare_table_marks_what_a_run_does_not_have(kinds_storage):
+    from embedviz.ui.pages.compare import run_row
+
+    assert run_row(kinds_storage, "tsne-run", "0") == ("tsne-run", "tsne") + ("—",) * 5
+    w2v = run_row(kinds_storage, "w2v-run", "0")
+    assert w2v[2:4] == ("SGD", "0.025") and w2v[4:] == ("—",) * 3

@@ -42,6 +42,7 @@ CHART_HEIGHT = 240
 SMOOTHING = 0.8  # TensorBoard-style exponential moving average weight (on long series)
 SMOOTHING_WINDOW = 0.1  # the average spans at most this fraction of a series' points
 MARK_TOP, MARK_BOTTOM = 0.96, 0.04
+NO_VALUE = "—"  # a table cell whose value applies but was not recorded
 MARKS_RANGE = "embedviz_marks"
 
 

@@ -23,6 +23,7 @@ from bokeh.models import (
 from bokeh.models.formatters import BasicTickFormatter
 
 from embedviz.ui.pages._common import (
+    NO_VALUE,
     SMOOTHING,
     LiveSeries,
     Page,
@@ -46,7 +47,8 @@ def _better_is_higher(metric: str) -> bool:
 
 
 def run_row(storage, session_id: str, worker_id: str | None) -> tuple:
-    """(run, kind, optimizer, learning rate, batch size, final eval, best eval)."""
+    """(run, kind, optimizer, learning rate, batch size, final eval, best eval); "—"
+    where a run has no such value (a t-SNE run has no optimizer, batch or evaluation)."""
     info = storage.get_static_info(session_id, worker_id) if worker_id else None
     optimizer = lr = batch = kind = ""
     if info is not None:
@@ -57,6 +59,7 @@ def run_row(storage, session_id: str, worker_id: str | None) -> tuple:
         if groups and isinstance(groups[0], dict) and "lr" in groups[0]:
             lr = str(groups[0]["lr"])
         batch = str((info.config or {}).get("batch_size", ""))
+        lr = lr if lr != "None" else ""
     evals = storage.get_evals(session_id, worker_id) if worker_id else []
     final, best = [], []
     metrics = sorted({m for e in evals for m in e.metrics})
@@ -72,7 +75,8 @@ def run_row(storage, session_id: str, worker_id: str | None) -> tuple:
                 else (np.nanargmin(np.where(finite, vals, np.nan)))
             )
             best.append(f"{m} {format_number(vals[k])} @ {pts[k][0]}")
-    return (session_id, kind, optimizer, lr, batch, "; ".join(final), "; ".join(best))
+    cells = (kind, optimizer, lr, batch, "; ".join(final), "; ".join(best))
+    return (session_id, *(c if c else NO_VALUE for c in cells))
 
 
 _X_MODE = """

@@ -24,6 +24,7 @@ from bokeh.models import (
 
 from embedviz.ui.findings import FINDINGS_STYLE, findings_view
 from embedviz.ui.pages._common import (
+    NO_VALUE,
     SMOOTHING,
     LiveSeries,
     Page,
@@ -153,17 +154,51 @@ def eval_view(storage, session_id: str, worker_id: str, page: Page):
     return series, p
 
 
-def model_rows(info) -> list[tuple[str, str]]:
-    """Rows (property, value) describing the model of a static info record."""
+# the configuration keys shown in the model table, per kind: (key, row name)
+CONFIG_ROWS = {
+    "torch": (
+        ("batch_size", "batch size"),
+        ("n_classes", "classes"),
+        ("lr_scheduler", "lr scheduler"),
+        ("world_size", "world size"),
+    ),
+    "tsne": (
+        ("n_samples", "points"),
+        ("n_components", "dimensions"),
+        ("perplexity", "perplexity"),
+        ("metric", "metric"),
+        ("max_iter", "iterations planned"),
+        ("dataset", "data"),
+    ),
+    "word2vec": (
+        ("vocabulary_size", "vocabulary"),
+        ("vector_size", "vector size"),
+        ("sg", "skip-gram"),
+        ("window", "window"),
+        ("negative", "negative samples"),
+        ("epochs", "epochs planned"),
+        ("corpus", "corpus"),
+    ),
+}
+
+
+def model_rows(info, kind: str | None = None) -> list[tuple[str, str]]:
+    """Rows (property, value) describing the model of a static info record.
+
+    Only rows that apply to the session's ``kind`` are listed (a t-SNE run has no layers
+    and no parameters); a value that applies but was not recorded reads "—".
+    """
     if info is None:
         return [("model", "no static info recorded")]
-    layers = [layer for layer in info.layers if layer.n_params]
-    rows = [
-        ("kind", info.kind),
-        ("model", info.model_class or ""),
-        ("layers with parameters", str(len(layers))),
-        ("parameters", format_number(info.n_params) if info.n_params is not None else ""),
-    ]
+    kind = kind or session_kind(info)
+    rows = [("kind", info.kind or NO_VALUE), ("model", info.model_class or NO_VALUE)]
+    if kind == "torch":
+        layers = [layer for layer in info.layers if layer.n_params]
+        rows.append(("layers with parameters", str(len(layers))))
+    if kind != "tsne":
+        rows.append(
+            ("parameters", format_number(info.n_params) if info.n_params is not None else NO_VALUE)
+        )
     opt = info.optimizer or {}
     if opt.get("class"):
         groups = opt.get("param_groups") or [{}]
@@ -171,9 +206,13 @@ def model_rows(info) -> list[tuple[str, str]]:
             f"{k}={v}" for k, v in groups[0].items() if isinstance(v, int | float | str)
         )
         rows.append(("optimizer", f"{opt['class']} ({hyper})" if hyper else opt["class"]))
-    for key in ("batch_size", "n_classes", "lr_scheduler", "world_size"):
-        if key in (info.config or {}):
-            rows.append((key.replace("_", " "), str(info.config[key])))
+    config = info.config or {}
+    for key, label in CONFIG_ROWS.get(kind, CONFIG_ROWS["torch"]):
+        if key in config and config[key] is not None:
+            value = config[key]
+            rows.append(
+                (label, format_number(value) if isinstance(value, int | float) else str(value))
+            )
     return rows
 
 
@@ -186,25 +225,37 @@ def first_point(storage, session_id: str, worker_id: str) -> tuple[int, float] |
     return (updates[0].iteration, updates[0].timestamp) if updates else None
 
 
-def performance_rows(storage, session_id: str, worker_id: str, info, first) -> list[tuple]:
-    """Rows (property, value): start, runtime, last update, iterations, speeds."""
+def performance_rows(
+    storage, session_id: str, worker_id: str, info, first, kind: str = "torch"
+) -> list[tuple]:
+    """Rows (property, value): start, runtime, last update, iterations (epochs for
+    word2vec), speeds. Speeds a kind does not record are left out (t-SNE has no
+    examples/s); one it records but that is missing reads "—".
+    """
     latest = storage.get_latest_update(session_id, worker_id)
+    steps = "epochs" if kind == "word2vec" else "iterations"
     if latest is None or first is None:
-        return [("iterations", "none recorded yet")]
+        return [(steps, "none recorded yet")]
     first_it, first_t = first
     start = info.timestamp if info is not None else first_t
     rate = None
     if latest.timestamp > first_t:
         rate = (latest.iteration - first_it) / (latest.timestamp - first_t)
-    return [
+    rows = [
         ("start", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))),
         ("runtime", format_duration(latest.timestamp - start)),
         ("last update", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(latest.timestamp))),
-        ("iterations", f"{latest.iteration:,}"),
-        ("iterations/s", format_number(rate, 3)),
-        ("examples/s", format_number(latest.examples_per_sec, 3)),
-        ("updates stored", f"{storage.count_updates(session_id, worker_id):,}"),
+        (steps, f"{latest.iteration:,}"),
+        (f"{steps}/s", format_number(rate, 3) if rate is not None else NO_VALUE),
     ]
+    if kind == "word2vec":
+        speed = (latest.extra or {}).get("words_per_sec")
+        rows.append(("words/s", format_number(speed, 3) if speed is not None else NO_VALUE))
+    elif kind == "torch" or latest.examples_per_sec is not None:
+        speed = latest.examples_per_sec
+        rows.append(("examples/s", format_number(speed, 3) if speed is not None else NO_VALUE))
+    rows.append(("updates stored", f"{storage.count_updates(session_id, worker_id):,}"))
+    return rows
 
 
 def multi_series_chart(
@@ -376,11 +427,11 @@ def build_overview(
         std_panel = [std_choice, *std_charts]
 
     model_table = table(
-        model_rows(info), ["property", "value"], name="model_table", widths=[130, 310]
+        model_rows(info, kind), ["property", "value"], name="model_table", widths=[130, 310]
     )
     first = score.first or first_point(storage, session_id, worker_id)
     perf_table = table(
-        performance_rows(storage, session_id, worker_id, info, first),
+        performance_rows(storage, session_id, worker_id, info, first, kind),
         ["property", "value"],
         name="performance",
     )
@@ -403,7 +454,7 @@ def build_overview(
         if first is None:
             first = first_point(storage, session_id, worker_id)
         n = sum(s.push_updates(updates) for s in live)
-        rows = performance_rows(storage, session_id, worker_id, info, first)
+        rows = performance_rows(storage, session_id, worker_id, info, first, kind)
         perf_table.source.data = {"property": [r[0] for r in rows], "value": [r[1] for r in rows]}
         return n
 
