@@ -11,6 +11,7 @@ line prints on one line.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from embedviz._defaults import UI_DEFAULTS
@@ -40,6 +41,47 @@ def open_for_ui(path: str, create: bool = False):
         return SQLiteStatsStorage(p, read_only=True)
 
 
+def read_token_file(path: str | os.PathLike) -> str:
+    """The bearer token kept in the file ``path`` (its first line, surrounding blanks removed).
+
+    A token on the command line (``--token``) is visible to every user in ``ps``; a file
+    readable by its owner only is not. A group- or world-readable file is used, with a
+    warning.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, or holds no token.
+
+    Examples
+    --------
+    >>> read_token_file("~/.embedviz-token")  # doctest: +SKIP
+    's3cret'
+    """
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise InputError(
+            f"--token-file: cannot read {p} ({reason}); give a readable file holding the "
+            "token on its first line (e.g. created with: umask 077; openssl rand -hex 32 > FILE)"
+        ) from None
+    lines = text.splitlines()
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise InputError(
+            f"--token-file: {p} is empty or its first line is blank; write the token on "
+            "the first line"
+        )
+    try:
+        if p.stat().st_mode & 0o077:
+            log.warning("%s can be read by other users; chmod 600 it to keep the token", p)
+    except OSError:  # pragma: no cover - the file was just read
+        pass
+    return token
+
+
 def run_ui(
     paths: list[str],
     host: str = UI_DEFAULTS["host"],
@@ -47,6 +89,7 @@ def run_ui(
     enable_remote: bool = False,
     token: str | None = None,
     open_browser: bool = False,
+    token_file: str | os.PathLike | None = None,
 ) -> int:
     """Serve the training UI for the statistics files in ``paths`` until Ctrl-C.
 
@@ -61,9 +104,12 @@ def run_ui(
     enable_remote : bool
         Accept ``POST /api/records`` from remote routers.
     token : str or None
-        Bearer token the receiver requires.
+        Bearer token the receiver requires (visible in ``ps``: prefer ``token_file``).
     open_browser : bool
         Open the overview in the default browser.
+    token_file : str or Path or None
+        File whose first line is the bearer token (see :func:`read_token_file`); not
+        together with ``token``.
 
     Returns
     -------
@@ -76,6 +122,10 @@ def run_ui(
     """
     from embedviz.ui.server import UIServer
 
+    if token_file is not None:
+        if token is not None:
+            raise InputError("--token-file: give either --token or --token-file, not both")
+        token = read_token_file(token_file)
     if not paths and not enable_remote:
         raise InputError(
             "STORAGE: give at least one statistics file (e.g. embedviz ui runs.db), or "
@@ -143,11 +193,22 @@ def add_ui_command(subparsers) -> None:
         action="store_true",
         help="accept POST /api/records from RemoteStatsRouter",
     )
-    p.add_argument("--token", help="bearer token remote routers must send")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--token",
+        help="bearer token remote routers must send (visible in ps; prefer --token-file)",
+    )
+    secret.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="file whose first line is the bearer token (chmod 600)",
+    )
     p.add_argument("--open", action="store_true", help="open the UI in a browser")
     p.add_argument("-q", "--quiet", action="store_true", help="no messages")
     p.set_defaults(
-        func=lambda a: run_ui(a.storage, a.host, a.port, a.enable_remote, a.token, a.open)
+        func=lambda a: run_ui(
+            a.storage, a.host, a.port, a.enable_remote, a.token, a.open, a.token_file
+        )
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -107,3 +108,54 @@ def test_ui_process_stops_cleanly_on_sigterm(sqlite_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_token_file_gives_the_receiver_its_token(
+    sqlite_path, tmp_path, monkeypatch, with_ui_commands
+):
+    """--token-file keeps the token out of ps; the server gets the file's first line."""
+    from embedviz.ui.server import UIServer
+
+    secret = tmp_path / "token"
+    secret.write_text("  s3cret-token  \nignored second line\n")
+    secret.chmod(0o600)
+    seen = {}
+
+    def run_briefly(self):
+        req = urllib.request.Request(
+            self.url + "/api/records",
+            data=b'{"schema_version": 1, "records": []}',
+            headers={"Content-Type": "application/json", "Authorization": "Bearer wrong"},
+        )
+        try:
+            urllib.request.urlopen(req, timeout=30)
+        except urllib.error.HTTPError as e:
+            seen["wrong"] = e.code
+        seen["token"] = self.receiver.token
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(UIServer, "run_until_shutdown", run_briefly)
+    argv = ["ui", str(sqlite_path), "--port", "0", "--enable-remote", "--token-file", str(secret)]
+    assert cli.main(argv) == 130  # what Ctrl-C gives
+    assert seen == {"wrong": 401, "token": "s3cret-token"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, r"--token-file: cannot read .*missing"), ("\n\n", r"--token-file: .* is empty")],
+)
+def test_unreadable_or_empty_token_file_is_one_line(
+    sqlite_path, tmp_path, capsys, with_ui_commands, content, message
+):
+    import re
+
+    path = tmp_path / "missing"
+    if content is not None:
+        path.write_text(content)
+    argv = ["ui", str(sqlite_path), "--port", "0", "--token-file", str(path)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("embedviz: error: ") and err.count("\n") == 1
+    assert re.search(message, err), err
+    with pytest.raises(InputError, match="not both"):
+        commands.run_ui([str(sqlite_path)], port=0, token="t", token_file=path)
