@@ -462,6 +462,23 @@ def format_duration(seconds: float | None) -> str:
     return f"{h}h {m:02d}m {sec:02d}s" if h else (f"{m}m {sec:02d}s" if m else f"{sec}s")
 
 
+def format_speed(value: float | None) -> str:
+    """A rate for a table cell: ``101,000`` or ``18.4`` (3 significant digits, no
+    exponent), NaN/inf spelled out, "—" when not recorded.
+
+    Examples
+    --------
+    >>> format_speed(100720.5), format_speed(18.37), format_speed(None)
+    ('101,000', '18.4', '—')
+    """
+    if value is None:
+        return NO_VALUE
+    if not math.isfinite(value) or abs(value) < 100:
+        return format_number(value, 3)
+    digits = len(str(int(abs(value))))
+    return f"{round(value, 3 - digits):,.0f}"
+
+
 def format_number(value: float | None, digits: int = 4) -> str:
     """A number for a table cell: NaN/inf spelled out, None empty."""
     if value is None:

@@ -118,7 +118,7 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     >>> from embedviz.stats.storage import InMemoryStatsStorage
     >>> from embedviz.stats.records import Update
     >>> st = InMemoryStatsStorage(); st.put(Update("a", "0", 1, 5.0, score=1.0))
-    >>> list(build_compare([("a", st)]).sources["score:a"].data["rel"])
+    >>> build_compare([("a", st)]).sources["score:a"].data["rel"].tolist()
     [0.0]
     """
     runs = list(runs)[-MAX_RUNS:]
@@ -191,9 +191,10 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         )
     for p in (score_plot, eval_plot):
         if p.legend:
-            p.legend.location = "top_right"
+            # outside the frame, where it hides no line (inside it covered the accuracy)
             p.legend.click_policy = "hide"
             p.legend.label_text_font_size = "11px"
+            p.add_layout(p.legend[0], "right")
     eval_plot.x_range = score_plot.x_range
     eval_plot.y_range.renderers = eval_ranges["default"]
     if eval_ranges["loss"]:

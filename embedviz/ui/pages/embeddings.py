@@ -87,7 +87,7 @@ def build_embeddings(storage, session_id: str, worker_id: str | None = None) -> 
     >>> from embedviz.stats.storage import InMemoryStatsStorage
     >>> from embedviz.stats.records import Update
     >>> st = InMemoryStatsStorage(); st.put(Update("t", "0", 50, 0.0, extra={"kl": 2.5}))
-    >>> list(build_embeddings(st, "t").sources["objective"].data["y"])
+    >>> build_embeddings(st, "t").sources["objective"].data["y"].tolist()
     [2.5]
     """
     worker_id = pick_worker(storage, session_id, worker_id)

@@ -59,6 +59,18 @@ SCORE_TITLES = {
     "tsne": ("KL divergence (the t-SNE objective)", "KL divergence"),
     "word2vec": ("Loss per epoch (word2vec)", "loss"),
 }
+NO_LAYERS = {
+    "tsne": (
+        "A t-SNE run has no layers",
+        "Its KL divergence and gradient norm are on the Overview page, its embedding on "
+        "the Embeddings page.",
+    ),
+    "word2vec": (
+        "A word2vec model has no layers to inspect",
+        "Its loss, learning rate and speed per epoch are on the Overview page, snapshots "
+        "of its word vectors on the Embeddings page.",
+    ),
+}
 STEP_NAMES = {"word2vec": "epoch"}  # what one recorded step is called (x-axis label)
 PHASE_COLOUR = "#ff7f0e"
 

@@ -40,6 +40,7 @@ from embedviz.ui.pages.histograms import (
     distribution_chart,
     distribution_columns,
 )
+from embedviz.ui.pages.kinds import NO_LAYERS, session_kind
 from embedviz.ui.pages.overview import multi_series_chart
 
 MAX_STATIC_LAYERS = 16
@@ -333,9 +334,11 @@ def build_model(
     layers = layer_map(info, latest)
     names = list(layers)
     if not names:
-        page.layout = column(
-            heading("No layers recorded for this session"), sizing_mode="stretch_width"
+        title, where = NO_LAYERS.get(
+            session_kind(info, latest),
+            ("No layers recorded for this session", "Layers appear once the listener reports."),
         )
+        page.layout = column(heading(title), note(where), sizing_mode="stretch_width")
         return page
     chosen = layer if layer in layers else names[0]
     labels = [(n, n if n else "(model)") for n in names]

@@ -36,6 +36,7 @@ from embedviz.ui.pages._common import (
     fetch_many,
     format_duration,
     format_number,
+    format_speed,
     heading,
     line_chart,
     log10_or_nonfinite,
@@ -129,8 +130,9 @@ def eval_view(storage, session_id: str, worker_id: str, page: Page):
             p.y_range.renderers = [*p.y_range.renderers, d, dots]
         drawn.append(d)
         series.append(s)
-    p.legend.location = "top_left"
+    # outside the frame: inside, it hid the first evaluations (top left) or the last
     p.legend.click_policy = "hide"
+    p.add_layout(p.legend[0], "right")
     add_hover(p, drawn, marks)
 
     state = {"after": max((s.last_iteration or -1) for s in series)}
@@ -202,8 +204,11 @@ def model_rows(info, kind: str | None = None) -> list[tuple[str, str]]:
     opt = info.optimizer or {}
     if opt.get("class"):
         groups = opt.get("param_groups") or [{}]
+        # the hyperparameters in use: zero/False ones (dampening=0, nesterov=False) left out
         hyper = ", ".join(
-            f"{k}={v}" for k, v in groups[0].items() if isinstance(v, int | float | str)
+            f"{k}={v}"
+            for k, v in groups[0].items()
+            if isinstance(v, int | float | str) and not isinstance(v, bool) and v != 0
         )
         rows.append(("optimizer", f"{opt['class']} ({hyper})" if hyper else opt["class"]))
     config = info.config or {}
@@ -246,14 +251,14 @@ def performance_rows(
         ("runtime", format_duration(latest.timestamp - start)),
         ("last update", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(latest.timestamp))),
         (steps, f"{latest.iteration:,}"),
-        (f"{steps}/s", format_number(rate, 3) if rate is not None else NO_VALUE),
+        (f"{steps}/s", format_speed(rate)),
     ]
     if kind == "word2vec":
         speed = (latest.extra or {}).get("words_per_sec")
-        rows.append(("words/s", format_number(speed, 3) if speed is not None else NO_VALUE))
+        rows.append(("words/s", format_speed(speed)))
     elif kind == "torch" or latest.examples_per_sec is not None:
         speed = latest.examples_per_sec
-        rows.append(("examples/s", format_number(speed, 3) if speed is not None else NO_VALUE))
+        rows.append(("examples/s", format_speed(speed)))
     rows.append(("updates stored", f"{storage.count_updates(session_id, worker_id):,}"))
     return rows
 
@@ -341,7 +346,7 @@ def build_overview(
     >>> from embedviz.stats.storage import InMemoryStatsStorage
     >>> from embedviz.stats.records import Update
     >>> st = InMemoryStatsStorage(); st.put(Update("run", "0", 1, 0.0, score=2.0))
-    >>> list(build_overview(st, "run").sources["score"].data["y"])
+    >>> build_overview(st, "run").sources["score"].data["y"].tolist()
     [2.0]
     """
     worker_id = pick_worker(storage, session_id, worker_id)

@@ -81,7 +81,7 @@ def build_system(storage, session_id: str, worker_id: str | None = None) -> Page
     >>> from embedviz.stats.records import Update
     >>> st = InMemoryStatsStorage()
     >>> st.put(Update("run", "0", 1, 0.0, memory={"rss_bytes": 2.0**20}))
-    >>> list(build_system(st, "run").sources["memory/rss_bytes:0"].data["y"])
+    >>> build_system(st, "run").sources["memory/rss_bytes:0"].data["y"].tolist()
     [1.0]
     """
     workers = [worker_id] if worker_id is not None else storage.list_workers(session_id)
