@@ -39,7 +39,9 @@ Read API (every storage; safe to call from another thread while training writes)
     finite value and the first NaN/inf survive, and the newest point is always kept.
 ``get_series_many(session_id, worker_id, names, max_points=None) -> dict[str, Series]``
     The same for several names at once; on SQLite one pass over the rows instead of one
-    per name (use it to open a page with many series).
+    per name (use it to open a page with many series). The rows are read in chunks and
+    downsampled as they come, so with ``max_points`` memory holds one chunk and the kept
+    points (about ``1.5 * max_points`` per series), never the whole file.
 ``get_evals(session_id, worker_id=None) -> list[EvalRecord]``
     Sorted by iteration; never smoothed.
 ``get_histograms(session_id, worker_id, kind, name) -> list[tuple[int, Histogram]]``
