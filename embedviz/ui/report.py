@@ -59,12 +59,19 @@ def report_layout(storage, session_id: str | None = None):
     overview = build_overview(storage, session_id, worker)
     model = build_model(storage, session_id, worker, mode="static")
     system = build_system(storage, session_id)
+    another = (
+        " (report another with <code>embedviz report DB --session NAME</code>)"
+        if len(sessions) > 1
+        else ""
+    )
     header = Div(
         text=(
             f"<h2 style='margin:4px 0'>embedviz training report</h2>"
             f"<div style='color:#555'>session <b>{escape(session_id)}</b>, worker "
             f"<b>{escape(worker)}</b> of {len(workers)}; sessions in this file: "
-            f"{escape(', '.join(sessions[:20]))}</div>"
+            f"{escape(', '.join(sessions[:20]))}"
+            f"{' …' if len(sessions) > 20 else ''}"
+            f"{another}</div>"
         ),
         sizing_mode="stretch_width",
     )

@@ -129,6 +129,7 @@ def test_tables_list_only_rows_that_apply_and_no_empty_cell(kinds_storage):
     model = table_rows(w2v, "model")
     assert model["parameters"] == f"{info.n_params:,}"
     assert model["vocabulary"] == "300" and model["vector size"] == "50"
+    assert model["architecture"] == "CBOW"  # sg=0
     assert "layers with parameters" not in model
     perf = table_rows(w2v, "performance")
     latest = kinds_storage.get_latest_update("w2v-run", "0")
@@ -188,3 +189,24 @@ def test_model_page_of_a_run_without_layers_says_where_its_numbers_are(kinds_sto
         layout = build_model(kinds_storage, session).layout
         texts = [d.text for d in layout.references() if isinstance(d, Div)]
         assert any(words in t for t in texts) and any("Overview page" in t for t in texts)
+
+
+def test_embeddings_page_names_epochs_and_shades_the_exaggeration_phase(kinds_storage):
+    from embedviz.ui.pages.embeddings import build_embeddings
+
+    w2v = build_embeddings(kinds_storage, "w2v-run")
+    chart = w2v.layout.select_one({"name": "objective_chart"})
+    assert chart.xaxis[0].axis_label == "epoch"
+    ups = kinds_storage.get_updates("w2v-run", "0")
+    assert w2v.sources["objective"].data["y"].tolist() == [u.extra["loss"] for u in ups]
+    tsne = build_embeddings(kinds_storage, "tsne-run")
+    phase = [m for m in tsne.layout.references() if getattr(m, "name", "") == "exaggeration_phase"]
+    assert {(b.left, b.right) for b in phase} == {(0, 200)}  # fill_tsne tags 0..200
+
+
+def test_report_header_tells_how_to_report_another_session(kinds_storage, tmp_path):
+    html = write_report(kinds_storage, tmp_path / "r.html").read_text()
+    assert "--session NAME" in html
+    one = InMemoryStatsStorage()
+    fill_tsne(one)
+    assert "--session NAME" not in write_report(one, tmp_path / "one.html").read_text()

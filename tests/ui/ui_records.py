@@ -162,7 +162,13 @@ def fill_word2vec(storage, session: str = "w2v-run", epochs: int = 10) -> None:
             model_class="Word2Vec",
             n_params=2 * 300 * 50,
             optimizer={"class": "SGD", "param_groups": [{"lr": 0.025}]},
-            config={"vector_size": 50, "vocabulary_size": 300, "epochs": epochs, "window": 5},
+            config={
+                "vector_size": 50,
+                "vocabulary_size": 300,
+                "epochs": epochs,
+                "window": 5,
+                "sg": 0,
+            },
         )
     )
     for e in range(1, epochs + 1):

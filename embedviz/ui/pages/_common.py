@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from bokeh.models import (
+    BasicTickFormatter,
     ColumnDataSource,
     DataTable,
     Div,
@@ -282,6 +283,9 @@ def line_chart(
         name=name,
     )
     p.extra_y_ranges = {MARKS_RANGE: Range1d(0, 1)}
+    if y_axis_type == "linear":
+        # 150000 rather than 1.500e+5 (word2vec losses, words/s); tiny values keep exponents
+        p.yaxis.formatter = BasicTickFormatter(power_limit_high=9)
     p.title.text_font_size = "13px"
     p.outline_line_color = None
     p.grid.grid_line_alpha = 0.35

@@ -26,6 +26,7 @@ from embedviz.ui.pages._common import (
     new_marks,
     pick_worker,
 )
+from embedviz.ui.pages.kinds import PhaseShading, exaggeration_span, session_kind, step_name
 
 MAX_SNAPSHOT_POINTS = 5000
 
@@ -67,7 +68,9 @@ def snapshot_view(snapshot):
         )
     labels = list(snapshot.labels[:n])
     labels += [str(i) for i in range(len(labels), n)]
-    title = f"{snapshot.kind} at iteration {snapshot.iteration}"
+    kind = snapshot.kind.replace("_", " ")
+    step = "epoch" if snapshot.kind == "word_vectors" else "iteration"
+    title = f"{kind} at {step} {snapshot.iteration}"
     if coords.shape[1] == 3:
         return scatter_3d(coords, labels, title=title)
     return scatter_2d(coords, labels, title=title)
@@ -97,18 +100,26 @@ def build_embeddings(storage, session_id: str, worker_id: str | None = None) -> 
         return page
     name = objective_name(storage, session_id, worker_id)
     label = {"extra/kl": "KL divergence", "extra/loss": "loss per epoch"}.get(name, "score")
+    info = storage.get_static_info(session_id, worker_id)
+    kind = session_kind(info, storage.get_latest_update(session_id, worker_id))
+    step = step_name(kind)
     marks = new_marks("objective:marks")
     s = LiveSeries(name, label).load(storage, session_id, worker_id, marks)
     page.sources["objective"] = s.source
     page.sources["objective:marks"] = marks
-    p = line_chart(f"{label} over iterations", label, name="objective_chart")
+    title = f"{label} over {step}s" if name != "extra/loss" else label
+    p = line_chart(title, label, x_label=step, name="objective_chart")
+    shading = None
+    if kind == "tsne":
+        shading = PhaseShading(exaggeration_span(storage.get_updates(session_id, worker_id)))
+        shading.add_to(p)
     add_hover(p, [draw_series(p, s, "#1f77b4", width=2)], marks)
 
     snaps = storage.get_snapshots(session_id, worker_id)
     by_iteration = {str(sn.iteration): sn for sn in snaps}
     options = list(by_iteration)[::-1]  # newest first
     select = Select(
-        title="Snapshot (iteration)",
+        title=f"Snapshot ({step})",
         options=options or [""],
         value=options[0] if options else "",
         width=260,
@@ -132,6 +143,8 @@ def build_embeddings(storage, session_id: str, worker_id: str | None = None) -> 
     def refresh() -> int:
         updates = feed()
         n = s.push_updates(updates) if updates else 0
+        if shading is not None and updates:
+            shading.update(updates)
         count = len(storage.get_snapshots(session_id, worker_id)) if updates else state["n_snaps"]
         if count != state["n_snaps"]:
             state["n_snaps"] = count

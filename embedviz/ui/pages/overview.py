@@ -175,7 +175,7 @@ CONFIG_ROWS = {
     "word2vec": (
         ("vocabulary_size", "vocabulary"),
         ("vector_size", "vector size"),
-        ("sg", "skip-gram"),
+        ("sg", "architecture"),
         ("window", "window"),
         ("negative", "negative samples"),
         ("epochs", "epochs planned"),
@@ -215,6 +215,8 @@ def model_rows(info, kind: str | None = None) -> list[tuple[str, str]]:
     for key, label in CONFIG_ROWS.get(kind, CONFIG_ROWS["torch"]):
         if key in config and config[key] is not None:
             value = config[key]
+            if key == "sg":
+                value = "skip-gram" if value else "CBOW"
             rows.append(
                 (label, format_number(value) if isinstance(value, int | float) else str(value))
             )
@@ -471,7 +473,21 @@ def build_overview(
         perf_table,
         width=440,
     )
-    charts = column(score_box, *([evals] if evals is not None else []), sizing_mode="stretch_width")
+    kind_panel = list(extra_charts)
+    if shading is not None:
+        kind_panel.append(
+            note(
+                "Shaded: the early exaggeration phase (attractive forces multiplied); the KL "
+                "divergence usually drops when it ends. Red x: NaN or infinite values."
+            )
+        )
+    # beside the tables, where a network's evaluation goes (no gap under a short chart)
+    charts = column(
+        score_box,
+        *([evals] if evals is not None else []),
+        *kind_panel,
+        sizing_mode="stretch_width",
+    )
     ratio_panel = []
     if ratio_chart is not None:
         ratio_panel = [
@@ -482,17 +498,8 @@ def build_overview(
                 "below: too low or vanishing gradients. Red x: NaN or infinite values."
             ),
         ]
-    kind_panel = list(extra_charts)
-    if shading is not None:
-        kind_panel.append(
-            note(
-                "Shaded: the early exaggeration phase (attractive forces multiplied); the KL "
-                "divergence usually drops when it ends. Red x: NaN or infinite values."
-            )
-        )
     page.layout = column(
         row(charts, tables, sizing_mode="stretch_width"),
-        *kind_panel,
         *ratio_panel,
         *std_panel,
         heading("Findings"),
