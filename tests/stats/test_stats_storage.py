@@ -430,3 +430,25 @@ def test_sqlite_series_in_chunks_equal_in_memory_series(tmp_path, monkeypatch, t
                         np.testing.assert_array_equal(a, b)
     memory.close()
     sqlite.close()
+
+
+def test_sqlite_series_of_every_worker_equal_in_memory_series(tmp_path, monkeypatch):
+    """worker_id=None merges the workers by iteration, then downsamples once."""
+    monkeypatch.setattr(SQLiteStatsStorage, "_READ_CHUNK", 16)
+    rng = np.random.default_rng(5)
+    memory, sqlite = InMemoryStatsStorage(), SQLiteStatsStorage(tmp_path / "runs.db")
+    for i in range(300):
+        for w in ("0", "1"):
+            u = make_update(i if w == "0" else 2 * i + 1, worker=w, score=float(rng.normal()))
+            memory.put(u)
+            sqlite.put(u)
+    names = ["score", "params/layer1.weight/update_param_ratio"]
+    for max_points in (None, 40):
+        got = sqlite.get_series_many("run", None, names, max_points=max_points)
+        for name in names:
+            expected = memory.get_series("run", None, name, max_points=max_points)
+            assert len(expected) == 600 if max_points is None else len(expected) <= 3 * 20 + 1
+            for a, b in zip(got[name], expected, strict=True):
+                np.testing.assert_array_equal(a, b)
+    memory.close()
+    sqlite.close()
