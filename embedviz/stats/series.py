@@ -77,14 +77,19 @@ def piece_extremes(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     m = values.shape[0]
     widths = np.diff(np.append(starts, m))
     finite = np.isfinite(values)
+    all_finite = bool(finite.all())  # the usual case: no masking needed
     rows = np.arange(m, dtype=np.int64)[:, None]
     out = np.empty((3, len(starts), values.shape[1]), dtype=np.int64)
     for k, (fill, reduce) in enumerate(((np.inf, np.minimum), (-np.inf, np.maximum))):
-        masked = np.where(finite, values, fill)
-        best = np.repeat(reduce.reduceat(masked, starts, axis=0), widths, axis=0)
-        hit = finite & (masked == best)
+        masked = values if all_finite else np.where(finite, values, fill)
+        hit = masked == np.repeat(reduce.reduceat(masked, starts, axis=0), widths, axis=0)
+        if not all_finite:
+            hit &= finite
         out[k] = np.minimum.reduceat(np.where(hit, rows, m), starts, axis=0)
-    out[2] = np.minimum.reduceat(np.where(finite, m, rows), starts, axis=0)
+    if all_finite:
+        out[2] = m
+    else:
+        out[2] = np.minimum.reduceat(np.where(finite, m, rows), starts, axis=0)
     return out
 
 
