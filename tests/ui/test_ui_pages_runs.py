@@ -137,4 +137,9 @@ def test_embeddings_page_without_snapshots_or_kl():
     st.put(Update("w2v", "0", 1, 0.0, score=math.nan, extra={"loss": 12.0}))
     page = build_embeddings(st, "w2v")
     assert list(page.sources["objective"].data["y"]) == [12.0]
-    assert page.layout.select_one({"name": "snapshot_select"}).options == [""]
+    select = page.layout.select_one({"name": "snapshot_select"})
+    assert select.options == [""] and not select.visible  # no empty selector shown
+    st.put(Snapshot("w2v", "0", 2, 1.0, "word_vectors", ["a", "b"], [[0.0, 1.0], [1.0, 0.0]]))
+    st.put(Update("w2v", "0", 2, 1.0, extra={"loss": 11.0}))
+    page.refresh()
+    assert select.options == ["2"] and select.visible

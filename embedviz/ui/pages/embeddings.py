@@ -124,6 +124,7 @@ def build_embeddings(storage, session_id: str, worker_id: str | None = None) -> 
         value=options[0] if options else "",
         width=260,
         name="snapshot_select",
+        visible=bool(options),  # an empty selector says nothing; shown with the first
     )
     holder = column(sizing_mode="stretch_width", name="snapshot_holder")
 
@@ -152,6 +153,7 @@ def build_embeddings(storage, session_id: str, worker_id: str | None = None) -> 
             for sn in storage.get_snapshots(session_id, worker_id):
                 by_iteration[str(sn.iteration)] = sn
             select.options = list(by_iteration)[::-1]
+            select.visible = True
             if at_newest:
                 select.value = select.options[0]
             n += 1
