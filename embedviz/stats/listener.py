@@ -337,9 +337,9 @@ class StatsListener:
             return
         t0 = time.perf_counter()
         with self._torch.no_grad():
-            updates = self._before
-            for (_, p), u in zip(self._params, updates, strict=True):
-                self._torch.sub(p.detach(), u, out=u)  # u = after - before, in place
+            updates = self._before  # in place: before - after, negated (exact)
+            self._torch._foreach_sub_(updates, [p.detach() for _, p in self._params])
+            self._torch._foreach_neg_(updates)
             self._after = {
                 "param_moments": self._ts.Moments([p.detach() for _, p in self._params]),
                 "update_moments": self._ts.Moments(updates),
@@ -430,7 +430,7 @@ class StatsListener:
             update.params[name] = stats
         if self._acts:
             names_a = list(self._acts)
-            rows = torch.stack([self._acts[n][0] for n in names_a]).tolist()
+            rows = self._ts.rows_to_lists([self._acts[n][0] for n in names_a])
             update.activations = {
                 n: ActivationStats(*self._ts.activation_values(r, self._acts[n][1]))
                 for n, r in zip(names_a, rows, strict=True)
