@@ -11,7 +11,7 @@ import time
 
 import pytest
 from conftest import wait_for
-from ui_records import EVIL, fill, fill_tsne, make_update
+from ui_records import EVIL, fill, fill_tsne, fill_word2vec, make_update
 
 from embedviz.stats.records import Update
 from embedviz.stats.storage import InMemoryStatsStorage
@@ -80,6 +80,7 @@ def live():
     fill(storage)
     fill(storage, session="second", n=40)
     fill_tsne(storage)
+    fill_word2vec(storage)
     ui = UIServer(port=0, refresh_interval=0.25)
     ui.attach(storage)
     ui.start()
@@ -107,6 +108,28 @@ def test_each_page_opens_without_errors_and_draws(browser, live, path, min_plots
     assert plots >= min_plots and drawn >= min_plots, (plots, drawn)
     assert severe(browser) == []
     assert browser.execute_script("return window.__xss") is None
+
+
+@pytest.mark.parametrize(
+    ("session", "titles"),
+    [
+        ("tsne-run", ["KL divergence", "Gradient norm"]),
+        ("w2v-run", ["Loss per epoch", "Learning rate alpha", "Training speed"]),
+    ],
+)
+def test_overview_of_a_tsne_or_word2vec_run_draws_only_what_it_records(
+    browser, live, session, titles
+):
+    ui, _ = live
+    open_page(browser, ui.url + f"/train/overview?session={session}")
+    plots, drawn, empty_frames = browser.execute_script(DRAWN)
+    assert empty_frames == 0 and plots == drawn == len(titles), (plots, drawn)
+    text = browser.execute_script(
+        "return [...Bokeh.documents[0].all_models].filter(m => m.title && m.title.text)"
+        ".map(m => m.title.text).join('|')"
+    )
+    assert all(t in text for t in titles) and "nothing recorded" not in text, text
+    assert severe(browser) == []
 
 
 def test_root_redirects_to_the_overview(browser, live):
