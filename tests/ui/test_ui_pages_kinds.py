@@ -210,3 +210,15 @@ def test_report_header_tells_how_to_report_another_session(kinds_storage, tmp_pa
     one = InMemoryStatsStorage()
     fill_tsne(one)
     assert "--session NAME" not in write_report(one, tmp_path / "one.html").read_text()
+
+
+def test_system_page_of_word2vec_counts_epochs():
+    from embedviz.ui.pages.system import build_system
+
+    st = InMemoryStatsStorage()
+    fill_word2vec(st)
+    st.put(Update("w2v-run", "0", 11, 1.7e9 + 6, memory={"rss_bytes": 2.0**20}))
+    page = build_system(st, "w2v-run")
+    chart = page.layout.select_one({"name": "memory/rss_bytes"})
+    assert chart.xaxis[0].axis_label == "epoch"
+    assert page.sources["memory/rss_bytes:0"].data["y"].tolist() == [1.0]  # MiB

@@ -23,6 +23,7 @@ from embedviz.ui.pages._common import (
     new_marks,
     table,
 )
+from embedviz.ui.pages.kinds import session_kind, step_name
 
 MIB = 2.0**20
 CHARTS = (
@@ -87,6 +88,11 @@ def build_system(storage, session_id: str, worker_id: str | None = None) -> Page
     workers = [worker_id] if worker_id is not None else storage.list_workers(session_id)
     page = Page(layout=None)
     charts, live = [], []
+    first = workers[0] if workers else None
+    step = "iteration"
+    if first is not None:
+        info = storage.get_static_info(session_id, first)
+        step = step_name(session_kind(info, storage.get_latest_update(session_id, first)))
     for name, title, unit, div in CHARTS:
         series = []
         marks = new_marks(f"{name}:marks")
@@ -98,7 +104,7 @@ def build_system(storage, session_id: str, worker_id: str | None = None) -> Page
                 series.append((w, s))
         if not series:
             continue
-        p = line_chart(title, unit, name=name)
+        p = line_chart(title, unit, x_label=step, name=name)
         drawn = []
         for i, (w, s) in enumerate(series):
             page.sources[f"{name}:{w}"] = s.source
