@@ -8,6 +8,10 @@ record arrives ``flush_interval`` seconds after the last write, by a timer
 ``flush_interval`` after the first buffered record, and by ``flush()``/``close()`` and
 reads through this object. Readers use their own connections (one per thread), so a
 reader never holds up the writer; several processes (DDP ranks) may write one file.
+
+Series (:meth:`SQLiteStatsStorage.get_series_many`) are read in one snapshot and in
+chunks of rows, each chunk downsampled as it arrives, so opening a page on a file of
+100k updates holds a chunk and the kept points, not the file.
 """
 
 from __future__ import annotations
