@@ -76,9 +76,29 @@ class _Run:
         self.names = storage.list_series(session_id, worker_id)
         self.static = storage.get_static_info(session_id, worker_id)
         self.findings: list[Finding] = []
+        self._ahead: dict = {}  # series read with an earlier one, not yet asked for
+        self._asked: set[str] = set()
 
     def series(self, name: str):
-        return self.storage.get_series(self.session_id, self.worker_id, name)
+        """The whole series; siblings (same kind and statistic, e.g. every tensor's
+        update_param_ratio) are read in the same pass, 16 at a time."""
+        got = self._ahead.pop(name, None)
+        if got is None:
+            head, stat = name.split("/", 1)[0], name.rpartition("/")[2]
+            siblings = [
+                n for n in self.names
+                if n != name and n not in self._asked and n not in self._ahead
+                and n.startswith(head + "/") and n.endswith("/" + stat)
+            ][:15]  # fmt: skip
+            many = getattr(self.storage, "get_series_many", None)
+            if many is None or not siblings:
+                got = self.storage.get_series(self.session_id, self.worker_id, name)
+            else:
+                read = many(self.session_id, self.worker_id, [name, *siblings])
+                got = read.pop(name)
+                self._ahead.update(read)
+        self._asked.add(name)
+        return got
 
     def add(self, severity, check, layer, iterations, evidence, advice) -> None:
         self.findings.append(
@@ -176,11 +196,11 @@ def _check_ratios(run: _Run) -> None:
                 "gradients upstream",
             )  # fmt: skip
         # spikes: far above the recent median
-        spikes = []
-        for i in range(10, len(values)):
-            recent = float(np.median(values[i - 10 : i]))
-            if values[i] > 10 * recent and values[i] > RATIO_HIGH:
-                spikes.append(i)
+        spikes: list[int] = []
+        if len(values) > 10:  # the median of the 10 values before each one
+            recent = np.median(np.lib.stride_tricks.sliding_window_view(values, 10)[:-1], axis=1)
+            later = values[10:]
+            spikes = (np.flatnonzero((later > 10 * recent) & (later > RATIO_HIGH)) + 10).tolist()
         if spikes:
             run.add(
                 "warning", "ratio_spike", name, (int(its[spikes[0]]), int(its[spikes[-1]])),
