@@ -239,3 +239,70 @@ def test_other_dtypes(digits, dtype):
     )
     assert sum(u.histograms["params"]["0.weight"].counts) == w.numel()
     assert np.isfinite(u.params["0.weight"].update_param_ratio)
+
+
+def _reference_histogram(values, bins):
+    """Equal-width bins of the finite values between their min and max (numpy, float64)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return 0.0, 0.0, [0] * bins
+    lo, hi = float(x.min()), float(x.max())
+    if hi == lo:
+        return lo, hi, [x.size] + [0] * (bins - 1)
+    idx = np.clip(np.floor((x - lo) * (bins / (hi - lo))).astype(np.int64), 0, bins - 1)
+    return lo, hi, np.bincount(idx, minlength=bins).tolist()
+
+
+def _awkward_tensors():
+    g = torch.Generator().manual_seed(3)
+    relu = torch.randn(4099, generator=g).relu()  # runs of zeros, length not a multiple of 4
+    spiky = torch.randn(301, generator=g)
+    spiky[[3, 50, 77]] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    return {
+        "relu": relu,
+        "matrix_t": torch.randn(40, 30, generator=g).t(),  # not contiguous
+        "double": torch.randn(257, generator=g, dtype=torch.float64) * 1e-3 + 1.0,
+        "half": torch.randn(99, generator=g).half(),
+        "spiky": spiky,
+        "constant": torch.full((13,), -2.5),
+        "all_nan": torch.full((5,), float("nan")),
+        "one": torch.tensor([0.7]),
+        "empty": torch.zeros(0),
+    }
+
+
+@pytest.mark.parametrize("compiled", [None, False])
+def test_histograms_match_an_independent_computation(compiled):
+    from embedviz.stats import torch_stats
+
+    tensors = _awkward_tensors()
+    got = torch_stats.histograms(tensors, 11, compiled=compiled)
+    assert "empty" not in got
+    for name, t in tensors.items():
+        if not t.numel():
+            continue
+        lo, hi, counts = _reference_histogram(t.float().numpy() if t.dtype == torch.half else t, 11)
+        h = got[name]
+        assert (h.lo, h.hi) == (lo, hi), name
+        assert h.counts == counts, name
+    assert sum(got["spiky"].counts) == 298 and got["all_nan"].counts == [0] * 11
+
+
+@pytest.mark.parametrize("compiled", [None, False])
+def test_moments_and_activation_rows_match_numpy(compiled):
+    from embedviz.stats import torch_stats
+
+    tensors = [t for t in _awkward_tensors().values() if t.numel()]
+    tensors.append(torch.tensor([0.0, -0.0, 2.0, float("nan")]))
+    values = torch_stats.moments(tensors, compiled=compiled)
+    rows = torch_stats.rows_to_lists([torch_stats.activation_row(t, compiled) for t in tensors])
+    for t, (mean, std, mag), row in zip(tensors, values, rows, strict=True):
+        x = t.double().numpy().ravel()
+        rel = 1e-3 if t.dtype == torch.half else 1e-5  # the torch path sums in half's float32
+        ref = (x.mean(), x.std(ddof=1) if x.size > 1 else 0.0, np.abs(x).mean())
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_allclose([mean, std, mag], ref, rtol=rel, atol=1e-9)
+        act_mean, act_std, zeros = torch_stats.activation_values(row, t.numel())
+        np.testing.assert_allclose([act_mean, act_std], ref[:2], rtol=rel, atol=1e-9)
+        assert zeros == pytest.approx(np.mean(x == 0))  # NaN is not a zero
