@@ -189,12 +189,6 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         feeds.append(
             (UpdateFeed(storage, sid, worker, s.last_iteration), s, storage, sid, worker, ev_series)
         )
-    for p in (score_plot, eval_plot):
-        if p.legend:
-            # outside the frame, where it hides no line (inside it covered the accuracy)
-            p.legend.click_policy = "hide"
-            p.legend.label_text_font_size = "11px"
-            p.add_layout(p.legend[0], "right")
     eval_plot.x_range = score_plot.x_range
     eval_plot.y_range.renderers = eval_ranges["default"]
     if eval_ranges["loss"]:
@@ -202,6 +196,12 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
             renderers=eval_ranges["loss"], only_visible=True
         )
         eval_plot.add_layout(LinearAxis(y_range_name="loss", axis_label="loss"), "right")
+    for p in (score_plot, eval_plot):
+        if p.legend:
+            # outside the frame, right of the loss axis: inside it covered the accuracy line
+            p.legend.click_policy = "hide"
+            p.legend.label_text_font_size = "11px"
+            p.add_layout(p.legend[0], "right")
     for p in (score_plot, eval_plot):
         p.y_range.only_visible = True
     score_plot.x_range.only_visible = True
@@ -242,6 +242,8 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         rows,
         ["run", "kind", "optimizer", "lr", "batch size", "final eval", "best eval"],
         name="runs",
+        # the evaluations get the room (they were cut off at the right edge)
+        widths=[240, 70, 80, 60, 70, 260, 340],
     )
     page.sources["runs"] = runs_table.source
 
