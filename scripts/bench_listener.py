@@ -20,6 +20,7 @@ shared machine wall time mostly measures the other processes.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import tempfile
 import time
@@ -78,6 +79,7 @@ def _train(make_model, data, iterations, listener_kwargs, db_dir, batch=64):
         storage = SQLiteStatsStorage(Path(db_dir) / f"bench-{time.time_ns()}.db")
         listener = StatsListener(storage, model, opt, **listener_kwargs)
     n = len(X) - batch
+    gc.collect()  # start every run with no garbage of the previous runs to collect
     t0 = time.process_time()
     for i in range(iterations):
         start = (i * batch) % n
