@@ -203,6 +203,7 @@ class StatsListener:
             for n, m in inner.named_modules()
             if not any(True for _ in m.children())
         ]
+        self._leaf_hooks = [(m, self._forward(name)) for name, m in self._leaves]
         self._forward_handles: list = []
         self._optimizer_handles: list = []
         self._armed = False
@@ -293,8 +294,7 @@ class StatsListener:
             self.histogram_frequency > 0 and self.iteration % self.histogram_frequency == 0
         )
         if self.collect_activations:
-            for name, module in self._leaves:
-                self._forward_handles.append(module.register_forward_hook(self._forward(name)))
+            self._forward_handles = [m.register_forward_hook(h) for m, h in self._leaf_hooks]
 
     def _disarm(self) -> None:
         for handle in self._forward_handles:
@@ -313,7 +313,12 @@ class StatsListener:
             if isinstance(output, self._torch.Tensor) and output.numel():
                 self._acts[name] = (self._ts.activation_row(output), output.numel())
                 if self._hist_now:
-                    self._act_hists[name] = output.detach()
+                    if output.device.type == "cpu":  # now: a later in-place op (ReLU) may
+                        self._act_hists[name] = self._ts.histograms(  # overwrite it
+                            {name: output}, self.histogram_bins
+                        )[name]
+                    else:  # later, all at once (binning syncs with the device)
+                        self._act_hists[name] = output.detach()
             self._collect += time.perf_counter() - t0
             return None
 
@@ -446,7 +451,9 @@ class StatsListener:
             if self._after.get("update_hists"):
                 hists["updates"] = self._after["update_hists"]
             if self._act_hists:
-                hists["activations"] = self._ts.histograms(self._act_hists, self.histogram_bins)
+                queued = {n: t for n, t in self._act_hists.items() if isinstance(t, torch.Tensor)}
+                done = self._ts.histograms(queued, self.histogram_bins) if queued else {}
+                hists["activations"] = {n: done.get(n, h) for n, h in self._act_hists.items()}
             update.histograms = hists
         if time.monotonic() - self._last_memory >= 1.0:  # psutil costs ~0.1 ms
             update.memory = memory_sample()

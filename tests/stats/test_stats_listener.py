@@ -306,3 +306,25 @@ def test_moments_and_activation_rows_match_numpy(compiled):
         act_mean, act_std, zeros = torch_stats.activation_values(row, t.numel())
         np.testing.assert_allclose([act_mean, act_std], ref[:2], rtol=rel, atol=1e-9)
         assert zeros == pytest.approx(np.mean(x == 0))  # NaN is not a zero
+
+
+def test_activation_histogram_is_taken_before_an_in_place_relu(digits):
+    X, y = digits
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 32), torch.nn.ReLU(inplace=True), torch.nn.Linear(32, 10)
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, histogram_frequency=1, histogram_bins=5) as listener:
+        with torch.no_grad():
+            expected = model[0](X[:64]).numpy()  # the Linear output before ReLU overwrites it
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X[:64]), y[:64]).backward()
+        opt.step()
+        listener.step()
+    (u,) = storage.get_updates(listener.session_id)
+    h = u.histograms["activations"]["0"]
+    assert (h.lo, h.hi, h.counts) == _reference_histogram(expected, 5)
+    assert h.lo < 0  # not the ReLU's output
+    assert u.activations["0"].mean == pytest.approx(float(expected.mean()), rel=1e-5)
