@@ -22,6 +22,7 @@ from bokeh.models import (
 
 from embedviz.ui.findings import FINDINGS_STYLE, findings_view
 from embedviz.ui.pages._common import (
+    MULTI_MAX_POINTS,
     SMOOTHING,
     LiveSeries,
     Page,
@@ -164,14 +165,16 @@ def multi_series_chart(
     transform=log10_or_nonfinite,
     band=None,
     fetched=None,
+    max_points=MULTI_MAX_POINTS,
 ):
     """A chart with one line per series name; series registered under ``key:<label>``.
 
-    ``fetched``: series already read (name -> Series); the others are read in one pass.
+    ``fetched``: series already read (name -> Series, downsampled to ``max_points``); the
+    others are read in one pass.
     """
     fetched = dict(fetched or {})
     missing = [n for n in names if n not in fetched]
-    fetched.update(fetch_many(storage, session_id, worker_id, missing))
+    fetched.update(fetch_many(storage, session_id, worker_id, missing, max_points))
     p = line_chart(title, y_label, name=key)
     if band is not None:
         p.add_layout(
@@ -192,7 +195,7 @@ def multi_series_chart(
     marks = new_marks(f"{key}:marks")
     page.sources[f"{key}:marks"] = marks
     for i, (name, label) in enumerate(zip(names, labels, strict=True)):
-        s = LiveSeries(name, label, transform=transform).load(
+        s = LiveSeries(name, label, transform=transform, max_points=max_points).load(
             storage, session_id, worker_id, marks, fetched[name]
         )
         page.sources[f"{key}:{label}"] = s.source
@@ -260,7 +263,13 @@ def build_overview(
         "std_grad": [f"params/{n}/grad_std" for n in params],
         "std_update": [f"params/{n}/update_std" for n in params],
     }
-    fetched = fetch_many(storage, session_id, worker_id, [n for g in groups.values() for n in g])
+    fetched = fetch_many(
+        storage,
+        session_id,
+        worker_id,
+        [n for g in groups.values() for n in g],
+        MULTI_MAX_POINTS,
+    )
     score, score_box = score_view(storage, session_id, worker_id, page, kind=kind, shading=shading)
     _, evals = eval_view(storage, session_id, worker_id, page)
     extra_series, extra_charts = kind_charts(
