@@ -313,11 +313,18 @@ def controls(common, x_range, y_range, home, width=260, yaw=None, pitch=None, ho
     return widgets, tap
 
 
-def home_view(xy: np.ndarray, frame_width: int, frame_height: int, pad: float = 0.05):
-    """Ranges (x0, x1, y0, y1) around the points with equal scale on both axes."""
+def home_view(
+    xy: np.ndarray, frame_width: int, frame_height: int, pad: float = 0.05, label_pad: float = 0.1
+):
+    """Ranges (x0, x1, y0, y1) around the points with equal scale on both axes.
+
+    Labels are drawn to the right of their points, so the right edge gets ``label_pad``
+    (a fraction of the x span) more room than the others: words near it are not cut off.
+    """
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     span = np.maximum(hi - lo, 1e-9)
     lo, hi = lo - pad * span, hi + pad * span
+    hi[0] += label_pad * span[0]
     w, h = hi - lo
     aspect = frame_width / frame_height
     if w / h > aspect:

@@ -185,6 +185,16 @@ def test_palette_has_distinct_colours(k):
     assert len(colours) == k and len(set(colours)) == k
 
 
+def test_home_view_keeps_equal_scale_and_room_for_labels_on_the_right():
+    xy = np.array([[0.0, 0.0], [10.0, 5.0], [3.0, 1.0]])
+    x0, x1, y0, y1 = C.home_view(xy, 700, 600)
+    assert (x1 - x0) / 700 == pytest.approx((y1 - y0) / 600)  # equal scale
+    px = 700 / (x1 - x0)
+    right, left = (x1 - 10.0) * px, (0.0 - x0) * px
+    assert right >= left + 0.09 * 10.0 * px  # about 70 px more room for a label
+    assert y0 < 0.0 and y1 > 5.0
+
+
 def test_labels_do_not_overlap_and_follow_frequency():
     rng = np.random.default_rng(0)
     xy = rng.normal(size=(500, 2))
