@@ -211,7 +211,6 @@ def _counts_torch(x: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
     return lo, hi, torch.bincount(idx, minlength=bins).tolist()
 
 
-@torch.no_grad()
 def histograms(
     tensors: dict[str, torch.Tensor], bins: int, compiled: bool | None = None
 ) -> dict[str, Histogram]:
