@@ -26,6 +26,9 @@ _FULL = (torch.float32, torch.float64)
 # Let LLVM reorder the sums so that they vectorise; NaN and inf still propagate (no
 # "nnan"/"ninf" flags).
 _FAST = {"reassoc", "nsz", "contract"}
+# Up to this many values a histogram's limits are found by the compiled loop (~0.5 ns per
+# value, no call overhead) instead of torch.aminmax (~2 us per call, 0.1 ns per value).
+_SMALL = 4096
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -226,6 +229,10 @@ def histograms(
             continue
         x = _flat(t)
         if x.device.type == "cpu" if compiled is None else compiled:
+            if x.numel() <= _SMALL:  # one call does it all
+                lo, hi = _finite_histogram(x.numpy(), counts)
+                out[name] = Histogram(float(lo), float(hi), counts.tolist())
+                continue
             lo, hi = torch.aminmax(x)  # torch's vectorised min/max: ~0.1 ns per value
             lo, hi = lo.item(), hi.item()
             if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN or inf

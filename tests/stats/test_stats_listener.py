@@ -259,7 +259,11 @@ def _awkward_tensors():
     relu = torch.randn(4099, generator=g).relu()  # runs of zeros, length not a multiple of 4
     spiky = torch.randn(301, generator=g)
     spiky[[3, 50, 77]] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    big_spiky = torch.randn(5000, generator=g)  # above torch_stats._SMALL: other branches
+    big_spiky[[9, 4000]] = torch.tensor([float("inf"), float("nan")])
     return {
+        "big_spiky": big_spiky,
+        "big_constant": torch.full((5000,), 1.5),
         "relu": relu,
         "matrix_t": torch.randn(40, 30, generator=g).t(),  # not contiguous
         "double": torch.randn(257, generator=g, dtype=torch.float64) * 1e-3 + 1.0,
