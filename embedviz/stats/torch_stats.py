@@ -201,17 +201,36 @@ def activation_values(row: list[float], numel: int) -> tuple[float, float, float
     return mean, std, 1.0 - row[2] / numel if numel else math.nan
 
 
-def _counts_torch(x: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
-    """The histogram of :func:`_finite_histogram` with torch ops (any device)."""
-    if not bool(torch.isfinite(x).all()):
-        x = x[torch.isfinite(x)]
-    if not x.numel():
-        return 0.0, 0.0, [0] * bins
-    lo, hi = torch.stack(torch.aminmax(x)).to(torch.float64).tolist()
-    if not hi > lo:
-        return lo, hi, [x.numel()] + [0] * (bins - 1)
-    idx = ((x.to(torch.float64) - lo) * (bins / (hi - lo))).to(torch.int64).clamp_(0, bins - 1)
-    return lo, hi, torch.bincount(idx, minlength=bins).tolist()
+def _histograms_torch(tensors: dict[str, torch.Tensor], bins: int) -> dict[str, Histogram]:
+    """:func:`histograms` with torch ops (any device): two syncs for all tensors, plus
+    one per tensor holding NaN or inf."""
+    names = list(tensors)
+    flat = [tensors[n] for n in names]
+    finite = torch.stack([torch.isfinite(x).all() for x in flat]).cpu().tolist()
+    limits = torch.stack([torch.stack(torch.aminmax(x)) for x in flat])
+    limits = limits.to(torch.float64).cpu().tolist()  # exact: no float32 rounding of lo/hi
+    counts = []
+    for i, x in enumerate(flat):
+        if not finite[i]:  # bin the finite values
+            x = x[torch.isfinite(x)]
+            limits[i] = (
+                torch.stack(torch.aminmax(x)).to(torch.float64).tolist()
+                if x.numel()
+                else [0.0, 0.0]
+            )
+        lo, hi = limits[i]
+        if hi > lo:
+            idx = ((x.to(torch.float64) - lo) * (bins / (hi - lo))).to(torch.int64)
+            counts.append(torch.bincount(idx.clamp_(0, bins - 1), minlength=bins))
+        else:  # constant: everything in the first bin
+            c = torch.zeros(bins, dtype=torch.int64, device=x.device)
+            c[0] = x.numel()
+            counts.append(c)
+    rows = torch.stack(counts).cpu().tolist()
+    return {
+        n: Histogram(float(lo), float(hi), row)
+        for n, (lo, hi), row in zip(names, limits, rows, strict=True)
+    }
 
 
 def histograms(
@@ -223,16 +242,18 @@ def histograms(
     compiled loop for CPU tensors. Both give the same counts.
     """
     out = {}
+    queued = {}
     counts = np.empty(bins, np.int64)
     for name, t in tensors.items():
         if not t.numel():
             continue
         x = _flat(t)
-        if x.device.type == "cpu" if compiled is None else compiled:
-            if x.numel() <= _SMALL:  # one call does it all
-                lo, hi = _finite_histogram(x.numpy(), counts)
-                out[name] = Histogram(float(lo), float(hi), counts.tolist())
-                continue
+        if not (x.device.type == "cpu" if compiled is None else compiled):
+            queued[name] = x
+            continue
+        if x.numel() <= _SMALL:  # one call does it all
+            lo, hi = _finite_histogram(x.numpy(), counts)
+        else:
             lo, hi = torch.aminmax(x)  # torch's vectorised min/max: ~0.1 ns per value
             lo, hi = lo.item(), hi.item()
             if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN or inf
@@ -242,8 +263,8 @@ def histograms(
             else:  # constant tensor: everything in the first bin
                 counts[:] = 0
                 counts[0] = x.numel()
-            out[name] = Histogram(float(lo), float(hi), counts.tolist())
-        else:
-            lo, hi, row = _counts_torch(x, bins)
-            out[name] = Histogram(float(lo), float(hi), row)
+        out[name] = Histogram(float(lo), float(hi), counts.tolist())
+    if queued:
+        done = _histograms_torch(queued, bins)
+        out = {n: out[n] if n in out else done[n] for n in tensors if n in out or n in done}
     return out
