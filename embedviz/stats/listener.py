@@ -20,7 +20,7 @@ Histograms are taken on iterations that are multiples of ``histogram_frequency``
 reported); a CPU layer's activation histogram is taken in its forward hook, before a
 later in-place op (``ReLU(inplace=True)``) can overwrite the output. The optimizer hooks
 stay registered between reported iterations but return at once; a non-reported
-iteration costs two counter checks.
+iteration costs a few counter checks.
 
 The numbers of CPU tensors come from small compiled loops over the tensors' memory
 (:mod:`embedviz.stats.torch_stats`): on one thread, a report of a 0.1M-parameter MLP
