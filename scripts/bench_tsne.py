@@ -238,6 +238,7 @@ def child(spec_path: str) -> None:
         raise SystemExit(f"unknown method {method!r}")
     res.update(
         peak_rss_mib=common.peak_rss_mib(),
+        peak_source="VmHWM",
         rss_after_data_mib=rss_data,
         cpu_s=common.cpu_seconds() - cpu0,
         loadavg_before=load0,
