@@ -359,6 +359,7 @@ def joint_probabilities(
     d = np.ascontiguousarray(distances**2 if metric == "euclidean" else distances)
     P_cond = np.empty((n, k), dtype=np.float64)
     n_failed = conditional_probabilities(d, perplexity, float(tolerance), _MAX_TRIES, P_cond)
+    del d  # memory: the affinity step sets the peak of a whole fit
     if n_failed:
         logger.warning(
             "perplexity search did not converge to tolerance %g for %d of %d points",
@@ -366,8 +367,12 @@ def joint_probabilities(
             n_failed,
             n,
         )
-    rows = np.repeat(np.arange(n, dtype=np.int64), k)
-    P = sp.csr_matrix((P_cond.ravel(), (rows, indices.ravel())), shape=(n, n))
+    # Row i of P_cond holds k entries: it is a CSR matrix as it stands (no COO row array,
+    # no conversion copy); 32-bit column indices when they fit.
+    index_type = np.int32 if n * k < 2**31 else np.int64
+    indptr = np.arange(0, n * k + 1, k, dtype=index_type)
+    P = sp.csr_matrix((P_cond.ravel(), indices.astype(index_type).ravel(), indptr), shape=(n, n))
+    del P_cond
     P = P + P.T  # each entry sums at most two terms, a + b == b + a: exactly symmetric
     P.sum_duplicates()
     P.eliminate_zeros()
