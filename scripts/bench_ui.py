@@ -88,22 +88,10 @@ def make_big(path: Path, n_updates: int, n_tensors: int) -> None:
 
 
 def driver():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from embedviz._browser import headless_chromium
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    # selenium's default page-load timeout: the big overview may take long on a busy machine
+    return headless_chromium(window_size=(1400, 1000), page_load_timeout=300)
 
 
 def wait(d, script: str, timeout: float = 120.0) -> float:
