@@ -99,7 +99,12 @@ class SQLiteStatsStorage(StatsStorage):
             raise InputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         self.batch_size = batch_size
         self.flush_interval = float(flush_interval)
-        self._buffer: list[Record] = []
+        # records waiting for the next transaction; updates already packed into rows
+        # (_UpdateRow): plain tuples of numbers, strings and bytes, which the garbage
+        # collector stops tracking, where thousands of buffered record objects made its
+        # full collections (over everything torch allocated) cost training time
+        self._buffer: list = []
+        self._names_by_key: dict[tuple, tuple[str, ...]] = {}
         self._buffer_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._timer: threading.Timer | None = None
@@ -109,7 +114,6 @@ class SQLiteStatsStorage(StatsStorage):
         self._readers_lock = threading.Lock()
         self._wids: dict[tuple[str, str], int] = {}
         self._layout_ids: dict[tuple[str, ...], int] = {}
-        self._layout_by_key: dict[tuple, int] = {}
         self._worker_layouts: set[tuple[int, int]] = set()
         self._plans: dict[int, tuple[list[str], list]] = {}
         self._closed = False
@@ -245,8 +249,9 @@ class SQLiteStatsStorage(StatsStorage):
             raise InputError(f"{self.path}: opened with read_only=True; cannot write")
         if self._closed:
             raise InputError(f"{self.path}: the storage is closed; open it again to write")
+        rows = [self._pack(r) if isinstance(r, Update) else r for r in records]
         with self._buffer_lock:
-            self._buffer.extend(records)
+            self._buffer.extend(rows)
             due = (
                 len(self._buffer) >= self.batch_size
                 or time.monotonic() - self._last_write >= self.flush_interval
@@ -257,6 +262,26 @@ class SQLiteStatsStorage(StatsStorage):
                 self._timer.start()
         if due:
             self.flush()
+
+    def _pack(self, u: Update) -> tuple:
+        """An update as the row it will be written as (see ``_buffer``)."""
+        key, values = flatten_update(u)
+        names = self._names_by_key.get(key)
+        if names is None:
+            names = tuple(u.scalars())
+            if len(names) != len(values):  # cannot happen; never store garbage
+                raise AssertionError("update flattening out of step with scalars()")
+            self._names_by_key[key] = names
+        hists = tuple(
+            (kind, name, h.lo, h.hi, np.asarray(h.counts, dtype="<i8").tobytes())
+            for kind, group in u.histograms.items()
+            for name, h in group.items()
+        )
+        tags = json.dumps(u.tags) if u.tags else None
+        return (
+            u.session_id, u.worker_id, u.iteration, u.timestamp, names,
+            pack_values(values), tags, hists,
+        )  # fmt: skip
 
     def _timer_flush(self) -> None:
         with self._buffer_lock:
@@ -283,7 +308,10 @@ class SQLiteStatsStorage(StatsStorage):
                     self._buffer[:0] = records
                 raise
             self._last_write = time.monotonic()
-        self._notify(event_for(r) for r in records)
+        self._notify(
+            StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
+            for r in records
+        )
 
     def _wid(self, con: sqlite3.Connection, session: str, worker: str) -> int:
         key = (session, worker)
@@ -310,32 +338,25 @@ class SQLiteStatsStorage(StatsStorage):
 
     def _write(self, records: list[Record]) -> None:
         con = self._writer
-        updates, hists, evals, snaps, statics = [], [], [], [], []
+        updates, hist_rows, evals, snaps, statics = [], [], [], [], []
         con.execute("BEGIN IMMEDIATE")
         try:
             ids_before = self._max_ids(con) if self._own_rows is not None else None
             for r in records:
-                wid = self._wid(con, r.session_id, r.worker_id)
-                if isinstance(r, Update):
-                    key, values = flatten_update(r)
-                    lid = self._layout_by_key.get(key)
-                    if lid is None:
-                        names = tuple(r.scalars())
-                        if len(names) != len(values):  # cannot happen; never store garbage
-                            raise AssertionError("update flattening out of step with scalars()")
-                        lid = self._layout_by_key[key] = self._layout(con, names)
+                if type(r) is tuple:  # a packed update
+                    session, worker, iteration, timestamp, names, blob, tags, hists = r
+                    wid = self._wid(con, session, worker)
+                    lid = self._layout(con, names)
                     if (wid, lid) not in self._worker_layouts:
                         con.execute(
                             "INSERT OR IGNORE INTO worker_layouts VALUES (?, ?)", (wid, lid)
                         )
                         self._worker_layouts.add((wid, lid))
-                    tags = json.dumps(r.tags) if r.tags else None
-                    updates.append((wid, r.iteration, r.timestamp, lid, pack_values(values), tags))
-                    for kind, group in r.histograms.items():
-                        for name, h in group.items():
-                            counts = np.asarray(h.counts, dtype="<i8").tobytes()
-                            hists.append((wid, r.iteration, kind, name, h.lo, h.hi, counts))
-                elif isinstance(r, EvalRecord):
+                    updates.append((wid, iteration, timestamp, lid, blob, tags))
+                    hist_rows.extend((wid, iteration, *h) for h in hists)
+                    continue
+                wid = self._wid(con, r.session_id, r.worker_id)
+                if isinstance(r, EvalRecord):
                     evals.append((wid, r.iteration, r.timestamp, json.dumps(r.metrics)))
                 elif isinstance(r, Snapshot):
                     vectors = np.asarray(r.vectors, dtype=np.float64).tolist()
@@ -351,7 +372,7 @@ class SQLiteStatsStorage(StatsStorage):
             con.executemany(
                 "INSERT INTO histograms(wid, iteration, kind, name, lo, hi, counts) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                hists,
+                hist_rows,
             )
             con.executemany(
                 "INSERT INTO evals(wid, iteration, timestamp, metrics) VALUES (?, ?, ?, ?)", evals
