@@ -11,21 +11,23 @@ when ``i % frequency == 0``. Only then:
   so other iterations run with no hook at all) and record each layer's activation mean,
   std and share of zeros from the first training-mode forward pass;
 * the optimizer's step pre-hook records the gradients and copies the parameters (the
-  only copy the listener ever holds); the post-hook turns that copy, in place, into the
-  update the optimizer really applied (after momentum, Adam, weight decay), then frees it;
-* ``step`` stacks all numbers, moves them to Python with one sync and writes one
-  :class:`~embedviz.stats.records.Update`.
+  only copy the listener ever holds, freed again after the step); the post-hook turns
+  that copy, in place, into the update the optimizer really applied (after momentum,
+  Adam, weight decay) and records parameters and updates in the same pass;
+* ``step`` turns the numbers into one :class:`~embedviz.stats.records.Update`.
 
 Histograms are taken on iterations that are multiples of ``histogram_frequency`` (and
-reported); a CPU layer's activation histogram is taken in its forward hook, before a
-later in-place op (``ReLU(inplace=True)``) can overwrite the output. The optimizer hooks
-stay registered between reported iterations but return at once; a non-reported
-iteration costs a few counter checks.
+reported); a layer's output is read in its forward hook, before a later in-place op
+(``ReLU(inplace=True)``) can overwrite it. The optimizer hooks stay registered between
+reported iterations but return at once; a non-reported iteration costs a few counter
+checks.
 
-The numbers of CPU tensors come from small compiled loops over the tensors' memory
-(:mod:`embedviz.stats.torch_stats`): on one thread, a report of a 0.1M-parameter MLP
-costs ~0.25 ms without histograms and ~0.7 ms with them (every parameter, gradient,
-update and activation binned; ``scripts/bench_listener.py`` measures it).
+The numbers of CPU tensors come from compiled loops over the tensors' memory, one call
+per group of tensors (:mod:`embedviz.stats.torch_stats`). On one thread a report of a
+0.1M-parameter MLP costs ~0.2 ms without histograms and ~0.45 ms with them (every
+parameter, gradient, update and activation binned), about half of it the cost of
+touching Python, torch and numpy again, cold, after the training step;
+``scripts/bench_listener.py`` measures it.
 
 :meth:`StatsListener.close` removes every hook; the model and optimizer are then exactly
 as before, and training with or without the listener gives the same weights bit for bit
@@ -213,16 +215,24 @@ class StatsListener:
             if not any(True for _ in m.children())
         ]
         self._leaf_hooks = [(m, self._forward(name)) for name, m in self._leaves]
+        # result arrays and address tables kept between reports (see torch_stats.Outputs)
+        n, bins = len(self._params), self.histogram_bins
+        Outputs = torch_stats.Outputs
+        self._out_grads, self._out_params, self._out_updates = (
+            Outputs(n, bins), Outputs(n, bins), Outputs(n, bins),
+        )  # fmt: skip
+        self._out_acts = Outputs(len(self._leaves), bins)
+        self._grad_table = torch_stats.Table()
         self._forward_handles: list = []
         self._optimizer_handles: list = []
         self._armed = False
-        self._hist_now = False
-        self._before = None
-        self._grad_moments = None
-        self._grad_hists: dict = {}
-        self._after: dict[str, Any] = {}
-        self._acts: dict[str, Any] = {}
-        self._act_hists: dict = {}
+        self._bins = 0  # histogram bins on this reported iteration, 0 for none
+        self._before = None  # the one copy of the parameters, between the step hooks
+        self._layout = None  # where that copy puts each parameter (CPU)
+        self._grads = None  # TensorStats of this iteration's gradients
+        self._grad_names: list[str] = []
+        self._stepped = None  # (params, updates) TensorStats after the step
+        self._acts: dict[str, Any] = {}  # layer name -> TensorStats of its output
         self._collect = 0.0
         self._examples = 0
         self._batches = 0
@@ -299,9 +309,8 @@ class StatsListener:
         self._armed = self.iteration % self.frequency == 0
         if not self._armed:
             return
-        self._hist_now = (
-            self.histogram_frequency > 0 and self.iteration % self.histogram_frequency == 0
-        )
+        hist_now = self.histogram_frequency > 0 and self.iteration % self.histogram_frequency == 0
+        self._bins = self.histogram_bins if hist_now else 0
         if self.collect_activations:
             self._forward_handles = [m.register_forward_hook(h) for m, h in self._leaf_hooks]
 
@@ -320,14 +329,11 @@ class StatsListener:
             if isinstance(output, tuple | list):
                 output = next((o for o in output if isinstance(o, self._torch.Tensor)), None)
             if isinstance(output, self._torch.Tensor) and output.numel():
-                self._acts[name] = (self._ts.activation_row(output), output.numel())
-                if self._hist_now:
-                    if output.device.type == "cpu":  # now: a later in-place op (ReLU) may
-                        self._act_hists[name] = self._ts.histograms(  # overwrite it
-                            {name: output}, self.histogram_bins
-                        )[name]
-                    else:  # later, all at once (binning syncs with the device)
-                        self._act_hists[name] = output.detach()
+                # now, before a later in-place op (ReLU) can overwrite the output; on the
+                # CPU into row k of the kept arrays (None), else a TensorStats of its own
+                k = len(self._acts)
+                stats = self._ts.layer_stats(output, self._bins, self._out_acts, k)
+                self._acts[name] = (output.numel(), stats)
             self._collect += time.perf_counter() - t0
             return None
 
@@ -338,31 +344,34 @@ class StatsListener:
             return
         t0 = time.perf_counter()
         with self._torch.no_grad():
-            grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
-            self._grad_names = [n for n, _ in grads]
-            self._grad_moments = self._ts.Moments([g for _, g in grads])
-            if self._hist_now:
-                self._grad_hists = self._ts.histograms(dict(grads), self.histogram_bins)
-            self._before = [p.detach().clone() for _, p in self._params]
+            self._record_grads()
+            params = [p for _, p in self._params]
+            lay = self._layout
+            if lay is None or not lay.fits(params):
+                lay = self._layout = (
+                    self._ts.ParamLayout(params) if self._ts.ParamLayout.usable(params) else None
+                )
+            self._before = self._ts.ParamCopy(params, lay)
         self._collect += time.perf_counter() - t0
+
+    def _record_grads(self) -> None:
+        grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
+        self._grad_names = [n for n, _ in grads]
+        self._grads = self._ts.tensor_stats(
+            [g for _, g in grads], self._bins, out=self._out_grads, table=self._grad_table
+        )
 
     def _post_step(self, optimizer, args, kwargs) -> None:
         if not self._armed or self._before is None:
             return
         t0 = time.perf_counter()
-        with self._torch.no_grad():
-            updates = self._before  # in place: before - after, negated (exact)
-            self._torch._foreach_sub_(updates, [p.detach() for _, p in self._params])
-            self._torch._foreach_neg_(updates)
-            self._after = {
-                "param_moments": self._ts.Moments([p.detach() for _, p in self._params]),
-                "update_moments": self._ts.Moments(updates),
-            }
-            if self._hist_now:
-                self._after["update_hists"] = self._ts.histograms(
-                    {n: u for (n, _), u in zip(self._params, updates, strict=True)},
-                    self.histogram_bins,
-                )
+        with self._torch.no_grad():  # the update lands in the copy, in place
+            self._stepped = self._ts.step_stats(
+                [p for _, p in self._params],
+                self._before,
+                self._bins,
+                out=(self._out_params, self._out_updates),
+            )
         self._before = None
         self._collect += time.perf_counter() - t0
 
@@ -418,20 +427,21 @@ class StatsListener:
             update.learning_rates = [float(g["lr"]) for g in self.optimizer.param_groups]
 
         names = [n for n, _ in self._params]
-        if "param_moments" in self._after:
-            pm = self._after["param_moments"].values()
-            um = self._after["update_moments"].values()
+        ts = self._ts
+        if self._stepped is not None:
+            params, updates = self._stepped
+            um = updates.moments()
         else:  # no optimizer step seen: parameters as they are now, no updates
-            pm = self._ts.moments([p.detach() for _, p in self._params])
-            um = [None] * len(names)
-        if self._grad_moments is None and self.optimizer is None:
-            grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
-            self._grad_names = [n for n, _ in grads]
-            self._grad_moments = self._ts.Moments([g for _, g in grads])
+            with torch.no_grad():
+                params = ts.tensor_stats([p for _, p in self._params], self._bins)
+            updates, um = None, [None] * len(names)
+        if self._grads is None and self.optimizer is None:
+            with torch.no_grad():
+                self._record_grads()
         gm = {}
-        if self._grad_moments is not None:
-            gm = dict(zip(self._grad_names, self._grad_moments.values(), strict=True))
-        for name, p_row, u_row in zip(names, pm, um, strict=True):
+        if self._grads is not None:
+            gm = dict(zip(self._grad_names, self._grads.moments(), strict=True))
+        for name, p_row, u_row in zip(names, params.moments(), um, strict=True):
             stats = ParamStats(p_row[0], p_row[1], p_row[2])
             g_row = gm.get(name)
             if g_row is not None:
@@ -442,34 +452,40 @@ class StatsListener:
                     u_row[2] / p_row[2] if p_row[2] > 0 else (math.inf if u_row[2] > 0 else 0.0)
                 )
             update.params[name] = stats
-        if self._acts:
-            names_a = list(self._acts)
-            rows = self._ts.rows_to_lists([self._acts[n][0] for n in names_a])
+        acts = self._activation_stats() if self._acts else None
+        if acts is not None:
             update.activations = {
-                n: ActivationStats(*self._ts.activation_values(r, self._acts[n][1]))
-                for n, r in zip(names_a, rows, strict=True)
+                n: ActivationStats(*v)
+                for n, v in zip(self._acts, acts.activation_values(), strict=True)
             }
-        if self._hist_now:
-            hists = {}
-            with torch.no_grad():
-                hists["params"] = self._ts.histograms(
-                    {n: p for n, p in self._params}, self.histogram_bins
-                )
-            if self._grad_hists:
-                hists["grads"] = self._grad_hists
-            if self._after.get("update_hists"):
-                hists["updates"] = self._after["update_hists"]
-            if self._act_hists:
-                queued = {n: t for n, t in self._act_hists.items() if isinstance(t, torch.Tensor)}
-                done = self._ts.histograms(queued, self.histogram_bins) if queued else {}
-                hists["activations"] = {n: done.get(n, h) for n, h in self._act_hists.items()}
-            update.histograms = hists
+        if self._bins:
+            hists = {"params": params.histograms(names)}
+            if self._grads is not None and self._grad_names:
+                hists["grads"] = self._grads.histograms(self._grad_names)
+            if updates is not None:
+                hists["updates"] = updates.histograms(names)
+            if acts is not None:
+                hists["activations"] = acts.histograms(list(self._acts))
+            update.histograms = {k: h for k, h in hists.items() if h}
         if time.monotonic() - self._last_memory >= 1.0:  # psutil costs ~0.1 ms
             update.memory = memory_sample()
             self._last_memory = time.monotonic()
-        self._acts, self._act_hists, self._grad_hists, self._after = {}, {}, {}, {}
-        self._grad_moments = None
+        self._acts, self._grads, self._stepped = {}, None, None
         return update
+
+    def _activation_stats(self):
+        """One TensorStats of every layer output recorded this iteration, in order."""
+        ts, bins = self._ts, self._bins
+        numels = [n for n, _ in self._acts.values()]
+        groups = [g for _, g in self._acts.values()]
+        kept = self._out_acts.arrays(len(groups), bins)
+        if all(g is None for g in groups):
+            return ts.TensorStats(numels, *kept, bins=bins)
+        rows = [  # rows of the kept arrays, and the layers done by torch
+            g or ts.TensorStats([n], *(a[k : k + 1] for a in kept), bins=bins)
+            for k, (n, g) in enumerate(zip(numels, groups, strict=True))
+        ]
+        return ts.TensorStats.join(rows)
 
     def record_eval(self, metrics: dict[str, Any], iteration: int | None = None) -> None:
         """Store metrics computed on a whole held-out set (never smoothed).

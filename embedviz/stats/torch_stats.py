@@ -1,13 +1,21 @@
 """Statistics of torch tensors for :class:`~embedviz.stats.listener.StatsListener`.
 
-CPU tensors (the common case, and the one where the listener's cost shows most) are
-read in place through ``Tensor.numpy()`` by small compiled loops: one call per tensor
-computes its sum, sum of squares, sum of magnitudes and non-zero count (float64
-accumulators, vectorised), another its histogram. On one CPU thread that is ~0.1 ns per
-value and ~2 us per tensor, where separate torch reductions cost ~3-5 us each per
-tensor, ``torch.count_nonzero`` ~4 ns per value on ReLU outputs and ``torch.bincount``
-1-2 ns per value. Tensors on other devices use torch reductions, queued without a sync;
-the listener moves them to Python with one ``tolist()`` per report.
+One call per *group* of tensors (the gradients, the parameters and updates, one layer's
+output) returns a :class:`TensorStats`: per tensor the sum, sum of squares, sum of
+magnitudes and number of non-zero values (float64 accumulators), and when asked its
+histogram between its finite min and max.
+
+CPU tensors (the common case, and the one where the listener's cost shows most) are read
+in place by compiled loops that walk a table of the tensors' addresses, so a group costs
+one call whatever its size: the sums vectorise (~0.1 ns per value), the min and max are
+found on the values' bits read as integers -- an order-preserving map that the compiler
+vectorises, where a float min/max loop does not -- and also reveal NaN and inf; binning is
+a scalar loop with four partial histograms (~0.5 ns per value). The update the optimizer
+applied is computed in the same call as the statistics of parameters and updates
+(:func:`step_stats`), in place in the listener's one copy of the parameters.
+
+Tensors on other devices use torch reductions, queued without a sync; their numbers are
+moved to Python with one ``tolist()`` per group.
 
 Imported only by :class:`~embedviz.stats.listener.StatsListener` (it imports torch).
 """
@@ -18,7 +26,9 @@ import math
 
 import numpy as np
 import torch
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from embedviz.stats.records import Histogram
 
@@ -26,19 +36,17 @@ _FULL = (torch.float32, torch.float64)
 # Let LLVM reorder the sums so that they vectorise; NaN and inf still propagate (no
 # "nnan"/"ninf" flags).
 _FAST = {"reassoc", "nsz", "contract"}
-# Up to this many values a histogram's limits are found by the compiled loop (~0.5 ns per
-# value, no call overhead) instead of torch.aminmax (~2 us per call, 0.1 ns per value).
-_SMALL = 4096
 
 
-def _flat(t: torch.Tensor) -> torch.Tensor:
-    """1-D view (or copy) of a tensor in float32/float64, detached."""
-    f = t.detach().reshape(-1)
-    return f if f.dtype in _FULL else f.float()  # half, bfloat16, integers: float32
+# -- compiled kernels (CPU) ------------------------------------------------------------
+@intrinsic
+def _address(typingctx, addr):  # pragma: no cover - compiled
+    """An integer address as a ``void*`` (for ``numba.carray``)."""
 
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
 
-def _on_cpu(tensors) -> bool:
-    return all(t.device.type == "cpu" for t in tensors)
+    return types.voidptr(types.int64), codegen
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
@@ -59,6 +67,30 @@ def _sums(x, out):  # pragma: no cover - compiled
     out[1] = s2
     out[2] = sa
     out[3] = nz
+
+
+@njit(cache=True, nogil=True)
+def _key_range(x, bits, low_bits):  # pragma: no cover - compiled
+    """Smallest and largest value of the float array ``x`` read through ``bits`` (the
+    same memory as int32/int64), as floats.
+
+    ``k = b ^ ((b >> sign) & low_bits)`` maps IEEE floats to integers in the same order
+    (-NaN < -inf < ... < -0 < +0 < ... < +inf < +NaN); integer min/max vectorise. The
+    result is NaN when a NaN is present, +-inf when an infinity is.
+    """
+    sign = bits.itemsize * 8 - 1
+    lo = bits[0] ^ ((bits[0] >> sign) & low_bits)
+    hi = lo
+    for i in range(bits.shape[0]):
+        b = bits[i]
+        k = b ^ ((b >> sign) & low_bits)
+        lo = min(lo, k)
+        hi = max(hi, k)
+    back = np.empty(2, bits.dtype)  # the map is its own inverse
+    back[0] = lo ^ ((lo >> sign) & low_bits)
+    back[1] = hi ^ ((hi >> sign) & low_bits)
+    floats = back.view(x.dtype)
+    return np.float64(floats[0]), np.float64(floats[1])
 
 
 @njit(cache=True, nogil=True)
@@ -115,6 +147,211 @@ def _finite_histogram(x, out):  # pragma: no cover - compiled
     return lo, hi
 
 
+@njit(cache=True, nogil=True)
+def _one(x, bits, low_bits, sums, lohi, counts):  # pragma: no cover - compiled
+    """Sums of ``x`` and, when ``counts`` has bins, its histogram (limits in ``lohi``)."""
+    _sums(x, sums)
+    if counts.shape[0] == 0 or x.shape[0] == 0:
+        return
+    lo, hi = _key_range(x, bits, low_bits)
+    if not (abs(lo) < np.inf and abs(hi) < np.inf):  # NaN or inf somewhere
+        lo, hi = _finite_histogram(x, counts)
+    elif hi > lo:
+        _bin_counts(x, lo, hi, counts)
+    else:  # constant: everything in the first bin
+        counts[:] = 0
+        counts[0] = x.shape[0]
+    lohi[0] = lo
+    lohi[1] = hi
+
+
+@njit(cache=True, nogil=True)
+def _tensor(address, size, itemsize, sums, lohi, counts):  # pragma: no cover - compiled
+    if itemsize == 4:
+        x32 = carray(_address(address), (size,), np.float32)
+        b32 = carray(_address(address), (size,), np.int32)
+        _one(x32, b32, np.int32(0x7FFFFFFF), sums, lohi, counts)
+    else:
+        x64 = carray(_address(address), (size,), np.float64)
+        b64 = carray(_address(address), (size,), np.int64)
+        _one(x64, b64, np.int64(0x7FFFFFFFFFFFFFFF), sums, lohi, counts)
+
+
+@njit(cache=True, nogil=True)
+def _group(addresses, sizes, itemsizes, sums, lohi, counts):  # pragma: no cover - compiled
+    """:func:`_one` for each tensor of a table of addresses, sizes and item sizes (4:
+    float32, 8: float64); ``counts`` is ``(n, bins)``, ``(n, 0)`` for no histograms."""
+    for k in range(addresses.shape[0]):
+        _tensor(addresses[k], sizes[k], itemsizes[k], sums[k], lohi[k], counts[k])
+
+
+@njit(cache=True, nogil=True)
+def _copy(addresses, sizes, itemsizes, destinations):  # pragma: no cover - compiled
+    """Copy each tensor of a table to its destination address, element by element
+    (4 or 8 bytes: a loop the compiler turns into wide moves)."""
+    for k in range(addresses.shape[0]):
+        n = sizes[k]
+        if itemsizes[k] == 4:
+            src32 = carray(_address(addresses[k]), (n,), np.int32)
+            dst32 = carray(_address(destinations[k]), (n,), np.int32)
+            for i in range(n):
+                dst32[i] = src32[i]
+        else:
+            src64 = carray(_address(addresses[k]), (n,), np.int64)
+            dst64 = carray(_address(destinations[k]), (n,), np.int64)
+            for i in range(n):
+                dst64[i] = src64[i]
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _subtract(after, before, size, itemsize):  # pragma: no cover - compiled
+    """before[i] = after[i] - before[i] (in the tensors' own precision, exact as torch)."""
+    if itemsize == 4:
+        a32 = carray(_address(after), (size,), np.float32)
+        b32 = carray(_address(before), (size,), np.float32)
+        for i in range(size):
+            b32[i] = a32[i] - b32[i]
+    else:
+        a64 = carray(_address(after), (size,), np.float64)
+        b64 = carray(_address(before), (size,), np.float64)
+        for i in range(size):
+            b64[i] = a64[i] - b64[i]
+
+
+@njit(cache=True, nogil=True)
+def _step(after, before, sizes, itemsizes, p_out, u_out):  # pragma: no cover - compiled
+    """The update ``after - before`` into ``before``, then :func:`_group` of the
+    parameters (``after``) and of the updates; ``p_out``/``u_out`` = (sums, lohi, counts)."""
+    for k in range(after.shape[0]):
+        _subtract(after[k], before[k], sizes[k], itemsizes[k])
+        _tensor(after[k], sizes[k], itemsizes[k], p_out[0][k], p_out[1][k], p_out[2][k])
+        _tensor(before[k], sizes[k], itemsizes[k], u_out[0][k], u_out[1][k], u_out[2][k])
+
+
+# -- Python side -----------------------------------------------------------------------
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """1-D view (or copy) of a tensor in float32/float64, detached."""
+    f = t.detach().reshape(-1)
+    return f if f.dtype in _FULL else f.float()  # half, bfloat16, integers: float32
+
+
+def _dense(t: torch.Tensor) -> torch.Tensor:
+    """The tensor itself when its elements fill its memory (any order: sums and
+    histograms do not care), else a contiguous float copy."""
+    t = t.detach()
+    if t.dtype in _FULL and (
+        t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+    ):
+        return t
+    return _flat(t).contiguous()
+
+
+def _compiled(tensors, compiled: bool | None) -> bool:
+    """The compiled loops read memory: CPU tensors only (``compiled=False`` forces torch)."""
+    return compiled is not False and all(t.device.type == "cpu" for t in tensors)
+
+
+def _table(tensors: list[torch.Tensor]) -> np.ndarray:
+    """Rows: the tensors' addresses, element counts and element sizes (4 or 8)."""
+    rows = [(t.data_ptr(), t.numel(), t.element_size()) for t in tensors]
+    return np.array(rows, np.int64).reshape(-1, 3).T.copy()
+
+
+class TensorStats:
+    """Numbers of a group of tensors, from :func:`tensor_stats` or :func:`step_stats`.
+
+    Holds per tensor the four sums and the element count, and the histograms when they
+    were asked for. CPU groups are done; groups on other devices hold queued torch
+    reductions (and the flat tensors, for histograms) until read.
+    """
+
+    def __init__(self, numels: list[int], sums, lohi=None, counts=None, flat=None, bins=0):
+        self.numels = numels
+        self._sums = sums  # np.ndarray (n, 4) or a queued torch tensor (n, 4)
+        self._lohi = lohi
+        self._counts = counts
+        self._flat = flat  # non-CPU: tensors to bin when histograms are read
+        self.bins = bins
+
+    def sums(self) -> list[list[float]]:
+        """Per tensor ``[sum, sum of squares, sum of |x|, non-zero count]``."""
+        s = self._sums
+        return s.tolist() if isinstance(s, np.ndarray) else s.to(torch.float64).cpu().tolist()
+
+    def moments(self) -> list[list[float]]:
+        """Per tensor ``[mean, sample std, mean |x|]`` (std 0 for one element)."""
+        return [_moments(r, n) for r, n in zip(self.sums(), self.numels, strict=True)]
+
+    def activation_values(self) -> list[tuple[float, float, float]]:
+        """Per tensor ``(mean, sample std, share of exact zeros)``; NaN is not a zero."""
+        out = []
+        for r, n in zip(self.sums(), self.numels, strict=True):
+            mean, std, _ = _moments(r, n)
+            out.append((mean, std, 1.0 - r[3] / n if n else math.nan))
+        return out
+
+    def histograms(self, names: list[str]) -> dict[str, Histogram]:
+        """Histogram of each non-empty tensor, by name (``{}`` when none were asked for)."""
+        if not self.bins:
+            return {}
+        if self._flat is not None:
+            done = self._materialised()
+            self._sums, self._lohi, self._counts, self._flat = (
+                done._sums,
+                done._lohi,
+                done._counts,
+                None,
+            )
+        lohi = self._lohi.tolist()
+        return {
+            name: Histogram(lohi[k][0], lohi[k][1], self._counts[k].tolist())
+            for k, name in enumerate(names)
+            if self.numels[k]
+        }
+
+    @staticmethod
+    def join(groups: list[TensorStats]) -> TensorStats:
+        """One group of the tensors of several (one transfer for all when they are on
+        one non-CPU device)."""
+        numels = [n for g in groups for n in g.numels]
+        bins = groups[0].bins if groups else 0
+        if any(g.bins != bins for g in groups):
+            raise ValueError("TensorStats.join: groups with different numbers of bins")
+        if all(isinstance(g._sums, np.ndarray) and g._flat is None for g in groups):
+            return TensorStats(
+                numels,
+                np.concatenate([g._sums for g in groups]),
+                np.concatenate([g._lohi for g in groups]),
+                np.concatenate([g._counts for g in groups]),
+                bins=bins,
+            )
+        devices = {g._sums.device for g in groups if isinstance(g._sums, torch.Tensor)}
+        if len(devices) == 1 and all(isinstance(g._sums, torch.Tensor) for g in groups):
+            flat = [f for g in groups for f in g._flat or ()]
+            return TensorStats(
+                numels,
+                torch.cat([g._sums for g in groups]),
+                flat=flat if bins else None,
+                bins=bins,
+            )
+        return TensorStats.join([g._materialised() for g in groups])  # mixed devices
+
+    def _materialised(self) -> TensorStats:
+        """This group with every number on the CPU, as numpy arrays."""
+        if isinstance(self._sums, np.ndarray) and self._flat is None:
+            return self
+        n = len(self.numels)
+        sums, lohi, counts = _outputs(n, self.bins)
+        if n:
+            sums[:] = self.sums()
+        if self.bins:
+            done = _histograms_torch(dict(enumerate(self._flat)), self.bins)
+            for k, h in done.items():
+                lohi[k] = h.lo, h.hi
+                counts[k] = h.counts
+        return TensorStats(self.numels, sums, lohi, counts, bins=self.bins)
+
+
 def _moments(sums: list[float], n: int) -> list[float]:
     """[mean, sample std, mean |x|] from sums (std from the sum of squares)."""
     total, squares, absolute = sums[:3]
@@ -129,83 +366,205 @@ def _moments(sums: list[float], n: int) -> list[float]:
     return [mean, std, absolute / n]
 
 
-class Moments:
-    """Mean, std and mean magnitude of several tensors.
+def _outputs(n: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros((n, 4)), np.zeros((n, 2)), np.zeros((n, bins), np.int64)
 
-    CPU tensors are reduced at once by a compiled loop (float64 sums); other devices get
-    three queued torch reductions per tensor (in the tensor's precision, no sync) and
-    :meth:`values` moves them to Python at once. ``values()`` gives one
-    ``[mean, std, mean |x|]`` list per tensor, the std being the sample std (0 for one
-    element). ``compiled=False`` forces the torch reductions (tests).
+
+class Outputs:
+    """Result arrays for up to ``n`` tensors, made once and filled on every report.
+
+    A report of a small model costs more in touching numpy's code and memory again,
+    cold, every ``frequency`` iterations than in the numbers themselves (measured:
+    building a 6-row table takes 1.5 us warm, 15 us after the training step has
+    evicted the caches), so the listener keeps its result arrays, their rows and the
+    address tables of its tensors (:class:`Table`) between reports. What a
+    :class:`TensorStats` made from them holds is valid until the next report.
     """
 
-    def __init__(self, tensors: list[torch.Tensor], compiled: bool | None = None) -> None:
-        self._numels = [t.numel() for t in tensors]
-        self._sums = None
-        if not tensors:
-            return
-        if _on_cpu(tensors) if compiled is None else compiled:
-            sums = np.empty((len(tensors), 4))
-            for i, t in enumerate(tensors):
-                _sums(_flat(t).numpy(), sums[i])
-            self._sums = sums
-            return
-        with torch.no_grad():
-            queued = []
-            for t in tensors:
-                f = _flat(t)
-                queued += (f.sum(), torch.dot(f, f), f.abs().sum())
-            self._sums = torch.stack(queued).reshape(-1, 3)  # one launch for all tensors
+    def __init__(self, n: int, bins: int) -> None:
+        self.sums, self.lohi, self.counts = _outputs(n, bins)
+        self.no_counts = np.zeros((n, 0), np.int64)
+        self.rows = {
+            bins: list(zip(self.sums, self.lohi, self.counts, strict=True)),
+            0: list(zip(self.sums, self.lohi, self.no_counts, strict=True)),
+        }
+        self.bins = bins
 
-    def values(self) -> list[list[float]]:
-        if self._sums is None:
-            return []
-        s = self._sums
-        rows = s.tolist() if isinstance(s, np.ndarray) else s.to(torch.float64).cpu().tolist()
-        return [_moments(r, n) for r, n in zip(rows, self._numels, strict=True)]
+    def arrays(self, m: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The first ``m`` rows; counts with ``bins`` (the configured number, or 0)."""
+        counts = self.counts if bins else self.no_counts
+        if m == len(self.sums):
+            return self.sums, self.lohi, counts
+        return self.sums[:m], self.lohi[:m], counts[:m]
 
 
-def moments(tensors: list[torch.Tensor], compiled: bool | None = None) -> list[list[float]]:
-    """``[mean, std, mean magnitude]`` of each tensor (see :class:`Moments`)."""
-    return Moments(tensors, compiled).values()
+class Table:
+    """The address table of a list of tensors, rebuilt only when one of them moved."""
+
+    def __init__(self) -> None:
+        self._key: list | None = None
+        self.table: np.ndarray | None = None
+
+    def of(self, tensors: list[torch.Tensor]) -> np.ndarray:
+        key = [(t.data_ptr(), t.numel(), t.element_size()) for t in tensors]
+        if key != self._key:
+            self._key = key
+            self.table = np.array(key, np.int64).reshape(-1, 3).T.copy()
+        return self.table
 
 
-def activation_row(output: torch.Tensor, compiled: bool | None = None):
-    """Statistics of one layer's output: sum, sum of squares, non-zero count.
+def tensor_stats(
+    tensors: list[torch.Tensor],
+    bins: int = 0,
+    compiled: bool | None = None,
+    out: Outputs | None = None,
+    table: Table | None = None,
+) -> TensorStats:
+    """Sums (and with ``bins > 0`` histograms) of each tensor.
 
-    A list of floats for a CPU tensor, a queued 3-element tensor on other devices (see
-    :func:`rows_to_lists`). NaN counts as non-zero (as in ``torch.count_nonzero``).
+    The compiled loops when every tensor is on the CPU, else torch reductions;
+    ``compiled=False`` forces torch (tests). Both give the same numbers. ``out`` and
+    ``table`` (kept by the caller between calls) save allocations on the CPU path.
+
+    Examples
+    --------
+    >>> tensor_stats([torch.tensor([1.0, -1.0, 0.0])], bins=2).moments()
+    [[0.0, 1.0, 0.6666666666666666]]
     """
-    f = _flat(output)
-    if f.device.type == "cpu" if compiled is None else compiled:
-        out = np.empty(4)
-        _sums(f.numpy(), out)
-        return [out[0], out[1], out[3]]
-    with torch.no_grad():  # count_nonzero is fast on GPUs (slow only on CPU)
-        nonzero = torch.count_nonzero(f).to(f.dtype)
-        return torch.stack((f.sum(), torch.dot(f, f), nonzero))
+    numels = [t.numel() for t in tensors]
+    if not tensors:
+        return TensorStats(numels, *_outputs(0, bins), bins=bins)
+    if _compiled(tensors, compiled):
+        dense = [  # kept alive during the call
+            t if t.dtype in _FULL and t.is_contiguous() else _dense(t) for t in tensors
+        ]
+        if out is not None and len(dense) <= len(out.sums):
+            sums, lohi, counts = out.arrays(len(dense), bins)
+        else:
+            sums, lohi, counts = _outputs(len(dense), bins)
+        if len(dense) == 1:  # one layer's output: no table to build
+            t = dense[0]
+            _tensor(t.data_ptr(), numels[0], t.element_size(), sums[0], lohi[0], counts[0])
+        else:
+            _group(*(table.of(dense) if table else _table(dense)), sums, lohi, counts)
+        return TensorStats(numels, sums, lohi, counts, bins=bins)
+    flat = [_flat(t) for t in tensors]
+    with torch.no_grad():
+        queued = []
+        for f in flat:
+            nonzero = torch.count_nonzero(f).to(f.dtype)  # fast on GPUs (slow only on CPU)
+            queued += (f.sum(), torch.dot(f, f), f.abs().sum(), nonzero)
+        sums = torch.stack(queued).reshape(-1, 4)  # one transfer for the whole group
+    # histograms are binned later, from a copy: an in-place op (ReLU) may overwrite these
+    keep = [f.clone() for f in flat] if bins else None
+    return TensorStats(numels, sums, flat=keep, bins=bins)
 
 
-def rows_to_lists(rows: list) -> list[list[float]]:
-    """:func:`activation_row` results as lists of floats (one sync for all tensors)."""
-    queued = [r for r in rows if isinstance(r, torch.Tensor)]
-    if not queued:
-        return rows
-    moved = iter(torch.stack([r.to(torch.float64) for r in queued]).cpu().tolist())
-    return [next(moved) if isinstance(r, torch.Tensor) else r for r in rows]
+def layer_stats(output: torch.Tensor, bins: int, out: Outputs, k: int) -> TensorStats | None:
+    """One layer's output into row ``k`` of ``out`` (CPU; returns None), else (other
+    devices, other dtypes, strided) a :class:`TensorStats` of its own."""
+    if (
+        output.device.type == "cpu"
+        and output.dtype in _FULL
+        and output.is_contiguous()
+        and k < len(out.sums)
+    ):
+        sums, lohi, counts = out.rows[bins][k]
+        _tensor(output.data_ptr(), output.numel(), output.element_size(), sums, lohi, counts)
+        return None
+    return tensor_stats([output], bins)
 
 
-def activation_values(row: list[float], numel: int) -> tuple[float, float, float]:
-    """mean, sample std and share of exact zeros from :func:`activation_row` values."""
-    mean, std, _ = _moments([row[0], row[1], 0.0], numel)
-    return mean, std, 1.0 - row[2] / numel if numel else math.nan
+class ParamLayout:
+    """Where the bytes of each (CPU, contiguous, float) parameter go in the buffer of a
+    :class:`ParamCopy`; kept between reports while the parameters stay where they are."""
+
+    def __init__(self, params: list[torch.Tensor]) -> None:
+        self.table = _table(params)
+        nbytes = self.table[1] * self.table[2]
+        self.offsets = np.zeros(len(params), np.int64)
+        np.cumsum(nbytes[:-1], out=self.offsets[1:])
+        self.ends = self.offsets + nbytes
+        self.nbytes = int(nbytes.sum())
+        self.shapes = [(p.dtype, p.shape) for p in params]
+        self._addresses = self.table[0].tolist()
+
+    @staticmethod
+    def usable(params: list[torch.Tensor]) -> bool:
+        return _compiled(params, None) and all(
+            p.dtype in _FULL and p.is_contiguous() for p in params
+        )
+
+    def fits(self, params: list[torch.Tensor]) -> bool:
+        """The parameters are still these tensors, in this memory."""
+        return [p.data_ptr() for p in params] == self._addresses and all(
+            p.is_contiguous() and (p.dtype, p.shape) == s
+            for p, s in zip(params, self.shapes, strict=True)
+        )
+
+
+class ParamCopy:
+    """The listener's one copy of the parameters, taken before the optimizer step.
+
+    With a :class:`ParamLayout`, the parameters' bytes are copied as they are into one
+    buffer by one compiled call; without (other devices, strided parameters) they are
+    cloned.
+    """
+
+    def __init__(self, params: list[torch.Tensor], layout: ParamLayout | None = None) -> None:
+        self.layout = layout
+        if layout is not None:
+            self.buffer = np.empty(layout.nbytes, np.uint8)
+            self.start = self.buffer.ctypes.data
+            _copy(*layout.table, self.start + layout.offsets)
+        else:
+            self.clones = [p.detach().clone(memory_format=torch.contiguous_format) for p in params]
+
+    def tensors(self) -> list[torch.Tensor]:
+        """The copies as tensors (views of the buffer)."""
+        if self.layout is None:
+            return self.clones
+        lay = self.layout
+        return [
+            torch.from_numpy(self.buffer[a:b]).view(dtype).reshape(shape)
+            for a, b, (dtype, shape) in zip(lay.offsets, lay.ends, lay.shapes, strict=True)
+        ]
+
+
+def step_stats(
+    params: list[torch.Tensor],
+    before: ParamCopy,
+    bins: int = 0,
+    out: tuple[Outputs, Outputs] | None = None,
+) -> tuple[TensorStats, TensorStats]:
+    """Statistics of the parameters and of the update ``params - before`` the optimizer
+    applied; the update is written into ``before``, in place."""
+    numels = [p.numel() for p in params]
+    lay = before.layout
+    if lay is not None and lay.fits(params):
+        n = len(params)
+        if out is not None and n == len(out[0].sums):
+            p_out, u_out = out[0].arrays(n, bins), out[1].arrays(n, bins)
+        else:
+            p_out, u_out = _outputs(n, bins), _outputs(n, bins)
+        t = lay.table
+        _step(t[0], before.start + lay.offsets, t[1], t[2], p_out, u_out)
+        return TensorStats(numels, *p_out, bins=bins), TensorStats(numels, *u_out, bins=bins)
+    copies = before.tensors()  # the general case: torch ops
+    detached = [p.detach() for p in params]
+    with torch.no_grad():
+        torch._foreach_sub_(copies, detached)  # before - after
+        torch._foreach_neg_(copies)  # negated: exactly after - before
+    return tensor_stats(detached, bins), tensor_stats(copies, bins)
 
 
 def _histograms_torch(tensors: dict[str, torch.Tensor], bins: int) -> dict[str, Histogram]:
-    """:func:`histograms` with torch ops (any device): two syncs for all tensors, plus
-    one per tensor holding NaN or inf."""
-    names = list(tensors)
+    """Histograms with torch ops (any device): two syncs for all tensors, plus one per
+    tensor holding NaN or inf."""
+    names = [n for n, x in tensors.items() if x.numel()]
     flat = [tensors[n] for n in names]
+    if not flat:
+        return {}
     finite = torch.stack([torch.isfinite(x).all() for x in flat]).cpu().tolist()
     limits = torch.stack([torch.stack(torch.aminmax(x)) for x in flat])
     limits = limits.to(torch.float64).cpu().tolist()  # exact: no float32 rounding of lo/hi
@@ -231,40 +590,3 @@ def _histograms_torch(tensors: dict[str, torch.Tensor], bins: int) -> dict[str, 
         n: Histogram(float(lo), float(hi), row)
         for n, (lo, hi), row in zip(names, limits, rows, strict=True)
     }
-
-
-def histograms(
-    tensors: dict[str, torch.Tensor], bins: int, compiled: bool | None = None
-) -> dict[str, Histogram]:
-    """Equal-width histograms of each tensor between its finite min and max.
-
-    ``compiled``: count with the compiled loop (CPU tensors) or with torch; default the
-    compiled loop for CPU tensors. Both give the same counts.
-    """
-    out = {}
-    queued = {}
-    counts = np.empty(bins, np.int64)
-    for name, t in tensors.items():
-        if not t.numel():
-            continue
-        x = _flat(t)
-        if not (x.device.type == "cpu" if compiled is None else compiled):
-            queued[name] = x
-            continue
-        if x.numel() <= _SMALL:  # one call does it all
-            lo, hi = _finite_histogram(x.numpy(), counts)
-        else:
-            lo, hi = torch.aminmax(x)  # torch's vectorised min/max: ~0.1 ns per value
-            lo, hi = lo.item(), hi.item()
-            if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN or inf
-                lo, hi = _finite_histogram(x.numpy(), counts)
-            elif hi > lo:
-                _bin_counts(x.numpy(), lo, hi, counts)
-            else:  # constant tensor: everything in the first bin
-                counts[:] = 0
-                counts[0] = x.numel()
-        out[name] = Histogram(float(lo), float(hi), counts.tolist())
-    if queued:
-        done = _histograms_torch(queued, bins)
-        out = {n: out[n] if n in out else done[n] for n in tensors if n in out or n in done}
-    return out

@@ -259,8 +259,12 @@ def _awkward_tensors():
     relu = torch.randn(4099, generator=g).relu()  # runs of zeros, length not a multiple of 4
     spiky = torch.randn(301, generator=g)
     spiky[[3, 50, 77]] = torch.tensor([float("nan"), float("inf"), -float("inf")])
-    big_spiky = torch.randn(5000, generator=g)  # above torch_stats._SMALL: other branches
+    big_spiky = torch.randn(5000, generator=g)
     big_spiky[[9, 4000]] = torch.tensor([float("inf"), float("nan")])
+    neg_nan = torch.randn(50, generator=g)
+    neg_nan[7] = -float("nan")  # sorts below -inf in the compiled min/max
+    only_inf = torch.randn(60, generator=g, dtype=torch.float64)
+    only_inf[[0, 59]] = torch.tensor([-float("inf"), float("inf")], dtype=torch.float64)
     return {
         "big_spiky": big_spiky,
         "big_constant": torch.full((5000,), 1.5),
@@ -269,6 +273,10 @@ def _awkward_tensors():
         "double": torch.randn(257, generator=g, dtype=torch.float64) * 1e-3 + 1.0,
         "half": torch.randn(99, generator=g).half(),
         "spiky": spiky,
+        "neg_nan": neg_nan,
+        "only_inf": only_inf,
+        "zeros": torch.tensor([0.0, -0.0, 0.0]),
+        "tiny": torch.tensor([-1e-45, 1e-45, 3e18, -2e18]),  # subnormals, large
         "constant": torch.full((13,), -2.5),
         "all_nan": torch.full((5,), float("nan")),
         "one": torch.tensor([0.7]),
@@ -281,7 +289,8 @@ def test_histograms_match_an_independent_computation(compiled):
     from embedviz.stats import torch_stats
 
     tensors = _awkward_tensors()
-    got = torch_stats.histograms(tensors, 11, compiled=compiled)
+    names = list(tensors)
+    got = torch_stats.tensor_stats(list(tensors.values()), 11, compiled=compiled).histograms(names)
     assert "empty" not in got
     for name, t in tensors.items():
         if not t.numel():
@@ -299,15 +308,16 @@ def test_moments_and_activation_rows_match_numpy(compiled):
 
     tensors = [t for t in _awkward_tensors().values() if t.numel()]
     tensors.append(torch.tensor([0.0, -0.0, 2.0, float("nan")]))
-    values = torch_stats.moments(tensors, compiled=compiled)
-    rows = torch_stats.rows_to_lists([torch_stats.activation_row(t, compiled) for t in tensors])
-    for t, (mean, std, mag), row in zip(tensors, values, rows, strict=True):
+    values = torch_stats.tensor_stats(tensors, compiled=compiled).moments()
+    one_by_one = [torch_stats.tensor_stats([t], 3, compiled) for t in tensors]
+    joined = torch_stats.TensorStats.join(one_by_one).activation_values()
+    for t, (mean, std, mag), row in zip(tensors, values, joined, strict=True):
         x = t.double().numpy().ravel()
         rel = 1e-3 if t.dtype == torch.half else 1e-5  # the torch path sums in half's float32
         ref = (x.mean(), x.std(ddof=1) if x.size > 1 else 0.0, np.abs(x).mean())
         with np.errstate(invalid="ignore"):
             np.testing.assert_allclose([mean, std, mag], ref, rtol=rel, atol=1e-9)
-        act_mean, act_std, zeros = torch_stats.activation_values(row, t.numel())
+        act_mean, act_std, zeros = row
         np.testing.assert_allclose([act_mean, act_std], ref[:2], rtol=rel, atol=1e-9)
         assert zeros == pytest.approx(np.mean(x == 0))  # NaN is not a zero
 
@@ -332,3 +342,45 @@ def test_activation_histogram_is_taken_before_an_in_place_relu(digits):
     assert (h.lo, h.hi, h.counts) == _reference_histogram(expected, 5)
     assert h.lo < 0  # not the ReLU's output
     assert u.activations["0"].mean == pytest.approx(float(expected.mean()), rel=1e-5)
+
+
+def _strided_model():
+    model = make_model()
+    with torch.no_grad():  # a weight stored transposed: not contiguous, so cloned and torch
+        model[0].weight = torch.nn.Parameter(model[0].weight.detach().t().contiguous().t())
+    assert not model[0].weight.is_contiguous()
+    return model
+
+
+@pytest.mark.parametrize("case", ["moved", "strided"])
+def test_update_and_histograms_when_parameters_move_or_are_strided(digits, case):
+    """The compiled path keeps the parameters' addresses between reports; a parameter
+    that moves (``p.data = ...``) or is strided must still give the applied update."""
+    model = _strided_model() if case == "strided" else make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    storage = InMemoryStatsStorage()
+    seen = {}
+    X, y = digits
+    with StatsListener(
+        storage, model, opt, frequency=2, histogram_frequency=2, histogram_bins=9, session_id="m"
+    ) as listener:
+        for i, (xb, yb) in enumerate(batches(X, y, 9)):
+            if case == "moved" and i in (4, 6):
+                old = model[0].weight.data
+                model[0].weight.data = old.clone()  # new memory; the old one gets nonsense
+                old.fill_(123.0)
+            before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(xb), yb).backward()
+            opt.step()
+            seen[i] = {n: p.detach() - before[n] for n, p in model.named_parameters()}
+            listener.step(None)
+    updates = storage.get_updates("m")
+    assert [u.iteration for u in updates] == [0, 2, 4, 6, 8]
+    for u in updates:
+        for name, stats in u.params.items():
+            d = seen[u.iteration][name].double().numpy()
+            assert stats.update_mean_magnitude == pytest.approx(np.abs(d).mean(), rel=1e-6)
+            assert stats.update_mean == pytest.approx(d.mean(), rel=1e-6, abs=1e-12)
+            h = u.histograms["updates"][name]
+            assert (h.lo, h.hi, h.counts) == _reference_histogram(d.astype(np.float32), 9)
