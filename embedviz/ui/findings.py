@@ -4,55 +4,22 @@ The findings come from :mod:`embedviz.stats.diagnostics` (the statistics package
 the rules); this module only asks for them and lays them out. Every text is escaped:
 layer names and evidence can hold anything.
 
-Where :mod:`embedviz.stats.diagnostics` cannot be imported, :func:`get_findings`
-returns None and the section says that diagnostics are not available.
+Where :mod:`embedviz.stats.diagnostics` cannot be imported,
+:func:`~embedviz.ui.diagnose.get_findings` returns None and the section says that
+diagnostics are not available.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import asdict, is_dataclass
-
 from bokeh.models import Div
 
+from embedviz.ui.diagnose import get_findings
 from embedviz.ui.pages._common import escape
 
-log = logging.getLogger(__name__)
+__all__ = ["FINDINGS_STYLE", "findings_html", "findings_view", "get_findings"]
 
 FINDINGS_STYLE = {"max-height": "480px", "overflow-y": "auto"}
 _COLOURS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
-
-
-def _as_dict(finding) -> dict:
-    if isinstance(finding, dict):
-        return finding
-    if is_dataclass(finding):
-        return asdict(finding)
-    return {
-        k: getattr(finding, k, None)
-        for k in ("severity", "check", "layer", "iterations", "evidence", "advice")
-    }
-
-
-def get_findings(storage, session_id: str, worker_id: str | None = None) -> list[dict] | None:
-    """The diagnostics' findings for a session as dicts, or None when unavailable."""
-    try:
-        from embedviz.stats import diagnostics
-    except ImportError:
-        return None
-    try:
-        found = diagnostics.diagnose(storage, session_id, worker_id)
-    except Exception:  # a broken rule must not take the page down
-        log.exception("diagnostics failed for session %r", session_id)
-        return [
-            {
-                "severity": "warning",
-                "title": "diagnostics failed",
-                "evidence": "see the server log",
-                "advice": "",
-            }
-        ]
-    return [_as_dict(f) for f in found]
 
 
 def findings_html(findings: list[dict] | None) -> str:

@@ -32,6 +32,7 @@ from bokeh.application.handlers.function import FunctionHandler
 from tornado.web import RedirectHandler
 
 from embedviz.errors import InputError
+from embedviz.ui.diagnose import FindingsRunner
 from embedviz.ui.receiver import (
     DEFAULT_MAX_BODY_BYTES,
     ReceiverConfig,
@@ -113,7 +114,7 @@ class UIServer:
         self.refresh_interval = float(refresh_interval)
         self.receiver = ReceiverConfig(bool(enable_remote), token, max_body_bytes)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
-        self.background = ThreadPoolExecutor(1, thread_name_prefix="embedviz-findings")
+        self.findings = FindingsRunner()
         self.builders = ThreadPoolExecutor(2, thread_name_prefix="embedviz-pages")
         self._storages: list[tuple[str, object]] = []
         self._lock = threading.Lock()
@@ -277,10 +278,10 @@ class UIServer:
         self.executor.shutdown(wait=True)
         # wait for running page builds and diagnostics: after stop() returns nothing of
         # ours reads the storages, so the caller may close them
-        self.background.shutdown(wait=True, cancel_futures=True)
+        self.findings.shutdown()
         self.builders.shutdown(wait=True, cancel_futures=True)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
-        self.background = ThreadPoolExecutor(1, thread_name_prefix="embedviz-findings")
+        self.findings = FindingsRunner()
         self.builders = ThreadPoolExecutor(2, thread_name_prefix="embedviz-pages")
 
     def run_until_shutdown(self) -> None:

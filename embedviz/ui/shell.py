@@ -4,8 +4,13 @@
 ``?session=`` and ``?worker=`` from the URL, builds the page with its builder, and adds
 the periodic callback that streams new points (``page.refresh()``) and notices new
 sessions and workers. Choosing another session or worker rebuilds the page in place.
-The overview's findings are computed in a background thread and filled in when ready,
-so a large run's page opens without waiting for the diagnostics.
+A page may come back with some charts empty and their reads deferred
+(``page.deferred``): they run in the server's page builders once the page is shown,
+while the browser lays it out, and the nav bar is tagged ``ready`` when they are
+filled in. The overview's findings come from
+:class:`~embedviz.ui.diagnose.FindingsRunner` (a child process for SQLite files),
+started a second after the page is ready, and are filled in when done, so a large
+run's page opens without waiting for (or competing with) the diagnostics.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import logging
 from bokeh.layouts import column, row
 from bokeh.models import Div, Select
 
-from embedviz.ui.findings import findings_html, get_findings
+from embedviz.ui.findings import findings_html
 from embedviz.ui.pages._common import Page, escape
 
 log = logging.getLogger(__name__)
 
 SESSION_EVERY = 4  # ticks between re-reading the session list
+# the diagnostics start this long after a page is shown: a long run's take seconds of
+# CPU, which the browser needs first to draw the page
+FINDINGS_DELAY_MS = 1000
 
 
 def _arg(doc, name: str) -> str | None:
@@ -57,7 +65,7 @@ def build_page(
         )
     storage = sessions[session_id]
     if path == "/train/overview":
-        return build_overview(storage, session_id, worker_id, findings=False)
+        return build_overview(storage, session_id, worker_id, findings=False, defer_reads=True)
     if path == "/train/model":
         return build_model(storage, session_id, worker_id)
     if path == "/train/system":
@@ -177,11 +185,13 @@ class Tab:
                 if generation != self.generation:
                     return  # the user chose something else meanwhile
                 self.page = page
+                page.background = self.server.builders.submit
+                page.call_soon = doc.add_next_tick_callback
                 self.holder.children = [page.layout]
-                self.nav.tags = ["ready"]
                 findings = page.layout.select_one({"name": "findings"})
                 if findings is not None:
-                    self._fill_findings(findings)
+                    findings.text = "<i>Running the diagnostics…</i>"
+                self._run_deferred(page, generation, findings)
 
             try:
                 doc.add_next_tick_callback(attach)
@@ -190,13 +200,64 @@ class Tab:
 
         self.server.builders.submit(work)
 
+    def _run_deferred(self, page: Page, generation: int, findings=None) -> None:
+        """Run the page's deferred reads (the browser lays the page out meanwhile), fill
+        them in, then mark the nav bar ``ready`` and, :data:`FINDINGS_DELAY_MS` later
+        (the browser draws meanwhile), start the diagnostics."""
+        jobs = list(page.deferred)
+        left = [len(jobs)]
+
+        def start_findings() -> None:
+            if generation == self.generation:
+                self._fill_findings(findings)
+
+        def done() -> None:
+            left[0] -= 1
+            if left[0] <= 0 and generation == self.generation:
+                self.nav.tags = ["ready"]
+                if findings is not None:
+                    self.doc.add_timeout_callback(start_findings, FINDINGS_DELAY_MS)
+
+        if not jobs:
+            done()
+            return
+
+        for read, fill in jobs:
+
+            def work(read=read, fill=fill) -> None:
+                try:
+                    data = read()
+                except Exception:
+                    log.exception("a deferred read of %s failed", self.path)
+                    self.doc.add_next_tick_callback(done)
+                    return
+
+                def apply() -> None:
+                    try:
+                        if generation == self.generation:
+                            fill(data)
+                    finally:
+                        done()
+
+                try:
+                    self.doc.add_next_tick_callback(apply)
+                except Exception:  # the tab was closed meanwhile
+                    log.debug("tab closed before its deferred read was shown")
+
+            self.server.builders.submit(work)
+
     def _fill_findings(self, div) -> None:
         storage, sid, wid, doc = self._storage(), self.session_id, self.worker_id, self.doc
-        div.text = "<i>Running the diagnostics…</i>"
+        try:
+            future = self.server.findings.submit(storage, sid, wid)
+        except Exception:
+            log.exception("diagnostics could not start")
+            div.text = "<i>The diagnostics failed; see the UI's log.</i>"
+            return
 
-        def work() -> None:
+        def done(future) -> None:
             try:
-                text = findings_html(get_findings(storage, sid, wid))
+                text = findings_html(future.result())
             except Exception:
                 log.exception("diagnostics failed")
                 text = "<i>The diagnostics failed; see the UI's log.</i>"
@@ -209,7 +270,7 @@ class Tab:
             except Exception:  # the tab was closed meanwhile
                 pass
 
-        self.server.background.submit(work)
+        future.add_done_callback(done)
 
     # -- events ----------------------------------------------------------------------
     def _on_session(self, attr, old, new) -> None:

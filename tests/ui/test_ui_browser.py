@@ -7,11 +7,12 @@ Debian's ``chromium`` and ``chromium-driver``).
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pytest
 from conftest import wait_for
-from ui_records import EVIL, fill, fill_tsne, fill_word2vec, make_update
+from ui_records import EVIL, fill, fill_tsne, fill_word2vec, make_update, ratio_of
 
 from embedviz.stats.records import Update
 from embedviz.stats.storage import InMemoryStatsStorage
@@ -161,6 +162,15 @@ def test_a_new_record_appears_within_seconds(browser, live):
     xs, ys = browser.execute_script(read)
     assert xs[-1] == 500 and ys[-1] == 7.25
     assert len(xs) == len(set(xs))  # streamed once, not re-sent
+    # the ratio chart (one MultiLine, a row per segment) got the new point of each tensor
+    last = wait_for(
+        browser,
+        "const s = Bokeh.documents[0].get_model_by_name('lines:ratio');"
+        "const i = s.data.label.lastIndexOf('0.weight'), x = s.data.xs[i], y = s.data.ys[i];"
+        "return x[x.length - 1] == 500 && [x.length, y[y.length - 1]]",
+        timeout=5,
+    )
+    assert last[1] == pytest.approx(math.log10(ratio_of(500, 0)))
     assert severe(browser) == []
 
 
@@ -285,8 +295,11 @@ def test_std_choice_and_run_ticks_toggle_charts(browser, live):
         ".map(n => d.get_model_by_name(n).visible)"
     )
     assert browser.execute_script(vis) == [True, False, False]
+    rows = "return Bokeh.documents[0].get_model_by_name('lines:std_update').data.xs.length"
+    assert browser.execute_script(rows) == 0  # a hidden tab is read when first chosen
     browser.execute_script("Bokeh.documents[0].get_model_by_name('std_choice').active = 2")
     assert browser.execute_script(vis) == [False, False, True]
+    wait_for(browser, rows.replace("return ", "return 4 == "), timeout=10)
     wait_for(browser, READY, timeout=30)
     assert browser.execute_script(DRAWN)[2] == 0  # the shown chart is laid out
     open_page(browser, ui.url + "/train/compare")

@@ -14,6 +14,7 @@ from embedviz.ui.findings import findings_html
 from embedviz.ui.pages._common import MARK_BOTTOM, MARK_TOP, MAX_POINTS, ema
 from embedviz.ui.pages.histograms import PERCENTILES, percentiles
 from embedviz.ui.pages.model import build_model, layer_map
+from embedviz.ui.pages.multiline import line_points
 from embedviz.ui.pages.overview import build_overview
 from embedviz.ui.pages.system import build_system
 
@@ -49,8 +50,9 @@ def test_overview_smoothing_is_debiased_ema_that_skips_nan(memory_storage):
 def test_overview_ratio_is_log10_of_recorded_ratio_with_inf_marked(memory_storage):
     page = build_overview(memory_storage, "mlp")
     for k, name in enumerate(PARAMS):
-        src = page.sources[f"ratio:{name}"].data
-        for x, y in zip(src["x"], src["y"], strict=True):
+        xs, ys = line_points(page.sources["ratio"].data, name)
+        assert list(xs) == list(range(200))
+        for x, y in zip(xs, ys, strict=True):
             if x == INF_AT:
                 assert math.isnan(y)
             else:
@@ -67,7 +69,7 @@ def test_zero_ratio_is_marked_at_the_bottom_not_drawn_as_a_value():
     ups[2].params["0.weight"].update_param_ratio = 0.0
     st.put_many(ups)
     page = build_overview(st, "s")
-    assert math.isnan(page.sources["ratio:0.weight"].data["y"][2])
+    assert math.isnan(line_points(page.sources["ratio"].data, "0.weight")[1][2])
     marks = page.sources["ratio:marks"].data
     assert list(marks["value"]) == ["-inf"] and list(marks["y"]) == [MARK_BOTTOM]
 
@@ -75,10 +77,10 @@ def test_zero_ratio_is_marked_at_the_bottom_not_drawn_as_a_value():
 def test_overview_std_tabs_and_tables(memory_storage):
     page = build_overview(memory_storage, "mlp")
     latest = memory_storage.get_latest_update("mlp", "0")
-    act = page.sources["std_act:1"].data
-    assert act["y"][-1] == pytest.approx(math.log10(latest.activations["1"].std))
-    grad = page.sources["std_grad:2.weight"].data
-    assert grad["y"][-1] == pytest.approx(math.log10(latest.params["2.weight"].grad_std))
+    act = line_points(page.sources["std_act"].data, "1")[1]
+    assert act[-1] == pytest.approx(math.log10(latest.activations["1"].std))
+    grad = line_points(page.sources["std_grad"].data, "2.weight")[1]
+    assert grad[-1] == pytest.approx(math.log10(latest.params["2.weight"].grad_std))
     perf = dict(zip(*page.sources["performance"].data.values(), strict=True))
     assert perf["iterations"] == f"{latest.iteration:,}"
     # 199 iterations in 19.9 s of recorded wall time
@@ -150,8 +152,9 @@ def test_model_page_layer_panel(memory_storage):
     select = page.layout.select_one({"name": "layer_select"})
     assert [v for v, _ in select.options] == ["0", "1", "2", EVIL]
     assert select.value == "0"
-    ratio = page.sources["layer:ratio:0.weight"].data
-    assert ratio["y"][5] == pytest.approx(math.log10(ratio_of(5, 0)))
+    x, ratio = line_points(page.sources["layer:ratio"].data, "0.weight")
+    assert x[5] == 5 and ratio[5] == pytest.approx(math.log10(ratio_of(5, 0)))
+    assert set(page.sources["layer:ratio"].data["label"]) == {"0.weight", "0.bias"}
     band = page.sources["layer:act_band"].data
     latest = memory_storage.get_latest_update("mlp", "0").activations["0"]
     assert band["hi"][-1] == pytest.approx(latest.mean + 2 * latest.std)
@@ -172,18 +175,18 @@ def test_model_page_selecting_a_layer_rebuilds_its_panel(memory_storage):
     page = build_model(memory_storage, "mlp")
     select = page.layout.select_one({"name": "layer_select"})
     select.value = "2"  # what the server does when the browser changes it
-    assert "layer:ratio:2.weight" in page.sources
-    assert "layer:ratio:0.weight" not in page.sources
+    assert set(page.sources["layer:ratio"].data["label"]) == {"2.weight"}
     memory_storage.put(make_update("mlp", "0", 200))
     assert page.refresh() > 0
-    assert page.sources["layer:ratio:2.weight"].data["x"][-1] == 200
+    assert line_points(page.sources["layer:ratio"].data, "2.weight")[0][-1] == 200
     hist = page.sources["layer:hist:params:2.weight:store"].data
     assert hist["iteration"][-1] == 200 and page.sources["layer:slider"].value == 200
 
 
 def test_model_static_mode_builds_every_layer(memory_storage):
     page = build_model(memory_storage, "mlp", mode="static")
-    assert {"layer0:ratio:0.weight", "layer2:ratio:2.weight"} <= set(page.sources)
+    assert {"layer0:ratio", "layer2:ratio"} <= set(page.sources)
+    assert set(page.sources["layer2:ratio"].data["label"]) == {"2.weight"}
 
 
 def test_layer_map_without_static_info():

@@ -417,13 +417,29 @@ def note(text: str) -> Div:
     return Div(text=f"<span style='color:#666'>{escape(text)}</span>", sizing_mode="stretch_width")
 
 
+def _call_now(fn: Callable[[], object]) -> None:
+    fn()
+
+
 @dataclass
 class Page:
-    """What a page builder returns: the layout, its named sources and how to go live."""
+    """What a page builder returns: the layout, its named sources and how to go live.
+
+    ``deferred`` holds ``(read, fill)`` pairs the server runs once the page is shown:
+    ``read()`` in a background thread, then ``fill(read())`` in the document's thread.
+    ``background(fn)`` runs a slow read for a Python callback of the page and
+    ``call_soon(fn)`` applies its result to the document; both call ``fn`` at once
+    unless the server sets them (its page builders and the document's next tick).
+    """
 
     layout: object
     sources: dict[str, ColumnDataSource] = field(default_factory=dict)
     refreshers: list[Callable[[], int]] = field(default_factory=list)
+    deferred: list[tuple[Callable[[], object], Callable[[object], None]]] = field(
+        default_factory=list
+    )
+    background: Callable[[Callable[[], object]], object] = _call_now
+    call_soon: Callable[[Callable[[], object]], object] = _call_now
 
     def refresh(self) -> int:
         """Stream whatever arrived since the last call; returns how many points were added."""

@@ -41,7 +41,7 @@ from embedviz.ui.pages.histograms import (
     distribution_columns,
 )
 from embedviz.ui.pages.kinds import NO_LAYERS, session_kind
-from embedviz.ui.pages.overview import multi_series_chart
+from embedviz.ui.pages.multiline import multi_series_chart
 
 MAX_STATIC_LAYERS = 16
 
@@ -178,6 +178,7 @@ def build_layer(
         page,
         f"{key}:ratio",
         band=(-4.0, -2.0),
+        target=-3.0,
         fetched=fetched,
     )
     mag = line_chart(
@@ -265,7 +266,7 @@ def build_layer(
         updates = feed()
         if not updates:
             return 0
-        n = sum(s.push_updates(updates) for s in (*ratio, *mags, *lr_series))
+        n = sum(s.push_updates(updates) for s in (ratio, *mags, lr_series))
         if band is not None:
             n += band.push(updates)
         if hist is not None:
@@ -311,7 +312,8 @@ def build_model(
     Returns
     -------
     Page
-        ``sources`` holds ``"layer:ratio:<tensor>"``, ``"layer:act_band"`` (``x``,
+        ``sources`` holds ``"layer:ratio"`` (one row per line segment, see
+        :func:`~embedviz.ui.pages.multiline.line_points`), ``"layer:act_band"`` (``x``,
         ``mean``, ``lo``, ``hi``), ``"layer:hist:<kind>:<tensor>:store"`` / ``:show`` /
         ``:bands`` (static mode prefixes keys with ``layer<i>:`` instead of ``layer:``).
 
@@ -321,7 +323,7 @@ def build_model(
     >>> from embedviz.stats.records import Update, ParamStats
     >>> st = InMemoryStatsStorage()
     >>> st.put(Update("run", "0", 1, 0.0, params={"fc.weight": ParamStats(0.0, 1.0, 0.8)}))
-    >>> "layer:ratio:fc.weight" in build_model(st, "run").sources
+    >>> "layer:ratio" in build_model(st, "run").sources
     True
     """
     worker_id = pick_worker(storage, session_id, worker_id)

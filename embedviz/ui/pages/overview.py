@@ -9,32 +9,23 @@ standard deviation of activations, gradients and updates (tabs), and the finding
 
 from __future__ import annotations
 
+import logging
+
 from bokeh.layouts import column, row
-from bokeh.models import (
-    BoxAnnotation,
-    CustomJS,
-    DataRange1d,
-    Div,
-    LinearAxis,
-    RadioButtonGroup,
-    Span,
-)
+from bokeh.models import CustomJS, DataRange1d, Div, LinearAxis, RadioButtonGroup
 
 from embedviz.ui.findings import FINDINGS_STYLE, findings_view
 from embedviz.ui.pages._common import (
-    MULTI_MAX_POINTS,
     SMOOTHING,
     LiveSeries,
     Page,
     UpdateFeed,
     add_hover,
-    add_legend,
     colour,
     draw_series,
     fetch_many,
     heading,
     line_chart,
-    log10_or_nonfinite,
     new_marks,
     note,
     pick_worker,
@@ -49,6 +40,9 @@ from embedviz.ui.pages.kinds import (
     session_kind,
     step_name,
 )
+from embedviz.ui.pages.multiline import multi_series_chart
+
+log = logging.getLogger(__name__)
 
 RATIO_BAND = (-4.0, -2.0)  # log10 of the healthy range of update:parameter ratios
 RATIO_TARGET = -3.0
@@ -152,64 +146,61 @@ def eval_view(storage, session_id: str, worker_id: str, page: Page):
     return series, p
 
 
-def multi_series_chart(
-    storage,
-    session_id,
-    worker_id,
-    names,
-    labels,
-    title,
-    y_label,
-    page,
-    key,
-    transform=log10_or_nonfinite,
-    band=None,
-    fetched=None,
-    max_points=MULTI_MAX_POINTS,
-):
-    """A chart with one line per series name; series registered under ``key:<label>``.
-
-    ``fetched``: series already read (name -> Series, downsampled to ``max_points``); the
-    others are read in one pass.
+def multi_reader(group: list, live: list, feed: UpdateFeed):
+    """``(read, fill)`` for charts left empty at build: ``read()`` (any thread) reads
+    their series in one pass; ``fill(fetched)`` (the document's thread) loads them,
+    streams what arrived after the page's newest iteration at build and makes them live.
     """
-    fetched = dict(fetched or {})
-    missing = [n for n in names if n not in fetched]
-    fetched.update(fetch_many(storage, session_id, worker_id, missing, max_points))
-    p = line_chart(title, y_label, name=key)
-    if band is not None:
-        p.add_layout(
-            BoxAnnotation(
-                bottom=band[0], top=band[1], fill_color="#2ca02c", fill_alpha=0.10, line_alpha=0
-            )
-        )
-        p.add_layout(
-            Span(
-                location=RATIO_TARGET,
-                dimension="width",
-                line_color="#2ca02c",
-                line_dash="dashed",
-                line_width=1.5,
-            )
-        )
-    series, drawn = [], []
-    marks = new_marks(f"{key}:marks")
-    page.sources[f"{key}:marks"] = marks
-    for i, (name, label) in enumerate(zip(names, labels, strict=True)):
-        s = LiveSeries(name, label, transform=transform, max_points=max_points).load(
-            storage, session_id, worker_id, marks, fetched[name]
-        )
-        page.sources[f"{key}:{label}"] = s.source
-        drawn.append(draw_series(p, s, colour(i, len(names))))
-        series.append(s)
-    add_hover(p, drawn, marks)
-    add_legend(p, drawn, labels)
-    if not names:
-        p.title.text += " — nothing recorded"
-    return series, p
+    after = feed.after
+    storage, session_id, worker_id = feed.storage, feed.session_id, feed.worker_id
+
+    def read():
+        names = [n for ms in group for n in ms.names]
+        return fetch_many(storage, session_id, worker_id, names, group[0].max_points)
+
+    def fill(fetched) -> None:
+        late = []
+        if after is not None:
+            late = storage.get_updates(session_id, worker_id, after_iteration=after)
+        for ms in group:
+            ms.load(storage, session_id, worker_id, fetched)
+            ms.push_updates(late)
+            live.append(ms)
+
+    return read, fill
+
+
+def _load_on_choice(page: Page, pending: dict, live: list, feed: UpdateFeed):
+    """A callback for the std choice that reads a tab's series when it is first chosen,
+    through ``page.background`` (the server's page builders) and ``page.call_soon``
+    (the document's next tick)."""
+
+    def on_choice(attr, old, new) -> None:
+        ms = pending.pop(new, None)
+        if ms is None:
+            return
+        read, fill = multi_reader([ms], live, feed)
+
+        def work() -> None:
+            try:
+                fetched = read()
+            except Exception:  # a storage gone bad must not end the tab
+                log.exception("reading the %s tab failed", ms.key)
+                pending[new] = ms  # try again when chosen again
+                return
+            page.call_soon(lambda: fill(fetched))
+
+        page.background(work)
+
+    return on_choice
 
 
 def build_overview(
-    storage, session_id: str, worker_id: str | None = None, findings: bool = True
+    storage,
+    session_id: str,
+    worker_id: str | None = None,
+    findings: bool = True,
+    defer_reads: bool = False,
 ) -> Page:
     """The overview page of one session and worker.
 
@@ -223,6 +214,13 @@ def build_overview(
     findings : bool, default=True
         Run the diagnostics now; False leaves the ``"findings"`` Div empty for the
         caller to fill (the server does it in a background thread).
+    defer_reads : bool, default=False
+        For the Bokeh server: the charts with one line per tensor come back empty, with
+        their read in ``page.deferred`` (one pass over the storage; the server runs it
+        after the page is shown, so the browser lays the page out meanwhile), and the
+        std of gradients and of updates (tabs hidden at first) are read when their tab
+        is first chosen (a Python callback). False (the static report, tests) reads
+        everything now.
 
     Returns
     -------
@@ -263,19 +261,23 @@ def build_overview(
         "std_grad": [f"params/{n}/grad_std" for n in params],
         "std_update": [f"params/{n}/update_std" for n in params],
     }
-    fetched = fetch_many(
-        storage,
-        session_id,
-        worker_id,
-        [n for g in groups.values() for n in g],
-        MULTI_MAX_POINTS,
-    )
+    std_specs = [
+        (key, title, labels)
+        for key, title, labels in (
+            ("std_act", "activations", acts),
+            ("std_grad", "gradients", params),
+            ("std_update", "updates", params),
+        )
+        if labels
+    ]
     score, score_box = score_view(storage, session_id, worker_id, page, kind=kind, shading=shading)
     _, evals = eval_view(storage, session_id, worker_id, page)
     extra_series, extra_charts = kind_charts(
         storage, session_id, worker_id, kind, page, shading=shading
     )
-    ratio, ratio_chart = [], None
+    live = [score, *extra_series]
+    now = []  # the charts with one line per tensor that are read with the page
+    ratio_chart = None
     if params:  # a network's panels only when it recorded them
         ratio, ratio_chart = multi_series_chart(
             storage,
@@ -288,17 +290,13 @@ def build_overview(
             page,
             "ratio",
             band=RATIO_BAND,
-            fetched=fetched,
+            target=RATIO_TARGET,
+            load=False,
         )
-    std_charts, std_series, std_labels = [], [], []
-    for key, title, labels in (
-        ("std_act", "activations", acts),
-        ("std_grad", "gradients", params),
-        ("std_update", "updates", params),
-    ):
-        if not labels:
-            continue
-        series, chart = multi_series_chart(
+        now.append(ratio)
+    std_charts, pending = [], {}
+    for i, (key, title, labels) in enumerate(std_specs):
+        ms, chart = multi_series_chart(
             storage,
             session_id,
             worker_id,
@@ -308,17 +306,27 @@ def build_overview(
             "log10 std",
             page,
             key,
-            fetched=fetched,
+            load=False,
         )
-        chart.visible = not std_charts
-        std_series += series
+        chart.visible = i == 0
+        if i == 0 or not defer_reads:
+            now.append(ms)
+        else:
+            pending[i] = ms
         std_charts.append(chart)
-        std_labels.append(title)
+    if now:
+        read, fill = multi_reader(now, live, feed)
+        if defer_reads:
+            page.deferred.append((read, fill))
+        else:
+            fill(read())
     std_panel = []
     if std_charts:
         # a button group, not Tabs: a figure inside Tabs may be laid out at zero size
         # when the Bokeh server swaps the page in
-        std_choice = RadioButtonGroup(labels=std_labels, active=0, name="std_choice")
+        std_choice = RadioButtonGroup(
+            labels=[title for _, title, _ in std_specs], active=0, name="std_choice"
+        )
         std_choice.js_on_change(
             "active",
             CustomJS(
@@ -326,6 +334,8 @@ def build_overview(
                 code="charts.forEach((c, i) => { c.visible = i == cb_obj.active })",
             ),
         )
+        if pending:
+            std_choice.on_change("active", _load_on_choice(page, pending, live, feed))
         std_panel = [std_choice, *std_charts]
 
     model_table = table(
@@ -344,7 +354,6 @@ def build_overview(
         if findings
         else Div(text="", sizing_mode="stretch_width", name="findings", styles=FINDINGS_STYLE)
     )
-    live = [score, *extra_series, *ratio, *std_series]
 
     def refresh() -> int:
         nonlocal first
