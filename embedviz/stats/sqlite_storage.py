@@ -46,6 +46,7 @@ from embedviz.stats.sqlite_layout import (
     SCHEMA_SQL,
     SQLITE_MAGIC,
     flatten_update,
+    pack_counts,
     pack_values,
     rebuild_plan,
     rebuild_update,
@@ -273,7 +274,7 @@ class SQLiteStatsStorage(StatsStorage):
                 raise AssertionError("update flattening out of step with scalars()")
             self._names_by_key[key] = names
         hists = tuple(
-            (kind, name, h.lo, h.hi, np.asarray(h.counts, dtype="<i8").tobytes())
+            (kind, name, h.lo, h.hi, pack_counts(h.counts))
             for kind, group in u.histograms.items()
             for name, h in group.items()
         )
