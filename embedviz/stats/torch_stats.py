@@ -230,8 +230,12 @@ def _step(after, before, sizes, itemsizes, p_out, u_out):  # pragma: no cover - 
 
 # -- Python side -----------------------------------------------------------------------
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    """1-D view (or copy) of a tensor in float32/float64, detached."""
-    f = t.detach().reshape(-1)
+    """1-D view (or copy) of a tensor in float32/float64, detached; sparse tensors (the
+    gradient of ``Embedding(sparse=True)``) made dense, implicit zeros included."""
+    t = t.detach()
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    f = t.reshape(-1)
     return f if f.dtype in _FULL else f.float()  # half, bfloat16, integers: float32
 
 
@@ -239,8 +243,13 @@ def _dense(t: torch.Tensor) -> torch.Tensor:
     """The tensor itself when its elements fill its memory (any order: sums and
     histograms do not care), else a contiguous float copy."""
     t = t.detach()
-    if t.dtype in _FULL and (
-        t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+    if (
+        t.layout == torch.strided
+        and t.dtype in _FULL
+        and (
+            t.is_contiguous()
+            or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+        )
     ):
         return t
     return _flat(t).contiguous()
@@ -436,7 +445,8 @@ def tensor_stats(
         return TensorStats(numels, *_outputs(0, bins), bins=bins)
     if _compiled(tensors, compiled):
         dense = [  # kept alive during the call
-            t if t.dtype in _FULL and t.is_contiguous() else _dense(t) for t in tensors
+            t if t.layout == torch.strided and t.dtype in _FULL and t.is_contiguous() else _dense(t)
+            for t in tensors
         ]
         if out is not None and len(dense) <= len(out.sums):
             sums, lohi, counts = out.arrays(len(dense), bins)
@@ -465,6 +475,7 @@ def layer_stats(output: torch.Tensor, bins: int, out: Outputs, k: int) -> Tensor
     devices, other dtypes, strided) a :class:`TensorStats` of its own."""
     if (
         output.device.type == "cpu"
+        and output.layout == torch.strided
         and output.dtype in _FULL
         and output.is_contiguous()
         and k < len(out.sums)

@@ -384,3 +384,27 @@ def test_update_and_histograms_when_parameters_move_or_are_strided(digits, case)
             assert stats.update_mean == pytest.approx(d.mean(), rel=1e-6, abs=1e-12)
             h = u.histograms["updates"][name]
             assert (h.lo, h.hi, h.counts) == _reference_histogram(d.astype(np.float32), 9)
+
+
+def test_sparse_gradients_of_an_embedding():
+    """``Embedding(sparse=True)`` has sparse gradients: counted with their implicit zeros."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Embedding(50, 8, sparse=True), torch.nn.Flatten(), torch.nn.Linear(32, 2)
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, frequency=1, histogram_frequency=1) as listener:
+        for _ in range(2):
+            opt.zero_grad()
+            loss = model(torch.randint(0, 50, (16, 4))).pow(2).mean()
+            loss.backward()
+            assert model[0].weight.grad.is_sparse
+            opt.step()
+            listener.step(loss)
+    u = storage.get_updates(listener.session_id)[-1]
+    g = model[0].weight.grad.to_dense().double().numpy()
+    stats = u.params["0.weight"]
+    assert stats.grad_mean_magnitude == pytest.approx(np.abs(g).mean(), rel=1e-6)
+    assert stats.grad_std == pytest.approx(g.std(ddof=1), rel=1e-6)
+    assert u.histograms["grads"]["0.weight"].counts == _reference_histogram(g, 30)[2]
