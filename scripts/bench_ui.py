@@ -12,7 +12,19 @@
     browser tabs show the overview of those sessions. Checks that every update arrived
     (nothing lost) and that every open page kept updating.
 
-Both need headless Chromium (/usr/bin/chromium, chromedriver) for the browser part.
+``python scripts/bench_ui.py overhead [--iterations 3000 --repeats 3 --frequency 10]``
+    The listener's overhead on training with the UI attached and open (issue 5 target:
+    unchanged). The training of ``scripts/bench_listener.py`` (its ``_train``, ``_mlp``,
+    ``_cnn``, ``_data``; torch on one thread), each run a new session in a SQLite file:
+    without a UI, and with ``embedviz ui FILE`` (a separate process) serving that file
+    and a headless Chromium tab open on the run's overview (opened before the run starts,
+    it shows the session as soon as it is recorded and then updates live). Runs
+    interleaved; prints the ratios of training CPU time (``process_time`` of the
+    training loop, the storage's writer thread included) and of wall time (the whole
+    ``_train`` call) with / without the UI, the CPU the UI server and Chromium used
+    meanwhile, and how long after the run the page showed its last iteration.
+
+All need headless Chromium (/usr/bin/chromium, chromedriver) for the browser part.
 """
 
 from __future__ import annotations
@@ -21,8 +33,12 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
+import socket
+import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +238,153 @@ def bench_load(args) -> None:
     print(f"peak RSS of the UI process: {rss_mib():.0f} MiB")
 
 
+def _cpu_seconds(pids) -> float:
+    """CPU seconds (user + system) of processes and all their descendants."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+    return total
+
+
+def _start_ui(path: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "embedviz.cli", "ui", str(path), "--port", str(port), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/sessions", timeout=2).read()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.perf_counter() - t0 > 60:
+                proc.kill()
+                raise SystemExit(f"embedviz ui {path} did not start") from None
+            time.sleep(0.2)
+
+
+def bench_overhead(args) -> None:
+    """See the module text: training with / without the UI attached and open."""
+    import psutil
+    import torch
+
+    import embedviz.stats.storage as storage_module
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_listener import _cnn, _data, _mlp, _train
+
+    torch.set_num_threads(1)
+    work = Path(args.path).with_suffix(".overhead")
+    work.mkdir(exist_ok=True)
+    files = {"no UI": work / "no-ui.db", "UI open": work / "ui.db"}
+    for f in work.glob("*"):
+        f.unlink()
+    real = storage_module.SQLiteStatsStorage
+    real(files["UI open"]).close()  # `embedviz ui FILE` needs the file to exist
+    into = {"path": None}
+
+    def storage_into(path, *a, **kw):  # _train names a new file per run: use ours
+        return real(into["path"], *a, **kw)
+
+    listener_kwargs = {"frequency": args.frequency, "histogram_frequency": 10 * args.frequency}
+    data = _data()
+    ui, url = _start_ui(files["UI open"])
+    d = driver()
+    chrome = [d.service.process.pid]
+    storage_module.SQLiteStatsStorage = storage_into
+    try:
+        for model_name, make in (("MLP 64-256-256-10", _mlp), ("CNN 2 conv + 2 fc", _cnn)):
+            into["path"] = files["no UI"]
+            _train(make, data, 50, None, str(work))  # warm up (numba, torch)
+            _train(make, data, 50, dict(listener_kwargs, session_id="warm"), str(work))
+            cpu = {k: [] for k in files}
+            wall = {k: [] for k in files}
+            ui_cpu, chrome_cpu, lag = [], [], []
+            for rep in range(args.repeats):
+                order = list(files) if rep % 2 == 0 else list(files)[::-1]
+                for cond in order:
+                    session = f"{model_name.split()[0]}-{cond.replace(' ', '')}-{rep}"
+                    into["path"] = files[cond]
+                    if cond == "UI open":
+                        d.get(f"{url}/train/overview?session={session}")
+                        wait(d, READY)  # the page waits for the session
+                    else:
+                        d.get("about:blank")
+                    c0 = (_cpu_seconds([ui.pid]), _cpu_seconds(chrome))
+                    t0 = time.perf_counter()
+                    kwargs = dict(listener_kwargs, session_id=session)
+                    cpu[cond].append(_train(make, data, args.iterations, kwargs, str(work)))
+                    wall[cond].append(time.perf_counter() - t0)
+                    if cond != "UI open":
+                        continue
+                    ui_cpu.append(_cpu_seconds([ui.pid]) - c0[0])
+                    chrome_cpu.append(_cpu_seconds(chrome) - c0[1])
+                    with real(files[cond], read_only=True) as st:
+                        last = st.get_latest_update(session, st.list_workers(session)[0])
+                    t1 = time.perf_counter()
+                    wait(
+                        d,
+                        "const s = Bokeh.documents[0].get_model_by_name('series:score');"
+                        f"return s != null && s.data.x[s.data.x.length - 1] == {last.iteration}",
+                        timeout=30,
+                    )
+                    lag.append(time.perf_counter() - t1)
+            med = {k: statistics.median(v) for k, v in cpu.items()}
+            print(
+                f"{model_name}, {args.iterations} iterations, listener frequency "
+                f"{args.frequency} (histograms every {10 * args.frequency}), "
+                f"{args.repeats} interleaved repeats:"
+            )
+            for cond in files:
+                print(
+                    f"  {cond:8s} training CPU s: "
+                    + " ".join(f"{v:.2f}" for v in cpu[cond])
+                    + "   wall s: "
+                    + " ".join(f"{v:.2f}" for v in wall[cond])
+                )
+            print(
+                f"  UI open / no UI: CPU median {med['UI open'] / med['no UI']:.3f}, "
+                f"best {min(cpu['UI open']) / min(cpu['no UI']):.3f}; wall median "
+                f"{statistics.median(wall['UI open']) / statistics.median(wall['no UI']):.3f}"
+            )
+            print(
+                f"  meanwhile per run (median): UI server CPU {statistics.median(ui_cpu):.2f} s, "
+                f"Chromium CPU {statistics.median(chrome_cpu):.2f} s; the page showed the "
+                f"last iteration {statistics.median(lag):.2f} s (max {max(lag):.2f} s) "
+                "after the run ended"
+            )
+        rss = psutil.Process(ui.pid).memory_info().rss / 2**20
+        print(f"UI server RSS at the end: {rss:.0f} MiB; load average {os.getloadavg()}")
+    finally:
+        storage_module.SQLiteStatsStorage = real
+        d.quit()
+        ui.terminate()
+        try:
+            ui.wait(15)
+        except subprocess.TimeoutExpired:
+            ui.kill()
+        for f in work.glob("*"):
+            f.unlink()
+        work.rmdir()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -238,8 +401,15 @@ def main() -> None:
     load.add_argument(
         "--path", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "embedviz-bench-ui")
     )
+    over = sub.add_parser("overhead")
+    over.add_argument("--iterations", type=int, default=3000)
+    over.add_argument("--repeats", type=int, default=3)
+    over.add_argument("--frequency", type=int, default=10)
+    over.add_argument(
+        "--path", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "embedviz-bench-ui")
+    )
     args = parser.parse_args()
-    (bench_big if args.what == "big" else bench_load)(args)
+    {"big": bench_big, "load": bench_load, "overhead": bench_overhead}[args.what](args)
 
 
 if __name__ == "__main__":

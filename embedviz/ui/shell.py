@@ -97,7 +97,12 @@ class Tab:
         self.nav_html = nav_html
         known = [sid for sid, _ in server.sessions()]
         session = _arg(doc, "session")
-        self.session_id = session if session in known else default_session(server, path)
+        # a session named in the URL but not recorded yet is shown once it appears (the
+        # UI may be opened before the training starts)
+        self.wanted = session if session and session not in known else None
+        self.session_id = session if session in known else None
+        if self.session_id is None and self.wanted is None:
+            self.session_id = default_session(server, path)
         self.worker_id = _arg(doc, "worker")
         self.selected = [session] if session in known else None  # ticked on /train/compare
         self.known = known
@@ -168,10 +173,19 @@ class Tab:
         self.holder.children = [Div(text="<i>Loading…</i>", name="loading")]
         args = (self.server, self.path, self.session_id, self.worker_id, self.selected)
         doc = self.doc
+        wanted = self.wanted if self.session_id is None else None
 
         def work() -> None:
             try:
                 page = build_page(*args)
+                if wanted is not None and self.path != "/train/compare":
+                    page = Page(
+                        layout=Div(
+                            text=f"<i>Waiting for session {escape(wanted)}: this page "
+                            "shows it as soon as a training run records it.</i>",
+                            sizing_mode="stretch_width",
+                        )
+                    )
             except Exception:
                 log.exception("building %s for session %r failed", args[1], args[2])
                 page = Page(
@@ -276,7 +290,7 @@ class Tab:
     def _on_session(self, attr, old, new) -> None:
         if not new or new == self.session_id:
             return
-        self.session_id = new
+        self.session_id, self.wanted = new, None
         self.worker_id = None
         self._set_worker_options()
         self.show()
@@ -303,7 +317,12 @@ class Tab:
             self.known = known
             self.session_select.options = known or [""]
             if self.session_id is None and known:
-                self.session_id = default_session(self.server, self.path)
+                if self.wanted is None:
+                    self.session_id = default_session(self.server, self.path)
+                elif self.wanted in known:
+                    self.session_id, self.wanted = self.wanted, None
+                else:
+                    return
                 self.session_select.value = self.session_id
                 self._set_worker_options()
                 self.show()

@@ -186,6 +186,22 @@ def test_a_new_session_appears_in_the_dropdown(browser, live):
     )
 
 
+def test_a_page_opened_before_its_session_shows_it_when_recorded(browser, live):
+    ui, storage = live
+    open_page(browser, ui.url + "/train/overview?session=waited-for")
+    text = "return Bokeh.documents[0].get_model_by_name('page_holder').children[0].text"
+    assert "Waiting for session waited-for" in browser.execute_script(text)
+    storage.put(Update("waited-for", "0", 3, 0.0, score=4.5))
+    wait_for(
+        browser,
+        "const s = Bokeh.documents[0].get_model_by_name('series:score');"
+        "return s != null && s.data.y[0] == 4.5",
+        timeout=10,
+    )
+    select = "return Bokeh.documents[0].get_model_by_name('session_select').value"
+    assert browser.execute_script(select) == "waited-for"
+
+
 def test_choosing_a_layer_with_a_hostile_name_keeps_it_text(browser, live):
     ui, _ = live
     open_page(browser, ui.url + "/train/model?session=mlp")
