@@ -209,6 +209,8 @@ class StatsListener:
         self._params = [
             (n, p) for n, p in inner.named_parameters() if p.requires_grad
         ]  # what we report on
+        self._names_list = [n for n, _ in self._params]
+        self._tensors = [p for _, p in self._params]
         self._leaves = [
             (n or type(m).__name__, m)
             for n, m in inner.named_modules()
@@ -344,17 +346,20 @@ class StatsListener:
             return
         t0 = time.perf_counter()
         with self._torch.no_grad():
-            self._record_grads()
-            params = [p for _, p in self._params]
+            params = self._tensors
             lay = self._layout
             if lay is None or not lay.fits(params):
-                lay = self._layout = (
-                    self._ts.ParamLayout(params) if self._ts.ParamLayout.usable(params) else None
-                )
+                lay = self._layout = self._ts.ParamLayout.of(params)
+            self._record_grads(lay)
             self._before = self._ts.ParamCopy(params, lay)
         self._collect += time.perf_counter() - t0
 
-    def _record_grads(self) -> None:
+    def _record_grads(self, lay=None) -> None:
+        if lay is not None:  # the common case: every parameter has a dense gradient
+            stats = lay.grad_stats([p.grad for p in self._tensors], self._bins, self._out_grads)
+            if stats is not None:
+                self._grad_names, self._grads = self._names_list, stats
+                return
         grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
         self._grad_names = [n for n, _ in grads]
         self._grads = self._ts.tensor_stats(
@@ -367,7 +372,7 @@ class StatsListener:
         t0 = time.perf_counter()
         with self._torch.no_grad():  # the update lands in the copy, in place
             self._stepped = self._ts.step_stats(
-                [p for _, p in self._params],
+                self._tensors,
                 self._before,
                 self._bins,
                 out=(self._out_params, self._out_updates),

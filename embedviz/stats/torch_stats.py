@@ -148,9 +148,29 @@ def _finite_histogram(x, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _finish(row, n):  # pragma: no cover - compiled
+    """row[4:8] = mean, sample std (0 for one value), mean |x| and share of exact zeros
+    from the sums in row[:4] of ``n`` values (NaN without values)."""
+    if n == 0:
+        row[4:8] = np.nan
+        return
+    mean = row[0] / n
+    std = 0.0
+    if n > 1:
+        var = (row[1] - n * mean * mean) / (n - 1)
+        std = np.sqrt(var) if var > 0 else (0.0 if var == var else np.nan)
+    row[4] = mean
+    row[5] = std
+    row[6] = row[2] / n
+    row[7] = 1.0 - row[3] / n
+
+
+@njit(cache=True, nogil=True)
 def _one(x, bits, low_bits, sums, lohi, counts):  # pragma: no cover - compiled
-    """Sums of ``x`` and, when ``counts`` has bins, its histogram (limits in ``lohi``)."""
+    """Sums and moments of ``x`` (see :func:`_finish`) and, when ``counts`` has bins, its
+    histogram (limits in ``lohi``)."""
     _sums(x, sums)
+    _finish(sums, x.shape[0])
     if counts.shape[0] == 0 or x.shape[0] == 0:
         return
     lo, hi = _key_range(x, bits, low_bits)
@@ -282,22 +302,24 @@ class TensorStats:
         self._flat = flat  # non-CPU: tensors to bin when histograms are read
         self.bins = bins
 
-    def sums(self) -> list[list[float]]:
-        """Per tensor ``[sum, sum of squares, sum of |x|, non-zero count]``."""
+    def _rows(self) -> list[list[float]]:
+        """Per tensor ``[sum, sum of squares, sum of |x|, non-zero count, mean, std,
+        mean |x|, share of zeros]`` (see :func:`_finish`)."""
         s = self._sums
-        return s.tolist() if isinstance(s, np.ndarray) else s.to(torch.float64).cpu().tolist()
+        if isinstance(s, np.ndarray):
+            return s.tolist()  # the compiled loops wrote the moments
+        rows = s.to(torch.float64).cpu().tolist()
+        for r, n in zip(rows, self.numels, strict=True):
+            r += _moments(r, n) + [1.0 - r[3] / n if n else math.nan]
+        return rows
 
     def moments(self) -> list[list[float]]:
         """Per tensor ``[mean, sample std, mean |x|]`` (std 0 for one element)."""
-        return [_moments(r, n) for r, n in zip(self.sums(), self.numels, strict=True)]
+        return [r[4:7] for r in self._rows()]
 
     def activation_values(self) -> list[tuple[float, float, float]]:
         """Per tensor ``(mean, sample std, share of exact zeros)``; NaN is not a zero."""
-        out = []
-        for r, n in zip(self.sums(), self.numels, strict=True):
-            mean, std, _ = _moments(r, n)
-            out.append((mean, std, 1.0 - r[3] / n if n else math.nan))
-        return out
+        return [(r[4], r[5], r[7]) for r in self._rows()]
 
     def histograms(self, names: list[str]) -> dict[str, Histogram]:
         """Histogram of each non-empty tensor, by name (``{}`` when none were asked for)."""
@@ -352,7 +374,7 @@ class TensorStats:
         n = len(self.numels)
         sums, lohi, counts = _outputs(n, self.bins)
         if n:
-            sums[:] = self.sums()
+            sums[:] = self._rows()
         if self.bins:
             done = _histograms_torch(dict(enumerate(self._flat)), self.bins)
             for k, h in done.items():
@@ -376,7 +398,8 @@ def _moments(sums: list[float], n: int) -> list[float]:
 
 
 def _outputs(n: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return np.zeros((n, 4)), np.zeros((n, 2)), np.zeros((n, bins), np.int64)
+    """Sums and moments (n, 8, see :func:`_finish`), limits (n, 2), counts (n, bins)."""
+    return np.zeros((n, 8)), np.zeros((n, 2)), np.zeros((n, bins), np.int64)
 
 
 class Outputs:
@@ -487,31 +510,49 @@ def layer_stats(output: torch.Tensor, bins: int, out: Outputs, k: int) -> Tensor
 
 
 class ParamLayout:
-    """Where the bytes of each (CPU, contiguous, float) parameter go in the buffer of a
-    :class:`ParamCopy`; kept between reports while the parameters stay where they are."""
+    """The model's (CPU, contiguous, float) parameters as the compiled loops see them:
+    their address table, where each one's bytes go in a :class:`ParamCopy`, and the
+    gradients' table. Made once and kept while the parameters stay where they are
+    (:meth:`fits`), so a report touches each parameter through two cheap calls.
+    """
 
     def __init__(self, params: list[torch.Tensor]) -> None:
         self.table = _table(params)
+        self.numels = self.table[1].tolist()
         nbytes = self.table[1] * self.table[2]
         self.offsets = np.zeros(len(params), np.int64)
         np.cumsum(nbytes[:-1], out=self.offsets[1:])
         self.ends = self.offsets + nbytes
         self.nbytes = int(nbytes.sum())
         self.shapes = [(p.dtype, p.shape) for p in params]
-        self._addresses = self.table[0].tolist()
+        self._key = list(zip(self.table[0].tolist(), self.numels, strict=True))
 
     @staticmethod
-    def usable(params: list[torch.Tensor]) -> bool:
-        return _compiled(params, None) and all(
-            p.dtype in _FULL and p.is_contiguous() for p in params
+    def of(params: list[torch.Tensor]) -> ParamLayout | None:
+        """The layout of these parameters, or None when the compiled path cannot read
+        them (other devices or dtypes, strided or sparse parameters)."""
+        usable = _compiled(params, None) and all(
+            p.layout == torch.strided and p.dtype in _FULL and p.is_contiguous() for p in params
         )
+        return ParamLayout(params) if usable and params else None
 
     def fits(self, params: list[torch.Tensor]) -> bool:
-        """The parameters are still these tensors, in this memory."""
-        return [p.data_ptr() for p in params] == self._addresses and all(
-            p.is_contiguous() and (p.dtype, p.shape) == s
-            for p, s in zip(params, self.shapes, strict=True)
-        )
+        """The parameters are still in this memory, with these sizes (a parameter that
+        moved, ``p.data = ...``, needs a new layout)."""
+        return [(p.data_ptr(), p.numel()) for p in params] == self._key
+
+    def grad_stats(
+        self, grads: list[torch.Tensor | None], bins: int, out: Outputs
+    ) -> TensorStats | None:
+        """Statistics of one gradient per parameter, or None when one is missing, sparse
+        or strided (the caller takes the general path). torch keeps a dense gradient's
+        size and dtype those of its parameter (it refuses any other ``p.grad``)."""
+        if any(g is None or not g.is_contiguous() for g in grads):  # sparse: not contiguous
+            return None
+        addresses = np.array([g.data_ptr() for g in grads], np.int64)
+        sums, lohi, counts = out.arrays(len(grads), bins)
+        _group(addresses, self.table[1], self.table[2], sums, lohi, counts)
+        return TensorStats(self.numels, sums, lohi, counts, bins=bins)
 
 
 class ParamCopy:
@@ -525,8 +566,8 @@ class ParamCopy:
     def __init__(self, params: list[torch.Tensor], layout: ParamLayout | None = None) -> None:
         self.layout = layout
         if layout is not None:
-            self.buffer = np.empty(layout.nbytes, np.uint8)
-            self.start = self.buffer.ctypes.data
+            self.buffer = torch.empty(layout.nbytes, dtype=torch.uint8)
+            self.start = self.buffer.data_ptr()
             _copy(*layout.table, self.start + layout.offsets)
         else:
             self.clones = [p.detach().clone(memory_format=torch.contiguous_format) for p in params]
@@ -537,7 +578,7 @@ class ParamCopy:
             return self.clones
         lay = self.layout
         return [
-            torch.from_numpy(self.buffer[a:b]).view(dtype).reshape(shape)
+            self.buffer[a:b].view(dtype).reshape(shape)
             for a, b, (dtype, shape) in zip(lay.offsets, lay.ends, lay.shapes, strict=True)
         ]
 
@@ -550,9 +591,9 @@ def step_stats(
 ) -> tuple[TensorStats, TensorStats]:
     """Statistics of the parameters and of the update ``params - before`` the optimizer
     applied; the update is written into ``before``, in place."""
-    numels = [p.numel() for p in params]
     lay = before.layout
     if lay is not None and lay.fits(params):
+        numels = lay.numels
         n = len(params)
         if out is not None and n == len(out[0].sums):
             p_out, u_out = out[0].arrays(n, bins), out[1].arrays(n, bins)
@@ -561,6 +602,7 @@ def step_stats(
         t = lay.table
         _step(t[0], before.start + lay.offsets, t[1], t[2], p_out, u_out)
         return TensorStats(numels, *p_out, bins=bins), TensorStats(numels, *u_out, bins=bins)
+    numels = [p.numel() for p in params]
     copies = before.tensors()  # the general case: torch ops
     detached = [p.detach() for p in params]
     with torch.no_grad():

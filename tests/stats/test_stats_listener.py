@@ -408,3 +408,25 @@ def test_sparse_gradients_of_an_embedding():
     assert stats.grad_mean_magnitude == pytest.approx(np.abs(g).mean(), rel=1e-6)
     assert stats.grad_std == pytest.approx(g.std(ddof=1), rel=1e-6)
     assert u.histograms["grads"]["0.weight"].counts == _reference_histogram(g, 30)[2]
+
+
+def test_parameter_moved_during_the_optimizer_step():
+    """Another pre-hook moves a parameter after the listener copied it: the update is
+    still the change applied (the copy is read back through torch)."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, frequency=1, session_id="mv") as listener:
+
+        def move(optimizer, args, kwargs):
+            model.weight.data = model.weight.data.clone()
+
+        opt.register_step_pre_hook(move)  # runs after the listener's pre-hook
+        before = model.weight.detach().clone()
+        model(torch.ones(2, 4)).sum().backward()
+        opt.step()
+        listener.step(1.0)
+    (u,) = storage.get_updates("mv")
+    change = (model.weight.detach() - before).double().numpy()
+    assert u.params["weight"].update_mean_magnitude == pytest.approx(np.abs(change).mean())
