@@ -1,0 +1,231 @@
+"""Compiled loops over the memory of CPU tensors, for :mod:`embedviz.stats.torch_stats`.
+
+A tensor is given as its address, element count and element size (4: float32, 8:
+float64); ``numba.carray`` views that memory as an array, so one call can walk a whole
+table of tensors without a Python object per tensor. Results go into caller-owned rows:
+``sums`` (8 values: sum, sum of squares, sum of |x|, non-zero count, then mean, std,
+mean |x| and share of zeros, see :func:`_finish`), ``lohi`` (the histogram's limits)
+and ``counts`` (its bins; length 0 for none).
+
+The callers keep every tensor alive during a call and pass only dense memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+# Let LLVM reorder the sums so that they vectorise; NaN and inf still propagate (no
+# "nnan"/"ninf" flags).
+_FAST = {"reassoc", "nsz", "contract"}
+
+
+@intrinsic
+def _address(typingctx, addr):  # pragma: no cover - compiled
+    """An integer address as a ``void*`` (for ``numba.carray``)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(types.int64), codegen
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _sums(x, out):  # pragma: no cover - compiled
+    """out[:4] = sum, sum of squares, sum of |x| and number of non-zero values (NaN
+    counts as non-zero) of the 1-D array ``x``, accumulated in float64."""
+    s = 0.0
+    s2 = 0.0
+    sa = 0.0
+    nz = 0
+    for i in range(x.shape[0]):
+        v = np.float64(x[i])
+        s += v
+        s2 += v * v
+        sa += abs(v)
+        nz += v != 0
+    out[0] = s
+    out[1] = s2
+    out[2] = sa
+    out[3] = nz
+
+
+@njit(cache=True, nogil=True)
+def _key_range(x, bits, low_bits):  # pragma: no cover - compiled
+    """Smallest and largest value of the float array ``x`` read through ``bits`` (the
+    same memory as int32/int64), as floats.
+
+    ``k = b ^ ((b >> sign) & low_bits)`` maps IEEE floats to integers in the same order
+    (-NaN < -inf < ... < -0 < +0 < ... < +inf < +NaN); integer min/max vectorise. The
+    result is NaN when a NaN is present, +-inf when an infinity is.
+    """
+    sign = bits.itemsize * 8 - 1
+    lo = bits[0] ^ ((bits[0] >> sign) & low_bits)
+    hi = lo
+    for i in range(bits.shape[0]):
+        b = bits[i]
+        k = b ^ ((b >> sign) & low_bits)
+        lo = min(lo, k)
+        hi = max(hi, k)
+    back = np.empty(2, bits.dtype)  # the map is its own inverse
+    back[0] = lo ^ ((lo >> sign) & low_bits)
+    back[1] = hi ^ ((hi >> sign) & low_bits)
+    floats = back.view(x.dtype)
+    return np.float64(floats[0]), np.float64(floats[1])
+
+
+@njit(cache=True, nogil=True)
+def _bin_counts(x, lo, hi, out):  # pragma: no cover - compiled
+    """Counts of ``x``'s values in ``len(out)`` equal-width bins over ``[lo, hi]``, written
+    into ``out``: bin ``floor((v - lo) * bins / (hi - lo))``, ``hi`` in the last bin.
+    Needs finite ``lo < hi`` and every value in ``[lo, hi]`` (no NaN). Four partial
+    histograms break the store-to-load chain on runs of equal values (ReLU zeros)."""
+    bins = out.shape[0]
+    top = bins - 1
+    scale = bins / (hi - lo)
+    part = np.zeros((4, bins), np.int64)
+    n = x.shape[0]
+    m = n - n % 4
+    for i in range(0, m, 4):
+        for q in range(4):
+            j = int((np.float64(x[i + q]) - lo) * scale)
+            part[q, min(max(j, 0), top)] += 1
+    for i in range(m, n):
+        j = int((np.float64(x[i]) - lo) * scale)
+        part[0, min(max(j, 0), top)] += 1
+    for b in range(bins):
+        out[b] = part[0, b] + part[1, b] + part[2, b] + part[3, b]
+
+
+@njit(cache=True, nogil=True)
+def _finite_histogram(x, out):  # pragma: no cover - compiled
+    """:func:`_bin_counts` of the finite values of ``x`` between their min and max (the
+    slow path for arrays with NaN or inf); returns ``(min, max)``, ``(0, 0)`` without
+    finite values, everything in the first bin when they are all equal."""
+    bins = out.shape[0]
+    out[:] = 0
+    lo = np.inf
+    hi = -np.inf
+    finite = 0
+    for i in range(x.shape[0]):
+        v = np.float64(x[i])
+        if abs(v) < np.inf:  # false for NaN and +-inf
+            finite += 1
+            lo = min(lo, v)
+            hi = max(hi, v)
+    if finite == 0:
+        return 0.0, 0.0
+    if not hi > lo:
+        out[0] = finite
+        return lo, hi
+    top = bins - 1
+    scale = bins / (hi - lo)
+    for i in range(x.shape[0]):
+        v = np.float64(x[i])
+        if v >= lo and v <= hi:
+            j = int((v - lo) * scale)
+            out[j if j < top else top] += 1
+    return lo, hi
+
+
+@njit(cache=True, nogil=True)
+def _finish(row, n):  # pragma: no cover - compiled
+    """row[4:8] = mean, sample std (0 for one value), mean |x| and share of exact zeros
+    from the sums in row[:4] of ``n`` values (NaN without values)."""
+    if n == 0:
+        row[4:8] = np.nan
+        return
+    mean = row[0] / n
+    std = 0.0
+    if n > 1:
+        var = (row[1] - n * mean * mean) / (n - 1)
+        std = np.sqrt(var) if var > 0 else (0.0 if var == var else np.nan)
+    row[4] = mean
+    row[5] = std
+    row[6] = row[2] / n
+    row[7] = 1.0 - row[3] / n
+
+
+@njit(cache=True, nogil=True)
+def _one(x, bits, low_bits, sums, lohi, counts):  # pragma: no cover - compiled
+    """Sums and moments of ``x`` (see :func:`_finish`) and, when ``counts`` has bins, its
+    histogram (limits in ``lohi``)."""
+    _sums(x, sums)
+    _finish(sums, x.shape[0])
+    if counts.shape[0] == 0 or x.shape[0] == 0:
+        return
+    lo, hi = _key_range(x, bits, low_bits)
+    if not (abs(lo) < np.inf and abs(hi) < np.inf):  # NaN or inf somewhere
+        lo, hi = _finite_histogram(x, counts)
+    elif hi > lo:
+        _bin_counts(x, lo, hi, counts)
+    else:  # constant: everything in the first bin
+        counts[:] = 0
+        counts[0] = x.shape[0]
+    lohi[0] = lo
+    lohi[1] = hi
+
+
+@njit(cache=True, nogil=True)
+def _tensor(address, size, itemsize, sums, lohi, counts):  # pragma: no cover - compiled
+    if itemsize == 4:
+        x32 = carray(_address(address), (size,), np.float32)
+        b32 = carray(_address(address), (size,), np.int32)
+        _one(x32, b32, np.int32(0x7FFFFFFF), sums, lohi, counts)
+    else:
+        x64 = carray(_address(address), (size,), np.float64)
+        b64 = carray(_address(address), (size,), np.int64)
+        _one(x64, b64, np.int64(0x7FFFFFFFFFFFFFFF), sums, lohi, counts)
+
+
+@njit(cache=True, nogil=True)
+def _group(addresses, sizes, itemsizes, sums, lohi, counts):  # pragma: no cover - compiled
+    """:func:`_one` for each tensor of a table of addresses, sizes and item sizes (4:
+    float32, 8: float64); ``counts`` is ``(n, bins)``, ``(n, 0)`` for no histograms."""
+    for k in range(addresses.shape[0]):
+        _tensor(addresses[k], sizes[k], itemsizes[k], sums[k], lohi[k], counts[k])
+
+
+@njit(cache=True, nogil=True)
+def _copy(addresses, sizes, itemsizes, destinations):  # pragma: no cover - compiled
+    """Copy each tensor of a table to its destination address, element by element
+    (4 or 8 bytes: a loop the compiler turns into wide moves)."""
+    for k in range(addresses.shape[0]):
+        n = sizes[k]
+        if itemsizes[k] == 4:
+            src32 = carray(_address(addresses[k]), (n,), np.int32)
+            dst32 = carray(_address(destinations[k]), (n,), np.int32)
+            for i in range(n):
+                dst32[i] = src32[i]
+        else:
+            src64 = carray(_address(addresses[k]), (n,), np.int64)
+            dst64 = carray(_address(destinations[k]), (n,), np.int64)
+            for i in range(n):
+                dst64[i] = src64[i]
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _subtract(after, before, size, itemsize):  # pragma: no cover - compiled
+    """before[i] = after[i] - before[i] (in the tensors' own precision, exact as torch)."""
+    if itemsize == 4:
+        a32 = carray(_address(after), (size,), np.float32)
+        b32 = carray(_address(before), (size,), np.float32)
+        for i in range(size):
+            b32[i] = a32[i] - b32[i]
+    else:
+        a64 = carray(_address(after), (size,), np.float64)
+        b64 = carray(_address(before), (size,), np.float64)
+        for i in range(size):
+            b64[i] = a64[i] - b64[i]
+
+
+@njit(cache=True, nogil=True)
+def _step(after, before, sizes, itemsizes, p_out, u_out):  # pragma: no cover - compiled
+    """The update ``after - before`` into ``before``, then :func:`_group` of the
+    parameters (``after``) and of the updates; ``p_out``/``u_out`` = (sums, lohi, counts)."""
+    for k in range(after.shape[0]):
+        _subtract(after[k], before[k], sizes[k], itemsizes[k])
+        _tensor(after[k], sizes[k], itemsizes[k], p_out[0][k], p_out[1][k], p_out[2][k])
+        _tensor(before[k], sizes[k], itemsizes[k], u_out[0][k], u_out[1][k], u_out[2][k])
