@@ -35,6 +35,25 @@ SEVERITIES = ("error", "warning", "info")
 RATIO_LOW, RATIO_HIGH, RATIO_ERROR = 1e-4, 1e-2, 1e-1
 ACT_STD_LOW, ACT_STD_HIGH = 0.5, 2.0
 
+# Series are read min/max-downsampled to this many points (spikes and NaN survive), as
+# many at once as fit in _POINT_BUDGET points: one pass over a SQLite file reads every
+# stored number whatever the names asked for, so fewer passes is what makes it fast.
+_POINTS = 20_000
+_POINT_BUDGET = 4_000_000  # about 100 MB of series held at once
+
+
+def _read_by_checks(name: str) -> bool:
+    """Whether one of the checks reads this series (the others are never fetched)."""
+    head = name.partition("/")[0]
+    return (
+        name == "score"
+        or head == "lr"
+        or head == "params"
+        and name.endswith(("/update_param_ratio", "/param_mean_magnitude"))
+        or head == "activations"
+        and name.endswith(("/std", "/zero_fraction"))
+    )
+
 
 @dataclass
 class Finding:
@@ -78,23 +97,27 @@ class _Run:
         self.findings: list[Finding] = []
         self._ahead: dict = {}  # series read with an earlier one, not yet asked for
         self._asked: set[str] = set()
+        count = getattr(storage, "count_updates", None)
+        n = count(session_id, worker_id) if count is not None else _POINTS
+        self._batch = max(16, _POINT_BUDGET // max(1, min(n, _POINTS)))
 
     def series(self, name: str):
-        """The whole series; siblings (same kind and statistic, e.g. every tensor's
-        update_param_ratio) are read in the same pass, 16 at a time."""
+        """The series, min/max-downsampled to at most ``_POINTS`` points; the series the
+        checks ask for next (same kind and statistic: every tensor's update_param_ratio)
+        and then the others are read in the same pass, as many as the budget allows."""
         got = self._ahead.pop(name, None)
         if got is None:
             head, stat = name.split("/", 1)[0], name.rpartition("/")[2]
-            siblings = [
-                n for n in self.names
-                if n != name and n not in self._asked and n not in self._ahead
-                and n.startswith(head + "/") and n.endswith("/" + stat)
-            ][:15]  # fmt: skip
+            others = [n for n in self.names if n != name and n not in self._asked
+                      and n not in self._ahead and _read_by_checks(n)]  # fmt: skip
+            same = [n for n in others if n.startswith(head + "/") and n.endswith("/" + stat)]
+            taken = set(same)
+            batch = (same + [n for n in others if n not in taken])[: self._batch - 1]
             many = getattr(self.storage, "get_series_many", None)
-            if many is None or not siblings:
-                got = self.storage.get_series(self.session_id, self.worker_id, name)
+            if many is None or not batch:
+                got = self.storage.get_series(self.session_id, self.worker_id, name, _POINTS)
             else:
-                read = many(self.session_id, self.worker_id, [name, *siblings])
+                read = many(self.session_id, self.worker_id, [name, *batch], max_points=_POINTS)
                 got = read.pop(name)
                 self._ahead.update(read)
         self._asked.add(name)
