@@ -99,6 +99,7 @@ class _Run:
         self._asked: set[str] = set()
         count = getattr(storage, "count_updates", None)
         n = count(session_id, worker_id) if count is not None else _POINTS
+        self.downsampled = n > _POINTS  # counts of events found are then lower bounds
         self._batch = max(16, _POINT_BUDGET // max(1, min(n, _POINTS)))
 
     def series(self, name: str):
@@ -227,7 +228,8 @@ def _check_ratios(run: _Run) -> None:
         if spikes:
             run.add(
                 "warning", "ratio_spike", name, (int(its[spikes[0]]), int(its[spikes[-1]])),
-                f"{len(spikes)} ratio spike(s), largest {_fmt(float(values[spikes].max()))} "
+                f"{'at least ' if run.downsampled else ''}{len(spikes)} ratio spike(s), "
+                f"largest {_fmt(float(values[spikes].max()))} "
                 f"at iteration {int(its[spikes[int(np.argmax(values[spikes]))]])}",
                 "exploding gradients: clip gradients (torch.nn.utils.clip_grad_norm_) or "
                 "lower the learning rate",
