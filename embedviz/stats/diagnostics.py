@@ -16,6 +16,10 @@ error was found, so it can gate a CI job). The checks, per session and worker:
 * parameters diverging: NaN/inf parameter statistics (error), mean magnitude growing
   tenfold (warning);
 * a learning rate that never changes although a scheduler was configured.
+
+Runs of more than 20,000 reports are read min/max-downsampled to 20,000 points per series
+(extremes, NaN and the newest point survive; medians move little), so a count of spikes
+is then a lower bound.
 """
 
 from __future__ import annotations
