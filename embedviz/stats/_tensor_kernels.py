@@ -189,19 +189,19 @@ def _group(addresses, sizes, itemsizes, sums, lohi, counts):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def _copy(addresses, sizes, itemsizes, destinations):  # pragma: no cover - compiled
-    """Copy each tensor of a table to its destination address, element by element
-    (4 or 8 bytes: a loop the compiler turns into wide moves)."""
+def _copy(addresses, sizes, itemsizes, start, offsets):  # pragma: no cover - compiled
+    """Copy each tensor of a table to ``start + offsets[k]``, element by element (4 or 8
+    bytes: a loop the compiler turns into wide moves)."""
     for k in range(addresses.shape[0]):
         n = sizes[k]
         if itemsizes[k] == 4:
             src32 = carray(_address(addresses[k]), (n,), np.int32)
-            dst32 = carray(_address(destinations[k]), (n,), np.int32)
+            dst32 = carray(_address(start + offsets[k]), (n,), np.int32)
             for i in range(n):
                 dst32[i] = src32[i]
         else:
             src64 = carray(_address(addresses[k]), (n,), np.int64)
-            dst64 = carray(_address(destinations[k]), (n,), np.int64)
+            dst64 = carray(_address(start + offsets[k]), (n,), np.int64)
             for i in range(n):
                 dst64[i] = src64[i]
 
@@ -222,10 +222,12 @@ def _subtract(after, before, size, itemsize):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _step(after, before, sizes, itemsizes, p_out, u_out):  # pragma: no cover - compiled
-    """The update ``after - before`` into ``before``, then :func:`_group` of the
-    parameters (``after``) and of the updates; ``p_out``/``u_out`` = (sums, lohi, counts)."""
+def _step(after, start, offsets, sizes, itemsizes, p_out, u_out):  # pragma: no cover - compiled
+    """The update ``after - before`` into ``before`` (the copy at ``start + offsets[k]``),
+    then :func:`_group` of the parameters (``after``) and of the updates;
+    ``p_out``/``u_out`` = (sums, lohi, counts)."""
     for k in range(after.shape[0]):
-        _subtract(after[k], before[k], sizes[k], itemsizes[k])
+        before = start + offsets[k]
+        _subtract(after[k], before, sizes[k], itemsizes[k])
         _tensor(after[k], sizes[k], itemsizes[k], p_out[0][k], p_out[1][k], p_out[2][k])
-        _tensor(before[k], sizes[k], itemsizes[k], u_out[0][k], u_out[1][k], u_out[2][k])
+        _tensor(before, sizes[k], itemsizes[k], u_out[0][k], u_out[1][k], u_out[2][k])

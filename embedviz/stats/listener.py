@@ -345,13 +345,12 @@ class StatsListener:
         if not self._armed:
             return
         t0 = time.perf_counter()
-        with self._torch.no_grad():
-            params = self._tensors
-            lay = self._layout
-            if lay is None or not lay.fits(params):
-                lay = self._layout = self._ts.ParamLayout.of(params)
-            self._record_grads(lay)
-            self._before = self._ts.ParamCopy(params, lay)
+        params = self._tensors  # read only through data pointers, detach or no_grad
+        lay = self._layout
+        if lay is None or not lay.fits(params):
+            lay = self._layout = self._ts.ParamLayout.of(params)
+        self._record_grads(lay)
+        self._before = self._ts.ParamCopy(params, lay)
         self._collect += time.perf_counter() - t0
 
     def _record_grads(self, lay=None) -> None:
@@ -370,13 +369,9 @@ class StatsListener:
         if not self._armed or self._before is None:
             return
         t0 = time.perf_counter()
-        with self._torch.no_grad():  # the update lands in the copy, in place
-            self._stepped = self._ts.step_stats(
-                self._tensors,
-                self._before,
-                self._bins,
-                out=(self._out_params, self._out_updates),
-            )
+        self._stepped = self._ts.step_stats(  # the update lands in the copy, in place
+            self._tensors, self._before, self._bins, out=(self._out_params, self._out_updates)
+        )
         self._before = None
         self._collect += time.perf_counter() - t0
 

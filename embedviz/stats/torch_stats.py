@@ -23,6 +23,7 @@ Imported only by :class:`~embedviz.stats.listener.StatsListener` (it imports tor
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 import torch
@@ -310,6 +311,10 @@ class ParamLayout:
         self.nbytes = int(nbytes.sum())
         self.shapes = [(p.dtype, p.shape) for p in params]
         self._key = list(zip(self.table[0].tolist(), self.numels, strict=True))
+        # the gradients' addresses, written through a stdlib array into the numpy array
+        # that shares its memory (no numpy call per report)
+        self._grad_addresses = array("q", bytes(8 * len(params)))
+        self._grad_table = np.frombuffer(self._grad_addresses, np.int64)
 
     @staticmethod
     def of(params: list[torch.Tensor]) -> ParamLayout | None:
@@ -333,9 +338,11 @@ class ParamLayout:
         size and dtype those of its parameter (it refuses any other ``p.grad``)."""
         if any(g is None or not g.is_contiguous() for g in grads):  # sparse: not contiguous
             return None
-        addresses = np.array([g.data_ptr() for g in grads], np.int64)
+        addresses = self._grad_addresses
+        for k, g in enumerate(grads):
+            addresses[k] = g.data_ptr()
         sums, lohi, counts = out.arrays(len(grads), bins)
-        _group(addresses, self.table[1], self.table[2], sums, lohi, counts)
+        _group(self._grad_table, self.table[1], self.table[2], sums, lohi, counts)
         return TensorStats(self.numels, sums, lohi, counts, bins=bins)
 
 
@@ -352,7 +359,7 @@ class ParamCopy:
         if layout is not None:
             self.buffer = torch.empty(layout.nbytes, dtype=torch.uint8)
             self.start = self.buffer.data_ptr()
-            _copy(*layout.table, self.start + layout.offsets)
+            _copy(*layout.table, self.start, layout.offsets)
         else:
             self.clones = [p.detach().clone(memory_format=torch.contiguous_format) for p in params]
 
@@ -384,7 +391,7 @@ def step_stats(
         else:
             p_out, u_out = _outputs(n, bins), _outputs(n, bins)
         t = lay.table
-        _step(t[0], before.start + lay.offsets, t[1], t[2], p_out, u_out)
+        _step(t[0], before.start, lay.offsets, t[1], t[2], p_out, u_out)
         return TensorStats(numels, *p_out, bins=bins), TensorStats(numels, *u_out, bins=bins)
     numels = [p.numel() for p in params]
     copies = before.tensors()  # the general case: torch ops
