@@ -92,6 +92,13 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
+def _ratio(update: list[float], param: list[float]) -> float:
+    """update:parameter ratio from [mean, std, mean |x|] rows."""
+    if param[2] > 0:
+        return update[2] / param[2]
+    return math.inf if update[2] > 0 else 0.0
+
+
 def _distributed() -> tuple[int, int] | None:
     """(rank, world size) when torch.distributed is initialised, else None."""
     import torch.distributed as dist
@@ -417,7 +424,7 @@ class StatsListener:
         it = self.iteration
         update = Update(self.session_id, self.worker_id, it, time.time())
         if loss is not None:
-            update.score = float(loss.detach().item() if isinstance(loss, torch.Tensor) else loss)
+            update.score = float(loss.item() if isinstance(loss, torch.Tensor) else loss)
         if it > 0 and elapsed > 0:
             update.minibatches_per_sec = self._batches / elapsed
             if self._examples:
@@ -426,32 +433,29 @@ class StatsListener:
         if self.optimizer is not None:
             update.learning_rates = [float(g["lr"]) for g in self.optimizer.param_groups]
 
-        names = [n for n, _ in self._params]
+        names = self._names_list
         ts = self._ts
         if self._stepped is not None:
             params, updates = self._stepped
             um = updates.moments()
         else:  # no optimizer step seen: parameters as they are now, no updates
             with torch.no_grad():
-                params = ts.tensor_stats([p for _, p in self._params], self._bins)
+                params = ts.tensor_stats(self._tensors, self._bins)
             updates, um = None, [None] * len(names)
         if self._grads is None and self.optimizer is None:
-            with torch.no_grad():
-                self._record_grads()
-        gm = {}
-        if self._grads is not None:
-            gm = dict(zip(self._grad_names, self._grads.moments(), strict=True))
-        for name, p_row, u_row in zip(names, params.moments(), um, strict=True):
-            stats = ParamStats(p_row[0], p_row[1], p_row[2])
-            g_row = gm.get(name)
-            if g_row is not None:
-                stats.grad_mean, stats.grad_std, stats.grad_mean_magnitude = g_row
-            if u_row is not None:
-                stats.update_mean, stats.update_std, stats.update_mean_magnitude = u_row
-                stats.update_param_ratio = (
-                    u_row[2] / p_row[2] if p_row[2] > 0 else (math.inf if u_row[2] > 0 else 0.0)
-                )
-            update.params[name] = stats
+            self._record_grads()
+        if self._grads is None:
+            gm = [None] * len(names)
+        elif self._grad_names is names:  # every parameter had a gradient
+            gm = self._grads.moments()
+        else:
+            by_name = dict(zip(self._grad_names, self._grads.moments(), strict=True))
+            gm = [by_name.get(n) for n in names]
+        none = (None, None, None)
+        update.params = {
+            name: ParamStats(*p, *(g or none), *(u or none), None if u is None else _ratio(u, p))
+            for name, p, g, u in zip(names, params.moments(), gm, um, strict=True)
+        }
         acts = self._activation_stats() if self._acts else None
         if acts is not None:
             update.activations = {

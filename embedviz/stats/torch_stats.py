@@ -62,7 +62,7 @@ def _dense(t: torch.Tensor) -> torch.Tensor:
 
 def _compiled(tensors, compiled: bool | None) -> bool:
     """The compiled loops read memory: CPU tensors only (``compiled=False`` forces torch)."""
-    return compiled is not False and all(t.device.type == "cpu" for t in tensors)
+    return compiled is not False and all(t.is_cpu for t in tensors)
 
 
 def _table(tensors: list[torch.Tensor]) -> np.ndarray:
@@ -282,7 +282,7 @@ def layer_stats(output: torch.Tensor, bins: int, out: Outputs, k: int) -> Tensor
     """One layer's output into row ``k`` of ``out`` (CPU; returns None), else (other
     devices, other dtypes, strided) a :class:`TensorStats` of its own."""
     if (
-        output.device.type == "cpu"
+        output.is_cpu
         and output.layout == torch.strided
         and output.dtype in _FULL
         and output.is_contiguous()
