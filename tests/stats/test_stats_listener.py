@@ -430,3 +430,47 @@ def test_parameter_moved_during_the_optimizer_step():
     (u,) = storage.get_updates("mv")
     change = (model.weight.detach() - before).double().numpy()
     assert u.params["weight"].update_mean_magnitude == pytest.approx(np.abs(change).mean())
+
+
+class _Transpose(torch.nn.Module):
+    def forward(self, x):
+        return x.t()  # a strided output: read through a copy, joined with the others
+
+
+class _Back(torch.nn.Module):
+    def forward(self, x):
+        return x.t().contiguous()
+
+
+def test_activation_statistics_of_strided_and_contiguous_outputs_together(digits):
+    X, y = digits
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 16), _Transpose(), torch.nn.Tanh(), _Back(), torch.nn.Linear(16, 10)
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    outputs = {}
+
+    def keep(name):
+        def hook(module, inputs, output):
+            outputs[name] = output.detach().clone()
+
+        return hook
+
+    handles = [m.register_forward_hook(keep(n)) for n, m in model.named_children()]
+    with StatsListener(storage, model, opt, frequency=1, histogram_frequency=1) as listener:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X[:32]), y[:32]).backward()
+        opt.step()
+        listener.step(None)
+    for h in handles:
+        h.remove()
+    (u,) = storage.get_updates(listener.session_id)
+    assert list(u.activations) == ["0", "1", "2", "3", "4"]
+    for name, out in outputs.items():
+        x = out.double().numpy()
+        assert u.activations[name].mean == pytest.approx(x.mean(), rel=1e-6, abs=1e-12)
+        assert u.activations[name].std == pytest.approx(x.std(ddof=1), rel=1e-6)
+        h = u.histograms["activations"][name]
+        assert (h.lo, h.hi, h.counts) == _reference_histogram(out.numpy(), 30)
