@@ -11,6 +11,9 @@ A periodic callback (``refresh_interval``, 0.5 s) calls the page's ``refresh()``
 reads what arrived after the newest drawn iteration and streams only those points; the
 session list is re-read every few ticks, so new sessions appear without a restart.
 
+Page builds read through a :class:`~embedviz.ui.cache.SeriesCache` shared by the tabs,
+so opening a page again reads only what was recorded since.
+
 The UI only reads storages (any number, attached with :meth:`UIServer.attach`); the
 receiver writes into the first attached SQLite storage, or into an in-memory storage it
 attaches itself. It binds 127.0.0.1 unless told otherwise, and accepts websocket
@@ -32,6 +35,7 @@ from bokeh.application.handlers.function import FunctionHandler
 from tornado.web import RedirectHandler
 
 from embedviz.errors import InputError
+from embedviz.ui.cache import SeriesCache
 from embedviz.ui.diagnose import FindingsRunner
 from embedviz.ui.receiver import (
     DEFAULT_MAX_BODY_BYTES,
@@ -115,6 +119,7 @@ class UIServer:
         self.receiver = ReceiverConfig(bool(enable_remote), token, max_body_bytes)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
         self.findings = FindingsRunner()
+        self.series_cache = SeriesCache()
         self.builders = ThreadPoolExecutor(2, thread_name_prefix="embedviz-pages")
         self._storages: list[tuple[str, object]] = []
         self._lock = threading.Lock()
@@ -144,6 +149,7 @@ class UIServer:
         """Stop showing ``storage``."""
         with self._lock:
             self._storages = [(n, s) for n, s in self._storages if s is not storage]
+        self.series_cache.clear()
 
     def named_storages(self) -> list[tuple[str, object]]:
         """(name, storage) of every attached storage, in attach order."""

@@ -69,7 +69,7 @@ def build_page(
                 sizing_mode="stretch_width",
             )
         )
-    storage = sessions[session_id]
+    storage = server.series_cache.wrap(sessions[session_id])
     if path == "/train/overview":
         return build_overview(storage, session_id, worker_id, findings=False, defer_reads=True)
     if path == "/train/model":
