@@ -23,11 +23,11 @@ reported iterations but return at once; a non-reported iteration costs a few cou
 checks.
 
 The numbers of CPU tensors come from compiled loops over the tensors' memory, one call
-per group of tensors (:mod:`embedviz.stats.torch_stats`). On one thread a report of a
-0.1M-parameter MLP costs ~0.2 ms without histograms and ~0.45 ms with them (every
-parameter, gradient, update and activation binned), about half of it the cost of
-touching Python, torch and numpy again, cold, after the training step;
-``scripts/bench_listener.py`` measures it.
+per group of tensors (:mod:`embedviz.stats.torch_stats`). On one thread, a report of a
+0.1M-parameter MLP every 10 iterations costs ~0.25 ms (most of it touching Python, torch
+and numpy again, cold, after the training steps in between); every iteration with every
+parameter, gradient, update and activation binned, ~0.35 ms. ``scripts/bench_listener.py``
+measures it.
 
 :meth:`StatsListener.close` removes every hook; the model and optimizer are then exactly
 as before, and training with or without the listener gives the same weights bit for bit
