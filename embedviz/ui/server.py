@@ -12,7 +12,8 @@ reads what arrived after the newest drawn iteration and streams only those point
 session list is re-read every few ticks, so new sessions appear without a restart.
 
 Page builds read through a :class:`~embedviz.ui.cache.SeriesCache` shared by the tabs,
-so opening a page again reads only what was recorded since.
+so opening a page again reads only what was recorded since; at start, the newest
+session's overview is read into it in the background.
 
 The UI only reads storages (any number, attached with :meth:`UIServer.attach`); the
 receiver writes into the first attached SQLite storage, or into an in-memory storage it
@@ -260,7 +261,26 @@ class UIServer:
                 ) from None
             raise err
         log.debug("embedviz UI at %s/train/overview", self.url)
+        self.builders.submit(self._warm_up)
         return self
+
+    def _warm_up(self) -> None:
+        """Read the newest session's overview into the series cache (as TensorBoard
+        loads its runs at start), so that the page a user opens first is served from
+        memory; the diagnostics are not run."""
+        from embedviz.ui.pages.overview import build_overview
+
+        try:
+            sessions = self.sessions()
+            if not sessions:
+                return
+            session_id, storage = sessions[-1]
+            reads = self.series_cache.wrap(storage)
+            page = build_overview(reads, session_id, findings=False, defer_reads=True)
+            for read, _ in page.deferred:
+                read()
+        except Exception:  # only a head start: a failure shows when the page is opened
+            log.debug("warming the series cache up failed", exc_info=True)
 
     def stop(self) -> None:
         """Stop serving; wait for the server thread and for page builds still running.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -84,3 +85,24 @@ def test_points_kept_stay_within_the_budget(st):
     reads.get_series("t", "0", "score")
     reads.get_series("s", "0", "score")
     assert cache.hits == 1 and cache.misses == 3
+
+
+def test_the_server_reads_the_newest_run_into_its_cache_at_start(st):
+    from embedviz.ui.server import UIServer
+
+    put(st, 0, 50, session="newest")
+    ui = UIServer(port=0)
+    ui.attach(st)
+    ui.start()
+    try:
+        cache = ui.series_cache
+        key = (id(st), "newest", "0", "score", None)  # the overview's score, every point
+        for _ in range(200):
+            if cache.get(st, key) is not None:
+                break
+            time.sleep(0.05)
+        assert cache.hits == 0 and cache.misses > 0
+        assert len(cache.wrap(st).get_series("newest", "0", "score")) == 50
+        assert cache.hits == 1
+    finally:
+        ui.stop()
