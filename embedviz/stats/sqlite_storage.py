@@ -3,11 +3,13 @@
 The file layout is described in :mod:`embedviz.stats.sqlite_layout`.
 
 Writes are buffered and committed in batches (``BEGIN IMMEDIATE``, WAL,
-``synchronous=NORMAL``): a batch is written when it holds ``batch_size`` records, when a
-record arrives ``flush_interval`` seconds after the last write, by a timer
-``flush_interval`` after the first buffered record, and by ``flush()``/``close()`` and
-reads through this object. Readers use their own connections (one per thread), so a
-reader never holds up the writer; several processes (DDP ranks) may write one file.
+``synchronous=NORMAL``) by a writer thread, so a training loop that puts records never
+waits for the disk: a batch is written when it holds ``batch_size`` records or its
+oldest record has waited ``flush_interval`` seconds, and by ``flush()``/``close()``,
+reads through this object and at interpreter exit. Only when the writer falls far behind
+(a failing disk) does ``put`` write itself, so the buffer stays bounded; a failed write
+keeps its records for the next try. Readers use their own connections (one per thread),
+so a reader never holds up the writer; several processes (DDP ranks) may write one file.
 
 Series (:meth:`SQLiteStatsStorage.get_series_many`) are read in one snapshot and in
 chunks of rows, each chunk downsampled as it arrives, so opening a page on a file of
@@ -16,12 +18,14 @@ chunks of rows, each chunk downsampled as it arrives, so opening a page on a fil
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +57,19 @@ from embedviz.stats.sqlite_layout import (
 )
 
 log = logging.getLogger(__name__)
+
+_BACKLOG = 32  # batches buffered before put() writes itself (the writer is far behind)
+_OPEN: weakref.WeakSet = weakref.WeakSet()  # storages with a writer thread
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Write what open storages still buffer (their writer threads are daemons)."""
+    for storage in list(_OPEN):
+        try:
+            storage.flush()
+        except Exception:
+            log.exception("writing statistics to %s at exit failed", storage.path)
 
 
 class SQLiteStatsStorage(StatsStorage):
@@ -107,9 +124,11 @@ class SQLiteStatsStorage(StatsStorage):
         self._buffer: list = []
         self._names_by_key: dict[tuple, tuple[str, ...]] = {}
         self._buffer_lock = threading.Lock()
+        self._wake = threading.Condition(self._buffer_lock)
         self._write_lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self._last_write = 0.0
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._write_failed = False
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -253,16 +272,39 @@ class SQLiteStatsStorage(StatsStorage):
         rows = [self._pack(r) if isinstance(r, Update) else r for r in records]
         with self._buffer_lock:
             self._buffer.extend(rows)
-            due = (
-                len(self._buffer) >= self.batch_size
-                or time.monotonic() - self._last_write >= self.flush_interval
-            )
-            if not due and self._timer is None:
-                self._timer = threading.Timer(self.flush_interval, self._timer_flush)
-                self._timer.daemon = True
-                self._timer.start()
-        if due:
+            n = len(self._buffer)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._write_loop, name=f"embedviz-writer:{self.path.name}", daemon=True
+                )
+                self._thread.start()
+                _OPEN.add(self)
+            if n == len(rows) or n >= self.batch_size:  # the first record, or a batch
+                self._wake.notify()
+        if n >= _BACKLOG * self.batch_size:  # the writer is far behind: bounded memory
             self.flush()
+
+    def _write_loop(self) -> None:
+        """The writer thread: a batch when full, or when its oldest record has waited
+        ``flush_interval``; a failure is logged once and retried on the next round."""
+        while True:
+            with self._buffer_lock:
+                if not self._buffer:  # the next record starts the clock
+                    self._wake.wait_for(lambda: self._buffer or self._stopping)
+                self._wake.wait_for(
+                    lambda: len(self._buffer) >= self.batch_size or self._stopping,
+                    timeout=self.flush_interval,
+                )
+                if self._stopping:
+                    return
+            try:
+                self.flush()
+                self._write_failed = False
+            except Exception:
+                if not self._write_failed:
+                    log.exception("writing statistics to %s failed; will retry", self.path)
+                self._write_failed = True
+                time.sleep(self.flush_interval)
 
     def _pack(self, u: Update) -> tuple:
         """An update as the row it will be written as (see ``_buffer``)."""
@@ -284,14 +326,6 @@ class SQLiteStatsStorage(StatsStorage):
             pack_values(values), tags, hists,
         )  # fmt: skip
 
-    def _timer_flush(self) -> None:
-        with self._buffer_lock:
-            self._timer = None
-        try:
-            self.flush()
-        except Exception:
-            log.exception("writing statistics to %s failed; will retry", self.path)
-
     def flush(self) -> None:
         """Write every buffered record in one transaction."""
         if self._writer is None:
@@ -308,7 +342,6 @@ class SQLiteStatsStorage(StatsStorage):
                 with self._buffer_lock:  # keep them: nothing is dropped silently
                     self._buffer[:0] = records
                 raise
-            self._last_write = time.monotonic()
         self._notify(
             StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
             for r in records
@@ -402,9 +435,11 @@ class SQLiteStatsStorage(StatsStorage):
         if self._closed:
             return
         with self._buffer_lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            _OPEN.discard(self)
         self.flush()
         self._closed = True
         if self._writer is not None:

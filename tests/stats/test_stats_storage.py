@@ -4,6 +4,9 @@ import json
 import math
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
@@ -302,6 +305,50 @@ def test_sqlite_reader_sees_writes_from_another_connection(tmp_path):
     assert reader.count_updates("run") == 2
     assert [e.iteration for e in reader.poll()] == [1]
     writer.close()
+    reader.close()
+
+
+def test_sqlite_put_never_writes_in_the_callers_thread(tmp_path, monkeypatch):
+    """Full batches and waiting records are written by the storage's writer thread, so a
+    training loop never waits for the disk; a failed write loses nothing."""
+    writers = []
+    original = SQLiteStatsStorage._write
+
+    def spy(self, records):
+        writers.append(threading.get_ident())
+        if len(writers) == 1:
+            raise sqlite3.OperationalError("disk I/O error (planted)")
+        return original(self, records)
+
+    monkeypatch.setattr(SQLiteStatsStorage, "_write", spy)
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, batch_size=4, flush_interval=0.05)
+    reader = SQLiteStatsStorage(path, read_only=True)
+    storage.put_many([make_update(i) for i in range(10)])  # more than two batches
+    storage.put(make_update(10))
+    deadline = time.time() + 5
+    while reader.count_updates("run") < 11 and time.time() < deadline:
+        time.sleep(0.02)
+    assert reader.count_updates("run") == 11  # the failed batch was written on a retry
+    assert len(writers) >= 2 and threading.get_ident() not in writers
+    storage.close()
+    assert not storage._thread.is_alive()
+    assert [u.iteration for u in reader.get_updates("run")] == list(range(11))
+    reader.close()
+
+
+def test_sqlite_records_buffered_at_exit_are_written(tmp_path):
+    """A script that never closes its storage still leaves every record in the file."""
+    path = tmp_path / "runs.db"
+    code = (
+        "from embedviz.stats.storage import SQLiteStatsStorage\n"
+        "from embedviz.stats.records import Update\n"
+        f"s = SQLiteStatsStorage({str(path)!r}, flush_interval=60)\n"
+        "s.put_many([Update('run', '0', i, 0.0, score=1.0) for i in range(7)])\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    reader = SQLiteStatsStorage(path, read_only=True)
+    assert reader.count_updates("run") == 7
     reader.close()
 
 
