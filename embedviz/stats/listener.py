@@ -250,6 +250,8 @@ class StatsListener:
         self._last_memory = -math.inf
 
         if self.enabled:
+            if any(p.is_cpu for p in self._tensors):
+                torch_stats.load_kernels()  # now rather than in the first report
             self.storage.put(self._static_info())
             if optimizer is not None:
                 self._optimizer_handles = [

@@ -402,6 +402,21 @@ def step_stats(
     return tensor_stats(detached, bins), tensor_stats(copies, bins)
 
 
+def load_kernels() -> None:
+    """Compile (first use on a machine) or load from numba's cache (~0.5 s) every
+    compiled loop, on two float32 values: the loops take addresses, so these
+    specialisations serve every model and dtype. The listener calls it when it is
+    created, so that the cost is paid before training rather than in its first report."""
+    x = torch.tensor([1.0, -2.0])
+    stats = tensor_stats([x, x], bins=2)  # _group
+    stats.moments()
+    out = Outputs(1, 2)
+    layer_stats(x, 2, out, 0)  # _tensor
+    layout = ParamLayout([x])
+    copy = ParamCopy([x], layout)  # _copy
+    step_stats([x], copy, 2, out=(out, Outputs(1, 2)))  # _step
+
+
 def _histograms_torch(tensors: dict[str, torch.Tensor], bins: int) -> dict[str, Histogram]:
     """Histograms with torch ops (any device): two syncs for all tensors, plus one per
     tensor holding NaN or inf."""
