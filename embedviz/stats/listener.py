@@ -142,6 +142,11 @@ class StatsListener:
         Free-form facts stored with the static info (batch size, ``n_classes`` of a
         classifier, ...).
 
+    Notes
+    -----
+    Creating a listener for a model on the CPU compiles its statistics loops the first
+    time on a machine (~6 s) and loads them from numba's cache after that (~0.6 s).
+
     Examples
     --------
     >>> import torch
