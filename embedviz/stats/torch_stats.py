@@ -118,9 +118,9 @@ class TensorStats:
                 done._counts,
                 None,
             )
-        lohi = self._lohi.tolist()
+        lohi, counts = self._lohi.tolist(), self._counts.tolist()
         return {
-            name: Histogram(lohi[k][0], lohi[k][1], self._counts[k].tolist())
+            name: Histogram(lohi[k][0], lohi[k][1], counts[k])
             for k, name in enumerate(names)
             if self.numels[k]
         }
