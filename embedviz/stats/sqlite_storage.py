@@ -117,12 +117,13 @@ class SQLiteStatsStorage(StatsStorage):
             raise InputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         self.batch_size = batch_size
         self.flush_interval = float(flush_interval)
-        # records waiting for the next transaction; updates already packed into rows
-        # (_UpdateRow): plain tuples of numbers, strings and bytes, which the garbage
-        # collector stops tracking, where thousands of buffered record objects made its
-        # full collections (over everything torch allocated) cost training time
+        # records waiting for the next transaction; updates already packed (_pack) into
+        # one tuple of numbers, strings and bytes each, which the garbage collector stops
+        # tracking, where thousands of buffered record objects made its full collections
+        # (over everything torch allocated) cost training time
         self._buffer: list = []
         self._names_by_key: dict[tuple, tuple[str, ...]] = {}
+        self._hist_keys: dict[tuple, tuple] = {}  # (kind, name, bins, ...) of histograms
         self._buffer_lock = threading.Lock()
         self._wake = threading.Condition(self._buffer_lock)
         self._write_lock = threading.Lock()
@@ -315,16 +316,35 @@ class SQLiteStatsStorage(StatsStorage):
             if len(names) != len(values):  # cannot happen; never store garbage
                 raise AssertionError("update flattening out of step with scalars()")
             self._names_by_key[key] = names
-        hists = tuple(
-            (kind, name, h.lo, h.hi, pack_counts(h.counts))
-            for kind, group in u.histograms.items()
-            for name, h in group.items()
-        )
+        hists = None
+        if u.histograms:  # one key (shared between updates), two byte strings
+            key, limits, counts = [], [], []
+            for kind, group in u.histograms.items():
+                for name, h in group.items():
+                    key += (kind, name, len(h.counts))
+                    limits += (h.lo, h.hi)
+                    counts += h.counts
+            key = tuple(key)
+            key = self._hist_keys.setdefault(key, key)
+            hists = (key, pack_values(limits), pack_counts(counts))
         tags = json.dumps(u.tags) if u.tags else None
         return (
             u.session_id, u.worker_id, u.iteration, u.timestamp, names,
             pack_values(values), tags, hists,
         )  # fmt: skip
+
+    @staticmethod
+    def _histogram_rows(wid: int, iteration: int, hists: tuple) -> list[tuple]:
+        """The histograms table's rows of one packed update (see :meth:`_pack`)."""
+        key, limits, counts = hists
+        lohi = np.frombuffer(limits, "<f8").tolist()
+        rows, at = [], 0
+        for j in range(0, len(key), 3):
+            kind, name, bins = key[j : j + 3]
+            lo, hi = lohi[2 * (j // 3)], lohi[2 * (j // 3) + 1]
+            rows.append((wid, iteration, kind, name, lo, hi, counts[8 * at : 8 * (at + bins)]))
+            at += bins
+        return rows
 
     def flush(self) -> None:
         """Write every buffered record in one transaction."""
@@ -387,7 +407,8 @@ class SQLiteStatsStorage(StatsStorage):
                         )
                         self._worker_layouts.add((wid, lid))
                     updates.append((wid, iteration, timestamp, lid, blob, tags))
-                    hist_rows.extend((wid, iteration, *h) for h in hists)
+                    if hists is not None:
+                        hist_rows += self._histogram_rows(wid, iteration, hists)
                     continue
                 wid = self._wid(con, r.session_id, r.worker_id)
                 if isinstance(r, EvalRecord):
