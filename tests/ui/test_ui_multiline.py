@@ -210,3 +210,18 @@ def test_findings_of_a_sqlite_file_come_from_a_child_process(tmp_path):
         want = get_findings(st, "mlp", "0")
     assert got == [{k: list(v) if isinstance(v, tuple) else v for k, v in f.items()} for f in want]
     assert any(f["severity"] == "error" for f in got)
+
+
+def test_a_fast_run_s_batch_is_thinned_to_the_drawn_resolution_keeping_spikes():
+    st = InMemoryStatsStorage(max_updates=100_000)
+    st.put_many(ratio_update(i, {"a": 1e-3}) for i in range(0, 10_000, 10))  # 1000 points
+    ms = MultiSeries(["params/a/update_param_ratio"], ["a"], "r", max_points=300)
+    ms.load(st, "s", "0")  # downsampled: buckets of about 67 iterations
+    batch = [ratio_update(i, {"a": 0.5 if i == 10_321 else 1e-3}) for i in range(10_000, 10_500)]
+    batch[-7].params["a"].update_param_ratio = math.inf
+    assert ms.push_updates(batch) == 500  # recorded points taken in
+    x, y = ms.points("a")
+    new = x[x >= 10_000]
+    assert len(new) <= 2 * 8 + 1 + 8  # about the drawn resolution, not 500
+    assert 10_321 in new.tolist() and np.nanmax(y) == pytest.approx(math.log10(0.5))
+    assert new[-1] == 10_499 and 10_493 in ms.marks.data["x"]

@@ -133,6 +133,36 @@ def fetch_many(storage, session_id: str, worker_id: str, names, max_points: int 
     return {n: storage.get_series(session_id, worker_id, n, max_points) for n in names}
 
 
+def thin_batch(drawn_x, new_x: np.ndarray, new_values: np.ndarray, max_points: int):
+    """Indices of the new points worth sending, at the resolution of what is drawn.
+
+    A series drawn with ``max_points`` points over iterations ``drawn_x[0]..new_x[-1]``
+    has min/max buckets about ``span / (max_points // 2)`` iterations wide; a batch of
+    new points finer than that (a run reporting every iteration) is min/max downsampled
+    to that resolution (spikes, non-finite points and the newest point kept), so the
+    browser decodes and the chart compacts far less often.
+
+    Examples
+    --------
+    >>> drawn = np.arange(0, 10_000, 10)  # 1000 points, buckets of 20 iterations
+    >>> new = np.arange(10_000, 10_500)  # 500 new points span 25 such buckets
+    >>> keep = thin_batch(drawn, new, np.sin(new / 7.0), 1000)
+    >>> bool(len(keep) <= 80 and keep[-1] == 499)
+    True
+    """
+    n = len(new_x)
+    if n <= 2:
+        return np.arange(n)
+    if len(drawn_x) == 0:
+        budget = max_points
+    else:
+        width = max(1.0, float(new_x[-1] - drawn_x[0]) / max(1, max_points // 2))
+        budget = 2 * int(np.ceil(float(new_x[-1] - drawn_x[-1]) / width)) + 1
+    if n <= budget:
+        return np.arange(n)
+    return downsample_minmax(new_values, max(2, budget))
+
+
 def series_columns(iterations, timestamps, values, label: str = "") -> tuple[dict, dict]:
     """Columns for a line source (``x``, ``t``, ``y`` with NaN gaps) and its marks source."""
     x = np.asarray(iterations, dtype=np.int64)
@@ -225,9 +255,11 @@ class LiveSeries:
         it, ts, vals = (np.asarray(c) for c in zip(*rows, strict=True))
         vals = vals.astype(np.float64)
         values = vals if self.transform is None else self.transform(vals)
-        line, marks = series_columns(it, ts, values, self.label)
-        if self.smooth is not None:
-            line["ys"] = self._smooth(values)
+        smoothed = self._smooth(values) if self.smooth is not None else None  # every point
+        keep = thin_batch(self.source.data["x"], it, values, self.max_points)
+        line, marks = series_columns(it[keep], ts[keep], values[keep], self.label)
+        if smoothed is not None:
+            line["ys"] = smoothed[keep]
         if self.extra_columns is not None:
             line.update(self.extra_columns(line))
         self._append(line, marks)

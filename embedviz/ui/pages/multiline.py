@@ -10,7 +10,8 @@ one ``ColumnDataSource`` whose rows are line segments -- columns ``xs`` (iterati
   newest point kept);
 * live, each series that got new points adds one row holding its previous newest point
   followed by the new ones (``ColumnDataSource.stream``: only the new points travel,
-  and the line stays connected);
+  and the line stays connected), min/max downsampled to the resolution drawn when a
+  run reports faster than that (:func:`~embedviz.ui.pages._common.thin_batch`);
 * when a series holds more than ``2 * max_points`` drawn points, or the source more
   than :data:`ROWS_PER_SERIES` rows per series, the chart is compacted: each series is
   min/max downsampled again and the source holds one row per series (sent whole, once
@@ -51,6 +52,7 @@ from embedviz.ui.pages._common import (
     line_chart,
     log10_or_nonfinite,
     new_marks,
+    thin_batch,
 )
 
 ROWS_PER_SERIES = 16  # segments per series before the chart is compacted to one row each
@@ -169,6 +171,8 @@ class MultiSeries:
                 continue
             x = np.fromiter((g[0] for g in got), np.int64, len(got))
             values = self._drawn(np.fromiter((g[1] for g in got), np.float64, len(got)))
+            keep = thin_batch(self._x[k], x, values, self.max_points)
+            x, values = x[keep], values[keep]
             y = np.where(np.isfinite(values), values, np.nan)
             rows["xs"].append(np.concatenate([self._x[k][-1:], x]))
             rows["ys"].append(np.concatenate([self._y[k][-1:], y]))
