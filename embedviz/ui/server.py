@@ -121,6 +121,10 @@ class UIServer:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
         self.findings = FindingsRunner()
         self.series_cache = SeriesCache()
+        # set once the start's warm-up read is done: page builds wait for it rather
+        # than read the same rows beside it
+        self.warmed = threading.Event()
+        self.warmed.set()
         self.builders = ThreadPoolExecutor(2, thread_name_prefix="embedviz-pages")
         self._storages: list[tuple[str, object]] = []
         self._lock = threading.Lock()
@@ -261,6 +265,7 @@ class UIServer:
                 ) from None
             raise err
         log.debug("embedviz UI at %s/train/overview", self.url)
+        self.warmed.clear()
         self.builders.submit(self._warm_up)
         return self
 
@@ -281,6 +286,8 @@ class UIServer:
                 read()
         except Exception:  # only a head start: a failure shows when the page is opened
             log.debug("warming the series cache up failed", exc_info=True)
+        finally:
+            self.warmed.set()
 
     def stop(self) -> None:
         """Stop serving; wait for the server thread and for page builds still running.

@@ -184,6 +184,7 @@ class Tab:
 
         def work() -> None:
             try:
+                self.server.warmed.wait(30)
                 page = build_page(*args)
                 if wanted is not None and self.path != "/train/compare":
                     page = Page(
