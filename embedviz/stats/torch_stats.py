@@ -74,9 +74,10 @@ def _table(tensors: list[torch.Tensor]) -> np.ndarray:
 class TensorStats:
     """Numbers of a group of tensors, from :func:`tensor_stats` or :func:`step_stats`.
 
-    Holds per tensor the four sums and the element count, and the histograms when they
-    were asked for. CPU groups are done; groups on other devices hold queued torch
-    reductions (and the flat tensors, for histograms) until read.
+    Holds per tensor its sums, moments and element count, and its histogram when one was
+    asked for. CPU groups are done (their arrays may be the listener's kept ones: read
+    them before its next report); groups on other devices hold queued torch reductions
+    (and copies of the tensors, for histograms) until read.
     """
 
     def __init__(self, numels: list[int], sums, lohi=None, counts=None, flat=None, bins=0):
