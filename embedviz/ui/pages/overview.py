@@ -226,9 +226,11 @@ def build_overview(
     -------
     Page
         ``sources`` holds ``"score"`` (columns ``x`` iteration, ``y`` value with NaN gaps,
-        ``ys`` smoothed, ``t`` ms since the epoch), ``"ratio:<tensor>"`` (log10 ratio),
-        ``"std_act:<layer>"``, ``"std_grad:<tensor>"``, ``"std_update:<tensor>"``, each
-        with a ``...:marks`` source for NaN/inf, and ``"performance"`` (table).
+        ``ys`` smoothed, ``t`` ms since the epoch), ``"ratio"`` (log10 ratio),
+        ``"std_act"``, ``"std_grad"``, ``"std_update"`` (one line per tensor or layer, a
+        row per line segment: read one line with
+        :func:`~embedviz.ui.pages.multiline.line_points`), each with a ``...:marks``
+        source for NaN/inf, and ``"performance"`` (table).
 
     Examples
     --------
