@@ -161,6 +161,8 @@ class FindingsRunner:
         finally:
             with self._lock:
                 self._children.discard(child)
+        if child.returncode != 0 and self._stopping:
+            return _failed("the UI stopped")
         if child.returncode != 0:
             log.warning(
                 "the diagnostics process of %r failed (exit %s): %s",
