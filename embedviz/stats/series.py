@@ -51,6 +51,21 @@ def check_max_points(max_points) -> int | None:
     return int(max_points)
 
 
+def limits_of(names: list[str], max_points) -> dict[str, int | None]:
+    """Each name's ``max_points``: one value for all, or a mapping of name to value
+    (names it leaves out get every point), each checked by :func:`check_max_points`.
+
+    Examples
+    --------
+    >>> limits_of(["score", "lr/0"], {"lr/0": 100})
+    {'score': None, 'lr/0': 100}
+    """
+    if isinstance(max_points, dict):
+        return {n: check_max_points(max_points.get(n)) for n in names}
+    limit = check_max_points(max_points)
+    return dict.fromkeys(names, limit)
+
+
 def bucket_edges(n: int, max_points: int) -> np.ndarray:
     """The ``max_points // 2 + 1`` edges of the equal buckets of ``n`` points (int64)."""
     return np.linspace(0, n, max_points // 2 + 1).astype(np.int64)

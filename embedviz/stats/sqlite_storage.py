@@ -44,7 +44,12 @@ from embedviz.stats.records import (
     Update,
     to_dict,
 )
-from embedviz.stats.series import MinMaxReducer, Series, check_max_points, downsample_minmax
+from embedviz.stats.series import (
+    MinMaxReducer,
+    Series,
+    downsample_minmax,
+    limits_of,
+)
 from embedviz.stats.sqlite_layout import (
     FORMAT_NAME,
     SCHEMA_SQL,
@@ -652,9 +657,13 @@ class SQLiteStatsStorage(StatsStorage):
         session_id: str,
         worker_id: str,
         names: list[str],
-        max_points: int | None = None,
+        max_points: int | None | dict[str, int | None] = None,
     ) -> dict[str, Series]:
         """Several series of one worker read in one pass (much faster than one by one).
+
+        ``max_points`` is one limit for all, or a mapping of name to limit (names it
+        leaves out are read whole), so that a chart's few full series and its many
+        downsampled ones still cost one pass.
 
         The rows are read in chunks of :attr:`_READ_CHUNK` and downsampled as they come
         (:class:`~embedviz.stats.series.MinMaxReducer`), so memory holds the chunk and
@@ -664,7 +673,7 @@ class SQLiteStatsStorage(StatsStorage):
         for name in names:
             if not name.startswith("eval/"):
                 scalar_getter(name)  # validates the name
-        check_max_points(max_points)
+        limits = limits_of(names, max_points)
         con = self._read()
         parts: dict[str, list[Series]] = {n: [] for n in names}
         scalar_names = [n for n in names if not n.startswith("eval/")]
@@ -674,7 +683,8 @@ class SQLiteStatsStorage(StatsStorage):
             con.execute("BEGIN")  # one snapshot for the counts and the rows
         try:
             wids = self._wids_of(session_id, worker_id)
-            per_worker = max_points if len(wids) == 1 else None  # merged, then downsampled
+            # several workers: read whole, merged, then downsampled
+            per_worker = limits if len(wids) == 1 else dict.fromkeys(names)
             for wid, _ in wids:
                 if eval_names:
                     self._read_evals(con, wid, eval_names, parts)
@@ -693,7 +703,7 @@ class SQLiteStatsStorage(StatsStorage):
                 series = Series(*(np.concatenate(c) for c in zip(*found, strict=True)))
                 if len(found) > 1:
                     series = series.take(np.argsort(series.iterations, kind="stable"))
-                out[name] = series.take(downsample_minmax(series.values, max_points))
+                out[name] = series.take(downsample_minmax(series.values, limits[name]))
         return out
 
     @staticmethod
@@ -711,9 +721,9 @@ class SQLiteStatsStorage(StatsStorage):
                     Series(np.asarray(it, np.int64), np.asarray(ts), np.asarray(vals))
                 )
 
-    def _read_scalars(self, con, wid: int, names: list[str], max_points, parts: dict) -> None:
+    def _read_scalars(self, con, wid: int, names: list[str], limits: dict, parts: dict) -> None:
         """Stream the worker's updates once, feeding one reducer per group of names that
-        the same layouts hold (so they share their point count)."""
+        the same layouts hold (so they share their point count) and share a limit."""
         lids = [
             r[0]
             for r in con.execute(
@@ -734,23 +744,23 @@ class SQLiteStatsStorage(StatsStorage):
             )
         layouts = {lid: self._layout_plan(con, lid)[0] for lid in lids}
         index = {lid: {n: i for i, n in enumerate(layout)} for lid, layout in layouts.items()}
-        groups: dict[tuple[int, ...], list[str]] = {}
+        groups: dict[tuple, list[str]] = {}  # (holders, limit) -> names
         for name in names:
             holders = tuple(lid for lid in lids if name in index[lid] and counts.get(lid))
             if holders:
-                groups.setdefault(holders, []).append(name)
+                groups.setdefault((holders, limits[name]), []).append(name)
         if not groups:
             return
         reducers = {
-            holders: MinMaxReducer(sum(counts[lid] for lid in holders), max_points, len(group))
-            for holders, group in groups.items()
+            key: MinMaxReducer(sum(counts[lid] for lid in key[0]), key[1], len(group))
+            for key, group in groups.items()
         }
         wanted = {n for group in groups.values() for n in group}
         few = len(wanted) <= 8 and len(lids) == 1  # a few columns: let SQLite cut them out
         if few:
             lid = lids[0]
-            group = groups[(lid,)]
-            columns = ", ".join(f"substr(scalars, {8 * index[lid][n] + 1}, 8)" for n in group)
+            in_order = [n for group in groups.values() for n in group]
+            columns = ", ".join(f"substr(scalars, {8 * index[lid][n] + 1}, 8)" for n in in_order)
             sql = f"SELECT iteration, timestamp, layout, {columns} FROM updates WHERE wid = ?"
         else:
             sql = "SELECT iteration, timestamp, layout, scalars FROM updates WHERE wid = ?"
@@ -762,7 +772,11 @@ class SQLiteStatsStorage(StatsStorage):
             ts = np.asarray(cols[1], np.float64)
             if few:
                 values = np.frombuffer(b"".join(b for c in cols[3:] for b in c), dtype="<f8")
-                reducers[(lids[0],)].add(it, ts, values.reshape(len(cols) - 3, -1).T)
+                values = values.reshape(len(cols) - 3, -1).T
+                at = 0
+                for key, group in groups.items():
+                    reducers[key].add(it, ts, values[:, at : at + len(group)])
+                    at += len(group)
                 continue
             lay = np.asarray(cols[2], np.int64)
             matrices = {}
@@ -773,14 +787,14 @@ class SQLiteStatsStorage(StatsStorage):
                 )
                 width = len(layouts[int(lid)])
                 matrices[int(lid)] = (rows_of, np.frombuffer(blobs, "<f8").reshape(-1, width))
-            for holders, group in groups.items():
-                present = [lid for lid in holders if lid in matrices]
+            for key, group in groups.items():
+                present = [lid for lid in key[0] if lid in matrices]
                 if not present:
                     continue
                 if len(present) == 1:
                     rows_of, matrix = matrices[present[0]]
                     cut = [index[present[0]][n] for n in group]
-                    reducers[holders].add(it[rows_of], ts[rows_of], matrix[:, cut])
+                    reducers[key].add(it[rows_of], ts[rows_of], matrix[:, cut])
                     continue
                 rows_of = np.sort(np.concatenate([matrices[lid][0] for lid in present]))
                 values = np.empty((len(rows_of), len(group)))
@@ -788,9 +802,9 @@ class SQLiteStatsStorage(StatsStorage):
                     mine, matrix = matrices[lid]
                     cut = [index[lid][n] for n in group]
                     values[np.searchsorted(rows_of, mine)] = matrix[:, cut]
-                reducers[holders].add(it[rows_of], ts[rows_of], values)
-        for holders, group in groups.items():
-            for name, series in zip(group, reducers[holders].result(), strict=True):
+                reducers[key].add(it[rows_of], ts[rows_of], values)
+        for key, group in groups.items():
+            for name, series in zip(group, reducers[key].result(), strict=True):
                 parts[name].append(series)
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:

@@ -74,7 +74,7 @@ from embedviz.stats.records import (
     StaticInfo,
     Update,
 )
-from embedviz.stats.series import Series, downsample_minmax
+from embedviz.stats.series import Series, downsample_minmax, limits_of
 from embedviz.stats.sqlite_storage import SQLiteStatsStorage
 
 __all__ = ["InMemoryStatsStorage", "SQLiteStatsStorage", "StatsStorage"]
@@ -254,9 +254,14 @@ class InMemoryStatsStorage(StatsStorage):
         return series.take(downsample_minmax(series.values, max_points))
 
     def get_series_many(
-        self, session_id: str, worker_id: str, names: list[str], max_points: int | None = None
+        self,
+        session_id: str,
+        worker_id: str,
+        names: list[str],
+        max_points: int | None | dict[str, int | None] = None,
     ) -> dict[str, Series]:
-        return {n: self.get_series(session_id, worker_id, n, max_points) for n in names}
+        limits = limits_of(list(dict.fromkeys(names)), max_points)
+        return {n: self.get_series(session_id, worker_id, n, m) for n, m in limits.items()}
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
         return self._select(self._evals, session_id, worker_id)

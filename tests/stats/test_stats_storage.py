@@ -444,6 +444,16 @@ def test_series_many_equals_one_by_one_across_layouts(storage):
         one = storage.get_series("run", "0", name, max_points=12)
         for a, b in zip(many[name], one, strict=True):
             np.testing.assert_array_equal(a, b)
+    # a limit per name, in one pass: the few-columns path and the whole-row path
+    for chosen in (names, every):
+        limits = {n: (None if k % 3 == 0 else 4 + k % 5) for k, n in enumerate(chosen)}
+        many = storage.get_series_many("run", "0", chosen, max_points=limits)
+        for name in chosen:
+            one = storage.get_series("run", "0", name, max_points=limits[name])
+            for a, b in zip(many[name], one, strict=True):
+                np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="max_points"):
+        storage.get_series_many("run", "0", ["score"], max_points={"score": 1})
 
 
 @pytest.mark.parametrize("two_layouts", [False, True])
@@ -499,3 +509,21 @@ def test_sqlite_series_of_every_worker_equal_in_memory_series(tmp_path, monkeypa
                 np.testing.assert_array_equal(a, b)
     memory.close()
     sqlite.close()
+
+
+def test_sqlite_limit_per_series_with_one_layout(tmp_path):
+    """One layout and a few names: SQLite cuts the columns out; limits still per name."""
+    path = tmp_path / "runs.db"
+    with SQLiteStatsStorage(path) as s:
+        s.put_many([make_update(i, n_params=2) for i in range(200)])
+    reader = SQLiteStatsStorage(path, read_only=True)
+    names = ["score", "params/layer0.weight/param_std", "params/layer1.weight/param_std"]
+    limits = {"score": None, "params/layer0.weight/param_std": 10}  # the third: every point
+    many = reader.get_series_many("run", "0", names, max_points=limits)
+    assert len(many["score"]) == 200 and len(many["params/layer1.weight/param_std"]) == 200
+    for name in names:
+        one = reader.get_series("run", "0", name, max_points=limits.get(name))
+        for a, b in zip(many[name], one, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert len(many["params/layer0.weight/param_std"]) <= 10
+    reader.close()
