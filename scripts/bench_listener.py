@@ -63,10 +63,30 @@ def _cnn():
     )  # fmt: skip
 
 
-def _train(make_model, data, iterations, listener_kwargs, db_dir, batch=64):
+class _Discard:
+    """A storage that keeps only each update's ``collect_seconds`` (``--storage discard``:
+    the listener's own cost, without any storage's)."""
+
+    def __init__(self) -> None:
+        self.collect: list[float] = []
+
+    def put(self, record) -> None:
+        seconds = getattr(record, "collect_seconds", None)
+        if seconds is not None:
+            self.collect.append(seconds)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _train(make_model, data, iterations, listener_kwargs, db_dir, batch=64, storage="sqlite"):
     """CPU seconds of this process for ``iterations`` steps (setup outside the timing).
 
     CPU time, not wall time: on a shared machine wall time mostly measures the others.
+    ``storage``: ``"sqlite"`` (a new file per run) or ``"discard"`` (see :class:`_Discard`).
     """
     import torch
 
@@ -77,9 +97,12 @@ def _train(make_model, data, iterations, listener_kwargs, db_dir, batch=64):
     torch.manual_seed(0)
     model = make_model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    storage = listener = None
+    kind, storage, listener = storage, None, None
     if listener_kwargs is not None:
-        storage = SQLiteStatsStorage(Path(db_dir) / f"bench-{time.time_ns()}.db")
+        if kind == "discard":
+            storage = _Discard()
+        else:
+            storage = SQLiteStatsStorage(Path(db_dir) / f"bench-{time.time_ns()}.db")
         listener = StatsListener(storage, model, opt, **listener_kwargs)
     n = len(X) - batch
     gc.collect()  # start every run with no garbage of the previous runs to collect
@@ -99,13 +122,18 @@ def _train(make_model, data, iterations, listener_kwargs, db_dir, batch=64):
         listener.close()
         storage.close()
         _CLOSE_SECONDS.append(time.process_time() - t1)
-        reader = SQLiteStatsStorage(storage.path, read_only=True)
-        _COLLECT_SECONDS[:] = [u.collect_seconds for u in reader.get_updates(listener.session_id)]
-        reader.close()
+        if isinstance(storage, _Discard):
+            _COLLECT_SECONDS[:] = storage.collect
+        else:
+            reader = SQLiteStatsStorage(storage.path, read_only=True)
+            _COLLECT_SECONDS[:] = [
+                u.collect_seconds for u in reader.get_updates(listener.session_id)
+            ]
+            reader.close()
     return seconds
 
 
-def bench_overhead(iterations: int, repeats: int, db_dir: str) -> list[dict]:
+def bench_overhead(iterations: int, repeats: int, db_dir: str, storage="sqlite") -> list[dict]:
     data = _data()
     configs = {
         "none": None,
@@ -115,13 +143,13 @@ def bench_overhead(iterations: int, repeats: int, db_dir: str) -> list[dict]:
     rows = []
     for model_name, make in (("MLP 64-256-256-10", _mlp), ("CNN 2 conv + 2 fc", _cnn)):
         _train(make, data, 50, None, db_dir)  # warm up
-        _train(make, data, 50, {}, db_dir)
+        _train(make, data, 50, {}, db_dir, storage=storage)
         times: dict[str, list[float]] = {k: [] for k in configs}
         collect: dict[str, list[float]] = {k: [] for k in configs}
         for _ in range(repeats):  # interleaved, so drifting load hits every config alike
             for name, kwargs in configs.items():
                 _COLLECT_SECONDS.clear()
-                times[name].append(_train(make, data, iterations, kwargs, db_dir))
+                times[name].append(_train(make, data, iterations, kwargs, db_dir, storage=storage))
                 collect[name].append(sum(_COLLECT_SECONDS) / iterations)
         base = min(times["none"])
         for name in configs:
@@ -215,6 +243,10 @@ def main(argv=None) -> int:
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--large-tensors", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--storage", choices=["sqlite", "discard"], default="sqlite",
+        help="where the listener writes (discard: its own cost alone)",
+    )  # fmt: skip
     parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "writes", "large"])
     args = parser.parse_args(argv)
     if args.quick:
@@ -225,7 +257,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if "overhead" not in args.skip:
             print("listener overhead (same process, interleaved runs)")
-            for row in bench_overhead(args.iterations, args.repeats, tmp):
+            for row in bench_overhead(args.iterations, args.repeats, tmp, args.storage):
                 print("  " + "  ".join(
                     f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                 ))  # fmt: skip
