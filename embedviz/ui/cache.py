@@ -25,7 +25,7 @@ from collections import OrderedDict
 import numpy as np
 
 from embedviz.stats.base import scalar_getter
-from embedviz.stats.series import Series, downsample_minmax
+from embedviz.stats.series import Series, downsample_minmax, limits_of
 
 CATCH_UP_ROWS = 2000  # more updates than this since a series was read: read it again
 MAX_POINTS_KEPT = 1_000_000  # about 24 MB of iterations, timestamps and values
@@ -122,14 +122,16 @@ class CachedReads:
         return self.get_series_many(session_id, worker_id, [name], max_points)[name]
 
     def get_series_many(self, session_id, worker_id, names, max_points=None) -> dict:
+        """As the storage's; ``max_points`` may give each name its own limit (a mapping)."""
         storage = self._storage
         names = list(dict.fromkeys(names))
+        limits = limits_of(names, max_points)
         many = getattr(storage, "get_series_many", None)
         if worker_id is None or any(n.startswith("eval/") for n in names):
             if many is not None:
                 return many(session_id, worker_id, names, max_points=max_points)
-            return {n: storage.get_series(session_id, worker_id, n, max_points) for n in names}
-        keys = {n: (id(storage), session_id, worker_id, n, max_points) for n in names}
+            return {n: storage.get_series(session_id, worker_id, n, limits[n]) for n in names}
+        keys = {n: (id(storage), session_id, worker_id, n, limits[n]) for n in names}
         out = {}
         for n in names:
             held = self._cache.get(storage, keys[n])
@@ -141,7 +143,7 @@ class CachedReads:
             if len(late) > CATCH_UP_ROWS:
                 out = {}  # read again: cheaper than decoding that many updates
             else:
-                out = {n: _append(s, late, n, max_points) for n, s in out.items()}
+                out = {n: _append(s, late, n, limits[n]) for n, s in out.items()}
         elif out:
             out = {}  # nothing recorded when they were read: read again
         missing = [n for n in names if n not in out]
@@ -149,10 +151,11 @@ class CachedReads:
         self._cache.misses += len(missing)
         if missing:
             if many is not None:
-                out.update(many(session_id, worker_id, missing, max_points=max_points))
+                wanted = {n: limits[n] for n in missing}
+                out.update(many(session_id, worker_id, missing, max_points=wanted))
             else:
                 out.update(
-                    {n: storage.get_series(session_id, worker_id, n, max_points) for n in missing}
+                    {n: storage.get_series(session_id, worker_id, n, limits[n]) for n in missing}
                 )
         for n in names:
             self._cache.put(storage, keys[n], out[n])

@@ -106,3 +106,20 @@ def test_the_server_reads_the_newest_run_into_its_cache_at_start(st):
         assert cache.hits == 1
     finally:
         ui.stop()
+
+
+def test_a_limit_per_series_is_cached_per_limit(st):
+    """``max_points`` as a mapping: each series kept under its own limit."""
+    st.put_many(Update("s", "0", i, float(i), extra={"kl": float(i)}) for i in range(200, 400))
+    cache = SeriesCache()
+    reads = cache.wrap(st)
+    limits = {"score": None, "extra/kl": 20}
+    first = reads.get_series_many("s", "0", ["score", "extra/kl"], max_points=limits)
+    again = reads.get_series_many("s", "0", ["score", "extra/kl"], max_points=limits)
+    assert cache.misses == 2 and cache.hits == 2
+    for name, limit in limits.items():
+        want = st.get_series("s", "0", name, limit)
+        for got in (first[name], again[name]):
+            np.testing.assert_array_equal(got.iterations, want.iterations)
+            np.testing.assert_array_equal(got.values, want.values)
+    assert len(first["score"]) == 200 and len(first["extra/kl"]) <= 20
