@@ -36,8 +36,6 @@ from bokeh.models import (
     ColumnDataSource,
     GroupFilter,
     HoverTool,
-    Legend,
-    LegendItem,
     Span,
 )
 
@@ -47,6 +45,7 @@ from embedviz.ui.pages._common import (
     MULTI_MAX_POINTS,
     _mark_columns,
     add_hover,
+    add_legend,
     colour,
     fetch_many,
     line_chart,
@@ -250,20 +249,8 @@ def draw_multi(p, ms: MultiSeries, y_format: str = "{0.0000g}") -> list:
             )
         )
     add_hover(p, [], ms.marks)
-    if 0 < len(drawn) == len(ms.labels):
-        items = [
-            LegendItem(label=lab[:40], renderers=[r])
-            for lab, r in zip(ms.labels, drawn, strict=True)
-        ]
-        legend = Legend(
-            items=items,
-            click_policy="hide",
-            label_text_font_size="11px",
-            spacing=0,
-            padding=4,
-            margin=4,
-        )
-        p.add_layout(legend, "right")
+    if len(drawn) == len(ms.labels):  # one renderer per series: name each
+        add_legend(p, drawn, ms.labels, limit=LEGEND_LIMIT)
     return drawn
 
 
