@@ -69,8 +69,11 @@ _OPEN: weakref.WeakSet = weakref.WeakSet()  # storages with a writer thread
 
 @atexit.register
 def _flush_at_exit() -> None:
-    """Write what open storages still buffer (their writer threads are daemons)."""
+    """Write what open storages still buffer (their writer threads are daemons); never
+    in a forked child, which holds a copy of its parent's buffer and connection."""
     for storage in list(_OPEN):
+        if storage._pid != os.getpid():
+            continue
         try:
             storage.flush()
         except Exception:
@@ -133,6 +136,7 @@ class SQLiteStatsStorage(StatsStorage):
         self._wake = threading.Condition(self._buffer_lock)
         self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
         self._stopping = False
         self._write_failed = False
         self._local = threading.local()

@@ -3,6 +3,7 @@
 import json
 import math
 import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
@@ -526,4 +527,27 @@ def test_sqlite_limit_per_series_with_one_layout(tmp_path):
         for a, b in zip(many[name], one, strict=True):
             np.testing.assert_array_equal(a, b)
     assert len(many["params/layer0.weight/param_std"]) <= 10
+    reader.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_sqlite_forked_child_does_not_write_its_parents_buffer_at_exit(tmp_path):
+    """A child forked while records wait (a DataLoader worker, say) must not write the
+    copy of them it inherited: the parent writes them, once."""
+    path = tmp_path / "runs.db"
+    code = "\n".join([
+        "import os, sys",
+        "from embedviz.stats.storage import SQLiteStatsStorage",
+        "from embedviz.stats.records import Update",
+        f"s = SQLiteStatsStorage({str(path)!r}, flush_interval=60)",
+        "s.put_many([Update('run', '0', i, 0.0, score=1.0) for i in range(5)])",
+        "pid = os.fork()",
+        "if pid == 0:",
+        "    sys.exit(0)  # a normal exit: atexit handlers run in the child",
+        "os.waitpid(pid, 0)",
+        "s.close()",
+    ])  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    reader = SQLiteStatsStorage(path, read_only=True)
+    assert reader.count_updates("run") == 5
     reader.close()
