@@ -165,39 +165,6 @@ def test_deferred_overview_fills_the_same_values_and_catches_up(storage):
     assert line_points(page.sources["ratio"].data, "0.weight")[0][-1] == 201
 
 
-def test_deferred_overview_reads_the_score_in_the_same_pass(storage):
-    """The score (whole, for its exact smoothing) comes in the tensor charts' read, with
-    the chart's sources kept (the glyphs stay bound), and stays live."""
-    calls = []
-    many = storage.get_series_many
-
-    def spy(session_id, worker_id, names, max_points=None):
-        calls.append(dict(max_points) if isinstance(max_points, dict) else max_points)
-        return many(session_id, worker_id, names, max_points=max_points)
-
-    storage.get_series_many = spy
-    direct = build_overview(storage, "mlp", findings=False)
-    page = build_overview(storage, "mlp", findings=False, defer_reads=True)
-    source = page.sources["score"]
-    assert len(source.data["x"]) == 0
-    calls.clear()
-    read, fill_in = page.deferred[0]
-    fill_in(read())
-    assert len(calls) == 1 and calls[0]["score"] is None  # one pass, the score whole
-    assert page.sources["score"] is source
-    for column in ("x", "y", "ys"):
-        np.testing.assert_allclose(source.data[column], direct.sources["score"].data[column])
-
-    def table(p):
-        data = p.sources["performance"].data
-        return dict(zip(data["property"], data["value"], strict=True))
-
-    assert table(page)["start"] == table(direct)["start"]  # the start came with the score
-    storage.put(make_update("mlp", "0", 200))
-    page.refresh()
-    assert list(source.data["x"])[-1] == 200
-
-
 def test_hidden_std_tab_is_read_when_first_chosen_then_goes_live(storage):
     page = build_overview(storage, "mlp", findings=False, defer_reads=True)
     read, fill_in = page.deferred[0]

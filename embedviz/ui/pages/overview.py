@@ -14,7 +14,6 @@ import logging
 from bokeh.layouts import column, row
 from bokeh.models import CustomJS, DataRange1d, Div, LinearAxis, RadioButtonGroup
 
-from embedviz.stats.series import Series
 from embedviz.ui.findings import FINDINGS_STYLE, findings_view
 from embedviz.ui.pages._common import (
     SMOOTHING,
@@ -57,16 +56,13 @@ def score_view(
     key: str = "score",
     kind: str = "torch",
     shading: PhaseShading | None = None,
-    read: bool = True,
 ):
     """Score chart with a linear/log toggle; the series is registered in ``page``.
 
     ``kind`` names the score (KL divergence for t-SNE, loss per epoch for word2vec);
-    ``shading`` marks the early exaggeration phase of a t-SNE run on both charts;
-    ``read=False`` leaves the chart empty for a deferred read (:func:`multi_reader`).
+    ``shading`` marks the early exaggeration phase of a t-SNE run on both charts.
     """
-    s = LiveSeries("score", "score", smooth=SMOOTHING)
-    s.load(storage, session_id, worker_id, series=None if read else Series.empty())
+    s = LiveSeries("score", "score", smooth=SMOOTHING).load(storage, session_id, worker_id)
     page.sources[key] = s.source
     page.sources[f"{key}:marks"] = s.marks
     title, y_label = score_titles(kind)
@@ -150,29 +146,22 @@ def eval_view(storage, session_id: str, worker_id: str, page: Page):
     return series, p
 
 
-def multi_reader(group: list, live: list, feed: UpdateFeed, score: LiveSeries | None = None):
+def multi_reader(group: list, live: list, feed: UpdateFeed):
     """``(read, fill)`` for charts left empty at build: ``read()`` (any thread) reads
-    their series in one pass -- ``score`` (already live, empty) whole, for its exact
-    smoothing, the others downsampled; ``fill(fetched)`` (the document's thread) loads
-    them, streams what arrived after the page's newest iteration at build and makes the
-    tensor charts live.
+    their series in one pass; ``fill(fetched)`` (the document's thread) loads them,
+    streams what arrived after the page's newest iteration at build and makes them live.
     """
     after = feed.after
     storage, session_id, worker_id = feed.storage, feed.session_id, feed.worker_id
 
     def read():
-        limits = {n: ms.max_points for ms in group for n in ms.names}
-        if score is not None:
-            limits[score.name] = None
-        return fetch_many(storage, session_id, worker_id, list(limits), limits)
+        names = [n for ms in group for n in ms.names]
+        return fetch_many(storage, session_id, worker_id, names, group[0].max_points)
 
     def fill(fetched) -> None:
         late = []
         if after is not None:
             late = storage.get_updates(session_id, worker_id, after_iteration=after)
-        if score is not None:
-            score.load(storage, session_id, worker_id, series=fetched[score.name])
-            score.push_updates(late)
         for ms in group:
             ms.load(storage, session_id, worker_id, fetched)
             ms.push_updates(late)
@@ -283,9 +272,7 @@ def build_overview(
         )
         if labels
     ]
-    score, score_box = score_view(
-        storage, session_id, worker_id, page, kind=kind, shading=shading, read=not defer_reads
-    )
+    score, score_box = score_view(storage, session_id, worker_id, page, kind=kind, shading=shading)
     _, evals = eval_view(storage, session_id, worker_id, page)
     extra_series, extra_charts = kind_charts(
         storage, session_id, worker_id, kind, page, shading=shading
@@ -329,12 +316,12 @@ def build_overview(
         else:
             pending[i] = ms
         std_charts.append(chart)
-    deferred = None
-    if defer_reads:  # the score too: one pass over the storage for all of them
-        deferred = multi_reader(now, live, feed, score=score)
-    elif now:
+    if now:
         read, fill = multi_reader(now, live, feed)
-        fill(read())
+        if defer_reads:
+            page.deferred.append((read, fill))
+        else:
+            fill(read())
     std_panel = []
     if std_charts:
         # a button group, not Tabs: a figure inside Tabs may be laid out at zero size
@@ -356,8 +343,7 @@ def build_overview(
     model_table = table(
         model_rows(info, kind), ["property", "value"], name="model_table", widths=[130, 310]
     )
-    # deferred: the start comes with the score (first_point would read it whole now)
-    first = score.first or (None if deferred else first_point(storage, session_id, worker_id))
+    first = score.first or first_point(storage, session_id, worker_id)
     perf_table = table(
         performance_rows(storage, session_id, worker_id, info, first, kind),
         ["property", "value"],
@@ -378,31 +364,14 @@ def build_overview(
             return 0
         if shading is not None:
             shading.update(updates)
-        if first is None:  # a deferred read brings it with the score
-            first = score.first
-            if first is None and deferred is None:
-                first = first_point(storage, session_id, worker_id)
+        if first is None:
+            first = first_point(storage, session_id, worker_id)
         n = sum(s.push_updates(updates) for s in live)
         rows = performance_rows(storage, session_id, worker_id, info, first, kind)
         perf_table.source.data = {"property": [r[0] for r in rows], "value": [r[1] for r in rows]}
         return n
 
     page.refreshers.insert(0, refresh)
-    if deferred is not None:
-        read, fill = deferred
-
-        def fill_and_start(fetched) -> None:
-            nonlocal first
-            fill(fetched)
-            if first is None:
-                first = score.first or first_point(storage, session_id, worker_id)
-                rows = performance_rows(storage, session_id, worker_id, info, first, kind)
-                perf_table.source.data = {
-                    "property": [r[0] for r in rows],
-                    "value": [r[1] for r in rows],
-                }
-
-        page.deferred.append((read, fill_and_start))
     tables = column(
         heading("Model"),
         model_table,
