@@ -217,7 +217,6 @@ class StatsListener:
         self.enabled = report_ranks == "all" or self.rank == 0
 
         self.iteration = 0
-        self._names = {id(p): n for n, p in inner.named_parameters()}
         self._params = [
             (n, p) for n, p in inner.named_parameters() if p.requires_grad
         ]  # what we report on
@@ -236,7 +235,6 @@ class StatsListener:
             Outputs(n, bins), Outputs(n, bins), Outputs(n, bins),
         )  # fmt: skip
         self._out_acts = Outputs(len(self._leaves), bins)
-        self._grad_table = torch_stats.Table()
         self._forward_handles: list = []
         self._optimizer_handles: list = []
         self._armed = False
@@ -375,9 +373,7 @@ class StatsListener:
                 return
         grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
         self._grad_names = [n for n, _ in grads]
-        self._grads = self._ts.tensor_stats(
-            [g for _, g in grads], self._bins, out=self._out_grads, table=self._grad_table
-        )
+        self._grads = self._ts.tensor_stats([g for _, g in grads], self._bins, out=self._out_grads)
 
     def _post_step(self, optimizer, args, kwargs) -> None:
         if not self._armed or self._before is None:

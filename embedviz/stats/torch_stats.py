@@ -46,8 +46,8 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 def _dense(t: torch.Tensor) -> torch.Tensor:
     """The tensor itself when its elements fill its memory (any order: sums and
-    histograms do not care), else a contiguous float copy."""
-    t = t.detach()
+    histograms do not care; read through its address, so not detached), else a
+    contiguous float copy."""
     if (
         t.layout == torch.strided
         and t.dtype in _FULL
@@ -195,7 +195,7 @@ class Outputs:
     cold, every ``frequency`` iterations than in the numbers themselves (measured:
     building a 6-row table takes 1.5 us warm, 15 us after the training step has
     evicted the caches), so the listener keeps its result arrays, their rows and the
-    address tables of its tensors (:class:`Table`) between reports. What a
+    address tables of its parameters (:class:`ParamLayout`) between reports. What a
     :class:`TensorStats` made from them holds is valid until the next report.
     """
 
@@ -216,33 +216,17 @@ class Outputs:
         return self.sums[:m], self.lohi[:m], counts[:m]
 
 
-class Table:
-    """The address table of a list of tensors, rebuilt only when one of them moved."""
-
-    def __init__(self) -> None:
-        self._key: list | None = None
-        self.table: np.ndarray | None = None
-
-    def of(self, tensors: list[torch.Tensor]) -> np.ndarray:
-        key = [(t.data_ptr(), t.numel(), t.element_size()) for t in tensors]
-        if key != self._key:
-            self._key = key
-            self.table = np.array(key, np.int64).reshape(-1, 3).T.copy()
-        return self.table
-
-
 def tensor_stats(
     tensors: list[torch.Tensor],
     bins: int = 0,
     compiled: bool | None = None,
     out: Outputs | None = None,
-    table: Table | None = None,
 ) -> TensorStats:
     """Sums (and with ``bins > 0`` histograms) of each tensor.
 
     The compiled loops when every tensor is on the CPU, else torch reductions;
-    ``compiled=False`` forces torch (tests). Both give the same numbers. ``out`` and
-    ``table`` (kept by the caller between calls) save allocations on the CPU path.
+    ``compiled=False`` forces torch (tests). Both give the same numbers. ``out`` (kept
+    by the caller between calls) saves allocations on the CPU path.
 
     Examples
     --------
@@ -253,10 +237,7 @@ def tensor_stats(
     if not tensors:
         return TensorStats(numels, *_outputs(0, bins), bins=bins)
     if _compiled(tensors, compiled):
-        dense = [  # kept alive during the call
-            t if t.layout == torch.strided and t.dtype in _FULL and t.is_contiguous() else _dense(t)
-            for t in tensors
-        ]
+        dense = [_dense(t) for t in tensors]  # kept alive during the call
         if out is not None and len(dense) <= len(out.sums):
             sums, lohi, counts = out.arrays(len(dense), bins)
         else:
@@ -265,7 +246,7 @@ def tensor_stats(
             t = dense[0]
             _tensor(t.data_ptr(), numels[0], t.element_size(), sums[0], lohi[0], counts[0])
         else:
-            _group(*(table.of(dense) if table else _table(dense)), sums, lohi, counts)
+            _group(*_table(dense), sums, lohi, counts)
         return TensorStats(numels, sums, lohi, counts, bins=bins)
     flat = [_flat(t) for t in tensors]
     with torch.no_grad():
