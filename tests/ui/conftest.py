@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 from ui_records import fill, fill_tsne
@@ -46,14 +45,3 @@ def browser():
     driver = headless_chromium(window_size=(1400, 1000))
     yield driver
     driver.quit()
-
-
-def wait_for(driver, script: str, timeout: float = 15.0, *args):
-    end = time.monotonic() + timeout
-    while True:
-        value = driver.execute_script(script, *args)
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for: {script}")
-        time.sleep(0.1)

@@ -11,7 +11,7 @@ import math
 import time
 
 import pytest
-from conftest import wait_for
+from ui_browser_tools import DRAWN, READY, open_page, severe, wait_for
 from ui_records import EVIL, fill, fill_tsne, fill_word2vec, make_update, ratio_of
 
 from embedviz.stats.records import Update
@@ -20,59 +20,6 @@ from embedviz.ui.report import write_report
 from embedviz.ui.server import UIServer
 
 pytestmark = pytest.mark.browser
-
-VIEWS = """
-const roots = Bokeh.index.values ? [...Bokeh.index.values()] : Object.values(Bokeh.index)
-function view_of(model) {
-  for (const r of roots) { const v = r.owner.get_one(model); if (v) return v }
-  return null
-}
-"""
-
-# every visible plot: how many have a laid-out frame and at least one non-empty source
-DRAWN = (
-    VIEWS
-    + """
-const doc = Bokeh.documents[0]
-let plots = 0, drawn = 0, empty_frames = 0
-for (const m of doc.all_models) {
-  if (!m.renderers || !m.x_range || !m.visible) continue
-  const v = view_of(m)
-  if (v == null) continue  // inside a hidden parent
-  let hidden = false
-  for (let p = v.parent; p != null; p = p.parent) { if (p.model.visible === false) hidden = true }
-  if (hidden) continue
-  plots += 1
-  if (v.frame.bbox.width < 50 || v.frame.bbox.height < 50) { empty_frames += 1; continue }
-  for (const r of m.renderers) {
-    const ds = r.data_source
-    if (ds && ds.data && Object.values(ds.data).some(c => c.length > 0)) { drawn += 1; break }
-  }
-}
-return [plots, drawn, empty_frames]
-"""
-)
-
-# the server builds a page in the background and marks the nav bar when it is shown
-READY = (
-    "return window.Bokeh != null && Bokeh.documents.length > 0 && "
-    "Bokeh.documents[0].roots().length > 0 && "
-    "(() => { const n = Bokeh.documents[0].get_model_by_name('nav');"
-    "return n == null || n.tags.includes('ready') })() && "
-    + "(() => {"
-    + VIEWS
-    + "return roots.length > 0 && roots.every(r => r.is_idle)})()"
-)
-
-
-def severe(driver) -> list[dict]:
-    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-
-
-def open_page(driver, url: str) -> None:
-    driver.get_log("browser")  # drop what earlier pages logged
-    driver.get(url)
-    wait_for(driver, READY, timeout=60)
 
 
 @pytest.fixture(scope="module")
