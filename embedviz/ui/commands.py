@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 
 from embedviz._defaults import UI_DEFAULTS
@@ -104,7 +106,9 @@ def run_ui(
     enable_remote : bool
         Accept ``POST /api/records`` from remote routers.
     token : str or None
-        Bearer token the receiver requires (visible in ``ps``: prefer ``token_file``).
+        The token the whole UI requires: pages, websockets, ``/api/sessions`` and the
+        receiver (``Authorization: Bearer``; a browser opens the logged URL, which
+        carries ``?token=``, once). Visible in ``ps``: prefer ``token_file``.
     open_browser : bool
         Open the overview in the default browser.
     token_file : str or Path or None
@@ -133,17 +137,21 @@ def run_ui(
         )
     ui = UIServer(port=port, host=host, enable_remote=enable_remote, token=token)
     storages = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # a SIGTERM between start() and run_until_shutdown() still stops cleanly
+        previous = signal.signal(signal.SIGTERM, lambda *_: ui.shutdown_requested.set())
     try:
         for i, path in enumerate(paths):
             storages.append(ui.attach(open_for_ui(path, create=enable_remote and i == 0)))
         ui.start()
-        url = f"{ui.url}/train/overview"
+        url = ui.page_url("/train/overview")  # carries ?token= when a token is set
         log.info("embedviz UI: %s (Ctrl-C stops it)", url)
         if enable_remote:
             log.info(
                 "remote receiver on at %s/api/records%s",
                 ui.url,
-                " (bearer token required)" if token else "",
+                " (Authorization: Bearer token required)" if token else "",
             )
         if open_browser:
             import webbrowser
@@ -151,6 +159,8 @@ def run_ui(
             webbrowser.open(url)
         ui.run_until_shutdown()
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         ui.stop()
         for s in storages:
             s.close()
@@ -196,12 +206,16 @@ def add_ui_command(subparsers) -> None:
     secret = p.add_mutually_exclusive_group()
     secret.add_argument(
         "--token",
-        help="bearer token remote routers must send (visible in ps; prefer --token-file)",
+        help=(
+            "token for the whole UI: scripts and remote routers send 'Authorization: "
+            "Bearer T', a browser opens the printed URL with ?token=T once (then a "
+            "cookie); visible in ps, prefer --token-file"
+        ),
     )
     secret.add_argument(
         "--token-file",
         metavar="PATH",
-        help="file whose first line is the bearer token (chmod 600)",
+        help="file whose first line is the token (chmod 600); as --token",
     )
     p.add_argument("--open", action="store_true", help="open the UI in a browser")
     p.add_argument("-q", "--quiet", action="store_true", help="no messages")

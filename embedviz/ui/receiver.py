@@ -1,5 +1,9 @@
 """The remote receiver: ``POST /api/records`` and ``GET /api/sessions`` (see ``http_api.md``).
 
+Both take the token of a server started with one: the receiver only as
+``Authorization: Bearer``, the session list also by the browser's cookie
+(:mod:`embedviz.ui.auth`).
+
 Route handlers only read the request and call the ``*_impl`` functions, which return
 ``(status, body_dict)``; tests call them directly. Checks, in order: 403 when the
 receiver is disabled, 401 for a missing or wrong bearer token (compared with
@@ -19,7 +23,6 @@ Delivery is at least once: a batch whose exact bytes were stored recently is ans
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 from collections import OrderedDict
@@ -31,6 +34,7 @@ from tornado.web import RequestHandler, stream_request_body
 
 from embedviz.errors import EmbedvizError
 from embedviz.stats.records import SCHEMA_VERSION, record_from_dict
+from embedviz.ui.auth import UNAUTHORISED_JSON, bearer_matches
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +70,8 @@ def check_request_impl(
     """
     if not config.enabled:
         return _error(403, "remote receiver disabled; start embedviz ui --enable-remote")
-    if config.token is not None:
-        given = (authorization or "").encode("utf-8", "replace")
-        expected = f"Bearer {config.token}".encode()
-        if not hmac.compare_digest(given, expected):
-            return _error(401, "missing or wrong bearer token")
+    if config.token is not None and not bearer_matches(authorization, config.token):
+        return _error(401, UNAUTHORISED_JSON["error"])
     media = (content_type or "").split(";")[0].strip().lower()
     if media != "application/json":
         return _error(
@@ -246,10 +247,14 @@ class RecordsHandler(_JSONHandler):
 
 
 class SessionsHandler(_JSONHandler):
-    """``GET /api/sessions``: what the UI shows, as JSON."""
+    """``GET /api/sessions``: what the UI shows, as JSON (behind the token when set)."""
 
     def initialize(self, server) -> None:
         self.server = server
 
     def get(self) -> None:
+        gate = self.server.gate
+        if gate is not None and not gate.admits(self):
+            self.reply(401, dict(UNAUTHORISED_JSON))
+            return
         self.reply(*sessions_impl(self.server.named_storages()))

@@ -18,7 +18,8 @@ session's overview is read into it in the background.
 The UI only reads storages (any number, attached with :meth:`UIServer.attach`); the
 receiver writes into the first attached SQLite storage, or into an in-memory storage it
 attaches itself. It binds 127.0.0.1 unless told otherwise, and accepts websocket
-connections only from the address it serves.
+connections only from the address it serves. With a ``token``, every page, websocket and
+JSON route requires it (:mod:`embedviz.ui.auth`; the BokehJS files stay open).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import secrets
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +38,7 @@ from bokeh.application.handlers.function import FunctionHandler
 from tornado.web import RedirectHandler
 
 from embedviz.errors import InputError
+from embedviz.ui.auth import TokenAuth, TokenGate, log_request
 from embedviz.ui.cache import SeriesCache
 from embedviz.ui.diagnose import FindingsRunner
 from embedviz.ui.receiver import (
@@ -74,7 +77,10 @@ class UIServer:
     enable_remote : bool, default=False
         Accept ``POST /api/records`` from :class:`~embedviz.stats.remote.RemoteStatsRouter`.
     token : str, default=None
-        When set, the receiver requires ``Authorization: Bearer <token>``.
+        When set, the whole UI requires it: scripts and remote routers send
+        ``Authorization: Bearer <token>``; a browser opens :meth:`page_url` (``?token=``)
+        once and is then let in by a cookie (:mod:`embedviz.ui.auth`). None: open to
+        anyone who can reach the address, as the receiver is when enabled.
     max_body_bytes : int, default=8 MiB
         The largest request body the receiver accepts (413 above).
     refresh_interval : float, default=0.5
@@ -133,6 +139,10 @@ class UIServer:
         self._server = None
         self._error: BaseException | None = None
         self._memory = None
+        self.gate: TokenGate | None = None  # set by start() when a token is given
+        # set (by SIGTERM) to end run_until_shutdown; the command line sets it from
+        # before start(), so a SIGTERM right after the URL is logged is not lost
+        self.shutdown_requested = threading.Event()
 
     # -- storages ------------------------------------------------------------------
     def attach(self, storage, name: str | None = None):
@@ -194,6 +204,14 @@ class UIServer:
             host = "127.0.0.1"
         return f"http://{host}:{self.port}"
 
+    def page_url(self, path: str = "/train/overview") -> str:
+        """The URL to open ``path`` in a browser: with ``?token=`` when a token is set,
+        which the server trades for a cookie and removes from the address bar."""
+        if self.receiver.token is None:
+            return self.url + path
+        sep = "&" if "?" in path else "?"
+        return f"{self.url}{path}{sep}token={quote(self.receiver.token, safe='')}"
+
     def _applications(self) -> dict[str, Application]:
         from embedviz.ui.shell import make_document
 
@@ -217,13 +235,30 @@ class UIServer:
                 origins.append(f"{self.host}:{self.port}")
             if self.host in ("0.0.0.0", "::"):
                 origins = ["*"]
-                log.warning(
-                    "the UI listens on every interface: anyone who can reach port %d can read it",
-                    self.port,
-                )
+                if self.receiver.token is None:
+                    log.warning(
+                        "the UI listens on every interface: anyone who can reach port %d "
+                        "can read it (give a token to require one)",
+                        self.port,
+                    )
+            guard = {}
+            if self.receiver.token is not None:
+                self.gate = TokenGate(self.receiver.token, self.port)
+                guard = {
+                    "auth_provider": TokenAuth(self.gate),
+                    # a random secret per server: a session id or token a client made
+                    # up is refused (Bokeh's WSHandler and SessionHandler check it)
+                    "sign_sessions": True,
+                    "secret_key": secrets.token_urlsafe(48).encode(),
+                    # the credentials stay out of the session token sent in the page
+                    "exclude_headers": ["Authorization", "Cookie"],
+                    "exclude_cookies": [self.gate.cookie_name],
+                    "log_function": log_request,  # no token in the access log
+                }
+            redirect = {"url": "/train/overview", "gate": self.gate}
             extra = [
-                (r"/", RedirectHandler, {"url": "/train/overview"}),
-                (r"/train/?", RedirectHandler, {"url": "/train/overview"}),
+                (r"/", GuardedRedirectHandler, redirect),
+                (r"/train/?", GuardedRedirectHandler, redirect),
                 (r"/api/records", RecordsHandler, {"server": self}),
                 (r"/api/sessions", SessionsHandler, {"server": self}),
             ]
@@ -237,6 +272,7 @@ class UIServer:
                 http_server_kwargs={"max_body_size": 4 * self.receiver.max_body_bytes + 2**20},
                 check_unused_sessions_milliseconds=5000,
                 unused_session_lifetime_milliseconds=15000,
+                **guard,
             )
             self._server.start()
         except BaseException as exc:  # reported to the caller of start()
@@ -321,11 +357,11 @@ class UIServer:
         """Start (if needed) and serve until Ctrl-C or SIGTERM, then stop cleanly."""
         import signal
 
-        self.start()
-        stop = threading.Event()
+        stop = self.shutdown_requested
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        self.start()
         try:
             while not stop.is_set() and self._thread is not None and self._thread.is_alive():
                 stop.wait(0.5)
@@ -335,12 +371,25 @@ class UIServer:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             self.stop()
+            stop.clear()
 
     def __enter__(self) -> UIServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class GuardedRedirectHandler(RedirectHandler):
+    """``/`` and ``/train``: the redirect to the overview, behind the token when set."""
+
+    def initialize(self, url: str, gate: TokenGate | None = None, **kwargs) -> None:
+        super().initialize(url, **kwargs)
+        self.gate = gate
+
+    def prepare(self) -> None:
+        if self.gate is not None:
+            self.gate.admit_page(self)
 
 
 def nav_html(path: str, session_id: str | None) -> str:

@@ -245,7 +245,7 @@ def test_server_keeps_serving_after_bad_requests(served):
         post(ui, body, token="t")
     post(ui, b"{}", token="nope")
     assert post(ui, body_of(good_records()), token="t") == (200, {"accepted": 4})
-    status, _, page = request(ui, "GET", "/train/overview")
+    status, _, page = request(ui, "GET", "/train/overview", headers={"Authorization": "Bearer t"})
     assert status == 200 and b"bokeh" in page.lower()
 
 
