@@ -154,6 +154,12 @@ def _one(x, bits, low_bits, sums, lohi, counts):  # pragma: no cover - compiled
     histogram (limits in ``lohi``)."""
     _sums(x, sums)
     _finish(sums, x.shape[0])
+    _histogram(x, bits, low_bits, lohi, counts)
+
+
+@njit(cache=True, nogil=True)
+def _histogram(x, bits, low_bits, lohi, counts):  # pragma: no cover - compiled
+    """``x``'s histogram into ``counts`` (none when it has no bins), limits in ``lohi``."""
     if counts.shape[0] == 0 or x.shape[0] == 0:
         return
     lo, hi = _key_range(x, bits, low_bits)
@@ -207,27 +213,75 @@ def _copy(addresses, sizes, itemsizes, start, offsets):  # pragma: no cover - co
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
-def _subtract(after, before, size, itemsize):  # pragma: no cover - compiled
-    """before[i] = after[i] - before[i] (in the tensors' own precision, exact as torch)."""
-    if itemsize == 4:
-        a32 = carray(_address(after), (size,), np.float32)
-        b32 = carray(_address(before), (size,), np.float32)
-        for i in range(size):
-            b32[i] = a32[i] - b32[i]
-    else:
-        a64 = carray(_address(after), (size,), np.float64)
-        b64 = carray(_address(before), (size,), np.float64)
-        for i in range(size):
-            b64[i] = a64[i] - b64[i]
+def _pair(a, b, bits_a, bits_b, low_bits, p_row, u_row, p_hist, u_hist):  # pragma: no cover
+    """One pass over the parameters ``a`` and the copy ``b`` taken before the step: the
+    update ``a - b`` (in their own precision, exact as torch) replaces ``b`` and the sums
+    of both go into ``p_row``/``u_row`` (see :func:`_sums`); then their histograms."""
+    s, s2, sa, nz = 0.0, 0.0, 0.0, 0
+    t, t2, ta, nzu = 0.0, 0.0, 0.0, 0
+    for i in range(a.shape[0]):
+        u = a[i] - b[i]
+        b[i] = u
+        v = np.float64(a[i])
+        w = np.float64(u)
+        s += v
+        s2 += v * v
+        sa += abs(v)
+        nz += v != 0
+        t += w
+        t2 += w * w
+        ta += abs(w)
+        nzu += w != 0
+    p_row[0], p_row[1], p_row[2], p_row[3] = s, s2, sa, nz
+    u_row[0], u_row[1], u_row[2], u_row[3] = t, t2, ta, nzu
+    _finish(p_row, a.shape[0])
+    _finish(u_row, a.shape[0])
+    _histogram(a, bits_a, low_bits, p_hist[0], p_hist[1])
+    _histogram(b, bits_b, low_bits, u_hist[0], u_hist[1])
 
 
 @njit(cache=True, nogil=True)
 def _step(after, start, offsets, sizes, itemsizes, p_out, u_out):  # pragma: no cover - compiled
-    """The update ``after - before`` into ``before`` (the copy at ``start + offsets[k]``),
-    then :func:`_group` of the parameters (``after``) and of the updates;
-    ``p_out``/``u_out`` = (sums, lohi, counts)."""
+    """The update ``after - before`` into ``before`` (the copy at ``start + offsets[k]``)
+    and the statistics of the parameters (``after``) and of the updates, in one pass per
+    tensor (:func:`_pair`); ``p_out``/``u_out`` = (sums, lohi, counts)."""
     for k in range(after.shape[0]):
-        before = start + offsets[k]
-        _subtract(after[k], before, sizes[k], itemsizes[k])
-        _tensor(after[k], sizes[k], itemsizes[k], p_out[0][k], p_out[1][k], p_out[2][k])
-        _tensor(before, sizes[k], itemsizes[k], u_out[0][k], u_out[1][k], u_out[2][k])
+        n = sizes[k]
+        a, b = after[k], start + offsets[k]
+        p_hist = (p_out[1][k], p_out[2][k])
+        u_hist = (u_out[1][k], u_out[2][k])
+        if itemsizes[k] == 4:
+            a32 = carray(_address(a), (n,), np.float32)
+            b32 = carray(_address(b), (n,), np.float32)
+            ia32 = carray(_address(a), (n,), np.int32)
+            ib32 = carray(_address(b), (n,), np.int32)
+            _pair(
+                a32, b32, ia32, ib32, np.int32(0x7FFFFFFF), p_out[0][k], u_out[0][k], p_hist, u_hist
+            )
+        else:
+            a64 = carray(_address(a), (n,), np.float64)
+            b64 = carray(_address(b), (n,), np.float64)
+            ia64 = carray(_address(a), (n,), np.int64)
+            ib64 = carray(_address(b), (n,), np.int64)
+            _pair(
+                a64,
+                b64,
+                ia64,
+                ib64,
+                np.int64(0x7FFFFFFFFFFFFFFF),
+                p_out[0][k],
+                u_out[0][k],
+                p_hist,
+                u_hist,
+            )
+
+
+@njit(cache=True, nogil=True)
+def _before_step(
+    grads, g_addresses, sizes, itemsizes, sums, lohi, counts, p_addresses, start, offsets
+):  # pragma: no cover - compiled
+    """Before the optimizer step: :func:`_group` of the gradients (when ``grads``, else
+    the caller does them) and :func:`_copy` of the parameters to ``start``."""
+    if grads:
+        _group(g_addresses, sizes, itemsizes, sums, lohi, counts)
+    _copy(p_addresses, sizes, itemsizes, start, offsets)

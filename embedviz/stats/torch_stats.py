@@ -28,7 +28,7 @@ from array import array
 import numpy as np
 import torch
 
-from embedviz.stats._tensor_kernels import _copy, _group, _step, _tensor
+from embedviz.stats._tensor_kernels import _before_step, _copy, _group, _step, _tensor
 from embedviz.stats.records import Histogram
 
 _FULL = (torch.float32, torch.float64)
@@ -312,20 +312,28 @@ class ParamLayout:
         moved, ``p.data = ...``, needs a new layout)."""
         return [(p.data_ptr(), p.numel()) for p in params] == self._key
 
-    def grad_stats(
+    def before_step(
         self, grads: list[torch.Tensor | None], bins: int, out: Outputs
-    ) -> TensorStats | None:
-        """Statistics of one gradient per parameter, or None when one is missing, sparse
-        or strided (the caller takes the general path). torch keeps a dense gradient's
-        size and dtype those of its parameter (it refuses any other ``p.grad``)."""
-        if any(g is None or not g.is_contiguous() for g in grads):  # sparse: not contiguous
-            return None
+    ) -> tuple[TensorStats | None, ParamCopy]:
+        """Statistics of one gradient per parameter and the copy of the parameters, in
+        one compiled call. The statistics are None when a gradient is missing, sparse or
+        strided (the caller takes the general path). torch keeps a dense gradient's size
+        and dtype those of its parameter (it refuses any other ``p.grad``)."""
         addresses = self._grad_addresses
-        for k, g in enumerate(grads):
-            addresses[k] = g.data_ptr()
+        stats = None
         sums, lohi, counts = out.arrays(len(grads), bins)
-        _group(self._grad_table, self.table[1], self.table[2], sums, lohi, counts)
-        return TensorStats(self.numels, sums, lohi, counts, bins=bins)
+        # sparse gradients are not contiguous
+        dense = not any(g is None or not g.is_contiguous() for g in grads)
+        if dense:
+            for k, g in enumerate(grads):
+                addresses[k] = g.data_ptr()
+            stats = TensorStats(self.numels, sums, lohi, counts, bins=bins)
+        copy = ParamCopy(None, self, copy=False)
+        t = self.table
+        _before_step(
+            dense, self._grad_table, t[1], t[2], sums, lohi, counts, t[0], copy.start, self.offsets
+        )
+        return stats, copy
 
 
 class ParamCopy:
@@ -336,12 +344,15 @@ class ParamCopy:
     cloned.
     """
 
-    def __init__(self, params: list[torch.Tensor], layout: ParamLayout | None = None) -> None:
+    def __init__(
+        self, params: list[torch.Tensor] | None, layout: ParamLayout | None = None, copy=True
+    ) -> None:
         self.layout = layout
         if layout is not None:
             self.buffer = torch.empty(layout.nbytes, dtype=torch.uint8)
             self.start = self.buffer.data_ptr()
-            _copy(*layout.table, self.start, layout.offsets)
+            if copy:  # else the caller copies (ParamLayout.before_step)
+                _copy(*layout.table, self.start, layout.offsets)
         else:
             self.clones = [p.detach().clone(memory_format=torch.contiguous_format) for p in params]
 
@@ -395,8 +406,10 @@ def load_kernels() -> None:
     out = Outputs(1, 2)
     layer_stats(x, 2, out, 0)  # _tensor
     layout = ParamLayout([x])
-    copy = ParamCopy([x], layout)  # _copy
+    x.grad = x.detach().clone()
+    _, copy = layout.before_step([x.grad], 2, out)  # _before_step
     step_stats([x], copy, 2, out=(out, Outputs(1, 2)))  # _step
+    x.grad = None
 
 
 def _histograms_torch(tensors: dict[str, torch.Tensor], bins: int) -> dict[str, Histogram]:

@@ -121,6 +121,10 @@ def test_adam_update_is_the_applied_change(digits):
             assert stats.update_std == pytest.approx(float(d.std()), rel=1e-3)
 
 
+def _global_forward_hooks():
+    return torch.nn.modules.module._global_forward_hooks
+
+
 def test_close_removes_every_hook_and_training_is_identical(digits):
     ref_model = make_model(1)
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9)
@@ -131,10 +135,11 @@ def test_close_removes_every_hook_and_training_is_identical(digits):
     storage = InMemoryStatsStorage()
     listener = StatsListener(storage, model, opt, frequency=2, histogram_frequency=4)
     assert opt._optimizer_step_pre_hooks and opt._optimizer_step_post_hooks
-    assert model[0]._forward_hooks  # armed for iteration 0
+    assert _global_forward_hooks()  # armed for iteration 0
     train(model, opt, digits, 25, listener)
     listener.close()
     assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
+    assert not _global_forward_hooks()
     assert all(not m._forward_hooks for m in model.modules())
     for (n, p), (_, q) in zip(model.named_parameters(), ref_model.named_parameters(), strict=True):
         assert torch.equal(p, q), n
@@ -149,7 +154,7 @@ def test_hooks_only_on_reported_iterations(digits):
     armed = []
     with StatsListener(storage, model, opt, frequency=4, session_id="h") as listener:
         for _ in range(9):
-            armed.append(bool(model[0]._forward_hooks))
+            armed.append(bool(_global_forward_hooks()))
             train(model, opt, digits, 1, listener)
     assert armed == [i % 4 == 0 for i in range(9)]
 
@@ -230,12 +235,17 @@ def test_other_dtypes(digits, dtype):
             opt.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(X[:32].to(dtype)).float(), y[:32])
             loss.backward()
+            before = model[0].weight.detach().clone()
             opt.step()
             listener.step(loss)
     u = storage.get_updates(listener.session_id)[-1]
     w = model[0].weight.detach().double()
     assert u.params["0.weight"].param_mean_magnitude == pytest.approx(
         float(w.abs().mean()), rel=1e-2
+    )
+    update = (model[0].weight.detach() - before).double()  # in the parameters' precision
+    assert u.params["0.weight"].update_mean_magnitude == pytest.approx(
+        float(update.abs().mean()), rel=1e-6 if dtype == torch.float64 else 1e-2
     )
     assert sum(u.histograms["params"]["0.weight"].counts) == w.numel()
     assert np.isfinite(u.params["0.weight"].update_param_ratio)
