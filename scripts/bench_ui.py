@@ -1,14 +1,18 @@
 """Benchmarks of the training UI (issue 5 targets).
 
-``python scripts/bench_ui.py big [--updates 100000 --tensors 50]``
+``python scripts/bench_ui.py big [--updates 100000 --tensors 50 --page overview]``
     Writes (once, then reuses) a SQLite file with that many updates of that many
-    parameter tensors, then times the overview: the page builder alone (everything
-    read, and as the server builds it: the page, then its deferred tensor charts), and
-    a real browser opening ``/train/overview`` until every visible chart is drawn: once
-    with a cold browser right after the UI started, ``--opens`` times as the first open
-    of the run (the server's series cache emptied before) and ``--opens`` times again
-    (cached); prints the
-    server process's peak RSS. Target: open in <= 2 s, server <= 300 MB.
+    parameter tensors, then times a page (``--page overview`` or ``model``: the first
+    layer of the newest run): the page builder alone (everything read, and as the
+    server builds it: the page, then its deferred reads), and a real browser opening
+    the page until every visible chart is drawn: once with a cold browser right after
+    the UI started, ``--opens`` times as the first open of the run (the server's
+    series cache emptied before), ``--opens`` times again (cached) and, for the model
+    page, ``--opens`` times right after the overview (what a user does first); prints
+    the load average and the server process's peak RSS. Target: open in <= 2 s,
+    server <= 300 MB. ``--histogram-every K`` gives every K-th update histograms of
+    every parameter, update and activation (30 bins; the listener's defaults record
+    them every 10th report), in a file of its own (``-hK`` before the suffix).
 
 ``python scripts/bench_ui.py load [--writers 10 --updates 1000 --pages 5]``
     A UI with the remote receiver on; ``writers`` processes each send ``updates``
@@ -47,7 +51,13 @@ from pathlib import Path
 
 import numpy as np
 
-from embedviz.stats.records import ActivationStats, ParamStats, StaticInfo, Update
+from embedviz.stats.records import (
+    ActivationStats,
+    Histogram,
+    ParamStats,
+    StaticInfo,
+    Update,
+)
 from embedviz.stats.storage import SQLiteStatsStorage
 
 READY = """
@@ -57,6 +67,24 @@ const nav = Bokeh.documents[0].get_model_by_name("nav")
 if (nav != null && !nav.tags.includes("ready")) return false
 const roots = Bokeh.index.values ? [...Bokeh.index.values()] : Object.values(Bokeh.index)
 return roots.length > 0 && roots.every(r => r.is_idle)
+"""
+
+
+# how many Bokeh models the open document holds, and how many points its sources
+MODELS = """
+const doc = Bokeh.documents[0]
+let models = 0, points = 0
+for (const m of doc.all_models) {
+  models += 1
+  if (m.data != null && m.selected !== undefined) {
+    for (const c of Object.values(m.data)) {
+      if (c == null || c.length == null) continue
+      for (const v of c) points += (v != null && v.length != null) ? v.length : 1
+      break
+    }
+  }
+}
+return {models: models, points: points}
 """
 
 
@@ -86,7 +114,34 @@ def synthetic_update(session: str, worker: str, i: int, n_tensors: int, rng) -> 
     )
 
 
-def make_big(path: Path, n_updates: int, n_tensors: int) -> None:
+def synthetic_histograms(i: int, n_tensors: int, rng) -> dict:
+    """30-bin histograms of every parameter, update and activation (a drifting normal)."""
+    edges = np.linspace(-4, 4, 31)
+    cdf = 0.5 * (1 + np.tanh(0.8 * (edges - 0.5 * np.sin(i / 5000))))
+    base = np.diff(cdf) * 5000
+    tensors = [f"layer{k // 2}.{'weight' if k % 2 == 0 else 'bias'}" for k in range(n_tensors)]
+    out = {}
+    for kind, names, scale in (
+        ("params", tensors, 0.1),
+        ("updates", tensors, 1e-4),
+        ("activations", [f"layer{j}" for j in range(n_tensors // 2)], 1.0),
+    ):
+        counts = rng.poisson(base, size=(len(names), 30))
+        out[kind] = {
+            n: Histogram(-4 * scale, 4 * scale, c.tolist())
+            for n, c in zip(names, counts, strict=True)
+        }
+    return out
+
+
+def big_path(path: Path, histogram_every: int) -> Path:
+    """The file of a big storage with histograms every ``histogram_every`` updates."""
+    if not histogram_every:
+        return path
+    return path.with_name(f"{path.stem}-h{histogram_every}{path.suffix}")
+
+
+def make_big(path: Path, n_updates: int, n_tensors: int, histogram_every: int = 0) -> None:
     if path.exists():
         with SQLiteStatsStorage(path, read_only=True) as st:
             if st.count_updates("big") >= n_updates:
@@ -97,10 +152,13 @@ def make_big(path: Path, n_updates: int, n_tensors: int) -> None:
     with SQLiteStatsStorage(path, batch_size=2000) as st:
         st.put(StaticInfo("big", "0", 1.7e9, model_class="Big", n_params=10**6))
         for start in range(0, n_updates, 2000):
-            st.put_many(
-                synthetic_update("big", "0", i, n_tensors, rng)
-                for i in range(start, min(start + 2000, n_updates))
-            )
+            batch = []
+            for i in range(start, min(start + 2000, n_updates)):
+                u = synthetic_update("big", "0", i, n_tensors, rng)
+                if histogram_every and i % histogram_every == 0:
+                    u.histograms = synthetic_histograms(i, n_tensors, rng)
+                batch.append(u)
+            st.put_many(batch)
     print(
         f"wrote {n_updates} updates x {n_tensors} tensors in "
         f"{time.perf_counter() - t0:.1f} s ({path.stat().st_size / 2**20:.0f} MiB)"
@@ -127,63 +185,99 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _builders(page: str):
+    """(build everything now, build as the server does) for ``page``, on a storage."""
+    if page == "overview":
+        from embedviz.ui.pages.overview import build_overview
+
+        return (
+            lambda st: build_overview(st, "big", findings=False),
+            lambda st: build_overview(st, "big", findings=False, defer_reads=True),
+        )
+    from embedviz.ui.pages.model import build_model
+
+    return (
+        lambda st: build_model(st, "big"),
+        lambda st: build_model(st, "big"),
+    )
+
+
 def bench_big(args) -> None:
-    from embedviz.ui.pages.overview import build_overview
     from embedviz.ui.server import UIServer
 
-    path = Path(args.path)
-    make_big(path, args.updates, args.tensors)
+    path = big_path(Path(args.path), args.histogram_every)
+    make_big(path, args.updates, args.tensors, args.histogram_every)
     print(f"RSS after writing: {rss_mib():.0f} MiB (peak)")
     st = SQLiteStatsStorage(path, read_only=True)
+    at_once, as_server = _builders(args.page)
     for _ in range(2):
         t0 = time.perf_counter()
-        build_overview(st, "big", findings=False)
-        print(f"build_overview (everything read, as the report): {time.perf_counter() - t0:.2f} s")
+        at_once(st)
+        print(
+            f"build {args.page} (everything read, as the report): {time.perf_counter() - t0:.2f} s"
+        )
     for _ in range(2):
         t0 = time.perf_counter()
-        page = build_overview(st, "big", findings=False, defer_reads=True)
+        page = as_server(st)
         t1 = time.perf_counter()
         for read, fill in page.deferred:
             fill(read())
         print(
-            f"as the server builds it: page {t1 - t0:.2f} s, then its deferred tensor charts "
+            f"as the server builds it: page {t1 - t0:.2f} s, then its deferred reads "
             f"{time.perf_counter() - t1:.2f} s"
         )
-    # the diagnostics child process the server starts after a page is shown, alone
-    t0 = time.perf_counter()
-    ask = f'{{"path": "{path}", "session": "big", "worker": "0"}}'.encode()
-    subprocess.run(
-        [sys.executable, "-m", "embedviz.ui.diagnose"], input=ask, capture_output=True, check=True
-    )
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    print(f"diagnostics child process: {time.perf_counter() - t0:.2f} s, peak RSS {child:.0f} MiB")
+    if args.page == "overview":
+        # the diagnostics child process the server starts after a page is shown, alone
+        t0 = time.perf_counter()
+        ask = f'{{"path": "{path}", "session": "big", "worker": "0"}}'.encode()
+        subprocess.run(
+            [sys.executable, "-m", "embedviz.ui.diagnose"],
+            input=ask,
+            capture_output=True,
+            check=True,
+        )
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+        print(
+            f"diagnostics child process: {time.perf_counter() - t0:.2f} s, peak RSS {child:.0f} MiB"
+        )
     ui = UIServer(port=0)
     ui.attach(st)
     ui.start()
     d = driver()
-    # first: a cold browser (the server read the newest run into its cache at start,
-    # while the browser started); then, with the browser's JS cached, each open with the
-    # server's series cache emptied before (the first open of a run) and with what the
-    # previous open read kept (reload, going back to the page)
+    url = ui.url + f"/train/{args.page}?session=big"
+    # first: a cold browser (the server read the newest run's overview into its cache at
+    # start, while the browser started); then, with the browser's JS cached, each open
+    # with the server's series cache emptied before (the first open of a run), with
+    # what the previous open read kept (reload, going back to the page) and, for the
+    # model page, right after the overview was opened (how users get there)
     opens = {
-        "cold browser, the run read at the UI's start": [],
-        "first open of the run": [],
-        "again": [],
+        "cold browser, the run read at the UI's start": 1,
+        "first open of the run": args.opens,
+        "again": args.opens,
     }
+    if args.page == "model":
+        opens["right after the overview (the run's first open)"] = args.opens
+    times = {kind: [] for kind in opens}
     try:
-        for kind, n in zip(opens, (1, args.opens, args.opens), strict=True):
+        for kind, n in opens.items():
             for _ in range(n):
-                if kind == "first open of the run":
+                if kind != "again":
                     ui.series_cache.clear()
+                if kind.startswith("right after"):
+                    d.get(ui.url + "/train/overview?session=big")
+                    wait(d, READY)
                 t0 = time.perf_counter()
-                d.get(ui.url + "/train/overview?session=big")
+                d.get(url)
                 wait(d, READY)
-                opens[kind].append(time.perf_counter() - t0)
+                times[kind].append(time.perf_counter() - t0)
             print(
-                f"browser open of /train/overview until drawn, {kind}: "
-                + " ".join(f"{v:.2f}" for v in opens[kind])
-                + f" s (median {statistics.median(opens[kind]):.2f} s)"
+                f"browser open of /train/{args.page} until drawn, {kind}: "
+                + " ".join(f"{v:.2f}" for v in times[kind])
+                + f" s (median {statistics.median(times[kind]):.2f} s), "
+                f"load average {os.getloadavg()[0]:.2f}"
             )
+        if args.page == "model":
+            print("models in the model page's document:", d.execute_script(MODELS))
     finally:
         d.quit()
         ui.stop()
@@ -435,6 +529,8 @@ def main() -> None:
     big.add_argument("--updates", type=int, default=100_000)
     big.add_argument("--tensors", type=int, default=50)
     big.add_argument("--opens", type=int, default=5)
+    big.add_argument("--page", choices=["overview", "model"], default="overview")
+    big.add_argument("--histogram-every", type=int, default=0)
     big.add_argument(
         "--path", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "embedviz-bench-ui.db")
     )
