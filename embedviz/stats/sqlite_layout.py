@@ -1,8 +1,8 @@
 """The file layout of :class:`~embedviz.stats.sqlite_storage.SQLiteStatsStorage`.
 
-Layout (schema version :data:`~embedviz.stats.records.SCHEMA_VERSION`)::
+Layout (file schema version :data:`FILE_SCHEMA_VERSION`)::
 
-    meta(key, value)                 format = "embedviz-stats", schema_version = "1"
+    meta(key, value)                 format = "embedviz-stats", schema_version = "2"
     workers(id, session, worker)     id order = order of first appearance
     static(id, wid, timestamp, data) data: JSON of StaticInfo (one row per worker)
     layouts(id, names)               names: JSON list of scalar series names
@@ -10,24 +10,40 @@ Layout (schema version :data:`~embedviz.stats.records.SCHEMA_VERSION`)::
     updates(id, wid, iteration, timestamp, layout, scalars, tags)
                                      scalars: float64 little-endian, one per name of the
                                      layout; tags: JSON or NULL
-    histograms(id, wid, iteration, kind, name, lo, hi, counts)   counts: int64 LE
+    histogram_layouts(id, key)       key: JSON list of [kind, name, bins]
+    histogram_sets(id, wid, iteration, layout, limits, counts)
+                                     every histogram of one update in one row: limits
+                                     float64 LE (lo, hi per histogram), counts int64 LE
+                                     (the bins of each histogram in turn)
+    histograms(id, wid, iteration, kind, name, lo, hi, counts)   version 1: one row
+                                     per histogram; read, never written (counts int64 LE)
     evals(id, wid, iteration, timestamp, metrics)                metrics: JSON
     snapshots(id, wid, iteration, timestamp, kind, data)         data: JSON
 
 Scalars are packed per update against a shared list of names, so one series is read
 with ``substr(scalars, 8*k + 1, 8)`` without decoding whole records, and an update is
 rebuilt exactly (a name is in the layout only when its value was not None).
+
+Version 2 writes an update's histograms as one row (version 1 wrote one row per
+histogram, with two indexes over kind and name: ~130 us of SQLite work per update with
+23 histograms, against ~20 us now); one histogram over time is read with ``substr`` at
+its offset in each row of its layouts. Version 1 files are read as they are and gain the
+version 2 tables when opened for writing.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from array import array
 
-from embedviz.stats.records import ActivationStats, ParamStats, Update
+import numpy as np
+
+from embedviz.stats.records import ActivationStats, Histogram, ParamStats, Update
 
 FORMAT_NAME = "embedviz-stats"
+FILE_SCHEMA_VERSION = 2  # the file layout's (records have their own SCHEMA_VERSION)
 SQLITE_MAGIC = b"SQLite format 3\x00"
 LITTLE_ENDIAN = sys.byteorder == "little"
 
@@ -49,6 +65,11 @@ CREATE TABLE IF NOT EXISTS histograms(id INTEGER PRIMARY KEY, wid INTEGER NOT NU
     counts BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS histograms_by_name ON histograms(wid, kind, name, iteration);
 CREATE INDEX IF NOT EXISTS histograms_by_iteration ON histograms(wid, iteration);
+CREATE TABLE IF NOT EXISTS histogram_layouts(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS histogram_sets(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
+    iteration INTEGER NOT NULL, layout INTEGER NOT NULL, limits BLOB NOT NULL,
+    counts BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS histogram_sets_by_worker ON histogram_sets(wid, iteration);
 CREATE TABLE IF NOT EXISTS evals(id INTEGER PRIMARY KEY, wid INTEGER NOT NULL,
     iteration INTEGER NOT NULL, timestamp REAL NOT NULL, metrics TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS evals_by_worker ON evals(wid, iteration);
@@ -140,3 +161,61 @@ def rebuild_update(session, worker, iteration, timestamp, plan, values, tags) ->
     if tags:
         u.tags = json.loads(tags)
     return u
+
+
+class HistogramLayouts:
+    """The ``histogram_layouts`` table as seen by one storage: ids by key (writing) and
+    ``[(kind, name, bins, offset)]`` by id (reading), read from the file when missing.
+
+    A key is the flat tuple ``(kind, name, bins, kind, name, bins, ...)`` of an update's
+    histograms, in the order of its ``limits`` and ``counts``.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple, int] = {}
+        self._entries: dict[int, list[tuple[str, str, int, int]]] = {}
+
+    def id_of(self, con: sqlite3.Connection, key: tuple) -> int:
+        """The layout id of ``key``, added to the file when new (inside the writer's
+        transaction)."""
+        lid = self._ids.get(key)
+        if lid is None:
+            text = json.dumps([list(key[j : j + 3]) for j in range(0, len(key), 3)])
+            con.execute("INSERT OR IGNORE INTO histogram_layouts(key) VALUES (?)", (text,))
+            lid = con.execute("SELECT id FROM histogram_layouts WHERE key = ?", (text,))
+            lid = self._ids[key] = lid.fetchone()[0]
+        return lid
+
+    def entries(self, con: sqlite3.Connection, lid: int) -> list[tuple[str, str, int, int]]:
+        """``(kind, name, bins, offset in bins)`` of each histogram of layout ``lid``."""
+        got = self._entries.get(lid)
+        if got is None:
+            (text,) = con.execute(
+                "SELECT key FROM histogram_layouts WHERE id = ?", (lid,)
+            ).fetchone()
+            got, at = [], 0
+            for kind, name, bins in json.loads(text):
+                got.append((kind, name, int(bins), at))
+                at += int(bins)
+            self._entries[lid] = got
+        return got
+
+    def containing(self, con: sqlite3.Connection, kind: str, name: str) -> list[tuple]:
+        """``(layout id, index, offset, bins)`` of every layout holding ``kind``/``name``."""
+        out = []
+        for (lid,) in con.execute("SELECT id FROM histogram_layouts ORDER BY id").fetchall():
+            for k, (kd, nm, bins, at) in enumerate(self.entries(con, lid)):
+                if kd == kind and nm == name:
+                    out.append((lid, k, at, bins))
+        return out
+
+
+def unpack_histograms(entries, limits: bytes, counts: bytes) -> dict[str, dict]:
+    """``{kind: {name: Histogram}}`` of one ``histogram_sets`` row."""
+    lohi = np.frombuffer(limits, "<f8").tolist()
+    all_counts = np.frombuffer(counts, "<i8")
+    out: dict[str, dict] = {}
+    for k, (kind, name, bins, at) in enumerate(entries):
+        row = all_counts[at : at + bins].tolist()
+        out.setdefault(kind, {})[name] = Histogram(lohi[2 * k], lohi[2 * k + 1], row)
+    return out

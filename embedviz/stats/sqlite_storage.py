@@ -34,7 +34,6 @@ from embedviz.errors import FileFormatError, InputError
 from embedviz.stats.base import StatsStorage, StorageEvent, event_for, scalar_getter
 from embedviz.stats.records import (
     HISTOGRAM_KINDS,
-    SCHEMA_VERSION,
     EvalRecord,
     Histogram,
     LayerInfo,
@@ -51,14 +50,17 @@ from embedviz.stats.series import (
     limits_of,
 )
 from embedviz.stats.sqlite_layout import (
+    FILE_SCHEMA_VERSION,
     FORMAT_NAME,
     SCHEMA_SQL,
     SQLITE_MAGIC,
+    HistogramLayouts,
     flatten_update,
     pack_counts,
     pack_values,
     rebuild_plan,
     rebuild_update,
+    unpack_histograms,
 )
 
 log = logging.getLogger(__name__)
@@ -132,6 +134,8 @@ class SQLiteStatsStorage(StatsStorage):
         self._buffer: list = []
         self._names_by_key: dict[tuple, tuple[str, ...]] = {}
         self._hist_keys: dict[tuple, tuple] = {}  # (kind, name, bins, ...) of histograms
+        self._hist_layouts = HistogramLayouts()
+        self._has_sets = False  # the file has the histogram_sets table (version 2)
         self._buffer_lock = threading.Lock()
         self._wake = threading.Condition(self._buffer_lock)
         self._write_lock = threading.Lock()
@@ -207,16 +211,26 @@ class SQLiteStatsStorage(StatsStorage):
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
             if tables and "meta" not in tables:
                 return  # foreign file: _check_meta explains
-            if "updates" in tables:
+            if "updates" in tables and "histogram_sets" in tables:
                 return
+            if "updates" in tables:  # version 1 (or newer: _check_meta explains)
+                version = con.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'"
+                ).fetchone()
+                if version is None or version[0] != "1":
+                    return
             con.execute("BEGIN IMMEDIATE")
-            try:
+            try:  # a new file, or version 1 gaining version 2's tables
                 for statement in SCHEMA_SQL.split(";"):
                     if statement.strip():
                         con.execute(statement)
                 con.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('schema_version', ?)",
-                    (FORMAT_NAME, str(SCHEMA_VERSION)),
+                    (FORMAT_NAME, str(FILE_SCHEMA_VERSION)),
+                )
+                con.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value = '1'",
+                    (str(FILE_SCHEMA_VERSION),),
                 )
                 con.execute("COMMIT")
             except BaseException:
@@ -251,10 +265,10 @@ class SQLiteStatsStorage(StatsStorage):
             version = int(meta.get("schema_version", ""))
         except ValueError:
             version = -1
-        if version > SCHEMA_VERSION:
+        if version > FILE_SCHEMA_VERSION:
             raise FileFormatError(
                 f"{self.path}: written with statistics schema version {version}, this "
-                f"embedviz reads up to version {SCHEMA_VERSION}; upgrade embedviz"
+                f"embedviz reads up to version {FILE_SCHEMA_VERSION}; upgrade embedviz"
             )
         if version < 1:
             raise FileFormatError(
@@ -342,19 +356,6 @@ class SQLiteStatsStorage(StatsStorage):
             pack_values(values), tags, hists,
         )  # fmt: skip
 
-    @staticmethod
-    def _histogram_rows(wid: int, iteration: int, hists: tuple) -> list[tuple]:
-        """The histograms table's rows of one packed update (see :meth:`_pack`)."""
-        key, limits, counts = hists
-        lohi = np.frombuffer(limits, "<f8").tolist()
-        rows, at = [], 0
-        for j in range(0, len(key), 3):
-            kind, name, bins = key[j : j + 3]
-            lo, hi = lohi[2 * (j // 3)], lohi[2 * (j // 3) + 1]
-            rows.append((wid, iteration, kind, name, lo, hi, counts[8 * at : 8 * (at + bins)]))
-            at += bins
-        return rows
-
     def flush(self) -> None:
         """Write every buffered record in one transaction."""
         if self._writer is None:
@@ -401,7 +402,7 @@ class SQLiteStatsStorage(StatsStorage):
 
     def _write(self, records: list[Record]) -> None:
         con = self._writer
-        updates, hist_rows, evals, snaps, statics = [], [], [], [], []
+        updates, hist_sets, evals, snaps, statics = [], [], [], [], []
         con.execute("BEGIN IMMEDIATE")
         try:
             ids_before = self._max_ids(con) if self._own_rows is not None else None
@@ -416,8 +417,9 @@ class SQLiteStatsStorage(StatsStorage):
                         )
                         self._worker_layouts.add((wid, lid))
                     updates.append((wid, iteration, timestamp, lid, blob, tags))
-                    if hists is not None:
-                        hist_rows += self._histogram_rows(wid, iteration, hists)
+                    if hists is not None:  # key, limits, counts
+                        lay = self._hist_layouts.id_of(con, hists[0])
+                        hist_sets.append((wid, iteration, lay, hists[1], hists[2]))
                     continue
                 wid = self._wid(con, r.session_id, r.worker_id)
                 if isinstance(r, EvalRecord):
@@ -434,9 +436,9 @@ class SQLiteStatsStorage(StatsStorage):
                 updates,
             )
             con.executemany(
-                "INSERT INTO histograms(wid, iteration, kind, name, lo, hi, counts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                hist_rows,
+                "INSERT INTO histogram_sets(wid, iteration, layout, limits, counts) "
+                "VALUES (?, ?, ?, ?, ?)",
+                hist_sets,
             )
             con.executemany(
                 "INSERT INTO evals(wid, iteration, timestamp, metrics) VALUES (?, ?, ?, ?)", evals
@@ -591,12 +593,20 @@ class SQLiteStatsStorage(StatsStorage):
             values = np.frombuffer(blob, dtype="<f8").tolist()
             out.append(rebuild_update(session_id, worker, iteration, ts, plan, values, tags))
         if out:
-            hist_rows = con.execute(
+            span = (wid, out[0].iteration, out[-1].iteration)
+            hist_rows = con.execute(  # version 1 rows
                 "SELECT iteration, kind, name, lo, hi, counts FROM histograms "
                 "WHERE wid = ? AND iteration BETWEEN ? AND ? ORDER BY id",
-                (wid, out[0].iteration, out[-1].iteration),
+                span,
             ).fetchall()
-            if hist_rows:
+            sets = []
+            if self._sets_table(con):
+                sets = con.execute(
+                    "SELECT iteration, layout, limits, counts FROM histogram_sets "
+                    "WHERE wid = ? AND iteration BETWEEN ? AND ? ORDER BY id",
+                    span,
+                ).fetchall()
+            if hist_rows or sets:
                 by_it: dict[int, list[Update]] = {}
                 for u in out:
                     by_it.setdefault(u.iteration, []).append(u)
@@ -604,7 +614,24 @@ class SQLiteStatsStorage(StatsStorage):
                     h = Histogram(lo, hi, np.frombuffer(counts, dtype="<i8").tolist())
                     for u in by_it.get(iteration, []):
                         u.histograms.setdefault(kind, {})[name] = h
+                for iteration, lid, limits, counts in sets:
+                    entries = self._hist_layouts.entries(con, lid)
+                    for u in by_it.get(iteration, []):
+                        for kind, group in unpack_histograms(entries, limits, counts).items():
+                            u.histograms.setdefault(kind, {}).update(group)
         return out
+
+    def _sets_table(self, con: sqlite3.Connection) -> bool:
+        """Whether the file has version 2's histogram_sets (a version 1 file opened
+        read-only has not; another process may add it while we read)."""
+        if not self._has_sets:
+            self._has_sets = (
+                con.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'histogram_sets'"
+                ).fetchone()
+                is not None
+            )
+        return self._has_sets
 
     def get_updates(
         self,
@@ -830,15 +857,27 @@ class SQLiteStatsStorage(StatsStorage):
         if kind not in HISTOGRAM_KINDS:
             raise InputError(f"kind: expected one of {HISTOGRAM_KINDS}, got {kind!r}")
         con = self._read()
-        out = []
+        rows = []  # (iteration, table, id, lo, hi, counts bytes)
+        layouts = self._hist_layouts.containing(con, kind, name) if self._sets_table(con) else []
         for wid, _ in self._wids_of(session_id, worker_id):
-            for it, lo, hi, counts in con.execute(
-                "SELECT iteration, lo, hi, counts FROM histograms "
-                "WHERE wid = ? AND kind = ? AND name = ? ORDER BY iteration, id",
+            for it, rid, lo, hi, counts in con.execute(
+                "SELECT iteration, id, lo, hi, counts FROM histograms "
+                "WHERE wid = ? AND kind = ? AND name = ?",
                 (wid, kind, name),
             ):
-                out.append((it, Histogram(lo, hi, np.frombuffer(counts, dtype="<i8").tolist())))
-        return out
+                rows.append((it, 0, rid, lo, hi, counts))
+            for lid, k, at, bins in layouts:  # only this histogram's bytes of each row
+                for it, rid, limits, counts in con.execute(
+                    "SELECT iteration, id, substr(limits, ?, 16), substr(counts, ?, ?) "
+                    "FROM histogram_sets WHERE wid = ? AND layout = ?",
+                    (16 * k + 1, 8 * at + 1, 8 * bins, wid, lid),
+                ):
+                    lo, hi = np.frombuffer(limits, "<f8").tolist()
+                    rows.append((it, 1, rid, lo, hi, counts))
+        rows.sort(key=lambda r: r[:3])
+        return [
+            (r[0], Histogram(r[3], r[4], np.frombuffer(r[5], dtype="<i8").tolist())) for r in rows
+        ]
 
     def get_snapshots(
         self, session_id: str, worker_id: str | None = None, kind: str | None = None

@@ -551,3 +551,80 @@ def test_sqlite_forked_child_does_not_write_its_parents_buffer_at_exit(tmp_path)
     reader = SQLiteStatsStorage(path, read_only=True)
     assert reader.count_updates("run") == 5
     reader.close()
+
+
+def _histograms(i):
+    """Several kinds, names and bin counts, different at every iteration."""
+    return {
+        "params": {
+            "a.weight": Histogram(-1.0 - i, 1.0, [i, 2, 3]),
+            "a.bias": Histogram(0.0, 0.5, [4, i, 6, 7, 8]),
+        },
+        "grads": {"a.weight": Histogram(-i - 0.5, 2.0, [9, 10 + i])},
+        "activations": {"a": Histogram(0.0, 3.0 + i, [1] * 4 + [i])},
+    }
+
+
+def test_histograms_of_many_kinds_and_names_round_trip(storage):
+    updates = [
+        Update("h", "0", i, float(i), score=1.0, histograms=_histograms(i)) for i in range(6)
+    ]
+    storage.put_many(updates)
+    assert [u.histograms for u in storage.get_updates("h")] == [_histograms(i) for i in range(6)]
+    assert storage.get_updates("h", last=2)[0].histograms == _histograms(4)
+    for kind, group in _histograms(0).items():
+        for name in group:
+            got = storage.get_histograms("h", "0", kind, name)
+            assert got == [(i, _histograms(i)[kind][name]) for i in range(6)], (kind, name)
+    assert storage.get_histograms("h", "0", "updates", "a.weight") == []
+
+
+def _downgrade_to_version_1(path):
+    """Rewrite a file in the version 1 layout: one `histograms` row per histogram."""
+    with SQLiteStatsStorage(path, read_only=True) as reader:
+        rows = [
+            (u.iteration, kind, name, h.lo, h.hi, np.asarray(h.counts, "<i8").tobytes())
+            for session in reader.list_sessions()
+            for u in reader.get_updates(session)
+            for kind, group in u.histograms.items()
+            for name, h in group.items()
+        ]
+    con = sqlite3.connect(path)
+    con.executemany(
+        "INSERT INTO histograms(wid, iteration, kind, name, lo, hi, counts) "
+        "VALUES (1, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    con.executescript(
+        "DROP TABLE histogram_sets; DROP TABLE histogram_layouts;"
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
+    con.commit()
+    con.close()
+
+
+def test_version_1_file_is_read_and_upgraded_when_written_to(tmp_path):
+    path = tmp_path / "v1.db"
+    with SQLiteStatsStorage(path) as s:
+        s.put_many(
+            Update("h", "0", i, float(i), score=1.0, histograms=_histograms(i)) for i in range(3)
+        )
+    _downgrade_to_version_1(path)
+    with SQLiteStatsStorage(path, read_only=True) as reader:  # read as it is
+        assert [u.histograms for u in reader.get_updates("h")] == [_histograms(i) for i in range(3)]
+        assert reader.get_histograms("h", "0", "grads", "a.weight") == [
+            (i, _histograms(i)["grads"]["a.weight"]) for i in range(3)
+        ]
+    with SQLiteStatsStorage(path) as s:  # written to: gains version 2's tables
+        s.put_many(
+            Update("h", "0", i, float(i), score=1.0, histograms=_histograms(i)) for i in range(3, 5)
+        )
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    assert con.execute("SELECT count(*) FROM histograms").fetchone() == (12,)  # kept
+    con.close()
+    with SQLiteStatsStorage(path, read_only=True) as reader:
+        assert [u.histograms for u in reader.get_updates("h")] == [_histograms(i) for i in range(5)]
+        assert reader.get_histograms("h", "0", "params", "a.bias") == [
+            (i, _histograms(i)["params"]["a.bias"]) for i in range(5)
+        ]
