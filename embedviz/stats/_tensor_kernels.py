@@ -76,27 +76,48 @@ def _key_range(x, bits, low_bits):  # pragma: no cover - compiled
     return np.float64(floats[0]), np.float64(floats[1])
 
 
+_CHUNK = 4096  # values binned per round: their bin numbers stay in L1
+
+
 @njit(cache=True, nogil=True)
 def _bin_counts(x, lo, hi, out):  # pragma: no cover - compiled
     """Counts of ``x``'s values in ``len(out)`` equal-width bins over ``[lo, hi]``, written
     into ``out``: bin ``floor((v - lo) * bins / (hi - lo))``, ``hi`` in the last bin.
-    Needs finite ``lo < hi`` and every value in ``[lo, hi]`` (no NaN). Four partial
-    histograms break the store-to-load chain on runs of equal values (ReLU zeros)."""
+    Needs finite ``lo < hi`` and every value in ``[lo, hi]`` (no NaN).
+
+    In chunks: first every bin number of the chunk (a loop the compiler vectorises), into
+    a byte per value when the bins fit; then the counting, into four partial histograms
+    that break the store-to-load chain on runs of equal values (ReLU zeros). ~30 % faster
+    than computing and counting each value in one loop."""
     bins = out.shape[0]
+    part = np.zeros(4 * bins, np.int64)
+    if bins <= 256:
+        _count_chunks(x, lo, hi, part, bins, np.empty(_CHUNK, np.uint8))
+    else:
+        _count_chunks(x, lo, hi, part, bins, np.empty(_CHUNK, np.int32))
+    for b in range(bins):
+        out[b] = part[b] + part[bins + b] + part[2 * bins + b] + part[3 * bins + b]
+
+
+@njit(cache=True, nogil=True)
+def _count_chunks(x, lo, hi, part, bins, buffer):  # pragma: no cover - compiled
     top = bins - 1
     scale = bins / (hi - lo)
-    part = np.zeros((4, bins), np.int64)
-    n = x.shape[0]
-    m = n - n % 4
-    for i in range(0, m, 4):
-        for q in range(4):
-            j = int((np.float64(x[i + q]) - lo) * scale)
-            part[q, min(max(j, 0), top)] += 1
-    for i in range(m, n):
-        j = int((np.float64(x[i]) - lo) * scale)
-        part[0, min(max(j, 0), top)] += 1
-    for b in range(bins):
-        out[b] = part[0, b] + part[1, b] + part[2, b] + part[3, b]
+    for start in range(0, x.shape[0], _CHUNK):
+        chunk = x[start : start + _CHUNK]
+        m = chunk.shape[0]
+        idx = buffer[:m]
+        for i in range(m):  # vectorised
+            j = np.int32((np.float64(chunk[i]) - lo) * scale)
+            idx[i] = min(max(j, 0), top)
+        m4 = m - m % 4
+        for i in range(0, m4, 4):
+            part[idx[i]] += 1
+            part[bins + idx[i + 1]] += 1
+            part[2 * bins + idx[i + 2]] += 1
+            part[3 * bins + idx[i + 3]] += 1
+        for i in range(m4, m):
+            part[idx[i]] += 1
 
 
 @njit(cache=True, nogil=True)
