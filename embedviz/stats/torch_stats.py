@@ -9,10 +9,11 @@ CPU tensors (the common case, and the one where the listener's cost shows most) 
 in place by compiled loops that walk a table of the tensors' addresses, so a group costs
 one call whatever its size: the sums vectorise (~0.1 ns per value), the min and max are
 found on the values' bits read as integers -- an order-preserving map that the compiler
-vectorises, where a float min/max loop does not -- and also reveal NaN and inf; binning is
-a scalar loop with four partial histograms (~0.5 ns per value). The update the optimizer
-applied is computed in the same call as the statistics of parameters and updates
-(:func:`step_stats`), in place in the listener's one copy of the parameters.
+vectorises, where a float min/max loop does not -- and also reveal NaN and inf; binning
+computes a chunk's bin numbers in a vectorised loop, then counts them into four partial
+histograms (~0.35 ns per value). The update the optimizer applied is computed in the
+same pass as the statistics of parameters and updates (:func:`step_stats`), in place in
+the listener's one copy of the parameters.
 
 Tensors on other devices use torch reductions, queued without a sync; their numbers are
 moved to Python with one ``tolist()`` per group.
