@@ -29,7 +29,7 @@ from array import array
 import numpy as np
 import torch
 
-from embedviz.stats._tensor_kernels import _before_step, _copy, _group, _step, _tensor
+from embedviz.stats._tensor_kernels import _before_step, _group, _step, _tensor
 from embedviz.stats.records import Histogram
 
 _FULL = (torch.float32, torch.float64)
@@ -329,7 +329,7 @@ class ParamLayout:
             for k, g in enumerate(grads):
                 addresses[k] = g.data_ptr()
             stats = TensorStats(self.numels, sums, lohi, counts, bins=bins)
-        copy = ParamCopy(None, self, copy=False)
+        copy = ParamCopy(layout=self)
         t = self.table
         _before_step(
             dense, self._grad_table, t[1], t[2], sums, lohi, counts, t[0], copy.start, self.offsets
@@ -340,20 +340,19 @@ class ParamLayout:
 class ParamCopy:
     """The listener's one copy of the parameters, taken before the optimizer step.
 
-    With a :class:`ParamLayout`, the parameters' bytes are copied as they are into one
-    buffer by one compiled call; without (other devices, strided parameters) they are
-    cloned.
+    ``ParamCopy(params)`` clones the parameters (other devices, strided parameters);
+    ``ParamCopy(layout=...)`` is one buffer for their bytes as they are, which
+    :meth:`ParamLayout.before_step` fills in the same compiled call as the gradients'
+    statistics.
     """
 
     def __init__(
-        self, params: list[torch.Tensor] | None, layout: ParamLayout | None = None, copy=True
+        self, params: list[torch.Tensor] | None = None, layout: ParamLayout | None = None
     ) -> None:
         self.layout = layout
         if layout is not None:
             self.buffer = torch.empty(layout.nbytes, dtype=torch.uint8)
             self.start = self.buffer.data_ptr()
-            if copy:  # else the caller copies (ParamLayout.before_step)
-                _copy(*layout.table, self.start, layout.offsets)
         else:
             self.clones = [p.detach().clone(memory_format=torch.contiguous_format) for p in params]
 
