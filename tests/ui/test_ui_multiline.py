@@ -15,6 +15,7 @@ from ui_records import INF_AT, PARAMS, fill, make_update, ratio_of
 from embedviz.stats.records import ParamStats, Update
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 from embedviz.ui.diagnose import FindingsRunner, get_findings
+from embedviz.ui.pages._common import Page
 from embedviz.ui.pages.multiline import (
     LEGEND_LIMIT,
     ROWS_PER_SERIES,
@@ -225,3 +226,32 @@ def test_a_fast_run_s_batch_is_thinned_to_the_drawn_resolution_keeping_spikes():
     assert len(new) <= 2 * 8 + 1 + 8  # about the drawn resolution, not 500
     assert 10_321 in new.tolist() and np.nanmax(y) == pytest.approx(math.log10(0.5))
     assert new[-1] == 10_499 and 10_493 in ms.marks.data["x"]
+
+
+def test_dashes_and_colours_per_series_survive_streaming_and_compaction(storage):
+    names, labels = RATIOS[:2], ["a", "b"]
+    ms = MultiSeries(
+        names, labels, "d", max_points=20, colors=["#111111", "#222222"], dashes=["solid", "dashed"]
+    ).load(storage, "mlp", "0")
+    _, p = multi_series_chart(
+        storage,
+        "mlp",
+        "0",
+        names,
+        labels,
+        "t",
+        "y",
+        Page(layout=None),
+        "e",
+        dashes=["solid", "dashed"],
+    )
+    assert all(r.glyph.line_dash == "dash" for r in p.renderers if isinstance(r.glyph, MultiLine))
+    for i in range(200, 260):  # live rows, then a compaction
+        storage.put(make_update("mlp", "0", i))
+        ms.push_updates(storage.get_updates("mlp", "0", after_iteration=i - 1))
+        data = ms.source.data
+        style = {
+            (lab, c, d)
+            for lab, c, d in zip(data["label"], data["color"], data["dash"], strict=True)
+        }
+        assert style == {("a", "#111111", "solid"), ("b", "#222222", "dashed")}

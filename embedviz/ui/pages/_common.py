@@ -36,7 +36,7 @@ from bokeh.palettes import Category10_10, Category20_20
 from bokeh.plotting import figure
 
 from embedviz.stats.base import scalar_getter
-from embedviz.stats.series import downsample_minmax
+from embedviz.stats.series import downsample_minmax, limits_of
 
 MAX_POINTS = 1000  # per drawn series: 500 min/max pairs, about one per pixel of a chart
 # per series of a chart with one line per parameter tensor or layer (often 50 lines):
@@ -122,15 +122,19 @@ def marks_columns_empty() -> dict:
     return {"x": np.zeros(0, np.int64), "y": np.zeros(0), "value": [], "series": []}
 
 
-def fetch_many(storage, session_id: str, worker_id: str, names, max_points: int = MAX_POINTS):
-    """Several downsampled series in one pass (``get_series_many``), name -> Series."""
+def fetch_many(storage, session_id: str, worker_id: str, names, max_points=MAX_POINTS):
+    """Several downsampled series in one pass (``get_series_many``), name -> Series.
+
+    ``max_points`` is one limit for all or a mapping of name to limit (None: whole).
+    """
     names = list(dict.fromkeys(names))
     if not names:
         return {}
     many = getattr(storage, "get_series_many", None)
     if many is not None:
         return many(session_id, worker_id, names, max_points=max_points)
-    return {n: storage.get_series(session_id, worker_id, n, max_points) for n in names}
+    limits = limits_of(names, max_points)
+    return {n: storage.get_series(session_id, worker_id, n, limits[n]) for n in names}
 
 
 def thin_batch(drawn_x, new_x: np.ndarray, new_values: np.ndarray, max_points: int):

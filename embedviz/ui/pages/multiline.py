@@ -59,8 +59,11 @@ LEGEND_LIMIT = 12  # at most this many series: one renderer each, with a legend
 LINE_WIDTH = 1.5
 
 
-def _empty_rows() -> dict:
-    return {"xs": [], "ys": [], "label": [], "color": []}
+def _empty_rows(dashed: bool = False) -> dict:
+    rows = {"xs": [], "ys": [], "label": [], "color": []}
+    if dashed:
+        rows["dash"] = []
+    return rows
 
 
 class MultiSeries:
@@ -78,6 +81,11 @@ class MultiSeries:
         Raw values -> drawn values (None: drawn as recorded).
     max_points : int, default=MULTI_MAX_POINTS
         Drawn points per series after a compaction.
+    colors : sequence of str, default=None
+        A colour per series (None: distinguishable colours in order).
+    dashes : sequence of str, default=None
+        A line dash per series ("solid", "dashed", ...), in a ``dash`` column; None:
+        every line solid (no such column).
 
     Examples
     --------
@@ -98,19 +106,34 @@ class MultiSeries:
         key: str,
         transform: Callable[[np.ndarray], np.ndarray] | None = log10_or_nonfinite,
         max_points: int = MULTI_MAX_POINTS,
+        colors: Sequence[str] | None = None,
+        dashes: Sequence[str] | None = None,
     ) -> None:
         self.key = key
         self.names = list(names)
         self.labels = [str(lab) for lab in labels]
-        self.colors = [colour(i, len(self.names)) for i in range(len(self.names))]
+        n = len(self.names)
+        self.colors = list(colors) if colors is not None else [colour(i, n) for i in range(n)]
+        self.dashes = list(dashes) if dashes is not None else None
         self.transform = transform
         self.max_points = int(max_points)
-        self.source = ColumnDataSource(_empty_rows(), name=f"lines:{key}")
+        self.source = ColumnDataSource(self._new_rows(), name=f"lines:{key}")
         self.marks = new_marks(f"{key}:marks")
         self._x = [np.zeros(0, np.int64) for _ in self.names]
         self._y = [np.zeros(0) for _ in self.names]
         self._getters = [scalar_getter(n) for n in self.names]
         self._rows = 0
+
+    def _new_rows(self) -> dict:
+        return _empty_rows(self.dashes is not None)
+
+    def _add_row(self, rows: dict, k: int, x: np.ndarray, y: np.ndarray) -> None:
+        rows["xs"].append(x)
+        rows["ys"].append(y)
+        rows["label"].append(self.labels[k])
+        rows["color"].append(self.colors[k])
+        if self.dashes is not None:
+            rows["dash"].append(self.dashes[k])
 
     def _drawn(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
@@ -134,13 +157,10 @@ class MultiSeries:
         return self
 
     def _rebuild(self) -> None:
-        rows = _empty_rows()
+        rows = self._new_rows()
         for k in range(len(self.names)):
             if len(self._x[k]):
-                rows["xs"].append(self._x[k])
-                rows["ys"].append(self._y[k])
-                rows["label"].append(self.labels[k])
-                rows["color"].append(self.colors[k])
+                self._add_row(rows, k, self._x[k], self._y[k])
         self.source.data = rows
         self._rows = len(rows["xs"])
 
@@ -158,7 +178,7 @@ class MultiSeries:
         updates = list(updates)
         if not updates:
             return 0
-        rows, marks, added, compact = _empty_rows(), [], 0, False
+        rows, marks, added, compact = self._new_rows(), [], 0, False
         for k, get in enumerate(self._getters):
             after = int(self._x[k][-1]) if len(self._x[k]) else None
             got = [
@@ -173,10 +193,9 @@ class MultiSeries:
             keep = thin_batch(self._x[k], x, values, self.max_points)
             x, values = x[keep], values[keep]
             y = np.where(np.isfinite(values), values, np.nan)
-            rows["xs"].append(np.concatenate([self._x[k][-1:], x]))
-            rows["ys"].append(np.concatenate([self._y[k][-1:], y]))
-            rows["label"].append(self.labels[k])
-            rows["color"].append(self.colors[k])
+            self._add_row(
+                rows, k, np.concatenate([self._x[k][-1:], x]), np.concatenate([self._y[k][-1:], y])
+            )
             self._x[k] = np.concatenate([self._x[k], x])
             self._y[k] = np.concatenate([self._y[k], y])
             marks.append(_mark_columns(x, values, self.labels[k]))
@@ -223,6 +242,8 @@ def line_points(data: dict, label: str) -> tuple[np.ndarray, np.ndarray]:
 def draw_multi(p, ms: MultiSeries, y_format: str = "{0.0000g}") -> list:
     """Draw ``ms`` on ``p`` with its hover tool, marks and (small charts) legend."""
     kw = {"line_color": "color", "line_width": LINE_WIDTH}
+    if ms.dashes is not None:
+        kw["line_dash"] = "dash"
     if len(ms.labels) <= LEGEND_LIMIT:
         drawn = [
             p.multi_line(
@@ -270,15 +291,20 @@ def multi_series_chart(
     fetched=None,
     max_points: int = MULTI_MAX_POINTS,
     load: bool = True,
+    colors: Sequence[str] | None = None,
+    dashes: Sequence[str] | None = None,
 ):
     """A chart with one line per series name, as one :class:`MultiSeries`.
 
     Registers ``page.sources[key]`` (the segment source, see :func:`line_points`) and
     ``page.sources[key + ":marks"]``. ``band`` shades a healthy range of y and
     ``target`` draws a dashed line; ``load=False`` leaves the chart empty for a later
-    :meth:`MultiSeries.load`. Returns ``(multi_series, figure)``.
+    :meth:`MultiSeries.load`; ``colors`` and ``dashes`` as for :class:`MultiSeries`.
+    Returns ``(multi_series, figure)``.
     """
-    ms = MultiSeries(names, labels, key, transform=transform, max_points=max_points)
+    ms = MultiSeries(
+        names, labels, key, transform=transform, max_points=max_points, colors=colors, dashes=dashes
+    )
     if load:
         ms.load(storage, session_id, worker_id, fetched)
     page.sources[key] = ms.source
