@@ -197,7 +197,7 @@ def _builders(page: str):
     from embedviz.ui.pages.model import build_model
 
     return (
-        lambda st: build_model(st, "big"),
+        lambda st: build_model(st, "big", defer_reads=False),
         lambda st: build_model(st, "big"),
     )
 

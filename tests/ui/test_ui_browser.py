@@ -235,18 +235,32 @@ def test_histogram_slider_goes_back_through_time(browser, live):
     ui, storage = live
     open_page(browser, ui.url + "/train/model?session=mlp")
     name = "layer:hist:params:0.weight"
-    slider = "Bokeh.documents[0].get_model_by_name('layer:slider')"
+    slider = "Bokeh.documents[0].get_model_by_name('layer:params:slider')"
     browser.execute_script(f"{slider}.value = 55")  # between two recorded histograms
-    show = browser.execute_script(
-        f"const s = Bokeh.documents[0].get_model_by_name('{name}:show');"
-        "return [Array.from(s.data.left), Array.from(s.data.top)]"
-    )
     it, h = [
         (it, h) for it, h in storage.get_histograms("mlp", "0", "params", "0.weight") if it <= 55
     ][-1]
     assert it == 50
+    # the server keeps the older histograms and sends the one chosen
+    show = wait_for(
+        browser,
+        f"const s = Bokeh.documents[0].get_model_by_name('{name}:show');"
+        "return Math.abs(s.data.left[0] - arguments[0]) < 1e-9 && "
+        "[Array.from(s.data.left), Array.from(s.data.top)]",
+        15,
+        h.lo,
+    )
     assert show[1] == h.counts
     assert show[0] == pytest.approx(list(h.edges()[:-1]))
+    # another kind of histogram: its charts are built when first chosen
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('layer:hist_kind').active = 2")
+    acts = storage.get_histograms("mlp", "0", "activations", "0")[-1][1]
+    top = wait_for(
+        browser,
+        "const s = Bokeh.documents[0].get_model_by_name('layer:hist:activations:0:show');"
+        "return s != null && Array.from(s.data.top)",
+    )
+    assert top == acts.counts
     assert severe(browser) == []
 
 

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from ui_records import EVIL, INF_AT, NAN_AT, PARAMS, make_update, ratio_of
 
-from embedviz.stats.records import EvalRecord, Histogram, Update
+from embedviz.stats.records import EvalRecord, Update
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 from embedviz.ui.findings import findings_html
 from embedviz.ui.pages._common import MARK_BOTTOM, MARK_TOP, MAX_POINTS, ema
-from embedviz.ui.pages.histograms import PERCENTILES, percentiles
-from embedviz.ui.pages.model import build_model, layer_map
+from embedviz.ui.pages.model import build_model
 from embedviz.ui.pages.multiline import line_points
 from embedviz.ui.pages.overview import build_overview
 from embedviz.ui.pages.system import build_system
@@ -137,64 +136,6 @@ def test_ema_continues_across_chunks():
     assert whole[0] == 1.0  # debiased: the first point is itself
 
 
-def test_percentiles_match_numpy_on_uniform_samples_in_bins():
-    rng = np.random.default_rng(3)
-    samples = np.concatenate([rng.uniform(0, 1, 4000), rng.uniform(3, 4, 12000)])
-    counts, edges = np.histogram(samples, bins=40, range=(0, 4))
-    got = percentiles(edges[0], edges[-1], counts)
-    want = np.percentile(samples, PERCENTILES)
-    np.testing.assert_allclose(got[1:-1], want[1:-1], atol=0.02)
-    assert got[0] == pytest.approx(0.0) and got[-1] == pytest.approx(4.0)
-
-
-def test_model_page_layer_panel(memory_storage):
-    page = build_model(memory_storage, "mlp")
-    select = page.layout.select_one({"name": "layer_select"})
-    assert [v for v, _ in select.options] == ["0", "1", "2", EVIL]
-    assert select.value == "0"
-    x, ratio = line_points(page.sources["layer:ratio"].data, "0.weight")
-    assert x[5] == 5 and ratio[5] == pytest.approx(math.log10(ratio_of(5, 0)))
-    assert set(page.sources["layer:ratio"].data["label"]) == {"0.weight", "0.bias"}
-    band = page.sources["layer:act_band"].data
-    latest = memory_storage.get_latest_update("mlp", "0").activations["0"]
-    assert band["hi"][-1] == pytest.approx(latest.mean + 2 * latest.std)
-    assert band["lo"][-1] == pytest.approx(latest.mean - 2 * latest.std)
-    hists = memory_storage.get_histograms("mlp", "0", "params", "0.weight")
-    store = page.sources["layer:hist:params:0.weight:store"].data
-    assert list(store["iteration"]) == [it for it, _ in hists]
-    show = page.sources["layer:hist:params:0.weight:show"].data
-    last = hists[-1][1]
-    np.testing.assert_allclose(show["left"], last.edges()[:-1])
-    assert list(show["top"]) == last.counts
-    bands = page.sources["layer:hist:params:0.weight:bands"].data
-    assert bands["p50"][-1] == pytest.approx(percentiles(last.lo, last.hi, last.counts)[4])
-    assert page.sources["layer:slider"].value == hists[-1][0]
-
-
-def test_model_page_selecting_a_layer_rebuilds_its_panel(memory_storage):
-    page = build_model(memory_storage, "mlp")
-    select = page.layout.select_one({"name": "layer_select"})
-    select.value = "2"  # what the server does when the browser changes it
-    assert set(page.sources["layer:ratio"].data["label"]) == {"2.weight"}
-    memory_storage.put(make_update("mlp", "0", 200))
-    assert page.refresh() > 0
-    assert line_points(page.sources["layer:ratio"].data, "2.weight")[0][-1] == 200
-    hist = page.sources["layer:hist:params:2.weight:store"].data
-    assert hist["iteration"][-1] == 200 and page.sources["layer:slider"].value == 200
-
-
-def test_model_static_mode_builds_every_layer(memory_storage):
-    page = build_model(memory_storage, "mlp", mode="static")
-    assert {"layer0:ratio", "layer2:ratio"} <= set(page.sources)
-    assert set(page.sources["layer2:ratio"].data["label"]) == {"2.weight"}
-
-
-def test_layer_map_without_static_info():
-    st = InMemoryStatsStorage()
-    st.put(make_update("s", "0", 0))
-    assert layer_map(None, st.get_latest_update("s", "0"))["0"] == ["0.weight", "0.bias"]
-
-
 def test_system_page_memory_in_mib_per_worker(sqlite_path):
     st = SQLiteStatsStorage(sqlite_path, read_only=True)
     page = build_system(st, "mlp")
@@ -229,15 +170,6 @@ def test_pages_on_an_empty_or_unknown_session():
     st.put(Update("bare", "0", 1, 0.0))  # an update with nothing in it
     page = build_overview(st, "bare")
     assert list(page.sources["score"].data["x"]) == []
-
-
-def test_histogram_slider_on_a_single_histogram():
-    st = InMemoryStatsStorage()
-    u = make_update("s", "0", 0)
-    u.histograms = {"params": {"0.weight": Histogram(0.0, 1.0, [1, 2])}}
-    st.put(u)
-    page = build_model(st, "s")
-    assert page.sources["layer:slider"].disabled
 
 
 def test_short_series_smoothing_follows_the_raw_line():

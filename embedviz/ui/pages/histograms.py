@@ -1,11 +1,19 @@
-"""Histogram views shared by the model page: one iteration with a slider, and percentile bands.
+"""Histogram views of the model page: one iteration with a slider, and percentile bands.
 
-A stored histogram is ``Histogram(lo, hi, counts)`` (equal-width bins). The slider view
-keeps every recorded histogram of one tensor in a *store* source (``iteration``, ``lo``,
-``hi``, ``counts``) and shows one of them in a *display* source (``left``, ``right``,
-``top``); moving the slider swaps them in the browser (CustomJS), so it works in the
-static report too. The distribution view draws, per recorded iteration, the 0/7/16/31/
-50/69/84/93/100th percentiles (TensorBoard's distributions) as nested bands.
+A stored histogram is ``Histogram(lo, hi, counts)`` (equal-width bins). A tensor's
+histograms are kept as arrays (:class:`HistogramHistory`: iterations, ``lo``, ``hi``
+and one row of counts per histogram), a tenth of the memory of the records.
+
+The slider view shows one histogram per tensor in a *display* source (``left``,
+``right``, ``top``). On the Bokeh server the history stays in Python and moving the
+slider swaps the bars there (a Python callback): only the newest histograms travel
+with the page. In the static report the history goes into a *store* source
+(``iteration``, ``lo``, ``hi``, ``counts``) and the slider swaps them in the browser
+(CustomJS).
+
+The distribution view draws, per recorded iteration, the 0/7/16/31/50/69/84/93/100th
+percentiles (TensorBoard's distributions) as nested bands; a long history is min/max
+downsampled on its outer percentiles (spikes and the newest histogram kept).
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, CustomJS, Slider
 from bokeh.plotting import figure
 
-from embedviz.ui.pages._common import CHART_HEIGHT
+from embedviz.stats.series import downsample_minmax
+from embedviz.ui.pages._common import CHART_HEIGHT, MAX_POINTS
 
 PERCENTILES = (0, 7, 16, 31, 50, 69, 84, 93, 100)
 
@@ -23,32 +32,130 @@ PERCENTILES = (0, 7, 16, 31, 50, 69, 84, 93, 100)
 def percentiles(lo: float, hi: float, counts) -> np.ndarray:
     """The :data:`PERCENTILES` of a histogram, interpolated linearly inside bins."""
     counts = np.asarray(counts, dtype=np.float64)
-    total = counts.sum()
-    if total <= 0 or not np.isfinite(lo) or not np.isfinite(hi):
-        return np.full(len(PERCENTILES), np.nan)
-    edges = np.linspace(lo, hi, len(counts) + 1)
-    cdf = np.concatenate([[0.0], np.cumsum(counts) / total])
+    return percentiles_many(np.array([lo]), np.array([hi]), counts[None, :])[0]
+
+
+def percentiles_many(lo: np.ndarray, hi: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The :data:`PERCENTILES` of ``n`` histograms of ``b`` bins each, shape (n, 9).
+
+    Within a bin the values are taken as spread evenly: a percentile falls at the first
+    edge where the cumulative share reaches it, interpolated inside that bin; the 0th is
+    the left edge of the first non-empty bin. A histogram with no counts or non-finite
+    bounds gives NaN.
+
+    Examples
+    --------
+    >>> percentiles_many(np.array([0.0]), np.array([4.0]), np.array([[1, 1, 1, 1]]))[0].tolist()
+    [0.0, 0.28, 0.64, 1.24, 2.0, 2.76, 3.36, 3.72, 4.0]
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n, bins = counts.shape
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    total = counts.sum(axis=1)
+    ok = (total > 0) & np.isfinite(lo) & np.isfinite(hi)
+    safe = np.where(ok, total, 1.0)
+    lo, hi = np.where(ok, lo, 0.0), np.where(ok, hi, 1.0)  # NaN rows: no warnings
+    cdf = np.concatenate([np.zeros((n, 1)), np.cumsum(counts, axis=1) / safe[:, None]], axis=1)
+    width = (hi - lo) / bins
     q = np.asarray(PERCENTILES, dtype=np.float64) / 100.0
-    # the first edge where the cdf reaches q, interpolated within that bin
-    out = np.empty(len(q))
-    for k, qk in enumerate(q):
-        j = int(np.searchsorted(cdf, qk, side="left"))
-        if j == 0:
-            out[k] = edges[0]
-        elif j >= len(cdf):
-            out[k] = edges[-1]
-        else:
-            c0, c1 = cdf[j - 1], cdf[j]
-            frac = 0.0 if c1 == c0 else (qk - c0) / (c1 - c0)
-            out[k] = edges[j - 1] + frac * (edges[j] - edges[j - 1])
+    # j: how many cdf entries lie below q (searchsorted "left" along each row)
+    j = (cdf[:, None, :] < q[None, :, None]).sum(axis=2)  # (n, 9)
+    inside = np.clip(j, 1, bins)
+    rows = np.arange(n)[:, None]
+    c0, c1 = cdf[rows, inside - 1], cdf[rows, inside]
+    step = np.where(c1 > c0, c1 - c0, 1.0)
+    frac = np.where(c1 > c0, (q[None, :] - c0) / step, 0.0)
+    out = lo[:, None] + width[:, None] * (inside - 1 + frac)
+    out = np.where(j == 0, lo[:, None], out)
+    out = np.where(j > bins, hi[:, None], out)
     if q[0] == 0:  # the smallest value: the left edge of the first non-empty bin
-        out[0] = edges[int(np.flatnonzero(counts > 0)[0])]
+        first = np.argmax(counts > 0, axis=1)
+        out[:, 0] = lo + width * first
+    out[~ok] = np.nan
     return out
 
 
-def _bars(lo: float, hi: float, counts) -> dict:
-    edges = np.linspace(lo, hi, len(counts) + 1)
-    return {"left": edges[:-1], "right": edges[1:], "top": np.asarray(counts, dtype=np.float64)}
+class HistogramHistory:
+    """The histograms of one tensor over iterations, as arrays.
+
+    ``iterations`` (int64), ``lo``, ``hi`` (float64) and ``counts`` (int64, shape
+    (histograms, bins); :meth:`of` drops histograms with another number of bins than
+    the first).
+
+    Examples
+    --------
+    >>> from embedviz.stats.records import Histogram
+    >>> pairs = [(10, Histogram(0.0, 1.0, [1, 2])), (20, Histogram(0.0, 2.0, [3, 1]))]
+    >>> h = HistogramHistory.of(pairs)
+    >>> h.index_at(15), h.index_at(99), len(h)
+    (0, 1, 2)
+    """
+
+    def __init__(self, iterations, lo, hi, counts) -> None:
+        self.iterations = np.asarray(iterations, dtype=np.int64)
+        self.lo = np.asarray(lo, dtype=np.float64)
+        self.hi = np.asarray(hi, dtype=np.float64)
+        counts = np.asarray(counts, dtype=np.int64)
+        self.counts = counts if counts.ndim == 2 else counts.reshape(len(self.iterations), -1)
+
+    @classmethod
+    def of(cls, pairs: list, bins: int | None = None) -> HistogramHistory:
+        """From ``[(iteration, Histogram), ...]`` (as the storage returns them)."""
+        if bins is None and pairs:
+            bins = len(pairs[0][1].counts)
+        pairs = [(it, h) for it, h in pairs if len(h.counts) == bins]
+        return cls(
+            [it for it, _ in pairs],
+            [h.lo for _, h in pairs],
+            [h.hi for _, h in pairs],
+            np.array([h.counts for _, h in pairs], dtype=np.int64).reshape(len(pairs), bins or 0),
+        )
+
+    def __len__(self) -> int:
+        return len(self.iterations)
+
+    @property
+    def last(self) -> int | None:
+        """The newest iteration (None when empty)."""
+        return int(self.iterations[-1]) if len(self) else None
+
+    def extend(self, pairs: list) -> HistogramHistory:
+        """The histograms of ``pairs`` newer than the last one, as a history; appended."""
+        last = self.last
+        new = HistogramHistory.of(
+            [(it, h) for it, h in pairs if last is None or it > last],
+            self.counts.shape[1] if len(self) else None,
+        )
+        if len(new):
+            held = self.counts if len(self) else np.zeros((0, new.counts.shape[1]), np.int64)
+            self.iterations = np.concatenate([self.iterations, new.iterations])
+            self.lo = np.concatenate([self.lo, new.lo])
+            self.hi = np.concatenate([self.hi, new.hi])
+            self.counts = np.concatenate([held, new.counts])
+        return new
+
+    def index_at(self, iteration: float) -> int:
+        """The newest histogram at or before ``iteration`` (the first one if none is)."""
+        return max(0, int(np.searchsorted(self.iterations, iteration, side="right")) - 1)
+
+    def bars(self, k: int) -> dict:
+        """Columns ``left``, ``right``, ``top`` of histogram ``k``."""
+        edges = np.linspace(self.lo[k], self.hi[k], self.counts.shape[1] + 1)
+        return {"left": edges[:-1], "right": edges[1:], "top": self.counts[k].astype(np.float64)}
+
+    def store_columns(self) -> dict:
+        """Columns of a browser-side store: ``iteration``, ``lo``, ``hi``, ``counts``."""
+        return {
+            "iteration": self.iterations,
+            "lo": self.lo,
+            "hi": self.hi,
+            "counts": [row for row in self.counts.astype(np.float64)],
+        }
+
+
+def _no_bars() -> dict:
+    return {"left": [], "right": [], "top": []}
 
 
 _SHOW = """
@@ -68,14 +175,28 @@ plot.title.text = title + " at iteration " + d.iteration[k]
 
 
 class HistogramSlider:
-    """Histograms of several tensors at one iteration, with one slider back through time."""
+    """Histograms of several tensors at one iteration, with one slider back through time.
 
-    def __init__(self, entries: list[tuple[str, str, list]], key: str) -> None:
-        """``entries``: (title, source key, [(iteration, Histogram), ...]) per chart."""
-        self.stores, self.shows, self.plots, self.titles = [], [], [], []
-        iterations = sorted({it for _, _, hs in entries for it, _ in hs})
-        start = iterations[0] if iterations else 0
-        end = iterations[-1] if iterations else 1
+    Parameters
+    ----------
+    entries : list of (str, str, HistogramHistory)
+        Title, source key and history of each chart.
+    key : str
+        Names the slider (``<key>:slider``).
+    in_browser : bool, default=False
+        True (the static report): every histogram goes into a ``<skey>:store`` source
+        and the slider swaps them in the browser. False (the server): the histories
+        stay in Python and a Python callback swaps the bars.
+    """
+
+    def __init__(self, entries: list, key: str, in_browser: bool = False) -> None:
+        self.entries = entries
+        self.in_browser = in_browser
+        self.shows, self.plots, self.stores = [], [], []
+        self.sources: dict[str, ColumnDataSource] = {}
+        known = [h.iterations for _, _, h in entries if len(h)]
+        start = int(min(a[0] for a in known)) if known else 0
+        end = int(max(a[-1] for a in known)) if known else 1
         self.slider = Slider(
             start=start,
             end=max(end, start + 1),
@@ -84,26 +205,12 @@ class HistogramSlider:
             title="histogram iteration",
             sizing_mode="stretch_width",
             name=f"{key}:slider",
-            disabled=len(iterations) < 2,
+            disabled=not known or start >= end,
         )
-        self.sources: dict[str, ColumnDataSource] = {}
-        for title, skey, hs in entries:
-            store = ColumnDataSource(
-                {
-                    "iteration": [it for it, _ in hs],
-                    "lo": [h.lo for _, h in hs],
-                    "hi": [h.hi for _, h in hs],
-                    "counts": [list(h.counts) for _, h in hs],
-                },
-                name=f"{skey}:store",
-            )
-            show = ColumnDataSource(
-                _bars(hs[-1][1].lo, hs[-1][1].hi, hs[-1][1].counts)
-                if hs
-                else {"left": [], "right": [], "top": []},
-                name=f"{skey}:show",
-            )
-            suffix = f" at iteration {hs[-1][0]}" if hs else " — none recorded"
+        for title, skey, history in entries:
+            k = len(history) - 1
+            show = ColumnDataSource(history.bars(k) if k >= 0 else _no_bars(), name=f"{skey}:show")
+            suffix = f" at iteration {history.iterations[k]}" if k >= 0 else " — none recorded"
             p = figure(
                 title=title + suffix,
                 height=200,
@@ -122,50 +229,57 @@ class HistogramSlider:
                 fill_alpha=0.8,
             )
             p.title.text_font_size = "12px"
-            self.slider.js_on_change(
-                "value",
-                CustomJS(
-                    args={
-                        "slider": self.slider,
-                        "store": store,
-                        "show": show,
-                        "plot": p,
-                        "title": title,
-                    },
-                    code=_SHOW,
-                ),
-            )
-            self.stores.append(store)
+            if in_browser:
+                store = ColumnDataSource(history.store_columns(), name=f"{skey}:store")
+                self.slider.js_on_change(
+                    "value",
+                    CustomJS(
+                        args={
+                            "slider": self.slider,
+                            "store": store,
+                            "show": show,
+                            "plot": p,
+                            "title": title,
+                        },
+                        code=_SHOW,
+                    ),
+                )
+                self.stores.append(store)
+                self.sources[f"{skey}:store"] = store
             self.shows.append(show)
             self.plots.append(p)
-            self.titles.append(title)
-            self.sources[f"{skey}:store"] = store
             self.sources[f"{skey}:show"] = show
+        if not in_browser:
+            self.slider.on_change("value", lambda attr, old, new: self.show_at(new))
 
-    def push(self, new: list[list]) -> int:
-        """Add new histograms, one list of (iteration, Histogram) per chart; follow the newest."""
-        n, newest = 0, None
-        for store, show, p, title, hs in zip(
-            self.stores, self.shows, self.plots, self.titles, new, strict=True
-        ):
-            if not hs:
+    def show_at(self, iteration: float) -> None:
+        """Show each tensor's newest histogram at or before ``iteration``."""
+        for (title, _, history), show, p in zip(self.entries, self.shows, self.plots, strict=True):
+            if not len(history):
                 continue
-            store.stream(
-                {
-                    "iteration": [it for it, _ in hs],
-                    "lo": [h.lo for _, h in hs],
-                    "hi": [h.hi for _, h in hs],
-                    "counts": [list(h.counts) for _, h in hs],
-                }
-            )
-            n += len(hs)
-            it, h = hs[-1]
-            newest = it if newest is None else max(newest, it)
-            if self.slider.value >= self.slider.end or self.slider.disabled:
-                show.data = _bars(h.lo, h.hi, h.counts)
-                p.title.text = f"{title} at iteration {it}"
+            k = history.index_at(iteration)
+            show.data = history.bars(k)
+            p.title.text = f"{title} at iteration {history.iterations[k]}"
+
+    def push(self, added: list[HistogramHistory]) -> int:
+        """Show what was just appended to each chart's history (``added``, as returned by
+        :meth:`HistogramHistory.extend`); follow the newest when the slider is at its end.
+        Returns how many histograms were added."""
+        at_end = self.slider.value >= self.slider.end or self.slider.disabled
+        n, newest = 0, None
+        for i, ((title, _, history), show, p, new) in enumerate(
+            zip(self.entries, self.shows, self.plots, added, strict=True)
+        ):
+            if not len(new):
+                continue
+            if self.in_browser:
+                self.stores[i].stream(new.store_columns())
+            n += len(new)
+            newest = new.last if newest is None else max(newest, new.last)
+            if at_end:
+                show.data = history.bars(len(history) - 1)
+                p.title.text = f"{title} at iteration {history.last}"
         if newest is not None:
-            at_end = self.slider.value >= self.slider.end or self.slider.disabled
             self.slider.end = max(self.slider.end, newest)
             if newest > self.slider.start:
                 self.slider.disabled = False
@@ -178,20 +292,27 @@ class HistogramSlider:
         return column(self.slider, *self.plots, sizing_mode="stretch_width")
 
 
-def distribution_columns(hs: list) -> dict:
-    """Columns ``x`` and ``p0`` .. ``p100`` for a list of (iteration, Histogram)."""
-    rows = np.array([percentiles(h.lo, h.hi, h.counts) for _, h in hs]).reshape(
-        len(hs), len(PERCENTILES)
-    )
-    out = {"x": np.asarray([it for it, _ in hs], dtype=np.int64)}
+def distribution_columns(history: HistogramHistory, max_points: int | None = None) -> dict:
+    """Columns ``x`` and ``p0`` .. ``p100`` of a history; with ``max_points``, min/max
+    downsampled on the 0th and 100th percentiles (the newest histogram kept)."""
+    rows = percentiles_many(history.lo, history.hi, history.counts)
+    keep = np.arange(len(history))
+    if max_points is not None and len(history) > max_points:
+        keep = np.union1d(
+            downsample_minmax(rows[:, 0], max_points // 2),
+            downsample_minmax(rows[:, -1], max_points // 2),
+        )
+    out = {"x": history.iterations[keep]}
     for k, q in enumerate(PERCENTILES):
-        out[f"p{q}"] = rows[:, k]
+        out[f"p{q}"] = rows[keep, k]
     return out
 
 
-def distribution_chart(title: str, hs: list, key: str):
+def distribution_chart(
+    title: str, history: HistogramHistory, key: str, max_points: int | None = MAX_POINTS
+):
     """Percentile bands of a tensor's histograms over iterations; returns (plot, source)."""
-    source = ColumnDataSource(distribution_columns(hs), name=f"{key}:bands")
+    source = ColumnDataSource(distribution_columns(history, max_points), name=f"{key}:bands")
     p = figure(
         title=title,
         height=CHART_HEIGHT - 40,

@@ -1,0 +1,306 @@
+"""One layer's panel of the model page, built empty and filled by two reads.
+
+The panel of a layer: its table (parameters, shapes, counts), the log10
+update:parameter ratio of its tensors, the log10 mean magnitudes of parameters (solid)
+and updates (dashed), activations mean ± 2 std, the learning rate per parameter group
+(each chart one :class:`~embedviz.ui.pages.multiline.MultiSeries`), and the parameter,
+update and activation histograms (:mod:`embedviz.ui.pages.histogram_panel`).
+
+Reading a long run is most of the cost of a page, so the panel is built with its charts
+empty and reads twice, each read filling its own charts: :meth:`LayerPanel.read_series`
+takes every series in one pass over the storage (``get_series_many`` with a limit per
+series: 1000 drawn points each, the activations' mean and std whole so that the band
+pairs them at the same iterations), :meth:`LayerPanel.read_histograms` the layer's
+histograms. The Bokeh server runs both after the page is shown (``Page.deferred``, two
+page-builder threads), so the browser lays the page out meanwhile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from bokeh.layouts import column, row
+from bokeh.models import ColumnDataSource
+
+from embedviz.stats.series import downsample_minmax
+from embedviz.ui.pages._common import (
+    MAX_POINTS,
+    Page,
+    UpdateFeed,
+    colour,
+    fetch_many,
+    heading,
+    line_chart,
+    note,
+    table,
+)
+from embedviz.ui.pages.histogram_panel import HistogramPanel
+from embedviz.ui.pages.histograms import HistogramHistory
+from embedviz.ui.pages.multiline import multi_series_chart
+
+
+def _layer_rows(info, layer: str, params: list[str]) -> list[tuple]:
+    kind, shapes = "", {}
+    if info is not None:
+        for li in info.layers:
+            if li.name == layer:
+                kind, shapes = li.type, li.param_shapes
+    rows = []
+    for full in params:
+        local = full[len(layer) + 1 :] if layer and full.startswith(layer + ".") else full
+        shape = shapes.get(local)
+        count = int(np.prod(shape)) if shape is not None else None
+        rows.append(
+            (
+                full,
+                kind,
+                "×".join(map(str, shape)) if shape else "",
+                f"{count:,}" if count is not None else "",
+            )
+        )
+    if not rows:
+        rows.append(("(no parameters)", kind, "", ""))
+    return rows
+
+
+class ActivationBand:
+    """Activations mean ± 2 std of one layer over iterations (source ``x, mean, lo, hi``).
+
+    Built empty; :meth:`load` fills it from the whole mean and std series (read whole so
+    that both hold the same iterations), min/max downsampled on the mean.
+    """
+
+    def __init__(self, layer: str, key: str) -> None:
+        self.layer = layer
+        self.source = ColumnDataSource(
+            {"x": np.zeros(0, np.int64), "mean": [], "lo": [], "hi": []}, name=f"{key}:act_band"
+        )
+        self.last: int | None = None
+
+    def load(self, mean, std) -> ActivationBand:
+        """Fill from the ``mean`` and ``std`` Series; returns self."""
+        n = min(len(mean), len(std))
+        self.source.data = self._columns(mean.iterations[:n], mean.values[:n], std.values[:n])
+        self.last = int(mean.iterations[n - 1]) if n else None
+        return self
+
+    @staticmethod
+    def _columns(x, mean, std) -> dict:
+        keep = downsample_minmax(np.asarray(mean, np.float64), MAX_POINTS)
+        x, mean, std = np.asarray(x)[keep], np.asarray(mean)[keep], np.asarray(std)[keep]
+        return {"x": x, "mean": mean, "lo": mean - 2 * std, "hi": mean + 2 * std}
+
+    def push(self, updates) -> int:
+        rows = [
+            (u.iteration, u.activations[self.layer])
+            for u in updates
+            if self.layer in u.activations and (self.last is None or u.iteration > self.last)
+        ]
+        if not rows:
+            return 0
+        x = np.array([r[0] for r in rows])
+        m = np.array([r[1].mean for r in rows], dtype=np.float64)
+        s = np.array([r[1].std for r in rows], dtype=np.float64)
+        self.source.stream({"x": x, "mean": m, "lo": m - 2 * s, "hi": m + 2 * s}, rollover=6000)
+        self.last = int(x[-1])
+        return len(rows)
+
+    def chart(self):
+        p = line_chart(f"Activations of {self.layer}: mean ± 2 std", "activation")
+        p.varea(x="x", y1="lo", y2="hi", source=self.source, fill_color="#9467bd", fill_alpha=0.25)
+        p.line(x="x", y="mean", source=self.source, color="#9467bd", line_width=2)
+        return p
+
+
+class LayerPanel:
+    """The panel of one layer, built with its charts empty and filled by two reads.
+
+    :attr:`jobs` holds two ``(read, fill)`` pairs: the series (every series the panel
+    draws in one pass over the storage, :func:`fetch_many` with a limit per series) and
+    the histograms. ``read`` runs in any thread, ``fill`` in the document's: it loads
+    what was read, streams what was recorded after the panel was built, and makes
+    :meth:`refresh` stream into those charts from then on. ``in_browser`` keeps every
+    histogram in the page for the slider (the static report).
+    """
+
+    def __init__(
+        self,
+        storage,
+        session_id: str,
+        worker_id: str,
+        layer: str,
+        params: list[str],
+        page: Page,
+        key: str,
+        info,
+        latest,
+        in_browser: bool = False,
+    ) -> None:
+        self.storage, self.session_id, self.worker_id = storage, session_id, worker_id
+        self.page, self.key, self.layer, self.in_browser = page, key, layer, in_browser
+        self.after = latest.iteration if latest is not None else None
+        self.feed = UpdateFeed(storage, session_id, worker_id, self.after)
+        self.loaded = False
+        has_act = latest is not None and layer in latest.activations
+        params = [p for p in params if latest is None or p in latest.params] or params
+        self.params = params
+        n_lr = len(latest.learning_rates) if latest is not None else 0
+        table_box = table(
+            _layer_rows(info, layer, params),
+            ["parameter", "type", "shape", "count"],
+            name=f"{key}:table",
+        )
+        self.ratio, ratio_chart = multi_series_chart(
+            storage,
+            session_id,
+            worker_id,
+            [f"params/{n}/update_param_ratio" for n in params],
+            params,
+            "log10 update:parameter ratio",
+            "log10 ratio",
+            page,
+            f"{key}:ratio",
+            band=(-4.0, -2.0),
+            target=-3.0,
+            max_points=MAX_POINTS,
+            load=False,
+        )
+        stats = (
+            ("param_mean_magnitude", "param", "solid"),
+            ("update_mean_magnitude", "update", "dashed"),
+        )
+        self.mags, mag_chart = multi_series_chart(
+            storage,
+            session_id,
+            worker_id,
+            [f"params/{n}/{stat}" for n in params for stat, _, _ in stats],
+            [f"{n} {word}" for n in params for _, word, _ in stats],
+            "log10 mean magnitude: parameters (solid) and updates (dashed)",
+            "log10 mean |x|",
+            page,
+            f"{key}:magnitude",
+            max_points=MAX_POINTS,
+            load=False,
+            colors=[colour(i, len(params)) for i in range(len(params)) for _ in stats],
+            dashes=[dash for _ in params for _, _, dash in stats],
+        )
+        self.lr, lr_chart = multi_series_chart(
+            storage,
+            session_id,
+            worker_id,
+            [f"lr/{i}" for i in range(n_lr)],
+            [f"group {i}" for i in range(n_lr)],
+            "Learning rate (per parameter group)",
+            "learning rate",
+            page,
+            f"{key}:lr",
+            transform=None,
+            max_points=MAX_POINTS,
+            load=False,
+        )
+        self.band = None
+        self.limits: dict[str, int | None] = {
+            n: MAX_POINTS for ms in (self.ratio, self.mags, self.lr) for n in ms.names
+        }
+        if has_act:
+            self.band = ActivationBand(layer, key)
+            page.sources[f"{key}:act_band"] = self.band.source
+            for stat in ("mean", "std"):
+                self.limits[f"activations/{layer}/{stat}"] = None
+        self.hist_specs = [(kind, n) for n in params for kind in ("params", "updates")]
+        if has_act:
+            self.hist_specs.append(("activations", layer))
+        self.hist: HistogramPanel | None = None
+        self.hist_box = column(
+            heading("Histograms", 4), note("Reading the histograms…"), sizing_mode="stretch_width"
+        )
+        self.layout = column(
+            heading(f"Layer {layer}" if layer else "Model"),
+            table_box,
+            row(ratio_chart, mag_chart, sizing_mode="stretch_width"),
+            row(
+                self.band.chart() if self.band else note("No activations recorded for this layer."),
+                lr_chart,
+                sizing_mode="stretch_width",
+            ),
+            self.hist_box,
+            sizing_mode="stretch_width",
+        )
+        self.jobs = [
+            (self.read_series, self.fill_series),
+            (self.read_histograms, self.fill_histograms),
+        ]
+
+    def _late(self) -> list:
+        """The updates recorded after the panel was built."""
+        if self.after is None:
+            return []
+        return self.storage.get_updates(self.session_id, self.worker_id, after_iteration=self.after)
+
+    def read_series(self) -> dict:
+        """Every series of the panel, in one pass; any thread."""
+        return fetch_many(
+            self.storage, self.session_id, self.worker_id, list(self.limits), self.limits
+        )
+
+    def fill_series(self, series: dict) -> None:
+        """Load the series (the document's thread) and stream them from then on."""
+        for ms in (self.ratio, self.mags, self.lr):
+            ms.load(self.storage, self.session_id, self.worker_id, series)
+        if self.band is not None:
+            self.band.load(
+                series[f"activations/{self.layer}/mean"], series[f"activations/{self.layer}/std"]
+            )
+        self.loaded = True
+        self._push_series(self._late())
+
+    def _read_kinds(self, kinds) -> dict:
+        st, sid, wid = self.storage, self.session_id, self.worker_id
+        return {
+            (kind, name): HistogramHistory.of(st.get_histograms(sid, wid, kind, name))
+            for kind, name in self.hist_specs
+            if kind in kinds
+        }
+
+    def read_histograms(self) -> tuple[dict, list[str]]:
+        """The histograms shown first, (kind, tensor) -> HistogramHistory, and the kinds
+        left to read when chosen; any thread. On the server only the first kind is
+        read (all of them when it has none), in the browser every kind."""
+        kinds = list(dict.fromkeys(kind for kind, _ in self.hist_specs))
+        if self.in_browser or not kinds:
+            return self._read_kinds(kinds), []
+        got = self._read_kinds(kinds[:1])
+        if any(len(h) for h in got.values()):
+            return got, kinds[1:]
+        got.update(self._read_kinds(kinds[1:]))
+        return got, []
+
+    def fill_histograms(self, read: tuple[dict, list[str]]) -> None:
+        """Build the histogram views (the document's thread) and stream them from then on."""
+        histories, unread = read
+        self.hist = HistogramPanel(
+            histories,
+            self.key,
+            self.page,
+            in_browser=self.in_browser,
+            read_kind=lambda kind: self._read_kinds([kind]),
+            unread=unread,
+            late=self._late,
+        )
+        self.hist_box.children = list(self.hist.layout.children)
+        self.hist.push(self._late())
+
+    def _push_series(self, updates) -> int:
+        n = sum(ms.push_updates(updates) for ms in (self.ratio, self.mags, self.lr))
+        if self.band is not None:
+            n += self.band.push(updates)
+        return n
+
+    def refresh(self) -> int:
+        """Stream what arrived since the last call into the charts filled so far."""
+        updates = self.feed()
+        if not updates:
+            return 0
+        n = self._push_series(updates) if self.loaded else 0
+        if self.hist is not None:
+            n += self.hist.push(updates)
+        return n
