@@ -6,7 +6,8 @@ charts per tensor. One kind is shown at a time (a button group, as the overview'
 tabs): on the Bokeh server only the first kind is read with the page, and another kind
 is read and its charts built when it is first chosen (a Python callback, the read in
 the server's page builders), so a page opens with the charts of one kind only; the
-static report reads and builds them all and switches in the browser.
+static report reads and builds them all and switches in the browser. A kind not read
+yet is offered when the layer may hold it; if it holds none, its part says so.
 """
 
 from __future__ import annotations
