@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+import numpy as np
+
 from embedviz.errors import InputError
 from embedviz.stats.records import EvalRecord, Record, Snapshot, StaticInfo, Update
 
@@ -76,6 +78,39 @@ def scalar_getter(name: str) -> Callable[[Update], float | None]:
         f"collect_seconds, lr/<group>, params/<name>/<stat>, activations/<layer>/<stat>, "
         f"memory/<key>, extra/<key> or eval/<metric>, got {name!r}"
     )
+
+
+class HistogramArrays(NamedTuple):
+    """The histograms of one tensor over iterations, as arrays, oldest first:
+    ``iterations`` (int64), ``lo`` and ``hi`` (float64), ``counts`` (int64, one row per
+    histogram). Only histograms with the first one's number of bins are kept."""
+
+    iterations: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    counts: np.ndarray
+
+    @staticmethod
+    def of(rows: list[tuple[int, float, float, np.ndarray]]) -> HistogramArrays:
+        """From ``(iteration, lo, hi, counts)`` rows, oldest first.
+
+        Examples
+        --------
+        >>> h = HistogramArrays.of([(10, 0.0, 1.0, [1, 2]), (20, 0.0, 2.0, [3, 1])])
+        >>> h.iterations.tolist(), h.counts.shape
+        ([10, 20], (2, 2))
+        """
+        bins = len(rows[0][3]) if rows else 0
+        rows = [r for r in rows if len(r[3]) == bins]
+        counts = np.zeros((len(rows), bins), np.int64)
+        for k, r in enumerate(rows):
+            counts[k] = r[3]
+        return HistogramArrays(
+            np.array([r[0] for r in rows], np.int64),
+            np.array([r[1] for r in rows], np.float64),
+            np.array([r[2] for r in rows], np.float64),
+            counts,
+        )
 
 
 class StatsStorage:
@@ -149,6 +184,21 @@ class StatsStorage:
 
     def flush(self) -> None:
         """Make everything written so far readable by other processes."""
+
+    def get_histogram_arrays(
+        self, session_id: str, worker_id: str, items: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], HistogramArrays]:
+        """The histograms of several ``(kind, name)`` tensors at once, as arrays (see
+        :class:`HistogramArrays`); SQLite reads them in one pass over its rows."""
+        return {
+            (kind, name): HistogramArrays.of(
+                [
+                    (it, h.lo, h.hi, h.counts)
+                    for it, h in self.get_histograms(session_id, worker_id, kind, name)
+                ]
+            )
+            for kind, name in dict.fromkeys(items)
+        }
 
     def poll(self) -> list[StorageEvent]:
         """Announce records that other processes wrote since the last poll (if any)."""

@@ -31,7 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from embedviz.errors import FileFormatError, InputError
-from embedviz.stats.base import StatsStorage, StorageEvent, event_for, scalar_getter
+from embedviz.stats.base import (
+    HistogramArrays,
+    StatsStorage,
+    StorageEvent,
+    event_for,
+    scalar_getter,
+)
 from embedviz.stats.records import (
     HISTOGRAM_KINDS,
     EvalRecord,
@@ -851,6 +857,55 @@ class SQLiteStatsStorage(StatsStorage):
         out.sort(key=lambda e: e.iteration)
         return out
 
+    def get_histogram_arrays(
+        self, session_id: str, worker_id: str, items
+    ) -> dict[tuple[str, str], HistogramArrays]:
+        """One pass over the rows of each histogram layout for all of ``items``, reading
+        only their bytes (``substr``), decoded as arrays: no object per histogram."""
+        items = list(dict.fromkeys((kind, name) for kind, name in items))
+        for kind, _ in items:
+            if kind not in HISTOGRAM_KINDS:
+                raise InputError(f"kind: expected one of {HISTOGRAM_KINDS}, got {kind!r}")
+        con = self._read()
+        # per item, blocks of (iterations, order, ids, limits (n, 2), counts (n, bins))
+        blocks: dict[tuple[str, str], list] = {item: [] for item in items}
+        where: dict[int, list] = {}  # layout -> [(item, index, offset, bins)]
+        if self._sets_table(con):
+            for item in items:
+                for lid, k, at, bins in self._hist_layouts.containing(con, *item):
+                    where.setdefault(lid, []).append((item, k, at, bins))
+        for wid, _ in self._wids_of(session_id, worker_id):
+            for item in items:  # version 1 rows
+                rows = con.execute(
+                    "SELECT iteration, id, lo, hi, counts FROM histograms "
+                    "WHERE wid = ? AND kind = ? AND name = ?",
+                    (wid, *item),
+                ).fetchall()
+                for bins in {len(r[4]) // 8 for r in rows}:
+                    part = [r for r in rows if len(r[4]) == 8 * bins]
+                    cols = list(zip(*part, strict=True))
+                    blocks[item].append(
+                        (cols[0], 0, cols[1], np.column_stack(cols[2:4]), _counts(cols[4], bins))
+                    )
+            for lid, wanted in where.items():
+                columns, args = [], []
+                for _, k, at, bins in wanted:
+                    columns.append("substr(limits, ?, 16), substr(counts, ?, ?)")
+                    args += [16 * k + 1, 8 * at + 1, 8 * bins]
+                rows = con.execute(
+                    f"SELECT iteration, id, {', '.join(columns)} FROM histogram_sets "
+                    "WHERE wid = ? AND layout = ?",
+                    (*args, wid, lid),
+                ).fetchall()
+                if not rows:
+                    continue
+                cols = list(zip(*rows, strict=True))
+                for j, (item, _, _, bins) in enumerate(wanted):
+                    limits = np.frombuffer(b"".join(cols[2 + 2 * j]), "<f8").reshape(-1, 2)
+                    counts = _counts(cols[3 + 2 * j], bins)
+                    blocks[item].append((cols[0], 1, cols[1], limits, counts))
+        return {item: _merge_blocks(blocks[item]) for item in items}
+
     def get_histograms(
         self, session_id: str, worker_id: str, kind: str, name: str
     ) -> list[tuple[int, Histogram]]:
@@ -895,3 +950,28 @@ class SQLiteStatsStorage(StatsStorage):
                     out.append(Snapshot(session_id, worker, it, ts, k, d["labels"], d["vectors"]))
         out.sort(key=lambda s: s.iteration)
         return out
+
+
+def _counts(blobs, bins: int) -> np.ndarray:
+    """int64 little-endian blobs of ``bins`` counts each, as one (n, bins) array."""
+    return np.frombuffer(b"".join(blobs), "<i8").reshape(-1, bins).astype(np.int64)
+
+
+def _merge_blocks(blocks: list) -> HistogramArrays:
+    """Blocks of one tensor's histograms (several layouts, version 1 rows) as one
+    :class:`HistogramArrays`, oldest first, with the first histogram's number of bins."""
+    if not blocks:
+        return HistogramArrays.of([])
+    its = [np.asarray(b[0], np.int64) for b in blocks]
+    orders = [np.full(len(i), b[1]) for i, b in zip(its, blocks, strict=True)]
+    ids = [np.asarray(b[2], np.int64) for b in blocks]
+    first = min(range(len(blocks)), key=lambda j: (its[j].min(), blocks[j][1], ids[j].min()))
+    bins = blocks[first][4].shape[1]
+    keep = [j for j, b in enumerate(blocks) if b[4].shape[1] == bins]
+    it = np.concatenate([its[j] for j in keep])
+    order = np.lexsort(
+        (np.concatenate([ids[j] for j in keep]), np.concatenate([orders[j] for j in keep]), it)
+    )
+    limits = np.concatenate([blocks[j][3] for j in keep])[order]
+    counts = np.concatenate([blocks[j][4] for j in keep])[order]
+    return HistogramArrays(it[order], limits[:, 0].copy(), limits[:, 1].copy(), counts)

@@ -47,6 +47,10 @@ Read API (every storage; safe to call from another thread while training writes)
 ``get_histograms(session_id, worker_id, kind, name) -> list[tuple[int, Histogram]]``
     ``kind`` in ``"params"``, ``"grads"``, ``"updates"``, ``"activations"``; every
     recorded iteration of that histogram, oldest first.
+``get_histogram_arrays(session_id, worker_id, [(kind, name), ...]) -> dict``
+    The same for several tensors at once, each as
+    :class:`~embedviz.stats.base.HistogramArrays` (iterations, lo, hi, counts as
+    arrays); on SQLite one pass over the rows for all of them (use it to draw pages).
 ``get_snapshots(session_id, worker_id=None, kind=None) -> list[Snapshot]``
 ``register_listener(callback)``
     ``callback(StorageEvent(kind, session_id, worker_id, iteration))`` after each record

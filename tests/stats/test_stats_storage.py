@@ -577,6 +577,25 @@ def test_histograms_of_many_kinds_and_names_round_trip(storage):
             got = storage.get_histograms("h", "0", kind, name)
             assert got == [(i, _histograms(i)[kind][name]) for i in range(6)], (kind, name)
     assert storage.get_histograms("h", "0", "updates", "a.weight") == []
+    _assert_arrays_match(storage, "h", [*_items(), ("updates", "a.weight")])
+
+
+def _items():
+    return [(kind, name) for kind, group in _histograms(0).items() for name in group]
+
+
+def _assert_arrays_match(storage, session, items):
+    """get_histogram_arrays holds what get_histograms returns, for every item at once."""
+    arrays = storage.get_histogram_arrays(session, "0", items)
+    assert list(arrays) == items
+    for item in items:
+        pairs = storage.get_histograms(session, "0", *item)
+        got = arrays[item]
+        assert got.iterations.tolist() == [it for it, _ in pairs], item
+        assert got.lo.tolist() == [h.lo for _, h in pairs]
+        assert got.hi.tolist() == [h.hi for _, h in pairs]
+        assert got.counts.tolist() == [h.counts for _, h in pairs]
+        assert got.counts.shape == (len(pairs), len(pairs[0][1].counts) if pairs else 0)
 
 
 def _downgrade_to_version_1(path):
@@ -628,3 +647,4 @@ def test_version_1_file_is_read_and_upgraded_when_written_to(tmp_path):
         assert reader.get_histograms("h", "0", "params", "a.bias") == [
             (i, _histograms(i)["params"]["a.bias"]) for i in range(5)
         ]
+        _assert_arrays_match(reader, "h", _items())  # version 1 and 2 rows together

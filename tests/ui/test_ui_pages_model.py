@@ -90,6 +90,11 @@ class CountingReads:
         self.histograms_read.append((kind, name))
         return self.storage.get_histograms(session_id, worker_id, kind, name)
 
+    def get_histogram_arrays(self, session_id, worker_id, items):
+        items = list(items)
+        self.histograms_read += items
+        return self.storage.get_histogram_arrays(session_id, worker_id, items)
+
 
 def test_model_page_histograms_latest_shown_older_ones_on_the_slider(memory_storage):
     reads = CountingReads(memory_storage)

@@ -255,10 +255,10 @@ class LayerPanel:
 
     def _read_kinds(self, kinds) -> dict:
         st, sid, wid = self.storage, self.session_id, self.worker_id
-        return {
-            (kind, name): HistogramHistory.of(st.get_histograms(sid, wid, kind, name))
-            for kind, name in self.hist_specs
-            if kind in kinds
+        items = [(kind, name) for kind, name in self.hist_specs if kind in kinds]
+        return {  # one pass over the storage for all of them, as arrays
+            item: HistogramHistory(*arrays)
+            for item, arrays in st.get_histogram_arrays(sid, wid, items).items()
         }
 
     def read_histograms(self) -> tuple[dict, list[str]]:
