@@ -197,10 +197,18 @@ def _fake_update(i: int, n_tensors: int):
                   params=params, memory={"rss_bytes": 1e8})  # fmt: skip
 
 
-def bench_sqlite_writes(n: int, n_tensors: int, db_dir: str) -> dict:
+def bench_sqlite_writes(n: int, n_tensors: int, db_dir: str, kinds: int = 0) -> dict:
+    """Updates/s put and flushed; with ``kinds`` > 0, each update also holds that many
+    30-bin histograms per tensor (params, grads, updates, activations)."""
+    from embedviz.stats.records import HISTOGRAM_KINDS, Histogram
     from embedviz.stats.storage import SQLiteStatsStorage
 
     updates = [_fake_update(i, n_tensors) for i in range(n)]
+    for u in updates:
+        u.histograms = {
+            kind: {name: Histogram(-1.0, 1.0, list(range(30))) for name in u.params}
+            for kind in HISTOGRAM_KINDS[:kinds]
+        }
     storage = SQLiteStatsStorage(Path(db_dir) / "writes.db")
     t0 = time.perf_counter()
     for u in updates:
@@ -209,7 +217,8 @@ def bench_sqlite_writes(n: int, n_tensors: int, db_dir: str) -> dict:
     seconds = time.perf_counter() - t0
     assert storage.count_updates("bench") == n
     storage.close()
-    return {"updates": n, "tensors": n_tensors, "updates/s": n / seconds}
+    return {"updates": n, "tensors": n_tensors, "histograms": kinds * n_tensors,
+            "updates/s": n / seconds}  # fmt: skip
 
 
 def bench_newest(n: int, n_tensors: int, db_dir: str) -> dict:
@@ -249,6 +258,10 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--writes", type=int, default=20_000)
+    parser.add_argument(
+        "--write-histograms", type=int, default=0, choices=range(5), metavar="KINDS",
+        help="histogram kinds per tensor in the SQLite write benchmark (0-4)",
+    )  # fmt: skip
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--large-tensors", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
@@ -271,9 +284,11 @@ def main(argv=None) -> int:
                     f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                 ))  # fmt: skip
         if "writes" not in args.skip:
-            r = bench_sqlite_writes(args.writes, 50, tmp)
-            print(f"SQLite writes: {r['updates']} updates x {r['tensors']} tensors: "
-                  f"{r['updates/s']:.0f} updates/s (target >= 5000)")  # fmt: skip
+            r = bench_sqlite_writes(args.writes, 50, tmp, args.write_histograms)
+            print(f"SQLite writes: {r['updates']} updates x {r['tensors']} tensors, "
+                  f"{r['histograms']} histograms each: "
+                  f"{r['updates/s']:.0f} updates/s"
+                  + ("" if args.write_histograms else " (target >= 5000)"))  # fmt: skip
         if "large" not in args.skip:
             r = bench_newest(args.large, args.large_tensors, tmp)
             print("large file: " + ", ".join(
