@@ -31,7 +31,7 @@ from dataclasses import asdict, is_dataclass
 
 log = logging.getLogger(__name__)
 
-NICE = 10  # added to the child process's niceness: the pages and the training go first
+NICE = 19  # added to the child's niceness (the lowest priority): pages and training first
 TIMEOUT_S = 600.0  # a diagnosis running longer is stopped and reported as failed
 KEEP = 32  # diagnoses remembered
 
