@@ -860,8 +860,27 @@ class SQLiteStatsStorage(StatsStorage):
     def get_histogram_arrays(
         self, session_id: str, worker_id: str, items
     ) -> dict[tuple[str, str], HistogramArrays]:
-        """One pass over the rows of each histogram layout for all of ``items``, reading
-        only their bytes (``substr``), decoded as arrays: no object per histogram."""
+        blocks = self._histogram_blocks(session_id, worker_id, items)
+        return {item: _merge_blocks(b) for item, b in blocks.items()}
+
+    def get_histograms(
+        self, session_id: str, worker_id: str, kind: str, name: str
+    ) -> list[tuple[int, Histogram]]:
+        rows = [  # (iteration, table, id, lo, hi, counts)
+            (it, order, rid, lo, hi, c)
+            for its, order, ids, limits, counts in self._histogram_blocks(
+                session_id, worker_id, [(kind, name)]
+            )[(kind, name)]
+            for it, rid, (lo, hi), c in zip(its, ids, limits.tolist(), counts, strict=True)
+        ]
+        rows.sort(key=lambda r: r[:3])
+        return [(r[0], Histogram(r[3], r[4], r[5].tolist())) for r in rows]
+
+    def _histogram_blocks(self, session_id: str, worker_id: str, items) -> dict[tuple, list]:
+        """Per ``(kind, name)``, its histograms in blocks ``(iterations, table (0: version
+        1, 1: version 2), row ids, limits (n, 2), counts (n, bins))``: one query per
+        version 1 tensor, one pass over the rows of each version 2 layout for all of
+        ``items``, reading only their bytes (``substr``), decoded as arrays."""
         items = list(dict.fromkeys((kind, name) for kind, name in items))
         for kind, _ in items:
             if kind not in HISTOGRAM_KINDS:
@@ -904,35 +923,7 @@ class SQLiteStatsStorage(StatsStorage):
                     limits = np.frombuffer(b"".join(cols[2 + 2 * j]), "<f8").reshape(-1, 2)
                     counts = _counts(cols[3 + 2 * j], bins)
                     blocks[item].append((cols[0], 1, cols[1], limits, counts))
-        return {item: _merge_blocks(blocks[item]) for item in items}
-
-    def get_histograms(
-        self, session_id: str, worker_id: str, kind: str, name: str
-    ) -> list[tuple[int, Histogram]]:
-        if kind not in HISTOGRAM_KINDS:
-            raise InputError(f"kind: expected one of {HISTOGRAM_KINDS}, got {kind!r}")
-        con = self._read()
-        rows = []  # (iteration, table, id, lo, hi, counts bytes)
-        layouts = self._hist_layouts.containing(con, kind, name) if self._sets_table(con) else []
-        for wid, _ in self._wids_of(session_id, worker_id):
-            for it, rid, lo, hi, counts in con.execute(
-                "SELECT iteration, id, lo, hi, counts FROM histograms "
-                "WHERE wid = ? AND kind = ? AND name = ?",
-                (wid, kind, name),
-            ):
-                rows.append((it, 0, rid, lo, hi, counts))
-            for lid, k, at, bins in layouts:  # only this histogram's bytes of each row
-                for it, rid, limits, counts in con.execute(
-                    "SELECT iteration, id, substr(limits, ?, 16), substr(counts, ?, ?) "
-                    "FROM histogram_sets WHERE wid = ? AND layout = ?",
-                    (16 * k + 1, 8 * at + 1, 8 * bins, wid, lid),
-                ):
-                    lo, hi = np.frombuffer(limits, "<f8").tolist()
-                    rows.append((it, 1, rid, lo, hi, counts))
-        rows.sort(key=lambda r: r[:3])
-        return [
-            (r[0], Histogram(r[3], r[4], np.frombuffer(r[5], dtype="<i8").tolist())) for r in rows
-        ]
+        return blocks
 
     def get_snapshots(
         self, session_id: str, worker_id: str | None = None, kind: str | None = None
