@@ -295,21 +295,25 @@ def _awkward_tensors():
 
 
 @pytest.mark.parametrize("compiled", [None, False])
-def test_histograms_match_an_independent_computation(compiled):
+@pytest.mark.parametrize("bins", [11, 300])  # a byte per bin number, or four
+def test_histograms_match_an_independent_computation(compiled, bins):
     from embedviz.stats import torch_stats
 
     tensors = _awkward_tensors()
     names = list(tensors)
-    got = torch_stats.tensor_stats(list(tensors.values()), 11, compiled=compiled).histograms(names)
+    stats = torch_stats.tensor_stats(list(tensors.values()), bins, compiled=compiled)
+    got = stats.histograms(names)
     assert "empty" not in got
     for name, t in tensors.items():
         if not t.numel():
             continue
-        lo, hi, counts = _reference_histogram(t.float().numpy() if t.dtype == torch.half else t, 11)
+        lo, hi, counts = _reference_histogram(
+            t.float().numpy() if t.dtype == torch.half else t, bins
+        )
         h = got[name]
         assert (h.lo, h.hi) == (lo, hi), name
         assert h.counts == counts, name
-    assert sum(got["spiky"].counts) == 298 and got["all_nan"].counts == [0] * 11
+    assert sum(got["spiky"].counts) == 298 and got["all_nan"].counts == [0] * bins
 
 
 @pytest.mark.parametrize("compiled", [None, False])
