@@ -578,6 +578,8 @@ def test_histograms_of_many_kinds_and_names_round_trip(storage):
             assert got == [(i, _histograms(i)[kind][name]) for i in range(6)], (kind, name)
     assert storage.get_histograms("h", "0", "updates", "a.weight") == []
     _assert_arrays_match(storage, "h", [*_items(), ("updates", "a.weight")])
+    with pytest.raises(InputError, match="kind: expected one of .*'weights'"):
+        storage.get_histogram_arrays("h", "0", [("params", "a.bias"), ("weights", "a")])
 
 
 def _items():
