@@ -185,10 +185,7 @@ class SQLiteStatsStorage(StatsStorage):
     def _connect(self) -> sqlite3.Connection:
         try:
             if self.read_only:
-                uri = f"file:{self.path.resolve().as_posix()}?mode=ro"
-                con = sqlite3.connect(
-                    uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False
-                )
+                con = self._connect_read_only()
             else:
                 con = sqlite3.connect(
                     self.path, timeout=30, isolation_level=None, check_same_thread=False
@@ -210,6 +207,22 @@ class SQLiteStatsStorage(StatsStorage):
                 f"{self.path}: damaged or not a database ({exc}); give a file written by "
                 f"SQLiteStatsStorage or a new path"
             ) from None
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that cannot change the data. Where the file and its folder are
+        writable it is opened read-write with ``query_only`` set, so that when the last
+        connection closes SQLite checkpoints and removes the ``-wal`` and ``-shm`` files
+        (a ``mode=ro`` connection leaves them behind after ``embedviz check``); elsewhere
+        ``mode=ro``."""
+        path = self.path.resolve()
+        writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+        con = sqlite3.connect(
+            f"file:{path.as_posix()}?mode={'rw' if writable else 'ro'}",
+            uri=True, timeout=30, isolation_level=None, check_same_thread=False,
+        )  # fmt: skip
+        if writable:
+            con.execute("PRAGMA query_only = ON")
+        return con
 
     def _create_schema(self) -> None:
         con = self._writer

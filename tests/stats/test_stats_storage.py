@@ -650,3 +650,26 @@ def test_version_1_file_is_read_and_upgraded_when_written_to(tmp_path):
             (i, _histograms(i)["params"]["a.bias"]) for i in range(5)
         ]
         _assert_arrays_match(reader, "h", _items())  # version 1 and 2 rows together
+
+
+def test_reading_leaves_no_wal_files_and_never_writes(tmp_path):
+    path = tmp_path / "runs.db"
+    with SQLiteStatsStorage(path) as s:
+        s.put_many(make_update(i) for i in range(5))
+    before = path.read_bytes()
+    read = (  # in a process of its own, as `embedviz check` reads
+        "import sqlite3, sys\n"
+        "from embedviz.stats.storage import SQLiteStatsStorage\n"
+        "with SQLiteStatsStorage(sys.argv[1], read_only=True) as reader:\n"
+        "    assert reader.count_updates('run') == 5\n"
+        "    try:\n"
+        "        reader._reader().execute('DELETE FROM updates')\n"
+        "    except sqlite3.OperationalError as exc:\n"
+        "        print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", read, str(path)], capture_output=True, text=True, check=True
+    )
+    assert "readonly" in out.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"]  # no -wal, -shm
+    assert path.read_bytes() == before
