@@ -45,6 +45,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -525,29 +526,24 @@ def bench_overhead(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
+    tmp = tempfile.gettempdir()  # $TMPDIR, else /tmp
     big = sub.add_parser("big")
     big.add_argument("--updates", type=int, default=100_000)
     big.add_argument("--tensors", type=int, default=50)
     big.add_argument("--opens", type=int, default=5)
     big.add_argument("--page", choices=["overview", "model"], default="overview")
     big.add_argument("--histogram-every", type=int, default=0)
-    big.add_argument(
-        "--path", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "embedviz-bench-ui.db")
-    )
+    big.add_argument("--path", default=os.path.join(tmp, "embedviz-bench-ui.db"))
     load = sub.add_parser("load")
     load.add_argument("--writers", type=int, default=10)
     load.add_argument("--updates", type=int, default=1000)
     load.add_argument("--pages", type=int, default=5)
-    load.add_argument(
-        "--path", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "embedviz-bench-ui")
-    )
+    load.add_argument("--path", default=os.path.join(tmp, "embedviz-bench-ui"))
     over = sub.add_parser("overhead")
     over.add_argument("--iterations", type=int, default=3000)
     over.add_argument("--repeats", type=int, default=3)
     over.add_argument("--frequency", type=int, default=10)
-    over.add_argument(
-        "--path", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "embedviz-bench-ui")
-    )
+    over.add_argument("--path", default=os.path.join(tmp, "embedviz-bench-ui"))
     args = parser.parse_args()
     {"big": bench_big, "load": bench_load, "overhead": bench_overhead}[args.what](args)
 
