@@ -77,47 +77,63 @@ def _key_range(x, bits, low_bits):  # pragma: no cover - compiled
 
 
 _CHUNK = 4096  # values binned per round: their bin numbers stay in L1
+_PARTS = 8  # partial histograms counted into in turn
 
 
 @njit(cache=True, nogil=True)
 def _bin_counts(x, lo, hi, out):  # pragma: no cover - compiled
     """Counts of ``x``'s values in ``len(out)`` equal-width bins over ``[lo, hi]``, written
-    into ``out``: bin ``floor((v - lo) * bins / (hi - lo))``, ``hi`` in the last bin.
-    Needs finite ``lo < hi`` and every value in ``[lo, hi]`` (no NaN).
+    into ``out``: bin ``floor((v - lo) * (bins / (hi - lo)))`` computed in ``x``'s own
+    precision (float32 arithmetic for float32 values, as numpy and torch do), ``hi`` in
+    the last bin. Needs finite ``lo < hi`` and every value in ``[lo, hi]`` (no NaN).
 
     In chunks: first every bin number of the chunk (a loop the compiler vectorises), into
-    a byte per value when the bins fit; then the counting, into four partial histograms
-    that break the store-to-load chain on runs of equal values (ReLU zeros). ~30 % faster
-    than computing and counting each value in one loop."""
+    a byte per value when the bins fit; then the counting, into eight partial histograms
+    in turn, which breaks the chains of loads and stores of one counter when many values
+    fall into one bin (ReLU zeros, gradients near 0). ~40 % faster than computing the bin
+    numbers in float64 and counting into four."""
     bins = out.shape[0]
-    part = np.zeros(4 * bins, np.int64)
+    part = np.zeros((_PARTS, bins), np.int64)
     if bins <= 256:
-        _count_chunks(x, lo, hi, part, bins, np.empty(_CHUNK, np.uint8))
+        _count(x, lo, hi, part, np.empty(_CHUNK, np.uint8))
     else:
-        _count_chunks(x, lo, hi, part, bins, np.empty(_CHUNK, np.int32))
+        _count(x, lo, hi, part, np.empty(_CHUNK, np.int32))
     for b in range(bins):
-        out[b] = part[b] + part[bins + b] + part[2 * bins + b] + part[3 * bins + b]
+        total = 0
+        for k in range(_PARTS):
+            total += part[k, b]
+        out[b] = total
 
 
 @njit(cache=True, nogil=True)
-def _count_chunks(x, lo, hi, part, bins, buffer):  # pragma: no cover - compiled
-    top = bins - 1
-    scale = bins / (hi - lo)
+def _count(x, lo, hi, part, buffer):  # pragma: no cover - compiled
+    scale = part.shape[1] / (hi - lo)
+    top = part.shape[1] - 1
+    lo32 = np.float32(lo)
+    scale32 = np.float32(scale)
+    if x.itemsize == 4 and abs(np.float32(hi) - lo32) < np.inf and 0 < scale32 < np.inf:
+        _count_chunks(x, lo32, scale32, np.float32(top), part, buffer)
+    else:  # float64, or float32 values whose range or scale float32 cannot hold
+        _count_chunks(x, lo, scale, np.float64(top), part, buffer)
+
+
+@njit(cache=True, nogil=True)
+def _count_chunks(x, lo, scale, top, part, buffer):  # pragma: no cover - compiled
+    """:func:`_bin_counts`'s loops; ``lo``, ``scale`` and ``top`` (the last bin) are of
+    ``x``'s float type, so the bin numbers are computed in its precision."""
+    zero = top - top
     for start in range(0, x.shape[0], _CHUNK):
         chunk = x[start : start + _CHUNK]
         m = chunk.shape[0]
         idx = buffer[:m]
         for i in range(m):  # vectorised
-            j = np.int32((np.float64(chunk[i]) - lo) * scale)
-            idx[i] = min(max(j, 0), top)
-        m4 = m - m % 4
-        for i in range(0, m4, 4):
-            part[idx[i]] += 1
-            part[bins + idx[i + 1]] += 1
-            part[2 * bins + idx[i + 2]] += 1
-            part[3 * bins + idx[i + 3]] += 1
-        for i in range(m4, m):
-            part[idx[i]] += 1
+            idx[i] = min(max((chunk[i] - lo) * scale, zero), top)
+        whole = m - m % _PARTS
+        for i in range(0, whole, _PARTS):
+            for k in range(_PARTS):  # unrolled: _PARTS is a constant
+                part[k, idx[i + k]] += 1
+        for i in range(whole, m):
+            part[0, idx[i]] += 1
 
 
 @njit(cache=True, nogil=True)
