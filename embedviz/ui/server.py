@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import re
 import secrets
 import socket
 import threading
@@ -57,6 +58,52 @@ PAGES = {
     "/train/compare": "Compare runs",
     "/embeddings": "Embeddings",
 }
+
+
+# the BokehJS bundles besides ``bokeh`` that a page may need (a Bokeh server sends all
+# five to every page, 4 MB; MathJax alone is 1.8 MB that every open parses and runs):
+# widgets and tables everywhere, WebGL only where a large embedding map asks for it
+# (plot/_common.py draws 5,000 points and more with WebGL), MathJax nowhere (no page
+# asks for TeX; BokehJS shows such text as it is without the bundle)
+PAGE_BUNDLES = {path: {"bokeh-widgets", "bokeh-tables"} for path in PAGES}
+PAGE_BUNDLES["/embeddings"] = {"bokeh-widgets", "bokeh-tables", "bokeh-gl"}
+_BUNDLE_TAG = re.compile(
+    r'<script[^>]*\ssrc="[^"]*/(bokeh-[a-z0-9]+)(?:\.min)?\.js(?:\?[^"]*)?"[^>]*>\s*</script>\s*'
+)
+
+
+def keep_bundles(scripts: str, wanted: set[str]) -> str:
+    """``scripts`` (the page's BokehJS ``<script src=...>`` tags) without the optional
+    bundles (``bokeh-gl``, ``bokeh-mathjax``, ...) that are not in ``wanted``.
+
+    Scripts inlined or from elsewhere are kept as they are.
+
+    Examples
+    --------
+    >>> core = '<script src="/static/js/bokeh.min.js?v=1"></script>'
+    >>> keep_bundles(core + '<script src="/static/js/bokeh-mathjax.min.js?v=2"></script>', set())
+    '<script src="/static/js/bokeh.min.js?v=1"></script>'
+    """
+    return _BUNDLE_TAG.sub(lambda m: m.group(0) if m.group(1) in wanted else "", scripts)
+
+
+_TEMPLATE = None
+
+
+def page_template(path: str) -> tuple[object, dict]:
+    """``(template, variables)`` for a document of ``path``: Bokeh's page, loading only
+    the bundles of :data:`PAGE_BUNDLES` (set as ``doc.template``,
+    ``doc.template_variables``)."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        from bokeh.core.templates import get_env
+
+        _TEMPLATE = get_env().from_string(
+            "{% extends base %}\n{% block js_resources %}"
+            "{{ embedviz_bundles(bokeh_js) if bokeh_js }}{% endblock %}"
+        )
+    wanted = PAGE_BUNDLES.get(path, {"bokeh-widgets", "bokeh-tables", "bokeh-gl"})
+    return _TEMPLATE, {"embedviz_bundles": lambda scripts: keep_bundles(scripts, wanted)}
 
 
 def _free_port(host: str) -> int:

@@ -353,4 +353,8 @@ class Tab:
 
 def make_document(server, path: str, doc) -> None:
     """Fill a new Bokeh document for ``path`` (called by the Bokeh application)."""
+    from embedviz.ui.server import page_template
+
+    doc.template, variables = page_template(path)
+    doc.template_variables.update(variables)
     Tab(server, path, doc)

@@ -56,6 +56,15 @@ def test_each_page_opens_without_errors_and_draws(browser, live, path, min_plots
     assert plots >= min_plots and drawn >= min_plots, (plots, drawn)
     assert severe(browser) == []
     assert browser.execute_script("return window.__xss") is None
+    # only the BokehJS bundles the page uses: no MathJax, WebGL only for the maps
+    bundles = browser.execute_script(
+        "return [...document.scripts].map(s => s.src).filter(s => s.includes('/static/js/'))"
+        ".map(s => s.split('/').pop().split('.')[0])"
+    )
+    wanted = ["bokeh", "bokeh-widgets", "bokeh-tables"]
+    if path.startswith("/embeddings"):
+        wanted.insert(1, "bokeh-gl")
+    assert bundles == wanted
 
 
 @pytest.mark.parametrize(
