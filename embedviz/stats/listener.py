@@ -12,7 +12,8 @@ when ``i % frequency == 0``. Only then:
   all) records the activation mean, std and share of zeros of each of the model's leaf
   modules from their first training-mode forward pass (other modules are passed over);
 * the optimizer's step pre-hook records the gradients and copies the parameters (the
-  only copy the listener ever holds, freed again after the step) in one compiled call;
+  only copy the listener ever holds, freed again after the step unless every iteration
+  is reported) in one compiled call;
   the post-hook turns that copy, in place, into the update the optimizer really applied
   (after momentum, Adam, weight decay) and sums parameters and updates in the same pass;
 * ``step`` turns the numbers into one :class:`~embedviz.stats.records.Update`.
@@ -242,6 +243,7 @@ class StatsListener:
         self._armed = False
         self._bins = 0  # histogram bins on this reported iteration, 0 for none
         self._before = None  # the one copy of the parameters, between the step hooks
+        self._spare = None  # at frequency 1, that copy's memory, kept for the next step
         self._layout = None  # where that copy puts each parameter (CPU)
         self._grads = None  # TensorStats of this iteration's gradients
         self._grad_names: list[str] = []
@@ -369,7 +371,10 @@ class StatsListener:
             self._before = self._ts.ParamCopy(params)
         else:  # gradients and copy in one compiled call
             grads = [p.grad for p in params]
-            stats, self._before = lay.before_step(grads, self._bins, self._out_grads)
+            stats, self._before = lay.before_step(
+                grads, self._bins, self._out_grads, spare=self._spare
+            )
+            self._spare = None
             if stats is None:
                 self._record_grads()
             else:
@@ -388,6 +393,8 @@ class StatsListener:
         self._stepped = self._ts.step_stats(  # the update lands in the copy, in place
             self._tensors, self._before, self._bins, out=(self._out_params, self._out_updates)
         )
+        if self.frequency == 1:  # every iteration is reported: reuse the memory
+            self._spare = self._before
         self._before = None
         self._collect += time.perf_counter() - t0
 
@@ -537,6 +544,7 @@ class StatsListener:
         for handle in self._optimizer_handles:
             handle.remove()
         self._optimizer_handles = []
+        self._spare = None
         self._closed = True
         if self.enabled:
             self.storage.flush()

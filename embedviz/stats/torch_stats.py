@@ -11,9 +11,9 @@ one call whatever its size: the sums vectorise (~0.1 ns per value), the min and 
 found on the values' bits read as integers -- an order-preserving map that the compiler
 vectorises, where a float min/max loop does not -- and also reveal NaN and inf; binning
 computes a chunk's bin numbers in a vectorised loop, in the values' own precision, then
-counts them into eight partial histograms (~0.3 ns per value). The update the optimizer applied is computed in the
-same pass as the statistics of parameters and updates (:func:`step_stats`), in place in
-the listener's one copy of the parameters.
+counts them into eight partial histograms (~0.3 ns per value). The update the optimizer
+applied is computed in the same pass as the statistics of parameters and updates
+(:func:`step_stats`), in place in the listener's one copy of the parameters.
 
 Tensors on other devices use torch reductions, queued without a sync; their numbers are
 moved to Python with one ``tolist()`` per group.
@@ -314,12 +314,17 @@ class ParamLayout:
         return [(p.data_ptr(), p.numel()) for p in params] == self._key
 
     def before_step(
-        self, grads: list[torch.Tensor | None], bins: int, out: Outputs
+        self,
+        grads: list[torch.Tensor | None],
+        bins: int,
+        out: Outputs,
+        spare: ParamCopy | None = None,
     ) -> tuple[TensorStats | None, ParamCopy]:
         """Statistics of one gradient per parameter and the copy of the parameters, in
-        one compiled call. The statistics are None when a gradient is missing, sparse or
-        strided (the caller takes the general path). torch keeps a dense gradient's size
-        and dtype those of its parameter (it refuses any other ``p.grad``)."""
+        one compiled call (into ``spare``, a copy of this layout no longer needed, when
+        given). The statistics are None when a gradient is missing, sparse or strided
+        (the caller takes the general path). torch keeps a dense gradient's size and
+        dtype those of its parameter (it refuses any other ``p.grad``)."""
         addresses = self._grad_addresses
         stats = None
         sums, lohi, counts = out.arrays(len(grads), bins)
@@ -329,7 +334,7 @@ class ParamLayout:
             for k, g in enumerate(grads):
                 addresses[k] = g.data_ptr()
             stats = TensorStats(self.numels, sums, lohi, counts, bins=bins)
-        copy = ParamCopy(layout=self)
+        copy = spare if spare is not None and spare.layout is self else ParamCopy(layout=self)
         t = self.table
         _before_step(
             dense, self._grad_table, t[1], t[2], sums, lohi, counts, t[0], copy.start, self.offsets

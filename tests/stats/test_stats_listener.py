@@ -93,7 +93,8 @@ def test_plain_sgd_numbers_match_independent_computation(digits):
     assert updates[1].examples_per_sec > 0
 
 
-def test_adam_update_is_the_applied_change(digits):
+@pytest.mark.parametrize("frequency", [3, 1])  # 1: the copy's memory is reused
+def test_adam_update_is_the_applied_change(digits, frequency):
     model = make_model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
     storage = InMemoryStatsStorage()
@@ -103,7 +104,7 @@ def test_adam_update_is_the_applied_change(digits):
     def on_step(model, loss):
         snapshots.append({n: p.detach().clone() for n, p in model.named_parameters()})
 
-    with StatsListener(storage, model, opt, frequency=3, session_id="a") as listener:
+    with StatsListener(storage, model, opt, frequency=frequency, session_id="a") as listener:
         X, y = digits
         for i, (xb, yb) in enumerate(batches(X, y, 7)):
             opt.zero_grad()
@@ -114,7 +115,9 @@ def test_adam_update_is_the_applied_change(digits):
                 n: (p.detach() - snapshots[-1][n]).double() for n, p in model.named_parameters()
             }
             listener.step(None)
-    for u in storage.get_updates("a"):
+    updates = storage.get_updates("a")
+    assert len(updates) == len(range(0, len(seen), frequency))
+    for u in updates:
         for name, stats in u.params.items():
             d = seen[u.iteration][name]
             assert stats.update_mean_magnitude == pytest.approx(float(d.abs().mean()), rel=1e-4)
