@@ -209,10 +209,10 @@ class Tab:
                 self.page = page
                 page.background = self.server.builders.submit
                 page.call_soon = doc.add_next_tick_callback
-                self.holder.children = [page.layout]
                 findings = page.layout.select_one({"name": "findings"})
-                if findings is not None:
+                if findings is not None:  # before the page is in the document: one message
                     findings.text = "<i>Running the diagnostics…</i>"
+                self.holder.children = [page.layout]
                 self._run_deferred(page, generation, findings)
 
             try:

@@ -179,11 +179,21 @@ def test_choosing_a_layer_with_a_hostile_name_keeps_it_text(browser, live):
 def test_log_toggle_switches_the_score_chart(browser, live):
     ui, _ = live
     open_page(browser, ui.url + "/train/overview?session=mlp")
+    shown = (
+        "const d = Bokeh.documents[0], log = d.get_model_by_name('score_log');"
+        "return [d.get_model_by_name('score_linear').visible, log != null && log.visible]"
+    )
+    assert browser.execute_script(shown) == [True, False]  # the log chart is not built yet
     browser.execute_script("Bokeh.documents[0].get_model_by_name('score_scale').active = 1")
-    assert browser.execute_script(
-        "const d = Bokeh.documents[0]; return [d.get_model_by_name('score_linear').visible,"
-        " d.get_model_by_name('score_log').visible]"
-    ) == [False, True]
+    # built by the server when first asked for, with the score's source
+    wait_for(browser, shown + ".every((v, i) => v == (i == 1))", timeout=10)
+    drawn = "return Bokeh.documents[0].get_model_by_name('series:score').data.x.length"
+    assert browser.execute_script(drawn) > 0
+    wait_for(browser, READY, timeout=30)
+    assert browser.execute_script(DRAWN)[2] == 0  # laid out at its size
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('score_scale').active = 0")
+    assert browser.execute_script(shown) == [True, False]  # back at once (in the browser)
+    assert severe(browser) == []
 
 
 @pytest.mark.slow
@@ -278,14 +288,15 @@ def test_std_choice_and_run_ticks_toggle_charts(browser, live):
     open_page(browser, ui.url + "/train/overview?session=mlp")
     vis = (
         "const d = Bokeh.documents[0]; return ['std_act', 'std_grad', 'std_update']"
-        ".map(n => d.get_model_by_name(n).visible)"
+        ".map(n => d.get_model_by_name(n)).map(c => c == null ? null : c.visible)"
     )
-    assert browser.execute_script(vis) == [True, False, False]
-    rows = "return Bokeh.documents[0].get_model_by_name('lines:std_update').data.xs.length"
-    assert browser.execute_script(rows) == 0  # a hidden tab is read when first chosen
+    assert browser.execute_script(vis) == [True, None, None]  # built when first chosen
     browser.execute_script("Bokeh.documents[0].get_model_by_name('std_choice').active = 2")
-    assert browser.execute_script(vis) == [False, False, True]
+    wait_for(browser, vis + ".join() == 'false,,true'", timeout=10)
+    rows = "return Bokeh.documents[0].get_model_by_name('lines:std_update').data.xs.length"
     wait_for(browser, rows.replace("return ", "return 4 == "), timeout=10)
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('std_choice').active = 0")
+    assert browser.execute_script(vis) == [True, None, False]
     wait_for(browser, READY, timeout=30)
     assert browser.execute_script(DRAWN)[2] == 0  # the shown chart is laid out
     open_page(browser, ui.url + "/train/compare")

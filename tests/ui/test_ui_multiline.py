@@ -153,8 +153,18 @@ def test_deferred_overview_fills_the_same_values_and_catches_up(storage):
     read, fill_in = page.deferred[0]
     fetched = read()
     storage.put(make_update("mlp", "0", 200))  # arrives between the read and the fill
-    assert page.refresh() > 0  # the score goes on meanwhile
+    page.refresh()  # nothing drawn yet: the score is read in the same deferred pass
+    assert len(page.sources["score"].data["x"]) == 0
+
+    def perf(p):
+        return dict(zip(*p.sources["performance"].data.values(), strict=True))
+
+    assert perf(page)["iterations/s"] == "—"  # until the first point is read
     fill_in(fetched)
+    score, score0 = page.sources["score"].data, direct.sources["score"].data
+    assert list(score["x"]) == [*score0["x"], 200]
+    np.testing.assert_allclose(score["ys"][:-1], score0["ys"], equal_nan=True)
+    assert perf(page) == perf(build_overview(storage, "mlp", findings=False))
     for key, labels in (("ratio", PARAMS), ("std_act", ["0", "1", "2"])):
         for label in labels:
             x, y = line_points(page.sources[key].data, label)

@@ -215,6 +215,7 @@ class LiveSeries:
 
         ``marks``: a marks source shared with other series of the same chart.
         ``series``: the series already read (by :func:`fetch_many`), not read again.
+        Loading again (or after :meth:`empty`) refills the same sources.
         """
         full = self.smooth is not None
         s = series
@@ -234,18 +235,36 @@ class LiveSeries:
         line, marks_data = series_columns(s.iterations, s.timestamps, values, self.label)
         if smoothed is not None:
             line["ys"] = smoothed
-        if self.extra_columns is not None:
-            line.update(self.extra_columns(line))
-        self.source = ColumnDataSource(line, name=f"series:{self.name}")
-        if marks is None:
-            self.marks = ColumnDataSource(marks_columns_empty(), name=f"marks:{self.name}")
-        else:
-            self.marks = marks
+        self._fill(line, marks)
         if len(marks_data["x"]):
             self.marks.stream(marks_data)
         if len(s):
             self.last_iteration = int(s.iterations[-1])
         return self
+
+    def empty(self, marks=None) -> LiveSeries:
+        """Empty sources to draw now and :meth:`load` later (into the same sources);
+        returns self."""
+        line, _ = series_columns([], [], [], self.label)
+        if self.smooth is not None:
+            line["ys"] = np.zeros(0)
+        self._fill(line, marks)
+        return self
+
+    def _fill(self, line: dict, marks) -> None:
+        """Put ``line`` in the line source (made on first use) and set up the marks."""
+        if self.extra_columns is not None:
+            line.update(self.extra_columns(line))
+        if getattr(self, "source", None) is None:
+            self.source = ColumnDataSource(line, name=f"series:{self.name}")
+        else:
+            self.source.data = line
+        if marks is not None:
+            self.marks = marks
+        elif getattr(self, "marks", None) is None:
+            self.marks = ColumnDataSource(marks_columns_empty(), name=f"marks:{self.name}")
+        else:
+            self.marks.data = marks_columns_empty()
 
     def push(self, iterations: Sequence[int], timestamps: Sequence[float], raw: Sequence) -> int:
         """Stream new points (only those after ``last_iteration``); returns how many."""

@@ -309,7 +309,19 @@ def multi_series_chart(
         ms.load(storage, session_id, worker_id, fetched)
     page.sources[key] = ms.source
     page.sources[f"{key}:marks"] = ms.marks
-    p = line_chart(title, y_label, name=key)
+    return ms, multi_chart(ms, title, y_label, band=band, target=target)
+
+
+def multi_chart(
+    ms: MultiSeries,
+    title: str,
+    y_label: str,
+    band: tuple[float, float] | None = None,
+    target: float | None = None,
+):
+    """The figure (named ``ms.key``) drawing ``ms``, as :func:`multi_series_chart` makes
+    it; for a page that builds a hidden chart only when it is first shown."""
+    p = line_chart(title, y_label, name=ms.key)
     if band is not None:
         p.add_layout(
             BoxAnnotation(
@@ -329,4 +341,4 @@ def multi_series_chart(
     draw_multi(p, ms)
     if not ms.names:
         p.title.text += " — nothing recorded"
-    return ms, p
+    return p

@@ -10,6 +10,7 @@ standard deviation of activations, gradients and updates (tabs), and the finding
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from bokeh.layouts import column, row
 from bokeh.models import CustomJS, DataRange1d, Div, LinearAxis, RadioButtonGroup
@@ -40,7 +41,7 @@ from embedviz.ui.pages.kinds import (
     session_kind,
     step_name,
 )
-from embedviz.ui.pages.multiline import multi_series_chart
+from embedviz.ui.pages.multiline import MultiSeries, multi_chart, multi_series_chart
 
 log = logging.getLogger(__name__)
 
@@ -56,39 +57,69 @@ def score_view(
     key: str = "score",
     kind: str = "torch",
     shading: PhaseShading | None = None,
+    lazy: bool = False,
 ):
     """Score chart with a linear/log toggle; the series is registered in ``page``.
 
     ``kind`` names the score (KL divergence for t-SNE, loss per epoch for word2vec);
     ``shading`` marks the early exaggeration phase of a t-SNE run on both charts.
+    ``lazy`` (the Bokeh server): the series is left empty for the caller to
+    :meth:`~LiveSeries.load`, and the log-scale chart, hidden at first, is built when
+    the toggle first asks for it (a Python callback), so the page is lighter to send
+    and lay out; otherwise both charts are in the page and the toggle works alone.
     """
-    s = LiveSeries("score", "score", smooth=SMOOTHING).load(storage, session_id, worker_id)
+    s = LiveSeries("score", "score", smooth=SMOOTHING)
+    if lazy:
+        s.empty()  # read with the page's deferred pass (build_overview)
+    else:
+        s.load(storage, session_id, worker_id)
     page.sources[key] = s.source
     page.sources[f"{key}:marks"] = s.marks
     title, y_label = score_titles(kind)
     x_label = step_name(kind)
-    linear = line_chart(
-        f"{title} — raw and smoothed", y_label, x_label=x_label, name=f"{key}_linear"
-    )
-    log = line_chart(
-        f"{title}, log scale", y_label, x_label=x_label, y_axis_type="log", name=f"{key}_log"
-    )
-    log.x_range = linear.x_range
-    if shading is not None:
-        shading.add_to(linear)
-        shading.add_to(log)
-    log.visible = False
-    add_hover(linear, [draw_series(linear, s, "#1f77b4", smoothed_too=True)], s.marks)
-    add_hover(log, [draw_series(log, s, "#1f77b4", smoothed_too=True)], s.marks)
+    names = [f"{key}_linear", f"{key}_log"]
+
+    def chart(log_y: bool):
+        p = line_chart(
+            f"{title}, log scale" if log_y else f"{title} — raw and smoothed",
+            y_label,
+            x_label=x_label,
+            y_axis_type="log" if log_y else "linear",
+            name=names[log_y],
+        )
+        if shading is not None:
+            shading.add_to(p)
+        add_hover(p, [draw_series(p, s, "#1f77b4", smoothed_too=True)], s.marks)
+        return p
+
+    linear = chart(False)
     toggle = RadioButtonGroup(labels=["linear y", "log y"], active=0, name=f"{key}_scale")
+    box = column(toggle, linear, sizing_mode="stretch_width")
     toggle.js_on_change(
         "active",
         CustomJS(
-            args={"lin": linear, "log": log},
-            code="lin.visible = cb_obj.active == 0; log.visible = cb_obj.active == 1",
+            args={"box": box, "names": names},
+            code="for (const c of box.children) {"
+            " const i = names.indexOf(c.name); if (i >= 0) c.visible = i == cb_obj.active }",
         ),
     )
-    return s, column(toggle, linear, log, sizing_mode="stretch_width")
+
+    def add_log() -> None:
+        log = chart(True)
+        log.x_range = linear.x_range
+        log.visible = toggle.active == 1
+        box.children = [*box.children, log]
+
+    if lazy:
+
+        def on_choice(attr, old, new) -> None:
+            if new == 1 and len(box.children) == 2:
+                add_log()
+
+        toggle.on_change("active", on_choice)
+    else:
+        add_log()
+    return s, box
 
 
 def eval_view(storage, session_id: str, worker_id: str, page: Page):
@@ -170,15 +201,20 @@ def multi_reader(group: list, live: list, feed: UpdateFeed):
     return read, fill
 
 
-def _load_on_choice(page: Page, pending: dict, live: list, feed: UpdateFeed):
-    """A callback for the std choice that reads a tab's series when it is first chosen,
-    through ``page.background`` (the server's page builders) and ``page.call_soon``
-    (the document's next tick)."""
+def _load_on_choice(page: Page, pending: dict, live: list, feed: UpdateFeed, box, choice):
+    """A callback for the std choice that builds a tab's chart when it is first chosen
+    (into ``box``) and reads its series through ``page.background`` (the server's page
+    builders), filled in by ``page.call_soon`` (the document's next tick)."""
 
     def on_choice(attr, old, new) -> None:
-        ms = pending.pop(new, None)
-        if ms is None:
+        got = pending.pop(new, None)
+        if got is None:
             return
+        ms, make = got
+        if make is not None:
+            chart = make()
+            chart.visible = choice.active == new
+            box.children = [*box.children, chart]
         read, fill = multi_reader([ms], live, feed)
 
         def work() -> None:
@@ -186,7 +222,7 @@ def _load_on_choice(page: Page, pending: dict, live: list, feed: UpdateFeed):
                 fetched = read()
             except Exception:  # a storage gone bad must not end the tab
                 log.exception("reading the %s tab failed", ms.key)
-                pending[new] = ms  # try again when chosen again
+                pending[new] = (ms, None)  # read again when chosen again
                 return
             page.call_soon(lambda: fill(fetched))
 
@@ -218,8 +254,9 @@ def build_overview(
         For the Bokeh server: the charts with one line per tensor come back empty, with
         their read in ``page.deferred`` (one pass over the storage; the server runs it
         after the page is shown, so the browser lays the page out meanwhile), and the
-        std of gradients and of updates (tabs hidden at first) are read when their tab
-        is first chosen (a Python callback). False (the static report, tests) reads
+        std of gradients and of updates (tabs hidden at first) are built and read when
+        their tab is first chosen, the log-scale score chart when the toggle first asks
+        for it (Python callbacks). False (the static report, tests) builds and reads
         everything now.
 
     Returns
@@ -272,12 +309,14 @@ def build_overview(
         )
         if labels
     ]
-    score, score_box = score_view(storage, session_id, worker_id, page, kind=kind, shading=shading)
+    score, score_box = score_view(
+        storage, session_id, worker_id, page, kind=kind, shading=shading, lazy=defer_reads
+    )
     _, evals = eval_view(storage, session_id, worker_id, page)
     extra_series, extra_charts = kind_charts(
         storage, session_id, worker_id, kind, page, shading=shading
     )
-    live = [score, *extra_series]
+    live = [*extra_series] if defer_reads else [score, *extra_series]
     now = []  # the charts with one line per tensor that are read with the page
     ratio_chart = None
     if params:  # a network's panels only when it recorded them
@@ -296,34 +335,25 @@ def build_overview(
             load=False,
         )
         now.append(ratio)
-    std_charts, pending = [], {}
+    std_box = column(sizing_mode="stretch_width", name="std_charts")
+    pending = {}
     for i, (key, title, labels) in enumerate(std_specs):
-        ms, chart = multi_series_chart(
-            storage,
-            session_id,
-            worker_id,
-            groups[key],
-            labels,
-            f"log10 std of {title}",
-            "log10 std",
-            page,
-            key,
-            load=False,
-        )
+        ms = MultiSeries(groups[key], labels, key)
+        page.sources[key] = ms.source
+        page.sources[f"{key}:marks"] = ms.marks
+        make = partial(multi_chart, ms, f"log10 std of {title}", "log10 std")
+        if i > 0 and defer_reads:
+            pending[i] = (ms, make)  # built and read when first chosen
+            continue
+        chart = make()
         chart.visible = i == 0
-        if i == 0 or not defer_reads:
-            now.append(ms)
-        else:
-            pending[i] = ms
-        std_charts.append(chart)
-    if now:
+        std_box.children.append(chart)
+        now.append(ms)
+    if now and not defer_reads:
         read, fill = multi_reader(now, live, feed)
-        if defer_reads:
-            page.deferred.append((read, fill))
-        else:
-            fill(read())
+        fill(read())
     std_panel = []
-    if std_charts:
+    if std_specs:
         # a button group, not Tabs: a figure inside Tabs may be laid out at zero size
         # when the Bokeh server swaps the page in
         std_choice = RadioButtonGroup(
@@ -332,23 +362,62 @@ def build_overview(
         std_choice.js_on_change(
             "active",
             CustomJS(
-                args={"charts": std_charts},
-                code="charts.forEach((c, i) => { c.visible = i == cb_obj.active })",
+                args={"box": std_box, "keys": [key for key, _, _ in std_specs]},
+                code="for (const c of box.children) c.visible = c.name == keys[cb_obj.active]",
             ),
         )
         if pending:
-            std_choice.on_change("active", _load_on_choice(page, pending, live, feed))
-        std_panel = [std_choice, *std_charts]
+            std_choice.on_change(
+                "active", _load_on_choice(page, pending, live, feed, std_box, std_choice)
+            )
+        std_panel = [std_choice, std_box]
 
     model_table = table(
         model_rows(info, kind), ["property", "value"], name="model_table", widths=[130, 310]
     )
-    first = score.first or first_point(storage, session_id, worker_id)
+    # the first point gives the iterations/s; while the score is read (deferred), the
+    # newest point stands in (the rate reads "—" until then)
+    first = None if defer_reads else (score.first or first_point(storage, session_id, worker_id))
+    newest = (latest.iteration, latest.timestamp) if latest is not None else None
     perf_table = table(
-        performance_rows(storage, session_id, worker_id, info, first, kind),
+        performance_rows(storage, session_id, worker_id, info, first or newest, kind),
         ["property", "value"],
         name="performance",
     )
+
+    def show_performance(newest) -> None:
+        rows = performance_rows(storage, session_id, worker_id, info, first or newest, kind)
+        perf_table.source.data = {"property": [r[0] for r in rows], "value": [r[1] for r in rows]}
+
+    if defer_reads:
+        after = feed.after
+
+        def read():
+            # the score (whole, for the exact smoothing) and the tensor charts in one
+            # pass over the rows: the storage's scan is most of the cost of either
+            limits = {n: ms.max_points for ms in now for n in ms.names}
+            limits[score.name] = None
+            fetched = fetch_many(storage, session_id, worker_id, list(limits), limits)
+            s = fetched[score.name]
+            if len(s):
+                return fetched, (int(s.iterations[0]), float(s.timestamps[0]))
+            return fetched, first_point(storage, session_id, worker_id)
+
+        def fill(got) -> None:
+            nonlocal first
+            fetched, first = got
+            late = []
+            if after is not None:
+                late = storage.get_updates(session_id, worker_id, after_iteration=after)
+            score.load(storage, session_id, worker_id, series=fetched[score.name])
+            score.push_updates(late)
+            for ms in now:
+                ms.load(storage, session_id, worker_id, fetched)
+                ms.push_updates(late)
+            live.extend([score, *now])
+            show_performance(newest)
+
+        page.deferred.append((read, fill))
     page.sources["performance"] = perf_table.source
     page.sources["model"] = model_table.source
     findings_div = (
@@ -364,11 +433,10 @@ def build_overview(
             return 0
         if shading is not None:
             shading.update(updates)
-        if first is None:
+        if first is None and score in live:  # not while the deferred read is running
             first = first_point(storage, session_id, worker_id)
         n = sum(s.push_updates(updates) for s in live)
-        rows = performance_rows(storage, session_id, worker_id, info, first, kind)
-        perf_table.source.data = {"property": [r[0] for r in rows], "value": [r[1] for r in rows]}
+        show_performance((updates[-1].iteration, updates[-1].timestamp))
         return n
 
     page.refreshers.insert(0, refresh)
