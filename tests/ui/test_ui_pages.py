@@ -136,6 +136,23 @@ def test_ema_continues_across_chunks():
     assert whole[0] == 1.0  # debiased: the first point is itself
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.8, 0.999])
+def test_ema_matches_the_plain_recursion(weight):
+    rng = np.random.default_rng(1)
+    v = rng.standard_normal(3000).cumsum()
+    v[[5, 700, 701, 2999]] = [np.nan, np.inf, -np.inf, np.nan]
+    acc = norm = 0.0
+    want = np.full(len(v), np.nan)
+    for i, x in enumerate(v):  # TensorBoard's debiased smoothing, point by point
+        if np.isfinite(x):
+            acc = weight * acc + (1 - weight) * x
+            norm = weight * norm + (1 - weight)
+            want[i] = acc / norm
+    got, state = ema(v, weight)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True)
+    assert state == pytest.approx((acc, norm), rel=1e-9)
+
+
 def test_system_page_memory_in_mib_per_worker(sqlite_path):
     st = SQLiteStatsStorage(sqlite_path, read_only=True)
     page = build_system(st, "mlp")
