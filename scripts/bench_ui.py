@@ -13,6 +13,10 @@
     server <= 300 MB. ``--histogram-every K`` gives every K-th update histograms of
     every parameter, update and activation (30 bins; the listener's defaults record
     them every 10th report), in a file of its own (``-hK`` before the suffix).
+    Each line of opens also gives the median CPU seconds of an open in the server
+    process (the UI's threads and this script's polling) and in Chromium (all its
+    processes), steadier than wall time on a shared machine; ``--browser-only`` skips
+    the builder timings and the diagnostics run.
 
 ``python scripts/bench_ui.py load [--writers 10 --updates 1000 --pages 5]``
     A UI with the remote receiver on; ``writers`` processes each send ``updates``
@@ -211,13 +215,13 @@ def bench_big(args) -> None:
     print(f"RSS after writing: {rss_mib():.0f} MiB (peak)")
     st = SQLiteStatsStorage(path, read_only=True)
     at_once, as_server = _builders(args.page)
-    for _ in range(2):
+    for _ in range(0 if args.browser_only else 2):
         t0 = time.perf_counter()
         at_once(st)
         print(
             f"build {args.page} (everything read, as the report): {time.perf_counter() - t0:.2f} s"
         )
-    for _ in range(2):
+    for _ in range(0 if args.browser_only else 2):
         t0 = time.perf_counter()
         page = as_server(st)
         t1 = time.perf_counter()
@@ -227,7 +231,7 @@ def bench_big(args) -> None:
             f"as the server builds it: page {t1 - t0:.2f} s, then its deferred reads "
             f"{time.perf_counter() - t1:.2f} s"
         )
-    if args.page == "overview":
+    if args.page == "overview" and not args.browser_only:
         # the diagnostics child process the server starts after a page is shown, alone
         t0 = time.perf_counter()
         ask = f'{{"path": "{path}", "session": "big", "worker": "0"}}'.encode()
@@ -259,6 +263,8 @@ def bench_big(args) -> None:
     if args.page == "model":
         opens["right after the overview (the run's first open)"] = args.opens
     times = {kind: [] for kind in opens}
+    cpu = {kind: [] for kind in opens}  # (server, Chromium) CPU seconds per open
+    chromium = [d.service.process.pid]
     try:
         for kind, n in opens.items():
             for _ in range(n):
@@ -267,15 +273,20 @@ def bench_big(args) -> None:
                 if kind.startswith("right after"):
                     d.get(ui.url + "/train/overview?session=big")
                     wait(d, READY)
+                c0 = (time.process_time(), _cpu_seconds(chromium))
                 t0 = time.perf_counter()
                 d.get(url)
                 wait(d, READY)
                 times[kind].append(time.perf_counter() - t0)
+                c1 = (time.process_time(), _cpu_seconds(chromium))
+                cpu[kind].append((c1[0] - c0[0], c1[1] - c0[1]))
             print(
                 f"browser open of /train/{args.page} until drawn, {kind}: "
                 + " ".join(f"{v:.2f}" for v in times[kind])
                 + f" s (median {statistics.median(times[kind]):.2f} s), "
-                f"load average {os.getloadavg()[0]:.2f}"
+                f"load average {os.getloadavg()[0]:.2f}; CPU median: server "
+                f"{statistics.median(c[0] for c in cpu[kind]):.2f} s, Chromium "
+                f"{statistics.median(c[1] for c in cpu[kind]):.2f} s"
             )
         if args.page == "model":
             print("models in the model page's document:", d.execute_script(MODELS))
@@ -533,6 +544,11 @@ def main() -> None:
     big.add_argument("--opens", type=int, default=5)
     big.add_argument("--page", choices=["overview", "model"], default="overview")
     big.add_argument("--histogram-every", type=int, default=0)
+    big.add_argument(
+        "--browser-only",
+        action="store_true",
+        help="only the browser opens (no builder timings, no diagnostics run)",
+    )
     big.add_argument("--path", default=os.path.join(tmp, "embedviz-bench-ui.db"))
     load = sub.add_parser("load")
     load.add_argument("--writers", type=int, default=10)
