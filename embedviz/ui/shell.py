@@ -71,7 +71,14 @@ def build_page(
         )
     storage = server.series_cache.wrap(sessions[session_id])
     if path == "/train/overview":
-        return build_overview(storage, session_id, worker_id, findings=False, defer_reads=True)
+        return build_overview(
+            storage,
+            session_id,
+            worker_id,
+            findings=False,
+            defer_reads=True,
+            prefetch=server.builders.submit,
+        )
     if path == "/train/model":
         return build_model(storage, session_id, worker_id)
     if path == "/train/system":

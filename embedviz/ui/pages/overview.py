@@ -10,6 +10,7 @@ standard deviation of activations, gradients and updates (tabs), and the finding
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 
 from bokeh.layouts import column, row
@@ -17,6 +18,7 @@ from bokeh.models import CustomJS, DataRange1d, Div, LinearAxis, RadioButtonGrou
 
 from embedviz.ui.findings import FINDINGS_STYLE, findings_view
 from embedviz.ui.pages._common import (
+    MULTI_MAX_POINTS,
     SMOOTHING,
     LiveSeries,
     Page,
@@ -237,6 +239,7 @@ def build_overview(
     worker_id: str | None = None,
     findings: bool = True,
     defer_reads: bool = False,
+    prefetch: Callable | None = None,
 ) -> Page:
     """The overview page of one session and worker.
 
@@ -258,6 +261,10 @@ def build_overview(
         their tab is first chosen, the log-scale score chart when the toggle first asks
         for it (Python callbacks). False (the static report, tests) builds and reads
         everything now.
+    prefetch : callable, default=None
+        With ``defer_reads``, a function such as ``executor.submit``: the deferred read
+        is started through it as soon as the series to read are known, before the
+        page's charts are built, and ``page.deferred`` waits for its result.
 
     Returns
     -------
@@ -309,6 +316,26 @@ def build_overview(
         )
         if labels
     ]
+    read = None
+    if defer_reads:
+        # the score (whole, for the exact smoothing) and the charts shown at first with
+        # one line per tensor, in one pass over the rows (the storage's scan is most of
+        # the cost of either); started now when the caller lends a thread, so that it
+        # runs beside the building of the page
+        limits = dict.fromkeys(groups["ratio"], MULTI_MAX_POINTS)
+        if std_specs:
+            limits.update(dict.fromkeys(groups[std_specs[0][0]], MULTI_MAX_POINTS))
+        limits["score"] = None
+
+        def read():
+            fetched = fetch_many(storage, session_id, worker_id, list(limits), limits)
+            s = fetched["score"]
+            if len(s):
+                return fetched, (int(s.iterations[0]), float(s.timestamps[0]))
+            return fetched, first_point(storage, session_id, worker_id)
+
+        if prefetch is not None:
+            read = prefetch(read).result
     score, score_box = score_view(
         storage, session_id, worker_id, page, kind=kind, shading=shading, lazy=defer_reads
     )
@@ -391,17 +418,6 @@ def build_overview(
 
     if defer_reads:
         after = feed.after
-
-        def read():
-            # the score (whole, for the exact smoothing) and the tensor charts in one
-            # pass over the rows: the storage's scan is most of the cost of either
-            limits = {n: ms.max_points for ms in now for n in ms.names}
-            limits[score.name] = None
-            fetched = fetch_many(storage, session_id, worker_id, list(limits), limits)
-            s = fetched[score.name]
-            if len(s):
-                return fetched, (int(s.iterations[0]), float(s.timestamps[0]))
-            return fetched, first_point(storage, session_id, worker_id)
 
         def fill(got) -> None:
             nonlocal first
