@@ -318,6 +318,12 @@ def run_tsne(args: argparse.Namespace) -> int:
         )
         if value
     ]
+    inputs = [("word vectors", model)] + [
+        (what, Path(value))
+        for what, value in (("word list", args.words), ("labels", args.labels))
+        if value
+    ]
+    _check_distinct(outputs, inputs)
     for what, path in outputs:  # fail before a long run, not after it
         _check_writable(path, what)
     if args.projector:
@@ -415,6 +421,19 @@ def _coords(table):
 def _size(path) -> str:
     n = Path(path).stat().st_size
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def _check_distinct(outputs: list[tuple[str, Path]], inputs: list[tuple[str, Path]]) -> None:
+    """Refuse an output that is an input or another output (it would be overwritten)."""
+    from embedviz._paths import same_file
+
+    for i, (what, path) in enumerate(outputs):
+        for other, earlier in inputs + outputs[:i]:
+            if same_file(path, earlier):
+                raise InputError(
+                    f"the {what} would overwrite the {other} {earlier}: both name one file; "
+                    "choose another path"
+                )
 
 
 def _check_writable(path: Path, what: str) -> None:

@@ -115,9 +115,16 @@ def write_report(storage_or_path, output, session_id: str | None = None) -> Path
     >>> write_report("runs.db", "report.html")  # doctest: +SKIP
     PosixPath('report.html')
     """
+    from embedviz._paths import same_file
     from embedviz.plot.export import save_html
 
     own = isinstance(storage_or_path, str | os.PathLike)
+    source = storage_or_path if own else getattr(storage_or_path, "path", None)
+    if source is not None and same_file(source, output):
+        raise InputError(
+            f"the report would overwrite the statistics file {source}: both name one file; "
+            "choose another output path (-o)"
+        )
     storage = open_storage(storage_or_path) if own else storage_or_path
     try:
         layout, session = report_layout(storage, session_id)

@@ -137,6 +137,37 @@ def test_stats_session_and_check(tmp_path, small_model, fast_args, capsys):
     assert main(["check", str(tmp_path / "none.db")]) == 2
 
 
+def test_an_output_that_is_an_input_or_another_output_is_refused(
+    tmp_path, small_model, fast_args, capsys
+):
+    path, _, _ = small_model
+    db = tmp_path / "runs.db"
+    db.write_bytes(b"earlier statistics")
+    before = path.read_bytes()
+    cases = [
+        (["-o", str(db), "--stats", str(tmp_path / "." / "runs.db")], "statistics", "page"),
+        (["-o", str(path)], "page", "word vectors"),
+        (["-o", str(tmp_path / "a.html"), "--csv", str(path)], "CSV", "word vectors"),
+    ]
+    for extra, what, other in cases:
+        assert main(["tsne", str(path), "-q", *extra, *fast_args]) == 2
+        err = capsys.readouterr().err
+        assert f"the {what} would overwrite the {other}" in err and "Traceback" not in err
+    assert db.read_bytes() == b"earlier statistics" and path.read_bytes() == before
+
+
+def test_report_refuses_to_overwrite_its_statistics_file(tmp_path, small_model, fast_args, capsys):
+    pytest.importorskip("embedviz.stats.tsne_stats")
+    path, _, _ = small_model
+    db = tmp_path / "runs.db"
+    argv = ["tsne", str(path), "-o", str(tmp_path / "s.html"), "--stats", str(db), "-q"]
+    assert main([*argv, *fast_args]) == 0
+    before = db.read_bytes()
+    assert main(["report", str(db), "-o", str(db)]) == 2
+    assert "would overwrite the statistics file" in capsys.readouterr().err
+    assert db.read_bytes() == before
+
+
 def test_defaults_are_the_shared_defaults():
     from embedviz import TSNE
 
