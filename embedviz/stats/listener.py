@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import time
 from typing import Any
 
@@ -53,7 +54,13 @@ from embedviz.stats.records import (
     StaticInfo,
     Update,
 )
-from embedviz.stats.system import hardware_info, memory_sample, new_session_id, software_info
+from embedviz.stats.system import (
+    hardware_info,
+    memory_sample,
+    new_session_id,
+    software_info,
+    unused_session_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +79,34 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+_MAX_BINS = 10_000  # the most bins a histogram record may have (records.from_dict)
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(f"{name}: expected an integer >= 1, got {value!r}")
     return value
+
+
+def _count(name: str, value: Any) -> int:
+    """A whole number >= 0 (numpy and 0-d torch integers too), else InputError."""
+    try:
+        n = operator.index(value)
+    except TypeError:
+        n = -1
+    if isinstance(value, bool) or n < 0:
+        raise InputError(f"{name}: expected a whole number >= 0, got {value!r:.60}")
+    return n
+
+
+def _number(name: str, value: Any) -> float:
+    """A float from a number or a one-element tensor/array, else InputError."""
+    try:
+        return float(value.item() if hasattr(value, "item") else value)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(
+            f"{name}: expected a number or a one-element tensor, got {value!r:.60}"
+        ) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -199,13 +230,44 @@ class StatsListener:
             "histogram_bins",
             STATS_DEFAULTS["histogram_bins"] if histogram_bins is None else histogram_bins,
         )
+        if self.histogram_bins > _MAX_BINS:
+            raise InputError(
+                f"histogram_bins: expected at most {_MAX_BINS} (what storages and the remote "
+                f"UI accept), got {self.histogram_bins}"
+            )
         if report_ranks not in ("all", "zero"):
             raise InputError(f"report_ranks: expected 'all' or 'zero', got {report_ranks!r}")
+        if not (
+            callable(getattr(storage, "put", None)) and callable(getattr(storage, "flush", None))
+        ):
+            raise InputError(
+                f"storage: expected a statistics storage (InMemoryStatsStorage, "
+                f"SQLiteStatsStorage or RemoteStatsRouter), got {type(storage).__name__} "
+                f"{storage!r:.60}; e.g. SQLiteStatsStorage('runs.db')"
+            )
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-        inner = model
-        while isinstance(inner, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel):
-            inner = inner.module
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise InputError(
+                f"optimizer: expected a torch.optim.Optimizer or None, got "
+                f"{type(optimizer).__name__} {optimizer!r:.60}"
+            )
+        if config is not None and not isinstance(config, dict):
+            raise InputError(f"config: expected a dict or None, got {type(config).__name__}")
+        inner, compiled = model, False
+        while True:
+            if isinstance(inner, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel):
+                inner = inner.module
+            elif isinstance(getattr(inner, "_orig_mod", None), torch.nn.Module):  # compile()
+                inner, compiled = inner._orig_mod, True
+            else:
+                break
+        if compiled and activations:
+            log.warning(
+                "activation statistics are off for a torch.compile'd model (forward hooks "
+                "would make it recompile); pass activations=False to silence this"
+            )
+            activations = False
         self.model = inner
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -269,9 +331,15 @@ class StatsListener:
 
     # -- setup -------------------------------------------------------------------
     def _agree_session_id(self, session_id: str | None, distributed: bool) -> str:
-        if session_id is not None:
-            return str(session_id)
-        sid = new_session_id(type(self.model).__name__.lower())
+        """A new id, or ``session_id`` unless the storage already holds this worker's
+        records under it (then ``session_id-2``, ...); under torch.distributed rank 0
+        decides for all ranks."""
+        if session_id is None:
+            sid = new_session_id(type(self.model).__name__.lower())
+        elif not distributed or self.rank == 0:
+            sid = unused_session_id(self.storage, str(session_id), self.worker_id)
+        else:
+            sid = str(session_id)
         if distributed:
             import torch.distributed as dist
 
@@ -338,6 +406,7 @@ class StatsListener:
         self._forward_handles = []
         self._armed = False
         self._before = None
+        self._acts, self._grads, self._stepped = {}, None, None  # this report's numbers
 
     def _forward(self, module, inputs, output) -> None:
         """The forward hook of every module (global, armed iterations only): records the
@@ -415,23 +484,26 @@ class StatsListener:
         """
         if self._closed:
             raise InputError("StatsListener.step: the listener is closed; create a new one")
+        examples = 0 if batch_size is None else _count("batch_size", batch_size)
         self._batches += 1
-        if batch_size is not None:
-            self._examples += int(batch_size)
+        self._examples += examples
         if not self.enabled:
             self.iteration += 1
             return
-        if self._armed:
-            t0 = time.perf_counter()
-            try:
-                update = self._build_update(loss)
-            finally:
-                self._disarm()
-            update.collect_seconds = self._collect + time.perf_counter() - t0
-            self._collect = 0.0
-            self.storage.put(update)
-        self.iteration += 1
-        self._arm()
+        if not self._armed:
+            self.iteration += 1
+            self._arm()
+            return
+        t0 = time.perf_counter()
+        try:  # a bad loss is an error of this call; the next iteration is counted as usual
+            update = self._build_update(loss)
+        finally:
+            self._disarm()
+            self.iteration += 1
+            self._arm()
+        update.collect_seconds = self._collect + time.perf_counter() - t0
+        self._collect = 0.0
+        self.storage.put(update)
 
     def _build_update(self, loss: Any) -> Update:
         torch = self._torch
@@ -440,7 +512,7 @@ class StatsListener:
         it = self.iteration
         update = Update(self.session_id, self.worker_id, it, time.time())
         if loss is not None:
-            update.score = float(loss.item() if isinstance(loss, torch.Tensor) else loss)
+            update.score = _number("loss", loss)
         if it > 0 and elapsed > 0:
             update.minibatches_per_sec = self._batches / elapsed
             if self._examples:
@@ -490,7 +562,6 @@ class StatsListener:
         if time.monotonic() - self._last_memory >= 1.0:  # psutil costs ~0.1 ms
             update.memory = memory_sample()
             self._last_memory = time.monotonic()
-        self._acts, self._grads, self._stepped = {}, None, None
         return update
 
     def _activation_stats(self):
@@ -525,15 +596,10 @@ class StatsListener:
             raise InputError(
                 f"metrics: expected a non-empty dict of name -> number, got {metrics!r}"
             )
-        clean = {}
-        for k, v in metrics.items():
-            try:
-                clean[str(k)] = float(v.item() if hasattr(v, "item") else v)
-            except (TypeError, ValueError):
-                raise InputError(f"metrics[{k!r}]: expected a number, got {v!r}") from None
+        clean = {str(k): _number(f"metrics[{k!r}]", v) for k, v in metrics.items()}
         if not self.enabled:
             return
-        it = max(self.iteration - 1, 0) if iteration is None else int(iteration)
+        it = max(self.iteration - 1, 0) if iteration is None else _count("iteration", iteration)
         self.storage.put(EvalRecord(self.session_id, self.worker_id, it, time.time(), clean))
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import socket
@@ -11,6 +12,8 @@ import uuid
 from typing import Any
 
 import psutil
+
+log = logging.getLogger(__name__)
 
 _PROCESS: psutil.Process | None = None
 
@@ -100,3 +103,35 @@ def new_session_id(prefix: str = "run") -> str:
     """
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime())
     return f"{prefix}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def unused_session_id(storage: Any, session_id: str, worker_id: str) -> str:
+    """``session_id``, or the first of ``session_id-2``, ``-3``, ... under which
+    ``storage`` holds no records of ``worker_id``.
+
+    A run started again under a name already used becomes a session of its own (its
+    iterations would otherwise mix with the earlier run's); a warning names both.
+    Storages that cannot be read (a remote router) keep the name.
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> unused_session_id(InMemoryStatsStorage(), "mlp", "0")
+    'mlp'
+    """
+    list_workers = getattr(storage, "list_workers", None)
+    if list_workers is None:
+        return session_id
+    name, n = session_id, 1
+    while worker_id in list_workers(name):
+        n += 1
+        name = f"{session_id}-{n}"
+    if name != session_id:
+        log.warning(
+            "session %r already holds worker %s's records: recording this run as %r "
+            "(give a new session_id to choose the name)",
+            session_id,
+            worker_id,
+            name,
+        )
+    return name

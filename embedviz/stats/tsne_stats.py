@@ -11,7 +11,13 @@ import numpy as np
 
 from embedviz.errors import InputError
 from embedviz.stats.records import Snapshot, StaticInfo, Update
-from embedviz.stats.system import hardware_info, memory_sample, new_session_id, software_info
+from embedviz.stats.system import (
+    hardware_info,
+    memory_sample,
+    new_session_id,
+    software_info,
+    unused_session_id,
+)
 
 _INFO_KEYS = ("grad_norm", "exaggeration", "momentum", "learning_rate", "elapsed")
 
@@ -71,8 +77,12 @@ class TSNEStats:
                 f"snapshot_every: expected None or an integer >= 1, got {snapshot_every!r}"
             )
         self.storage = storage
-        self.session_id = session_id or new_session_id("tsne")
         self.worker_id = str(worker_id)
+        self.session_id = (
+            unused_session_id(storage, str(session_id), self.worker_id)
+            if session_id
+            else new_session_id("tsne")
+        )
         self.config = dict(config or {})
         self.labels = [str(x) for x in labels] if labels is not None else []
         self.snapshot_every = snapshot_every

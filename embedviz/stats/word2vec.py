@@ -11,7 +11,13 @@ from gensim.models.callbacks import CallbackAny2Vec
 
 from embedviz.errors import InputError
 from embedviz.stats.records import Snapshot, StaticInfo, Update
-from embedviz.stats.system import hardware_info, memory_sample, new_session_id, software_info
+from embedviz.stats.system import (
+    hardware_info,
+    memory_sample,
+    new_session_id,
+    software_info,
+    unused_session_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +101,12 @@ class Word2VecStats(CallbackAny2Vec):
         ):
             raise InputError(f"words: expected a list of strings, got {words!r}")
         self.storage = storage
-        self.session_id = session_id or new_session_id("word2vec")
         self.worker_id = str(worker_id)
+        self.session_id = (
+            unused_session_id(storage, str(session_id), self.worker_id)
+            if session_id
+            else new_session_id("word2vec")
+        )
         self.words = list(words) if words is not None else None
         self.snapshot_every = snapshot_every
         self.config = dict(config or {})
@@ -150,7 +160,12 @@ class Word2VecStats(CallbackAny2Vec):
             update.score = loss
             update.extra["loss"] = loss
         elif not self._warned:
-            log.warning("Word2VecStats: train with compute_loss=True to record the loss")
+            if type(model).__name__ == "FastText":  # gensim's FastText computes no loss
+                log.info(
+                    "Word2VecStats: gensim's FastText reports no loss; recording alpha and speed"
+                )
+            else:
+                log.warning("Word2VecStats: train with compute_loss=True to record the loss")
             self._warned = True
         words = getattr(model, "corpus_total_words", None)
         if words and elapsed > 0:

@@ -211,6 +211,79 @@ def test_bad_arguments():
         StatsListener(InMemoryStatsStorage(), model, report_ranks="some")
     with pytest.raises(InputError, match="model"):
         StatsListener(InMemoryStatsStorage(), object())
+    with pytest.raises(InputError, match=r"storage: expected a statistics storage.*'runs.db'"):
+        StatsListener("runs.db", model)
+    with pytest.raises(InputError, match="optimizer: expected a torch.optim.Optimizer"):
+        StatsListener(InMemoryStatsStorage(), model, "sgd")
+    with pytest.raises(InputError, match="config: expected a dict"):
+        StatsListener(InMemoryStatsStorage(), model, config=[1])
+    with pytest.raises(InputError, match="histogram_bins: expected at most 10000"):
+        StatsListener(InMemoryStatsStorage(), model, histogram_bins=20_000)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda lis: lis.step("abc"), "loss: expected a number"),
+        (lambda lis: lis.step(torch.ones(2)), "loss: expected a number or a one-element"),
+        (lambda lis: lis.step(1.0, batch_size="x"), "batch_size: expected a whole number"),
+        (lambda lis: lis.step(1.0, batch_size=-5), "batch_size: expected a whole number"),
+        (lambda lis: lis.record_eval({"a": 1.0}, iteration="abc"), "iteration: expected"),
+        (lambda lis: lis.record_eval({"a": 1.0}, iteration=-3), "iteration: expected"),
+        (lambda lis: lis.record_eval({"a": torch.ones(3)}), r"metrics\['a'\]: expected"),
+    ],
+)
+def test_bad_values_in_the_loop_are_input_errors(call, message):
+    model = make_model()
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, frequency=1, session_id="v") as listener:
+        with pytest.raises(InputError, match=message):
+            call(listener)
+        listener.step(torch.tensor(2.0), batch_size=np.int64(4))  # still usable; numpy int
+    assert [u.score for u in storage.get_updates("v")][-1] == 2.0
+
+
+def test_a_session_name_used_before_becomes_a_session_of_its_own(digits, tmp_path, caplog):
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    path = tmp_path / "runs.db"
+    for run in range(3):
+        storage = SQLiteStatsStorage(path)
+        model = make_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with StatsListener(storage, model, opt, frequency=2, session_id="name") as listener:
+            train(model, opt, digits, 4, listener)
+        storage.close()
+        assert listener.session_id == ["name", "name-2", "name-3"][run]
+    assert "session 'name' already holds worker 0's records" in caplog.text
+    storage = SQLiteStatsStorage(path, read_only=True)
+    try:
+        assert sorted(storage.list_sessions()) == ["name", "name-2", "name-3"]
+        for session in storage.list_sessions():  # no run's iterations mixed into another's
+            assert [u.iteration for u in storage.get_updates(session)] == [0, 2]
+    finally:
+        storage.close()
+
+
+def test_a_compiled_model_is_recorded_under_its_own_names(digits, caplog):
+    model = make_model()
+    compiled = torch.compile(model, backend="eager")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, compiled, opt, frequency=1, session_id="c") as listener:
+        X, y = digits
+        for i in range(2):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(compiled(X[:32]), y[:32])
+            loss.backward()
+            opt.step()
+            listener.step(loss)
+    assert "activation statistics are off for a torch.compile'd model" in caplog.text
+    (info,) = [storage.get_static_info("c", "0")]
+    assert info.model_class == type(model).__name__
+    u = storage.get_updates("c")[-1]
+    assert set(u.params) == {n for n, _ in model.named_parameters()}  # no "_orig_mod."
+    assert u.params["0.weight"].update_param_ratio > 0 and not u.activations
 
 
 def test_without_optimizer_records_params_and_grads(digits):
