@@ -79,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
 class _Formatter(logging.Formatter):
     def format(self, record):
         text = super().format(record)
-        return (
-            f"embedviz: warning: {text}"
-            if record.levelno >= logging.WARNING
-            else f"embedviz: {text}"
-        )
+        if record.levelno >= logging.ERROR:
+            return f"embedviz: error: {text}"
+        if record.levelno >= logging.WARNING:
+            return f"embedviz: warning: {text}"
+        return f"embedviz: {text}"
 
 
 @contextmanager
