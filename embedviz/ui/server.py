@@ -11,6 +11,9 @@ A periodic callback (``refresh_interval``, 0.5 s) calls the page's ``refresh()``
 reads what arrived after the newest drawn iteration and streams only those points; the
 session list is re-read every few ticks, so new sessions appear without a restart.
 
+A page loads only the BokehJS bundles it uses (:data:`PAGE_BUNDLES`: no MathJax, WebGL
+only for the embedding maps), not all five a Bokeh server sends by default.
+
 Page builds read through a :class:`~embedviz.ui.cache.SeriesCache` shared by the tabs,
 so opening a page again reads only what was recorded since; at start, the newest
 session's overview is read into it in the background.

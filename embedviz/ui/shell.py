@@ -6,8 +6,10 @@ the periodic callback that streams new points (``page.refresh()``) and notices n
 sessions and workers. Choosing another session or worker rebuilds the page in place.
 A page may come back with some charts empty and their reads deferred
 (``page.deferred``): they run in the server's page builders once the page is shown,
-while the browser lays it out, and the nav bar is tagged ``ready`` when they are
-filled in. The overview's findings come from
+while the browser lays it out (the overview starts its read while the page is being
+built), and the nav bar is tagged ``ready`` when they are filled in. The document's
+template loads only the BokehJS bundles the page uses
+(:func:`~embedviz.ui.server.page_template`). The overview's findings come from
 :class:`~embedviz.ui.diagnose.FindingsRunner` (a child process for SQLite files),
 started a second after the page is ready, and are filled in when done, so a large
 run's page opens without waiting for (or competing with) the diagnostics.
