@@ -140,9 +140,39 @@ def main(argv=None) -> int:
     if args.word2vec:
         sessions.append(run_word2vec(storage))
     storage.close()
+    if args.remote:
+        return report_remote(storage, sessions)
     print(f"recorded session(s) {', '.join(sessions)} into {where}")
-    if not args.remote:
-        print(f"view: embedviz ui {args.db}    check: embedviz check {args.db}")
+    print(f"view: embedviz ui {args.db}    check: embedviz check {args.db}")
+    return 0
+
+
+def report_remote(router, sessions: list[str]) -> int:
+    """Say what the remote UI really got (after ``router.close()``); 0 only if everything."""
+    names = ", ".join(sessions)
+    left, spill = router.pending(), router.spill_path
+    if router.refused is not None:
+        print(
+            f"NOT recorded: {router.url} refused the records ({router.refused}); "
+            f"{left} record(s) of session(s) {names} are kept in {spill}. Send them with "
+            f"RemoteStatsRouter(URL, token=<the right token>, spill_path={str(spill)!r})."
+        )
+        return 1
+    if left:
+        print(
+            f"partly recorded: {router.sent} record(s) of session(s) {names} reached "
+            f"{router.url}; {left} could not be sent and are kept in {spill}. Send them "
+            f"later with RemoteStatsRouter(URL, spill_path={str(spill)!r})."
+        )
+        return 1
+    if router.rejected:
+        print(
+            f"partly recorded: {router.sent} record(s) of session(s) {names} stored by "
+            f"{router.url}; {router.rejected} rejected as invalid (kept in the 'rejected' "
+            f"table of {spill}; the UI's log says why)."
+        )
+        return 1
+    print(f"recorded session(s) {names} into {router.url} ({router.sent} records accepted)")
     return 0
 
 

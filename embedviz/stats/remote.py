@@ -9,14 +9,23 @@ for long:
   seconds, the caller moves the queue and its record to the *spill file* (a local SQLite
   file) and returns; nothing waits on the network.
 * A background thread sends batches. When the server is away (connection refused,
-  timeout, 5xx, 401/403/429) it backs off exponentially (0.5 s doubling up to
+  timeout, 5xx, 408/429) it backs off exponentially (0.5 s doubling up to
   ``max_backoff``) and meanwhile spills everything to the spill file, in order; when the
   server answers again the spill file is replayed oldest first, then the queue.
-* A batch the server rejects as malformed (400) or too large (413, even when split to a
-  single record) is logged as an error and kept in the spill file's ``rejected`` table.
-* ``close()`` sends what is left for up to ``close_timeout`` seconds; records still
-  unsent stay in the spill file, whose path is logged, and a later
-  ``RemoteStatsRouter(url, spill_path=that_path)`` sends them first.
+* A refused token or a disabled receiver (401, 403) is final: the router logs one error
+  saying so, stops sending and keeps every record in the spill file (:attr:`refused`
+  says why), for a later router with the right token to send.
+* A record the server rejects as malformed (400, the record its message names; the
+  others of the batch are sent again) or too large (413, even when split to a single
+  record) is logged as an error and kept in the spill file's ``rejected`` table.
+* :meth:`pending` counts every record not yet answered, the batch being posted
+  included; :meth:`flush` waits for it. ``close()`` sends what is left for up to
+  ``close_timeout`` seconds, then waits at most ``timeout + 2`` s for the request in
+  flight; what is still unsent (that request's records included: the server may
+  still store them, delivery is at least once) is kept in the spill file, whose path
+  is logged, and a later ``RemoteStatsRouter(url, spill_path=that_path)`` sends it
+  first. If the spill file cannot be written, the records go to a JSON-lines file in
+  the temporary directory, and if even that fails an error says how many were lost.
 
 Records of one worker arrive in the order they were put.
 """
@@ -27,6 +36,7 @@ import json
 import logging
 import os
 import queue
+import re
 import sqlite3
 import tempfile
 import threading
@@ -42,7 +52,9 @@ from embedviz.stats.records import SCHEMA_VERSION, Record, to_dict
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT = {401, 403, 408, 429}
+_TRANSIENT = {408, 429}
+_REFUSED = {401: "the token was refused", 403: "the receiver is disabled or refused us"}
+_POSITION = re.compile(r"^records\[(\d+)\]")
 
 
 class RemoteStatsRouter(StatsStorage):
@@ -115,16 +127,34 @@ class RemoteStatsRouter(StatsStorage):
         )
         self.sent = 0  # records the server accepted
         self.rejected = 0  # records the server refused for good (kept in the spill file)
+        #: why the server refused to take records (401/403), which stops the sending;
+        #: None while it has not
+        self.refused: str | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._spill_lock = threading.Lock()
         self._spill_con: sqlite3.Connection | None = None
         self._spilled = 0
+        # records put and not yet answered (accepted or rejected for good): queued,
+        # spilled or in flight; what pending() says
+        self._count_lock = threading.Lock()
+        self._outstanding = 0
+        # the batch taken from the queue and being posted, and how many of its records
+        # (a prefix) the server has answered; close() takes it over when the thread is
+        # stuck in a request (``_abandoned``), and the thread then touches nothing
+        self._handoff = threading.Lock()
+        self._inflight: list[str] = []
+        self._inflight_done = 0
+        self._abandoned = False
+        self._unsaved: list[str] = []  # records the spill file could not take
+        #: where close() wrote records the spill file could not take (None: none)
+        self.unsent_path: Path | None = None
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._closed = False
         self._server_ok = True
         if self.spill_path.exists():
             self._open_spill()
+            self._outstanding = self._spilled
         self._thread = threading.Thread(target=self._run, name="embedviz-remote", daemon=True)
         self._thread.start()
 
@@ -149,6 +179,18 @@ class RemoteStatsRouter(StatsStorage):
         """Append (or, for a batch that was in flight, prepend) to the spill file."""
         if not payloads:
             return
+        try:
+            self._spill_now(payloads, front)
+        except (sqlite3.Error, OSError) as exc:  # disk full, no such folder: keep them
+            if not self._unsaved:
+                log.error(
+                    "cannot write the spill file %s (%s); keeping unsent records in memory",
+                    self.spill_path,
+                    exc,
+                )
+            self._unsaved.extend(payloads)
+
+    def _spill_now(self, payloads: list[str], front: bool) -> None:
         with self._spill_lock:
             con = self._open_spill()
             con.execute("BEGIN IMMEDIATE")
@@ -178,13 +220,17 @@ class RemoteStatsRouter(StatsStorage):
         self._spill(payloads)
 
     def _reject(self, payloads: list[str], reason: str) -> None:
-        with self._spill_lock:
-            con = self._open_spill()
-            con.executemany(
-                "INSERT INTO rejected(reason, payload) VALUES (?, ?)",
-                [(reason, p) for p in payloads],
-            )
+        try:
+            with self._spill_lock:
+                con = self._open_spill()
+                con.executemany(
+                    "INSERT INTO rejected(reason, payload) VALUES (?, ?)",
+                    [(reason, p) for p in payloads],
+                )
+        except (sqlite3.Error, OSError) as exc:
+            log.error("cannot keep rejected records in %s: %s", self.spill_path, exc)
         self.rejected += len(payloads)
+        self._answered(len(payloads))
         log.error(
             "remote UI %s refused %d record(s) for good (%s); they are kept in the "
             "'rejected' table of %s",
@@ -198,6 +244,8 @@ class RemoteStatsRouter(StatsStorage):
     def _store(self, records: list[Record]) -> None:
         if self._closed:
             raise InputError("RemoteStatsRouter: closed; create a new router to send more")
+        with self._count_lock:
+            self._outstanding += len(records)
         for record in records:
             payload = json.dumps(to_dict(record))
             try:
@@ -207,43 +255,116 @@ class RemoteStatsRouter(StatsStorage):
                 self._spill([payload])
         self._idle.clear()
 
+    def _answered(self, n: int) -> None:
+        with self._count_lock:
+            self._outstanding -= n
+
     def pending(self) -> int:
-        """Records not yet accepted by the server (queued or spilled)."""
-        return self._queue.qsize() + self._spilled
+        """Records not yet answered by the server: queued, spilled or being posted."""
+        with self._count_lock:
+            return self._outstanding
 
     def flush(self, timeout: float | None = 5.0) -> bool:
-        """Wait until everything is sent, at most ``timeout`` seconds; True when done."""
+        """Wait until the server has answered every record, at most ``timeout`` seconds
+        (returns at once when it refused the token); True when nothing is pending."""
         deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
-        while self.pending() and time.monotonic() < deadline and self._thread.is_alive():
+        while (
+            self.pending()
+            and self.refused is None
+            and time.monotonic() < deadline
+            and self._thread.is_alive()
+        ):
             self._idle.wait(0.05)
         return self.pending() == 0
 
     def close(self) -> None:
-        """Send what is left (at most ``close_timeout`` s) and stop the thread."""
+        """Send what is left (at most ``close_timeout`` s), stop the thread, keep the rest.
+
+        Returns within ``close_timeout + timeout + 2`` seconds (plus the time to write
+        the spill file). Records not answered by then -- a batch whose request is still
+        running included -- are kept in the spill file and logged; nothing is dropped.
+        """
         if self._closed:
             return
         self._closed = True
         self.flush(self.close_timeout)
         self._stop.set()
         self._thread.join(self.timeout + 2)
+        with self._handoff:  # the thread, stuck in a request or not, touches nothing now
+            self._abandoned = True
+            inflight = self._inflight[self._inflight_done :]
+            self._inflight, self._inflight_done = [], 0
+        if inflight:
+            log.warning(
+                "remote UI %s: a request of %d record(s) got no answer within %.0f s; "
+                "keeping them to send again (the server may store them twice)",
+                self.url,
+                len(inflight),
+                self.timeout + 2,
+            )
+            self._spill(inflight, front=True)  # older than anything spilled meanwhile
         self._drain_queue_to_spill()
         left = self._spilled
         with self._spill_lock:
             if self._spill_con is not None:
                 self._spill_con.close()
                 self._spill_con = None
+        if self._unsaved:
+            self._save_unsaved()
         if left:
-            log.warning(
-                "remote UI %s unreachable: %d record(s) kept in %s; send them later with "
-                "RemoteStatsRouter(url, spill_path=%r)",
-                self.url,
-                left,
-                self.spill_path,
-                str(self.spill_path),
-            )
-        elif not self.rejected and self.spill_path.exists():
+            if self.refused is not None:
+                log.error(
+                    "remote UI %s refused the records (%s): %d record(s) not sent, kept in "
+                    "%s; send them with RemoteStatsRouter(url, token=<the right token>, "
+                    "spill_path=%r)",
+                    self.url,
+                    self.refused,
+                    left,
+                    self.spill_path,
+                    str(self.spill_path),
+                )
+            else:
+                log.warning(
+                    "remote UI %s unreachable: %d record(s) kept in %s; send them later "
+                    "with RemoteStatsRouter(url, spill_path=%r)",
+                    self.url,
+                    left,
+                    self.spill_path,
+                    str(self.spill_path),
+                )
+        elif not self.rejected and not self._unsaved and self.spill_path.exists():
             for suffix in ("", "-wal", "-shm"):
                 Path(str(self.spill_path) + suffix).unlink(missing_ok=True)
+
+    def _save_unsaved(self) -> None:
+        """The records the spill file could not take, as JSON lines beside it or in the
+        temporary directory; an error names where they are (or that they are lost)."""
+        n = len(self._unsaved)
+        for folder in (self.spill_path.parent, Path(tempfile.gettempdir())):
+            path = folder / f"{self.spill_path.stem}-unsent-{uuid.uuid4().hex[:8]}.jsonl"
+            try:
+                with open(path, "x", encoding="utf-8") as f:
+                    f.writelines(p + "\n" for p in self._unsaved)
+            except OSError:
+                continue
+            log.error(
+                "remote UI %s: %d record(s) not sent and not in the spill file %s; they are "
+                "in %s (one JSON record a line, as embedviz.stats.records.to_dict writes)",
+                self.url,
+                n,
+                self.spill_path,
+                path,
+            )
+            self.unsent_path = path
+            return
+        log.error(
+            "remote UI %s: %d record(s) not sent and LOST: neither the spill file %s nor "
+            "a file in %s could be written",
+            self.url,
+            n,
+            self.spill_path,
+            tempfile.gettempdir(),
+        )
 
     # -- sending (background thread) ------------------------------------------------
     def _post(self, payloads: list[str]) -> tuple[int, str]:
@@ -267,11 +388,22 @@ class RemoteStatsRouter(StatsStorage):
         except (OSError, ValueError) as exc:  # refused, reset, timeout, bad answer
             return 0, str(exc)
 
-    def _send(self, payloads: list[str]) -> list[str] | None:
+    def _done(self, n: int, track: bool) -> bool:
+        """``n`` more records of the batch answered; False when close() took it over."""
+        if not track:
+            return not self._abandoned
+        with self._handoff:
+            if self._abandoned:
+                return False
+            self._inflight_done += n
+            return True
+
+    def _send(self, payloads: list[str], track: bool = False) -> list[str] | None:
         """Send a batch, splitting it when too large.
 
-        Returns None when everything was accepted (or refused for good), else the
-        records still to send, in order.
+        Returns None when everything was answered (accepted, or rejected for good),
+        else the records still to send, in order. ``track``: the batch is the one in
+        flight from the queue (``_inflight``), which close() may take over.
         """
         chunks = [payloads]
         while chunks:
@@ -282,23 +414,47 @@ class RemoteStatsRouter(StatsStorage):
                 chunks[:0] = [chunk[:half], chunk[half:]]
                 continue
             status, message = self._post(chunk)
+            if self._abandoned:
+                return None  # close() has kept the batch; whatever came back is moot
             if 200 <= status < 300:
                 self.sent += len(chunk)
+                self._answered(len(chunk))
                 if not self._server_ok:
                     log.info("remote UI %s is back; sending", self.url)
                 self._server_ok = True
+                self._done(len(chunk), track)
                 continue
             if status == 413 and len(chunk) > 1:
                 half = len(chunk) // 2
                 chunks[:0] = [chunk[:half], chunk[half:]]
                 continue
-            if status in (400, 413) or (400 <= status < 500 and status not in _TRANSIENT):
-                self._reject(chunk, f"HTTP {status}: {message[:500]}")
+            bad = _position(message) if status == 400 and len(chunk) > 1 else None
+            if bad is not None and bad < len(chunk):
+                # the receiver names the first bad record: send the ones before it,
+                # that one alone (rejected, so kept), then the rest, in order
+                parts = (chunk[:bad], chunk[bad : bad + 1], chunk[bad + 1 :])
+                chunks[:0] = [c for c in parts if c]
                 continue
-            if self._server_ok:
-                level = logging.ERROR if status in (401, 403) else logging.WARNING
-                log.log(
-                    level,
+            if status in (400, 413) or (
+                400 <= status < 500 and status not in _TRANSIENT and status not in _REFUSED
+            ):
+                self._reject(chunk, f"HTTP {status}: {message[:500]}")
+                self._done(len(chunk), track)
+                continue
+            if status in _REFUSED:
+                self.refused = f"HTTP {status}, {_REFUSED[status]}: {message[:200]}"
+                log.error(
+                    "remote UI %s refused the records (%s); stopped sending. Every record "
+                    "is kept in %s: check the token (and that the UI runs with "
+                    "--enable-remote), then send them with RemoteStatsRouter(url, "
+                    "token=<the right token>, spill_path=%r)",
+                    self.url,
+                    self.refused,
+                    self.spill_path,
+                    str(self.spill_path),
+                )
+            elif self._server_ok:
+                log.warning(
                     "remote UI %s not accepting records (%s); keeping them in %s and retrying",
                     self.url,
                     f"HTTP {status}: {message[:200]}" if status else message,
@@ -317,6 +473,8 @@ class RemoteStatsRouter(StatsStorage):
         return [r[0] for r in rows], [r[1] for r in rows]
 
     def _delete_spilled(self, ids: list[int]) -> None:
+        if self._abandoned:  # close() has closed the file; the rows are sent again later
+            return
         with self._spill_lock:
             con = self._open_spill()
             con.execute("DELETE FROM spill WHERE id BETWEEN ? AND ?", (ids[0], ids[-1]))
@@ -326,6 +484,11 @@ class RemoteStatsRouter(StatsStorage):
         backoff = 0.0
         next_try = 0.0
         while not self._stop.is_set():
+            if self.refused is not None:  # final: keep everything, send nothing
+                self._drain_queue_to_spill()
+                self._idle.set()
+                self._stop.wait(0.05)
+                continue
             if self._spilled:
                 self._drain_queue_to_spill()  # keeps order and keeps the queue free
                 if time.monotonic() < next_try:
@@ -358,10 +521,27 @@ class RemoteStatsRouter(StatsStorage):
             if self._spilled:  # the caller spilled meanwhile: these are newer, append
                 self._spill(batch)
                 continue
-            left = self._send(batch)
+            with self._handoff:
+                self._inflight, self._inflight_done = batch, 0
+            left = self._send(batch, track=True)
+            with self._handoff:
+                if self._abandoned:
+                    return  # close() kept the batch
+                if left is not None:
+                    self._spill(left, front=True)
+                self._inflight, self._inflight_done = [], 0
             if left is not None:
-                self._spill(left, front=True)
                 backoff = min(max(2 * backoff, 0.5), self.max_backoff)
                 next_try = time.monotonic() + backoff
             else:
                 backoff = 0.0
+
+
+def _position(message: str) -> int | None:
+    """The index of the record a 400 answer names (``records[3].score: ...``), if any."""
+    try:
+        error = json.loads(message).get("error", "")
+    except (ValueError, AttributeError):
+        return None
+    match = _POSITION.match(error) if isinstance(error, str) else None
+    return int(match.group(1)) if match else None

@@ -17,7 +17,7 @@ from embedviz.stats.remote import RemoteStatsRouter
 class Receiver:
     """A tiny stand-in for ``embedviz ui --enable-remote`` on 127.0.0.1."""
 
-    def __init__(self, port=0, token=None, max_bytes=1 << 20, status=None):
+    def __init__(self, port=0, token=None, max_bytes=1 << 20, status=None, bad_iteration=None):
         self.records = []
         self.requests = 0
         outer = self
@@ -39,6 +39,9 @@ class Receiver:
                     return self._answer(413, {"error": "too large"})
                 body = json.loads(self.rfile.read(length))
                 assert body["schema_version"] == SCHEMA_VERSION
+                for i, r in enumerate(body["records"]):  # the UI names the first bad one
+                    if r.get("iteration") == bad_iteration:
+                        return self._answer(400, {"error": f"records[{i}].score: bad"})
                 recs = [record_from_dict(r, f"records[{i}]") for i, r in enumerate(body["records"])]
                 outer.records.extend(recs)
                 self._answer(200, {"accepted": len(recs)})
@@ -185,3 +188,147 @@ def test_too_large_batches_are_split(tmp_path):
 def test_bad_url():
     with pytest.raises(InputError, match="url"):
         RemoteStatsRouter("localhost:9000")
+
+
+class Stalling:
+    """A server that reads the request, then answers 503 after ``delay`` seconds, or
+    sends its status line one byte every 0.2 s (``dribble``) until told to stop."""
+
+    def __init__(self, delay=0.0, dribble=False):
+        self.requests = 0
+        self.done = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                outer.requests += 1
+                self.rfile.read(int(self.headers["Content-Length"]))
+                if dribble:
+                    for ch in b"HTTP/1.1 503 Unavailable\r\n":
+                        if outer.done.wait(0.2):
+                            return
+                        self.wfile.write(bytes([ch]))
+                        self.wfile.flush()
+                    return
+                outer.done.wait(delay)
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.done.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def spilled_rows(path):
+    con = sqlite3.connect(path)
+    try:
+        return [json.loads(p) for (p,) in con.execute("SELECT payload FROM spill ORDER BY id")]
+    finally:
+        con.close()
+
+
+def test_flush_waits_for_the_batch_being_posted(tmp_path):
+    server = Stalling(delay=1.5)
+    router = RemoteStatsRouter(
+        server.url, timeout=5, max_backoff=0.2, close_timeout=0.2, spill_path=tmp_path / "s.db"
+    )
+    router.put(update("0", 1))
+    assert wait_for(lambda: server.requests == 1)
+    t0 = time.perf_counter()
+    assert router.flush(timeout=0.5) is False  # the batch is in flight, not done
+    assert time.perf_counter() - t0 >= 0.45
+    assert router.pending() == 1 and router.sent == 0
+    router.close()
+    assert router.pending() == 1
+    assert [r["iteration"] for r in spilled_rows(tmp_path / "s.db")] == [1]
+    server.stop()
+
+
+def test_close_keeps_a_batch_whose_answer_never_comes(tmp_path, caplog):
+    server = Stalling(dribble=True)  # each read gets a byte in time: no socket timeout
+    spill = tmp_path / "s.db"
+    router = RemoteStatsRouter(server.url, timeout=0.5, close_timeout=0.3, spill_path=spill)
+    for i in range(3):
+        router.put(update("0", i))
+    assert wait_for(lambda: server.requests == 1)
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
+        t0 = time.perf_counter()
+        router.close()
+        took = time.perf_counter() - t0
+    assert took < 0.3 + 0.5 + 2 + 2  # close_timeout + timeout + 2, and the spill write
+    assert router.pending() == 3 and router.sent == 0 and router.rejected == 0
+    assert [r["iteration"] for r in spilled_rows(spill)] == [0, 1, 2]
+    assert "got no answer" in caplog.text and "3 record(s) kept in" in caplog.text
+    server.stop()
+    time.sleep(0.3)  # the router's thread gets its (moot) answer now and touches nothing
+    assert [r["iteration"] for r in spilled_rows(spill)] == [0, 1, 2]
+
+
+def test_records_go_to_a_file_when_the_spill_file_cannot_be_written(tmp_path, caplog):
+    server = Stalling(dribble=True)
+    spill = tmp_path / "no-such-folder" / "s.db"
+    router = RemoteStatsRouter(server.url, timeout=0.5, close_timeout=0.1, spill_path=spill)
+    router.put(update("0", 7))
+    assert wait_for(lambda: server.requests == 1)
+    with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
+        router.close()
+    server.stop()
+    try:
+        assert router.unsent_path is not None and str(router.unsent_path) in caplog.text
+        lines = router.unsent_path.read_text().splitlines()
+        assert [json.loads(line)["iteration"] for line in lines] == [7]
+        assert "1 record(s) not sent" in caplog.text
+    finally:
+        if router.unsent_path is not None:
+            router.unsent_path.unlink()
+
+
+def test_a_refused_token_is_final_and_close_does_not_wait(tmp_path, caplog):
+    server = Receiver(token="right")
+    spill = tmp_path / "s.db"
+    router = RemoteStatsRouter(
+        server.url, token="wrong", batch_size=5, close_timeout=30, spill_path=spill
+    )
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
+        for i in range(12):
+            router.put(update("0", i))
+        assert wait_for(lambda: router.refused is not None)
+        for i in range(12, 20):
+            router.put(update("0", i))
+        t0 = time.perf_counter()
+        router.close()
+        assert time.perf_counter() - t0 < 3  # not the 30 s close timeout
+    assert server.requests == 1  # no retries after a 401
+    assert "HTTP 401" in router.refused and "token was refused" in router.refused
+    assert "unreachable" not in caplog.text
+    assert "20 record(s) not sent, kept in" in caplog.text
+    assert "token=<the right token>" in caplog.text
+    assert [r["iteration"] for r in spilled_rows(spill)] == list(range(20))
+    assert router.pending() == 20
+    server.stop()
+
+
+def test_a_bad_record_is_rejected_alone_and_the_rest_is_delivered(tmp_path):
+    server = Receiver(bad_iteration=13)
+    router = RemoteStatsRouter(server.url, batch_size=50, spill_path=tmp_path / "s.db")
+    for i in range(30):
+        router.put(update("0", i))
+    router.close()
+    assert by_worker(server.records) == {"0": [i for i in range(30) if i != 13]}
+    assert router.rejected == 1 and router.sent == 29 and router.pending() == 0
+    con = sqlite3.connect(tmp_path / "s.db")
+    ((payload,),) = con.execute("SELECT payload FROM rejected").fetchall()
+    con.close()
+    assert json.loads(payload)["iteration"] == 13
+    assert server.requests <= 4  # 0..12 / 13 alone / 14..29, not one request per record
+    server.stop()
