@@ -15,7 +15,14 @@ from typing import NamedTuple
 import numpy as np
 
 from embedviz.errors import InputError
-from embedviz.stats.records import EvalRecord, Record, Snapshot, StaticInfo, Update
+from embedviz.stats.records import (
+    EvalRecord,
+    Record,
+    Snapshot,
+    StaticInfo,
+    Update,
+    check_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +167,15 @@ class StatsStorage:
         self.put_many([record])
 
     def put_many(self, records: Iterable[Record]) -> None:
-        """Store several records, in order."""
+        """Store several records, in order.
+
+        Each is checked first (:func:`~embedviz.stats.records.check_record`), the same
+        for every storage: a record no storage could keep raises InputError and nothing
+        of the call is stored.
+        """
         records = list(records)
-        for r in records:
-            if not isinstance(r, StaticInfo | Update | EvalRecord | Snapshot):
-                raise InputError(
-                    f"record: expected StaticInfo, Update, EvalRecord or Snapshot, got "
-                    f"{type(r).__name__}"
-                )
+        for i, r in enumerate(records):
+            check_record(r, "record" if len(records) == 1 else f"records[{i}]")
         self._store(records)
 
     # aliases with Deeplearning4j's names

@@ -25,6 +25,7 @@ is then a lower bound.
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -354,8 +355,27 @@ def diagnose(storage, session_id: str | None = None, worker_id: str | None = Non
 _LAYER_CHECKS = {"activations_collapsing", "activation_std", "dead_units"}
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``), so that a name
+    recorded by someone else cannot rewrite or hide lines of a terminal.
+
+    Examples
+    --------
+    >>> printable("evil\\nsummary: 0 error(s)")
+    'evil\\\\nsummary: 0 error(s)'
+    """
+    text = str(text)
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def format_finding(f: Finding) -> str:
-    """Two lines: severity, where, evidence; then the advice."""
+    """Two lines: severity, where, evidence; then the advice (control characters
+    escaped, see :func:`printable`)."""
     if f.layer is None:
         where = "run"
     elif f.check in _LAYER_CHECKS:
@@ -363,17 +383,19 @@ def format_finding(f: Finding) -> str:
     else:
         where = f"{'series' if f.layer.startswith('lr/') else 'tensor'} {f.layer}"
     its = f", iterations {f.iterations[0]}-{f.iterations[1]}" if f.iterations else ""
-    return (f"  {f.severity.upper():7} [{f.check}] {where}{its}: {f.evidence}\n"
-            f"          advice: {f.advice}")  # fmt: skip
+    return printable(f"  {f.severity.upper():7} [{f.check}] {where}{its}: {f.evidence}") + (
+        f"\n          advice: {printable(f.advice)}")  # fmt: skip
 
 
 def run_check(path: str, stream: TextIO | None = None, err: TextIO | None = None) -> int:
     """Print the findings for a statistics file; the exit status for ``embedviz check``.
 
-    Returns 1 when a finding has severity ``error``, 0 otherwise, and 2 (after one line
-    saying why, on ``err``) when the file cannot be read as statistics. ``stream`` and
-    ``err`` default to the standard output and error as they are at the call; ``err``
-    defaults to ``stream`` when only that is given.
+    Returns 1 when a finding has severity ``error`` or the file holds no session (a CI
+    gate over a training that recorded nothing must fail), 0 otherwise, and 2 (after one
+    line saying why, on ``err``) when the file cannot be read as statistics or SQLite's
+    ``quick_check`` finds it damaged. Names are printed with control characters
+    escaped. ``stream`` and ``err`` default to the standard output and error as they are
+    at the call; ``err`` defaults to ``stream`` when only that is given.
 
     Examples
     --------
@@ -389,18 +411,35 @@ def run_check(path: str, stream: TextIO | None = None, err: TextIO | None = None
     try:
         storage = SQLiteStatsStorage(path, read_only=True)
     except EmbedvizError as exc:
-        print(f"embedviz: error: {exc}", file=err)
+        print(f"embedviz: error: {printable(exc)}", file=err)
         return 2
     errors = warnings = 0
     try:
+        problems = storage.quick_check()
+        if problems:
+            print(
+                f"embedviz: error: {printable(path)}: damaged statistics file (SQLite "
+                f"quick_check: {printable('; '.join(problems))[:300]}); restore it from a "
+                "copy, or recover what is readable with: sqlite3 FILE .recover | sqlite3 NEW.db",
+                file=err,
+            )
+            return 2
         sessions = storage.list_sessions()
-        print(f"{path}: {len(sessions)} session(s)", file=stream)
+        print(f"{printable(path)}: {len(sessions)} session(s)", file=stream)
+        if not sessions:
+            print(
+                f"embedviz: error: no session recorded in {printable(path)}; the training "
+                "wrote nothing (was the listener's storage this file, and was it closed or "
+                "flushed?)",
+                file=err,
+            )
+            return 1
         for sid in sessions:
             for wid in storage.list_workers(sid):
                 info = storage.get_static_info(sid, wid)
                 n = storage.count_updates(sid, wid)
                 kind = f"{info.kind}, {info.model_class}" if info is not None else "no static info"
-                print(f"session {sid} worker {wid} ({kind}; {n} updates)", file=stream)
+                print(printable(f"session {sid} worker {wid} ({kind}; {n} updates)"), file=stream)
                 found = diagnose(storage, sid, wid)
                 if not found:
                     print("  no problems found", file=stream)
@@ -409,8 +448,11 @@ def run_check(path: str, stream: TextIO | None = None, err: TextIO | None = None
                     errors += f.severity == "error"
                     warnings += f.severity == "warning"
         print(f"summary: {errors} error(s), {warnings} warning(s)", file=stream)
+    except EmbedvizError as exc:  # a damaged page met while reading
+        print(f"embedviz: error: {printable(exc)}", file=err)
+        return 2
     except sqlite3.DatabaseError as exc:
-        print(f"embedviz: error: {path}: damaged statistics file ({exc})", file=err)
+        print(f"embedviz: error: {printable(path)}: damaged statistics file ({exc})", file=err)
         return 2
     finally:
         storage.close()

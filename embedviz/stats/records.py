@@ -29,7 +29,9 @@ Scalar series names (see :meth:`Update.scalars`) are ``score``, ``examples_per_s
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -310,10 +312,24 @@ def _integer(where: str, value: Any, optional: bool = False) -> int | None:
     return value
 
 
+# C0 controls, DEL and C1 controls: a name holding them could rewrite a terminal line
+# (``embedviz check`` prints names) or hide text (``\x1b[8m``)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _string(where: str, value: Any) -> str:
+    """An id or a name: a string of at most 1000 characters, valid Unicode, no control
+    characters."""
     if not isinstance(value, str) or len(value) > 1000:
         _fail(where, "a string of at most 1000 characters", value)
     _no_surrogates(where, value)
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise InputError(
+            f"{where}: expected a name without control characters, got {value[:40]!r} with "
+            f"{bad.group()!r} at character {bad.start()}; remove it (newlines and escape "
+            "sequences would be printed raw by embedviz check)"
+        )
     return value
 
 
@@ -373,11 +389,47 @@ def _histogram(where: str, data: Any) -> Histogram:
     _number(f"{where}.lo", data["lo"])
     _number(f"{where}.hi", data["hi"])
     counts = data["counts"]
-    if not isinstance(counts, list) or len(counts) > 10_000:
-        _fail(f"{where}.counts", "a list of at most 10000 integers", counts)
+    if not isinstance(counts, list) or not 1 <= len(counts) <= 10_000:
+        _fail(f"{where}.counts", "a list of 1 to 10000 integers", counts)
     for i, c in enumerate(counts):
         _integer(f"{where}.counts[{i}]", c)
-    return Histogram(data["lo"], data["hi"], list(counts))
+    h = Histogram(data["lo"], data["hi"], list(counts))
+    _histogram_shape(where, h)
+    return h
+
+
+def _histogram_shape(where: str, h: Histogram) -> None:
+    """At least one bin, finite ``lo <= hi``, counts >= 0 (what the pages draw)."""
+    if len(h.counts) < 1:
+        _fail(f"{where}.counts", "at least one bin", h.counts)
+    if not (math.isfinite(h.lo) and math.isfinite(h.hi) and h.lo <= h.hi):
+        raise InputError(
+            f"{where}: expected finite limits lo <= hi, got lo={h.lo!r}, hi={h.hi!r}; bin "
+            "the finite values between their min and max"
+        )
+    low = min(h.counts)
+    if low < 0:
+        _fail(f"{where}.counts", "counts >= 0", low)
+
+
+# Unix seconds a timestamp may hold: from 1970 to 1e11 (year 5138); beyond, dates
+# cannot be formatted (Python's datetime stops at year 9999) and NaN cannot be stored
+TIMESTAMP_RANGE = (0.0, 1e11)
+
+
+def _timestamp(where: str, value: Any) -> None:
+    _number(where, value)
+    if not TIMESTAMP_RANGE[0] <= value <= TIMESTAMP_RANGE[1]:  # False for NaN
+        raise InputError(
+            f"{where}: expected Unix seconds between {TIMESTAMP_RANGE[0]:g} and "
+            f"{TIMESTAMP_RANGE[1]:g} (finite), got {value!r}; record time.time()"
+        )
+
+
+def _iteration(where: str, value: Any) -> None:
+    _integer(where, value)
+    if value < 0:
+        _fail(where, "an integer >= 0", value)
 
 
 def _number_map(where: str, data: Any) -> dict[str, float]:
@@ -390,9 +442,9 @@ def _number_map(where: str, data: Any) -> dict[str, float]:
 def _common(where: str, data: dict, per_iteration: bool = True) -> None:
     _string(f"{where}.session_id", data.get("session_id"))
     _string(f"{where}.worker_id", data.get("worker_id"))
-    _number(f"{where}.timestamp", data.get("timestamp"))
+    _timestamp(f"{where}.timestamp", data.get("timestamp"))
     if per_iteration:
-        _integer(f"{where}.iteration", data.get("iteration"))
+        _iteration(f"{where}.iteration", data.get("iteration"))
 
 
 def _update_from_dict(where: str, d: dict) -> Update:
@@ -506,9 +558,31 @@ def _snapshot_from_dict(where: str, d: dict) -> Snapshot:
             _fail(f"{where}.vectors[{i}]", "a list of numbers", row)
         for x in row:
             _number(f"{where}.vectors[{i}]", x)
+    _snapshot_shape(where, labels, vectors)
     return Snapshot(
         d["session_id"], d["worker_id"], d["iteration"], d["timestamp"], d["kind"], labels, vectors
     )
+
+
+def _snapshot_shape(where: str, labels: list, vectors: Any) -> None:
+    """Rows of one length; as many labels as rows when labels are given."""
+    rows = len(vectors)
+    if rows:
+        try:
+            shape = np.shape(vectors)
+        except ValueError:  # numpy refuses ragged nested lists
+            shape = ()
+        if len(shape) != 2:
+            lengths = sorted({len(row) for row in vectors if hasattr(row, "__len__")})
+            raise InputError(
+                f"{where}.vectors: expected rows of one length (a matrix), got {rows} rows of "
+                f"lengths {lengths[:5]}; give every item the same number of dimensions"
+            )
+    if labels and len(labels) != rows:
+        raise InputError(
+            f"{where}.labels: expected one label per row of vectors ({rows}), got "
+            f"{len(labels)}; give as many labels as rows, or none"
+        )
 
 
 _READERS = {
@@ -586,3 +660,97 @@ def trusted_from_dict(data: dict) -> Record:
 def is_finite(value: float | None) -> bool:
     """True for a finite number, False for None, NaN and infinities."""
     return value is not None and math.isfinite(value)
+
+
+# ---------------------------------------------------------------------------------------
+# the records a storage takes (Python objects): shared by every storage
+
+_NAMES_SEEN: set[tuple] = set()  # name tuples already checked (bounded, see _names)
+
+
+def _names(where: str, names: tuple) -> None:
+    """Each name of a parameter, layer or histogram (checked once per tuple of names)."""
+    if names in _NAMES_SEEN:
+        return
+    for name in names:
+        _string(f"{where} name", name)
+    if len(_NAMES_SEEN) > 4096:
+        _NAMES_SEEN.clear()
+    _NAMES_SEEN.add(names)
+
+
+def check_record(record: Record, where: str = "record") -> None:
+    """Refuse a record that no storage could keep or show, before it is stored.
+
+    Every storage calls this in ``put``, so the in-memory and SQLite storages (and the
+    remote router) take exactly the same records: ids and names as :func:`record_from_dict`
+    wants them, a finite timestamp in :data:`TIMESTAMP_RANGE`, an iteration >= 0,
+    histograms with at least one bin, finite ``lo <= hi`` and counts >= 0, snapshot
+    vectors that form a matrix with one label per row (or none), numeric metrics and
+    static info that JSON can hold. Values of an update are not checked one by one
+    (that would cost training time); the listener makes them.
+
+    Raises
+    ------
+    InputError
+        Naming the record (session, worker, iteration), the field and the value.
+
+    Examples
+    --------
+    >>> check_record(Update("s", "0", 1, float("nan")))
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: record (session 's', worker '0', iteration 1).timestamp: ...
+    """
+    if type(record) not in _TYPE_NAMES:
+        raise InputError(
+            f"{where}: expected StaticInfo, Update, EvalRecord or Snapshot, got "
+            f"{type(record).__name__}"
+        )
+    iteration = getattr(record, "iteration", None)
+    where = (
+        f"{where} (session {str(record.session_id)[:40]!r}, worker "
+        f"{str(record.worker_id)[:40]!r}, iteration {iteration!r:.30})"
+    )
+    _common(where, vars(record), per_iteration=not isinstance(record, StaticInfo))
+    if isinstance(record, Update):
+        if record.params:
+            _names(f"{where}.params", tuple(record.params))
+        if record.activations:
+            _names(f"{where}.activations", tuple(record.activations))
+        for kind, group in record.histograms.items():
+            if kind not in HISTOGRAM_KINDS:
+                _fail(f"{where}.histograms", f"keys among {HISTOGRAM_KINDS}", kind)
+            _names(f"{where}.histograms.{kind}", tuple(group))
+            for name, h in group.items():
+                _histogram_shape(f"{where}.histograms.{kind}.{name}", h)
+        for key, value in record.tags.items():
+            _string(f"{where}.tags key", key)
+            _string(f"{where}.tags.{key}", value)
+    elif isinstance(record, EvalRecord):
+        _number_map(f"{where}.metrics", record.metrics)
+    elif isinstance(record, Snapshot):
+        _string(f"{where}.kind", record.kind)
+        labels = list(record.labels)
+        for i, label in enumerate(labels):
+            _string(f"{where}.labels[{i}]", label)
+        vectors = record.vectors
+        if len(vectors):
+            try:
+                matrix = np.asarray(vectors, dtype=np.float64)
+            except (TypeError, ValueError):
+                matrix = None
+            if matrix is None or matrix.ndim != 2:
+                if matrix is None and all(isinstance(r, list) for r in vectors):
+                    _snapshot_shape(where, labels, vectors)  # ragged: says so
+                _fail(f"{where}.vectors", "rows of numbers of one length (a matrix)", vectors)
+        _snapshot_shape(where, labels, vectors)
+    else:
+        _string(f"{where}.kind", record.kind)
+        try:
+            json.dumps(to_dict(record))
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{where}: expected static info that JSON can hold (numbers, strings, "
+                f"lists, dicts), got {exc}; convert the value to one of those"
+            ) from None

@@ -186,6 +186,11 @@ class HistogramLayouts:
             lid = self._ids[key] = lid.fetchone()[0]
         return lid
 
+    def forget_ids(self) -> None:
+        """Forget the ids by key (after a rolled-back transaction that may have added
+        some); they are read again from the file when needed."""
+        self._ids.clear()
+
     def entries(self, con: sqlite3.Connection, lid: int) -> list[tuple[str, str, int, int]]:
         """``(kind, name, bins, offset in bins)`` of each histogram of layout ``lid``."""
         got = self._entries.get(lid)

@@ -19,14 +19,18 @@ chunks of rows, each chunk downsampled as it arrives, so opening a page on a fil
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -127,11 +131,25 @@ class SQLiteStatsStorage(StatsStorage):
         flush_interval: float = 0.5,
     ) -> None:
         super().__init__()
+        if not isinstance(path, str | os.PathLike) or isinstance(path, bytes):
+            raise InputError(
+                f"path: expected a file path (str or pathlib.Path), got {type(path).__name__} "
+                f"{path!r:.60}; give the statistics file such as 'runs.db'"
+            )
         self.path = Path(path)
-        self.read_only = read_only
+        self.read_only = bool(read_only)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         self.batch_size = batch_size
+        if (
+            isinstance(flush_interval, bool)
+            or not isinstance(flush_interval, int | float)
+            or not 0 < flush_interval < math.inf
+        ):
+            raise InputError(
+                f"flush_interval: expected a number of seconds > 0 (e.g. 0.5), got "
+                f"{flush_interval!r:.60}"
+            )
         self.flush_interval = float(flush_interval)
         # records waiting for the next transaction; updates already packed (_pack) into
         # one tuple of numbers, strings and bytes each, which the garbage collector stops
@@ -157,15 +175,72 @@ class SQLiteStatsStorage(StatsStorage):
         self._worker_layouts: set[tuple[int, int]] = set()
         self._plans: dict[int, tuple[list[str], list]] = {}
         self._closed = False
-        self._check_file()
-        self._writer = None if read_only else self._connect()
-        if self._writer is not None:
-            self._create_schema()
-        self._check_meta(self._reader())
-        self._poll_from = self._max_ids()
+        self.rejected = 0  # records set aside because SQLite refused them (see flush)
+        self._writer: sqlite3.Connection | None = None
         self._own_rows: list[tuple[str, int, int]] | None = None
+        self._check_file()
+        try:
+            self._open()
+        except BaseException:
+            self._close_connections()  # a refused file is left as it was, and closed
+            raise
 
     # -- opening -------------------------------------------------------------------
+    def _open(self) -> None:
+        """Check the format marker before changing any setting of an existing file
+        (WAL, the schema), then open the writer; a foreign file is never touched."""
+        if not self.read_only:
+            self._check_writable()
+            if self.path.exists() and self.path.stat().st_size > 0:
+                probe = self._connect(read_only=True)
+                try:
+                    self._check_meta(probe, allow_empty=True)
+                finally:
+                    probe.close()
+            self._writer = self._connect()
+            self._create_schema()
+        self._check_meta(self._reader())
+        with self._file_errors():
+            self._poll_from = self._max_ids()
+
+    def _check_writable(self) -> None:
+        p = self.path
+        folder = p.resolve().parent
+        if not folder.is_dir():
+            raise FileFormatError(
+                f"{p}: the folder {folder} does not exist; create it or give another path"
+            )
+        where = p if p.exists() else folder
+        if not os.access(where, os.W_OK) or not os.access(folder, os.W_OK):
+            raise FileFormatError(
+                f"{p}: cannot write here ({where} is read-only for this user); record into a "
+                f"file in a writable folder, or open it with read_only=True to view it"
+            )
+
+    @contextmanager
+    def _file_errors(self):
+        """SQLite's "malformed" and "not a database" as a FileFormatError naming the file
+        (a file damaged in its data pages opens, then fails on the first read)."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
+                raise  # locked, busy, I/O: not the file's format
+            raise FileFormatError(
+                f"{self.path}: damaged statistics file ({exc}); restore it from a copy, or "
+                f"recover what is readable with: sqlite3 {self.path} .recover | sqlite3 NEW.db"
+            ) from None
+
+    def _close_connections(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        with self._readers_lock:
+            for con in self._readers:
+                con.close()
+            self._readers.clear()
+        self._local = threading.local()
+
     def _check_file(self) -> None:
         p = self.path
         if p.is_dir():
@@ -182,16 +257,17 @@ class SQLiteStatsStorage(StatsStorage):
                 f"by SQLiteStatsStorage or a new path"
             )
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, read_only: bool | None = None) -> sqlite3.Connection:
+        read_only = self.read_only if read_only is None else read_only
         try:
-            if self.read_only:
+            if read_only:
                 con = self._connect_read_only()
             else:
                 con = sqlite3.connect(
                     self.path, timeout=30, isolation_level=None, check_same_thread=False
                 )
             con.execute("PRAGMA busy_timeout = 30000")
-            if not self.read_only:
+            if not read_only:
                 for attempt in range(50):
                     try:
                         con.execute("PRAGMA journal_mode = WAL")
@@ -209,20 +285,38 @@ class SQLiteStatsStorage(StatsStorage):
             ) from None
 
     def _connect_read_only(self) -> sqlite3.Connection:
-        """A connection that cannot change the data. Where the file and its folder are
-        writable it is opened read-write with ``query_only`` set, so that when the last
-        connection closes SQLite checkpoints and removes the ``-wal`` and ``-shm`` files
-        (a ``mode=ro`` connection leaves them behind after ``embedviz check``); elsewhere
-        ``mode=ro``."""
+        """A connection that cannot change the data.
+
+        Where the file and its folder are writable it is opened read-write with
+        ``query_only`` set, so that when the last connection closes SQLite checkpoints
+        and removes the ``-wal`` and ``-shm`` files (a ``mode=ro`` connection leaves them
+        behind after ``embedviz check``). Elsewhere ``mode=ro``; and where that cannot
+        open the file (a WAL file in a folder this user cannot write, without its
+        ``-shm`` file: SQLite cannot create it), ``immutable=1``: SQLite then reads the
+        file as it is and does not see what a live writer changes afterwards.
+        """
         path = self.path.resolve()
         writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-        con = sqlite3.connect(
-            f"file:{path.as_posix()}?mode={'rw' if writable else 'ro'}",
-            uri=True, timeout=30, isolation_level=None, check_same_thread=False,
-        )  # fmt: skip
+        uri = "file:" + quote(path.as_posix())
+
+        def connect(query: str) -> sqlite3.Connection:
+            return sqlite3.connect(
+                f"{uri}?{query}", uri=True, timeout=30, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+
         if writable:
+            con = connect("mode=rw")
             con.execute("PRAGMA query_only = ON")
-        return con
+            return con
+        con = connect("mode=ro")
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.OperationalError:
+            con.close()
+        log.info("%s: read-only folder; reading the file as it is (immutable)", path)
+        return connect("mode=ro&immutable=1")
 
     def _create_schema(self) -> None:
         con = self._writer
@@ -261,7 +355,7 @@ class SQLiteStatsStorage(StatsStorage):
                 f"SQLiteStatsStorage or a new path"
             ) from None
 
-    def _check_meta(self, con: sqlite3.Connection) -> None:
+    def _check_meta(self, con: sqlite3.Connection, allow_empty: bool = False) -> None:
         try:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
             meta = dict(con.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
@@ -270,6 +364,8 @@ class SQLiteStatsStorage(StatsStorage):
                 f"{self.path}: damaged or not a database ({exc}); give a file written by "
                 f"SQLiteStatsStorage or a new path"
             ) from None
+        if not tables and allow_empty:
+            return  # an empty SQLite file: the writer makes it ours
         if not tables:
             raise FileFormatError(
                 f"{self.path}: an empty SQLite file with no statistics in it; record into it "
@@ -376,25 +472,76 @@ class SQLiteStatsStorage(StatsStorage):
         )  # fmt: skip
 
     def flush(self) -> None:
-        """Write every buffered record in one transaction."""
+        """Write every buffered record (in transactions of ``4 * batch_size``).
+
+        A transaction that fails because of a record (SQLite refuses a value) is written
+        again record by record; a record that fails on its own is set aside with one
+        logged error naming it and counted in :attr:`rejected`, so that one bad record
+        never blocks the file. A failure of the file itself (locked, disk full) keeps
+        every record not yet written for the next try and raises.
+        """
         if self._writer is None:
             return
+        written: list = []
+        try:
+            self._flush_into(written)
+        finally:  # listeners run outside the lock (one may read, which flushes)
+            if written:
+                self._notify(
+                    StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
+                    for r in written
+                )
+
+    def _flush_into(self, written: list) -> None:
+        """:meth:`flush`, appending what it wrote to ``written``."""
         with self._write_lock:
             with self._buffer_lock:
                 records, self._buffer = self._buffer, []
             if not records:
                 return
+            done = 0  # records[:done] are written or set aside
             try:
-                for start in range(0, len(records), 4 * self.batch_size):
-                    self._write(records[start : start + 4 * self.batch_size])
+                step = 4 * self.batch_size
+                while done < len(records):
+                    chunk = records[done : done + step]
+                    try:
+                        self._write(chunk)
+                    except Exception as exc:
+                        if not _record_fault(exc):
+                            raise
+                        for record in chunk:
+                            try:
+                                self._write([record])
+                            except Exception as exc:
+                                if not _record_fault(exc):
+                                    raise
+                                self._reject(record, exc)
+                            else:
+                                written.append(record)
+                            done += 1
+                        continue
+                    written.extend(chunk)
+                    done += len(chunk)
             except BaseException:
                 with self._buffer_lock:  # keep them: nothing is dropped silently
-                    self._buffer[:0] = records
+                    self._buffer[:0] = records[done:]
                 raise
-        self._notify(
-            StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
-            for r in records
-        )
+
+    def _reject(self, record, exc: BaseException) -> None:
+        """Set aside a record that SQLite refuses on its own, with one logged error."""
+        self.rejected += 1
+        if type(record) is tuple:  # a packed update
+            kind, (session, worker, iteration) = "update", record[:3]
+        else:
+            kind = event_for(record).kind
+            session, worker = record.session_id, record.worker_id
+            iteration = getattr(record, "iteration", None)
+        log.error(
+            "%s: set aside a record that cannot be written (%s, session %.60r, worker %.60r, "
+            "iteration %r): %s: %s; the others are written (%d set aside so far)",
+            self.path, kind, session, worker, iteration, type(exc).__name__, exc,
+            self.rejected,
+        )  # fmt: skip
 
     def _wid(self, con: sqlite3.Connection, session: str, worker: str) -> int:
         key = (session, worker)
@@ -479,6 +626,11 @@ class SQLiteStatsStorage(StatsStorage):
         except BaseException:
             if con.in_transaction:
                 con.execute("ROLLBACK")
+            # ids handed out inside the rolled-back transaction no longer exist
+            self._wids.clear()
+            self._layout_ids.clear()
+            self._worker_layouts.clear()
+            self._hist_layouts.forget_ids()
             raise
 
     def close(self) -> None:
@@ -493,13 +645,22 @@ class SQLiteStatsStorage(StatsStorage):
             _OPEN.discard(self)
         self.flush()
         self._closed = True
-        if self._writer is not None:
-            self._writer.close()
-        with self._readers_lock:
-            for con in self._readers:
-                con.close()
-            self._readers.clear()
-        self._local = threading.local()
+        self._close_connections()
+
+    def quick_check(self, limit: int = 10) -> list[str]:
+        """SQLite's ``PRAGMA quick_check``: the problems found in the file (``[]`` when
+        it is sound), at most ``limit``; reads every page, so it takes a while on a
+        large file.
+
+        Examples
+        --------
+        >>> storage.quick_check()  # doctest: +SKIP
+        []
+        """
+        with self._file_errors():
+            rows = self._read().execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+        problems = [str(r[0]) for r in rows]
+        return [] if problems == ["ok"] else problems
 
     # -- polling for other writers --------------------------------------------------
     _POLL_TABLES = ("static", "updates", "evals", "snapshots")
@@ -954,6 +1115,38 @@ class SQLiteStatsStorage(StatsStorage):
                     out.append(Snapshot(session_id, worker, it, ts, k, d["labels"], d["vectors"]))
         out.sort(key=lambda s: s.iteration)
         return out
+
+
+def _reading(method):
+    """A read method whose SQLite "malformed" errors become a FileFormatError."""
+
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        with self._file_errors():
+            return method(self, *args, **kwargs)
+
+    return read
+
+
+for _name in (  # every public read (a damaged page shows only when it is read)
+    "poll", "list_sessions", "list_workers", "get_static_info", "get_updates",
+    "count_updates", "list_series", "get_series_many", "get_evals",
+    "get_histogram_arrays", "get_histograms", "get_snapshots",
+):  # fmt: skip
+    setattr(SQLiteStatsStorage, _name, _reading(getattr(SQLiteStatsStorage, _name)))
+del _name
+
+
+def _record_fault(exc: BaseException) -> bool:
+    """Whether a failed write is the fault of a record (a value SQLite or JSON refuses),
+    not of the file (locked, full, read-only: those are retried)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return False
+    return isinstance(
+        exc,
+        sqlite3.IntegrityError | sqlite3.InterfaceError | sqlite3.DataError | ValueError
+        | TypeError | OverflowError,
+    )  # fmt: skip
 
 
 def _counts(blobs, bins: int) -> np.ndarray:

@@ -2,10 +2,12 @@
 
 import io
 import math
+import re
+import sqlite3
 
 import pytest
 
-from embedviz.stats.diagnostics import diagnose, run_check
+from embedviz.stats.diagnostics import Finding, diagnose, format_finding, run_check
 from embedviz.stats.records import ActivationStats, ParamStats, StaticInfo, Update
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 
@@ -168,3 +170,64 @@ def test_run_check_exit_codes(tmp_path):
     out = io.StringIO()
     assert run_check(str(tmp_path / "missing.db"), out) == 2
     assert "no such statistics file" in out.getvalue()
+
+
+def test_run_check_fails_a_file_with_no_session(tmp_path):
+    """A CI gate over a training that recorded nothing must not pass."""
+    empty = tmp_path / "empty.db"
+    SQLiteStatsStorage(empty).close()
+    out, err = io.StringIO(), io.StringIO()
+    assert run_check(str(empty), out, err) == 1
+    assert "0 session(s)" in out.getvalue()
+    assert err.getvalue().startswith(f"embedviz: error: no session recorded in {empty}")
+
+
+def test_run_check_reports_a_damaged_file(tmp_path):
+    path = tmp_path / "runs.db"
+    with SQLiteStatsStorage(path) as s:
+        put_run(s, n=400)
+    con = sqlite3.connect(path)
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    (root,) = con.execute(  # an index that opening and listing sessions do not read
+        "SELECT rootpage FROM sqlite_master WHERE name = 'updates_by_worker'"
+    ).fetchone()
+    con.close()
+    data = bytearray(path.read_bytes())
+    data[(root - 1) * page_size : root * page_size] = bytes(page_size)
+    path.write_bytes(bytes(data))
+    out, err = io.StringIO(), io.StringIO()
+    assert run_check(str(path), out, err) == 2
+    assert err.getvalue().count("\n") == 1
+    assert "damaged statistics file (SQLite quick_check" in err.getvalue()
+    copy = tmp_path / "half.db"  # damaged where opening reads: no traceback either
+    data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)
+    copy.write_bytes(bytes(data))
+    err = io.StringIO()
+    assert run_check(str(copy), io.StringIO(), err) == 2
+    assert err.getvalue().startswith("embedviz: error: ") and "damaged" in err.getvalue()
+
+
+_EVIL = "evil\nsummary: 0 error(s)\n\x1b[8m\x9b"
+
+
+def test_names_with_control_characters_are_printed_escaped(tmp_path):
+    """A name that skipped validation (another writer, an older embedviz) still cannot
+    rewrite the terminal: ``check`` prints control characters escaped."""
+    f = Finding("error", "ratio_high", _EVIL, "0", "fc\n.weight\x1b[2J", (1, 5), "x\ry", "do\x07")
+    text = format_finding(f)
+    assert text.count("\n") == 1 and not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)
+    assert "fc\\n.weight\\x1b[2J" in text and "x\\ry" in text and "do\\x07" in text
+    path = tmp_path / "runs.db"
+    with SQLiteStatsStorage(path) as s:
+        put_run(s, ratio=lambda i: 0.5)  # an error finding
+    con = sqlite3.connect(path)
+    con.execute("UPDATE workers SET session = ?", (_EVIL,))
+    con.commit()
+    con.close()
+    out = io.StringIO()
+    assert run_check(str(path), out) == 1
+    printed = out.getvalue()
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", printed)
+    assert "session evil\\nsummary: 0 error(s)\\n\\x1b[8m\\x9b worker 0" in printed
+    assert printed.splitlines()[-1].startswith("summary: 1 error(s)")
+    assert sum(line.startswith("summary:") for line in printed.splitlines()) == 1

@@ -4,6 +4,7 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from embedviz.stats.records import (
     Update,
     record_from_dict,
     to_dict,
+    trusted_from_dict,
 )
 from embedviz.stats.series import downsample_minmax
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
@@ -239,7 +241,8 @@ def _with(d, path, value):
 def test_record_validation_refuses_integers_beyond_64_bits(path, field, big):
     good = to_dict(make_update(3, hist=True))
     assert record_from_dict(_with(good, path, 2**63 - 1), where="records[1]") is not None
-    assert record_from_dict(_with(good, path, -(2**63)), where="records[1]") is not None
+    if path[0] not in ("iteration", "histograms"):  # those two are >= 0 (tested below)
+        assert record_from_dict(_with(good, path, -(2**63)), where="records[1]") is not None
     with pytest.raises(InputError, match=field + r": expected an integer within signed 64 bits"):
         record_from_dict(_with(good, path, big), where="records[1]")
 
@@ -673,3 +676,252 @@ def test_reading_leaves_no_wal_files_and_never_writes(tmp_path):
     assert "readonly" in out.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db"]  # no -wal, -shm
     assert path.read_bytes() == before
+
+
+# ---------------------------------------------------------------------------------------
+# robustness: records no storage can keep, files that must not change, damaged files
+
+_GOOD = {"type": "update", "session_id": "p", "worker_id": "0", "iteration": 1, "timestamp": 5.0}
+_SNAP = {**_GOOD, "type": "snapshot", "kind": "embedding", "vectors": [[1.0, 2.0], [3.0, 4.0]]}
+_HIST = {"lo": 0.0, "hi": 1.0, "counts": [1, 2]}
+
+
+def _hist(**change):
+    return {**_GOOD, "histograms": {"params": {"w": {**_HIST, **change}}}}
+
+
+@pytest.mark.parametrize(
+    ("good", "change", "message"),
+    [
+        (_GOOD, {"timestamp": math.nan}, r"records\[0\]\.timestamp: expected Unix seconds"),
+        (_GOOD, {"timestamp": math.inf}, r"\.timestamp: .*finite.*got inf"),
+        (_GOOD, {"timestamp": 1e300}, r"\.timestamp: .*got 1e\+300"),
+        (_GOOD, {"timestamp": -5.0}, r"\.timestamp: expected Unix seconds"),
+        (_GOOD, {"iteration": -1}, r"\.iteration: expected an integer >= 0, got -1"),
+        (_SNAP, {"vectors": [[1, 2], [3]]}, r"\.vectors: expected rows of one length"),
+        (_SNAP, {"labels": ["a"]}, r"\.labels: expected one label per row .*\(2\), got 1"),
+        (_hist(), _hist(counts=[]), r"params\.w\.counts: expected .*1 to 10000|at least one"),
+        (_hist(), _hist(lo=1.0, hi=0.0), r"params\.w: expected finite limits lo <= hi"),
+        (_hist(), _hist(hi=math.inf), r"params\.w: expected finite limits"),
+        (_hist(), _hist(lo=math.nan), r"params\.w: expected finite limits"),
+        (_hist(), _hist(counts=[3, -1]), r"params\.w\.counts: expected counts >= 0, got -1"),
+    ],
+)
+def test_records_no_storage_can_keep_are_refused_alike(good, change, message, tmp_path):
+    """The receiver's validation and every storage's put refuse the same records: a
+    NaN timestamp (SQLite would store NULL and fail the file's every later write), a
+    timestamp no date can show, a ragged snapshot, an empty or upside-down histogram."""
+    bad = {**good, **change}
+    with pytest.raises(InputError, match=message):
+        record_from_dict(bad, where="records[0]")
+    record = record_from_dict(good)
+    bad_record = trusted_from_dict(bad)  # as a Python producer could make it
+    with SQLiteStatsStorage(tmp_path / "runs.db") as sqlite:
+        for storage in (InMemoryStatsStorage(), sqlite):
+            named = r"record \(session 'p', worker '0', iteration 1\)"
+            with pytest.raises(InputError, match=message.replace(r"records\[0\]", named)):
+                storage.put(bad_record)
+            storage.put(record)
+            assert storage.list_sessions() == ["p"]
+
+
+def test_record_names_with_control_characters_are_refused(tmp_path):
+    evil = "evil\nsummary: 0 error(s)\n\x1b[8m"
+    with pytest.raises(InputError, match=r"records\[0\]\.session_id: .*control .*at character 4"):
+        record_from_dict({**_GOOD, "session_id": evil}, where="records[0]")
+    with pytest.raises(InputError, match=r"\.worker_id: .*'\\x1b' at character 1"):
+        record_from_dict({**_GOOD, "worker_id": "w\x1b[2J"})
+    with pytest.raises(InputError, match=r"\.labels\[1\]: .*'\\x85' at character 1"):
+        record_from_dict({**_SNAP, "labels": ["ok", "a\x85"]})  # C1 (next line) too
+    with pytest.raises(InputError, match=r"\.params key: .*'\\r' at character 6"):
+        stats = {"param_mean": 0.0, "param_std": 1.0, "param_mean_magnitude": 1.0}
+        record_from_dict({**_GOOD, "params": {"layer0\r.weight": stats}})
+    assert record_from_dict({**_GOOD, "session_id": "été 🙂 run #1"}).session_id == "été 🙂 run #1"
+    with SQLiteStatsStorage(tmp_path / "runs.db") as sqlite:
+        for storage in (InMemoryStatsStorage(), sqlite):
+            with pytest.raises(InputError, match=r"session_id: .*control"):
+                storage.put(Update(evil, "0", 1, 5.0))
+            with pytest.raises(InputError, match=r"params name: .*'\\n' at character 1"):
+                storage.put(Update("p", "0", 1, 5.0, params={"a\nb": ParamStats(0.0, 1.0, 1.0)}))
+            assert storage.list_sessions() == []
+
+
+def test_sqlite_sets_aside_a_record_it_cannot_write(tmp_path, caplog):
+    """A record SQLite refuses (here one that skipped validation) must not stay in the
+    buffer for ever: every later write and read would fail with it."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, flush_interval=60)
+    storage.put(make_update(0))
+    bad = [
+        Update("new", "0", 2, math.nan),
+        Snapshot("new", "0", 3, 5.0, "embedding", [], [[1, 2], [3]]),
+    ]
+    storage._store([make_update(1, session="new"), *bad, make_update(4, session="new")])
+    with caplog.at_level("ERROR", logger="embedviz.stats.sqlite_storage"):
+        storage.flush()
+    assert storage.rejected == 2 and storage._buffer == []
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2
+    assert "session 'new', worker '0', iteration 2" in errors[0] and "NOT NULL" in errors[0]
+    assert "iteration 3" in errors[1] and "snapshot" in errors[1]
+    storage.put(make_update(5, session="new"))  # the storage goes on working
+    assert storage.list_sessions() == ["run", "new"]
+    assert [u.iteration for u in storage.get_updates("new")] == [1, 4, 5]
+    storage.close()
+    with SQLiteStatsStorage(path, read_only=True) as reader:  # ids were not reused wrongly
+        assert [u.iteration for u in reader.get_updates("new")] == [1, 4, 5]
+        assert [u.iteration for u in reader.get_updates("run")] == [0]
+        assert reader.list_workers("new") == ["0"]
+
+
+def test_sqlite_keeps_records_when_the_file_fails(tmp_path, monkeypatch):
+    """A failure of the file (locked, full) is not a record's fault: nothing is set
+    aside, everything is written on the next try."""
+    storage = SQLiteStatsStorage(tmp_path / "runs.db", flush_interval=60)
+    real = storage._write
+    calls = []
+
+    def failing(records):
+        calls.append(len(records))
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        real(records)
+
+    monkeypatch.setattr(storage, "_write", failing)
+    storage.put_many(make_update(i) for i in range(3))
+    with pytest.raises(sqlite3.OperationalError):
+        storage.flush()
+    assert len(storage._buffer) == 3 and storage.rejected == 0
+    storage.flush()
+    assert storage.count_updates("run") == 3 and calls == [3, 3]
+    storage.close()
+
+
+def _open_fds(path):
+    fds = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(str(path)):
+                fds.append(fd)
+        except OSError:
+            pass
+    return fds
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_refused_foreign_file_is_left_unchanged_and_closed(tmp_path):
+    foreign = tmp_path / "foreign.db"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE customers(id INTEGER, name TEXT)")
+    con.execute("INSERT INTO customers VALUES (1, 'a')")
+    con.commit()
+    con.close()
+    before = foreign.read_bytes()
+    for read_only in (False, True):
+        with pytest.raises(FileFormatError, match="another program"):
+            SQLiteStatsStorage(foreign, read_only=read_only)
+        assert _open_fds(foreign) == []
+    assert foreign.read_bytes() == before  # not switched to WAL, no schema added
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.db"]
+    con = sqlite3.connect(foreign)
+    assert con.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    con.close()
+
+
+def _zero_second_half(src, dst):
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)
+    dst.write_bytes(bytes(data))
+
+
+def test_file_damaged_in_its_data_pages_is_a_file_format_error(tmp_path):
+    good = tmp_path / "good.db"
+    with SQLiteStatsStorage(good) as s:
+        s.put(StaticInfo("run", "0", 1.0, model_class="MLP"))
+        s.put_many(make_update(i, hist=True) for i in range(400))
+    damaged = tmp_path / "damaged.db"
+    _zero_second_half(good, damaged)
+    for read_only in (True, False):
+        with pytest.raises(
+            FileFormatError, match=r"damaged\.db: damaged statistics file .*\.recover"
+        ):
+            storage = SQLiteStatsStorage(damaged, read_only=read_only)
+            storage.get_updates("run")  # where opening alone does not meet the damage
+            storage.close()
+    with SQLiteStatsStorage(good, read_only=True) as reader:
+        assert reader.quick_check() == [] and reader.count_updates("run") == 400
+
+
+def test_damage_opening_does_not_meet_is_raised_by_reads_and_found_by_quick_check(tmp_path):
+    path = tmp_path / "runs.db"
+    with SQLiteStatsStorage(path) as s:
+        s.put_many(make_update(i, hist=True) for i in range(400))
+    con = sqlite3.connect(path)
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    (root,) = con.execute("SELECT rootpage FROM sqlite_master WHERE name = 'updates'").fetchone()
+    n_pages = con.execute("PRAGMA page_count").fetchone()[0]
+    con.close()
+    data = bytearray(path.read_bytes())
+    for page in range(root + 1, n_pages - 5, 7):  # some leaves of the tables, not the root
+        data[(page - 1) * page_size : page * page_size] = bytes(page_size)
+    path.write_bytes(bytes(data))
+    with SQLiteStatsStorage(path, read_only=True) as reader:
+        assert reader.list_sessions() == ["run"]  # the small tables are intact
+        assert reader.quick_check() != []
+        with pytest.raises(FileFormatError, match="damaged statistics file"):
+            reader.get_updates("run")
+
+
+def test_bad_argument_types_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match=r"path: expected a file path .*got NoneType None"):
+        SQLiteStatsStorage(None)
+    with pytest.raises(InputError, match=r"path: .*got bytes"):
+        SQLiteStatsStorage(b"runs.db")
+    for interval in ("x", 0, -1.0, math.nan, math.inf, True):
+        with pytest.raises(InputError, match=r"flush_interval: expected a number of seconds > 0"):
+            SQLiteStatsStorage(tmp_path / "runs.db", flush_interval=interval)
+    assert not (tmp_path / "runs.db").exists()
+    with pytest.raises(FileFormatError, match="folder .*missing.* does not exist"):
+        SQLiteStatsStorage(tmp_path / "missing" / "runs.db")
+
+
+_CAN_DROP_ROOT = os.geteuid() == 0 and shutil.which("setpriv") is not None
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 and not _CAN_DROP_ROOT, reason="root ignores chmod; setpriv missing"
+)
+def test_file_in_a_read_only_folder_can_be_read(tmp_path):
+    """A finished WAL file in a folder one cannot write: SQLite cannot create its -shm
+    file, so ``mode=ro`` fails; the file is read as it is (immutable)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "runs.db"
+    with SQLiteStatsStorage(path) as s:
+        s.put_many(make_update(i) for i in range(5))
+    before = path.read_bytes()
+    folder.chmod(0o555)
+    read = (
+        "import sys\n"
+        "from embedviz.stats.storage import SQLiteStatsStorage\n"
+        "from embedviz.stats.diagnostics import run_check\n"
+        "with SQLiteStatsStorage(sys.argv[1], read_only=True) as reader:\n"
+        "    print(reader.count_updates('run'), reader.quick_check())\n"
+        "try:\n"
+        "    SQLiteStatsStorage(sys.argv[1])\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+    )
+    caps = "-dac_override,-dac_read_search,-fowner"  # root then obeys the folder's mode
+    drop = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"] if _CAN_DROP_ROOT else []
+    try:
+        out = subprocess.run(
+            [*drop, sys.executable, "-c", read, str(path)], capture_output=True, text=True
+        )
+    finally:
+        folder.chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "5 []"
+    assert "cannot write here" in lines[1] and "read_only=True" in lines[1]
+    assert path.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["runs.db"]
