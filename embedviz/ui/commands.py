@@ -22,10 +22,29 @@ from embedviz.errors import FileFormatError, InputError
 log = logging.getLogger(__name__)
 
 
-def open_for_ui(path: str, create: bool = False):
-    """Open a statistics file for the UI (read-write when allowed, else read-only)."""
+def open_for_ui(path: str, create: bool = False, writable: bool | None = None):
+    """Open a statistics file for the UI.
+
+    Only the file that receives remote records is opened for writing (``writable``,
+    by default ``create``); every other file is opened read-only, so viewing never
+    changes it (a version 1 file stays version 1, readable by an older embedviz).
+
+    Parameters
+    ----------
+    path : str
+        The statistics file.
+    create : bool, default=False
+        Create the file when missing (it receives remote records).
+    writable : bool or None, default=None
+        Open for writing; None means ``create``.
+
+    Examples
+    --------
+    >>> open_for_ui("runs.db")  # doctest: +SKIP
+    """
     from embedviz.stats.storage import SQLiteStatsStorage
 
+    writable = create if writable is None else writable
     p = Path(path).expanduser()
     if p.is_dir():
         raise FileFormatError(f"{p}: is a directory; give a statistics file such as runs.db")
@@ -36,11 +55,7 @@ def open_for_ui(path: str, create: bool = False):
                 "or add --enable-remote to receive remote records into a new file"
             )
         log.info("creating %s to receive remote records", p)
-        return SQLiteStatsStorage(p)
-    try:
-        return SQLiteStatsStorage(p)
-    except PermissionError:
-        return SQLiteStatsStorage(p, read_only=True)
+    return SQLiteStatsStorage(p, read_only=not writable)
 
 
 def read_token_file(path: str | os.PathLike) -> str:
@@ -143,6 +158,7 @@ def run_ui(
         previous = signal.signal(signal.SIGTERM, lambda *_: ui.shutdown_requested.set())
     try:
         for i, path in enumerate(paths):
+            # only the first file receives remote records; the others are only read
             storages.append(ui.attach(open_for_ui(path, create=enable_remote and i == 0)))
         ui.start()
         url = ui.page_url("/train/overview")  # carries ?token= when a token is set

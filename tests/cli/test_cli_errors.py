@@ -137,3 +137,55 @@ def test_usage_errors_exit_2(argv, capsys):
         main(argv)
     assert exc.value.code == 2
     assert "usage: embedviz" in capsys.readouterr().err
+
+
+def _foreign_db(path):
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE customers(id INTEGER, name TEXT)")
+    con.execute("INSERT INTO customers VALUES (1, 'a')")
+    con.commit()
+    con.close()
+    return path.read_bytes()
+
+
+def test_check_and_tsne_stats_leave_a_foreign_file_unchanged(tmp_path, small_model, capsys):
+    """Refusing another program's SQLite file must not switch it to WAL or add tables."""
+    foreign = tmp_path / "foreign.db"
+    before = _foreign_db(foreign)
+    assert main(["check", str(foreign)]) == 2
+    out = tmp_path / "m.html"
+    rc = main(["tsne", str(small_model[0]), "-o", str(out), "--stats", str(foreign), "-q",
+               "--max-iter", "250", "--perplexity", "5"])  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("another program") == 2 and "Traceback" not in err
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("foreign")) == [
+        "foreign.db"
+    ]
+
+
+def test_check_on_an_empty_or_damaged_statistics_file(tmp_path, small_model, capsys):
+    from embedviz.stats.records import Update
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    empty = tmp_path / "empty.db"
+    SQLiteStatsStorage(empty).close()
+    assert main(["check", str(empty)]) == 1  # a CI gate over a run that recorded nothing
+    assert f"no session recorded in {empty}" in capsys.readouterr().err
+    damaged = tmp_path / "damaged.db"
+    with SQLiteStatsStorage(damaged) as s:
+        s.put_many(
+            Update("run", "0", i, 1.0 + i, score=1.0, extra={"kl": 2.0}) for i in range(2000)
+        )
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)
+    damaged.write_bytes(bytes(data))
+    tsne = ["tsne", str(small_model[0]), "-o", str(tmp_path / "m.html"), "-q", "--perplexity", "5"]
+    for argv in (["check", str(damaged)], [*tsne, "--stats", str(damaged)]):
+        line = _one_error_line(main(argv), capsys.readouterr().err)
+        assert f"{damaged}: damaged statistics file" in line
+    rc, err = _run("check", damaged)
+    assert "damaged statistics file" in _one_error_line(rc, err)

@@ -159,3 +159,68 @@ def test_unreadable_or_empty_token_file_is_one_line(
     assert re.search(message, err), err
     with pytest.raises(InputError, match="not both"):
         commands.run_ui([str(sqlite_path)], port=0, token="t", token_file=path)
+
+
+def _foreign_file(path):
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE customers(id INTEGER, name TEXT)")
+    con.execute("INSERT INTO customers VALUES (1, 'a')")
+    con.commit()
+    con.close()
+    return path.read_bytes()
+
+
+def _serve_once(monkeypatch, paths, **kw):
+    """run_ui on ``paths`` until it has answered /api/sessions once; the answer."""
+    from embedviz.ui.server import UIServer
+
+    seen = {}
+
+    def run_briefly(self):
+        with urllib.request.urlopen(self.url + "/api/sessions", timeout=30) as r:
+            seen["body"] = r.read()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(UIServer, "run_until_shutdown", run_briefly)
+    with pytest.raises(KeyboardInterrupt):
+        commands.run_ui([str(p) for p in paths], port=0, **kw)
+    return seen["body"]
+
+
+def test_viewing_a_version_1_file_leaves_it_version_1(sqlite_path, monkeypatch):
+    """Only the file that receives remote records is opened for writing: a version 1
+    file viewed with `embedviz ui` is not upgraded (an older embedviz still reads it)."""
+    import sqlite3
+
+    con = sqlite3.connect(sqlite_path)
+    con.executescript(  # the version 1 layout: no histogram_sets
+        "DROP TABLE histogram_sets; DROP TABLE histogram_layouts;"
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
+    con.commit()
+    con.close()
+    before = sqlite_path.read_bytes()
+    assert b'"mlp"' in _serve_once(monkeypatch, [sqlite_path])
+    assert sqlite_path.read_bytes() == before
+    assert sorted(p.name for p in sqlite_path.parent.iterdir()) == ["runs.db"]
+    storage = commands.open_for_ui(str(sqlite_path))
+    assert storage.read_only
+    storage.close()
+    # the receiving file (remote on, the first one) is the one opened for writing
+    second = sqlite_path.parent / "recv.db"
+    assert _serve_once(monkeypatch, [second, sqlite_path], enable_remote=True)
+    assert second.exists() and sqlite_path.read_bytes() == before
+
+
+def test_refused_foreign_file_is_left_unchanged(tmp_path, monkeypatch, with_ui_commands, capsys):
+    foreign = tmp_path / "foreign.db"
+    before = _foreign_file(foreign)
+    for enable_remote in (False, True):
+        with pytest.raises(FileFormatError, match="another program"):
+            commands.run_ui([str(foreign)], port=0, enable_remote=enable_remote)
+    assert cli.main(["report", str(foreign), "-o", str(tmp_path / "r.html")]) == 2
+    assert "another program" in capsys.readouterr().err
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.db"]
