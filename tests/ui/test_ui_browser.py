@@ -21,6 +21,19 @@ from embedviz.ui.server import UIServer
 
 pytestmark = pytest.mark.browser
 
+# the text of every table cell drawn in the page (the grids live in shadow roots)
+GRID_CELLS = """
+const cells = []
+const walk = n => {
+  if (n.shadowRoot) walk(n.shadowRoot)
+  for (const c of n.children || []) {
+    if (c.classList && c.classList.contains('slick-cell')) cells.push(c.textContent)
+    walk(c)
+  }
+}
+walk(document.body)
+"""
+
 
 @pytest.fixture(scope="module")
 def live():
@@ -127,6 +140,8 @@ def test_a_new_record_appears_within_seconds(browser, live):
         timeout=5,
     )
     assert last[1] == pytest.approx(math.log10(ratio_of(500, 0)))
+    # the performance table's grid shows the new iteration (not only its data source)
+    wait_for(browser, GRID_CELLS + "return cells.includes('500')", timeout=5)
     assert severe(browser) == []
 
 

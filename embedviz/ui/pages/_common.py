@@ -492,6 +492,20 @@ def table(
     )
 
 
+def set_table_rows(t: DataTable, rows: Sequence[tuple]) -> None:
+    """Replace the rows of a :func:`table` so that the browser shows them.
+
+    BokehJS redraws a table's grid when its view changes, not when new data holds as
+    many rows as before (a live table's rows keep their number): the view's ``tags``
+    are bumped after the data.
+    """
+    columns = list(t.source.data)
+    t.source.data = {
+        c: [("" if r[i] is None else str(r[i])) for r in rows] for i, c in enumerate(columns)
+    }
+    t.view.tags = [int(t.view.tags[0]) + 1 if t.view.tags else 1]
+
+
 def heading(text: str, level: int = 3) -> Div:
     """A section heading (escaped)."""
     return Div(

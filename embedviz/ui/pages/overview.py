@@ -32,6 +32,7 @@ from embedviz.ui.pages._common import (
     new_marks,
     note,
     pick_worker,
+    set_table_rows,
     table,
 )
 from embedviz.ui.pages.info_tables import first_point, model_rows, performance_rows
@@ -414,7 +415,7 @@ def build_overview(
 
     def show_performance(newest) -> None:
         rows = performance_rows(storage, session_id, worker_id, info, first or newest, kind)
-        perf_table.source.data = {"property": [r[0] for r in rows], "value": [r[1] for r in rows]}
+        set_table_rows(perf_table, rows)
 
     if defer_reads:
         after = feed.after
