@@ -48,6 +48,7 @@ from pathlib import Path
 
 from embedviz.errors import InputError
 from embedviz.stats.base import StatsStorage
+from embedviz.stats.limits import check_token
 from embedviz.stats.records import SCHEMA_VERSION, Record, to_dict
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class RemoteStatsRouter(StatsStorage):
         The UI's base address, e.g. ``"http://10.0.0.5:9000"`` (``/api/records`` is
         appended unless already there).
     token : str or None
-        Sent as ``Authorization: Bearer <token>``.
+        Sent as ``Authorization: Bearer <token>``; printable ASCII
+        (:func:`~embedviz.stats.limits.check_token`).
     queue_size : int, default=10000
         Records held in memory at most.
     batch_size : int, default=500
@@ -110,6 +112,8 @@ class RemoteStatsRouter(StatsStorage):
         for name, value in (("queue_size", queue_size), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name}: expected an integer >= 1, got {value!r}")
+        if token is not None:
+            check_token(token)
         url = url.rstrip("/")
         self.url = url if url.endswith("/api/records") else url + "/api/records"
         self.token = token

@@ -12,7 +12,14 @@ Three ways in, every comparison made with :func:`hmac.compare_digest`:
 Anything else is answered 401 before the request reaches a page: a short text page
 saying to open the URL with ``?token=...`` (the given token is never echoed), or
 ``{"error": ...}`` on the JSON routes. ``GET /static/...`` (the BokehJS files) stays
-open. Without a token nothing here runs.
+open. The scheme ``Bearer`` is matched in any case (RFC 7235); the token itself must be
+printable ASCII (inner spaces allowed) (:func:`check_token`), since clients send other
+characters differently (curl as UTF-8, Python as Latin-1).
+
+The ``Host`` header is checked too, with or without a token (:class:`HostCheck`, as
+Jupyter does): a web page can make a name of its own resolve to 127.0.0.1 (DNS
+rebinding) and then read and post to the UI as if it were its own site; its requests
+then carry that name as ``Host``, which is refused (403).
 
 Bokeh's own hook does the pages' part. Every Bokeh handler but the static files --
 the document pages, ``/ws``, ``/metadata``, ``/autoload.js`` -- derives from
@@ -29,11 +36,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import json
 import logging
 import re
+import socket
 from urllib.parse import parse_qsl, urlencode
 
 from bokeh.server.auth_provider import AuthProvider
+
+from embedviz.stats.limits import check_token
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +83,19 @@ def cookie_name(port: int) -> str:
 
 
 def bearer_matches(authorization: str | None, token: str) -> bool:
-    """Whether the ``Authorization`` header is ``Bearer <token>`` (constant time).
+    """Whether the ``Authorization`` header is ``Bearer <token>`` (constant time; the
+    scheme in any case, as RFC 7235 says).
 
     Examples
     --------
-    >>> bearer_matches("Bearer t", "t"), bearer_matches(None, "t")
-    (True, False)
+    >>> bearer_matches("Bearer t", "t"), bearer_matches("bearer t", "t")
+    (True, True)
+    >>> bearer_matches(None, "t"), bearer_matches("Basic t", "t")
+    (False, False)
     """
-    given = (authorization or "").encode("utf-8", "replace")
-    return hmac.compare_digest(given, f"Bearer {token}".encode())
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    same = hmac.compare_digest(given.strip().encode("utf-8", "replace"), token.encode("utf-8"))
+    return same and scheme.lower() == "bearer"
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -168,7 +184,7 @@ class TokenGate:
     """
 
     def __init__(self, token: str, port: int) -> None:
-        self.token = token
+        self.token = check_token(token)
         self.cookie_name = cookie_name(port)
 
     def admits(self, handler) -> bool:
@@ -214,22 +230,136 @@ class TokenGate:
         return False
 
 
-class TokenAuth(AuthProvider):
-    """Bokeh's auth provider over a :class:`TokenGate`: refuses in ``prepare()``.
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 
-    ``get_user_async`` answers an unauthorised request itself (401, or the login
-    redirect) and returns None; tornado then stops, as the request is finished, so
-    the ``@authenticated`` login redirect (``get_login_url``) is never reached.
+
+def host_name(host_header: str | None) -> str:
+    """The name in a ``Host`` header, without the port, brackets or a final dot, in
+    lower case.
+
+    Examples
+    --------
+    >>> host_name("LocalHost:9000"), host_name("[::1]:9000"), host_name("example.org.")
+    ('localhost', '::1', 'example.org')
+    """
+    host = (host_header or "").strip().lower()
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def host_allowed(host_header: str | None, bound: str, token_set: bool) -> bool:
+    """Whether a request with this ``Host`` header may be served (DNS rebinding guard).
+
+    Allowed: an IP address (a rebinding page has a name of its own, never an address),
+    ``localhost``, the ``--host`` value the UI was started with, and, when it listens on
+    every interface (``0.0.0.0``, ``::``), this machine's host name, or any name when a
+    token is set (the token then guards: a rebinding page has neither it nor the
+    cookie, which the browser keeps for the real name). A request without ``Host``
+    (HTTP/1.0) is allowed.
+
+    Examples
+    --------
+    >>> host_allowed("127.0.0.1:9000", "127.0.0.1", False)
+    True
+    >>> host_allowed("attacker.example:9000", "127.0.0.1", False)
+    False
+    >>> host_allowed("gpu-box.lab:9000", "0.0.0.0", True)
+    True
+    """
+    name = host_name(host_header)
+    if not name or name == "localhost" or _is_ip(name):
+        return True
+    bound_name = host_name(bound) if bound not in _WILDCARDS else ""
+    if bound_name and name == bound_name:
+        return True
+    if bound in _WILDCARDS:
+        return token_set or name == socket.gethostname().lower()
+    return False
+
+
+class HostCheck:
+    """The ``Host`` check of one running server (:func:`host_allowed`).
+
+    Parameters
+    ----------
+    bound : str
+        The address the UI listens on (``UIServer.host``).
+    token_set : bool
+        Whether the UI has a token.
+
+    Examples
+    --------
+    >>> HostCheck("127.0.0.1", False).allows_host("localhost:9000")
+    True
     """
 
-    def __init__(self, gate: TokenGate) -> None:
+    def __init__(self, bound: str, token_set: bool) -> None:
+        self.bound = bound
+        self.token_set = token_set
+
+    def allows_host(self, host_header: str | None) -> bool:
+        """Whether ``host_header`` may be served."""
+        return host_allowed(host_header, self.bound, self.token_set)
+
+    def message(self, host_header: str | None) -> str:
+        """The 403 answer's text for a refused ``Host`` (the value shortened, as repr)."""
+        return (
+            f"Host {str(host_header)[:80]!r} is not allowed (a guard against DNS "
+            "rebinding): open the UI by its address (http://127.0.0.1:PORT), as "
+            "localhost or by the --host name it was started with"
+        )
+
+    def admit(self, handler, json_answer: bool = False) -> bool:
+        """True to go on; else the request has been answered 403."""
+        host = handler.request.headers.get("Host")
+        if self.allows_host(host):
+            return True
+        log.warning("refused %s %s: Host %r", handler.request.method, handler.request.path, host)
+        handler.set_status(403)
+        handler.set_header("Cache-Control", "no-store")
+        if json_answer:
+            handler.set_header("Content-Type", "application/json; charset=utf-8")
+            handler.finish(json.dumps({"error": self.message(host)}))
+        else:
+            handler.set_header("Content-Type", "text/plain; charset=utf-8")
+            handler.finish("403 Forbidden: " + self.message(host) + "\n")
+        return False
+
+
+class TokenAuth(AuthProvider):
+    """Bokeh's auth provider over a :class:`TokenGate` and a :class:`HostCheck`:
+    refuses in ``prepare()``.
+
+    ``get_user_async`` answers a refused request itself (403 for a ``Host`` not allowed,
+    401, or the login redirect) and returns None; tornado then stops, as the request is
+    finished, so the ``@authenticated`` login redirect (``get_login_url``) is never
+    reached. ``gate`` may be None (no token: only the ``Host`` is checked).
+    """
+
+    def __init__(self, gate: TokenGate | None, hosts: HostCheck | None = None) -> None:
         self.gate = gate
+        self.hosts = hosts
         super().__init__()
 
     @property
     def get_user_async(self):
         async def user(handler):
-            return "token" if self.gate.admit_page(handler) else None
+            if self.hosts is not None and not self.hosts.admit(handler):
+                return None
+            if self.gate is None or self.gate.admit_page(handler):
+                return "token" if self.gate is not None else "local"
+            return None
 
         return user
 

@@ -5,14 +5,23 @@ Both take the token of a server started with one: the receiver only as
 (:mod:`embedviz.ui.auth`).
 
 Route handlers only read the request and call the ``*_impl`` functions, which return
-``(status, body_dict)``; tests call them directly. Checks, in order: 403 when the
-receiver is disabled, 401 for a missing or wrong bearer token (compared with
-:func:`hmac.compare_digest`), 400 for a Content-Type other than JSON (so that no other
-web site can post records through the user's browser), 413 for a body over the limit (judged from
-``Content-Length`` before the body is kept; the rest is read and dropped so the client
-sees the answer), 400 for anything malformed (not UTF-8, not JSON, not an object,
-``schema_version`` missing or newer, ``records`` not a list, a record invalid -- the
-message names the position). A batch is validated whole before any record is stored.
+``(status, body_dict)``; tests call them directly. Checks, in order: 403 for a ``Host``
+header that is not the UI's own (:func:`embedviz.ui.auth.host_allowed`, against DNS
+rebinding; both routes), 403 when the receiver is disabled, 401 for a missing or wrong
+bearer token (compared with :func:`hmac.compare_digest`), 400 for a Content-Type other
+than JSON (so that no other web site can post records through the user's browser), 413
+for a body over the limit (judged from ``Content-Length`` before the body is kept), 400
+for anything malformed (not UTF-8, not JSON, not an object, ``schema_version`` missing or
+newer, ``records`` not a list, a record invalid -- the message names the position). A
+batch is validated whole before any record is stored.
+
+The handler sets the body limit of its own request (tornado's ``max_body_size``, which
+otherwise answers a bare ``400`` and drops the connection): a body up to
+:data:`DRAIN_BYTES` (at least 4 times the limit) is read and dropped when the answer is
+decided from the headers, so that a client that sends its whole body before reading
+(Python's ``http.client``) gets the JSON answer; a client that waits for ``100
+Continue`` (curl), or a larger body, gets the answer at once, without the body being
+read, and the connection is then closed.
 
 Validation is :func:`embedviz.stats.records.record_from_dict`, a fixed table of four
 dataclasses: nothing named in a payload is imported, evaluated or instantiated.
@@ -33,23 +42,32 @@ from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler, stream_request_body
 
 from embedviz.errors import EmbedvizError
+from embedviz.stats.limits import check_token
 from embedviz.stats.records import SCHEMA_VERSION, record_from_dict
-from embedviz.ui.auth import UNAUTHORISED_JSON, bearer_matches
+from embedviz.ui.auth import UNAUTHORISED_JSON, HostCheck, bearer_matches
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 8 * 2**20
 _RECENT = 2048  # how many stored batch digests are remembered for duplicate answers
+#: a refused body up to this size (or 4 times the limit, if more) is read and dropped
+#: before the answer; a larger one is answered at once and the connection closed
+DRAIN_BYTES = 64 * 2**20
 
 
 @dataclass
 class ReceiverConfig:
-    """How the receiver answers: on/off, the token, the body limit."""
+    """How the receiver answers: on/off, the token (checked by
+    :func:`~embedviz.stats.limits.check_token`), the body limit."""
 
     enabled: bool = False
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     recent: OrderedDict = field(default_factory=OrderedDict)
+
+    def __post_init__(self) -> None:
+        if self.token is not None:
+            check_token(self.token)
 
 
 def _error(status: int, message: str) -> tuple[int, dict]:
@@ -187,6 +205,10 @@ class _JSONHandler(RequestHandler):
         self.reply(status_code, {"error": self._reason})
 
 
+def _hosts(server) -> HostCheck:
+    return HostCheck(server.host, server.receiver.token is not None)
+
+
 @stream_request_body
 class RecordsHandler(_JSONHandler):
     """``POST /api/records``: headers checked first, the body kept only within the limit."""
@@ -197,17 +219,37 @@ class RecordsHandler(_JSONHandler):
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
         self._size = 0
-        length = self.request.headers.get("Content-Length")
+        headers = self.request.headers
+        length = headers.get("Content-Length")
         try:
             length = int(length) if length is not None else None
         except ValueError:
-            length = None
-        self._early = check_request_impl(
-            self.server.receiver,
-            self.request.headers.get("Authorization"),
-            length,
-            self.request.headers.get("Content-Type"),
-        )
+            length = None  # tornado answers 400 itself
+        hosts = _hosts(self.server)
+        if not hosts.allows_host(headers.get("Host")):
+            log.warning("refused POST /api/records: Host %r", headers.get("Host"))
+            self._early = _error(403, hosts.message(headers.get("Host")))
+        else:
+            self._early = check_request_impl(
+                self.server.receiver,
+                headers.get("Authorization"),
+                length,
+                headers.get("Content-Type"),
+            )
+        if self.request.method != "POST":
+            return
+        limit = self.server.receiver.max_body_bytes
+        drain = max(DRAIN_BYTES, 4 * limit)
+        connection = self.request.connection
+        # this request's own limit, so that tornado never answers its bare 400 first
+        connection.set_max_body_size(max(drain, length or 0))
+        if self._early is not None and (
+            headers.get("Expect", "").lower() == "100-continue"
+            or (length is not None and length > drain)
+        ):
+            # answer before the body: curl waits for 100 Continue and stops on this;
+            # a body beyond ``drain`` is not read (the connection closes after this)
+            self.reply(*self._early)
 
     def data_received(self, chunk: bytes) -> None:
         if self._early is not None:
@@ -224,6 +266,8 @@ class RecordsHandler(_JSONHandler):
         self._chunks.append(chunk)
 
     async def post(self) -> None:
+        if self._finished:  # answered in prepare()
+            return
         if self._early is not None:
             self.reply(*self._early)
             return
@@ -253,6 +297,8 @@ class SessionsHandler(_JSONHandler):
         self.server = server
 
     def get(self) -> None:
+        if not _hosts(self.server).admit(self, json_answer=True):
+            return
         gate = self.server.gate
         if gate is not None and not gate.admits(self):
             self.reply(401, dict(UNAUTHORISED_JSON))

@@ -224,7 +224,10 @@ def test_decide_and_without_token():
     assert decide_impl(t, None, t, None) == "deny"  # the cookie holds the HMAC, not the token
     assert decide_impl(t, "Bearer tok", None, "tok") == "login"
     assert decide_impl(t, "Bearer tok", cookie_value(t), "bad") == "deny"
-    assert decide_impl(t, "bearer tok", None, None) == "deny"
+    assert decide_impl(t, "bearer tok", None, None) == "ok"  # RFC 7235: any case
+    assert decide_impl(t, "Basic tok", None, None) == "deny"
+    assert decide_impl(t, "Bearertok", None, None) == "deny"
+    assert decide_impl(t, "Bearer tok2", None, None) == "deny"
     assert without_token("/train/model", "token=a&session=x%20y&token=b") == (
         "/train/model?session=x+y"
     )
@@ -276,3 +279,49 @@ def test_a_browser_opens_the_token_url_and_draws_the_overview(browser, guarded):
         assert severe(browser) == []
     finally:
         other.stop()
+
+
+@pytest.mark.parametrize("token", ["päss", "tök€n", "tab\there", "new\nline", " lead", "trail "])
+def test_tokens_that_clients_send_differently_are_refused(token):
+    from embedviz.errors import InputError
+    from embedviz.stats.remote import RemoteStatsRouter
+
+    with pytest.raises(InputError, match="token: expected") as info:
+        UIServer(port=0, token=token)
+    assert token.strip() not in str(info.value)  # the token is not echoed
+    with pytest.raises(InputError, match="token: expected"):
+        RemoteStatsRouter("http://127.0.0.1:9", token=token)
+
+
+class FakeRequest:
+    def __init__(self, host):
+        self.headers = {"Host": host} if host is not None else {}
+        self.method, self.path = "GET", "/train/overview"
+
+
+class FakeHandler:
+    def __init__(self, host):
+        self.request = FakeRequest(host)
+        self.status, self.body, self.headers = 200, None, {}
+
+    def set_status(self, status):
+        self.status = status
+
+    def set_header(self, name, value):
+        self.headers[name] = value
+
+    def finish(self, body):
+        self.body = body
+
+
+def test_the_pages_provider_refuses_a_foreign_host_with_or_without_a_token():
+    from embedviz.ui.auth import HostCheck, TokenAuth, TokenGate
+
+    for gate in (None, TokenGate("tok", 9000)):
+        provider = TokenAuth(gate, HostCheck("127.0.0.1", gate is not None))
+        handler = FakeHandler("attacker.example:9000")
+        assert asyncio.run(provider.get_user_async(handler)) is None
+        assert handler.status == 403 and "not allowed" in handler.body
+        assert handler.headers["Content-Type"].startswith("text/plain")
+    open_provider = TokenAuth(None, HostCheck("127.0.0.1", False))
+    assert asyncio.run(open_provider.get_user_async(FakeHandler("localhost:9000"))) == "local"

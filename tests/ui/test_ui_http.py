@@ -300,26 +300,84 @@ def test_impl_functions_directly():
     assert len(parse_records_impl(body_of([]))) == 0
 
 
-def test_payload_never_imports_what_it_names(served):
-    ui, _ = served(enable_remote=True)
-    name = "embedviz_not_a_module_xyz"
-    post(ui, body_of([{"type": name, "session_id": "s", "worker_id": "0"}]))
-    post(
-        ui,
-        body_of(
-            [
-                {
-                    "type": "static",
-                    "session_id": "s",
-                    "worker_id": "0",
-                    "timestamp": 0,
-                    "model_class": f"__import__('{name}')",
-                    "layers": [{"name": "x", "type": name, "n_params": 1}],
-                }
-            ]
-        ),
+CANARY = "embedviz_canary_mod"
+
+
+def every_string_names(name: str) -> list[dict]:
+    """Records with ``name`` (as a module, a class path and code) in every string field."""
+    code = f"__import__('{name}')"
+    dotted = f"{name}.Thing"
+    static = to_dict(static_info("s", "0"))
+    static.update(
+        model_class=dotted,
+        kind=code,
+        layers=[{"name": name, "type": dotted, "n_params": 1, "param_shapes": {code: [1]}}],
+        optimizer={"class": dotted, "param_groups": [{"lr": code}]},
+        hardware={"gpus": [code]},
+        software={"python": dotted, code: dotted},
+        config={"__class__": dotted, "__reduce__": code, "py/object": dotted},
     )
-    assert name not in sys.modules
+    update = to_dict(make_update("s", "0", 1))
+    update["tags"] = {code: dotted, "phase": code}
+    update["extra"] = {}
+    update["params"] = {dotted: update["params"]["0.weight"]}
+    return [
+        {"type": name, "session_id": code, "worker_id": dotted},
+        {"type": dotted, "session_id": "s", "worker_id": "0", "iteration": 1, "timestamp": 0},
+        static,
+        update,
+        {"type": "eval", "session_id": code, "worker_id": dotted, "iteration": 1,
+         "timestamp": 0, "metrics": {code: 1.0, dotted: 2.0}},
+        {"type": "snapshot", "session_id": code, "worker_id": "0", "iteration": 1,
+         "timestamp": 0, "kind": dotted, "labels": [code], "vectors": [[1.0]]},
+    ]  # fmt: skip
+
+
+def test_payload_never_imports_or_evaluates_what_it_names(served, tmp_path, monkeypatch):
+    """A real module on sys.path, named in every string field of good and bad records:
+    importing it (by any means) sets a flag; eval/exec/__import__ calls that mention it
+    are recorded while the server handles the requests."""
+    import builtins
+    import importlib
+
+    (tmp_path / f"{CANARY}.py").write_text(
+        "import builtins\nbuiltins.embedviz_canary_imported = True\nclass Thing:\n"
+        "    def __init__(self, *a, **k):\n        builtins.embedviz_canary_imported = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen = []
+    real = {name: getattr(builtins, name) for name in ("eval", "exec", "__import__")}
+
+    def spy(name):
+        def call(*args, **kwargs):
+            if CANARY in repr(args[:1]):
+                seen.append((name, args[0]))
+            return real[name](*args, **kwargs)
+
+        return call
+
+    for name in real:
+        monkeypatch.setattr(builtins, name, spy(name))
+    try:
+        ui, storage = served(enable_remote=True)
+        records = every_string_names(CANARY)
+        statuses = [post(ui, body_of([r]))[0] for r in records]
+        statuses.append(post(ui, body_of(records[2:]))[0])  # the good ones, as one batch
+        for name in real:
+            monkeypatch.setattr(builtins, name, real[name])
+        assert statuses == [400, 400, 200, 200, 200, 200, 200]  # the requests were handled
+        assert seen == []
+        assert CANARY not in sys.modules
+        assert not getattr(builtins, "embedviz_canary_imported", False)
+        # the names were stored as plain text
+        info = storage.get_static_info("s", "0")
+        assert info.model_class == f"{CANARY}.Thing" == info.config["__class__"]
+        # and the canary works: importing it does set the flag
+        importlib.import_module(CANARY)
+        assert builtins.embedviz_canary_imported
+    finally:
+        sys.modules.pop(CANARY, None)
+        vars(builtins).pop("embedviz_canary_imported", None)
 
 
 def test_constructor_checks_its_arguments():
@@ -351,3 +409,140 @@ def test_remote_router_delivers_everything_to_the_ui(served, tmp_path):
     router.close()
     assert [u.iteration for u in storage.get_updates("routed", "0")] == list(range(60))
     assert len(storage.get_histograms("routed", "0", "params", "0.weight")) == 3
+
+
+# ------------------------------------------------ body limits on a real server
+def raw_exchange(ui, head: bytes, body: bytes = b"") -> bytes:
+    """Send ``head`` (and ``body``) on a socket; what the server answers first."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", ui.port), timeout=20) as s:
+        s.sendall(head + body)
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_a_body_beyond_tornados_own_limit_gets_the_json_413(served):
+    ui, storage = served(enable_remote=True)
+    # server.py gives tornado 4 x the limit + 1 MiB, which answered a bare 400 before
+    size = 4 * LIMIT + 2**20 + 4096
+    status, answer = post(ui, b" " * size)  # http.client sends it all before reading
+    assert status == 413 and answer == {
+        "error": f"body of {size} bytes exceeds the limit of {LIMIT} bytes"
+    }
+    # a client that waits for 100 Continue (curl) gets the 413 instead, body unsent
+    head = (
+        f"POST /api/records HTTP/1.1\r\nHost: 127.0.0.1:{ui.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {size}\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(ui, head)
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"100 (Continue)" not in answer
+    assert answer.endswith(f'limit of {LIMIT} bytes"}}'.encode())
+    # a claimed length beyond what is worth reading is answered before any body
+    head = head.replace(b"Expect: 100-continue\r\n", b"").replace(
+        str(size).encode(), str(10**12).encode()
+    )
+    assert raw_exchange(ui, head).startswith(b"HTTP/1.1 413 ")
+    assert storage.list_sessions() == []
+    assert post(ui, body_of(good_records()))[0] == 200  # and the server still serves
+
+
+# ------------------------------------------------ the Host header (DNS rebinding)
+def test_a_foreign_host_header_is_refused(served):
+    ui, storage = served(enable_remote=True)
+    attacker = {
+        "Host": f"attacker.example:{ui.port}",
+        "Origin": f"http://attacker.example:{ui.port}",
+    }
+    status, answer = post(ui, body_of(good_records()), headers=attacker)
+    assert status == 403 and "attacker.example" in answer["error"]
+    assert "DNS rebinding" in answer["error"]
+    status, _, data = request(ui, "GET", "/api/sessions", headers=attacker)
+    assert status == 403 and "not allowed" in json.loads(data)["error"]
+    assert storage.list_sessions() == []
+    for host in (f"localhost:{ui.port}", f"127.0.0.1:{ui.port}", f"[::1]:{ui.port}", "LOCALHOST"):
+        assert post(ui, body_of(good_records()), headers={"Host": host})[0] == 200, host
+        assert request(ui, "GET", "/api/sessions", headers={"Host": host})[0] == 200, host
+
+
+def test_host_rules():
+    from embedviz.ui.auth import host_allowed, host_name
+
+    assert host_name("[::1]:9000") == "::1" and host_name("Example.ORG.:80") == "example.org"
+    loopback = [("127.0.0.1:1", True), ("localhost", True), ("[::1]", True),
+                ("10.1.2.3", True), ("evil.example:1", False),
+                ("localhost.evil.example", False), (None, True)]  # fmt: skip
+    for header, ok in loopback:
+        assert host_allowed(header, "127.0.0.1", token_set=True) is ok, header
+    assert host_allowed("gpu-box.lab:9000", "gpu-box.lab", False)  # the --host name
+    assert not host_allowed("evil.example", "gpu-box.lab", False)
+    assert not host_allowed("evil.example", "0.0.0.0", False)  # every interface, no token
+    assert host_allowed("evil.example", "0.0.0.0", True)  # ... with a token, the token guards
+    assert host_allowed("evil.example", "::", True)
+
+
+# ------------------------------------------------ limits shared with the producers
+def test_the_receiver_takes_up_to_the_shared_limits_and_no_more(served):
+    from embedviz.stats.limits import MAX_HISTOGRAM_BINS, MAX_NAME_CHARS
+
+    ui, storage = served(enable_remote=True)
+    update = to_dict(make_update("limits", "0", 1, hist=False))
+    update["histograms"] = {"params": {"0.weight": {"lo": 0.0, "hi": 1.0, "counts": None}}}
+    for n, expected in ((MAX_HISTOGRAM_BINS, 200), (MAX_HISTOGRAM_BINS + 1, 400)):
+        update["histograms"]["params"]["0.weight"]["counts"] = [1] * n
+        status, answer = post(ui, body_of([update]))
+        assert status == expected, (n, answer)
+    update.pop("histograms")
+    for n, expected in ((MAX_NAME_CHARS, 200), (MAX_NAME_CHARS + 1, 400)):
+        update["session_id"] = "s" * n
+        update["params"] = {"p" * n: update["params"].popitem()[1]}
+        status, answer = post(ui, body_of([update]))
+        assert status == expected, (n, answer)
+        if status == 400:
+            assert answer["error"].startswith("records[0].")
+            assert str(MAX_NAME_CHARS) in answer["error"]
+
+
+def test_what_the_listener_makes_the_receiver_takes(served, tmp_path):
+    """The largest histograms the listener allows arrive whole; one more bin is refused
+    when the listener is built, not by the server at the first report."""
+    torch = pytest.importorskip("torch")
+    from embedviz.stats.limits import MAX_HISTOGRAM_BINS
+    from embedviz.stats.listener import StatsListener
+    from embedviz.stats.remote import RemoteStatsRouter
+
+    ui, storage = served(enable_remote=True)
+    ui.receiver.max_body_bytes = 8 * 2**20
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    router = RemoteStatsRouter(ui.url, spill_path=tmp_path / "spill.db")
+    with pytest.raises(InputError, match=f"histogram_bins: expected at most {MAX_HISTOGRAM_BINS}"):
+        StatsListener(router, model, opt, histogram_bins=MAX_HISTOGRAM_BINS + 1)
+    with StatsListener(
+        router, model, opt, frequency=1, histogram_frequency=1, histogram_bins=MAX_HISTOGRAM_BINS,
+        session_id="bins",
+    ) as listener:  # fmt: skip
+        for _ in range(2):
+            loss = model(torch.randn(8, 4)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            listener.step(loss.item())
+    router.close()
+    assert router.rejected == 0 and router.pending() == 0
+    hist = storage.get_histograms("bins", "0", "params", "0.weight")
+    assert len(hist) == 2 and len(hist[-1][1].counts) == MAX_HISTOGRAM_BINS
+
+
+def test_the_bearer_scheme_is_matched_in_any_case(served):
+    ui, storage = served(enable_remote=True, token="t0k")
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        headers = {"Authorization": f"{scheme} t0k"}
+        assert post(ui, body_of(good_records()), headers=headers)[0] == 200, scheme
+    assert post(ui, body_of(good_records()), headers={"Authorization": "Basic t0k"})[0] == 401
