@@ -712,7 +712,16 @@ def check_record(record: Record, where: str = "record") -> None:
         f"{where} (session {str(record.session_id)[:40]!r}, worker "
         f"{str(record.worker_id)[:40]!r}, iteration {iteration!r:.30})"
     )
-    _common(where, vars(record), per_iteration=not isinstance(record, StaticInfo))
+    ids = (record.session_id, record.worker_id)
+    if ids not in _NAMES_SEEN:
+        _common(where, vars(record), per_iteration=False)
+        _names(where, ids)
+    ts = record.timestamp
+    if type(ts) is not float or not TIMESTAMP_RANGE[0] <= ts <= TIMESTAMP_RANGE[1]:
+        _timestamp(f"{where}.timestamp", ts)
+    if iteration is not None or not isinstance(record, StaticInfo):
+        if type(iteration) is not int or not 0 <= iteration <= INT64_MAX:
+            _iteration(f"{where}.iteration", iteration)
     if isinstance(record, Update):
         if record.params:
             _names(f"{where}.params", tuple(record.params))
@@ -722,8 +731,10 @@ def check_record(record: Record, where: str = "record") -> None:
             if kind not in HISTOGRAM_KINDS:
                 _fail(f"{where}.histograms", f"keys among {HISTOGRAM_KINDS}", kind)
             _names(f"{where}.histograms.{kind}", tuple(group))
-            for name, h in group.items():
-                _histogram_shape(f"{where}.histograms.{kind}.{name}", h)
+            for name, h in group.items():  # the message is made only for a bad one
+                lo, hi, counts = h.lo, h.hi, h.counts
+                if not (len(counts) and -math.inf < lo <= hi < math.inf and min(counts) >= 0):
+                    _histogram_shape(f"{where}.histograms.{kind}.{name}", h)
         for key, value in record.tags.items():
             _string(f"{where}.tags key", key)
             _string(f"{where}.tags.{key}", value)

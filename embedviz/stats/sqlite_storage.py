@@ -7,8 +7,10 @@ Writes are buffered and committed in batches (``BEGIN IMMEDIATE``, WAL,
 waits for the disk: a batch is written when it holds ``batch_size`` records or its
 oldest record has waited ``flush_interval`` seconds, and by ``flush()``/``close()``,
 reads through this object and at interpreter exit. Only when the writer falls far behind
-(a failing disk) does ``put`` write itself, so the buffer stays bounded; a failed write
-keeps its records for the next try. Readers use their own connections (one per thread),
+(a failing disk) does ``put`` write itself, so the buffer stays bounded; a write that
+fails because of the file keeps its records for the next try, one that fails because
+SQLite refuses a record is written again record by record and the refused record set
+aside (logged, counted in ``rejected``). Readers use their own connections (one per thread),
 so a reader never holds up the writer; several processes (DDP ranks) may write one file.
 
 Series (:meth:`SQLiteStatsStorage.get_series_many`) are read in one snapshot and in
@@ -100,11 +102,20 @@ class SQLiteStatsStorage(StatsStorage):
     path : str or Path
         Created when missing (unless ``read_only``).
     read_only : bool, default=False
-        Open an existing file for reading only (the UI, ``embedviz check``).
+        Open an existing file for reading only (the UI, ``embedviz check``); it is never
+        changed. In a folder this user cannot write, a WAL file is read as it is
+        (``immutable``): changes a live writer makes afterwards are not seen.
     batch_size : int, default=512
         Records per transaction at most.
     flush_interval : float, default=0.5
         Seconds a record may wait in the buffer.
+
+    Attributes
+    ----------
+    rejected : int
+        Records set aside because SQLite refused them (each logged as an error naming
+        its session, worker and iteration); records are checked when put, so this stays
+        0 unless something bypassed the check.
 
     Raises
     ------

@@ -224,3 +224,46 @@ def test_refused_foreign_file_is_left_unchanged(tmp_path, monkeypatch, with_ui_c
     assert "another program" in capsys.readouterr().err
     assert foreign.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.db"]
+
+
+def test_receiver_refuses_records_no_storage_can_keep_and_goes_on(tmp_path, monkeypatch):
+    """A NaN timestamp or a ragged snapshot is a 400 naming the field; the receiving
+    file goes on taking good records and answering reads (it used to keep the bad record
+    in its buffer, and every later POST and read failed with 500)."""
+    import json
+
+    from embedviz.ui.server import UIServer
+
+    base = {"session_id": "p", "worker_id": "0", "iteration": 1, "timestamp": 5.0}
+    bodies = [
+        {**base, "type": "update", "timestamp": float("nan")},
+        {**base, "type": "snapshot", "kind": "embedding", "vectors": [[1, 2], [3]]},
+        {**base, "type": "update", "session_id": "evil\nsummary: 0 error(s)\n\x1b[8m"},
+        {**base, "type": "update", "score": 1.5},
+    ]
+    seen = []
+
+    def post_then_stop(self):
+        for record in bodies:
+            body = json.dumps({"schema_version": 1, "records": [record]}).encode()
+            request = urllib.request.Request(
+                self.url + "/api/records", body, {"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as r:
+                    seen.append((r.status, json.loads(r.read())))
+            except urllib.error.HTTPError as e:
+                seen.append((e.code, json.loads(e.read())))
+        with urllib.request.urlopen(self.url + "/api/sessions", timeout=30) as r:
+            seen.append((r.status, json.loads(r.read())))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(UIServer, "run_until_shutdown", post_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        commands.run_ui([str(tmp_path / "recv.db")], port=0, enable_remote=True)
+    assert [s for s, _ in seen] == [400, 400, 400, 200, 200]
+    assert "records[0].timestamp: expected Unix seconds" in seen[0][1]["error"]
+    assert "records[0].vectors: expected rows of one length" in seen[1][1]["error"]
+    assert "records[0].session_id: expected a name without control" in seen[2][1]["error"]
+    assert seen[3][1] == {"accepted": 1}
+    assert [s["session_id"] for s in seen[4][1]["sessions"]] == ["p"]
