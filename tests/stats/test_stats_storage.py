@@ -925,3 +925,14 @@ def test_file_in_a_read_only_folder_can_be_read(tmp_path):
     assert lines[0] == "5 []"
     assert "cannot write here" in lines[1] and "read_only=True" in lines[1]
     assert path.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["runs.db"]
+
+
+def test_sqlite_put_of_an_update_with_a_value_that_is_no_number_is_an_input_error(tmp_path):
+    with SQLiteStatsStorage(tmp_path / "runs.db") as storage:
+        good, bad = make_update(1), make_update(2)
+        bad.params["layer1.weight"].grad_std = "0.2"
+        with pytest.raises(InputError, match=r"record \(session 'run', worker '0', iteration 2\)"):
+            storage.put_many([good, bad])
+        assert storage.count_updates("run") == 0  # nothing of the call is stored
+        storage.put(good)
+        assert storage.count_updates("run") == 1
