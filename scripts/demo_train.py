@@ -123,9 +123,13 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     if args.remote:
+        from embedviz.errors import InputError
         from embedviz.stats.remote import RemoteStatsRouter
 
-        storage = RemoteStatsRouter(args.remote, token=args.token)
+        try:
+            storage = RemoteStatsRouter(args.remote, token=args.token)
+        except InputError as exc:  # a bad URL or token: one line, no traceback
+            parser.error(str(exc))
         where = args.remote
     else:
         from embedviz.stats.storage import SQLiteStatsStorage
