@@ -1179,6 +1179,8 @@ def _record_fault(exc: BaseException) -> bool:
 
 def _counts(blobs, bins: int) -> np.ndarray:
     """int64 little-endian blobs of ``bins`` counts each, as one (n, bins) array."""
+    if bins == 0:  # written before histograms needed a bin (an older embedviz)
+        return np.zeros((len(blobs), 0), np.int64)
     return np.frombuffer(b"".join(blobs), "<i8").reshape(-1, bins).astype(np.int64)
 
 

@@ -936,3 +936,12 @@ def test_sqlite_put_of_an_update_with_a_value_that_is_no_number_is_an_input_erro
         assert storage.count_updates("run") == 0  # nothing of the call is stored
         storage.put(good)
         assert storage.count_updates("run") == 1
+
+
+def test_histograms_without_bins_written_before_they_were_refused_are_read(tmp_path):
+    with SQLiteStatsStorage(tmp_path / "runs.db") as storage:
+        empty = {"params": {"w": Histogram(0.0, 1.0, [])}}
+        storage._store([Update("run", "0", i, 5.0, histograms=empty) for i in range(2)])
+        got = storage.get_histogram_arrays("run", "0", [("params", "w")])[("params", "w")]
+        assert got.counts.shape == (2, 0) and got.iterations.tolist() == [0, 1]
+        assert storage.get_histograms("run", "0", "params", "w")[0][1].counts == []
