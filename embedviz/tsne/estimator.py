@@ -23,6 +23,10 @@ logger = logging.getLogger("embedviz.tsne")
 
 _D = TSNE_DEFAULTS
 _INIT_STD = 1e-4  # scale of the initial embedding (openTSNE and sklearn use the same)
+# Early exaggeration ends once it has shrunk the embedding to this fraction of its initial
+# spread (see the Notes of TSNE). Runs that do not collapse dip at most ~28-fold (measured:
+# random init, 5,000 GloVe words); collapsing ones shrink ~1e16-fold by iteration 250.
+_COLLAPSE_RATIO = 1e-3
 
 
 class TSNE:
@@ -42,7 +46,8 @@ class TSNE:
     max_iter : int, default=1000
         Number of gradient-descent iterations.
     stop_lying_iter : int, default=250
-        Iteration at which early exaggeration ends.
+        Iteration at which early exaggeration ends, or earlier if it collapses the
+        embedding (see Notes); the iteration it really ended is ``stop_lying_iter_``.
     early_exaggeration : float, default=12
         Factor on the attractive forces before ``stop_lying_iter``.
     learning_rate : float or "auto", default="auto"
@@ -99,6 +104,9 @@ class TSNE:
     n_iter_ : int
         Iterations run.
     learning_rate_ : float
+    stop_lying_iter_ : int
+        The last exaggerated iteration: ``stop_lying_iter``, or earlier when the
+        exaggeration collapsed the embedding.
     perplexity_ : float
         The perplexity used (lowered only with ``reduce_perplexity=True``).
     neighbors_ : tuple of ndarray
@@ -112,6 +120,19 @@ class TSNE:
 
     Notes
     -----
+    Early exaggeration can collapse the embedding. While the points are much closer than
+    1 (the initial scale is 1e-4) the Student-t kernel is flat, Q is uniform, and the
+    exaggerated gradient is linear in the embedding. When the neighbour graph is one
+    well-connected blob (e.g. the 300 most frequent words at perplexity 30:
+    ``early_exaggeration`` times the second-smallest eigenvalue of the Laplacian of P
+    exceeds ``1 / (N - 1)``) every direction contracts, and the layout shrinks
+    geometrically (to ~1e-20 after 250 iterations) without changing its shape any
+    more; the unexaggerated iterations then spend ~70 iterations regrowing it. So the
+    exaggeration ends as soon as the embedding's spread (root-mean-square distance to
+    its centroid) falls below 1/1000 of its initial spread. The momentum keeps its own
+    schedule. Where the layout grows under exaggeration (clustered data, larger N)
+    nothing changes.
+
     Every option of Deeplearning4j's ``BarnesHutTsne.Builder`` has an equivalent:
 
     ==================================  ==========================================
@@ -403,11 +424,23 @@ class TSNE:
         callbacks = self._callbacks
         track_kl = bool(callbacks) or self.verbose
         self.kl_history_ = []
+        self.stop_lying_iter_ = stop_lying = self.stop_lying_iter
+        collapsed_below = _COLLAPSE_RATIO * _spread(Y)
         start = time.perf_counter()
         iteration = 0
         with ProgressBar(total=self.max_iter, disable=not self.verbose) as bar:
             for iteration in range(1, self.max_iter + 1):
-                exaggerating = iteration <= self.stop_lying_iter
+                exaggerating = iteration <= stop_lying
+                if exaggerating and _spread(Y) < collapsed_below:
+                    self.stop_lying_iter_ = stop_lying = iteration - 1
+                    exaggerating = False
+                    logger.info(
+                        "t-SNE: early exaggeration ended at iteration %d instead of %d: it had "
+                        "shrunk the embedding %.0f-fold (every direction contracts)",
+                        stop_lying,
+                        self.stop_lying_iter,
+                        1 / _COLLAPSE_RATIO,
+                    )
                 exaggeration = self.early_exaggeration if exaggerating else 1.0
                 momentum = (
                     self.momentum if iteration <= self.switch_momentum_iter else self.final_momentum
@@ -451,6 +484,12 @@ class TSNE:
             self.timings_["optimize"],
             self.kl_divergence_,
         )
+
+
+def _spread(Y):
+    """Root-mean-square distance of the rows of ``Y`` to their centroid."""
+    centred = Y - Y.mean(axis=0)
+    return float(np.sqrt(np.einsum("ij,ij->", centred, centred) / len(Y)))
 
 
 def _differs(value, default):
