@@ -38,6 +38,13 @@ from typing import Any
 import numpy as np
 
 from embedviz.errors import InputError
+from embedviz.stats.limits import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_HISTOGRAM_BINS,
+    MAX_JSON_DEPTH,
+    MAX_NAME_CHARS,
+)
 
 SCHEMA_VERSION = 1
 
@@ -269,9 +276,6 @@ def _fail(where: str, expected: str, value: Any) -> None:
     raise InputError(f"{where}: expected {expected}, got {shown}")
 
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
 def _int64(where: str, value: int) -> None:
     """Integers must fit SQLite's signed 64 bits (JSON allows any size)."""
     if not INT64_MIN <= value <= INT64_MAX:
@@ -318,10 +322,10 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _string(where: str, value: Any) -> str:
-    """An id or a name: a string of at most 1000 characters, valid Unicode, no control
-    characters."""
-    if not isinstance(value, str) or len(value) > 1000:
-        _fail(where, "a string of at most 1000 characters", value)
+    """An id or a name: a string of at most MAX_NAME_CHARS characters, valid Unicode,
+    no control characters."""
+    if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
+        _fail(where, f"a string of at most {MAX_NAME_CHARS} characters", value)
     _no_surrogates(where, value)
     bad = _CONTROL.search(value)
     if bad is not None:
@@ -331,6 +335,26 @@ def _string(where: str, value: Any) -> str:
             "sequences would be printed raw by embedviz check)"
         )
     return value
+
+
+def check_name(value: Any, where: str = "name") -> str:
+    """Refuse an id or a name that no record may hold; returns it.
+
+    What every record wants of its session and worker ids, parameter, layer and metric
+    names, tags and labels: a string of at most ``MAX_NAME_CHARS`` characters, valid
+    Unicode, without control characters. A producer checks its ids with this when it is
+    built, so that its first ``put`` cannot fail in the middle of a training.
+
+    Examples
+    --------
+    >>> check_name("run-1", "session_id")
+    'run-1'
+    >>> check_name("a\\nb", "session_id")
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: session_id: expected a name without control characters, ...
+    """
+    return _string(where, value)
 
 
 def _mapping(where: str, value: Any) -> dict:
@@ -343,8 +367,8 @@ def _mapping(where: str, value: Any) -> dict:
 
 def _plain(where: str, value: Any, depth: int = 0) -> Any:
     """Free-form JSON data (config, hardware): only JSON types, bounded depth."""
-    if depth > 8:
-        _fail(where, "JSON nested at most 8 levels", "deeper")
+    if depth > MAX_JSON_DEPTH:
+        _fail(where, f"JSON nested at most {MAX_JSON_DEPTH} levels", "deeper")
     if isinstance(value, str):
         _no_surrogates(where, value)
     elif isinstance(value, int) and not isinstance(value, bool):
@@ -389,8 +413,8 @@ def _histogram(where: str, data: Any) -> Histogram:
     _number(f"{where}.lo", data["lo"])
     _number(f"{where}.hi", data["hi"])
     counts = data["counts"]
-    if not isinstance(counts, list) or not 1 <= len(counts) <= 10_000:
-        _fail(f"{where}.counts", "a list of 1 to 10000 integers", counts)
+    if not isinstance(counts, list) or not 1 <= len(counts) <= MAX_HISTOGRAM_BINS:
+        _fail(f"{where}.counts", f"a list of 1 to {MAX_HISTOGRAM_BINS} integers", counts)
     for i, c in enumerate(counts):
         _integer(f"{where}.counts[{i}]", c)
     h = Histogram(data["lo"], data["hi"], list(counts))
@@ -708,9 +732,10 @@ def check_record(record: Record, where: str = "record") -> None:
             f"{type(record).__name__}"
         )
     iteration = getattr(record, "iteration", None)
+    at = "" if isinstance(record, StaticInfo) else f", iteration {iteration!r:.30}"
     where = (
         f"{where} (session {str(record.session_id)[:40]!r}, worker "
-        f"{str(record.worker_id)[:40]!r}, iteration {iteration!r:.30})"
+        f"{str(record.worker_id)[:40]!r}{at})"
     )
     ids = (record.session_id, record.worker_id)
     if ids not in _NAMES_SEEN:

@@ -945,3 +945,20 @@ def test_histograms_without_bins_written_before_they_were_refused_are_read(tmp_p
         got = storage.get_histogram_arrays("run", "0", [("params", "w")])[("params", "w")]
         assert got.counts.shape == (2, 0) and got.iterations.tolist() == [0, 1]
         assert storage.get_histograms("run", "0", "params", "w")[0][1].counts == []
+
+
+def test_check_name_and_static_info_refused_alike(tmp_path):
+    from embedviz.stats.records import check_name
+
+    assert check_name("encoder.fc.weight") == "encoder.fc.weight"
+    with pytest.raises(InputError, match=r"session_id: .*'\\t' at character 3"):
+        check_name("run\t1", "session_id")
+    with pytest.raises(InputError, match="session_id: expected a string of at most 1000"):
+        check_name("x" * 1001, "session_id")
+    not_json = StaticInfo("run", "0", 5.0, config={"device": object()})
+    with SQLiteStatsStorage(tmp_path / "runs.db") as sqlite:
+        for storage in (InMemoryStatsStorage(), sqlite):
+            with pytest.raises(InputError, match=r"record \(session 'run', worker '0'\): .*JSON"):
+                storage.put(not_json)
+            storage.put(StaticInfo("run", "0", 5.0, config={"betas": (0.9, 0.99)}))
+            assert storage.get_static_info("run", "0").config["betas"] in ((0.9, 0.99), [0.9, 0.99])
