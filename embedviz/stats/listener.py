@@ -46,6 +46,7 @@ from typing import Any
 
 from embedviz._defaults import STATS_DEFAULTS
 from embedviz.errors import InputError
+from embedviz.stats.limits import MAX_HISTOGRAM_BINS, MAX_NAME_CHARS
 from embedviz.stats.records import (
     ActivationStats,
     EvalRecord,
@@ -79,7 +80,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_MAX_BINS = 10_000  # the most bins a histogram record may have (records.from_dict)
+_MAX_BINS = MAX_HISTOGRAM_BINS
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -293,6 +294,20 @@ class StatsListener:
             if not any(True for _ in m.children())
         ]
         self._leaf_names = {m: name for name, m in self._leaves}
+        for what, names in (  # what a storage or the remote UI would refuse later
+            ("worker_id", [self.worker_id]),
+            ("session_id", [self.session_id]),
+            ("parameter name", self._names_list),
+            ("layer name", [name for name, _ in self._leaves]),
+            ("config key", [str(k) for k in self.config]),
+        ):
+            long = next((n for n in names if len(n) > MAX_NAME_CHARS), None)
+            if long is not None:
+                raise InputError(
+                    f"{what}: expected at most {MAX_NAME_CHARS} characters (what storages "
+                    f"and the remote UI accept), got {len(long)}: {long[:60]!r}...; "
+                    "choose a shorter one"
+                )
         # result arrays and address tables kept between reports (see torch_stats.Outputs)
         n, bins = len(self._params), self.histogram_bins
         Outputs = torch_stats.Outputs

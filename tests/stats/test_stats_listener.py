@@ -219,6 +219,9 @@ def test_bad_arguments():
         StatsListener(InMemoryStatsStorage(), model, config=[1])
     with pytest.raises(InputError, match="histogram_bins: expected at most 10000"):
         StatsListener(InMemoryStatsStorage(), model, histogram_bins=20_000)
+    with pytest.raises(InputError, match="worker_id: expected at most 1000 characters"):
+        StatsListener(InMemoryStatsStorage(), model, worker_id="w" * 1001)
+    assert not torch.nn.modules.module._global_forward_hooks  # nothing left behind
 
 
 @pytest.mark.parametrize(
@@ -272,7 +275,7 @@ def test_a_compiled_model_is_recorded_under_its_own_names(digits, caplog):
     storage = InMemoryStatsStorage()
     with StatsListener(storage, compiled, opt, frequency=1, session_id="c") as listener:
         X, y = digits
-        for i in range(2):
+        for _ in range(2):
             opt.zero_grad()
             loss = torch.nn.functional.cross_entropy(compiled(X[:32]), y[:32])
             loss.backward()
