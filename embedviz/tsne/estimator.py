@@ -489,7 +489,7 @@ class TSNE:
 def _spread(Y):
     """Root-mean-square distance of the rows of ``Y`` to their centroid."""
     centred = Y - Y.mean(axis=0)
-    return float(np.sqrt(np.einsum("ij,ij->", centred, centred) / len(Y)))
+    return float(np.sqrt(np.vdot(centred, centred) / len(Y)))
 
 
 def _differs(value, default):
