@@ -235,8 +235,8 @@ class SQLiteStatsStorage(StatsStorage):
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
-                raise  # locked, busy, I/O: not the file's format
+            if type(exc) is not sqlite3.DatabaseError:
+                raise  # locked, busy, I/O, a closed connection: not the file's format
             raise FileFormatError(
                 f"{self.path}: damaged statistics file ({exc}); restore it from a copy, or "
                 f"recover what is readable with: sqlite3 {self.path} .recover | sqlite3 NEW.db"
