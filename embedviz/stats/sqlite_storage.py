@@ -187,6 +187,7 @@ class SQLiteStatsStorage(StatsStorage):
         self._plans: dict[int, tuple[list[str], list]] = {}
         self._closed = False
         self.rejected = 0  # records set aside because SQLite refused them (see flush)
+        self._immutable = False  # read with immutable=1 (a read-only folder)
         self._writer: sqlite3.Connection | None = None
         self._own_rows: list[tuple[str, int, int]] | None = None
         self._check_file()
@@ -326,7 +327,9 @@ class SQLiteStatsStorage(StatsStorage):
             return con
         except sqlite3.OperationalError:
             con.close()
-        log.info("%s: read-only folder; reading the file as it is (immutable)", path)
+        if not self._immutable:  # once per storage (each thread has its connection)
+            log.info("%s: read-only folder; reading the file as it is (immutable)", path)
+        self._immutable = True
         return connect("mode=ro&immutable=1")
 
     def _create_schema(self) -> None:
