@@ -40,6 +40,7 @@ from array import array
 
 import numpy as np
 
+from embedviz.errors import InputError
 from embedviz.stats.records import ActivationStats, Histogram, ParamStats, Update
 
 FORMAT_NAME = "embedviz-stats"
@@ -122,6 +123,36 @@ def flatten_update(u: Update) -> tuple[tuple, list[float]]:
         tuple(u.memory), tuple(u.extra),
     )  # fmt: skip
     return key, values
+
+
+def check_update_values(u: Update, where: str = "record") -> None:
+    """Refuse an update whose values are not numbers (what SQLite's packing refuses),
+    the same for every storage.
+
+    Raises
+    ------
+    InputError
+        Naming the update (session, worker, iteration) and the value's type.
+
+    Examples
+    --------
+    >>> check_update_values(Update("s", "0", 1, 5.0, score="high"))
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: record (session 's', worker '0', iteration 1): expected ...
+    """
+    try:
+        array("d", flatten_update(u)[1])
+        for group in u.histograms.values():
+            for h in group.values():
+                array("d", (h.lo, h.hi))
+                array("q", h.counts)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(
+            f"{where} (session {u.session_id!r:.40}, worker {u.worker_id!r:.40}, iteration "
+            f"{u.iteration}): expected numbers (or None) in the update's values and "
+            f"integers in its histogram counts, got {exc}; record floats and int counts"
+        ) from None
 
 
 def rebuild_plan(names: list[str]) -> list[tuple[str, str, str]]:

@@ -67,6 +67,7 @@ from embedviz.stats.sqlite_layout import (
     SCHEMA_SQL,
     SQLITE_MAGIC,
     HistogramLayouts,
+    check_update_values,
     flatten_update,
     pack_counts,
     pack_values,
@@ -424,13 +425,11 @@ class SQLiteStatsStorage(StatsStorage):
             raise InputError(f"{self.path}: the storage is closed; open it again to write")
         try:
             rows = [self._pack(r) if isinstance(r, Update) else r for r in records]
-        except (TypeError, ValueError, OverflowError) as exc:  # a value that is no number
-            bad = next(r for r in records if isinstance(r, Update) and not _packs(self, r))
-            raise InputError(
-                f"record (session {bad.session_id!r:.40}, worker {bad.worker_id!r:.40}, "
-                f"iteration {bad.iteration}): expected numbers (or None) in the update's "
-                f"values, got {exc}; record floats"
-            ) from None
+        except (TypeError, ValueError, OverflowError):  # a value that is no number
+            for r in records:  # says which, as the in-memory storage does
+                if isinstance(r, Update):
+                    check_update_values(r)
+            raise
         with self._buffer_lock:
             self._buffer.extend(rows)
             n = len(self._buffer)
@@ -1157,15 +1156,6 @@ for _name in (  # every public read (a damaged page shows only when it is read)
 ):  # fmt: skip
     setattr(SQLiteStatsStorage, _name, _reading(getattr(SQLiteStatsStorage, _name)))
 del _name
-
-
-def _packs(storage: SQLiteStatsStorage, update: Update) -> bool:
-    """Whether ``update`` packs (its values are numbers)."""
-    try:
-        storage._pack(update)
-    except (TypeError, ValueError, OverflowError):
-        return False
-    return True
 
 
 def _record_fault(exc: BaseException) -> bool:

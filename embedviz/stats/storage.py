@@ -79,6 +79,7 @@ from embedviz.stats.records import (
     Update,
 )
 from embedviz.stats.series import Series, downsample_minmax, limits_of
+from embedviz.stats.sqlite_layout import check_update_values
 from embedviz.stats.sqlite_storage import SQLiteStatsStorage
 
 __all__ = ["InMemoryStatsStorage", "SQLiteStatsStorage", "StatsStorage"]
@@ -152,6 +153,9 @@ class InMemoryStatsStorage(StatsStorage):
 
     # -- writing -------------------------------------------------------------------
     def _store(self, records: list[Record]) -> None:
+        for r in records:  # what SQLite's packing refuses, refused here too
+            if isinstance(r, Update):
+                check_update_values(r)
         with self._lock:
             for r in records:
                 key = (r.session_id, r.worker_id)

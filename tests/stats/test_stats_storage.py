@@ -927,15 +927,21 @@ def test_file_in_a_read_only_folder_can_be_read(tmp_path):
     assert path.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["runs.db"]
 
 
-def test_sqlite_put_of_an_update_with_a_value_that_is_no_number_is_an_input_error(tmp_path):
-    with SQLiteStatsStorage(tmp_path / "runs.db") as storage:
-        good, bad = make_update(1), make_update(2)
+@pytest.mark.parametrize("where", ["value", "counts"])
+def test_put_of_an_update_with_a_value_that_is_no_number_is_an_input_error(tmp_path, where):
+    good, bad = make_update(1), make_update(2, hist=True)
+    if where == "value":
         bad.params["layer1.weight"].grad_std = "0.2"
-        with pytest.raises(InputError, match=r"record \(session 'run', worker '0', iteration 2\)"):
-            storage.put_many([good, bad])
-        assert storage.count_updates("run") == 0  # nothing of the call is stored
-        storage.put(good)
-        assert storage.count_updates("run") == 1
+    else:
+        bad.histograms["params"]["layer0.weight"].counts = [1, 2.5, 3]
+    with SQLiteStatsStorage(tmp_path / "runs.db") as sqlite:
+        for storage in (InMemoryStatsStorage(), sqlite):
+            named = r"record \(session 'run', worker '0', iteration 2\): expected numbers"
+            with pytest.raises(InputError, match=named):
+                storage.put_many([good, bad])
+            assert storage.count_updates("run") == 0  # nothing of the call is stored
+            storage.put(good)
+            assert storage.count_updates("run") == 1
 
 
 def test_histograms_without_bins_written_before_they_were_refused_are_read(tmp_path):
