@@ -42,7 +42,7 @@ from bokeh.application.handlers.function import FunctionHandler
 from tornado.web import RedirectHandler
 
 from embedviz.errors import InputError
-from embedviz.ui.auth import TokenAuth, TokenGate, log_request
+from embedviz.ui.auth import HostCheck, TokenAuth, TokenGate, log_request
 from embedviz.ui.cache import SeriesCache
 from embedviz.ui.diagnose import FindingsRunner
 from embedviz.ui.receiver import (
@@ -291,21 +291,28 @@ class UIServer:
                         "can read it (give a token to require one)",
                         self.port,
                     )
-            guard = {}
+            hosts = HostCheck(self.host, self.receiver.token is not None)
+            # every page, websocket and redirect: the Host checked (DNS rebinding), and
+            # session ids signed with a random secret per server, so a websocket from
+            # another site cannot open a session under an id it made up (Bokeh's
+            # WSHandler and SessionHandler check it)
+            guard = {
+                "auth_provider": TokenAuth(None, hosts),
+                "sign_sessions": True,
+                "secret_key": secrets.token_urlsafe(48).encode(),
+            }
             if self.receiver.token is not None:
                 self.gate = TokenGate(self.receiver.token, self.port)
                 guard = {
-                    "auth_provider": TokenAuth(self.gate),
-                    # a random secret per server: a session id or token a client made
-                    # up is refused (Bokeh's WSHandler and SessionHandler check it)
+                    "auth_provider": TokenAuth(self.gate, hosts),
                     "sign_sessions": True,
-                    "secret_key": secrets.token_urlsafe(48).encode(),
+                    "secret_key": guard["secret_key"],
                     # the credentials stay out of the session token sent in the page
                     "exclude_headers": ["Authorization", "Cookie"],
                     "exclude_cookies": [self.gate.cookie_name],
                     "log_function": log_request,  # no token in the access log
                 }
-            redirect = {"url": "/train/overview", "gate": self.gate}
+            redirect = {"url": "/train/overview", "gate": self.gate, "hosts": hosts}
             extra = [
                 (r"/", GuardedRedirectHandler, redirect),
                 (r"/train/?", GuardedRedirectHandler, redirect),
@@ -433,11 +440,16 @@ class UIServer:
 class GuardedRedirectHandler(RedirectHandler):
     """``/`` and ``/train``: the redirect to the overview, behind the token when set."""
 
-    def initialize(self, url: str, gate: TokenGate | None = None, **kwargs) -> None:
+    def initialize(
+        self, url: str, gate: TokenGate | None = None, hosts: HostCheck | None = None, **kwargs
+    ) -> None:
         super().initialize(url, **kwargs)
         self.gate = gate
+        self.hosts = hosts
 
     def prepare(self) -> None:
+        if self.hosts is not None and not self.hosts.admit(self):
+            return
         if self.gate is not None:
             self.gate.admit_page(self)
 

@@ -211,9 +211,26 @@ def test_without_a_token_everything_is_open_as_before(open_ui):
     assert status == 200 and "Set-Cookie" not in headers
     assert request(open_ui, "/api/sessions")[0] == 200
     assert open_ui.page_url() == open_ui.url + "/train/overview"
-    # and Bokeh's unsigned session ids work as they did
-    assert open_websocket(open_ui, made_up_token()) == "ack"
+    # session ids are signed even without a token: one a client made up is refused
+    assert open_websocket(open_ui, made_up_token()) == "closed"
     assert open_websocket(open_ui, session_token(open_ui, {})) == "ack"
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_pages_refuse_a_foreign_host_header(token):
+    """DNS rebinding: a page of another site that resolves to 127.0.0.1 sends its own
+    name as Host; every page, websocket and redirect refuses it, with or without token."""
+    ui = start(token=token)
+    try:
+        foreign = {"Host": f"attacker.example:{ui.port}"}
+        for path in ("/", "/train", "/train/overview", "/train/overview/ws", "/embeddings"):
+            status, _, body = request(ui, path, foreign)
+            assert status == 403 and b"not allowed" in body, (path, status)
+        if token is None:
+            assert request(ui, "/train/overview", {"Host": f"localhost:{ui.port}"})[0] == 200
+            assert request(ui, "/", {"Host": f"127.0.0.1:{ui.port}"})[0] in (301, 302)
+    finally:
+        ui.stop()
 
 
 # -------------------------------------------------------------------- the pieces
