@@ -81,7 +81,7 @@ def test_overview_std_tabs_and_tables(memory_storage):
     grad = line_points(page.sources["std_grad"].data, "2.weight")[1]
     assert grad[-1] == pytest.approx(math.log10(latest.params["2.weight"].grad_std))
     perf = dict(zip(*page.sources["performance"].data.values(), strict=True))
-    assert perf["iterations"] == f"{latest.iteration:,}"
+    assert perf["last iteration"] == f"{latest.iteration:,}"
     # 199 iterations in 19.9 s of recorded wall time
     assert float(perf["iterations/s"]) == pytest.approx(10.0, rel=1e-3)
     model = dict(zip(*page.sources["model"].data.values(), strict=True))
@@ -115,7 +115,7 @@ def test_refresh_streams_only_new_points(memory_storage):
     assert src["y"][-1] == pytest.approx(make_update("mlp", "0", 201).score)
     assert page.refresh() == 0
     perf = dict(zip(*page.sources["performance"].data.values(), strict=True))
-    assert perf["iterations"] == "201"
+    assert perf["last iteration"] == "201"
 
 
 def test_refresh_streams_evaluations(memory_storage):

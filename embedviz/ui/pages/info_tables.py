@@ -99,14 +99,16 @@ def first_point(storage, session_id: str, worker_id: str) -> tuple[int, float] |
 def performance_rows(
     storage, session_id: str, worker_id: str, info, first, kind: str = "torch"
 ) -> list[tuple]:
-    """Rows (property, value): start, runtime, last update, iterations (epochs for
-    word2vec), speeds. Speeds a kind does not record are left out (t-SNE has no
+    """Rows (property, value): start, runtime, last update, the last iteration recorded
+    (iterations count from 0 and are recorded every ``frequency``; word2vec's epochs,
+    from 1), speeds. Speeds a kind does not record are left out (t-SNE has no
     examples/s); one it records but that is missing reads "—".
     """
     latest = storage.get_latest_update(session_id, worker_id)
     steps = "epochs" if kind == "word2vec" else "iterations"
+    last = "epochs" if kind == "word2vec" else "last iteration"  # epochs count from 1
     if latest is None or first is None:
-        return [(steps, "none recorded yet")]
+        return [(last, "none recorded yet")]
     first_it, first_t = first
     start = info.timestamp if info is not None else first_t
     rate = None
@@ -116,7 +118,7 @@ def performance_rows(
         ("start", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))),
         ("runtime", format_duration(latest.timestamp - start)),
         ("last update", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(latest.timestamp))),
-        (steps, f"{latest.iteration:,}"),
+        (last, f"{latest.iteration:,}"),
         (f"{steps}/s", format_speed(rate)),
     ]
     if kind == "word2vec":
