@@ -54,6 +54,7 @@ from embedviz.stats.records import (
     ParamStats,
     StaticInfo,
     Update,
+    check_name,
 )
 from embedviz.stats.system import (
     hardware_info,
@@ -308,6 +309,11 @@ class StatsListener:
                     f"and the remote UI accept), got {len(long)}: {long[:60]!r}...; "
                     "choose a shorter one"
                 )
+            for name in names:
+                check_name(name, what)
+        # its updates are valid by construction (names checked here, numbers from its
+        # own loops): our storages take them without checking each one again
+        self._put = getattr(storage, "_put_made_valid", storage.put)
         # result arrays and address tables kept between reports (see torch_stats.Outputs)
         n, bins = len(self._params), self.histogram_bins
         Outputs = torch_stats.Outputs
@@ -518,7 +524,7 @@ class StatsListener:
             self._arm()
         update.collect_seconds = self._collect + time.perf_counter() - t0
         self._collect = 0.0
-        self.storage.put(update)
+        self._put(update)
 
     def _build_update(self, loss: Any) -> Update:
         torch = self._torch

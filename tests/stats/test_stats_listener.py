@@ -221,7 +221,26 @@ def test_bad_arguments():
         StatsListener(InMemoryStatsStorage(), model, histogram_bins=20_000)
     with pytest.raises(InputError, match="worker_id: expected at most 1000 characters"):
         StatsListener(InMemoryStatsStorage(), model, worker_id="w" * 1001)
+    with pytest.raises(InputError, match="session_id: expected a name without control"):
+        StatsListener(InMemoryStatsStorage(), model, session_id="a\nb")
     assert not torch.nn.modules.module._global_forward_hooks  # nothing left behind
+
+
+def test_updates_stored_unchecked_are_what_the_check_accepts(digits):
+    """The listener's updates skip the storages' check_record (valid by construction):
+    hold it to that, with histograms of every kind, NaN loss included."""
+    from embedviz.stats.records import check_record
+
+    model = make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, frequency=1, histogram_frequency=1) as listener:
+        train(model, opt, digits, 3, listener)
+        listener.step(float("nan"))
+    updates = storage.get_updates(listener.session_id)
+    assert len(updates) == 4 and all(len(u.histograms) == 4 for u in updates[:3])
+    for u in updates:
+        check_record(u)
 
 
 @pytest.mark.parametrize(
