@@ -650,37 +650,6 @@ def record_from_dict(data: Any, where: str = "record") -> Record:
     return reader(where, body)
 
 
-def _fast_update(d: dict) -> Update:
-    """Build an Update from a trusted dict (our own storage) without validation."""
-    d = dict(d)
-    d.pop("type", None)
-    d["params"] = {k: ParamStats(**v) for k, v in d.get("params", {}).items()}
-    d["activations"] = {k: ActivationStats(**v) for k, v in d.get("activations", {}).items()}
-    d["histograms"] = {
-        kind: {k: Histogram(**h) for k, h in group.items()}
-        for kind, group in d.get("histograms", {}).items()
-    }
-    return Update(**d)
-
-
-def trusted_from_dict(data: dict) -> Record:
-    """Build a record from a dict written by :func:`to_dict` in this process or file.
-
-    No validation; for storages reading their own data. Use :func:`record_from_dict`
-    for anything that came from outside.
-    """
-    kind = data["type"]
-    if kind == "update":
-        return _fast_update(data)
-    body = {k: v for k, v in data.items() if k != "type"}
-    if kind == "static":
-        body["layers"] = [LayerInfo(**layer) for layer in body.get("layers", [])]
-        return StaticInfo(**body)
-    if kind == "eval":
-        return EvalRecord(**body)
-    return Snapshot(**body)
-
-
 def is_finite(value: float | None) -> bool:
     """True for a finite number, False for None, NaN and infinities."""
     return value is not None and math.isfinite(value)

@@ -134,34 +134,7 @@ def parse_records_impl(body: bytes) -> list:
     out = []
     for i, r in enumerate(records):
         out.append(record_from_dict(r, where=f"records[{i}]"))
-        _check_storable(r, f"records[{i}]")
     return out
-
-
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def _check_storable(value, where: str, depth: int = 0) -> None:
-    """What SQLite cannot store would fail the file's later writes, so refuse it now:
-    integers beyond 64 bits and strings with lone surrogates (JSON allows ``\\ud800``)."""
-    if isinstance(value, bool) or depth > 10:
-        return
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise EmbedvizError(f"{where}: a string with a lone surrogate (not UTF-8)") from None
-    elif isinstance(value, int):
-        if not _INT64[0] <= value <= _INT64[1]:
-            shown = str(value) if abs(value) < 10**30 else f"of {len(str(abs(value)))} digits"
-            raise EmbedvizError(f"{where}: integer {shown} outside the 64-bit range")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_storable(k, f"{where} key", depth + 1)
-            _check_storable(v, f"{where}.{str(k)[:40]}", depth + 1)
-    elif isinstance(value, list):
-        for j, v in enumerate(value[:100_000]):
-            _check_storable(v, f"{where}[{j}]", depth + 1)
 
 
 def store_records_impl(

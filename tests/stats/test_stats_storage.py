@@ -26,7 +26,6 @@ from embedviz.stats.records import (
     Update,
     record_from_dict,
     to_dict,
-    trusted_from_dict,
 )
 from embedviz.stats.series import downsample_minmax
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
@@ -690,6 +689,31 @@ def _hist(**change):
     return {**_GOOD, "histograms": {"params": {"w": {**_HIST, **change}}}}
 
 
+def _unchecked_record(data: dict):
+    """The record ``data`` describes, built without any validation."""
+    from embedviz.stats.records import (
+        ActivationStats,
+        EvalRecord,
+        Histogram,
+        ParamStats,
+        Snapshot,
+        Update,
+    )
+
+    body = {k: v for k, v in data.items() if k != "type"}
+    if data["type"] == "update":
+        body["params"] = {k: ParamStats(**v) for k, v in body.get("params", {}).items()}
+        body["activations"] = {
+            k: ActivationStats(**v) for k, v in body.get("activations", {}).items()
+        }
+        body["histograms"] = {
+            kind: {k: Histogram(**h) for k, h in group.items()}
+            for kind, group in body.get("histograms", {}).items()
+        }
+        return Update(**body)
+    return {"eval": EvalRecord, "snapshot": Snapshot}[data["type"]](**body)
+
+
 @pytest.mark.parametrize(
     ("good", "change", "message"),
     [
@@ -715,7 +739,7 @@ def test_records_no_storage_can_keep_are_refused_alike(good, change, message, tm
     with pytest.raises(InputError, match=message):
         record_from_dict(bad, where="records[0]")
     record = record_from_dict(good)
-    bad_record = trusted_from_dict(bad)  # as a Python producer could make it
+    bad_record = _unchecked_record(bad)  # as a Python producer could make it
     with SQLiteStatsStorage(tmp_path / "runs.db") as sqlite:
         for storage in (InMemoryStatsStorage(), sqlite):
             named = r"record \(session 'p', worker '0', iteration 1\)"
