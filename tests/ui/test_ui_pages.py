@@ -223,3 +223,11 @@ def test_smoothing_weight_grows_with_the_series_while_streaming():
     ys = np.asarray(page.sources["score"].data["ys"])
     # ... the full weight 0.8 on 200 points stays near 0.5 (steady swing 0.2 / 1.8)
     assert abs(ys[-1] - ys[-2]) == pytest.approx(0.2 / 1.8, rel=1e-3)
+
+
+def test_timestamps_no_date_can_show_read_as_a_dash():
+    """Files written before timestamps were checked may hold NaN or 1e300."""
+    from embedviz.ui.pages.info_tables import _when
+
+    assert _when(1e300) == _when(float("nan")) == _when(float("inf")) == "—"
+    assert _when(86400.0 * 365).startswith("1971-01-0")

@@ -96,6 +96,15 @@ def first_point(storage, session_id: str, worker_id: str) -> tuple[int, float] |
     return (updates[0].iteration, updates[0].timestamp) if updates else None
 
 
+def _when(timestamp: float) -> str:
+    """Local date and time of a Unix timestamp; "—" for one no date can show (files
+    written before timestamps were checked may hold NaN or 1e300)."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+    except (OverflowError, ValueError, OSError):
+        return "—"
+
+
 def performance_rows(
     storage, session_id: str, worker_id: str, info, first, kind: str = "torch"
 ) -> list[tuple]:
@@ -115,9 +124,9 @@ def performance_rows(
     if latest.timestamp > first_t:
         rate = (latest.iteration - first_it) / (latest.timestamp - first_t)
     rows = [
-        ("start", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))),
+        ("start", _when(start)),
         ("runtime", format_duration(latest.timestamp - start)),
-        ("last update", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(latest.timestamp))),
+        ("last update", _when(latest.timestamp)),
         (last, f"{latest.iteration:,}"),
         (f"{steps}/s", format_speed(rate)),
     ]
