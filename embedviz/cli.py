@@ -121,13 +121,14 @@ def add_check_command(subparsers) -> None:
         epilog="example: embedviz check runs.db",
     )
     p.add_argument("storage", metavar="DB", help="statistics file")
+    p.add_argument("--session", help="check only this session (default: every one)")
     p.set_defaults(func=_run_check)
 
 
 def _run_check(args: argparse.Namespace) -> int:
     from embedviz.stats.diagnostics import run_check
 
-    return run_check(args.storage)
+    return run_check(args.storage, session=args.session)
 
 
 # -- embedviz tsne ----------------------------------------------------------------------

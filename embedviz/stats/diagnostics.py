@@ -387,7 +387,12 @@ def format_finding(f: Finding) -> str:
         f"\n          advice: {printable(f.advice)}")  # fmt: skip
 
 
-def run_check(path: str, stream: TextIO | None = None, err: TextIO | None = None) -> int:
+def run_check(
+    path: str,
+    stream: TextIO | None = None,
+    err: TextIO | None = None,
+    session: str | None = None,
+) -> int:
     """Print the findings for a statistics file; the exit status for ``embedviz check``.
 
     Returns 1 when a finding has severity ``error`` or the file holds no session (a CI
@@ -426,6 +431,16 @@ def run_check(path: str, stream: TextIO | None = None, err: TextIO | None = None
             return 2
         sessions = storage.list_sessions()
         print(f"{printable(path)}: {len(sessions)} session(s)", file=stream)
+        if session is not None:  # one run of a shared file
+            if session not in sessions:
+                shown = ", ".join(printable(s) for s in sessions[-5:]) or "none"
+                print(
+                    f"embedviz: error: --session {printable(session)!r}: no such session in "
+                    f"{printable(path)} (newest: {shown})",
+                    file=err,
+                )
+                return 2
+            sessions = [session]
         if not sessions:
             print(
                 f"embedviz: error: no session recorded in {printable(path)}; the training "

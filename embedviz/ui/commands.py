@@ -207,7 +207,7 @@ def add_ui_command(subparsers) -> None:
             "Serve the training UI (overview, model, system, compare, embeddings) for SQLite "
             "statistics files; pages update live while training writes."
         ),
-        epilog="example: embedviz ui runs.db   then open http://127.0.0.1:9000/",
+        epilog="example: embedviz ui runs.db, then open http://127.0.0.1:9000/",
     )
     p.add_argument("storage", nargs="*", metavar="STORAGE", help="statistics file(s)")
     p.add_argument("--port", type=int, default=UI_DEFAULTS["port"], help="port (default 9000)")
@@ -251,7 +251,9 @@ def add_report_command(subparsers) -> None:
         epilog="example: embedviz report runs.db -o report.html",
     )
     p.add_argument("storage", metavar="DB", help="statistics file")
-    p.add_argument("-o", "--output", default="report.html", help="HTML file to write")
+    p.add_argument(
+        "-o", "--output", default="report.html", help="HTML file to write (default report.html)"
+    )
     p.add_argument("--session", help="session to report (default: the newest)")
     p.add_argument("-q", "--quiet", action="store_true", help="no messages")
     p.set_defaults(func=lambda a: run_report(a.storage, a.output, a.session))

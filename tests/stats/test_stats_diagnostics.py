@@ -75,6 +75,16 @@ def test_learning_rate_far_too_high_is_an_error(tmp_path):
     assert run_check(str(path), out) == 1
     text = out.getvalue()
     assert "ERROR" in text and "advice:" in text and "session too-high worker 0" in text
+    # a healthy run beside it passes the gate when checked on its own (--session)
+    with SQLiteStatsStorage(path) as storage:
+        put_run(storage)  # session "s"
+    out = io.StringIO()
+    assert run_check(str(path), out, session="s") == 0
+    assert "too-high" not in out.getvalue()
+    assert run_check(str(path), out, session="too-high") == 1
+    out = io.StringIO()
+    assert run_check(str(path), out, session="nope") == 2
+    assert "--session 'nope': no such session" in out.getvalue()
 
 
 @pytest.mark.torch
