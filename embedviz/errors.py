@@ -17,3 +17,8 @@ class InputError(EmbedvizError, ValueError):
 
 class FileFormatError(EmbedvizError, ValueError):
     """A file that is missing, truncated, or not in the format it claims."""
+
+
+class StorageFullError(InputError):
+    """A bounded storage that cannot take a record without dropping another's (the
+    remote receiver answers 507: the sender keeps the records and tries again)."""

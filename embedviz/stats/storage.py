@@ -67,7 +67,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from embedviz.errors import InputError
+from embedviz.errors import InputError, StorageFullError
 from embedviz.stats.base import StatsStorage, event_for, scalar_getter
 from embedviz.stats.records import (
     HISTOGRAM_KINDS,
@@ -116,6 +116,22 @@ def _thin(items: list, score=None) -> list:
     return kept + new
 
 
+_NUMBER_BYTES = 40  # what one number held in a record costs (a float or int and its slot)
+
+
+def _record_bytes(r: Record) -> int:
+    """An estimate of the memory a record holds: about 40 bytes per number."""
+    if isinstance(r, Update):
+        n = 10 + len(r.learning_rates) + 10 * len(r.params) + 3 * len(r.activations)
+        n += sum(len(h.counts) + 2 for group in r.histograms.values() for h in group.values())
+        return _NUMBER_BYTES * (n + len(r.memory) + len(r.extra))
+    if isinstance(r, Snapshot):
+        return _NUMBER_BYTES * (4 + sum(len(v) for v in r.vectors) + len(r.labels))
+    if isinstance(r, EvalRecord):
+        return _NUMBER_BYTES * (4 + len(r.metrics))
+    return 4096  # static info
+
+
 class InMemoryStatsStorage(StatsStorage):
     """Statistics held in this process, bounded in size.
 
@@ -127,6 +143,14 @@ class InMemoryStatsStorage(StatsStorage):
         stays bounded and spikes survive. Evaluation records are bounded the same way.
     max_snapshots : int, default=200
         Per session and worker; older snapshots are thinned likewise.
+    max_bytes : int, default=256 MiB
+        All records together, estimated at ~40 bytes per number held (histograms are
+        most of it). When exceeded, the records of the worker holding the most are
+        thinned as above until the estimate fits; the newest half of each worker's
+        records is never thinned.
+    max_workers : int, default=10000
+        Sessions times workers; a record of one more is refused
+        (:class:`~embedviz.errors.StorageFullError`), never stored by dropping another's.
 
     Examples
     --------
@@ -137,13 +161,29 @@ class InMemoryStatsStorage(StatsStorage):
     1.5
     """
 
-    def __init__(self, max_updates: int = 10_000, max_snapshots: int = 200) -> None:
+    def __init__(
+        self,
+        max_updates: int = 10_000,
+        max_snapshots: int = 200,
+        max_bytes: int = 256 * 2**20,
+        max_workers: int = 10_000,
+    ) -> None:
         super().__init__()
-        for name, value in (("max_updates", max_updates), ("max_snapshots", max_snapshots)):
+        for name, value in (
+            ("max_updates", max_updates),
+            ("max_snapshots", max_snapshots),
+            ("max_bytes", max_bytes),
+            ("max_workers", max_workers),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 8:
                 raise InputError(f"{name}: expected an integer >= 8, got {value!r}")
         self.max_updates = max_updates
         self.max_snapshots = max_snapshots
+        self.max_bytes = max_bytes
+        self.max_workers = max_workers
+        self._n_workers = 0
+        self._bytes: dict[tuple, int] = {}  # (table name, session, worker) -> estimate
+        self._total_bytes = 0
         self._lock = threading.RLock()
         self._workers: dict[str, list[str]] = {}
         self._static: dict[tuple[str, str], StaticInfo] = {}
@@ -157,29 +197,67 @@ class InMemoryStatsStorage(StatsStorage):
             if isinstance(r, Update):
                 check_update_values(r)
         with self._lock:
+            new = {(r.session_id, r.worker_id) for r in records}
+            new = {k for k in new if k[1] not in self._workers.get(k[0], ())}
+            if self._n_workers + len(new) > self.max_workers:
+                raise StorageFullError(
+                    f"the in-memory storage holds {self._n_workers} session workers "
+                    f"(max_workers={self.max_workers}); store into a SQLite file "
+                    "(embedviz ui FILE --enable-remote) to keep more"
+                )
             for r in records:
                 key = (r.session_id, r.worker_id)
                 workers = self._workers.setdefault(r.session_id, [])
                 if r.worker_id not in workers:
                     workers.append(r.worker_id)
+                    self._n_workers += 1
                 if isinstance(r, StaticInfo):
                     self._static[key] = r
                 elif isinstance(r, Update):
-                    self._insert(self._updates[key], r, self.max_updates, lambda u: u.score)
+                    self._insert("updates", key, r, self.max_updates)
                 elif isinstance(r, EvalRecord):
-                    self._insert(self._evals[key], r, self.max_updates, None)
+                    self._insert("evals", key, r, self.max_updates)
                 else:
-                    self._insert(self._snapshots[key], r, self.max_snapshots, None)
+                    self._insert("snapshots", key, r, self.max_snapshots)
+            while self._total_bytes > self.max_bytes and self._shrink_largest():
+                pass
         self._notify(event_for(r) for r in records)
 
-    @staticmethod
-    def _insert(items: list, record, limit: int, score) -> None:
+    def _table(self, name: str) -> tuple[dict, object]:
+        """The records of a kind, and the score its thinning keeps extremes of."""
+        if name == "updates":
+            return self._updates, lambda u: u.score
+        return (self._evals if name == "evals" else self._snapshots), None
+
+    def _insert(self, name: str, key: tuple[str, str], record, limit: int) -> None:
+        table, score = self._table(name)
+        items = table[key]
         if not items or items[-1].iteration <= record.iteration:
             items.append(record)
         else:
             bisect.insort_right(items, record, key=lambda x: x.iteration)
+        size = _record_bytes(record)
+        self._bytes[(name, *key)] = self._bytes.get((name, *key), 0) + size
+        self._total_bytes += size
         if len(items) > limit:
-            items[:] = _thin(items, score)
+            self._thin_list(name, key)
+
+    def _thin_list(self, name: str, key: tuple[str, str]) -> None:
+        table, score = self._table(name)
+        items = table[key]
+        items[:] = _thin(items, score)
+        size = sum(_record_bytes(r) for r in items)
+        self._total_bytes += size - self._bytes[(name, *key)]
+        self._bytes[(name, *key)] = size
+
+    def _shrink_largest(self) -> bool:
+        """Thin the records of the worker holding the most; False when none can be."""
+        for (name, *key), _ in sorted(self._bytes.items(), key=lambda kv: -kv[1]):
+            table, _ = self._table(name)
+            if len(table[tuple(key)]) >= 8:
+                self._thin_list(name, tuple(key))
+                return True
+        return False
 
     # -- reading -------------------------------------------------------------------
     def list_sessions(self) -> list[str]:

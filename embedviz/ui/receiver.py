@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler, stream_request_body
 
-from embedviz.errors import EmbedvizError
+from embedviz.errors import EmbedvizError, StorageFullError
 from embedviz.stats.limits import check_token
 from embedviz.stats.records import SCHEMA_VERSION, record_from_dict
 from embedviz.ui.auth import UNAUTHORISED_JSON, HostCheck, bearer_matches
@@ -150,7 +150,10 @@ def store_records_impl(
         return _error(400, " ".join(str(exc).split())[:500])
     if records:
         storage = get_storage()
-        storage.put_many(records)
+        try:
+            storage.put_many(records)
+        except StorageFullError as exc:  # the sender keeps the records and retries
+            return _error(507, " ".join(str(exc).split())[:500])
         storage.flush()  # committed before the router is told 200 and forgets the batch
     config.recent[digest] = len(records)
     while len(config.recent) > _RECENT:

@@ -229,8 +229,8 @@ class UIServer:
             for _, s in self._storages:
                 if isinstance(s, SQLiteStatsStorage) and not s.read_only:
                     return s
-            if self._memory is None:
-                self._memory = InMemoryStatsStorage()
+            if self._memory is None:  # bounded so that the server stays well under 300 MB
+                self._memory = InMemoryStatsStorage(max_bytes=96 * 2**20)
                 self._storages.append(("remote (in memory)", self._memory))
             return self._memory
 

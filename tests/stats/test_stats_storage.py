@@ -158,6 +158,50 @@ def test_in_memory_is_bounded_and_keeps_spikes():
     assert [u.iteration for u in kept] == sorted(u.iteration for u in kept)
 
 
+def test_in_memory_memory_is_bounded_in_bytes_across_workers():
+    """Histograms make updates large: the byte budget, not the count, binds. Measured
+    with tracemalloc, the storage's memory stays within its budget however many updates
+    of however many workers arrive; every worker keeps its newest updates."""
+    import tracemalloc
+
+    budget = 8 * 2**20
+
+    def hists(i):  # 30 histograms of 30 counts, the counts int objects of their own
+        return {
+            "params": {
+                f"t{k}": Histogram(-1.0, 1.0, [i + 1000 + j for j in range(30)]) for k in range(20)
+            },
+            "grads": {f"t{k}": Histogram(-1.0, 1.0, [i + 2000] * 30) for k in range(10)},
+        }
+
+    storage = InMemoryStatsStorage(max_bytes=budget)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(1500):
+            for worker in ("0", "1", "2"):
+                storage.put(Update("run", worker, i, float(i), score=1.0, histograms=hists(i)))
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert storage._total_bytes <= budget
+    assert held < budget  # the estimate (~40 bytes per number) is not below the truth
+    for worker in ("0", "1", "2"):
+        kept = [u.iteration for u in storage.get_updates("run", worker)]
+        assert kept[-1] == 1499 and 50 < len(kept) < 1500
+
+
+def test_in_memory_refuses_a_worker_beyond_max_workers():
+    storage = InMemoryStatsStorage(max_workers=8)
+    for k in range(8):
+        storage.put(Update(f"run-{k}", "0", 1, 1.0))
+    storage.put(Update("run-3", "0", 2, 2.0))  # a known worker is fine
+    with pytest.raises(InputError, match=r"holds 8 session workers \(max_workers=8\)"):
+        storage.put_many([Update("run-3", "0", 3, 3.0), Update("run-9", "0", 1, 1.0)])
+    assert len(storage.list_sessions()) == 8
+    assert [u.iteration for u in storage.get_updates("run-3")] == [1, 2]  # nothing of it
+
+
 def brute_force_expected(values, max_points):
     """Reference: per bucket the argmin/argmax finite and first non-finite, plus last."""
     n = len(values)

@@ -546,3 +546,19 @@ def test_the_bearer_scheme_is_matched_in_any_case(served):
         headers = {"Authorization": f"{scheme} t0k"}
         assert post(ui, body_of(good_records()), headers=headers)[0] == 200, scheme
     assert post(ui, body_of(good_records()), headers={"Authorization": "Basic t0k"})[0] == 401
+
+
+def test_a_full_in_memory_storage_answers_507_and_stores_nothing_of_the_batch():
+    """The sender keeps what a full storage refuses (507 is retried), never lost."""
+    from embedviz.stats.records import Update, to_dict
+    from embedviz.stats.storage import InMemoryStatsStorage
+    from embedviz.ui.receiver import ReceiverConfig, store_records_impl
+
+    storage = InMemoryStatsStorage(max_workers=8)
+    for k in range(8):
+        storage.put(Update(f"run-{k}", "0", 1, 1.0))
+    batch = [to_dict(Update("run-0", "0", 2, 2.0)), to_dict(Update("new", "0", 1, 1.0))]
+    body = json.dumps({"schema_version": 1, "records": batch}).encode()
+    status, answer = store_records_impl(ReceiverConfig(), body, lambda: storage)
+    assert status == 507 and "max_workers=8" in answer["error"]
+    assert [u.iteration for u in storage.get_updates("run-0")] == [1]
