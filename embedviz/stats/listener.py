@@ -314,6 +314,8 @@ class StatsListener:
         # its updates are valid by construction (names checked here, numbers from its
         # own loops): our storages take them without checking each one again
         self._put = getattr(storage, "_put_made_valid", storage.put)
+        # and SQLite packs their histograms from the arrays, with no Histogram objects
+        self._put_arrays = getattr(storage, "_put_update_arrays", None)
         # result arrays and address tables kept between reports (see torch_stats.Outputs)
         n, bins = len(self._params), self.histogram_bins
         Outputs = torch_stats.Outputs
@@ -517,16 +519,21 @@ class StatsListener:
             return
         t0 = time.perf_counter()
         try:  # a bad loss is an error of this call; the next iteration is counted as usual
-            update = self._build_update(loss)
+            update, arrays = self._build_update(loss)
         finally:
             self._disarm()
             self.iteration += 1
             self._arm()
         update.collect_seconds = self._collect + time.perf_counter() - t0
         self._collect = 0.0
-        self._put(update)
+        if arrays:
+            self._put_arrays(update, arrays)
+        else:
+            self._put(update)
 
-    def _build_update(self, loss: Any) -> Update:
+    def _build_update(self, loss: Any) -> tuple[Update, list | None]:
+        """The update of this iteration, and its histograms as arrays when they go to
+        a SQLite storage as such (else they are in ``update.histograms``)."""
         torch = self._torch
         now = time.perf_counter()
         elapsed = now - self._last_report_time
@@ -571,19 +578,25 @@ class StatsListener:
                 n: ActivationStats(*v)
                 for n, v in zip(self._acts, acts.activation_values(), strict=True)
             }
+        arrays = None
         if self._bins:
-            hists = {"params": params.histograms(names)}
+            groups = [("params", params, names)]
             if self._grads is not None and self._grad_names:
-                hists["grads"] = self._grads.histograms(self._grad_names)
+                groups.append(("grads", self._grads, self._grad_names))
             if updates is not None:
-                hists["updates"] = updates.histograms(names)
+                groups.append(("updates", updates, names))
             if acts is not None:
-                hists["activations"] = acts.histograms(list(self._acts))
-            update.histograms = {k: h for k, h in hists.items() if h}
+                groups.append(("activations", acts, list(self._acts)))
+            if self._put_arrays is not None:  # SQLite packs them as they are
+                arrays = [(kind, *g.histogram_arrays(n)) for kind, g, n in groups]
+                arrays = [a for a in arrays if a[1]]
+            else:
+                hists = {kind: g.histograms(n) for kind, g, n in groups}
+                update.histograms = {k: h for k, h in hists.items() if h}
         if time.monotonic() - self._last_memory >= 1.0:  # psutil costs ~0.1 ms
             update.memory = memory_sample()
             self._last_memory = time.monotonic()
-        return update
+        return update, arrays
 
     def _activation_stats(self):
         """One TensorStats of every layer output recorded this iteration, in order."""

@@ -419,10 +419,7 @@ class SQLiteStatsStorage(StatsStorage):
 
     # -- writing -------------------------------------------------------------------
     def _store(self, records: list[Record]) -> None:
-        if self.read_only:
-            raise InputError(f"{self.path}: opened with read_only=True; cannot write")
-        if self._closed:
-            raise InputError(f"{self.path}: the storage is closed; open it again to write")
+        self._check_open_for_writing()
         try:
             rows = [self._pack(r) if isinstance(r, Update) else r for r in records]
         except (TypeError, ValueError, OverflowError):  # a value that is no number
@@ -430,6 +427,36 @@ class SQLiteStatsStorage(StatsStorage):
                 if isinstance(r, Update):
                     check_update_values(r)
             raise
+        self._enqueue(rows)
+
+    def _put_update_arrays(self, update: Update, arrays: list[tuple]) -> None:
+        """Store an update (made valid by its producer, without histograms) with its
+        histograms given as arrays: ``(kind, names, lohi (n, 2), counts (n, bins))`` per
+        kind. The listener's path: the same row as ``put`` would write for the
+        :class:`Histogram` objects, packed straight from the arrays."""
+        self._check_open_for_writing()
+        row = self._pack(update)
+        if arrays:
+            key = tuple(
+                x
+                for kind, names, _, counts in arrays
+                for n in names
+                for x in (kind, n, len(counts[0]))
+            )
+            limits = np.concatenate([a[2] for a in arrays]).astype("<f8", copy=False)
+            counts = np.concatenate([a[3].ravel() for a in arrays]).astype("<i8", copy=False)
+            key = self._hist_keys.setdefault(key, key)
+            row = (*row[:-1], (key, limits.tobytes(), counts.tobytes()))
+        self._enqueue([row])
+
+    def _check_open_for_writing(self) -> None:
+        if self.read_only:
+            raise InputError(f"{self.path}: opened with read_only=True; cannot write")
+        if self._closed:
+            raise InputError(f"{self.path}: the storage is closed; open it again to write")
+
+    def _enqueue(self, rows: list) -> None:
+        """Hand rows to the writer thread (started with the first)."""
         with self._buffer_lock:
             self._buffer.extend(rows)
             n = len(self._buffer)

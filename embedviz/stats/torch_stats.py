@@ -110,8 +110,16 @@ class TensorStats:
 
     def histograms(self, names: list[str]) -> dict[str, Histogram]:
         """Histogram of each non-empty tensor, by name (``{}`` when none were asked for)."""
+        names, lohi, counts = self.histogram_arrays(names)
+        lohi, counts = lohi.tolist(), counts.tolist()
+        return {name: Histogram(*lohi[k], counts[k]) for k, name in enumerate(names)}
+
+    def histogram_arrays(self, names: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """``(names, lohi (n, 2), counts (n, bins))`` of the non-empty tensors'
+        histograms (none when none were asked for); the arrays may be the listener's
+        kept ones."""
         if not self.bins:
-            return {}
+            return [], np.zeros((0, 2)), np.zeros((0, 0), np.int64)
         if self._flat is not None:
             done = self._materialised()
             self._sums, self._lohi, self._counts, self._flat = (
@@ -120,12 +128,10 @@ class TensorStats:
                 done._counts,
                 None,
             )
-        lohi, counts = self._lohi.tolist(), self._counts.tolist()
-        return {
-            name: Histogram(lohi[k][0], lohi[k][1], counts[k])
-            for k, name in enumerate(names)
-            if self.numels[k]
-        }
+        if all(self.numels):
+            return names, self._lohi, self._counts
+        keep = [k for k, n in enumerate(self.numels) if n]
+        return [names[k] for k in keep], self._lohi[keep], self._counts[keep]
 
     @staticmethod
     def join(groups: list[TensorStats]) -> TensorStats:
