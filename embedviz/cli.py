@@ -93,17 +93,21 @@ def _command_logging(quiet: bool):
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter("%(message)s"))
     package, export = logging.getLogger("embedviz"), logging.getLogger("embedviz.plot.export")
-    saved = (package.handlers[:], package.propagate, package.level, export.level)
+    access = logging.getLogger("tornado.access")  # the UI's request lines
+    saved = (package.handlers[:], package.propagate, package.level, export.level, access.level)
     package.handlers[:] = [handler]
     package.propagate = False
     package.setLevel(logging.WARNING if quiet else logging.INFO)
     export.setLevel(logging.WARNING)  # the command reports its own files, once each
+    if quiet:
+        access.setLevel(logging.ERROR)
     try:
         yield
     finally:
         package.handlers[:], package.propagate = saved[0], saved[1]
         package.setLevel(saved[2])
         export.setLevel(saved[3])
+        access.setLevel(saved[4])
 
 
 # -- embedviz check ---------------------------------------------------------------------

@@ -162,7 +162,7 @@ def run_ui(
             storages.append(ui.attach(open_for_ui(path, create=enable_remote and i == 0)))
         ui.start()
         url = ui.page_url("/train/overview")  # carries ?token= when a token is set
-        log.info("embedviz UI: %s (Ctrl-C stops it)", url)
+        log.info("serving the UI at %s (Ctrl-C stops it)", url)
         if enable_remote:
             log.info(
                 "remote receiver on at %s/api/records%s",
