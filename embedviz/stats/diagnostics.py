@@ -373,15 +373,26 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
+def where_of(check: str, layer: str | None) -> str:
+    """What a finding is about, as ``embedviz check`` and the UI name it: ``run``,
+    ``layer NAME`` (activation checks), ``series lr/0`` or ``tensor NAME``.
+
+    Examples
+    --------
+    >>> where_of("ratio_high", "0.weight"), where_of("dead_units", "1")
+    ('tensor 0.weight', 'layer 1')
+    """
+    if layer is None:
+        return "run"
+    if check in _LAYER_CHECKS:
+        return f"layer {layer}"
+    return f"{'series' if layer.startswith('lr/') else 'tensor'} {layer}"
+
+
 def format_finding(f: Finding) -> str:
     """Two lines: severity, where, evidence; then the advice (control characters
     escaped, see :func:`printable`)."""
-    if f.layer is None:
-        where = "run"
-    elif f.check in _LAYER_CHECKS:
-        where = f"layer {f.layer}"
-    else:
-        where = f"{'series' if f.layer.startswith('lr/') else 'tensor'} {f.layer}"
+    where = where_of(f.check, f.layer)
     its = f", iterations {f.iterations[0]}-{f.iterations[1]}" if f.iterations else ""
     return printable(f"  {f.severity.upper():7} [{f.check}] {where}{its}: {f.evidence}") + (
         f"\n          advice: {printable(f.advice)}")  # fmt: skip

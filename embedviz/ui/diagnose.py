@@ -51,8 +51,8 @@ def _failed(why: str) -> list[dict]:
     return [{"severity": "warning", "title": "diagnostics failed", "evidence": why, "advice": ""}]
 
 
-def get_findings(storage, session_id: str, worker_id: str | None = None) -> list[dict] | None:
-    """The diagnostics' findings for a session as dicts, or None when unavailable.
+def get_findings(storage, session_id: str, worker_id: str | None = None) -> list[dict]:
+    """The diagnostics' findings for a session as dicts.
 
     Examples
     --------
@@ -63,10 +63,8 @@ def get_findings(storage, session_id: str, worker_id: str | None = None) -> list
     >>> [f["severity"] for f in get_findings(st, "s")]
     ['error']
     """
-    try:
-        from embedviz.stats import diagnostics
-    except ImportError:
-        return None
+    from embedviz.stats import diagnostics
+
     try:
         found = diagnostics.diagnose(storage, session_id, worker_id)
     except Exception:  # a broken rule must not take the page down

@@ -3,16 +3,13 @@
 The findings come from :mod:`embedviz.stats.diagnostics` (the statistics package owns
 the rules); this module only asks for them and lays them out. Every text is escaped:
 layer names and evidence can hold anything.
-
-Where :mod:`embedviz.stats.diagnostics` cannot be imported,
-:func:`~embedviz.ui.diagnose.get_findings` returns None and the section says that
-diagnostics are not available.
 """
 
 from __future__ import annotations
 
 from bokeh.models import Div
 
+from embedviz.stats.diagnostics import where_of
 from embedviz.ui.diagnose import get_findings
 from embedviz.ui.pages._common import escape
 
@@ -22,17 +19,15 @@ FINDINGS_STYLE = {"max-height": "480px", "overflow-y": "auto"}
 _COLOURS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 
 
-def findings_html(findings: list[dict] | None) -> str:
+def findings_html(findings: list[dict]) -> str:
     """HTML for the findings list (all text escaped)."""
-    if findings is None:
-        return "<i>Diagnostics are not available in this version.</i>"
     if not findings:
         return "<span style='color:#2ca02c'>No problems found.</span>"
     order = {"error": 0, "warning": 1, "info": 2}
     parts = []
     for f in sorted(findings, key=lambda f: order.get(str(f.get("severity")), 3)):
         sev = str(f.get("severity") or "info")
-        parts_where = [f"layer {f['layer']}"] if f.get("layer") else []
+        parts_where = [where_of(str(f.get("check")), f["layer"])] if f.get("layer") else []
         its = f.get("iterations")
         if isinstance(its, list | tuple) and len(its) == 2:
             parts_where.append(f"iterations {its[0]}–{its[1]}")
