@@ -146,21 +146,22 @@ def _check_score(run: _Run) -> None:
         return
     bad = ~np.isfinite(s.values)
     if bad.any():
-        first = int(s.iterations[np.argmax(bad)])
+        where = np.flatnonzero(bad)
+        first, last = int(s.iterations[where[0]]), int(s.iterations[where[-1]])
+        at = f"at iteration {first}" if first == last else f"at iterations {first}-{last}"
         run.add(
-            "error", "score_not_finite", None, (first, int(s.iterations[-1])),
-            f"score is {s.values[np.argmax(bad)]} from iteration {first} "
-            f"({int(bad.sum())} of {len(s)} reports)",
+            "error", "score_not_finite", None, (first, last),
+            f"score is {s.values[where[0]]} {at} ({len(where)} of {len(s)} reports)",
             "training diverged: lower the learning rate, clip gradients, check the inputs "
             "for NaN and the loss for log(0) or division by zero",
         )  # fmt: skip
-        return
-    n = len(s)
+    values = s.values[~bad]  # the trend of the finite scores
+    n = len(values)
     if n < 8:
         return
     q = max(n // 4, 2)
-    head, tail = float(np.mean(s.values[:q])), float(np.mean(s.values[-q:]))
-    spread = float(np.std(s.values))
+    head, tail = float(np.mean(values[:q])), float(np.mean(values[-q:]))
+    spread = float(np.std(values))
     if tail > head + 0.1 * abs(head) and tail > head + 1e-12:
         run.add(
             "error", "score_rising", None, _span(s.iterations),

@@ -131,6 +131,13 @@ def test_nan_score_rising_flat():
     s3 = InMemoryStatsStorage()
     put_run(s3, score=lambda i: 2.3)
     assert "score_flat" in checks(diagnose(s3), "warning")
+    # one NaN in a rising score: named at its own iteration, and the trend still read
+    s4 = InMemoryStatsStorage()
+    put_run(s4, score=lambda i: math.nan if i == 10 else 1.0 + 0.1 * i)
+    found = diagnose(s4)
+    (nan,) = [f for f in found if f.check == "score_not_finite"]
+    assert nan.iterations == (10, 10) and "nan at iteration 10 (1 of 40 reports)" in nan.evidence
+    assert "score_rising" in checks(found, "error")
 
 
 def test_ratio_checks_and_spikes():
