@@ -136,11 +136,21 @@ def test_ema_continues_across_chunks():
     assert whole[0] == 1.0  # debiased: the first point is itself
 
 
-@pytest.mark.parametrize("weight", [0.0, 0.3, 0.8, 0.999])
-def test_ema_matches_the_plain_recursion(weight):
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.8, 0.999, 1e-250])
+@pytest.mark.parametrize("case", ["walk", "spike", "huge"])
+def test_ema_matches_the_plain_recursion(weight, case):
+    """Against TensorBoard's smoothing point by point, also where a vectorised sum
+    could overflow: a spike of 1e150 among ones, values near float64's largest, a weight
+    of 1e-250."""
     rng = np.random.default_rng(1)
-    v = rng.standard_normal(3000).cumsum()
-    v[[5, 700, 701, 2999]] = [np.nan, np.inf, -np.inf, np.nan]
+    if case == "walk":
+        v = rng.standard_normal(3000).cumsum()
+        v[[5, 700, 701, 2999]] = [np.nan, np.inf, -np.inf, np.nan]
+    elif case == "spike":
+        v = np.ones(3000)
+        v[[5, 800]] = [np.nan, 1e150]
+    else:
+        v = rng.uniform(-1.0, 1.0, 3000) * 1e300
     acc = norm = 0.0
     want = np.full(len(v), np.nan)
     for i, x in enumerate(v):  # TensorBoard's debiased smoothing, point by point
@@ -149,6 +159,7 @@ def test_ema_matches_the_plain_recursion(weight):
             norm = weight * norm + (1 - weight)
             want[i] = acc / norm
     got, state = ema(v, weight)
+    assert np.isfinite(got).sum() == np.isfinite(want).sum()
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True)
     assert state == pytest.approx((acc, norm), rel=1e-9)
 

@@ -92,12 +92,14 @@ def smoothing_weight(weight: float, n_points: int) -> float:
 
 def _ema_sums(v: np.ndarray, w: float, acc: float) -> np.ndarray:
     """``acc_j = w * acc_(j-1) + (1 - w) * v_j`` for every j, vectorised by blocks:
-    within a block ``acc_j = w**(j+1) * (acc + (1 - w) * cumsum(v_i * w**-(i+1)))``,
-    the block short enough that ``w**-len`` stays below 1e200."""
-    if w == 0.0:
-        return v.copy()
+    within a block ``acc_j = w**(j+1) * acc + (1 - w) * m * w**(j+1) * cumsum(x_i *
+    w**-(i+1))`` with ``x = v / m``, ``m`` the block's largest magnitude. The block is
+    short enough that ``w**-len`` stays below 1e200 and the scaled values are at most
+    1, so nothing overflows whatever the values (up to float64's largest)."""
     if w >= 1.0:  # nothing new ever counts
         return np.full(len(v), acc)
+    if w < 1e-100:  # the previous average weighs nothing next to a new value
+        return (1.0 - w) * v
     n = len(v)
     block = max(1, int(200.0 / -math.log10(w)))
     decay = w ** np.arange(1, min(block, n) + 1, dtype=np.float64)
@@ -106,7 +108,11 @@ def _ema_sums(v: np.ndarray, w: float, acc: float) -> np.ndarray:
     for start in range(0, n, block):
         x = v[start : start + block]
         k = len(x)
-        out[start : start + k] = decay[:k] * (acc + (1.0 - w) * np.cumsum(x * grow[:k]))
+        m = float(np.max(np.abs(x)))
+        part = decay[:k] * acc
+        if m > 0:
+            part += (1.0 - w) * m * (decay[:k] * np.cumsum((x / m) * grow[:k]))
+        out[start : start + k] = part
         acc = out[start + k - 1]
     return out
 
