@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import operator
 import time
 from typing import Any
 
 from embedviz._defaults import STATS_DEFAULTS
 from embedviz.errors import InputError
-from embedviz.stats.limits import MAX_HISTOGRAM_BINS, MAX_NAME_CHARS
+from embedviz.stats.limits import MAX_HISTOGRAM_BINS
 from embedviz.stats.records import (
     ActivationStats,
     EvalRecord,
@@ -79,9 +80,6 @@ def __getattr__(name: str):
 
         return TSNEStats
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_MAX_BINS = MAX_HISTOGRAM_BINS
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -232,10 +230,10 @@ class StatsListener:
             "histogram_bins",
             STATS_DEFAULTS["histogram_bins"] if histogram_bins is None else histogram_bins,
         )
-        if self.histogram_bins > _MAX_BINS:
+        if self.histogram_bins > MAX_HISTOGRAM_BINS:
             raise InputError(
-                f"histogram_bins: expected at most {_MAX_BINS} (what storages and the remote "
-                f"UI accept), got {self.histogram_bins}"
+                f"histogram_bins: expected at most {MAX_HISTOGRAM_BINS} (what storages and "
+                f"the remote UI accept), got {self.histogram_bins}"
             )
         if report_ranks not in ("all", "zero"):
             raise InputError(f"report_ranks: expected 'all' or 'zero', got {report_ranks!r}")
@@ -302,14 +300,7 @@ class StatsListener:
             ("layer name", [name for name, _ in self._leaves]),
             ("config key", [str(k) for k in self.config]),
         ):
-            long = next((n for n in names if len(n) > MAX_NAME_CHARS), None)
-            if long is not None:
-                raise InputError(
-                    f"{what}: expected at most {MAX_NAME_CHARS} characters (what storages "
-                    f"and the remote UI accept), got {len(long)}: {long[:60]!r}...; "
-                    "choose a shorter one"
-                )
-            for name in names:
+            for name in names:  # length, Unicode, control characters
                 check_name(name, what)
         # its updates are valid by construction (names checked here, numbers from its
         # own loops): our storages take them without checking each one again
@@ -508,6 +499,10 @@ class StatsListener:
         if self._closed:
             raise InputError("StatsListener.step: the listener is closed; create a new one")
         examples = 0 if batch_size is None else _count("batch_size", batch_size)
+        if not (loss is None or type(loss) is float or self._loss_fits(loss)):
+            raise InputError(
+                f"loss: expected a number or a one-element tensor, got {loss!r:.60}"
+            )  # on every call (converted only on reported ones: a tensor's .item() syncs)
         self._batches += 1
         self._examples += examples
         if not self.enabled:
@@ -530,6 +525,14 @@ class StatsListener:
             self._put_arrays(update, arrays)
         else:
             self._put(update)
+
+    def _loss_fits(self, loss: Any) -> bool:
+        """A loss that :func:`_number` takes, judged without reading a tensor's value."""
+        if isinstance(loss, self._torch.Tensor):
+            return loss.numel() == 1
+        if isinstance(loss, numbers.Real):
+            return not isinstance(loss, bool)
+        return getattr(loss, "size", None) == 1 and hasattr(loss, "item")  # numpy
 
     def _build_update(self, loss: Any) -> tuple[Update, list | None]:
         """The update of this iteration, and its histograms as arrays when they go to

@@ -219,7 +219,7 @@ def test_bad_arguments():
         StatsListener(InMemoryStatsStorage(), model, config=[1])
     with pytest.raises(InputError, match="histogram_bins: expected at most 10000"):
         StatsListener(InMemoryStatsStorage(), model, histogram_bins=20_000)
-    with pytest.raises(InputError, match="worker_id: expected at most 1000 characters"):
+    with pytest.raises(InputError, match="worker_id: expected a string of at most 1000 char"):
         StatsListener(InMemoryStatsStorage(), model, worker_id="w" * 1001)
     with pytest.raises(InputError, match="session_id: expected a name without control"):
         StatsListener(InMemoryStatsStorage(), model, session_id="a\nb")
@@ -281,6 +281,17 @@ def test_bad_values_in_the_loop_are_input_errors(call, message):
             call(listener)
         listener.step(torch.tensor(2.0), batch_size=np.int64(4))  # still usable; numpy int
     assert [u.score for u in storage.get_updates("v")][-1] == 2.0
+
+
+def test_a_bad_loss_is_refused_on_iterations_not_reported_too():
+    model = make_model()
+    with StatsListener(InMemoryStatsStorage(), model, frequency=5) as listener:
+        listener.step(1.0)  # iteration 0, reported
+        for bad in ("abc", torch.ones(2), [1.0], True):
+            with pytest.raises(InputError, match="loss: expected a number"):
+                listener.step(bad)  # iteration 1, not reported
+        for good in (2.0, 3, np.float32(1.5), torch.tensor(0.5), np.array([0.25])):
+            listener.step(good)
 
 
 def test_a_session_name_used_before_becomes_a_session_of_its_own(digits, tmp_path, caplog):
