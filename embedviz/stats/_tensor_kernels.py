@@ -84,7 +84,8 @@ _PARTS = 8  # partial histograms counted into in turn
 def _bin_counts(x, lo, hi, out):  # pragma: no cover - compiled
     """Counts of ``x``'s values in ``len(out)`` equal-width bins over ``[lo, hi]``, written
     into ``out``: bin ``floor((v - lo) * (bins / (hi - lo)))`` computed in ``x``'s own
-    precision (float32 arithmetic for float32 values, as numpy and torch do), ``hi`` in
+    precision (float32 arithmetic for float32 values: a value within a float32 rounding
+    of a bin edge may fall one bin off float64's choice), ``hi`` in
     the last bin. Needs finite ``lo < hi`` and every value in ``[lo, hi]`` (no NaN).
 
     In chunks: first every bin number of the chunk (a loop the compiler vectorises), into
