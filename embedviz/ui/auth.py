@@ -258,15 +258,17 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def host_allowed(host_header: str | None, bound: str, token_set: bool) -> bool:
+def host_allowed(
+    host_header: str | None, bound: str, token_set: bool, machine: frozenset[str] | None = None
+) -> bool:
     """Whether a request with this ``Host`` header may be served (DNS rebinding guard).
 
     Allowed: an IP address (a rebinding page has a name of its own, never an address),
     ``localhost``, the ``--host`` value the UI was started with, and, when it listens on
-    every interface (``0.0.0.0``, ``::``), this machine's host name, or any name when a
-    token is set (the token then guards: a rebinding page has neither it nor the
-    cookie, which the browser keeps for the real name). A request without ``Host``
-    (HTTP/1.0) is allowed.
+    every interface (``0.0.0.0``, ``::``), this machine's names (``machine``; default
+    its host name), or any name when a token is set (the token then guards: a rebinding
+    page has neither it nor the cookie, which the browser keeps for the real name). A
+    request without ``Host`` (HTTP/1.0) is allowed.
 
     Examples
     --------
@@ -284,7 +286,9 @@ def host_allowed(host_header: str | None, bound: str, token_set: bool) -> bool:
     if bound_name and name == bound_name:
         return True
     if bound in _WILDCARDS:
-        return token_set or name == socket.gethostname().lower()
+        if machine is None:
+            machine = frozenset({socket.gethostname().lower()})
+        return token_set or name in machine
     return False
 
 
@@ -307,10 +311,15 @@ class HostCheck:
     def __init__(self, bound: str, token_set: bool) -> None:
         self.bound = bound
         self.token_set = token_set
+        self.machine = None  # this machine's names, found once (a DNS lookup)
+        if bound in _WILDCARDS and not token_set:
+            self.machine = frozenset(
+                n.lower() for n in (socket.gethostname(), socket.getfqdn()) if n
+            )
 
     def allows_host(self, host_header: str | None) -> bool:
         """Whether ``host_header`` may be served."""
-        return host_allowed(host_header, self.bound, self.token_set)
+        return host_allowed(host_header, self.bound, self.token_set, self.machine)
 
     def message(self, host_header: str | None) -> str:
         """The 403 answer's text for a refused ``Host`` (the value shortened, as repr)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import socket
 import sys
 
 import pytest
@@ -485,6 +486,14 @@ def test_host_rules():
     assert not host_allowed("evil.example", "0.0.0.0", False)  # every interface, no token
     assert host_allowed("evil.example", "0.0.0.0", True)  # ... with a token, the token guards
     assert host_allowed("evil.example", "::", True)
+    # every interface, no token: this machine's names, the fully qualified one too
+    from embedviz.ui.auth import HostCheck
+
+    machine = frozenset({"gpu-box", "gpu-box.lab.example.com"})
+    assert host_allowed("gpu-box.lab.example.com:9000", "0.0.0.0", False, machine)
+    assert not host_allowed("gpu-box.evil.example", "0.0.0.0", False, machine)
+    check = HostCheck("0.0.0.0", False)
+    assert check.allows_host(f"{socket.getfqdn()}:9000") and check.allows_host(socket.gethostname())
 
 
 # ------------------------------------------------ limits shared with the producers
