@@ -24,8 +24,15 @@ for long:
   flight; what is still unsent (that request's records included: the server may
   still store them, delivery is at least once) is kept in the spill file, whose path
   is logged, and a later ``RemoteStatsRouter(url, spill_path=that_path)`` sends it
-  first. If the spill file cannot be written, the records go to a JSON-lines file in
-  the temporary directory, and if even that fails an error says how many were lost.
+  first.
+* If the spill file cannot be written (no such folder, disk full), the records are kept
+  in memory instead, at most ``queue_size`` of them, and sent first (before the spill
+  file's newer records and the queue) when the server answers; while any are held,
+  later spills join them, so the order is kept. Beyond that bound the newest records
+  are dropped: one error says how many and why (:attr:`dropped` counts them; they are
+  not :meth:`pending`). What is still held at ``close()`` goes to a JSON-lines file
+  beside the spill file or in the temporary directory, and if even that fails an error
+  says how many were lost.
 
 Records of one worker arrive in the order they were put.
 """
@@ -70,7 +77,8 @@ class RemoteStatsRouter(StatsStorage):
         Sent as ``Authorization: Bearer <token>``; printable ASCII
         (:func:`~embedviz.stats.limits.check_token`).
     queue_size : int, default=10000
-        Records held in memory at most.
+        Records queued at most; as many again are held in memory when the spill file
+        cannot be written.
     batch_size : int, default=500
         Records per request at most.
     max_body_bytes : int, default=8 MiB
@@ -149,7 +157,17 @@ class RemoteStatsRouter(StatsStorage):
         self._inflight: list[str] = []
         self._inflight_done = 0
         self._abandoned = False
-        self._unsaved: list[str] = []  # records the spill file could not take
+        # records the spill file could not take, oldest first, at most queue_size: an
+        # in-memory spill sent before the queue (and before the spill file's rows, which
+        # are older: while it holds any, later spills join it instead of the file)
+        self._memory_lock = threading.Lock()
+        self._memory_size = queue_size
+        self._unsaved: list[str] = []
+        self._spill_error = ""
+        self._drop_logged = False
+        #: records dropped because the spill file could not be written and the memory
+        #: spill was full (logged as errors; not counted by pending())
+        self.dropped = 0
         #: where close() wrote records the spill file could not take (None: none)
         self.unsent_path: Path | None = None
         self._stop = threading.Event()
@@ -179,20 +197,65 @@ class RemoteStatsRouter(StatsStorage):
             self._spill_con = con
         return self._spill_con
 
-    def _spill(self, payloads: list[str], front: bool = False) -> None:
-        """Append (or, for a batch that was in flight, prepend) to the spill file."""
+    def _spill(self, payloads: list[str], front: bool = False, bound: bool = True) -> None:
+        """Append (or, for a batch that was in flight, prepend) to the spill file, or to
+        the memory spill when the file cannot be written or the memory spill holds
+        older records; ``bound=False`` (close) keeps them all for the JSON-lines file."""
         if not payloads:
+            return
+        if self._unsaved and not front:  # older records wait in memory: keep the order
+            self._keep_in_memory(payloads, front, bound)
             return
         try:
             self._spill_now(payloads, front)
         except (sqlite3.Error, OSError) as exc:  # disk full, no such folder: keep them
+            self._spill_error = str(exc)
             if not self._unsaved:
                 log.error(
-                    "cannot write the spill file %s (%s); keeping unsent records in memory",
+                    "cannot write the spill file %s (%s); keeping up to %d unsent records "
+                    "in memory, sent first when the server answers",
                     self.spill_path,
                     exc,
+                    self._memory_size,
                 )
-            self._unsaved.extend(payloads)
+            self._keep_in_memory(payloads, front, bound)
+
+    def _keep_in_memory(self, payloads: list[str], front: bool, bound: bool) -> None:
+        """Add to the memory spill; beyond ``queue_size`` records the newest are dropped."""
+        with self._memory_lock:
+            if front:
+                self._unsaved[:0] = payloads
+            else:
+                self._unsaved.extend(payloads)
+            over = len(self._unsaved) - self._memory_size if bound else 0
+            if over > 0:
+                del self._unsaved[-over:]
+        if over <= 0:
+            return
+        self.dropped += over
+        self._answered(over)
+        if not self._drop_logged:
+            self._drop_logged = True
+            log.error(
+                "remote UI %s: dropped %d record(s): the spill file %s could not be "
+                "written (%s) and %d records already wait in memory (queue_size); newer "
+                "records are dropped too until the server takes them (router.dropped "
+                "counts all)",
+                self.url,
+                over,
+                self.spill_path,
+                self._spill_error,
+                self._memory_size,
+            )
+
+    def _forget_unsaved(self, n: int) -> None:
+        """The first ``n`` records of the memory spill were answered."""
+        with self._memory_lock:
+            if self._abandoned:  # close() has written them out; moot
+                return
+            del self._unsaved[:n]
+            if not self._unsaved:
+                self._drop_logged = False  # a later shortage logs its drops again
 
     def _spill_now(self, payloads: list[str], front: bool) -> None:
         with self._spill_lock:
@@ -214,14 +277,14 @@ class RemoteStatsRouter(StatsStorage):
                 raise
             self._spilled += len(payloads)
 
-    def _drain_queue_to_spill(self) -> None:
+    def _drain_queue_to_spill(self, bound: bool = True) -> None:
         payloads = []
         while True:
             try:
                 payloads.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        self._spill(payloads)
+        self._spill(payloads, bound=bound)
 
     def _reject(self, payloads: list[str], reason: str) -> None:
         try:
@@ -306,14 +369,25 @@ class RemoteStatsRouter(StatsStorage):
                 len(inflight),
                 self.timeout + 2,
             )
-            self._spill(inflight, front=True)  # older than anything spilled meanwhile
-        self._drain_queue_to_spill()
+            self._spill(inflight, front=True, bound=False)  # older than anything spilled
+        self._drain_queue_to_spill(bound=False)
         left = self._spilled
         with self._spill_lock:
             if self._spill_con is not None:
                 self._spill_con.close()
                 self._spill_con = None
-        if self._unsaved:
+        if self.dropped:
+            log.error(
+                "remote UI %s: %d record(s) were dropped in all (the spill file %s could "
+                "not be written: %s)",
+                self.url,
+                self.dropped,
+                self.spill_path,
+                self._spill_error,
+            )
+        with self._memory_lock:
+            unsaved = bool(self._unsaved)
+        if unsaved:
             self._save_unsaved()
         if left:
             if self.refused is not None:
@@ -343,12 +417,14 @@ class RemoteStatsRouter(StatsStorage):
     def _save_unsaved(self) -> None:
         """The records the spill file could not take, as JSON lines beside it or in the
         temporary directory; an error names where they are (or that they are lost)."""
-        n = len(self._unsaved)
+        with self._memory_lock:
+            unsaved = list(self._unsaved)
+        n = len(unsaved)
         for folder in (self.spill_path.parent, Path(tempfile.gettempdir())):
             path = folder / f"{self.spill_path.stem}-unsent-{uuid.uuid4().hex[:8]}.jsonl"
             try:
                 with open(path, "x", encoding="utf-8") as f:
-                    f.writelines(p + "\n" for p in self._unsaved)
+                    f.writelines(p + "\n" for p in unsaved)
             except OSError:
                 continue
             log.error(
@@ -493,19 +569,29 @@ class RemoteStatsRouter(StatsStorage):
                 self._idle.set()
                 self._stop.wait(0.05)
                 continue
-            if self._spilled:
-                self._drain_queue_to_spill()  # keeps order and keeps the queue free
+            if self._spilled or self._unsaved:
+                if self._spilled:  # keeps order and keeps the queue free
+                    self._drain_queue_to_spill()
                 if time.monotonic() < next_try:
                     self._stop.wait(min(0.05, next_try - time.monotonic()))
                     continue
-                ids, payloads = self._read_spill()
-                if not payloads:
-                    self._spilled = 0
-                    continue
+                # the spill file's rows are older than the memory spill's, which are
+                # older than the queue's
+                from_file = bool(self._spilled)
+                if from_file:
+                    ids, payloads = self._read_spill()
+                    if not payloads:
+                        self._spilled = 0
+                        continue
+                else:
+                    with self._memory_lock:
+                        payloads = self._unsaved[: self.batch_size]
                 left = self._send(payloads)
                 done = len(payloads) - (0 if left is None else len(left))
-                if done:
+                if done and from_file:
                     self._delete_spilled(ids[:done])
+                elif done:
+                    self._forget_unsaved(done)
                 if left is None:
                     backoff = 0.0
                 else:
@@ -522,7 +608,7 @@ class RemoteStatsRouter(StatsStorage):
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if self._spilled:  # the caller spilled meanwhile: these are newer, append
+            if self._spilled or self._unsaved:  # the caller spilled meanwhile: newer
                 self._spill(batch)
                 continue
             with self._handoff:

@@ -332,3 +332,61 @@ def test_a_bad_record_is_rejected_alone_and_the_rest_is_delivered(tmp_path):
     assert json.loads(payload)["iteration"] == 13
     assert server.requests <= 4  # 0..12 / 13 alone / 14..29, not one request per record
     server.stop()
+
+
+def test_records_the_spill_file_could_not_take_are_sent_first_when_the_server_is_back(
+    tmp_path, caplog
+):
+    gone = Receiver()
+    gone.stop()  # the UI is down, and the spill file's folder does not exist
+    spill = tmp_path / "no-such-folder" / "s.db"
+    router = RemoteStatsRouter(
+        gone.url, max_backoff=0.2, timeout=0.5, close_timeout=5, spill_path=spill
+    )
+    with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
+        for i in range(5):
+            router.put(update("0", i))
+        assert wait_for(lambda: len(router._unsaved) == 5)  # kept in memory, not sent
+    assert "cannot write the spill file" in caplog.text
+    back = Receiver(port=gone.port)
+    for i in range(5, 8):
+        router.put(update("0", i))
+    try:
+        assert router.flush(6) is True
+        assert router.pending() == 0 and router.sent == 8
+        assert [r.iteration for r in back.records] == list(range(8))
+        router.close()
+        assert router.unsent_path is None  # nothing left for the JSON-lines file
+    finally:
+        router.close()
+        back.stop()
+
+
+def test_records_kept_in_memory_are_bounded_and_what_is_dropped_is_logged(tmp_path, caplog):
+    gone = Receiver()
+    gone.stop()
+    spill = tmp_path / "no-such-folder" / "s.db"
+    router = RemoteStatsRouter(
+        gone.url, queue_size=3, put_timeout=0.01, max_backoff=0.2, timeout=0.5,
+        close_timeout=5, spill_path=spill,
+    )  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
+        for i in range(20):
+            router.put(update("0", i))
+            assert len(router._unsaved) <= 3
+        assert router.dropped > 0
+        assert router.pending() == 20 - router.dropped  # dropped ones are not waited for
+        drops = [r for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(drops) == 1  # one error, not one per record
+        assert "could not be written" in drops[0].getMessage()
+        back = Receiver(port=gone.port)
+        try:
+            assert router.flush(6) is True
+            got = [r.iteration for r in back.records]
+            assert len(got) == 20 - router.dropped
+            assert got == sorted(got) and len(set(got)) == len(got)  # order kept
+            router.close()
+        finally:
+            router.close()
+            back.stop()
+    assert f"{router.dropped} record(s)" in caplog.text
