@@ -328,5 +328,13 @@ def distribution_chart(
         p.varea(
             x="x", y1=lo, y2=hi, source=source, fill_color="#ff7f0e", fill_alpha=0.15 + 0.12 * k
         )
-    p.line(x="x", y=f"p{PERCENTILES[n // 2]}", source=source, color="#a04000", line_width=1.5)
+    median = f"p{PERCENTILES[n // 2]}"
+    p.line(x="x", y=median, source=source, color="#a04000", line_width=1.5)
+    # the same as a whisker and a dot per iteration: visible with one histogram, where
+    # the areas and the line have no width
+    outer = f"p{PERCENTILES[0]}", f"p{PERCENTILES[-1]}"
+    p.segment(
+        x0="x", y0=outer[0], x1="x", y1=outer[1], source=source, color="#ff7f0e", line_alpha=0.5
+    )
+    p.scatter(x="x", y=median, source=source, size=3, color="#a04000")
     return p, source
