@@ -25,7 +25,6 @@ is then a lower bound.
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import TextIO
 import numpy as np
 
 from embedviz.errors import EmbedvizError
+from embedviz.stats.limits import CONTROL_CHARS
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -356,12 +356,10 @@ def diagnose(storage, session_id: str | None = None, worker_id: str | None = Non
 _LAYER_CHECKS = {"activations_collapsing", "activation_std", "dead_units"}
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
 def printable(text: str) -> str:
-    """``text`` with control characters escaped (``\\n``, ``\\x1b``), so that a name
-    recorded by someone else cannot rewrite or hide lines of a terminal.
+    """``text`` with control and bidirectional formatting characters escaped (``\\n``,
+    ``\\x1b``, ``\\u202e``; :data:`~embedviz.stats.limits.CONTROL_CHARS`), so that a name
+    recorded by someone else cannot rewrite, hide or disguise lines of a terminal.
 
     Examples
     --------
@@ -369,9 +367,9 @@ def printable(text: str) -> str:
     'evil\\\\nsummary: 0 error(s)'
     """
     text = str(text)
-    if _CONTROL.search(text) is None:
+    if CONTROL_CHARS.search(text) is None:
         return text
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def where_of(check: str, layer: str | None) -> str:
@@ -447,7 +445,7 @@ def run_check(
             if session not in sessions:
                 shown = ", ".join(printable(s) for s in sessions[-5:]) or "none"
                 print(
-                    f"embedviz: error: --session {printable(session)!r}: no such session in "
+                    f"embedviz: error: --session '{printable(session)}': no such session in "
                     f"{printable(path)} (newest: {shown})",
                     file=err,
                 )

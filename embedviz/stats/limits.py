@@ -36,15 +36,14 @@ MAX_JSON_DEPTH = 8
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def name_fits(name: str) -> bool:
-    """Whether ``name`` is short enough to be an id, name or key of a record.
-
-    Examples
-    --------
-    >>> name_fits("encoder.fc.weight"), name_fits("x" * 1001)
-    (True, False)
-    """
-    return len(name) <= MAX_NAME_CHARS
+#: Characters no id or name may hold, and that ``embedviz check`` escapes when it prints
+#: text recorded by someone else: C0 controls, DEL, C1 controls (a newline or
+#: ``\x1b[8m`` could rewrite or hide a terminal line) and the bidirectional formatting
+#: characters U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069 ("Trojan Source":
+#: ``"evil\u202efdp.exe"`` shows as ``evilexe.pdf``). Other format characters (Unicode
+#: category Cf) stay allowed: the zero-width joiner and non-joiner and the tag characters
+#: are parts of emoji and of Persian or Indic words, and they move no text.
+CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 _TOKEN_CHARS = re.compile(r"[ -~]+")  # printable ASCII

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -39,6 +38,7 @@ import numpy as np
 
 from embedviz.errors import InputError
 from embedviz.stats.limits import (
+    CONTROL_CHARS,
     INT64_MAX,
     INT64_MIN,
     MAX_HISTOGRAM_BINS,
@@ -316,23 +316,19 @@ def _integer(where: str, value: Any, optional: bool = False) -> int | None:
     return value
 
 
-# C0 controls, DEL and C1 controls: a name holding them could rewrite a terminal line
-# (``embedviz check`` prints names) or hide text (``\x1b[8m``)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
 def _string(where: str, value: Any) -> str:
     """An id or a name: a string of at most MAX_NAME_CHARS characters, valid Unicode,
-    no control characters."""
+    none of :data:`~embedviz.stats.limits.CONTROL_CHARS` (controls, bidi formatting)."""
     if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
         _fail(where, f"a string of at most {MAX_NAME_CHARS} characters", value)
     _no_surrogates(where, value)
-    bad = _CONTROL.search(value)
+    bad = CONTROL_CHARS.search(value)
     if bad is not None:
         raise InputError(
-            f"{where}: expected a name without control characters, got {value[:40]!r} with "
-            f"{bad.group()!r} at character {bad.start()}; remove it (newlines and escape "
-            "sequences would be printed raw by embedviz check)"
+            f"{where}: expected a name without control characters (nor bidirectional "
+            f"formatting ones), got {value[:40]!r} with {bad.group()!r} at character "
+            f"{bad.start()}; remove it (newlines, escape sequences and right-to-left "
+            "overrides would rewrite or disguise what embedviz check prints)"
         )
     return value
 
@@ -342,8 +338,9 @@ def check_name(value: Any, where: str = "name") -> str:
 
     What every record wants of its session and worker ids, parameter, layer and metric
     names, tags and labels: a string of at most ``MAX_NAME_CHARS`` characters, valid
-    Unicode, without control characters. A producer checks its ids with this when it is
-    built, so that its first ``put`` cannot fail in the middle of a training.
+    Unicode, without control characters nor bidirectional formatting ones
+    (:data:`~embedviz.stats.limits.CONTROL_CHARS`). A producer checks its ids with this
+    when it is built, so that its first ``put`` cannot fail in the middle of a training.
 
     Examples
     --------
@@ -352,7 +349,7 @@ def check_name(value: Any, where: str = "name") -> str:
     >>> check_name("a\\nb", "session_id")
     Traceback (most recent call last):
     ...
-    embedviz.errors.InputError: session_id: expected a name without control characters, ...
+    embedviz.errors.InputError: session_id: expected a name without control characters ...
     """
     return _string(where, value)
 
@@ -420,6 +417,22 @@ def _histogram(where: str, data: Any) -> Histogram:
     h = Histogram(data["lo"], data["hi"], list(counts))
     _histogram_shape(where, h)
     return h
+
+
+def _histogram_object(where: str, h: Any) -> None:
+    """Refuse a bad histogram of a Python record: its types first (real ``lo`` and
+    ``hi``, ``counts`` a list of integers), then its shape; made only for a bad one."""
+    if not isinstance(h, Histogram):
+        _fail(where, "a Histogram", h)
+    _number(f"{where}.lo", h.lo)
+    _number(f"{where}.hi", h.hi)
+    if not isinstance(h.counts, list | tuple | np.ndarray):
+        _fail(f"{where}.counts", f"a list of 1 to {MAX_HISTOGRAM_BINS} integers", h.counts)
+    for i, c in enumerate(h.counts):
+        if isinstance(c, bool) or not isinstance(c, int | np.integer):
+            _fail(f"{where}.counts[{i}]", "an integer", c)
+    _histogram_shape(where, h)
+    _fail(where, "a histogram of finite lo <= hi and counts >= 0", h)  # not reached
 
 
 def _histogram_shape(where: str, h: Histogram) -> None:
@@ -707,8 +720,8 @@ def check_record(record: Record, where: str = "record") -> None:
         f"{str(record.worker_id)[:40]!r}{at})"
     )
     ids = (record.session_id, record.worker_id)
-    if ids not in _NAMES_SEEN:
-        _common(where, vars(record), per_iteration=False)
+    if type(ids[0]) is not str or type(ids[1]) is not str or ids not in _NAMES_SEEN:
+        _common(where, vars(record), per_iteration=False)  # strings before they are keys
         _names(where, ids)
     ts = record.timestamp
     if type(ts) is not float or not TIMESTAMP_RANGE[0] <= ts <= TIMESTAMP_RANGE[1]:
@@ -717,6 +730,9 @@ def check_record(record: Record, where: str = "record") -> None:
         if type(iteration) is not int or not 0 <= iteration <= INT64_MAX:
             _iteration(f"{where}.iteration", iteration)
     if isinstance(record, Update):
+        for name in ("params", "activations", "histograms", "tags"):
+            if type(getattr(record, name)) is not dict:
+                _mapping(f"{where}.{name}", getattr(record, name))
         if record.params:
             _names(f"{where}.params", tuple(record.params))
         if record.activations:
@@ -724,11 +740,16 @@ def check_record(record: Record, where: str = "record") -> None:
         for kind, group in record.histograms.items():
             if kind not in HISTOGRAM_KINDS:
                 _fail(f"{where}.histograms", f"keys among {HISTOGRAM_KINDS}", kind)
+            _mapping(f"{where}.histograms.{kind}", group)
             _names(f"{where}.histograms.{kind}", tuple(group))
             for name, h in group.items():  # the message is made only for a bad one
-                lo, hi, counts = h.lo, h.hi, h.counts
-                if not (len(counts) and -math.inf < lo <= hi < math.inf and min(counts) >= 0):
-                    _histogram_shape(f"{where}.histograms.{kind}.{name}", h)
+                try:
+                    lo, hi, counts = h.lo, h.hi, h.counts
+                    good = len(counts) and -math.inf < lo <= hi < math.inf and min(counts) >= 0
+                except (AttributeError, TypeError):
+                    good = False
+                if not good:
+                    _histogram_object(f"{where}.histograms.{kind}.{name}", h)
         for key, value in record.tags.items():
             _string(f"{where}.tags key", key)
             _string(f"{where}.tags.{key}", value)
@@ -736,10 +757,14 @@ def check_record(record: Record, where: str = "record") -> None:
         _number_map(f"{where}.metrics", record.metrics)
     elif isinstance(record, Snapshot):
         _string(f"{where}.kind", record.kind)
+        if not isinstance(record.labels, list | tuple | np.ndarray):
+            _fail(f"{where}.labels", "a list of strings", record.labels)
         labels = list(record.labels)
         for i, label in enumerate(labels):
             _string(f"{where}.labels[{i}]", label)
         vectors = record.vectors
+        if not isinstance(vectors, list | tuple | np.ndarray):
+            _fail(f"{where}.vectors", "a list of rows of numbers (or a 2-d array)", vectors)
         if len(vectors):
             try:
                 matrix = np.asarray(vectors, dtype=np.float64)

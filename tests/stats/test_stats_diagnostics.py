@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from embedviz.stats.diagnostics import Finding, diagnose, format_finding, run_check
+from embedviz.stats.diagnostics import Finding, diagnose, format_finding, printable, run_check
 from embedviz.stats.records import ActivationStats, ParamStats, StaticInfo, Update
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 
@@ -248,3 +248,23 @@ def test_names_with_control_characters_are_printed_escaped(tmp_path):
     assert "session evil\\nsummary: 0 error(s)\\n\\x1b[8m\\x9b worker 0" in printed
     assert printed.splitlines()[-1].startswith("summary: 1 error(s)")
     assert sum(line.startswith("summary:") for line in printed.splitlines()) == 1
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u202a", "\u200e", "\u200f", "\u2066", "\u2069"])
+def test_bidirectional_formatting_characters_are_printed_escaped(char, tmp_path):
+    """A right-to-left override shows ``evil\\u202efdp.exe`` as ``evilexe.pdf``: ``check``
+    escapes it like a control character, once (``--session`` too, not a repr of it)."""
+    name = f"evil{char}fdp.exe"
+    escaped = "evil" + repr(char)[1:-1] + "fdp.exe"
+    assert printable(name) == escaped and repr(char)[1:-1].startswith("\\u")
+    assert printable("été 🙂 run\u200d#1") == "été 🙂 run\u200d#1"  # joiners stay
+    f = Finding("error", "ratio_high", name, "0", f"fc{char}.weight", (1, 5), "x", "do")
+    text = format_finding(f)
+    assert char not in text and "fc" + repr(char)[1:-1] + ".weight" in text
+    path = tmp_path / "runs.db"
+    with SQLiteStatsStorage(path) as s:
+        put_run(s)  # session "s"
+    out, err = io.StringIO(), io.StringIO()
+    assert run_check(str(path), out, err, session=f"{name}\n") == 2
+    assert f"--session '{escaped}\\n': no such session" in err.getvalue()
+    assert char not in err.getvalue() + out.getvalue()

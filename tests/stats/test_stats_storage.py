@@ -158,12 +158,25 @@ def test_in_memory_is_bounded_and_keeps_spikes():
     assert [u.iteration for u in kept] == sorted(u.iteration for u in kept)
 
 
+def _held_while(storage, records) -> int:
+    """Bytes tracemalloc sees held after putting ``records`` (made inside the trace)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for record in records:
+            storage.put(record)
+        return tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+
+
 def test_in_memory_memory_is_bounded_in_bytes_across_workers():
     """Histograms make updates large: the byte budget, not the count, binds. Measured
     with tracemalloc, the storage's memory stays within its budget however many updates
-    of however many workers arrive; every worker keeps its newest updates."""
-    import tracemalloc
-
+    of however many workers arrive, and its estimate is not below the truth; every
+    worker keeps its newest updates."""
     budget = 8 * 2**20
 
     def hists(i):  # 30 histograms of 30 counts, the counts int objects of their own
@@ -175,20 +188,66 @@ def test_in_memory_memory_is_bounded_in_bytes_across_workers():
         }
 
     storage = InMemoryStatsStorage(max_bytes=budget)
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        for i in range(1500):
-            for worker in ("0", "1", "2"):
-                storage.put(Update("run", worker, i, float(i), score=1.0, histograms=hists(i)))
-        held = tracemalloc.get_traced_memory()[0] - base
-    finally:
-        tracemalloc.stop()
-    assert storage._total_bytes <= budget
-    assert held < budget  # the estimate (~40 bytes per number) is not below the truth
+    held = _held_while(
+        storage,
+        (
+            Update("run", worker, i, float(i), score=1.0, histograms=hists(i))
+            for i in range(1000)
+            for worker in ("0", "1", "2")
+        ),
+    )
+    assert held <= storage._total_bytes <= budget  # the estimate is not below the truth
+    size = storage._bytes[("updates", "run", "0")] / len(storage.get_updates("run", "0"))
     for worker in ("0", "1", "2"):
         kept = [u.iteration for u in storage.get_updates("run", worker)]
-        assert kept[-1] == 1499 and 50 < len(kept) < 1500
+        assert kept[-1] == 999 and budget / 3 / size / 2 < len(kept) < 1000
+
+
+def test_in_memory_estimate_is_not_below_the_truth_without_histograms():
+    """Updates of many ParamStats and ActivationStats (long names, no histograms) and
+    snapshots with labels: what tracemalloc sees held stays within the estimate, so
+    within max_bytes (the old estimate of 40 bytes a number was 1.3 to 2.2 times low)."""
+    rng = np.random.default_rng(0)
+    budget = 4 * 2**20
+
+    def update(i, worker):
+        values = rng.random((200, 10)).tolist()
+        params = {f"encoder.layer{k}.attention.weight": ParamStats(*values[k]) for k in range(200)}
+        acts = {f"encoder.layer{k}.output": ActivationStats(*values[k][:3]) for k in range(50)}
+        return Update("run", worker, i, float(i), score=1.0, params=params, activations=acts)
+
+    storage = InMemoryStatsStorage(max_bytes=budget)
+    held = _held_while(storage, (update(i, w) for i in range(60) for w in ("0", "1")))
+    assert held <= storage._total_bytes <= budget
+    assert 5 <= len(storage.get_updates("run", "0")) < 60  # the bytes bound, not the count
+
+    def snapshot(i, worker):
+        labels = [f"wörd-{k}-{i}" for k in range(2000)]
+        return Snapshot("run", worker, i, float(i), "emb", labels, rng.random((2000, 2)).tolist())
+
+    storage = InMemoryStatsStorage(max_bytes=2 * budget)
+    held = _held_while(storage, (snapshot(i, w) for i in range(25) for w in ("0", "1")))
+    assert held <= storage._total_bytes <= 2 * budget
+    assert 5 <= len(storage.get_snapshots("run", "0")) < 25  # the bytes bound binds
+
+
+def test_in_memory_refuses_a_record_beyond_an_eighth_of_max_bytes():
+    """The storage keeps ~7 records of each kind per worker whatever their size, so a
+    record larger than max_bytes / 8 would make the bound meaningless: it is refused."""
+    storage = InMemoryStatsStorage(max_bytes=4 * 2**20)
+    labels = [f"w{k}" for k in range(2000)]
+    big = Snapshot("run", "0", 1, 1.0, "emb", labels, np.zeros((2000, 50)).tolist())
+    with pytest.raises(
+        InputError,
+        match=r"record \(session 'run', worker '0', iteration 1\): a Snapshot estimated at "
+        r"[\d,]+ bytes, more than max_bytes / 8 \(524,288\)",
+    ):
+        storage.put_many([Update("run", "0", 1, 1.0), big])
+    assert storage.list_sessions() == []  # nothing of the batch
+    small = Snapshot("run", "0", 1, 1.0, "emb", labels[:100], np.zeros((100, 50)).tolist())
+    for i in range(20):
+        storage.put(Snapshot(**{**vars(small), "iteration": i}))
+    assert storage._total_bytes <= storage.max_bytes
 
 
 def test_in_memory_refuses_a_worker_beyond_max_workers():
@@ -811,6 +870,67 @@ def test_record_names_with_control_characters_are_refused(tmp_path):
                 storage.put(Update(evil, "0", 1, 5.0))
             with pytest.raises(InputError, match=r"params name: .*'\\n' at character 1"):
                 storage.put(Update("p", "0", 1, 5.0, params={"a\nb": ParamStats(0.0, 1.0, 1.0)}))
+            assert storage.list_sessions() == []
+
+
+def _hist_update(h):
+    return Update("p", "0", 1, 5.0, histograms={"params": {"w": h}})
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        (Update(["a"], "0", 1, 5.0), r"\.session_id: expected a string .*, got \['a'\]"),
+        (Update("p", ("0",), 1, 5.0), r"\.worker_id: expected a string .*, got \('0',\)"),
+        (_hist_update(Histogram("x", 1.0, [1])), r"\.histograms\.params\.w\.lo: expected a number"),
+        (_hist_update(Histogram(0.0, None, [1])), r"\.histograms\.params\.w\.hi: .*got None"),
+        (
+            _hist_update(Histogram(0.0, 1.0, ["1"])),
+            r"\.histograms\.params\.w\.counts\[0\]: expected an integer",
+        ),
+        (
+            _hist_update(Histogram(0.0, 1.0, None)),
+            r"\.histograms\.params\.w\.counts: expected a list of 1 to",
+        ),
+        (_hist_update([0.0, 1.0, [1]]), r"\.histograms\.params\.w: expected a Histogram"),
+        (Update("p", "0", 1, 5.0, histograms={"params": [1]}), r"\.histograms\.params: .*object"),
+        (Update("p", "0", 1, 5.0, tags=[("k", "v")]), r"\.tags: expected an object, got \[\("),
+        (Update("p", "0", 1, 5.0, params=["w"]), r"\.params: expected an object, got \['w'\]"),
+        (Snapshot("p", "0", 1, 5.0, "emb", [], None), r"\.vectors: expected a list of rows"),
+        (Snapshot("p", "0", 1, 5.0, "emb", None, [[1.0]]), r"\.labels: expected a list of str"),
+    ],
+)
+def test_python_records_of_wrong_types_are_refused_alike(record, message, tmp_path):
+    """A Python producer's record of wrong types gets the InputError check_record
+    promises, naming the record and the field (not a TypeError from inside it), and
+    every storage goes on working."""
+    named = r"record \(session .*, worker .*, iteration 1\)"
+    with SQLiteStatsStorage(tmp_path / "runs.db") as sqlite:
+        for storage in (InMemoryStatsStorage(), sqlite):
+            with pytest.raises(InputError, match=named + message):
+                storage.put(record)
+            storage.put(Update("p", "0", 1, 5.0))
+            assert storage.list_sessions() == ["p"]
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u202a", "\u200e", "\u200f", "\u2066", "\u2069"])
+def test_names_with_bidirectional_formatting_characters_are_refused(char, tmp_path):
+    """``evil\u202efdp.exe`` shows as ``evilexe.pdf``: refused like a control character;
+    the joiners that emoji and Persian words need are not."""
+    from embedviz.stats.records import check_name
+
+    shown = repr(char)[1:-1].replace("\\", "\\\\")
+    with pytest.raises(InputError, match=rf"session_id: .*bidirectional.*'{shown}' at character 4"):
+        check_name(f"evil{char}fdp.exe", "session_id")
+    with pytest.raises(InputError, match=rf"\.labels\[0\]: .*'{shown}' at character 1"):
+        record_from_dict({**_SNAP, "labels": [f"a{char}", "b"]})
+    assert check_name("👩\u200d💻 run\u200c1") == "👩\u200d💻 run\u200c1"
+    with SQLiteStatsStorage(tmp_path / "runs.db") as sqlite:
+        for storage in (InMemoryStatsStorage(), sqlite):
+            with pytest.raises(InputError, match=rf"worker_id: .*'{shown}' at character 1"):
+                storage.put(Update("p", f"w{char}", 1, 5.0))
+            with pytest.raises(InputError, match=rf"tags\.phase: .*'{shown}'"):
+                storage.put(Update("p", "0", 1, 5.0, tags={"phase": f"x{char}"}))
             assert storage.list_sessions() == []
 
 
