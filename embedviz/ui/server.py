@@ -229,8 +229,9 @@ class UIServer:
             for _, s in self._storages:
                 if isinstance(s, SQLiteStatsStorage) and not s.read_only:
                     return s
-            if self._memory is None:  # bounded so that the server stays well under 300 MB
-                self._memory = InMemoryStatsStorage(max_bytes=96 * 2**20)
+            if self._memory is None:  # bounded so that the server stays under 300 MB
+                # (the estimate is ~1.1-1.6x the memory held; one record up to 16 MiB)
+                self._memory = InMemoryStatsStorage(max_bytes=128 * 2**20)
                 self._storages.append(("remote (in memory)", self._memory))
             return self._memory
 
