@@ -31,3 +31,17 @@ def with_zero_rows(blobs):
     X = blobs[0].copy()
     X[[3, 17]] = 0.0
     return X
+
+
+@pytest.fixture
+def foreign_sqlite(tmp_path):
+    """Another program's SQLite file (not ours): (path, its bytes)."""
+    import sqlite3
+
+    path = tmp_path / "foreign.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE customers(id INTEGER, name TEXT)")
+    con.execute("INSERT INTO customers VALUES (1, 'a')")
+    con.commit()
+    con.close()
+    return path, path.read_bytes()

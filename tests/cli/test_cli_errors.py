@@ -139,21 +139,11 @@ def test_usage_errors_exit_2(argv, capsys):
     assert "usage: embedviz" in capsys.readouterr().err
 
 
-def _foreign_db(path):
-    import sqlite3
-
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE customers(id INTEGER, name TEXT)")
-    con.execute("INSERT INTO customers VALUES (1, 'a')")
-    con.commit()
-    con.close()
-    return path.read_bytes()
-
-
-def test_check_and_tsne_stats_leave_a_foreign_file_unchanged(tmp_path, small_model, capsys):
+def test_check_and_tsne_stats_leave_a_foreign_file_unchanged(
+    tmp_path, small_model, capsys, foreign_sqlite
+):
     """Refusing another program's SQLite file must not switch it to WAL or add tables."""
-    foreign = tmp_path / "foreign.db"
-    before = _foreign_db(foreign)
+    foreign, before = foreign_sqlite
     assert main(["check", str(foreign)]) == 2
     out = tmp_path / "m.html"
     rc = main(["tsne", str(small_model[0]), "-o", str(out), "--stats", str(foreign), "-q",

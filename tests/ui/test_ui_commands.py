@@ -161,17 +161,6 @@ def test_unreadable_or_empty_token_file_is_one_line(
         commands.run_ui([str(sqlite_path)], port=0, token="t", token_file=path)
 
 
-def _foreign_file(path):
-    import sqlite3
-
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE customers(id INTEGER, name TEXT)")
-    con.execute("INSERT INTO customers VALUES (1, 'a')")
-    con.commit()
-    con.close()
-    return path.read_bytes()
-
-
 def _serve_once(monkeypatch, paths, **kw):
     """run_ui on ``paths`` until it has answered /api/sessions once; the answer."""
     from embedviz.ui.server import UIServer
@@ -214,9 +203,10 @@ def test_viewing_a_version_1_file_leaves_it_version_1(sqlite_path, monkeypatch):
     assert second.exists() and sqlite_path.read_bytes() == before
 
 
-def test_refused_foreign_file_is_left_unchanged(tmp_path, monkeypatch, with_ui_commands, capsys):
-    foreign = tmp_path / "foreign.db"
-    before = _foreign_file(foreign)
+def test_refused_foreign_file_is_left_unchanged(
+    tmp_path, monkeypatch, with_ui_commands, capsys, foreign_sqlite
+):
+    foreign, before = foreign_sqlite
     for enable_remote in (False, True):
         with pytest.raises(FileFormatError, match="another program"):
             commands.run_ui([str(foreign)], port=0, enable_remote=enable_remote)
