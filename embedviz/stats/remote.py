@@ -446,6 +446,31 @@ class RemoteStatsRouter(StatsStorage):
             tempfile.gettempdir(),
         )
 
+    # -- asking the UI ----------------------------------------------------------------
+    def list_workers(self, session_id: str) -> list[str]:
+        """The workers the UI already holds under ``session_id`` (``GET /api/sessions``),
+        so that a run started again under a name used before becomes ``NAME-2`` (see
+        :func:`~embedviz.stats.system.unused_session_id`). ``[]`` when the UI cannot be
+        asked (away, refusing, slow: at most 2 s)."""
+        request = urllib.request.Request(self.url[: -len("records")] + "sessions")
+        if self.token is not None:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=min(self.timeout, 2.0)) as response:
+                answer = json.loads(response.read(16 * 2**20))
+        except (OSError, ValueError) as exc:  # no answer, refused, not JSON
+            log.debug("could not ask %s for its sessions: %s", self.url, exc)
+            return []
+        sessions = answer.get("sessions") if isinstance(answer, dict) else None
+        if not isinstance(sessions, list):
+            return []
+        return [
+            str(w)
+            for s in sessions
+            if isinstance(s, dict) and s.get("session_id") == session_id
+            for w in s.get("workers") or []
+        ]
+
     # -- sending (background thread) ------------------------------------------------
     def _post(self, payloads: list[str]) -> tuple[int, str]:
         """POST one batch; (HTTP status or 0 for no answer, message)."""

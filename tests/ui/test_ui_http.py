@@ -571,3 +571,29 @@ def test_a_full_in_memory_storage_answers_507_and_stores_nothing_of_the_batch():
     status, answer = store_records_impl(ReceiverConfig(), body, lambda: storage)
     assert status == 507 and "max_workers=8" in answer["error"]
     assert [u.iteration for u in storage.get_updates("run-0")] == [1]
+
+
+def test_a_session_name_used_before_becomes_name_2_through_the_remote_router(served):
+    """The router asks the UI (GET /api/sessions) which workers a session holds, so a
+    run started again under the same name does not mix its iterations into the first's;
+    a UI that cannot be asked leaves the name as it is."""
+    torch = pytest.importorskip("torch")
+    from embedviz.stats.listener import StatsListener
+    from embedviz.stats.remote import RemoteStatsRouter
+
+    ui, storage = served(enable_remote=True, token="t0ken")
+    names = []
+    for _ in range(2):
+        model = torch.nn.Linear(3, 2)
+        router = RemoteStatsRouter(ui.url, token="t0ken", spill_path=None)
+        with StatsListener(router, model, frequency=1, session_id="again") as listener:
+            loss = model(torch.ones(4, 3)).sum()
+            loss.backward()
+            listener.step(loss)
+        router.close()
+        names.append(listener.session_id)
+    assert names == ["again", "again-2"]
+    assert [len(storage.get_updates(n)) for n in names] == [1, 1]
+    away = RemoteStatsRouter("http://127.0.0.1:9", spill_path=None)  # nothing listens
+    assert away.list_workers("again") == []
+    away.close()
