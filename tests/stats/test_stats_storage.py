@@ -997,14 +997,8 @@ def _open_fds(path):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
-def test_refused_foreign_file_is_left_unchanged_and_closed(tmp_path):
-    foreign = tmp_path / "foreign.db"
-    con = sqlite3.connect(foreign)
-    con.execute("CREATE TABLE customers(id INTEGER, name TEXT)")
-    con.execute("INSERT INTO customers VALUES (1, 'a')")
-    con.commit()
-    con.close()
-    before = foreign.read_bytes()
+def test_refused_foreign_file_is_left_unchanged_and_closed(tmp_path, foreign_sqlite):
+    foreign, before = foreign_sqlite
     for read_only in (False, True):
         with pytest.raises(FileFormatError, match="another program"):
             SQLiteStatsStorage(foreign, read_only=read_only)
