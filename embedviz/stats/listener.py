@@ -411,13 +411,17 @@ class StatsListener:
             return
         hist_now = self.histogram_frequency > 0 and self.iteration % self.histogram_frequency == 0
         self._bins = self.histogram_bins if hist_now else 0
-        if self.collect_activations:  # one global hook: registering 5 cost 30 us cold
+        if self.collect_activations and not self._forward_handles:
+            # one global hook (registering 5 cost 30 us cold), kept while every
+            # iteration is reported
             self._forward_handles = [self._register_hook(self._forward)]
 
-    def _disarm(self) -> None:
-        for handle in self._forward_handles:
-            handle.remove()
-        self._forward_handles = []
+    def _disarm(self, keep_hook: bool = False) -> None:
+        """End a reported iteration; ``keep_hook`` when the next one is reported too."""
+        if not keep_hook:
+            for handle in self._forward_handles:
+                handle.remove()
+            self._forward_handles = []
         self._armed = False
         self._before = None
         self._acts, self._grads, self._stepped = {}, None, None  # this report's numbers
@@ -516,8 +520,8 @@ class StatsListener:
         try:  # a bad loss is an error of this call; the next iteration is counted as usual
             update, arrays = self._build_update(loss)
         finally:
-            self._disarm()
             self.iteration += 1
+            self._disarm(keep_hook=self.iteration % self.frequency == 0)
             self._arm()
         update.collect_seconds = self._collect + time.perf_counter() - t0
         self._collect = 0.0

@@ -156,6 +156,7 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         self._buffer: list = []
         self._names_by_key: dict[tuple, tuple[str, ...]] = {}
         self._hist_keys: dict[tuple, tuple] = {}  # (kind, name, bins, ...) of histograms
+        self._hist_by_groups: dict[tuple, tuple] = {}  # those keys by (kind, names, bins)
         self._hist_layouts = HistogramLayouts()
         self._has_sets = False  # the file has the histogram_sets table (version 2)
         self._buffer_lock = threading.Lock()
@@ -423,15 +424,14 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         self._check_open_for_writing()
         row = self._pack(update)
         if arrays:
-            key = tuple(
-                x
-                for kind, names, _, counts in arrays
-                for n in names
-                for x in (kind, n, len(counts[0]))
-            )
+            # the flat key (kind, name, bins, ...), found by a short key of the groups
+            short = tuple((kind, tuple(names), c.shape[1]) for kind, names, _, c in arrays)
+            key = self._hist_by_groups.get(short)
+            if key is None:
+                key = tuple(x for kind, names, b in short for n in names for x in (kind, n, b))
+                key = self._hist_by_groups[short] = self._hist_keys.setdefault(key, key)
             limits = np.concatenate([a[2] for a in arrays]).astype("<f8", copy=False)
             counts = np.concatenate([a[3].ravel() for a in arrays]).astype("<i8", copy=False)
-            key = self._hist_keys.setdefault(key, key)
             row = (*row[:-1], (key, limits.tobytes(), counts.tobytes()))
         self._enqueue([row])
 

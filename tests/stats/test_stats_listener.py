@@ -162,6 +162,22 @@ def test_hooks_only_on_reported_iterations(digits):
     assert armed == [i % 4 == 0 for i in range(9)]
 
 
+def test_frequency_one_keeps_its_one_hook_until_close(digits):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    hooks = []
+    with StatsListener(storage, model, opt, frequency=1, session_id="f1") as listener:
+        for _ in range(4):
+            hooks.append(dict(_global_forward_hooks()))
+            train(model, opt, digits, 1, listener)
+    assert len(hooks[0]) == 1 and all(h == hooks[0] for h in hooks)  # registered once
+    assert not _global_forward_hooks()
+    updates = storage.get_updates("f1")
+    assert [u.iteration for u in updates] == [0, 1, 2, 3]
+    assert all(len(u.activations) == len(updates[0].activations) > 0 for u in updates)
+
+
 def test_histograms_on_their_cadence(digits):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
