@@ -1150,3 +1150,54 @@ def test_check_name_and_static_info_refused_alike(tmp_path):
                 storage.put(not_json)
             storage.put(StaticInfo("run", "0", 5.0, config={"betas": (0.9, 0.99)}))
             assert storage.get_static_info("run", "0").config["betas"] in ((0.9, 0.99), [0.9, 0.99])
+
+
+def _varied_updates():
+    """Updates with every kind of value a layout key tells apart."""
+    full = ParamStats(0.1, 0.2, 0.3, 1e-3, 2e-3, 3e-3, -1e-4, 2e-4, 3e-4, 1e-3)
+    part = ParamStats(0.5, math.nan, 0.7, update_mean=math.inf)
+    return [
+        Update("s", "0", 0, 1.0),
+        Update("s", "0", 1, 1.0, score=2.0, epoch=3, collect_seconds=1e-4),
+        Update(
+            "s", "0", 2, 1.0, examples_per_sec=5.0, learning_rates=[0.1, 0.01],
+            params={"a.weight": full, "a.bias": part, "b": full},
+            activations={"a": ActivationStats(0.1, 1.0, 0.5), "b": ActivationStats(0.0, 2.0)},
+            memory={"rss_bytes": 1e8}, extra={"kl": 1.5},
+        ),
+    ]  # fmt: skip
+
+
+def test_scalar_names_of_a_layout_key_are_the_update_scalars():
+    from embedviz.stats.sqlite_layout import flatten_update, scalar_names
+
+    for u in _varied_updates():
+        key, values = flatten_update(u)
+        assert scalar_names(key) == tuple(u.scalars())
+        assert values == list(u.scalars().values())
+
+
+def test_packing_statistics_rows_gives_the_bytes_of_the_objects():
+    """The listener's path (params and activations as rows of field values) packs the
+    same key and bytes as the same numbers given as objects."""
+    from embedviz.stats.sqlite_layout import pack_update
+
+    u = _varied_updates()[2]
+    u.params = {n: p for n, p in u.params.items() if None not in vars(p).values()}
+    u.activations = {"a": u.activations["a"], "c": ActivationStats(math.nan, 0.0, 1.0)}
+    rows = {
+        group: (list(stats), np.array([list(vars(s).values()) for s in stats.values()]))
+        for group, stats in (("params", u.params), ("activations", u.activations))
+    }
+    bare = Update(**{**vars(u), "params": {}, "activations": {}})
+    assert pack_update(bare, rows["params"], rows["activations"]) == pack_update(u)
+    no_acts = Update(**{**vars(u), "activations": {}})
+    assert pack_update(bare, rows["params"]) == pack_update(no_acts)
+    no_params = Update(**{**vars(u), "params": {}})
+    assert pack_update(no_params, rows["params"]) == pack_update(u)
+    assert pack_update(no_acts, None, rows["activations"]) == pack_update(u)
+    assert pack_update(bare, activations=rows["activations"]) == pack_update(no_params)
+    with pytest.raises(ValueError, match="given as rows and in the update"):
+        pack_update(u, rows["params"])
+    with pytest.raises(ValueError, match="rows of shape"):
+        pack_update(bare, (["x"], np.zeros((1, 3))))
