@@ -21,8 +21,8 @@ from embedviz.stats.records import (
     Snapshot,
     StaticInfo,
     Update,
-    check_record,
 )
+from embedviz.stats.validation import check_record
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class StatsStorage:
     def put_many(self, records: Iterable[Record]) -> None:
         """Store several records, in order.
 
-        Each is checked first (:func:`~embedviz.stats.records.check_record`), the same
+        Each is checked first (:func:`~embedviz.stats.validation.check_record`), the same
         for every storage: a record no storage could keep raises InputError and nothing
         of the call is stored.
         """
@@ -180,7 +180,7 @@ class StatsStorage:
 
     def _put_made_valid(self, record: Record) -> None:
         """Store a record that its producer made valid by construction, without
-        :func:`~embedviz.stats.records.check_record` (the listener: its names are
+        :func:`~embedviz.stats.validation.check_record` (the listener: its names are
         checked when it is built, its numbers come from its own loops; at every
         iteration with histograms the check would cost ~2 % of a small model's
         training)."""

@@ -4,7 +4,7 @@ The remote receiver (``POST /api/records``, :mod:`embedviz.ui.receiver`) refuses
 record beyond them for good (HTTP 400, which :class:`~embedviz.stats.remote.RemoteStatsRouter`
 does not retry), so a producer must never make such a record: the listener checks its
 settings and names against these constants when it is built, and
-:func:`embedviz.stats.records.record_from_dict` / ``check_record`` validate with them.
+:func:`embedviz.stats.validation.record_from_dict` / ``check_record`` validate with them.
 The same holds for the token (:func:`check_token`), which the UI (``UIServer``,
 :mod:`embedviz.ui.auth`) and :class:`~embedviz.stats.remote.RemoteStatsRouter` both
 check. This module imports neither bokeh nor torch, so any of them can use it.

@@ -57,7 +57,6 @@ from embedviz.stats.records import (
     ParamStats,
     StaticInfo,
     Update,
-    check_name,
 )
 from embedviz.stats.system import (
     hardware_info,
@@ -66,6 +65,7 @@ from embedviz.stats.system import (
     software_info,
     unused_session_id,
 )
+from embedviz.stats.validation import check_name
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ decided from the headers, so that a client that sends its whole body before read
 Continue`` (curl), or a larger body, gets the answer at once, without the body being
 read, and the connection is then closed.
 
-Validation is :func:`embedviz.stats.records.record_from_dict`, a fixed table of four
+Validation is :func:`embedviz.stats.validation.record_from_dict`, a fixed table of four
 dataclasses: nothing named in a payload is imported, evaluated or instantiated.
 Delivery is at least once: a batch whose exact bytes were stored recently is answered
 200 again without storing it twice (the router resends a batch whose answer it lost).
@@ -43,7 +43,8 @@ from tornado.web import RequestHandler, stream_request_body
 
 from embedviz.errors import EmbedvizError, StorageFullError
 from embedviz.stats.limits import check_token
-from embedviz.stats.records import SCHEMA_VERSION, record_from_dict
+from embedviz.stats.records import SCHEMA_VERSION
+from embedviz.stats.validation import record_from_dict
 from embedviz.ui.auth import UNAUTHORISED_JSON, HostCheck, bearer_matches
 
 log = logging.getLogger(__name__)

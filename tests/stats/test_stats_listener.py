@@ -245,7 +245,7 @@ def test_bad_arguments():
 def test_updates_stored_unchecked_are_what_the_check_accepts(digits):
     """The listener's updates skip the storages' check_record (valid by construction):
     hold it to that, with histograms of every kind, NaN loss included."""
-    from embedviz.stats.records import check_record
+    from embedviz.stats.validation import check_record
 
     model = make_model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

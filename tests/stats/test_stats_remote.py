@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from embedviz.errors import InputError
-from embedviz.stats.records import SCHEMA_VERSION, Update, record_from_dict
+from embedviz.stats.records import SCHEMA_VERSION, Update
 from embedviz.stats.remote import RemoteStatsRouter
+from embedviz.stats.validation import record_from_dict
 
 
 class Receiver:

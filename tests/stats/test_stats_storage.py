@@ -24,11 +24,11 @@ from embedviz.stats.records import (
     Snapshot,
     StaticInfo,
     Update,
-    record_from_dict,
     to_dict,
 )
 from embedviz.stats.series import downsample_minmax
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+from embedviz.stats.validation import record_from_dict
 
 
 def make_update(i, worker="0", session="run", n_params=3, score=None, hist=False):
@@ -917,7 +917,7 @@ def test_python_records_of_wrong_types_are_refused_alike(record, message, tmp_pa
 def test_names_with_bidirectional_formatting_characters_are_refused(char, tmp_path):
     """``evil\u202efdp.exe`` shows as ``evilexe.pdf``: refused like a control character;
     the joiners that emoji and Persian words need are not."""
-    from embedviz.stats.records import check_name
+    from embedviz.stats.validation import check_name
 
     shown = repr(char)[1:-1].replace("\\", "\\\\")
     with pytest.raises(InputError, match=rf"session_id: .*bidirectional.*'{shown}' at character 4"):
@@ -1136,7 +1136,7 @@ def test_histograms_without_bins_written_before_they_were_refused_are_read(tmp_p
 
 
 def test_check_name_and_static_info_refused_alike(tmp_path):
-    from embedviz.stats.records import check_name
+    from embedviz.stats.validation import check_name
 
     assert check_name("encoder.fc.weight") == "encoder.fc.weight"
     with pytest.raises(InputError, match=r"session_id: .*'\\t' at character 3"):

@@ -1,0 +1,562 @@
+"""Checking records: :func:`record_from_dict` (plain dicts, e.g. JSON from the network,
+into records), :func:`check_record` (records built in Python, before a storage takes
+them) and :func:`check_name`.
+
+Both refuse the same things, with one :class:`~embedviz.errors.InputError` naming the
+field: wrong types, names with control characters or over
+:data:`~embedviz.stats.limits.MAX_NAME_CHARS`, timestamps outside
+:data:`TIMESTAMP_RANGE`, negative iterations, integers beyond 64 bits, histograms that
+are empty, inverted or over :data:`~embedviz.stats.limits.MAX_HISTOGRAM_BINS`, ragged
+snapshots. ``record_from_dict`` never instantiates anything named in its input (the
+record type comes from a fixed table); the remote receiver relies on that.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import MISSING, fields
+from typing import Any
+
+import numpy as np
+
+from embedviz.errors import InputError
+from embedviz.stats.limits import (
+    CONTROL_CHARS,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_HISTOGRAM_BINS,
+    MAX_JSON_DEPTH,
+    MAX_NAME_CHARS,
+)
+from embedviz.stats.records import (
+    _TYPE_NAMES,
+    HISTOGRAM_KINDS,
+    ActivationStats,
+    EvalRecord,
+    Histogram,
+    LayerInfo,
+    ParamStats,
+    Record,
+    Snapshot,
+    StaticInfo,
+    Update,
+    to_dict,
+)
+
+
+def _fail(where: str, expected: str, value: Any) -> None:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    raise InputError(f"{where}: expected {expected}, got {shown}")
+
+
+def _int64(where: str, value: int) -> None:
+    """Integers must fit SQLite's signed 64 bits (JSON allows any size)."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        shown = str(value) if len(str(value)) <= 30 else f"an integer of {len(str(value))} digits"
+        raise InputError(
+            f"{where}: expected an integer within signed 64 bits [-2**63, 2**63 - 1], got "
+            f"{shown}; send it as a float or a string"
+        )
+
+
+def _no_surrogates(where: str, value: str) -> None:
+    """Strings must be valid Unicode (JSON allows a lone ``\\ud800``; SQLite cannot store it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{where}: expected valid Unicode text, got a string with a lone surrogate "
+            f"{value[exc.start]!r} at character {exc.start}; send UTF-8 text"
+        ) from None
+
+
+def _number(where: str, value: Any, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(where, "a number" + (" or null" if optional else ""), value)
+    if isinstance(value, int):
+        _int64(where, value)
+    return value
+
+
+def _integer(where: str, value: Any, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(where, "an integer" + (" or null" if optional else ""), value)
+    _int64(where, value)
+    return value
+
+
+def _string(where: str, value: Any) -> str:
+    """An id or a name: a string of at most MAX_NAME_CHARS characters, valid Unicode,
+    none of :data:`~embedviz.stats.limits.CONTROL_CHARS` (controls, bidi formatting)."""
+    if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
+        _fail(where, f"a string of at most {MAX_NAME_CHARS} characters", value)
+    _no_surrogates(where, value)
+    bad = CONTROL_CHARS.search(value)
+    if bad is not None:
+        raise InputError(
+            f"{where}: expected a name without control characters (nor bidirectional "
+            f"formatting ones), got {value[:40]!r} with {bad.group()!r} at character "
+            f"{bad.start()}; remove it (newlines, escape sequences and right-to-left "
+            "overrides would rewrite or disguise what embedviz check prints)"
+        )
+    return value
+
+
+def check_name(value: Any, where: str = "name") -> str:
+    """Refuse an id or a name that no record may hold; returns it.
+
+    What every record wants of its session and worker ids, parameter, layer and metric
+    names, tags and labels: a string of at most ``MAX_NAME_CHARS`` characters, valid
+    Unicode, without control characters nor bidirectional formatting ones
+    (:data:`~embedviz.stats.limits.CONTROL_CHARS`). A producer checks its ids with this
+    when it is built, so that its first ``put`` cannot fail in the middle of a training.
+
+    Examples
+    --------
+    >>> check_name("run-1", "session_id")
+    'run-1'
+    >>> check_name("a\\nb", "session_id")
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: session_id: expected a name without control characters ...
+    """
+    return _string(where, value)
+
+
+def _mapping(where: str, value: Any) -> dict:
+    if not isinstance(value, dict):
+        _fail(where, "an object", value)
+    for key in value:
+        _string(f"{where} key", key)
+    return value
+
+
+def _plain(where: str, value: Any, depth: int = 0) -> Any:
+    """Free-form JSON data (config, hardware): only JSON types, bounded depth."""
+    if depth > MAX_JSON_DEPTH:
+        _fail(where, f"JSON nested at most {MAX_JSON_DEPTH} levels", "deeper")
+    if isinstance(value, str):
+        _no_surrogates(where, value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        _int64(where, value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [_plain(f"{where}[{i}]", v, depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {
+            _string(f"{where} key", k): _plain(f"{where}.{k}", v, depth + 1)
+            for k, v in value.items()
+        }
+    _fail(where, "JSON data", value)
+
+
+def _check_keys(where: str, data: dict, cls: type, skip: tuple[str, ...] = ()) -> None:
+    names = {f.name for f in fields(cls)}
+    required = {
+        f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+    }
+    unknown = set(data) - names - set(skip)
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(names)}")
+    missing = {n for n in required if n not in data}
+    if missing:
+        raise InputError(f"{where}: missing field(s) {sorted(missing)}")
+
+
+def _stats(where: str, data: Any, cls: type) -> Any:
+    _mapping(where, data)
+    _check_keys(where, data, cls)
+    for f in fields(cls):
+        if f.name in data:
+            _number(f"{where}.{f.name}", data[f.name], optional=True)
+    return cls(**data)
+
+
+def _histogram(where: str, data: Any) -> Histogram:
+    _mapping(where, data)
+    _check_keys(where, data, Histogram)
+    _number(f"{where}.lo", data["lo"])
+    _number(f"{where}.hi", data["hi"])
+    counts = data["counts"]
+    if not isinstance(counts, list) or not 1 <= len(counts) <= MAX_HISTOGRAM_BINS:
+        _fail(f"{where}.counts", f"a list of 1 to {MAX_HISTOGRAM_BINS} integers", counts)
+    for i, c in enumerate(counts):
+        _integer(f"{where}.counts[{i}]", c)
+    h = Histogram(data["lo"], data["hi"], list(counts))
+    _histogram_shape(where, h)
+    return h
+
+
+def _histogram_object(where: str, h: Any) -> None:
+    """Refuse a bad histogram of a Python record: its types first (real ``lo`` and
+    ``hi``, ``counts`` a list of integers), then its shape; made only for a bad one."""
+    if not isinstance(h, Histogram):
+        _fail(where, "a Histogram", h)
+    _number(f"{where}.lo", h.lo)
+    _number(f"{where}.hi", h.hi)
+    if not isinstance(h.counts, list | tuple | np.ndarray):
+        _fail(f"{where}.counts", f"a list of 1 to {MAX_HISTOGRAM_BINS} integers", h.counts)
+    for i, c in enumerate(h.counts):
+        if isinstance(c, bool) or not isinstance(c, int | np.integer):
+            _fail(f"{where}.counts[{i}]", "an integer", c)
+    _histogram_shape(where, h)
+    _fail(where, "a histogram of finite lo <= hi and counts >= 0", h)  # not reached
+
+
+def _histogram_shape(where: str, h: Histogram) -> None:
+    """At least one bin, finite ``lo <= hi``, counts >= 0 (what the pages draw)."""
+    if len(h.counts) < 1:
+        _fail(f"{where}.counts", "at least one bin", h.counts)
+    if not (math.isfinite(h.lo) and math.isfinite(h.hi) and h.lo <= h.hi):
+        raise InputError(
+            f"{where}: expected finite limits lo <= hi, got lo={h.lo!r}, hi={h.hi!r}; bin "
+            "the finite values between their min and max"
+        )
+    low = min(h.counts)
+    if low < 0:
+        _fail(f"{where}.counts", "counts >= 0", low)
+
+
+# Unix seconds a timestamp may hold: from 1970 to 1e11 (year 5138); beyond, dates
+# cannot be formatted (Python's datetime stops at year 9999) and NaN cannot be stored
+TIMESTAMP_RANGE = (0.0, 1e11)
+
+
+def _timestamp(where: str, value: Any) -> None:
+    _number(where, value)
+    if not TIMESTAMP_RANGE[0] <= value <= TIMESTAMP_RANGE[1]:  # False for NaN
+        raise InputError(
+            f"{where}: expected Unix seconds between {TIMESTAMP_RANGE[0]:g} and "
+            f"{TIMESTAMP_RANGE[1]:g} (finite), got {value!r}; record time.time()"
+        )
+
+
+def _iteration(where: str, value: Any) -> None:
+    _integer(where, value)
+    if value < 0:
+        _fail(where, "an integer >= 0", value)
+
+
+def _number_map(where: str, data: Any) -> dict[str, float]:
+    _mapping(where, data)
+    for k, v in data.items():
+        _number(f"{where}.{k}", v)
+    return dict(data)
+
+
+def _common(where: str, data: dict, per_iteration: bool = True) -> None:
+    _string(f"{where}.session_id", data.get("session_id"))
+    _string(f"{where}.worker_id", data.get("worker_id"))
+    _timestamp(f"{where}.timestamp", data.get("timestamp"))
+    if per_iteration:
+        _iteration(f"{where}.iteration", data.get("iteration"))
+
+
+def _update_from_dict(where: str, d: dict) -> Update:
+    _common(where, d)
+    for name in ("score", "examples_per_sec", "minibatches_per_sec", "collect_seconds"):
+        _number(f"{where}.{name}", d.get(name), optional=True)
+    _integer(f"{where}.epoch", d.get("epoch"), optional=True)
+    lrs = d.get("learning_rates", [])
+    if not isinstance(lrs, list):
+        _fail(f"{where}.learning_rates", "a list of numbers", lrs)
+    for i, lr in enumerate(lrs):
+        _number(f"{where}.learning_rates[{i}]", lr)
+    params = {
+        k: _stats(f"{where}.params.{k}", v, ParamStats)
+        for k, v in _mapping(f"{where}.params", d.get("params", {})).items()
+    }
+    acts = {
+        k: _stats(f"{where}.activations.{k}", v, ActivationStats)
+        for k, v in _mapping(f"{where}.activations", d.get("activations", {})).items()
+    }
+    hists: dict[str, dict[str, Histogram]] = {}
+    for kind, group in _mapping(f"{where}.histograms", d.get("histograms", {})).items():
+        if kind not in HISTOGRAM_KINDS:
+            _fail(f"{where}.histograms", f"keys among {HISTOGRAM_KINDS}", kind)
+        hists[kind] = {
+            k: _histogram(f"{where}.histograms.{kind}.{k}", v)
+            for k, v in _mapping(f"{where}.histograms.{kind}", group).items()
+        }
+    tags = _mapping(f"{where}.tags", d.get("tags", {}))
+    for k, v in tags.items():
+        _string(f"{where}.tags.{k}", v)
+    return Update(
+        session_id=d["session_id"],
+        worker_id=d["worker_id"],
+        iteration=d["iteration"],
+        timestamp=d["timestamp"],
+        score=d.get("score"),
+        epoch=d.get("epoch"),
+        examples_per_sec=d.get("examples_per_sec"),
+        minibatches_per_sec=d.get("minibatches_per_sec"),
+        learning_rates=list(lrs),
+        params=params,
+        activations=acts,
+        histograms=hists,
+        memory=_number_map(f"{where}.memory", d.get("memory", {})),
+        extra=_number_map(f"{where}.extra", d.get("extra", {})),
+        tags=dict(tags),
+        collect_seconds=d.get("collect_seconds"),
+    )
+
+
+def _static_from_dict(where: str, d: dict) -> StaticInfo:
+    _common(where, d, per_iteration=False)
+    _string(f"{where}.kind", d.get("kind", "torch"))
+    if d.get("model_class") is not None:
+        _string(f"{where}.model_class", d["model_class"])
+    _integer(f"{where}.n_params", d.get("n_params"), optional=True)
+    layers_in = d.get("layers", [])
+    if not isinstance(layers_in, list):
+        _fail(f"{where}.layers", "a list", layers_in)
+    layers = []
+    for i, layer in enumerate(layers_in):
+        w = f"{where}.layers[{i}]"
+        _mapping(w, layer)
+        _check_keys(w, layer, LayerInfo)
+        _string(f"{w}.name", layer["name"])
+        _string(f"{w}.type", layer["type"])
+        _integer(f"{w}.n_params", layer["n_params"])
+        shapes = _mapping(f"{w}.param_shapes", layer.get("param_shapes", {}))
+        for k, shape in shapes.items():
+            if not isinstance(shape, list):
+                _fail(f"{w}.param_shapes.{k}", "a list of integers", shape)
+            for s in shape:
+                _integer(f"{w}.param_shapes.{k}", s)
+        layers.append(LayerInfo(layer["name"], layer["type"], layer["n_params"], dict(shapes)))
+    plain = {
+        key: _plain(f"{where}.{key}", _mapping(f"{where}.{key}", d.get(key, {})))
+        for key in ("optimizer", "hardware", "software", "config")
+    }
+    return StaticInfo(
+        session_id=d["session_id"],
+        worker_id=d["worker_id"],
+        timestamp=d["timestamp"],
+        kind=d.get("kind", "torch"),
+        model_class=d.get("model_class"),
+        n_params=d.get("n_params"),
+        layers=layers,
+        **plain,
+    )
+
+
+def _eval_from_dict(where: str, d: dict) -> EvalRecord:
+    _common(where, d)
+    metrics = _number_map(f"{where}.metrics", d.get("metrics", {}))
+    return EvalRecord(d["session_id"], d["worker_id"], d["iteration"], d["timestamp"], metrics)
+
+
+def _snapshot_from_dict(where: str, d: dict) -> Snapshot:
+    _common(where, d)
+    _string(f"{where}.kind", d.get("kind"))
+    labels = d.get("labels", [])
+    vectors = d.get("vectors", [])
+    if not isinstance(labels, list):
+        _fail(f"{where}.labels", "a list of strings", labels)
+    for i, label in enumerate(labels):
+        _string(f"{where}.labels[{i}]", label)
+    if not isinstance(vectors, list):
+        _fail(f"{where}.vectors", "a list of rows of numbers", vectors)
+    for i, row in enumerate(vectors):
+        if not isinstance(row, list):
+            _fail(f"{where}.vectors[{i}]", "a list of numbers", row)
+        for x in row:
+            _number(f"{where}.vectors[{i}]", x)
+    _snapshot_shape(where, labels, vectors)
+    return Snapshot(
+        d["session_id"], d["worker_id"], d["iteration"], d["timestamp"], d["kind"], labels, vectors
+    )
+
+
+def _snapshot_shape(where: str, labels: list, vectors: Any) -> None:
+    """Rows of one length; as many labels as rows when labels are given."""
+    rows = len(vectors)
+    if rows:
+        try:
+            shape = np.shape(vectors)
+        except ValueError:  # numpy refuses ragged nested lists
+            shape = ()
+        if len(shape) != 2:
+            lengths = sorted({len(row) for row in vectors if hasattr(row, "__len__")})
+            raise InputError(
+                f"{where}.vectors: expected rows of one length (a matrix), got {rows} rows of "
+                f"lengths {lengths[:5]}; give every item the same number of dimensions"
+            )
+    if labels and len(labels) != rows:
+        raise InputError(
+            f"{where}.labels: expected one label per row of vectors ({rows}), got "
+            f"{len(labels)}; give as many labels as rows, or none"
+        )
+
+
+_READERS = {
+    "static": (StaticInfo, _static_from_dict),
+    "update": (Update, _update_from_dict),
+    "eval": (EvalRecord, _eval_from_dict),
+    "snapshot": (Snapshot, _snapshot_from_dict),
+}
+
+
+def record_from_dict(data: Any, where: str = "record") -> Record:
+    """Validate a plain dict and build the record it describes.
+
+    Parameters
+    ----------
+    data : dict
+        As written by :func:`to_dict`; ``data["type"]`` is one of ``"static"``,
+        ``"update"``, ``"eval"``, ``"snapshot"``.
+    where : str, default="record"
+        Names the position in error messages (``"records[3]"``).
+
+    Raises
+    ------
+    InputError
+        Naming the field, what is allowed and the value given.
+
+    Examples
+    --------
+    >>> r = record_from_dict({"type": "eval", "session_id": "s", "worker_id": "0",
+    ...                       "iteration": 3, "timestamp": 1.0, "metrics": {"acc": 0.5}})
+    >>> r.metrics["acc"]
+    0.5
+    """
+    _mapping(where, data)
+    kind = data.get("type")
+    if kind not in _READERS:
+        _fail(f"{where}.type", f"one of {sorted(_READERS)}", kind)
+    cls, reader = _READERS[kind]
+    body = {k: v for k, v in data.items() if k != "type"}
+    _check_keys(where, body, cls)
+    return reader(where, body)
+
+
+def is_finite(value: float | None) -> bool:
+    """True for a finite number, False for None, NaN and infinities."""
+    return value is not None and math.isfinite(value)
+
+
+# ---------------------------------------------------------------------------------------
+# the records a storage takes (Python objects): shared by every storage
+
+_NAMES_SEEN: set[tuple] = set()  # name tuples already checked (bounded, see _names)
+
+
+def _names(where: str, names: tuple) -> None:
+    """Each name of a parameter, layer or histogram (checked once per tuple of names)."""
+    if names in _NAMES_SEEN:
+        return
+    for name in names:
+        _string(f"{where} name", name)
+    if len(_NAMES_SEEN) > 4096:
+        _NAMES_SEEN.clear()
+    _NAMES_SEEN.add(names)
+
+
+def check_record(record: Record, where: str = "record") -> None:
+    """Refuse a record that no storage could keep or show, before it is stored.
+
+    Every storage calls this in ``put``, so the in-memory and SQLite storages (and the
+    remote router) take exactly the same records: ids and names as :func:`record_from_dict`
+    wants them, a finite timestamp in :data:`TIMESTAMP_RANGE`, an iteration >= 0,
+    histograms with at least one bin, finite ``lo <= hi`` and counts >= 0, snapshot
+    vectors that form a matrix with one label per row (or none), numeric metrics and
+    static info that JSON can hold. Values of an update are not checked one by one
+    (that would cost training time); the listener makes them.
+
+    Raises
+    ------
+    InputError
+        Naming the record (session, worker, iteration), the field and the value.
+
+    Examples
+    --------
+    >>> check_record(Update("s", "0", 1, float("nan")))
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: record (session 's', worker '0', iteration 1).timestamp: ...
+    """
+    if type(record) not in _TYPE_NAMES:
+        raise InputError(
+            f"{where}: expected StaticInfo, Update, EvalRecord or Snapshot, got "
+            f"{type(record).__name__}"
+        )
+    iteration = getattr(record, "iteration", None)
+    at = "" if isinstance(record, StaticInfo) else f", iteration {iteration!r:.30}"
+    where = (
+        f"{where} (session {str(record.session_id)[:40]!r}, worker "
+        f"{str(record.worker_id)[:40]!r}{at})"
+    )
+    ids = (record.session_id, record.worker_id)
+    if type(ids[0]) is not str or type(ids[1]) is not str or ids not in _NAMES_SEEN:
+        _common(where, vars(record), per_iteration=False)  # strings before they are keys
+        _names(where, ids)
+    ts = record.timestamp
+    if type(ts) is not float or not TIMESTAMP_RANGE[0] <= ts <= TIMESTAMP_RANGE[1]:
+        _timestamp(f"{where}.timestamp", ts)
+    if iteration is not None or not isinstance(record, StaticInfo):
+        if type(iteration) is not int or not 0 <= iteration <= INT64_MAX:
+            _iteration(f"{where}.iteration", iteration)
+    if isinstance(record, Update):
+        for name in ("params", "activations", "histograms", "tags"):
+            if type(getattr(record, name)) is not dict:
+                _mapping(f"{where}.{name}", getattr(record, name))
+        if record.params:
+            _names(f"{where}.params", tuple(record.params))
+        if record.activations:
+            _names(f"{where}.activations", tuple(record.activations))
+        for kind, group in record.histograms.items():
+            if kind not in HISTOGRAM_KINDS:
+                _fail(f"{where}.histograms", f"keys among {HISTOGRAM_KINDS}", kind)
+            _mapping(f"{where}.histograms.{kind}", group)
+            _names(f"{where}.histograms.{kind}", tuple(group))
+            for name, h in group.items():  # the message is made only for a bad one
+                try:
+                    lo, hi, counts = h.lo, h.hi, h.counts
+                    good = len(counts) and -math.inf < lo <= hi < math.inf and min(counts) >= 0
+                except (AttributeError, TypeError):
+                    good = False
+                if not good:
+                    _histogram_object(f"{where}.histograms.{kind}.{name}", h)
+        for key, value in record.tags.items():
+            _string(f"{where}.tags key", key)
+            _string(f"{where}.tags.{key}", value)
+    elif isinstance(record, EvalRecord):
+        _number_map(f"{where}.metrics", record.metrics)
+    elif isinstance(record, Snapshot):
+        _string(f"{where}.kind", record.kind)
+        if not isinstance(record.labels, list | tuple | np.ndarray):
+            _fail(f"{where}.labels", "a list of strings", record.labels)
+        labels = list(record.labels)
+        for i, label in enumerate(labels):
+            _string(f"{where}.labels[{i}]", label)
+        vectors = record.vectors
+        if not isinstance(vectors, list | tuple | np.ndarray):
+            _fail(f"{where}.vectors", "a list of rows of numbers (or a 2-d array)", vectors)
+        if len(vectors):
+            try:
+                matrix = np.asarray(vectors, dtype=np.float64)
+            except (TypeError, ValueError):
+                matrix = None
+            if matrix is None or matrix.ndim != 2:
+                if matrix is None and all(isinstance(r, list) for r in vectors):
+                    _snapshot_shape(where, labels, vectors)  # ragged: says so
+                _fail(f"{where}.vectors", "rows of numbers of one length (a matrix)", vectors)
+        _snapshot_shape(where, labels, vectors)
+    else:
+        _string(f"{where}.kind", record.kind)
+        try:
+            json.dumps(to_dict(record))
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{where}: expected static info that JSON can hold (numbers, strings, "
+                f"lists, dicts), got {exc}; convert the value to one of those"
+            ) from None
