@@ -3,8 +3,9 @@
 Every writer is atomic: it writes a temporary file in the target's directory and
 renames it over the target only once the content is complete, so a failure (a full
 disk, an exception half-way) leaves any previous file untouched and no half-written
-one behind. A path that cannot be written raises :class:`~embedviz.errors.InputError`
-naming it.
+one behind. Inside :func:`write_together` the renames wait until the block ends, so
+a set of files (a page and its CSV) is replaced all at once or not at all. A path
+that cannot be written raises :class:`~embedviz.errors.InputError` naming it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import io
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +33,113 @@ PROJECTOR_CONFIG = "projector_config.pbtxt"
 
 
 # --------------------------------------------------------------------------- atomic
-def _atomic_write(path, write: Callable[[io.TextIOBase], None], what: str) -> Path:
-    """Write text through ``write(file)`` into a temporary file, then rename it to ``path``."""
+@dataclass
+class _Staged:
+    """Files written to temporary names, waiting for :func:`write_together` to end."""
+
+    files: list[tuple[str, Path, str]] = field(default_factory=list)  # (temp, target, what)
+    made_dirs: list[Path] = field(default_factory=list)
+
+
+_staged: ContextVar[_Staged | None] = ContextVar("embedviz_export_staged", default=None)
+
+
+@contextlib.contextmanager
+def write_together() -> Iterator[None]:
+    """Replace every file the writers of this module write in the block at once, at its end.
+
+    Each writer still writes a complete temporary file next to its target; the renames
+    happen only when the block ends without an exception, in the order the files were
+    written (write the most important file, e.g. the page, last). An exception in the
+    block removes the temporary files and leaves every target as it was. If a rename
+    fails, the error names the files already replaced and those left as they were.
+
+    Examples
+    --------
+    >>> with write_together():  # doctest: +SKIP
+    ...     write_csv("map.csv", coords, words)
+    ...     save_html(layout, "map.html")
+    """
+    staged = _Staged()
+    token = _staged.set(staged)
+    try:
+        yield
+    except BaseException:
+        _discard(staged.files)
+        for directory in reversed(staged.made_dirs):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if still empty
+        raise
+    finally:
+        _staged.reset(token)
+    _commit(staged.files)
+
+
+def _discard(files) -> None:
+    for tmp, _, _ in files:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _commit(files) -> None:
+    done: list[Path] = []
+    for j, (tmp, path, what) in enumerate(files):
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            _discard(files[j:])
+            written = ", ".join(map(str, done)) or "none"
+            kept = ", ".join(str(p) for _, p, _ in files[j:])
+            raise InputError(
+                f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}; "
+                f"already written: {written}; not written (left as they were): {kept}"
+            ) from None
+        done.append(path)
+        logger.info("wrote %s to %s", what, path)
+
+
+def check_target(path, what: str) -> Path:
+    """``path`` as a Path if a file could be written there; else an InputError saying why.
+
+    Only the path is checked (no file is created): it must not be a directory or a
+    special file (a device, a pipe), and its directory must exist.
+    """
     path = Path(path).expanduser()
     if path.is_dir():
-        raise InputError(f"{what} path {str(path)!r} is a directory; give a file name")
+        raise InputError(
+            f"cannot write {what} to {str(path)!r}: it is a directory; give a file name"
+        )
+    if path.exists() and not path.is_file():
+        raise InputError(
+            f"cannot write {what} to {str(path)!r}: it is not a regular file (a device or a "
+            "pipe); give a file name"
+        )
     parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise InputError(
+            f"cannot write {what} to {str(path)!r}: {str(parent)!r} is a file, not a directory; "
+            "choose another path"
+        )
     if not parent.is_dir():
         raise InputError(
             f"cannot write {what} to {str(path)!r}: directory {str(parent)!r} does not "
             "exist; create it or choose another path"
         )
+    return path
+
+
+def _atomic_write(path, write: Callable[[io.TextIOBase], None], what: str) -> Path:
+    """Write text through ``write(file)`` into a temporary file, then rename it to ``path``
+    (at the end of :func:`write_together` when inside one)."""
+    path = check_target(path, what)
     try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise InputError(
             f"cannot write {what} to {str(path)!r}: {exc.strerror or exc}; choose a "
             "writable location"
         ) from None
+    staged = _staged.get()
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             write(f)
@@ -57,7 +149,8 @@ def _atomic_write(path, write: Callable[[io.TextIOBase], None], what: str) -> Pa
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        if staged is None:
+            os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -67,7 +160,10 @@ def _atomic_write(path, write: Callable[[io.TextIOBase], None], what: str) -> Pa
                 "writable location"
             ) from None
         raise
-    logger.info("wrote %s to %s", what, path)
+    if staged is not None:
+        staged.files.append((tmp, path, what))
+    else:
+        logger.info("wrote %s to %s", what, path)
     return path
 
 
@@ -237,8 +333,10 @@ def write_dl4j_csv(path, coords, words) -> Path:
 
 # ------------------------------------------------------------------------ projector
 def _tsv_field(text: str) -> str:
-    """Tabs and line breaks would split a TSV cell; write them as visible escapes."""
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    """A TSV cell: tabs and line breaks would split it, so they become the two characters
+    ``\\t``, ``\\n``, ``\\r``; everything else, backslashes included, is kept as it is,
+    because TensorBoard's projector shows each cell verbatim (it unescapes nothing)."""
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def write_projector(
@@ -286,8 +384,12 @@ def write_projector(
     for name, values in (metadata or {}).items():
         columns.append((str(name), _column(values, n, f"metadata[{name!r}]")))
     directory = Path(directory).expanduser()
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        staged = _staged.get()
+        if staged is not None:  # removed again if the block fails
+            staged.made_dirs.extend(reversed(missing))
     except OSError as exc:
         raise InputError(
             f"cannot create the projector directory {str(directory)!r}: "

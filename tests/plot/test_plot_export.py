@@ -72,7 +72,7 @@ def test_exception_while_writing_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_unwritable_paths_raise_input_error_naming_them(tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    with pytest.raises(InputError, match=r"file\.txt.*does not exist"):
+    with pytest.raises(InputError, match=r"file\.txt' is a file, not a directory"):
         write_csv(blocker / "out.csv", np.zeros((1, 2)), ["a"])
     with pytest.raises(InputError, match="is a directory"):
         write_csv(tmp_path, np.zeros((1, 2)), ["a"])
@@ -145,3 +145,64 @@ def test_projector_metadata_columns_get_a_header(tmp_path, rng):
         write_projector(tmp_path, vectors, ["a", "b", "c"], metadata={"cluster": [0, 1]})
     with pytest.raises(InputError, match="NaN or inf"):
         write_projector(tmp_path, np.full((3, 4), np.nan), ["a", "b", "c"])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_special_file_is_never_replaced(tmp_path):
+    """A pipe or a device (as root, /dev/null) must not be renamed over with a file."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(InputError, match="not a regular file"):
+        write_csv(pipe, np.zeros((1, 2)), ["a"])
+    assert pipe.is_fifo() and os.listdir(tmp_path) == ["pipe"]
+
+
+def test_write_together_replaces_all_files_at_the_end_or_none(tmp_path, rng):
+    page, table, proj = tmp_path / "m.html", tmp_path / "m.csv", tmp_path / "new" / "proj"
+    page.write_text("old page")
+    table.write_text("old csv")
+    with pytest.raises(RuntimeError, match="later failure"):
+        with export.write_together():
+            write_csv(table, np.zeros((1, 2)), ["a"])
+            write_projector(proj, np.ones((1, 3)), ["a"])
+            assert table.read_text() == "old csv"  # written, not yet in place
+            raise RuntimeError("later failure")
+    assert page.read_text() == "old page" and table.read_text() == "old csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "m.html"]  # no temp, no dir
+    with export.write_together():
+        write_csv(table, np.zeros((1, 2)), ["a"])
+        save_html(scatter_2d(np.zeros((1, 2)), ["a"]), page)
+    assert table.read_text().startswith("x,y,word") and page.read_text().startswith("<!DOCTYPE")
+
+
+def test_write_together_names_what_a_failed_rename_left(tmp_path):
+    first, second, third = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    third.write_text("old c")
+    with pytest.raises(InputError) as info:
+        with export.write_together():
+            for path in (first, second, third):
+                write_csv(path, np.zeros((1, 2)), ["a"])
+            second.mkdir()  # the rename onto b.csv now fails
+    message = str(info.value)
+    assert (
+        f"already written: {first}; not written (left as they were): {second}, {third}" in message
+    )
+    assert first.read_text().startswith("x,y") and third.read_text() == "old c"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "c.csv"]
+
+
+def _projector_cells(path):
+    """metadata.tsv read as TensorBoard's projector reads it: lines split at \\n, cells
+    at \\t, nothing unescaped."""
+    return [line.split("\t") for line in path.read_text(encoding="utf-8").split("\n")[:-1]]
+
+
+def test_projector_metadata_keeps_backslashes_and_cells_whole(tmp_path):
+    words = ["back\\slash", "C:\\new", "tab\there", "line\nbreak", "cr\rhere", "plain"]
+    out = write_projector(tmp_path, np.ones((6, 2)), words, metadata={"label": ["x\ty"] * 6})
+    rows = _projector_cells(out / "metadata.tsv")
+    assert rows[0] == ["word", "label"] and all(len(r) == 2 for r in rows)
+    assert [r[0] for r in rows[1:]] == [
+        "back\\slash", "C:\\new", "tab\\there", "line\\nbreak", "cr\\rhere", "plain"
+    ]  # fmt: skip
+    assert rows[1][1] == "x\\ty"
