@@ -1,4 +1,4 @@
-"""The word-vector file formats: sniffing, streaming readers, gensim pickles.
+"""The word-vector file formats: sniffing, checks, and assembling what the readers read.
 
 Formats (sniffed from the content, not from the file name):
 
@@ -7,15 +7,23 @@ Formats (sniffed from the content, not from the file name):
 * word2vec text and fastText ``.vec``: the same header, then ``word v1 ... vDIM`` per line;
 * GloVe text: like word2vec text without the header;
 * gensim's own pickles: ``KeyedVectors.save`` (``.kv``) and whole ``Word2Vec``/``FastText``
-  models (``.model``), read with gensim (only open pickles you trust).
+  models (``.model``), opened with gensim only when trusted (see :mod:`embedviz._pickles`).
 
-Any of the text and binary formats may be gzip- or bzip2-compressed. The readers stream
-the file: ``limit`` allocates ``min(limit, COUNT)`` rows and never reads beyond them, so
-the 10,000 most frequent words of a 3-million-word file cost 10,000 rows of memory.
-They are our own (gensim's ``load_word2vec_format`` cannot say at which word a file is
-damaged, which words repeat, or how many words had broken UTF-8); word2vec, GloVe and
-fastText files give a :class:`Raw` (gensim is not even imported), which
-:meth:`Raw.keyed_vectors` turns into a plain gensim ``KeyedVectors``.
+A UTF-8 byte order mark before any of them is skipped. Any of the text and binary
+formats may be gzip- or bzip2-compressed. A header is chosen as binary only when the
+bytes after it are not text, so a text file with a damaged first row gets the text
+reader's message about that row.
+
+The readers (:mod:`embedviz._row_readers`) stream the file: ``limit`` allocates
+``min(limit, COUNT)`` rows and never reads beyond them, so the 10,000 most frequent
+words of a 3-million-word file cost 10,000 rows of memory. No header is trusted with
+memory: the first allocation is also bounded by the rows the file's size can hold
+(for compressed files, by the most that gzip can expand), and a dimension that cannot
+fit in the file is refused before anything is allocated. They are our own (gensim's
+``load_word2vec_format`` cannot say at which word a file is damaged, which words
+repeat, or how many words had broken UTF-8); word2vec, GloVe and fastText files give
+a :class:`Raw` (gensim is not even imported), which :meth:`Raw.keyed_vectors` turns
+into a plain gensim ``KeyedVectors``.
 
 The public entry points are in :mod:`embedviz.vectors`; :func:`read` is this module's.
 """
@@ -31,6 +39,8 @@ from typing import IO, TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from embedviz import _pickles
+from embedviz._row_readers import read_binary, read_text
 from embedviz.errors import FileFormatError
 
 if TYPE_CHECKING:
@@ -38,11 +48,16 @@ if TYPE_CHECKING:
 
 _CHUNK = 1 << 20
 _SNIFF = 1 << 16
-_MAX_WORD_BYTES = 4096
 _HEADER = re.compile(rb"^\s*(\d+)[ \t]+(\d+)\s*$")
+_BOM = b"\xef\xbb\xbf"
+_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # fastText's native .bin model
+_MAX_DIM = 1 << 20  # a million float32 per word: 4 MB a row
+_INTEGER = re.compile(rb"[+-]?\d+")
+_NUMBER = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_MAX_RATIO = 1032  # the most that deflate expands; a guess for bzip2 (rows grow if more)
 
 
-def read(path: Path, limit, binary, keep, unicode_errors, report: LoadReport):
+def read(path: Path, limit, binary, keep, unicode_errors, trust_pickle, report: LoadReport):
     """Read ``path`` into a :class:`Raw` (word2vec, GloVe, fastText) or a gensim
     KeyedVectors (gensim pickles), filling ``report.format`` and ``report.compression``
     and the problems the readers find; the arguments are those of ``load_vectors``,
@@ -53,17 +68,56 @@ def read(path: Path, limit, binary, keep, unicode_errors, report: LoadReport):
         raise FileFormatError(f"{path}: is a directory; give the word-vector file inside it")
     if path.stat().st_size == 0:
         raise FileFormatError(f"{path}: the file is empty; it holds no word vectors")
-    compression, head = _sniff_head(path)
+    compression, head, skip, total = _sniff_head(path)
     report.compression = compression
     if not head.strip():
         raise FileFormatError(f"{path}: the file holds nothing but whitespace, no word vectors")
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+    if _pickles.is_pickle(head):
         report.format = "gensim"
-        return _load_gensim(path, limit, keep)
-    return _load_word2vec_like(path, head, compression, limit, binary, keep, unicode_errors, report)
+        _pickles.check_trusted(path, trust_pickle)
+        return _pickles.load(path, limit, keep)
+    if _is_fasttext_model(head):
+        raise FileFormatError(
+            f"{path}: this is a fastText binary model (the .bin of fasttext.cc), not word2vec "
+            "binary; give the .vec file that comes with it, or load it with "
+            "gensim.models.fasttext.load_facebook_vectors(path) and pass the KeyedVectors on"
+        )
+    source = _Source(path, compression, skip, total)
+    return _load_word2vec_like(source, head, limit, binary, keep, unicode_errors, report)
 
 
 # -- opening and sniffing ---------------------------------------------------------------
+
+
+def _is_fasttext_model(head: bytes) -> bool:
+    """Whether ``head`` starts a fastText native model: the magic number and a version,
+    or (models from before 2017) twelve int32 training arguments in their ranges."""
+    if head[:4] == _FASTTEXT_MAGIC:
+        return True
+    if len(head) < 48:
+        return False
+    args = np.frombuffer(head, dtype="<i4", count=12).tolist()
+    dim, ws, epoch, _, neg, ngrams, loss, model, bucket, minn, maxn, _ = args
+    return all(
+        (
+            0 < dim <= 10_000,
+            0 < ws <= 1000,
+            0 < epoch <= 100_000,
+            0 <= neg <= 1000,
+            0 < ngrams <= 10,
+            0 < loss <= 4,  # hs, ns, softmax, ova
+            0 < model <= 3,  # cbow, skipgram, supervised
+            0 <= bucket <= 10**9,
+            0 <= minn <= maxn <= 1000,
+        )
+    )
+
+
+class _Source(NamedTuple):
+    path: Path
+    compression: str | None
+    skip: int  # bytes before the data (a byte order mark)
+    total: int | None  # bytes of data after ``skip`` once decompressed, where known
 
 
 def _open(path: Path, compression: str | None) -> IO[bytes]:
@@ -74,7 +128,9 @@ def _open(path: Path, compression: str | None) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _sniff_head(path: Path) -> tuple[str | None, bytes]:
+def _sniff_head(path: Path) -> tuple[str | None, bytes, int, int | None]:
+    """``(compression, head, skip, total)``: the first bytes of the data without a byte
+    order mark, the length of that mark, and the data's size where it is known."""
     with open(path, "rb") as f:
         magic = f.read(3)
     compression = "gzip" if magic[:2] == b"\x1f\x8b" else "bz2" if magic == b"BZh" else None
@@ -86,7 +142,11 @@ def _sniff_head(path: Path) -> tuple[str | None, bytes]:
             f"{path}: looks {compression}-compressed but cannot be decompressed ({exc}); "
             "the download may be incomplete: fetch the file again"
         ) from None
-    return compression, head
+    total = len(head) if len(head) < _SNIFF else None
+    if compression is None:
+        total = path.stat().st_size
+    skip = len(_BOM) if head.startswith(_BOM) else 0
+    return compression, head[skip:], skip, None if total is None else total - skip
 
 
 def _reject_non_vectors(path: Path, head: bytes) -> None:
@@ -119,7 +179,17 @@ def _looks_like_text_row(line: bytes, dim: int | None) -> bool:
     return True
 
 
-def _load_word2vec_like(path, head, compression, limit, binary, keep, unicode_errors, report):
+def _is_text(sample: bytes) -> bool:
+    """Whether at most 5 % of ``sample`` is control bytes (but whitespace) or bytes that
+    are not UTF-8: float32 data has far more of both."""
+    sample = sample[:4096]
+    control = sum(b < 32 and b not in b"\t\n\r\x0b\x0c" or b == 127 for b in sample)
+    not_utf8 = len(sample) - len(sample.decode("utf-8", errors="ignore").encode())
+    return (control + not_utf8) * 20 <= len(sample)
+
+
+def _load_word2vec_like(source, head, limit, binary, keep, unicode_errors, report):
+    path = source.path
     line, after = _first_line(head)
     match = _HEADER.match(line)
     if match:
@@ -130,10 +200,13 @@ def _load_word2vec_like(path, head, compression, limit, binary, keep, unicode_er
                 "at least 1"
             )
         report.header_count = count
+        if source.total == len(head) and not head[after:].strip():  # head: the whole data
+            raise FileFormatError(f"{path}: the header says {count} words but no word follows it")
         if binary is None:
-            row, _ = _first_line(head[after:])
-            binary = not _looks_like_text_row(row, dim)
+            rest = head[after:]
+            binary = not (_looks_like_text_row(_first_line(rest)[0], dim) or _is_text(rest))
         report.format = "word2vec-binary" if binary else "word2vec-text"
+        _check_header_dim(source, dim, after, binary)
     else:
         if binary:
             raise FileFormatError(
@@ -141,35 +214,100 @@ def _load_word2vec_like(path, head, compression, limit, binary, keep, unicode_er
             )
         if not _looks_like_text_row(line, None):
             _reject_non_vectors(path, head)
-            printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head[:4096])
-            kind = "text" if printable > 0.95 * min(len(head), 4096) else "binary data"
+            kind = "text" if _is_text(head) else "binary data"
             raise FileFormatError(
                 f"{path}: not a word-vector file: line 1 is {kind} that is neither a "
-                f"'COUNT DIM' header nor 'word v1 v2 ...' (starts {line[:40]!r}); give a "
-                "word2vec (.bin/.txt), GloVe (.txt), fastText (.vec) or gensim (.kv/.model) file"
+                f"'COUNT DIM' header nor 'word v1 v2 ...' (starts {head.lstrip()[:40]!r}); "
+                "give a word2vec (.bin/.txt), GloVe (.txt), fastText (.vec) or gensim "
+                "(.kv/.model) file"
             )
         count, dim, after = None, len(line.split()) - 1, 0
         report.format = "glove-text"
+        _check_glove(path, head, line, dim)
 
-    n_max = count if count is not None else None
+    n_max = count
     if limit is not None:
         n_max = limit if n_max is None else min(n_max, limit)
-    reader = _read_binary if report.format == "word2vec-binary" else _read_text
     try:
         if n_max is None and keep is None:
-            n_max = _count_lines(path, compression)  # allocate once, exactly
-        with _open(path, compression) as f:
-            f.read(after)
-            words, vectors, ranks = reader(
-                f, path, count, dim, n_max, after, keep, unicode_errors, report
-            )
+            n_max = _count_lines(path, source.compression)  # allocate once, exactly
+        first = _first_allocation(source, n_max, keep, dim, binary)
+        with _open(path, source.compression) as f:
+            f.read(source.skip + after)
+            if binary:
+                table = read_binary(
+                    f, path, count, dim, n_max, first, source.skip + after, keep,
+                    unicode_errors, report,
+                )  # fmt: skip
+            else:
+                table = read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report)
     except (EOFError, OSError, zlib.error) as exc:
         raise FileFormatError(
-            f"{path}: cannot read the {compression or 'file'} data ({exc}); the file is damaged "
-            "or incomplete: download or export it again"
+            f"{path}: cannot read the {source.compression or 'file'} data ({exc}); the file is "
+            "damaged or incomplete: download or export it again"
         ) from None
-    _check_finite(path, words, vectors)
-    return _deduplicate(words, vectors, report, ranks)
+    vectors = table.vectors()
+    _check_finite(path, table.words, vectors)
+    return _deduplicate(table.words, vectors, table.ranks, table.escaped, report)
+
+
+def _check_header_dim(source: _Source, dim: int, after: int, binary: bool) -> None:
+    """Refuse a header dimension that no word-vector map can use or the file cannot hold."""
+    path = source.path
+    if dim < 2:
+        raise FileFormatError(
+            f"{path}: the header (line 1) says 1 dimension per word; a map needs word vectors "
+            "of at least 2 dimensions: is this a vocabulary or word-count file?"
+        )
+    if dim > _MAX_DIM:
+        raise FileFormatError(
+            f"{path}: the header (line 1) says {dim} dimensions, more than the {_MAX_DIM} "
+            "embedviz reads: the header's dimension is wrong or this is not a word-vector "
+            "file; fix line 1"
+        )
+    row = 4 * dim + 1 if binary else 2 * dim + 1  # the fewest bytes one record can take
+    room = None if source.total is None else source.total - after
+    if room is not None and row > room:
+        raise FileFormatError(
+            f"{path}: the header (line 1) says {dim} dimensions, but the {room} bytes after "
+            f"it cannot hold even one vector of that size ({row} bytes at least): the "
+            "header's dimension is wrong or this is not a word-vector file; fix line 1"
+        )
+
+
+def _check_glove(path: Path, head: bytes, line: bytes, dim: int) -> None:
+    """Refuse headerless files that are not word vectors: one number per word (a
+    vocabulary or count file) or rows that start with a number (a bare matrix)."""
+    if dim < 2:
+        raise FileFormatError(
+            f"{path}: line 1 ({line[:60].decode(errors='replace')!r}) has one number after "
+            "the word; a map needs word vectors of at least 2 dimensions: is this a "
+            "vocabulary or word-count file? give the word-vector file"
+        )
+    rows = [ln.split() for ln in head.splitlines()[:20]]
+    firsts = [parts[0] for parts in rows if len(parts) > 1]
+    if all(map(_NUMBER.fullmatch, firsts)) and not all(map(_INTEGER.fullmatch, firsts)):
+        shown = ", ".join(repr(w.decode()) for w in firsts[:3])
+        raise FileFormatError(
+            f"{path}: the first {len(firsts)} rows start with a number ({shown}), not a "
+            "word: this looks like a matrix without words (such as a TensorBoard projector "
+            "vectors.tsv, whose words are in metadata.tsv); give a word-vector file, or load "
+            "the matrix yourself and pass (words, matrix) to plot_vocab"
+        )
+
+
+def _first_allocation(source: _Source, n_max: int | None, keep, dim: int, binary: bool) -> int:
+    """Rows to allocate first: ``n_max``, but never more than the data can hold (a
+    header may lie about the count), and a few thousand when a filter keeps words."""
+    row = 4 * dim + 1 if binary else 2 * dim + 1
+    if source.total is not None:
+        room = source.total
+    else:  # compressed: its size times the most that deflate expands
+        room = source.path.stat().st_size * _MAX_RATIO
+    first = max(1, room // row)
+    if n_max is not None:
+        first = min(first, n_max)
+    return min(first, 4096) if keep is not None else first
 
 
 def _count_lines(path: Path, compression: str | None) -> int:
@@ -179,169 +317,6 @@ def _count_lines(path: Path, compression: str | None) -> int:
             n += chunk.count(b"\n")
             last = chunk[-1:]
     return n + (last != b"\n")
-
-
-# -- decoding words ---------------------------------------------------------------------
-
-
-def _decode(raw: bytes, unicode_errors: str, report: LoadReport, where: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        report.broken_utf8 += 1
-        if unicode_errors == "strict":
-            raise FileFormatError(
-                f"{report.path}: {where}: word {raw!r} is not valid UTF-8 ({exc.reason}); pass "
-                "unicode_errors='ignore' or 'replace' to read it anyway"
-            ) from None
-        word = raw.decode("utf-8", errors=unicode_errors)
-        if len(report.broken_examples) < 20:
-            report.broken_examples.append(word)
-        return word
-
-
-# -- word2vec binary --------------------------------------------------------------------
-
-
-class _Rows:
-    """float32 rows added one at a time: allocated once when the number is known, else
-    grown by doubling (memory for the rows kept, never for the rest of the file)."""
-
-    def __init__(self, dim: int, expected: int | None, known: bool) -> None:
-        size = expected if known and expected else min(expected or 4096, 4096)
-        self.data = np.empty((max(size, 1), dim), dtype=np.float32)
-        self.n = 0
-
-    def add(self, values) -> None:
-        if self.n == len(self.data):
-            grown = np.empty((2 * len(self.data), self.data.shape[1]), dtype=np.float32)
-            grown[: self.n] = self.data
-            self.data = grown
-        self.data[self.n] = values
-        self.n += 1
-
-    def array(self) -> np.ndarray:
-        return self.data if self.n == len(self.data) else self.data[: self.n].copy()
-
-
-def _read_binary(f, path, count, dim, n_max, offset, keep, unicode_errors, report):
-    nbytes = 4 * dim
-    rows = _Rows(dim, n_max, known=keep is None)
-    words: list[str] = []
-    ranks: list[int] = []  # record number in the file, 1-based
-    buf, pos, base = b"", 0, offset  # base: file offset of buf[0]
-    r = 0  # records read
-    while r < count and len(words) < n_max:
-        while True:
-            space = buf.find(b" ", pos)
-            if space != -1 and len(buf) - space - 1 >= nbytes:
-                break
-            if space == -1 and len(buf) - pos > _MAX_WORD_BYTES:
-                raise FileFormatError(
-                    f"{path}: word {r + 1} at byte {base + pos} runs past {_MAX_WORD_BYTES} bytes "
-                    "without a space: the file is damaged or not word2vec binary"
-                )
-            more = f.read(_CHUNK)
-            if not more:
-                _raise_binary_end(path, count, dim, r, buf[pos:], base + pos)
-            buf, base, pos = buf[pos:] + more, base + pos, 0
-        raw = buf[pos:space].lstrip(b"\n\r")
-        word = _decode(raw, unicode_errors, report, f"word {r + 1} (byte {base + pos})")
-        r += 1
-        if keep is None or keep(word):
-            words.append(word)
-            ranks.append(r)
-            rows.add(np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1))
-        pos = space + 1 + nbytes
-    if r == count:
-        rest = (buf[pos:] + f.read(1024)).strip()
-        if rest:
-            raise FileFormatError(
-                f"{path}: the header says {count} words but the file goes on after word "
-                f"{count} (byte {base + pos}); fix the count in line 1, or pass limit={count} "
-                "to read only the words it promises"
-            )
-    return words, rows.array(), ranks
-
-
-def _raise_binary_end(path, count, dim, i, tail, at):
-    if not tail.strip():
-        raise FileFormatError(
-            f"{path}: the header says {count} words but the file ends after {i} words "
-            f"(byte {at}); fix the count in line 1, or pass limit={i}"
-            if i
-            else f"{path}: the header says {count} words but no word follows it"
-        )
-    raise FileFormatError(
-        f"{path}: truncated: the file ends inside word {i + 1} of {count} (byte {at}, "
-        f"{len(tail)} of its at least {4 * dim + 2} bytes); download or export it again"
-        + (f", or pass limit={i} to read the complete words before it" if i else "")
-    )
-
-
-# -- text (word2vec text, fastText .vec, GloVe) -----------------------------------------
-
-
-def _read_text(f, path, count, dim, n_max, offset, keep, unicode_errors, report):
-    rows = _Rows(dim, n_max, known=keep is None)
-    words: list[str] = []
-    ranks: list[int] = []  # record number in the file, 1-based
-    line_no = 1 if count is not None else 0
-    source = "the header" if count is not None else "line 1"
-    r = 0  # records read
-    for line in f:
-        line_no += 1
-        parts = line.split()
-        if not parts:
-            continue
-        if count is not None and r == count:
-            raise FileFormatError(
-                f"{path}: the header says {count} words but line {line_no} holds another; "
-                f"fix the count in line 1, or pass limit={count}"
-            )
-        if len(parts) > dim + 1 and not any(_is_number(p) for p in parts[1:-dim]):
-            parts = [b" ".join(parts[:-dim]), *parts[-dim:]]  # a word with spaces (GloVe 840B)
-        if len(parts) != dim + 1:
-            raise _ragged(path, line_no, parts, dim, source)
-        word = _decode(parts[0], unicode_errors, report, f"line {line_no}")
-        r += 1
-        if keep is not None and not keep(word):
-            continue
-        try:
-            rows.add(np.array(parts[1:], dtype=np.float32))
-        except ValueError:
-            bad = next(p for p in parts[1:] if not _is_number(p))
-            raise FileFormatError(
-                f"{path}: line {line_no} (word {word!r}): {bad.decode(errors='replace')!r} is "
-                "not a number; every value after the word must be a decimal number"
-            ) from None
-        words.append(word)
-        ranks.append(r)
-        if n_max is not None and len(words) == n_max and (count is None or r < count):
-            break
-    else:
-        if count is not None and r < count:
-            raise FileFormatError(
-                f"{path}: the header says {count} words but the file ends after {r} (line "
-                f"{line_no}); fix the count in line 1, or pass limit={r}"
-            )
-    return words, rows.array(), ranks
-
-
-def _is_number(token: bytes) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
-
-
-def _ragged(path, line_no, parts, dim, source):
-    word = parts[0].decode(errors="replace")
-    return FileFormatError(
-        f"{path}: line {line_no} (word {word!r}) has {len(parts) - 1} values, but {source} "
-        f"says {dim}; every row needs the word and exactly {dim} numbers"
-    )
 
 
 # -- checks and assembly ----------------------------------------------------------------
@@ -373,11 +348,27 @@ class Raw(NamedTuple):
 
     def keyed_vectors(self):
         """The same words as a gensim ``KeyedVectors`` (the rank kept in its expandos)."""
-        return _new_keyed_vectors(self.index_to_key, self.vectors, self.key_to_index, self.rank)
+        return _pickles.new_keyed_vectors(
+            self.index_to_key, self.vectors, self.key_to_index, self.rank
+        )
 
 
-def _deduplicate(words: list[str], vectors: np.ndarray, report: LoadReport, ranks) -> Raw:
-    """The first occurrence of each word (later ones are listed in the report)."""
+def _deduplicate(words, vectors, ranks, escaped, report: LoadReport) -> Raw:
+    """The first occurrence of each word (later ones are listed in the report).
+
+    A word decoded from broken UTF-8 (``escaped`` maps its index to its ``\\xNN`` form)
+    never takes the place of another word: when its decoded form is a word of the
+    file, or the form of other broken bytes, it keeps its escaped form instead."""
+    if escaped:
+        words = list(words)
+        taken = {w for i, w in enumerate(words) if i not in escaped}
+        chosen: dict[str, str] = {}  # escaped form (the bytes) -> the word they became
+        for i, alt in escaped.items():
+            if alt not in chosen:
+                chosen[alt] = alt if words[i] in taken else words[i]
+                taken.add(chosen[alt])
+            words[i] = chosen[alt]
+        report.broken_examples = list(chosen.values())[:20]
     key_to_index: dict[str, int] = {}
     keep = []
     for i, word in enumerate(words):
@@ -391,59 +382,3 @@ def _deduplicate(words: list[str], vectors: np.ndarray, report: LoadReport, rank
         words = [words[i] for i in keep]
         ranks = [ranks[i] for i in keep]
     return Raw(words, key_to_index, vectors, np.asarray(ranks, dtype=np.int64))
-
-
-def _new_keyed_vectors(words, vectors, key_to_index=None, ranks=None):
-    from gensim.models import KeyedVectors
-
-    kv = KeyedVectors(vectors.shape[1], count=0, dtype=vectors.dtype)
-    kv.index_to_key = list(words)
-    kv.key_to_index = key_to_index or {w: i for i, w in enumerate(words)}
-    kv.vectors = np.ascontiguousarray(vectors)
-    kv.next_index = len(words)
-    if ranks is not None:
-        kv.expandos["rank"] = np.asarray(ranks, dtype=np.int64)
-    return kv
-
-
-def _load_gensim(path: Path, limit: int | None, keep=None):
-    from gensim.models import KeyedVectors
-    from gensim.utils import SaveLoad
-
-    try:
-        obj = SaveLoad.load(str(path), mmap="r" if limit or keep else None)
-    except FileNotFoundError as exc:
-        raise FileFormatError(
-            f"{path}: gensim saved part of this model in a separate file that is missing "
-            f"({exc.filename}); keep the .npy files next to the model file"
-        ) from None
-    except Exception as exc:  # unpickling foreign data raises anything
-        raise FileFormatError(
-            f"{path}: looks like a Python pickle but gensim cannot load it "
-            f"({type(exc).__name__}: {exc}); save it with gensim's KeyedVectors.save or "
-            "Word2Vec.save, or export it with save_word2vec_format"
-        ) from None
-    kv = getattr(obj, "wv", obj)
-    if not isinstance(kv, KeyedVectors):
-        raise FileFormatError(
-            f"{path}: holds a gensim {type(obj).__name__}, which has no word vectors; give a "
-            "KeyedVectors, Word2Vec or FastText file"
-        )
-    if len(kv.index_to_key) == 0:
-        raise FileFormatError(f"{path}: the gensim model holds no words (was it trained?)")
-    if keep is not None:
-        chosen = [i for i, w in enumerate(kv.index_to_key) if keep(w)][:limit]
-        kv = _subset(kv, chosen)
-    elif limit is not None and limit < len(kv.index_to_key):
-        kv = _subset(kv, range(limit))
-    elif limit is not None or isinstance(kv.vectors, np.memmap):
-        kv.vectors = np.array(kv.vectors)
-    _check_finite(path, kv.index_to_key, kv.vectors)
-    return kv
-
-
-def _subset(kv, indices):
-    """A new KeyedVectors of the words at ``indices``, their file rank kept."""
-    indices = np.fromiter(indices, dtype=np.int64)
-    words = [kv.index_to_key[i] for i in indices]
-    return _new_keyed_vectors(words, np.array(kv.vectors[indices]), ranks=indices + 1)

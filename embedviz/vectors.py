@@ -2,10 +2,11 @@
 
 :func:`load_vectors` reads word2vec binary and text, fastText ``.vec`` and GloVe text
 (any of them gzip- or bzip2-compressed) and gensim's own ``.kv``/``.model`` pickles; the
-format is sniffed from the content, not from the file name. The readers stream the file
-(``limit`` rows are all they allocate); they and the file layouts are in
-:mod:`embedviz._readers`. :func:`select_words` and :func:`word_filter` choose the words
-to map; :func:`load_selection` does both while reading.
+format is sniffed from the content, not from the file name. A pickle is opened only when
+its name says it is one or the caller trusts it (unpickling runs code from the file).
+The readers stream the file (``limit`` rows are all they allocate); they and the file
+layouts are in :mod:`embedviz._readers`. :func:`select_words` and :func:`word_filter`
+choose the words to map; :func:`load_selection` does both while reading.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ class LoadReport:
     """What :func:`load_vectors` found besides the vectors.
 
     ``broken_utf8`` counts words whose bytes were not valid UTF-8 (word2vec.c cuts long
-    tokens mid-character); ``duplicates`` lists words seen again later in the file
-    (the first vector is kept).
+    tokens mid-character) and ``broken_examples`` shows what the first of them became;
+    ``duplicates`` lists words seen again later in the file (the first vector is kept).
     """
 
     path: str
@@ -61,6 +62,7 @@ def load_vectors(
     *,
     keep: Callable[[str], bool] | None = None,
     unicode_errors: str = "ignore",
+    trust_pickle: bool | None = None,
     return_report: bool = False,
 ) -> Any:
     """Read word vectors from a file into a gensim ``KeyedVectors``.
@@ -69,7 +71,8 @@ def load_vectors(
     ----------
     path : str or Path
         word2vec binary or text, fastText ``.vec``, GloVe text, a gensim ``.kv`` or
-        ``.model`` file, optionally ``.gz``/``.bz2``-compressed. The format is sniffed.
+        ``.model`` file, optionally ``.gz``/``.bz2``-compressed. The format is sniffed;
+        a UTF-8 byte order mark is skipped.
     limit : int, default=None
         Read only the first ``limit`` words (the most frequent ones in word2vec and GloVe
         files); nothing is allocated for the rest.
@@ -80,9 +83,22 @@ def load_vectors(
         ``limit`` then counts kept words. Memory goes to kept words only, so a filter
         over a 3-million-word file costs what it keeps.
     unicode_errors : {"ignore", "replace", "strict"}, default="ignore"
-        What to do with words that are not valid UTF-8: drop the broken bytes, replace
-        them with U+FFFD, or raise :class:`~embedviz.errors.FileFormatError`. Either way
-        they are counted in the report and logged.
+        What to do with words that are not valid UTF-8. ``"ignore"`` drops an incomplete
+        character at the end of a word (word2vec.c cuts long words at a byte limit,
+        mid-character: ``b"caf\\xc3"`` is ``"caf"``) and writes any other bad byte as a
+        ``\\xNN`` escape (``b"\\xff\\xfe"`` is ``"\\\\xff\\\\xfe"``); ``"replace"`` puts U+FFFD
+        for each bad byte; ``"strict"`` raises :class:`~embedviz.errors.FileFormatError`.
+        A broken word never becomes empty and never takes the place of another word:
+        when its decoded form is already a word of the file (or that of other broken
+        bytes), it keeps its ``\\xNN`` form. Broken words are counted in the report and
+        logged.
+    trust_pickle : bool or None, default=None
+        gensim's own files are Python pickles, and unpickling runs code stored in the
+        file. With None a pickle is opened only when its name ends in ``.model``,
+        ``.kv``, ``.wordvectors``, ``.gensim``, ``.pkl`` or ``.pickle`` (optionally
+        ``.gz``/``.bz2`` after it), and any other pickle raises
+        :class:`~embedviz.errors.FileFormatError`; True opens any pickle (only for
+        files you trust), False none.
     return_report : bool, default=False
         Also return a :class:`LoadReport`.
 
@@ -96,13 +112,13 @@ def load_vectors(
     >>> kv.index_to_key[:3]  # doctest: +SKIP
     ['the', 'of', 'to']
     """
-    found, report = _read(path, limit, binary, keep, unicode_errors)
+    found, report = _read(path, limit, binary, keep, unicode_errors, trust_pickle)
     if isinstance(found, _readers.Raw):
         found = found.keyed_vectors()
     return (found, report) if return_report else found
 
 
-def _read(path, limit, binary, keep, unicode_errors):
+def _read(path, limit, binary, keep, unicode_errors, trust_pickle):
     """Read a file into a :class:`~embedviz._readers.Raw` (word2vec, GloVe, fastText:
     gensim is not even imported) or a gensim KeyedVectors (gensim pickles), with its
     report."""
@@ -112,16 +128,19 @@ def _read(path, limit, binary, keep, unicode_errors):
         raise InputError(
             f"unicode_errors must be 'ignore', 'replace' or 'strict', got {unicode_errors!r}"
         )
+    if trust_pickle not in (None, True, False):
+        raise InputError(f"trust_pickle must be None, True or False, got {trust_pickle!r}")
     report = LoadReport(path=str(path), format="")
-    kv = _readers.read(path, limit, binary, keep, unicode_errors, report)
+    kv = _readers.read(path, limit, binary, keep, unicode_errors, trust_pickle, report)
     report.n_words, report.vector_size = len(kv.index_to_key), int(kv.vectors.shape[1])
     if report.broken_utf8:
+        examples = ", ".join(repr(w) for w in report.broken_examples[:5])
         logger.warning(
-            "%s: %d words were not valid UTF-8 (unicode_errors=%r), e.g. %s",
+            "%s: %d words were not valid UTF-8 (unicode_errors=%r)%s",
             path,
             report.broken_utf8,
             unicode_errors,
-            ", ".join(repr(w) for w in report.broken_examples[:5]),
+            f"; read as {examples}" if examples else "",
         )
     if report.duplicates:
         logger.warning(
@@ -247,12 +266,14 @@ def load_selection(
     *,
     binary: bool | None = None,
     unicode_errors: str = "ignore",
+    trust_pickle: bool | None = None,
 ) -> Selection:
     """:func:`load_vectors` and :func:`select_words` in one, reading only what is needed.
 
     The filters (or the word list) are applied while the file is read, so memory goes
     to the selected words only: the 10,000 most frequent non-stop-words of a 3-million-
-    word file cost about 10,000 rows.
+    word file cost about 10,000 rows. ``binary``, ``unicode_errors`` and
+    ``trust_pickle`` are those of :func:`load_vectors`.
 
     Examples
     --------
@@ -269,9 +290,10 @@ def load_selection(
     if words is not None:
         _check_not_string(words)
         words = list(words)
-        found, _ = _read(path, None, binary, frozenset(words).__contains__, unicode_errors)
+        keep = frozenset(words).__contains__
+        found, _ = _read(path, None, binary, keep, unicode_errors, trust_pickle)
     else:
-        found, _ = _read(path, top, binary, word_filter(**filters), unicode_errors)
+        found, _ = _read(path, top, binary, word_filter(**filters), unicode_errors, trust_pickle)
     return select_words(found, top=top, words=words, **filters)
 
 

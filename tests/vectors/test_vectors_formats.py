@@ -173,10 +173,11 @@ def test_broken_utf8_counted_and_handled(tmp_path):
 
 def test_broken_utf8_in_text_file(tmp_path):
     path = tmp_path / "cut.txt"
-    path.write_bytes(b"2 2\nab\xff 1 2\ncd 3 4\n")
+    path.write_bytes(b"3 2\nab\xc3 1 2\nx\xffy 3 4\ncd 5 6\n")
     got, report = load_vectors(path, return_report=True)
-    assert got.index_to_key == ["ab", "cd"]
-    assert report.broken_utf8 == 1 and report.broken_examples == ["ab"]
+    # the cut character at the end is dropped; the byte in the middle is kept as \xff
+    assert got.index_to_key == ["ab", "x\\xffy", "cd"]
+    assert report.broken_utf8 == 2 and report.broken_examples == ["ab", "x\\xffy"]
 
 
 def test_glove_840b_word_with_spaces(tmp_path):
