@@ -183,7 +183,9 @@ def run_ui(
     return 0
 
 
-def run_report(path: str, output: str, session_id: str | None = None) -> int:
+def run_report(
+    path: str, output: str, session_id: str | None = None, worker_id: str | None = None
+) -> int:
     """Write the static HTML report of the statistics file ``path`` to ``output``.
 
     Examples
@@ -193,7 +195,7 @@ def run_report(path: str, output: str, session_id: str | None = None) -> int:
     """
     from embedviz.ui.report import write_report
 
-    written = write_report(path, output, session_id=session_id)
+    written = write_report(path, output, session_id=session_id, worker_id=worker_id)
     log.info("wrote %s", written)
     return 0
 
@@ -255,5 +257,10 @@ def add_report_command(subparsers) -> None:
         "-o", "--output", default="report.html", help="HTML file to write (default report.html)"
     )
     p.add_argument("--session", help="session to report (default: the newest)")
+    p.add_argument(
+        "--worker",
+        help="worker (rank) of a distributed run whose overview and model views to show "
+        "(default: the first; the system view shows every worker)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no messages")
-    p.set_defaults(func=lambda a: run_report(a.storage, a.output, a.session))
+    p.set_defaults(func=lambda a: run_report(a.storage, a.output, a.session, a.worker))

@@ -38,8 +38,9 @@ def open_storage(path: str | os.PathLike, read_only: bool = True):
     return SQLiteStatsStorage(p, read_only=read_only)
 
 
-def report_layout(storage, session_id: str | None = None):
-    """The report's Bokeh layout for one session (None: the newest session)."""
+def report_layout(storage, session_id: str | None = None, worker_id: str | None = None):
+    """The report's Bokeh layout for one session (None: the newest session) and one of
+    its workers (None: the first; the system view shows every worker)."""
     sessions = storage.list_sessions()
     if not sessions:
         raise InputError("the statistics storage holds no session yet; record a run first")
@@ -56,14 +57,23 @@ def report_layout(storage, session_id: str | None = None):
         raise InputError(f"session_id: no session {session_id!r} in this storage; it holds {shown}")
     workers = storage.list_workers(session_id)
     worker = workers[0] if workers else None
+    if worker_id is not None:
+        if worker_id not in workers:
+            shown = ", ".join(repr(w) for w in workers[:20])
+            raise InputError(
+                f"worker_id: session {session_id!r} has no worker {worker_id!r}; it has "
+                f"{shown or 'none'} (--worker)"
+            )
+        worker = worker_id
     overview = build_overview(storage, session_id, worker)
     model = build_model(storage, session_id, worker, mode="static")
     system = build_system(storage, session_id)
-    another = (
-        " (report another with <code>embedviz report DB --session NAME</code>)"
-        if len(sessions) > 1
-        else ""
-    )
+    another = [
+        f"<code>--{what} NAME</code>"
+        for what, n in (("session", len(sessions)), ("worker", len(workers)))
+        if n > 1
+    ]
+    another = f" (report another with {' or '.join(another)})" if another else ""
     header = Div(
         text=(
             f"<h2 style='margin:4px 0'>embedviz training report</h2>"
@@ -86,7 +96,9 @@ def report_layout(storage, session_id: str | None = None):
     return column(header, tabs, sizing_mode="stretch_width"), session_id
 
 
-def write_report(storage_or_path, output, session_id: str | None = None) -> Path:
+def write_report(
+    storage_or_path, output, session_id: str | None = None, worker_id: str | None = None
+) -> Path:
     """Write the overview, model and system views of a session as one static HTML file.
 
     Parameters
@@ -97,6 +109,9 @@ def write_report(storage_or_path, output, session_id: str | None = None) -> Path
         The HTML file to write (replaced atomically).
     session_id : str, default=None
         The session to report; None: the newest one.
+    worker_id : str, default=None
+        The worker whose overview and model views to show (a distributed run has one per
+        rank); None: the first. The system view shows every worker.
 
     Returns
     -------
@@ -108,7 +123,7 @@ def write_report(storage_or_path, output, session_id: str | None = None) -> Path
     FileFormatError
         The statistics file is missing or not ours.
     InputError
-        No such session, or the output cannot be written.
+        No such session or worker, or the output cannot be written.
 
     Examples
     --------
@@ -127,7 +142,7 @@ def write_report(storage_or_path, output, session_id: str | None = None) -> Path
         )
     storage = open_storage(storage_or_path) if own else storage_or_path
     try:
-        layout, session = report_layout(storage, session_id)
+        layout, session = report_layout(storage, session_id, worker_id)
         return save_html(layout, output, title=f"embedviz report: {session}")
     finally:
         if own:

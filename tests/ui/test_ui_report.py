@@ -9,7 +9,7 @@ from ui_records import EVIL
 
 from embedviz.errors import FileFormatError, InputError
 from embedviz.stats.storage import InMemoryStatsStorage
-from embedviz.ui.report import write_report
+from embedviz.ui.report import report_layout, write_report
 
 
 def test_report_is_self_contained_and_escaped(sqlite_path, tmp_path):
@@ -31,6 +31,23 @@ def test_report_defaults_to_the_newest_session(tmp_path):
     fill(st, "newer", n=5)
     html = write_report(st, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "embedviz report: newer" in html
+
+
+def test_report_shows_the_chosen_worker(tmp_path):
+    from ui_records import fill
+
+    def header(worker_id=None):
+        layout, _ = report_layout(st, worker_id=worker_id)
+        return layout.children[0].text
+
+    st = InMemoryStatsStorage()
+    fill(st, "ddp", workers=("0", "1"), n=5)
+    assert "worker <b>0</b> of 2" in header() and "--worker NAME" in header()
+    assert "worker <b>1</b> of 2" in header("1")
+    assert write_report(st, tmp_path / "b.html", worker_id="1").exists()
+    with pytest.raises(InputError, match=r"no worker '7'; it has '0', '1' \(--worker\)"):
+        write_report(st, tmp_path / "c.html", worker_id="7")
+    assert not (tmp_path / "c.html").exists()
 
 
 def test_report_errors_are_one_clear_message(sqlite_path, tmp_path):
