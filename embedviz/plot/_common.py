@@ -27,6 +27,7 @@ tooltips by Bokeh's templating, the panel and messages by ``ev.escape`` in ``_li
 from __future__ import annotations
 
 import colorsys
+import html
 import math
 from collections.abc import Sequence
 from functools import cache
@@ -40,6 +41,18 @@ from embedviz.plot._inputs import smallest_uint
 MAX_SEARCH_LABELS = 100
 #: from this many points on, plots draw with WebGL
 WEBGL_THRESHOLD = 5000
+#: permanent map labels are cut to this many characters (hover and tap show the word)
+MAX_LABEL_CHARS = 40
+#: legend entries are cut to this many characters
+MAX_LEGEND_CHARS = 30
+#: legends with more entries become a scrolling list in the side bar
+MAX_PLOT_LEGEND = 30
+
+
+def short_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when it was longer
+    (``_lib.js``'s ``ev.short`` does the same)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---------------------------------------------------------------------------- labels
@@ -66,7 +79,7 @@ def base_label_indices(
     boxes: list[tuple[float, float, float, float]] = []
     chosen: list[int] = []
     for j, i in enumerate(order):
-        left, right = sx[j], sx[j] + 6 + 6.5 * len(words[i])
+        left, right = sx[j], sx[j] + 6 + 6.5 * min(len(words[i]), MAX_LABEL_CHARS)
         bottom, top = sy[j] - 6.5, sy[j] + 6.5
         if any(left < b[1] and b[0] < right and bottom < b[3] and b[2] < top for b in boxes):
             continue
@@ -132,7 +145,10 @@ def js(name: str) -> str:
 
 
 # the names _lib.js reads; every callback gets them (see common_args)
-LIB_ARGS = ("points", "meta", "nbrs", "labels", "clusters", "extra", "k", "xf", "yf")
+LIB_ARGS = (
+    "points", "meta", "nbrs", "labels", "clusters", "extra", "k", "xf", "yf", "group",
+    "label_chars",
+)  # fmt: skip
 LIB_PRELUDE = (
     f"const ev = Function({', '.join(repr(a) for a in LIB_ARGS)}, lib.code)"
     f"({', '.join(LIB_ARGS)})\n"
@@ -165,7 +181,7 @@ def make_sources(words, rank, codes, nbr_idx, nbr_sim, base, label_xy):
         {
             "x": [float(label_xy[i, 0]) for i in base],
             "y": [float(label_xy[i, 1]) for i in base],
-            "text": [words[i] for i in base],
+            "text": [short_text(words[i], MAX_LABEL_CHARS) for i in base],
             "i": list(base),
             "kind": ["base"] * len(base),
         },
@@ -246,8 +262,9 @@ def hover_tool(renderer, index_field: str, common: dict):
     )
 
 
-def common_args(points, meta, nbrs, labels, names, extra, xf, yf):
-    """Arguments every callback gets (the names ``_lib.js`` expects)."""
+def common_args(points, meta, nbrs, labels, names, extra, xf, yf, group="cluster"):
+    """Arguments every callback gets (the names ``_lib.js`` expects); ``group`` names
+    what the colours show ("cluster", or "label" for the user's labels)."""
     from bokeh.models import ColumnDataSource, CustomJS
 
     k = 0 if nbrs is None else len(nbrs.data["idx"]) // len(meta.data["word"])
@@ -265,6 +282,8 @@ def common_args(points, meta, nbrs, labels, names, extra, xf, yf):
         k=int(k),
         xf=xf,
         yf=yf,
+        group=str(group),
+        label_chars=MAX_LABEL_CHARS,
         lib=lib,
     )
 
@@ -336,42 +355,47 @@ def home_view(
 
 
 def legend_labels(names, codes, words, rank, n_examples: int = 2) -> list[str]:
-    """Cluster names; numbered clusters (k-means) also show their most frequent words."""
+    """Cluster names (cut to :data:`MAX_LEGEND_CHARS`); numbered clusters (k-means) also
+    show their most frequent words."""
     if not all(name.lstrip("-").isdigit() for name in names):
-        return list(names)
+        return [short_text(name, MAX_LEGEND_CHARS) for name in names]
     order = np.arange(len(words)) if rank is None else np.argsort(rank, kind="stable")
     examples: list[list[str]] = [[] for _ in names]
     missing = len(names)
     for i in order:
         ex = examples[codes[i]]
         if len(ex) < n_examples:
-            ex.append(words[i] if len(words[i]) <= 12 else words[i][:11] + "…")
+            ex.append(short_text(words[i], 12))
             missing -= len(ex) == n_examples
             if missing == 0:
                 break
     return [f"{name}  {', '.join(ex)}" for name, ex in zip(names, examples, strict=True)]
 
 
-def add_legend(plot, names, codes, words, rank, colors, size: float) -> None:
-    """One legend entry per cluster, in columns when there are many.
+def add_legend(plot, names, codes, words, rank, colors, size: float, title: str = "cluster"):
+    """One legend entry per cluster; returns None, or a Div for the side bar.
 
-    Each entry gets its own empty renderer of the cluster's colour, so the legend
-    does not depend on the row order of the points (3D reorders them on every turn).
+    Up to :data:`MAX_PLOT_LEGEND` entries go into a Bokeh legend beside the plot. Each
+    entry gets its own empty renderer of the cluster's colour, so the legend does not
+    depend on the row order of the points (3D reorders them on every turn). More
+    entries would make the page wider than a screen and push the search box out of
+    it, so they become a list in the side bar that scrolls (returned as a Div).
     """
     from bokeh.models import ColumnDataSource, Legend, LegendItem
 
     if names is None or len(names) < 2:
-        return
+        return None
+    texts = legend_labels(names, codes, words, rank)
+    if len(texts) > MAX_PLOT_LEGEND:
+        return legend_div(texts, colors, title)
     items = []
-    for name, color in zip(legend_labels(names, codes, words, rank), colors, strict=True):
+    for name, color in zip(texts, colors, strict=True):
         # one point at NaN: never drawn, but the legend has a glyph to draw
         empty = ColumnDataSource({"x": [math.nan], "y": [math.nan]})
         r = plot.scatter("x", "y", source=empty, size=size, fill_color=color, line_color=None)
         items.append(LegendItem(label=name, renderers=[r]))
-    ncols = max(1, math.ceil(len(items) / 30))
     legend = Legend(
         items=items,
-        ncols=ncols,
         label_text_font_size="8pt" if len(items) > 20 else "9pt",
         label_height=12,
         glyph_width=12,
@@ -379,8 +403,33 @@ def add_legend(plot, names, codes, words, rank, colors, size: float) -> None:
         spacing=0,
         padding=4,
         margin=4,
-        title="cluster",
+        title=title,
         title_text_font_size="9pt",
         click_policy="none",
+        name="embedviz_legend",
     )
     plot.add_layout(legend, "right")
+    return None
+
+
+def legend_div(texts, colors, title: str, width: int = 260, height: int = 300):
+    """A legend as an HTML list that scrolls (every text escaped here, in Python)."""
+    from bokeh.models import Div
+
+    rows = "".join(
+        '<div style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis" '
+        f'title="{html.escape(text)}"><span style="display:inline-block;width:10px;height:10px;'
+        f'border-radius:5px;margin-right:5px;background:{color}"></span>{html.escape(text)}</div>'
+        for text, color in zip(texts, colors, strict=True)
+    )
+    return Div(
+        text=(
+            f'<div style="font-weight:bold;margin-bottom:2px">{html.escape(title)} '
+            f'<span style="font-weight:normal;color:#777">({len(texts)})</span></div>'
+            f'<div style="max-height:{height}px;overflow-y:auto;border:1px solid #eee;'
+            f'padding:2px 4px">{rows}</div>'
+        ),
+        width=width,
+        name="embedviz_legend",
+        styles={"font-size": "11px", "font-family": "sans-serif"},
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 import numpy as np
 
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 #: neighbours kept per word in the page (more are dropped, with a log message)
 MAX_NEIGHBORS = 10
+_DIGITS = re.compile(r"(\d+)")
 
 
 def check_inputs(coords, words, rank, clusters, neighbors, n_labels, dims):
@@ -82,7 +84,8 @@ def check_inputs(coords, words, rank, clusters, neighbors, n_labels, dims):
 
 
 def _encode_clusters(clusters):
-    """Labels (int or str) -> (codes uint8/uint16, names as str), names sorted."""
+    """Labels (int or str) -> (codes uint8/uint16, names as str): numbers first, by value,
+    then text in natural order (L2 before L10)."""
     for i, c in enumerate(clusters):
         if c is None or (isinstance(c, float) and math.isnan(c)):
             raise InputError(f"clusters[{i}] is {c!r}; every word needs a cluster label")
@@ -101,7 +104,19 @@ def _is_int(c) -> bool:
 
 
 def _sort_key(c):
-    return int(c) if _is_int(c) else str(c)
+    return int(c) if _is_int(c) else natural_key(str(c))
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that orders the numbers inside labels by value: L2 before L10.
+
+    Text parts compare without case, then the text itself breaks ties (L01 / L1).
+    """
+    parts = _DIGITS.split(text)  # text, number, text, ..., text: the kinds alternate
+    return (
+        tuple(int(p) if j % 2 else p.casefold() for j, p in enumerate(parts)),
+        text,
+    )
 
 
 def _encode_neighbors(neighbors, words):

@@ -5,12 +5,18 @@
 // `orig` then maps a row to its original index); `meta` holds word / rank / cluster in
 // the original order; `clusters.data.name` the cluster names, `extra.data.word` the
 // neighbours that are not on the map; `labels` holds the text labels (x, y, text,
-// i = original index, kind = "base" | "search" | "pin").
+// i = original index, kind = "base" | "search" | "pin"); `group` names what the
+// colours show ("cluster" or "label"); map labels are cut to `label_chars` characters.
 const ev = {
   escape(s) {
     return String(s).replace(/[&<>"']/g, (c) => ({
       "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
     })[c])
+  },
+  short(s) {
+    // as _common.short_text: code points, not UTF-16 units, so no emoji is cut in half
+    const a = Array.from(String(s))
+    return a.length <= label_chars ? String(s) : a.slice(0, label_chars - 1).join("") + "…"
   },
   n() { return meta.data.word.length },
   orig_of(r) { const o = points.data.orig; return o == null ? r : o[r] },
@@ -58,7 +64,7 @@ const ev = {
       if (seen.has(i) || i >= ev.n()) continue
       seen.add(i)
       const r = rows[i]
-      d.x.push(xs[r]); d.y.push(ys[r]); d.text.push(meta.data.word[i])
+      d.x.push(xs[r]); d.y.push(ys[r]); d.text.push(ev.short(meta.data.word[i]))
       d.i.push(i); d.kind.push(kind)
     }
     labels.data = d
@@ -79,6 +85,10 @@ const ev = {
     const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2
     x_range.setv({start: cx - w / 2, end: cx + w / 2})
     y_range.setv({start: cy - h / 2, end: cy + h / 2})
+  },
+  go_home(x_range, y_range, home) {
+    x_range.setv({start: home[0], end: home[1]})
+    y_range.setv({start: home[2], end: home[3]})
   },
   by_rank(indices) { return indices.sort((a, b) => ev.rank_of(a) - ev.rank_of(b)) },
 }

@@ -5,7 +5,7 @@ if (format == "word") return ev.word_of(i)
 if (format == "rank") return String(ev.rank_of(i))
 if (format == "cluster") {
   const c = ev.cluster_of(i)
-  return c === "" ? "" : "cluster " + c
+  return c === "" ? "" : group + " " + c
 }
 if (format == "nbrs") {
   return ev.neighbours(i).map(([j, s]) => ev.word_of(j) + "  " + s.toFixed(2)).join("\n")

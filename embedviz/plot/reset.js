@@ -6,6 +6,5 @@ ev.set_labels("search", [])
 ev.set_labels("pin", [])
 message.text = ""
 info.text = ""
-x_range.setv({start: home[0], end: home[1]})
-y_range.setv({start: home[2], end: home[3]})
+ev.go_home(x_range, y_range, home)
 if (yaw != null) { yaw.value = home_angles[0]; pitch.value = home_angles[1] }

@@ -33,6 +33,7 @@ def scatter_2d(
     neighbors: Sequence[Sequence[tuple[str, float]]] | None = None,
     title: str = "embedviz",
     n_labels: int = 50,
+    legend_title: str = "cluster",
 ):
     """Draw words at 2D coordinates as an interactive Bokeh layout.
 
@@ -53,7 +54,12 @@ def scatter_2d(
     title : str, default="embedviz"
         Plot title.
     n_labels : int, default=50
-        How many of the most frequent words carry a permanent label.
+        How many of the most frequent words carry a permanent label (labels longer
+        than 40 characters are cut; hover and tap show the whole word).
+    legend_title : str, default="cluster"
+        What ``clusters`` are, e.g. "label" for labels of your own: the legend's title
+        and the name shown with the group on hover and tap. Legends of more than 30
+        entries are a scrolling list under the controls.
 
     Returns
     -------
@@ -121,11 +127,12 @@ def scatter_2d(
         nonselection_fill_color=color,
         name="embedviz_scatter",
     )
-    common = C.common_args(points, meta, nbrs, labels, names, extra, "x", "y")
+    common = C.common_args(points, meta, nbrs, labels, names, extra, "x", "y", legend_title)
     plot.add_tools(C.hover_tool(renderer, "$index", common))
     widgets, tap = C.controls(common, plot.x_range, plot.y_range, home, width=SIDEBAR_WIDTH)
     plot.add_tools(TapTool(renderers=[renderer], callback=tap, behavior="select"))
     plot.add_layout(C.label_set(labels, size))
-    C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0))
+    legend = C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0), legend_title)
     logger.debug("2D map of %d words, %d clusters", n, 0 if names is None else len(names))
-    return row(plot, column(*widgets, width=SIDEBAR_WIDTH), name="embedviz_layout")
+    side = column(*widgets, *([legend] if legend else []), width=SIDEBAR_WIDTH)
+    return row(plot, side, name="embedviz_layout")

@@ -70,6 +70,7 @@ def scatter_3d(
     neighbors: Sequence[Sequence[tuple[str, float]]] | None = None,
     title: str = "embedviz",
     n_labels: int = 50,
+    legend_title: str = "cluster",
 ):
     """Draw words at 3D coordinates as a rotatable interactive Bokeh layout.
 
@@ -167,7 +168,7 @@ def scatter_3d(
         start=-90, end=90, step=1, value=HOME_PITCH, title="pitch (°)", width=SIDEBAR_WIDTH,
         name="embedviz_pitch",
     )  # fmt: skip
-    common = C.common_args(points, meta, nbrs, labels, names, extra, "px", "py")
+    common = C.common_args(points, meta, nbrs, labels, names, extra, "px", "py", legend_title)
     rotate = C.callback("rotate", yaw=yaw, pitch=pitch, camera=CAMERA_DISTANCE, **common)
     yaw.js_on_change("value", rotate)
     pitch.js_on_change("value", rotate)
@@ -182,9 +183,11 @@ def scatter_3d(
     )  # fmt: skip
     plot.add_tools(TapTool(renderers=[renderer], callback=tap, behavior="select"))
     plot.add_layout(C.label_set(labels, size))
-    C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0))
+    legend = C.add_legend(plot, names, codes, words, rank, pal, max(size, 6.0), legend_title)
     hint = "drag the plot or move the sliders to turn the cloud; the wheel zooms"
     help_div = Div(text=hint, width=SIDEBAR_WIDTH, styles={"color": "#777", "font-size": "11px"})
-    side = column(yaw, pitch, help_div, *widgets, width=SIDEBAR_WIDTH)
+    side = column(
+        yaw, pitch, help_div, *widgets, *([legend] if legend else []), width=SIDEBAR_WIDTH
+    )
     logger.debug("3D map of %d words", n)
     return row(plot, side, name="embedviz_layout")

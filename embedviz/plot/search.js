@@ -32,6 +32,8 @@ if (query === "") {
     let text = hits.length + (hits.length == 1 ? " match" : " matches") + " for " + what
     if (hits.length > max_search_labels) text += " (labels on the " + max_search_labels + " most frequent)"
     message.text = ev.escape(text)
-    if (mode != "value_input" || hits.length > 0) ev.zoom_to(sel, x_range, y_range, home)
+    // no match (also after a partial query that matched while typing): the whole map
+    if (hits.length > 0) ev.zoom_to(sel, x_range, y_range, home)
+    else ev.go_home(x_range, y_range, home)
   }
 }

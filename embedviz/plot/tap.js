@@ -13,7 +13,7 @@ if (sel.length > 0) {
   ev.set_labels("pin", pinned)
   let html = "<div><b>" + ev.escape(ev.word_of(best)) + "</b> &middot; rank " + ev.rank_of(best)
   const c = ev.cluster_of(best)
-  if (c !== "") html += " &middot; cluster " + ev.escape(c)
+  if (c !== "") html += " &middot; " + ev.escape(group) + " " + ev.escape(c)
   html += "</div>"
   if (nb.length > 0) {
     html += '<ol style="margin:4px 0 0 0;padding-left:22px">'

@@ -248,3 +248,78 @@ def test_3d_hover_names_the_point_on_top(page_3d, small_map):
     assert text.strip().startswith(word)
     assert "rank" in text and "cluster" in text
     assert page_3d.errors() == []
+
+
+def test_search_as_you_type_goes_home_when_the_query_stops_matching(page_2d, small_map):
+    """Typing "word7zzz" first matches "word7" (zoom in), then nothing: the whole map."""
+    home = page_2d.model("embedviz_x_range", "[m.start, m.end]")
+    box = page_2d.element("input[type=text]")
+    box.clear()
+    box.send_keys("word7")  # no Enter: search as you type
+    page_2d.wait_for(N_SELECTED + " == 1")
+    zoomed = page_2d.model("embedviz_x_range", "[m.start, m.end]")
+    assert zoomed[1] - zoomed[0] < 0.5 * (home[1] - home[0])
+    box.send_keys("zzz")
+    page_2d.wait_for(N_SELECTED + " == 0")
+    page_2d.wait_for(
+        "const m = Bokeh.documents[0].get_model_by_name('embedviz_x_range');"
+        "return Math.abs(m.start - arguments[0]) < 1e-9 && Math.abs(m.end - arguments[1]) < 1e-9",
+        10,
+        *home,
+    )
+    assert page_2d.model("embedviz_message", "m.text").startswith("0 matches")
+    assert page_2d.errors() == []
+
+
+def test_many_labels_keep_the_controls_on_screen(tmp_path, open_page, rng):
+    """300 labels: the legend scrolls in the side bar; search and reset stay in a
+    1280-px window, the page does not scroll sideways."""
+    n = 1500
+    words = [f"w{i}" for i in range(n)]
+    labels = [f"L{i % 300}" for i in range(n)]
+    layout = scatter_2d(rng.normal(size=(n, 2)), words, clusters=labels, legend_title="label")
+    page = open_page(save_html(layout, tmp_path / "labels.html"))
+    width = page.js("return window.innerWidth")
+    assert width == 1280
+    assert page.js("return document.documentElement.scrollWidth") <= width
+    for css in ("input[type=text]", "button"):
+        rect = page.js("return arguments[0].getBoundingClientRect().toJSON()", page.element(css))
+        assert 0 <= rect["left"] and rect["right"] <= width and rect["bottom"] <= 900
+    legend = page.element("div[title='L299']").find_element("xpath", "..")
+    scroll = page.js("return [arguments[0].scrollHeight, arguments[0].clientHeight]", legend)
+    assert scroll[0] > 2 * scroll[1]  # a list that scrolls
+    entries = page.js("return Array.from(arguments[0].children).map((e) => e.textContent)", legend)
+    assert entries[:12] == [f"L{j}" for j in range(12)]  # natural order: L2 before L10
+    assert page.errors() == []
+
+
+def test_long_words_get_short_labels_and_whole_words_on_tap(tmp_path, open_page, rng):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    long_word = "<b>" + "x" * 300 + "END"
+    words = [long_word] + [f"w{i}" for i in range(1, 30)]
+    coords = rng.normal(size=(30, 2))
+    coords[0] = coords[1:].min(axis=0) - 1.0  # alone in a corner: its label is drawn
+    layout = scatter_2d(coords, words, n_labels=5)
+    page = open_page(save_html(layout, tmp_path / "long.html"))
+    texts = page.model("embedviz_labels", "Array.from(m.data.text)")
+    assert texts[0] == long_word[:39] + "…" and max(map(len, texts)) <= 40
+    page.model("embedviz_regex", "(m.active = true)")
+    type_search(page, "END$")
+    page.wait_for(N_SELECTED + " == 1")
+    searched = page.model("embedviz_labels", "Array.from(m.data.text)")
+    assert max(map(len, searched)) <= 40
+    page.element("button").click()  # reset
+    page.wait_for(N_SELECTED + " == 0")
+    x, y = page.point_on_screen(0)
+    actions = ActionBuilder(page.driver)
+    actions.pointer_action.move_to_location(int(x), int(y))
+    actions.perform()
+    ActionChains(page.driver).click().perform()
+    info = page.wait_for(
+        "const t = Bokeh.documents[0].get_model_by_name('embedviz_info').text;"
+        "return t.includes('END') ? t : null"
+    )
+    assert "&lt;b&gt;" + "x" * 300 + "END" in info  # the whole word, escaped
+    assert page.errors() == []

@@ -100,19 +100,61 @@ def test_2d_tools_and_backend():
     assert model(big, "embedviz_plot").output_backend == "webgl"
 
 
-def test_no_user_text_reaches_html_unescaped(small_map):
-    """Words reach HTML only through Bokeh's escaped templating or ev.escape in JS."""
+def test_no_template_turns_escaping_off(small_map):
+    """Tooltips show words through Bokeh's templating, which escapes unless a field says
+    {safe}; the panel and messages escape in JS (checked in a browser by
+    test_plot_browser.py::test_2d_evil_words_stay_text)."""
     m = small_map
     layout = scatter_2d(m["coords"][:, :2], m["words"], clusters=["<b>x</b>"] * len(m["words"]))
     plot = model(layout, "embedviz_plot")
     hover = next(t for t in plot.tools if type(t).__name__ == "HoverTool")
-    assert "{safe}" not in hover.tooltips and "<script" not in hover.tooltips
-    for name in ("embedviz_message", "embedviz_info"):
-        assert "<script" not in model(layout, name).text
-    js = C.js("tap") + C.js("search")
-    # every word or message the callbacks put into a Div goes through ev.escape
-    assert js.count("ev.escape(") >= 4
-    assert "ev.word_of(best)" in js and "ev.escape(ev.word_of(best))" in js
+    assert "{safe}" not in hover.tooltips
+
+
+@pytest.mark.parametrize("scatter, dims", [(scatter_2d, 2), (scatter_3d, 3)])
+def test_a_long_legend_scrolls_in_the_side_bar_with_escaped_natural_order(scatter, dims, rng):
+    n = 900
+    labels = [f"L{i % 300}" for i in range(n)]
+    labels[0] = labels[300] = labels[600] = "<img src=x onerror=alert(1)>"
+    layout = scatter(rng.normal(size=(n, dims)), [f"w{i}" for i in range(n)], clusters=labels,
+                     legend_title="label")  # fmt: skip
+    plot = model(layout, "embedviz_plot")
+    assert not [r for r in plot.right if type(r).__name__ == "Legend"]  # not beside the plot
+    div = model(layout, "embedviz_legend")
+    assert type(div).__name__ == "Div" and "<img" not in div.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in div.text and "label" in div.text
+    order = [int(t) for t in __import__("re").findall(r">L(\d+)</div>", div.text)]
+    assert order == sorted(order) and len(order) == 299
+    side = layout.children[1]
+    assert side.children[-1] is div  # under the search box and reset button
+
+
+def test_a_short_legend_stays_beside_the_plot():
+    names = [f"c{j}" for j in (10, 2, 1)] * 4
+    layout = scatter_2d(np.random.default_rng(0).normal(size=(12, 2)), list("abcdefghijkl"),
+                        clusters=names, legend_title="label")  # fmt: skip
+    legend = model(layout, "embedviz_legend")
+    assert type(legend).__name__ == "Legend" and legend.title == "label"
+    assert [item.label.value for item in legend.items] == ["c1", "c2", "c10"]
+
+
+def test_cluster_names_sort_naturally_numbers_first():
+    from embedviz.plot._inputs import _encode_clusters
+
+    labels = ["L10", "L2", "(no label)", "l1", "L1", "L01", "x2y10", "x2y9", "b", "A"]
+    codes, names = _encode_clusters(labels)
+    assert names == ["(no label)", "A", "b", "L01", "L1", "l1", "L2", "L10", "x2y9", "x2y10"]
+    assert [names[c] for c in codes] == labels
+    assert _encode_clusters([10, 2, 1])[1] == ["1", "2", "10"]
+
+
+def test_map_labels_are_cut_but_the_words_are_whole():
+    words = ["a" * 100, "b" * 40, "😀" * 45, "short"]
+    coords = np.column_stack([np.zeros(4), np.arange(4) * 10.0])  # one label a row
+    layout = scatter_2d(coords, words, n_labels=4)
+    labels = model(layout, "embedviz_labels").data
+    assert sorted(labels["text"]) == sorted(["a" * 39 + "…", "b" * 40, "😀" * 39 + "…", "short"])
+    assert model(layout, "embedviz_meta").data["word"] == words  # hover and tap use these
 
 
 def test_3d_sources_projection_and_order(small_map):
