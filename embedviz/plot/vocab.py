@@ -58,22 +58,27 @@ def plot_vocab(
         The t-SNE to run (it is fitted in place). None builds
         ``TSNE(n_components=dims, metric="cosine", random_state=random_state,
         reduce_perplexity=True)`` (the perplexity shrinks for small vocabularies).
+        With the cosine metric, words whose vector is all zeros (padding tokens) have
+        no direction: they are left out with a warning naming them.
     top : int, default=None
         Map the ``top`` most frequent words (5000 when neither ``top`` nor ``words`` is
-        given and ``vectors`` is not already a selection).
+        given and ``vectors`` is not already a selection; with ``words``, the first
+        ``top`` of them). A Selection is cut to its first ``top`` words.
     words : sequence of str, default=None
-        Map these words; unknown ones are logged and skipped.
+        Map these words; unknown ones are logged and skipped. With a Selection, only
+        those of its words (``top``, ``words`` and the filters select again from it).
     dims : {2, 3}, default=None
         2-D or 3-D map; defaults to ``tsne.n_components`` or 2.
     colour : None, int, "none", mapping or sequence, default=None
         None: k-means with 12 clusters (of the unit-length vectors); an int: k-means with
-        that many; "none": one colour; a mapping word -> label, or one label per word.
+        that many; "none": one colour; a mapping word -> label, or one label per word
+        (the legend is then titled "label" and sorted naturally: L2 before L10).
     output : str or Path, default=None
         Write the page here (self-contained HTML).
     include, exclude, drop_stopwords, drop_punctuation
         Filters passed to :func:`~embedviz.vectors.select_words`.
     n_neighbors : int, default=10
-        Neighbours listed per word (at most the t-SNE's own neighbour count).
+        Neighbours listed per word (at most the t-SNE's own neighbour count; 0: none).
     random_state : int or None, default=42
         Seed for the default t-SNE and for k-means.
     title : str, default=None
@@ -101,23 +106,35 @@ def plot_vocab(
             f"output: the directory {Path(output).parent} does not exist; create it or choose "
             "another path"
         )
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)):
+        raise InputError(f"n_neighbors must be an integer >= 0, got {n_neighbors!r}")
+    if n_neighbors < 0:
+        raise InputError(f"n_neighbors must be an integer >= 0 (0: no lists), got {n_neighbors}")
+    tsne, dims = _tsne(tsne, dims, random_state)
     selection, source_name = _selection(
         vectors, top, words, include, exclude, drop_stopwords, drop_punctuation
     )
+    if getattr(tsne, "metric", None) == "cosine":
+        before = selection.words
+        selection = drop_zero_vectors(selection, advice="metric='euclidean' keeps them")
+        if len(selection.words) < len(before) and _per_word(colour, len(before)):
+            kept = set(selection.words)  # one label per word: those of the words kept
+            colour = [c for w, c in zip(before, colour, strict=True) if w in kept]
     words_, matrix, rank = selection.words, selection.vectors, selection.rank
     if len(words_) < 2:
         raise InputError(
             f"plot_vocab needs at least 2 words to map; the selection holds {len(words_)} "
             "(check top, words and the filters)"
         )
-    tsne, dims = _tsne(tsne, dims, random_state)
     clusters = _colours(colour, words_, matrix, random_state)
     logger.info("embedding %d words of %d dimensions in %dD", len(words_), matrix.shape[1], dims)
     coords = np.asarray(tsne.fit_transform(matrix), dtype=np.float64)
     neighbors = neighbor_lists(tsne, matrix, words_, n_neighbors)
 
     title = title or source_name
-    layout = _draw(coords, words_, rank, clusters, neighbors, dims, title, n_labels)
+    computed = colour is None or isinstance(colour, (int, np.integer))  # k-means
+    legend_title = "cluster" if computed else "label"
+    layout = _draw(coords, words_, rank, clusters, neighbors, dims, title, n_labels, legend_title)
     table: dict[str, Any] = {"word": list(words_)}
     for axis, name in enumerate("xyz"[:dims]):
         table[name] = coords[:, axis]
@@ -132,12 +149,74 @@ def plot_vocab(
     return layout, table
 
 
+def drop_zero_vectors(selection, advice: str = ""):
+    """The selection without its all-zero vectors (padding tokens such as ``<pad>``).
+
+    A zero vector has no direction, so its cosine distance to any word is undefined;
+    the words left out are named in one warning (the first five, then a count).
+
+    Parameters
+    ----------
+    selection : Selection
+        From :func:`~embedviz.vectors.select_words` or
+        :func:`~embedviz.vectors.load_selection`.
+    advice : str, default=""
+        Appended to the warning in parentheses (e.g. how to keep the words).
+
+    Returns
+    -------
+    Selection
+        ``selection`` itself when no vector is zero.
+
+    Examples
+    --------
+    >>> sel = drop_zero_vectors(load_selection("vectors.txt"))  # doctest: +SKIP
+    """
+    from embedviz.vectors import Selection
+
+    zero = ~np.asarray(selection.vectors).any(axis=1)
+    if not zero.any():
+        return selection
+    names = [selection.words[i] for i in np.flatnonzero(zero)]
+    shown = ", ".join(repr(w) for w in names[:5])
+    if len(names) > 5:
+        shown += f" and {len(names) - 5} more"
+    logger.warning(
+        "left out %d word%s with an all-zero vector (no direction, so no cosine distance): %s%s",
+        len(names),
+        "" if len(names) == 1 else "s",
+        shown,
+        f" ({advice})" if advice else "",
+    )
+    keep = np.flatnonzero(~zero)
+    return Selection(
+        [selection.words[i] for i in keep],
+        selection.vectors[keep],
+        np.asarray(selection.rank)[keep],
+        selection.unknown,
+    )
+
+
+def _per_word(colour, n: int) -> bool:
+    """Whether ``colour`` is one label per word for ``n`` words (not a mapping or a count)."""
+    return (
+        isinstance(colour, (Sequence, np.ndarray))
+        and not isinstance(colour, str)
+        and len(colour) == n
+    )
+
+
 def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punctuation):
     """The selection to map and the name of its source (the page's default title)."""
     from embedviz.vectors import Selection, load_selection, select_words
 
+    filtered = (include, exclude, words) != (None, None, None) or drop_stopwords or drop_punctuation
     if isinstance(vectors, Selection):
-        return vectors, "embedviz"
+        if top is None and not filtered:
+            return vectors, "embedviz"
+        # select again from the selection: its words in order, their ranks kept
+        kv = _indexed(vectors.words, vectors.vectors, vectors.rank, "the Selection")
+        vectors = None
     pair = isinstance(vectors, tuple) and len(vectors) == 2
     if top is None and words is None and not pair:  # a pair is mapped whole
         top = VOCAB_DEFAULTS["top"]
@@ -149,18 +228,23 @@ def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punct
         drop_stopwords=drop_stopwords,
         drop_punctuation=drop_punctuation,
     )
-    if isinstance(vectors, (str, Path)):
+    if vectors is None:
+        pass  # a Selection, indexed above
+    elif isinstance(vectors, (str, Path)):
         return load_selection(vectors, **filters), Path(vectors).name
-    if pair:
+    elif pair:
         names, matrix = vectors
         names = [str(w) for w in names]
-        matrix = np.asarray(matrix, dtype=np.float32)
+        try:
+            matrix = np.asarray(matrix, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"(words, matrix): the matrix must be numbers ({exc})") from None
         if matrix.ndim != 2 or matrix.shape[0] != len(names):
             raise InputError(
                 f"(words, matrix) needs one row per word: got {len(names)} words and a matrix "
                 f"of shape {matrix.shape}"
             )
-        kv = _indexed(names, matrix)
+        kv = _indexed(names, matrix, None, "(words, matrix)")
     else:
         kv = getattr(vectors, "wv", vectors)
         if not hasattr(kv, "key_to_index") or not hasattr(kv, "vectors"):
@@ -171,18 +255,25 @@ def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punct
     return select_words(kv, **filters), "embedviz"
 
 
-def _indexed(words, matrix):
-    """(words, matrix) with the attributes select_words reads (gensim is not needed)."""
+def _indexed(words, matrix, ranks, what: str):
+    """Words and vectors with the attributes select_words reads (gensim is not needed)."""
     from embedviz._readers import Raw
 
     index = {w: i for i, w in enumerate(words)}
     if len(index) != len(words):
         raise InputError(
-            f"(words, matrix): the word list repeats {len(words) - len(index)} words; give each "
-            "word once"
+            f"{what}: the word list repeats {len(words) - len(index)} words; give each word once"
         )
-    ranks = np.arange(1, len(words) + 1, dtype=np.int64)
-    return Raw(list(words), index, np.ascontiguousarray(matrix), ranks)
+    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(
+            f"{what}: {bad.size} vector(s) hold NaN or infinity, first the word {words[i]!r} "
+            f"(position {i + 1}); drop or fix those words"
+        )
+    if ranks is None:
+        ranks = np.arange(1, len(words) + 1, dtype=np.int64)
+    return Raw(list(words), index, np.ascontiguousarray(matrix), np.asarray(ranks, np.int64))
 
 
 def _tsne(tsne, dims, random_state):
@@ -306,8 +397,15 @@ def neighbor_lists(tsne: Any, matrix: np.ndarray, words: Sequence[str], n_neighb
     return lists
 
 
-def _draw(coords, words, rank, clusters, neighbors, dims, title, n_labels):
-    kwargs = dict(rank=rank, clusters=clusters, neighbors=neighbors, title=title, n_labels=n_labels)
+def _draw(coords, words, rank, clusters, neighbors, dims, title, n_labels, legend_title):
+    kwargs = dict(
+        rank=rank,
+        clusters=clusters,
+        neighbors=neighbors,
+        title=title,
+        n_labels=n_labels,
+        legend_title=legend_title,
+    )
     if dims == 3:
         from embedviz.plot.scatter3d import scatter_3d
 
