@@ -19,7 +19,9 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
+import warnings
 from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
@@ -101,13 +103,30 @@ def _command_logging(quiet: bool):
     export.setLevel(logging.WARNING)  # the command reports its own files, once each
     if quiet:
         access.setLevel(logging.ERROR)
+    show = warnings.showwarning
+    warnings.showwarning = _log_warning  # numba's, scikit-learn's: one line, like ours
     try:
         yield
     finally:
+        warnings.showwarning = show
         package.handlers[:], package.propagate = saved[0], saved[1]
         package.setLevel(saved[2])
         export.setLevel(saved[3])
         access.setLevel(saved[4])
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning from any library as one ``embedviz: warning: ...`` line."""
+    text = " ".join(str(message).split())
+    logger.warning("%s (%s from %s)", text, category.__name__, _module_of(filename))
+
+
+def _module_of(filename: str) -> str:
+    """``.../site-packages/sklearn/cluster/_kmeans.py`` -> ``sklearn``."""
+    parts = Path(filename).parts
+    if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
+        return Path(parts[parts.index("site-packages") + 1]).stem
+    return Path(filename).stem
 
 
 # -- embedviz check ---------------------------------------------------------------------
@@ -154,20 +173,28 @@ def add_tsne_command(subparsers) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="word-vector file")
     p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="open MODEL also when it is a Python pickle (gensim's own format) under a name "
+        "other than .model/.kv/.pkl; loading a pickle runs code stored in it, so use this "
+        "only for files you trust",
+    )
+    p.add_argument(
         "-o", "--output", metavar="OUT.html", help="page to write (default: MODEL's name + .html)"
     )
     sel = p.add_argument_group("which words")
     sel.add_argument(
         "--top",
         type=_positive_int,
-        default=V["top"],
+        default=None,  # resolved in run_tsne: every listed word with --words
         metavar="N",
-        help="map the N most frequent words",
+        help=f"map the N most frequent words (default: {V['top']}; with --words: every word "
+        "listed, or its first N when --top is given)",
     )
     sel.add_argument(
         "--words",
         metavar="FILE",
-        help="map the words listed in FILE (one a line) instead of the top N",
+        help="map the words listed in FILE (one a line) instead of the most frequent",
     )
     sel.add_argument("--include", metavar="REGEX", help="keep only words matching REGEX")
     sel.add_argument("--exclude", metavar="REGEX", help="drop words matching REGEX")
@@ -254,7 +281,12 @@ def add_tsne_command(subparsers) -> None:
         help="record the t-SNE run (KL, gradient norm) in a statistics database",
     )
     c.add_argument("--title", help="page title (default: MODEL's file name)")
-    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    c.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar or progress messages (warnings and errors are still shown)",
+    )
     p.set_defaults(func=run_tsne)
 
 
@@ -329,6 +361,7 @@ def run_tsne(args: argparse.Namespace) -> int:
         if value
     ]
     _check_distinct(outputs, inputs)
+    _check_options(args)
     for what, path in outputs:  # fail before a long run, not after it
         _check_writable(path, what)
     if args.projector:
@@ -336,31 +369,28 @@ def run_tsne(args: argparse.Namespace) -> int:
     words = _read_word_list(args.words) if args.words else None
     labels = _read_labels(args.labels) if args.labels else None
 
-    from embedviz.plot.vocab import plot_vocab
+    from embedviz.plot.vocab import drop_zero_vectors, plot_vocab
     from embedviz.tsne.estimator import TSNE
-    from embedviz.vectors import load_selection
 
-    selection = load_selection(
-        model,
-        top=args.top,
-        words=words,
-        include=args.include,
-        exclude=args.exclude,
-        drop_stopwords=args.drop_stopwords,
-        drop_punctuation=args.drop_stopwords,
-    )
+    selection = _select(args, model, words)
+    if args.metric == "cosine":
+        selection = drop_zero_vectors(selection, advice="use --metric euclidean to keep them")
     if len(selection.words) < 2:
         raise InputError(
             f"only {len(selection.words)} words left to map from {model}; check --top, --words "
             "and the filters"
         )
-
-    n = len(selection.words)
+    n, dim = selection.vectors.shape
     if n < 3 * args.perplexity + 1:
         raise InputError(
             f"--perplexity {args.perplexity:g} needs at least {math.ceil(3 * args.perplexity + 1)} "
             f"words, but {n} are selected from {model}; pass --perplexity {(n - 1) / 3:.4g} "
             "or less, or select more words"
+        )
+    if args.pca is not None and args.pca > min(n, dim):
+        raise InputError(
+            f"--pca {args.pca}: {n} words of {dim} dimensions have at most {min(n, dim)} "
+            f"principal components; pass --pca {min(n, dim)} or less, or leave it out"
         )
     stats = _stats_callback(args, model, selection.words) if args.stats else None
     tsne = TSNE(**tsne_params(args), callbacks=(stats,) if stats else ())
@@ -368,6 +398,8 @@ def run_tsne(args: argparse.Namespace) -> int:
     title = args.title or model.name
     try:
         layout, table = plot_vocab(selection, tsne=tsne, colour=colour, title=title)
+    except InputError as exc:
+        raise InputError(_option_message(str(exc))) from None
     finally:
         if stats is not None:
             stats.close()
@@ -376,31 +408,112 @@ def run_tsne(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args, model: Path, words: list[str] | None):
+    """The words to map: --top of the file, or every word of --words (its first --top
+    when --top is given, with a warning when that leaves words out)."""
+    from embedviz.vectors import Selection, load_selection
+
+    top = args.top if words is not None or args.top is not None else VOCAB_DEFAULTS["top"]
+    selection = load_selection(
+        model,
+        top=None if words is not None else top,
+        words=words,
+        include=args.include,
+        exclude=args.exclude,
+        drop_stopwords=args.drop_stopwords,
+        drop_punctuation=args.drop_stopwords,
+        trust_pickle=True if args.trust_pickle else None,
+    )
+    if words is not None and top is not None and len(selection.words) > top:
+        logger.warning(
+            "--top %d keeps the first %d of the %d words found from --words %s",
+            top,
+            top,
+            len(selection.words),
+            args.words,
+        )
+        selection = Selection(
+            selection.words[:top], selection.vectors[:top], selection.rank[:top], selection.unknown
+        )
+    return selection
+
+
+#: the option that sets each estimator parameter, for messages meant for CLI users
+OPTION_NAMES = {
+    "n_components": "--dims",
+    "perplexity": "--perplexity",
+    "theta": "--theta",
+    "max_iter": "--max-iter",
+    "stop_lying_iter": "--stop-lying-iter",
+    "early_exaggeration": "--early-exaggeration",
+    "learning_rate": "--learning-rate",
+    "momentum": "--momentum",
+    "final_momentum": "--final-momentum",
+    "switch_momentum_iter": "--switch-momentum-iter",
+    "pca_components": "--pca",
+    "metric": "--metric",
+    "random_state": "--seed",
+    "n_jobs": "--threads",
+}
+_PARAMETER = re.compile(
+    r"(?<![\w-])(" + "|".join(sorted(OPTION_NAMES, key=len, reverse=True)) + r")\b(=)?"
+)
+
+
+def _option_message(text: str) -> str:
+    """An estimator's message with its parameter names replaced by the options:
+    ``got n_jobs=0`` becomes ``got --threads 0``."""
+    return _PARAMETER.sub(lambda m: OPTION_NAMES[m[1]] + (" " if m[2] else ""), text)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """The t-SNE options and the regular expressions, checked before anything is read."""
+    from embedviz.tsne.estimator import TSNE
+
+    try:
+        TSNE(**tsne_params(args))._check_params()
+    except InputError as exc:
+        raise InputError(_option_message(str(exc))) from None
+    for option, pattern in (("--include", args.include), ("--exclude", args.exclude)):
+        if pattern is None:
+            continue
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise InputError(
+                f"{option} {pattern!r} is not a valid regular expression ({exc}); escape "
+                "special characters with a backslash, e.g. '\\('"
+            ) from None
+
+
 def _write_outputs(args, layout, table, selection, output, title, labels):
+    """Every output written to a temporary file first, then all moved into place at
+    once (the page last): a failure leaves the previous files as they were."""
     from embedviz.plot import export
 
     coords = _coords(table)
     written = []
     try:
-        written.append(("page", export.save_html(layout, output, title=title)))
-        if args.csv:
-            path = export.write_csv(
-                args.csv, coords, table["word"], table["rank"], table["cluster"]
-            )
-            written.append(("CSV", path))
-        if args.dl4j_csv:
-            path = export.write_dl4j_csv(args.dl4j_csv, coords, table["word"])
-            written.append(("DL4J CSV", path))
-        if args.projector:
-            column = "label" if labels is not None else "cluster"
-            metadata = {
-                "rank": [int(r) for r in table["rank"]],
-                column: [str(c) for c in table["cluster"]],
-            }
-            path = export.write_projector(
-                args.projector, selection.vectors, table["word"], metadata
-            )
-            written.append(("projector files", path))
+        with export.write_together():
+            if args.csv:
+                path = export.write_csv(
+                    args.csv, coords, table["word"], table["rank"], table["cluster"]
+                )
+                written.append(("CSV", path))
+            if args.dl4j_csv:
+                path = export.write_dl4j_csv(args.dl4j_csv, coords, table["word"])
+                written.append(("DL4J CSV", path))
+            if args.projector:
+                column = "label" if labels is not None else "cluster"
+                metadata = {
+                    "rank": [int(r) for r in table["rank"]],
+                    column: [str(c) for c in table["cluster"]],
+                }
+                path = export.write_projector(
+                    args.projector, selection.vectors, table["word"], metadata
+                )
+                written.append(("projector files", path))
+            written.insert(0, ("page", export.save_html(layout, output, title=title)))
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename or ''}: {exc.strerror or exc}") from None
     for what, path in written:
@@ -442,23 +555,50 @@ def _check_distinct(outputs: list[tuple[str, Path]], inputs: list[tuple[str, Pat
 
 
 def _check_writable(path: Path, what: str) -> None:
-    if path.is_dir():
-        raise InputError(f"cannot write the {what} to {path}: it is a directory; give a file name")
-    parent = path.parent
-    if not parent.is_dir():
-        raise InputError(
-            f"cannot write the {what} to {path}: the directory {parent} does not exist; "
-            "create it or choose another path"
-        )
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"cannot write the {what} to {path}: permission denied")
+    """Create and remove a file beside ``path``: only trying tells (``os.access`` says yes
+    to root on a read-only or virtual file system)."""
+    from embedviz.plot.export import check_target
+
+    path = check_target(path, f"the {what}")
+    _probe(path.parent, what, path)
 
 
 def _check_directory(path: Path, what: str) -> None:
+    """The projector directory: an existing one must take files; a new one must be
+    creatable (a directory is created and removed in its nearest existing parent)."""
+    from embedviz.plot import export
+
     if path.exists() and not path.is_dir():
         raise InputError(f"cannot write the {what} to {path}: it is a file, not a directory")
-    if not path.exists():
-        _check_writable(path, what)
+    if path.is_dir():
+        for name in (export.PROJECTOR_TENSOR, export.PROJECTOR_METADATA, export.PROJECTOR_CONFIG):
+            export.check_target(path / name, f"the {what}")
+        _probe(path, what, path)
+        return
+    parent = next(p for p in path.absolute().parents if p.exists())
+    if not parent.is_dir():
+        raise InputError(
+            f"cannot write the {what} to {path}: {parent} is a file, not a directory; "
+            "choose another path"
+        )
+    _probe(parent, what, path, directory=True)
+
+
+def _probe(parent: Path, what: str, target: Path, directory: bool = False) -> None:
+    import tempfile
+
+    try:
+        if directory:
+            os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".embedviz-probe."))
+        else:
+            fd, name = tempfile.mkstemp(dir=parent, prefix=".embedviz-probe.")
+            os.close(fd)
+            os.unlink(name)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the {what} to {target}: {exc.strerror or exc} (in {parent}); "
+            "choose a writable location"
+        ) from None
 
 
 def _read_text(path: str, what: str) -> list[str]:

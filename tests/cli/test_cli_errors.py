@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,15 +75,50 @@ def test_bad_model_file(tmp_path, small_model, case):
 @pytest.mark.parametrize(
     "target, message",
     [
-        ("no/such/dir/map.html", "the directory no/such/dir does not exist"),
+        ("no/such/dir/map.html", "directory 'no/such/dir' does not exist"),
         (".", "it is a directory"),
-        ("small.bin/map.html", "the directory small.bin does not exist"),
+        ("small.bin/map.html", "'small.bin' is a file, not a directory"),
     ],
 )
 def test_unwritable_output(tmp_path, small_model, target, message):
     path = small_model[0]
     rc, err = _run("tsne", path.name, "-o", target, cwd=path.parent)
     assert message in _one_error_line(rc, err)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("option", ["-o", "--csv", "--projector"])
+def test_a_target_that_only_trying_shows_unwritable_fails_before_the_run(
+    tmp_path, small_model, fast_args, capsys, option
+):
+    """/proc takes no new files, though os.access says it does for root: the output is
+    tried (a file created and removed) before the t-SNE, not found out after it."""
+    argv = ["tsne", str(small_model[0]), "-o", str(tmp_path / "m.html"), *fast_args]
+    target = "/proc/embedviz-test/out" if option == "--projector" else "/proc/embedviz-x.csv"
+    rc = main([*argv, option, target])
+    line = _one_error_line(rc, capsys.readouterr().err)  # no "embedding ..." line before it
+    assert "cannot write the" in line and "/proc" in line
+    assert not (tmp_path / "m.html").exists()
+
+
+def test_a_failed_export_keeps_every_old_output(tmp_path, small_model, fast_args, monkeypatch):
+    """The page, CSV and projector files are replaced together or not at all."""
+    from embedviz.errors import InputError
+    from embedviz.plot import export
+
+    page, table, projector = tmp_path / "m.html", tmp_path / "m.csv", tmp_path / "proj"
+    page.write_text("old page")
+    table.write_text("old csv")
+
+    def broken(*args, **kwargs):
+        raise InputError("cannot write the DL4J CSV file: No space left on device")
+
+    monkeypatch.setattr(export, "write_dl4j_csv", broken)
+    argv = ["tsne", str(small_model[0]), "-o", str(page), "--csv", str(table), "-q"]
+    argv += ["--projector", str(projector), "--dl4j-csv", str(tmp_path / "d.csv"), *fast_args]
+    assert main(argv) == 2
+    assert page.read_text() == "old page" and table.read_text() == "old csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "m.html", "small.bin"]
 
 
 @pytest.mark.parametrize(
@@ -179,3 +215,32 @@ def test_check_on_an_empty_or_damaged_statistics_file(tmp_path, small_model, cap
         assert f"{damaged}: damaged statistics file" in line
     rc, err = _run("check", damaged)
     assert "damaged statistics file" in _one_error_line(rc, err)
+
+
+def test_a_pickle_under_another_name_is_opened_only_with_trust_pickle(tmp_path, fast_args, capsys):
+    """Unpickling runs code from the file: vectors.bin that is really a pickle is refused
+    (its code never runs) unless --trust-pickle says the file is trusted."""
+    import pickle
+
+    from gensim.models import KeyedVectors
+
+    marker = tmp_path / "ran.txt"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.write_text, (marker, "code from the file ran"))
+
+    evil = tmp_path / "vectors.bin"
+    evil.write_bytes(pickle.dumps(Payload(), protocol=4))
+    out = tmp_path / "m.html"
+    line = _one_error_line(main(["tsne", str(evil), "-o", str(out)]), capsys.readouterr().err)
+    assert "--trust-pickle" in line and not marker.exists() and not out.exists()
+    rng = np.random.default_rng(0)
+    kv = KeyedVectors(8, count=0)
+    kv.add_vectors([f"w{i}" for i in range(40)], rng.normal(size=(40, 8)).astype(np.float32))
+    trusted = tmp_path / "gensim.bin"
+    kv.save(str(trusted))  # gensim's pickle, under a name that does not say so
+    assert main(["tsne", str(trusted), "-o", str(out), "-q", *fast_args]) == 2
+    assert "--trust-pickle" in capsys.readouterr().err
+    assert main(["tsne", str(trusted), "-o", str(out), "-q", "--trust-pickle", *fast_args]) == 0
+    assert out.stat().st_size > 10_000

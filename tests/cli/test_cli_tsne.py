@@ -28,7 +28,8 @@ def test_end_to_end(tmp_path, small_model, fast_args, capsys):
     for written in (out, table, dl4j, projector):
         assert str(written) in err  # it says where it wrote what
     html = out.read_text(encoding="utf-8")
-    assert "<script>alert(1)</script>" not in html  # every word escaped
+    assert "<script>alert(1)</script>" not in html  # every word escaped ...
+    assert '"&lt;script&gt;alert(1)&lt;/script&gt;"' in html  # ... and there, as text
     rows = _read_csv(table)
     assert rows[0] == ["x", "y", "word", "rank", "cluster"]
     body = rows[1:]
@@ -101,6 +102,111 @@ def test_words_file_unknown_words_reported(tmp_path, small_model, fast_args, cap
     assert [r[2] for r in _read_csv(table)[1:]] == words[:12] + words[20:30]
 
 
+def test_words_file_is_mapped_whole_unless_top_is_given(
+    tmp_path, small_model, fast_args, capsys, monkeypatch
+):
+    """--words maps every listed word (the default --top is for the most frequent words);
+    an explicit --top cuts the list, with a warning."""
+    monkeypatch.setitem(VOCAB_DEFAULTS, "top", 18)  # a default smaller than the list
+    path, words, _ = small_model
+    chosen = words[5:35]
+    word_file = tmp_path / "words.txt"
+    word_file.write_text("\n".join(chosen) + "\n", encoding="utf-8")
+    table = tmp_path / "w.csv"
+    argv = ["tsne", str(path), "--csv", str(table), "-o", str(tmp_path / "w.html"), *fast_args]
+    assert main([*argv, "--words", str(word_file)]) == 0
+    assert [r[2] for r in _read_csv(table)[1:]] == chosen
+    assert "warning" not in capsys.readouterr().err
+    assert main([*argv, "--words", str(word_file), "--top", "20"]) == 0
+    assert [r[2] for r in _read_csv(table)[1:]] == chosen[:20]
+    err = capsys.readouterr().err
+    assert (
+        f"warning: --top 20 keeps the first 20 of the 30 words found from --words {word_file}"
+        in err
+    )
+    assert main(argv) == 0  # without --words the default applies
+    assert [r[2] for r in _read_csv(table)[1:]] == words[:18]
+
+
+def _text_model(path, words, matrix):
+    lines = [f"{len(words)} {matrix.shape[1]}"]
+    lines += [
+        w + " " + " ".join(f"{v:.6f}" for v in row) for w, row in zip(words, matrix, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_all_zero_vectors_are_left_out_with_one_warning(tmp_path, small_model, fast_args, capsys):
+    """A zero vector (a padding token) has no cosine distance: left out, named once."""
+    _, words, groups = small_model
+    rng = np.random.default_rng(3)
+    matrix = np.repeat(rng.normal(size=(3, 8)) * 4, 15, axis=0) + rng.normal(size=(45, 8))
+    zero = ["<pad>", "<unk>", "<s>", "</s>", "<mask>", "<sep>", "<cls>"]
+    positions = [0, 3, 9, 17, 26, 31, 44]
+    names = [f"w{i}" for i in range(45)]
+    for p, z in zip(positions, zero, strict=True):
+        names[p] = z
+        matrix[p] = 0.0
+    model = _text_model(tmp_path / "pad.txt", names, matrix)
+    table = tmp_path / "p.csv"
+    argv = ["tsne", str(model), "-o", str(tmp_path / "p.html"), "--csv", str(table), *fast_args]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert len(lines) == 1, err
+    assert "left out 7 words with an all-zero vector" in lines[0]
+    assert all(repr(z) in lines[0] for z in zero[:5]) and "and 2 more" in lines[0]
+    assert "--metric euclidean" in lines[0]
+    kept = [r[2] for r in _read_csv(table)[1:]]
+    assert kept == [w for w in names if w not in zero]
+    # the euclidean metric keeps them (a zero vector is a point like any other)
+    assert main([*argv, "--metric", "euclidean", "-q"]) == 0
+    assert [r[2] for r in _read_csv(table)[1:]] == names
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--perplexity", "nan"], "got --perplexity nan"),
+        (["--threads", "0"], "got --threads 0"),
+        (["--theta", "-1"], "got --theta -1"),
+        (["--pca", "1000"], "--pca 1000: 45 words of 16 dimensions have at most 16"),
+        (["--include", "("], "--include '(' is not a valid regular expression"),
+        (["--exclude", "[a"], "--exclude '[a' is not a valid regular expression"),
+    ],
+)
+def test_messages_name_the_options(tmp_path, small_model, capsys, extra, expected):
+    argv = ["tsne", str(small_model[0]), "-o", str(tmp_path / "m.html"), "--perplexity", "5"]
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and f"embedviz: error: {extra[0]} " in err
+    for api_name in ("n_jobs", "pca_components", "perplexity=", "theta=", "include must"):
+        assert api_name not in err
+    assert "embedding" not in err  # found before the t-SNE
+
+
+def test_library_warnings_become_one_warning_line(capsys):
+    """Warnings from other libraries (numba, scikit-learn) come out as our own lines,
+    also with --quiet, and the warning machinery is restored afterwards."""
+    import warnings
+
+    from embedviz.cli import _command_logging
+
+    before = warnings.showwarning
+    for quiet in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            with _command_logging(quiet):
+                warnings.warn("Number of distinct clusters (1)\n found", UserWarning, stacklevel=1)
+        err = capsys.readouterr().err
+        assert err.splitlines() == [
+            "embedviz: warning: Number of distinct clusters (1) found (UserWarning from "
+            "test_cli_tsne)"
+        ]
+    assert warnings.showwarning is before
+
+
 def test_labels_file(tmp_path, small_model, fast_args):
     path, words, groups = small_model
     labels = tmp_path / "meta.tsv"
@@ -131,7 +237,7 @@ def test_stats_session_and_check(tmp_path, small_model, fast_args, capsys):
     finally:
         storage.close()
     # and `embedviz check` reads it
-    assert main(["check", str(db)]) in (0, 1)
+    assert main(["check", str(db)]) == 0  # a clean run: no finding is an error
     out = capsys.readouterr().out
     assert f"{db}: 1 session(s)" in out and "summary:" in out
     assert main(["check", str(tmp_path / "none.db")]) == 2
@@ -182,7 +288,8 @@ def test_defaults_are_the_shared_defaults():
             assert value == VOCAB_DEFAULTS[vocab_keys[name]], name
         else:
             assert value == TSNE_DEFAULTS[name] == api[name], name
-    assert args.top == VOCAB_DEFAULTS["top"] and args.clusters == VOCAB_DEFAULTS["clusters"]
+    assert args.clusters == VOCAB_DEFAULTS["clusters"]
+    assert args.top is None  # resolved in run_tsne: VOCAB_DEFAULTS["top"], or all of --words
     # and every option reaches the estimator under its own name
     argv = ["tsne", "m", "--perplexity", "7", "--theta", "0.3", "--max-iter", "11"]
     argv += ["--stop-lying-iter", "3", "--learning-rate", "99", "--momentum", "0.1"]
