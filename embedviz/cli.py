@@ -374,7 +374,7 @@ def run_tsne(args: argparse.Namespace) -> int:
 
     selection = _select(args, model, words)
     if args.metric == "cosine":
-        selection = drop_zero_vectors(selection, advice="use --metric euclidean to keep them")
+        selection = drop_zero_vectors(selection, advice="--metric euclidean keeps such words")
     if len(selection.words) < 2:
         raise InputError(
             f"only {len(selection.words)} words left to map from {model}; check --top, --words "

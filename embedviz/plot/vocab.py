@@ -116,7 +116,7 @@ def plot_vocab(
     )
     if getattr(tsne, "metric", None) == "cosine":
         before = selection.words
-        selection = drop_zero_vectors(selection, advice="metric='euclidean' keeps them")
+        selection = drop_zero_vectors(selection, advice="metric='euclidean' keeps such words")
         if len(selection.words) < len(before) and _per_word(colour, len(before)):
             kept = set(selection.words)  # one label per word: those of the words kept
             colour = [c for w, c in zip(before, colour, strict=True) if w in kept]
