@@ -30,6 +30,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
+#: A leaf of points that share one Morton code is summarised by its centre of mass
+#: (:func:`repulsion_bh`) only if its points lie within this width of each other. The
+#: kernel's scale is 1: for pair distances ``r <= sqrt(d) * FLAT_WIDTH`` a pair's
+#: terms ``w`` and ``w^2 (y_i - y_j)`` differ from their flat-kernel values, which the
+#: centre of mass sums exactly, by a relative ``2 r^2 <= 6e-6``.
+FLAT_WIDTH = 1e-3
+
 
 @njit(cache=True, error_model="numpy")
 def _golden_stride(n):
@@ -247,8 +254,8 @@ def _near(Yt, R, z_part, dim, gs, ge, ls, le):
 
 @njit(cache=True, error_model="numpy")
 def _duplicates(Yt, R, z_part, dim, gs, ge, ls, le, com):
-    # a leaf of points closer than the grid resolution: each point of the group sees
-    # the leaf's other points at their centre of mass
+    # a leaf of points much closer than 1 (the kernel's scale; see FLAT_WIDTH): each
+    # point of the group sees the leaf's other points at their centre of mass
     cnt = le - ls
     for i in range(gs, ge):
         inside = ls <= i and i < le
@@ -280,7 +287,10 @@ def repulsion_bh(Yt, shape_tag, theta, node_start, node_count, node_com, node_wi
     holds for every point of the group); a leaf that fails the test is summed
     exactly pair by pair. Groups are dealt to the threads in a strided order, for
     balance; each group's sums do not depend on which thread computes them. A leaf
-    of points sharing one Morton code (duplicates) is summarised for ``theta > 0``.
+    of points sharing one Morton code (its width is its points' bounding box) that
+    fails the test is summarised by its centre of mass, for ``theta > 0``, only when
+    its points lie within ``FLAT_WIDTH`` of each other (duplicates), and summed
+    exactly otherwise: with one far outlier a whole cluster can share a code.
     Returns ``Z`` (serial sum of ``z_part``).
     """
     dim = shape_tag.ndim
@@ -328,7 +338,7 @@ def repulsion_bh(Yt, shape_tag, theta, node_start, node_count, node_com, node_wi
                 _far(Yt, R, z_part, dim, gs, ge, c0, c1, c2, float(cnt))
                 node = node_skip[node]
             elif node_skip[node] == node + 1:  # a leaf
-                if node_level[node] == bits and theta > 0.0:
+                if node_level[node] == bits and theta > 0.0 and wd <= FLAT_WIDTH:
                     _duplicates(Yt, R, z_part, dim, gs, ge, ns, ns + cnt, node_com[node])
                 else:
                     _near(Yt, R, z_part, dim, gs, ge, ns, ns + cnt)

@@ -21,7 +21,9 @@ Node arrays (``n_nodes`` used entries of buffers sized ``2 N``):
 ``node_com``
     centre of mass (``(2 N, d)``);
 ``node_width``
-    side length of the node's cell;
+    side length of the node's cell; for a level-``B`` leaf (below), the largest side
+    of its points' bounding box instead (at most the cell's side), so that the
+    Barnes-Hut test sees how spread out such a leaf really is;
 ``node_skip``
     index of the next node after this node's subtree. Traversal is stackless:
     descend with ``k + 1``, skip a subtree with ``node_skip[k]``; a node is a leaf
@@ -324,11 +326,19 @@ def build_tree(
                     n_groups += 1
                     g += group_size
         if leaf:
+            side = 0.0
             for c in range(dim):
                 acc = 0.0
+                lo = hi = Yt[c, s]
                 for j in range(s, e):
-                    acc += Yt[c, j]
+                    v = Yt[c, j]
+                    acc += v
+                    lo = min(lo, v)
+                    hi = max(hi, v)
                 node_com[k, c] = acc
+                side = max(side, hi - lo)
+            if diff == 0:  # one code: the points' own box, not the (larger) cell
+                node_width[k] = side
             continue
         for c in range(dim):
             node_com[k, c] = 0.0
@@ -417,13 +427,18 @@ def check_tree(Y, leaf_size, group_size, perm, rank, Yt, nodes, n_nodes, groups,
         assert np.allclose(com[k], pts.mean(axis=0), rtol=1e-9, atol=1e-12 * extent), (
             f"node {k}: centre of mass"
         )
-        assert np.isclose(width[k], extent / 2.0 ** level[k]), f"node {k}: width"
+        cell = extent / 2.0 ** level[k]
+        span = pts.max(axis=0) - pts.min(axis=0)
+        if level[k] == bits:  # one code: the width is the points' box
+            assert skip[k] == k + 1, f"node {k}: level {bits} but not a leaf"
+            assert np.isclose(width[k], span.max(), rtol=1e-12, atol=0), f"node {k}: width"
+        else:
+            assert np.isclose(width[k], cell), f"node {k}: width"
         if skip[k] == k + 1:  # leaf
             in_leaf[s : s + c] += 1
             assert c <= leaf_size or level[k] == bits, f"leaf {k} holds {c} points"
             # the leaf's cell (quantised grid) must hold all its points
-            span = pts.max(axis=0) - pts.min(axis=0)
-            assert np.all(span <= width[k] * (1 + 1e-9) + 1e-12 * extent), f"leaf {k}: span"
+            assert np.all(span <= cell * (1 + 1e-9) + 1e-12 * extent), f"leaf {k}: span"
             continue
         # children: consecutive subtrees that tile [s, s + c)
         child = k + 1

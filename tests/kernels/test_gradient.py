@@ -1,5 +1,6 @@
 """Barnes-Hut repulsion against all pairs in numpy; thread-count independence."""
 
+import numba
 import numpy as np
 import pytest
 from embedviz.kernels.gradient import repulsion_bh
@@ -96,6 +97,34 @@ def test_duplicates_are_summarised_without_error(rng):
     np.testing.assert_allclose(R, np.repeat(R0, 2000, axis=0) * 2000, rtol=1e-9)
 
 
+@pytest.mark.parametrize("d,far", [(3, 1e7), (2, 1e10), (1, 1e15)])
+def test_far_outlier_does_not_flatten_a_cluster(rng, d, far):
+    # one point so far away that the 1,000 others share one Morton code (a level-B
+    # leaf): they must still see each other pair by pair, not at their centre of mass
+    Y = rng.normal(size=(1001, d))
+    Y[0] = far
+    R, z, Z = bh(Y, 0.5)
+    R0, z0, Z0 = exact(Y)
+    force, force0 = R / Z, R0 / Z0
+    assert np.linalg.norm(force - force0) / np.linalg.norm(force0) < 0.03
+    assert Z == pytest.approx(Z0, rel=0.01)
+    np.testing.assert_allclose(z, z0, rtol=0.02)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_near_duplicates_are_summarised_accurately(rng, d):
+    # 300 points 1e-7 apart (one code, well under FLAT_WIDTH) inside a normal layout
+    Y = np.vstack([layout(rng, 1500, d), 3.0 + 1e-7 * rng.normal(size=(300, d))])
+    R, z, Z = bh(Y, 0.5)
+    R0, _, Z0 = exact(Y)
+    force, force0 = R / Z, R0 / Z0
+    assert np.linalg.norm(force - force0) / np.linalg.norm(force0) < 0.01
+    assert Z == pytest.approx(Z0, rel=5e-3)
+
+
+@pytest.mark.skipif(
+    numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads (NUMBA_NUM_THREADS < 2)"
+)
 @pytest.mark.parametrize("d", [2, 3])
 def test_same_result_with_one_and_two_threads(rng, d):
     Y = layout(rng, 3000, d)
