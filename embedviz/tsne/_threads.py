@@ -1,4 +1,4 @@
-"""Numba's thread count (and threading layer) for a block of code.
+"""Numba's thread count for a block of code, and an opt-in threading layer.
 
 Threading layer. Numba runs ``prange`` loops on one of three layers: ``tbb``,
 ``omp`` (OpenMP) or ``workqueue``; by default the first one that loads (here, with
@@ -7,21 +7,18 @@ processes (scripts/bench_gradient.py, 20k points, 2 threads), one gradient
 evaluation took a median of 44-97 ms with ``omp`` and 22-30 ms with
 ``workqueue``: idle OpenMP threads spin while they wait, and on busy cores that
 spinning takes the time slices the working threads need. On an idle machine the
-two are alike. So, the first time :func:`numba_threads` runs, and only if
+two are alike.
 
-* the environment sets neither ``NUMBA_THREADING_LAYER`` nor
-  ``NUMBA_THREADING_LAYER_PRIORITY``,
-* ``numba.config.THREADING_LAYER`` is still ``"default"`` (not set in code or in a
-  numba config file), and
-* numba has not started its threads yet (no parallel kernel has run),
+The layer is a process-wide choice, and ``workqueue`` aborts the process when
+parallel numba code runs from two Python threads at once (anyone's: pynndescent's,
+UMAP's, the user's). So embedviz never chooses it on its own: a library user's
+process keeps numba's default. Programs that own their process (the ``embedviz``
+command, the bench scripts) call :func:`prefer_workqueue` at start-up; a library
+user may do the same, or set ``NUMBA_THREADING_LAYER=workqueue``.
 
-embedviz sets ``numba.config.THREADING_LAYER = "workqueue"``. Nothing happens at
-import time, and a layer the user chose is never overridden. Set
-``NUMBA_THREADING_LAYER=omp`` (or ``tbb``) to keep numba's own choice.
-
-``workqueue`` must not run parallel kernels from two Python threads at once (numba
-aborts the process). While it is the active layer, :func:`numba_threads` therefore
-holds a process-wide lock, so two fits in two threads run one after the other.
+Whatever the layer, :func:`numba_threads` keeps embedviz's own kernels safe on
+``workqueue``: while it is the active layer, the block holds a process-wide lock,
+so two fits in two Python threads run one after the other.
 """
 
 import os
@@ -51,8 +48,9 @@ def resolve_n_jobs(n_jobs: int) -> int:
     available = int(numba.config.NUMBA_NUM_THREADS)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
         raise InputError(
-            f"n_jobs must be a positive integer or a negative one (-1: all {available} "
-            f"threads), got {n_jobs!r}; pass e.g. n_jobs=-1"
+            f"n_jobs must be a positive integer or a negative one as in joblib (-1: all "
+            f"{available} threads, -2: all but one); got n_jobs={n_jobs!r}. "
+            "Pass e.g. n_jobs=-1"
         )
     n_jobs = int(n_jobs)
     if n_jobs < 0:
@@ -61,9 +59,23 @@ def resolve_n_jobs(n_jobs: int) -> int:
 
 
 def prefer_workqueue() -> bool:
-    """Choose numba's ``workqueue`` layer unless the user chose or numba started one.
+    """Choose numba's ``workqueue`` threading layer for this process, if still possible.
 
-    Returns True if the layer was set now (see the module docstring for why and when).
+    Opt-in, for programs that own their process (the ``embedviz`` command, the bench
+    scripts): ``workqueue`` is faster than OpenMP on busy cores (see the module
+    docstring), but numba then aborts the process if any parallel numba code runs
+    from two Python threads at once. Nothing changes, and False is returned, when
+
+    * the environment sets ``NUMBA_THREADING_LAYER`` or
+      ``NUMBA_THREADING_LAYER_PRIORITY``,
+    * ``numba.config.THREADING_LAYER`` is no longer ``"default"`` (set in code or in
+      a numba config file), or
+    * numba has already started its threads (a parallel kernel has run).
+
+    Returns
+    -------
+    bool
+        True if the layer was set now.
 
     Examples
     --------
@@ -84,6 +96,9 @@ def prefer_workqueue() -> bool:
 def numba_threads(n_jobs: int) -> Iterator[int]:
     """Run the block with numba's thread count set to ``n_jobs``; restore it afterwards.
 
+    The threading layer is left as it is (see :func:`prefer_workqueue`); on
+    ``workqueue`` the block holds a process-wide lock.
+
     Parameters
     ----------
     n_jobs : int
@@ -102,7 +117,6 @@ def numba_threads(n_jobs: int) -> Iterator[int]:
     1
     """
     n = resolve_n_jobs(n_jobs)
-    prefer_workqueue()
     previous = numba.get_num_threads()  # starts numba's threads if not yet started
     serialise = numba.threading_layer() == "workqueue"
     if serialise:
