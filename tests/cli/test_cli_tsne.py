@@ -9,7 +9,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from embedviz._defaults import TSNE_DEFAULTS, VOCAB_DEFAULTS
-from embedviz.cli import build_parser, main, tsne_params
+from embedviz.cli import build_parser, main
+from embedviz.plot.commands import tsne_params
 
 
 def _read_csv(path):
@@ -80,12 +81,12 @@ def test_default_output_name(tmp_path, small_model, fast_args, monkeypatch):
     assert (tmp_path / "small.html").is_file()
     from pathlib import Path
 
-    from embedviz.cli import _default_output
+    from embedviz.plot._command_files import default_output
 
-    assert _default_output(Path("x/GoogleNews-vectors-negative300.bin.gz")) == Path(
+    assert default_output(Path("x/GoogleNews-vectors-negative300.bin.gz")) == Path(
         "GoogleNews-vectors-negative300.html"
     )
-    assert _default_output(Path("wiki.en.vec")) == Path("wiki.en.html")
+    assert default_output(Path("wiki.en.vec")) == Path("wiki.en.html")
 
 
 def test_words_file_unknown_words_reported(tmp_path, small_model, fast_args, capsys):

@@ -1,0 +1,382 @@
+"""``embedviz tsne``: a word-vector file to an interactive t-SNE map, from the command line.
+
+Registered in :data:`embedviz.cli.COMMANDS`; the options map onto :class:`embedviz.TSNE`
+(:func:`tsne_params`) and :func:`embedviz.plot.plot_vocab`. Everything a long run could
+trip over afterwards is checked before it: the options (messages name the options, not
+the estimator's parameters), and every output, by creating and removing a file beside
+it (:mod:`embedviz.plot._command_files`). The outputs are written together at the end.
+
+Nothing heavy is imported here: numpy, numba and bokeh come when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import re
+from pathlib import Path
+
+from embedviz._defaults import TSNE_DEFAULTS, VOCAB_DEFAULTS
+from embedviz.errors import InputError
+from embedviz.plot._command_files import (
+    check_directory,
+    check_distinct,
+    check_writable,
+    default_output,
+    read_labels,
+    read_word_list,
+    write_outputs,
+)
+
+logger = logging.getLogger("embedviz.cli")
+
+
+def add_tsne_command(subparsers) -> None:
+    """Register ``embedviz tsne MODEL``: a word-vector file to an interactive t-SNE map."""
+    D, V = TSNE_DEFAULTS, VOCAB_DEFAULTS
+    p = subparsers.add_parser(
+        "tsne",
+        help="map word vectors with t-SNE into an interactive HTML page",
+        description=(
+            "Read word vectors (word2vec .bin/.txt, GloVe, fastText .vec, gensim .kv/.model), "
+            "embed the most frequent words with t-SNE and write a self-contained interactive "
+            "page (hover, search, clusters; 2D or rotatable 3D)."
+        ),
+        epilog="example: embedviz tsne data/glove-5k.bin -o glove-5k.html",
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL", help="word-vector file")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="open MODEL also when it is a Python pickle (gensim's own format) under a name "
+        "other than .model/.kv/.pkl; loading a pickle runs code stored in it, so use this "
+        "only for files you trust",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="OUT.html", help="page to write (default: MODEL's name + .html)"
+    )
+    sel = p.add_argument_group("which words")
+    sel.add_argument(
+        "--top",
+        type=_positive_int,
+        default=None,  # resolved in run_tsne: every listed word with --words
+        metavar="N",
+        help=f"map the N most frequent words (default: {V['top']}; with --words: every word "
+        "listed, or its first N when --top is given)",
+    )
+    sel.add_argument(
+        "--words",
+        metavar="FILE",
+        help="map the words listed in FILE (one a line) instead of the most frequent",
+    )
+    sel.add_argument("--include", metavar="REGEX", help="keep only words matching REGEX")
+    sel.add_argument("--exclude", metavar="REGEX", help="drop words matching REGEX")
+    sel.add_argument(
+        "--drop-stopwords",
+        action="store_true",
+        help="drop English stop words and tokens without a letter or digit",
+    )
+    t = p.add_argument_group("t-SNE")
+
+    def number(option: str, kind, default, help: str) -> None:
+        metavar = "N" if kind is int else "X"
+        t.add_argument(option, type=kind, default=default, metavar=metavar, help=help)
+
+    t.add_argument("--dims", type=int, choices=(2, 3), default=V["dims"], help="2D or 3D map")
+    t.add_argument(
+        "--metric",
+        choices=("cosine", "euclidean"),
+        default=V["metric"],
+        help="distance between word vectors",
+    )
+    number("--perplexity", float, D["perplexity"], "effective number of neighbours")
+    number("--theta", float, D["theta"], "Barnes-Hut accuracy")
+    number("--max-iter", int, D["max_iter"], "iterations")
+    number(
+        "--stop-lying-iter", int, D["stop_lying_iter"], "iteration at which early exaggeration ends"
+    )
+    number(
+        "--early-exaggeration",
+        float,
+        D["early_exaggeration"],
+        "factor on P until --stop-lying-iter",
+    )
+    number("--learning-rate", _learning_rate, D["learning_rate"], "a number or 'auto'")
+    number("--momentum", float, D["momentum"], "momentum until --switch-momentum-iter")
+    number("--final-momentum", float, D["final_momentum"], "momentum after it")
+    number(
+        "--switch-momentum-iter",
+        int,
+        D["switch_momentum_iter"],
+        "iteration at which the momentum switches",
+    )
+    t.add_argument(
+        "--adagrad",
+        action="store_true",
+        default=D["use_adagrad"],
+        help="AdaGrad step sizes instead of gains",
+    )
+    number("--pca", int, D["pca_components"], "reduce the vectors to N principal components first")
+    t.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        default=D["normalize"],
+        help="do not centre and scale the vectors",
+    )
+    number("--seed", int, V["seed"], "random seed")
+    number("--threads", int, D["n_jobs"], "-1: all cores")
+    c = p.add_argument_group("colours and output")
+    c.add_argument(
+        "--clusters",
+        type=_positive_int,
+        default=V["clusters"],
+        metavar="K",
+        help="colour by K k-means clusters",
+    )
+    c.add_argument(
+        "--labels", metavar="FILE", help="colour by labels from a TSV file: word<TAB>label per line"
+    )
+    c.add_argument("--csv", metavar="PATH", help="also write x,y[,z],word,rank,cluster")
+    c.add_argument(
+        "--dl4j-csv",
+        metavar="PATH",
+        help="also write x,y,word as Deeplearning4j's BarnesHutTsne.saveAsFile",
+    )
+    c.add_argument(
+        "--projector",
+        metavar="DIR",
+        help="also write TensorBoard projector files (vectors/metadata TSV, config)",
+    )
+    c.add_argument(
+        "--stats",
+        metavar="DB",
+        help="record the t-SNE run (KL, gradient norm) in a statistics database",
+    )
+    c.add_argument("--title", help="page title (default: MODEL's file name)")
+    c.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar or progress messages (warnings and errors are still shown)",
+    )
+    p.set_defaults(func=run_tsne)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default unless it is None or a switch."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, True, argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text.strip()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _learning_rate(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+def tsne_params(args: argparse.Namespace) -> dict:
+    """The :class:`~embedviz.TSNE` keyword arguments that ``embedviz tsne`` options give."""
+    return {
+        "n_components": args.dims,
+        "perplexity": args.perplexity,
+        "theta": args.theta,
+        "max_iter": args.max_iter,
+        "stop_lying_iter": args.stop_lying_iter,
+        "early_exaggeration": args.early_exaggeration,
+        "learning_rate": args.learning_rate,
+        "momentum": args.momentum,
+        "final_momentum": args.final_momentum,
+        "switch_momentum_iter": args.switch_momentum_iter,
+        "use_adagrad": args.adagrad,
+        "pca_components": args.pca,
+        "normalize": args.normalize,
+        "metric": args.metric,
+        "random_state": args.seed,
+        "n_jobs": args.threads,
+        "verbose": not args.quiet,
+    }
+
+
+def run_tsne(args: argparse.Namespace) -> int:
+    """``embedviz tsne``: load, select, embed, draw and write."""
+    model = Path(args.model)
+    output = Path(args.output) if args.output else default_output(model)
+    outputs = [("page", output)] + [
+        (what, Path(value))
+        for what, value in (
+            ("CSV", args.csv),
+            ("DL4J CSV", args.dl4j_csv),
+            ("statistics", args.stats),
+        )
+        if value
+    ]
+    inputs = [("word vectors", model)] + [
+        (what, Path(value))
+        for what, value in (("word list", args.words), ("labels", args.labels))
+        if value
+    ]
+    check_distinct(outputs, inputs)
+    _check_options(args)
+    for what, path in outputs:  # fail before a long run, not after it
+        check_writable(path, what)
+    if args.projector:
+        check_directory(Path(args.projector), "projector files")
+    words = read_word_list(args.words) if args.words else None
+    labels = read_labels(args.labels) if args.labels else None
+
+    from embedviz.plot.vocab import drop_zero_vectors, plot_vocab
+    from embedviz.tsne.estimator import TSNE
+
+    selection = _select(args, model, words)
+    if args.metric == "cosine":
+        selection = drop_zero_vectors(selection, advice="--metric euclidean keeps such words")
+    if len(selection.words) < 2:
+        raise InputError(
+            f"only {len(selection.words)} words left to map from {model}; check --top, --words "
+            "and the filters"
+        )
+    n, dim = selection.vectors.shape
+    if n < 3 * args.perplexity + 1:
+        raise InputError(
+            f"--perplexity {args.perplexity:g} needs at least {math.ceil(3 * args.perplexity + 1)} "
+            f"words, but {n} are selected from {model}; pass --perplexity {(n - 1) / 3:.4g} "
+            "or less, or select more words"
+        )
+    if args.pca is not None and args.pca > min(n, dim):
+        raise InputError(
+            f"--pca {args.pca}: {n} words of {dim} dimensions have at most {min(n, dim)} "
+            f"principal components; pass --pca {min(n, dim)} or less, or leave it out"
+        )
+    stats = _stats_callback(args, model, selection.words) if args.stats else None
+    tsne = TSNE(**tsne_params(args), callbacks=(stats,) if stats else ())
+    colour = labels if labels is not None else args.clusters
+    title = args.title or model.name
+    try:
+        layout, table = plot_vocab(selection, tsne=tsne, colour=colour, title=title)
+    except InputError as exc:
+        raise InputError(_option_message(str(exc))) from None
+    finally:
+        if stats is not None:
+            stats.close()
+            stats.storage.close()
+    write_outputs(args, layout, table, selection, output, title, labels)
+    return 0
+
+
+def _select(args, model: Path, words: list[str] | None):
+    """The words to map: --top of the file, or every word of --words (its first --top
+    when --top is given, with a warning when that leaves words out)."""
+    from embedviz.vectors import Selection, load_selection
+
+    top = args.top if words is not None or args.top is not None else VOCAB_DEFAULTS["top"]
+    selection = load_selection(
+        model,
+        top=None if words is not None else top,
+        words=words,
+        include=args.include,
+        exclude=args.exclude,
+        drop_stopwords=args.drop_stopwords,
+        drop_punctuation=args.drop_stopwords,
+        trust_pickle=True if args.trust_pickle else None,
+    )
+    if words is not None and top is not None and len(selection.words) > top:
+        logger.warning(
+            "--top %d keeps the first %d of the %d words found from --words %s",
+            top,
+            top,
+            len(selection.words),
+            args.words,
+        )
+        selection = Selection(
+            selection.words[:top], selection.vectors[:top], selection.rank[:top], selection.unknown
+        )
+    return selection
+
+
+#: the option that sets each estimator parameter, for messages meant for CLI users
+
+
+OPTION_NAMES = {
+    "n_components": "--dims",
+    "perplexity": "--perplexity",
+    "theta": "--theta",
+    "max_iter": "--max-iter",
+    "stop_lying_iter": "--stop-lying-iter",
+    "early_exaggeration": "--early-exaggeration",
+    "learning_rate": "--learning-rate",
+    "momentum": "--momentum",
+    "final_momentum": "--final-momentum",
+    "switch_momentum_iter": "--switch-momentum-iter",
+    "pca_components": "--pca",
+    "metric": "--metric",
+    "random_state": "--seed",
+    "n_jobs": "--threads",
+}
+
+
+_PARAMETER = re.compile(
+    r"(?<![\w-])(" + "|".join(sorted(OPTION_NAMES, key=len, reverse=True)) + r")\b(=)?"
+)
+
+
+def _option_message(text: str) -> str:
+    """An estimator's message with its parameter names replaced by the options:
+    ``got n_jobs=0`` becomes ``got --threads 0``."""
+    return _PARAMETER.sub(lambda m: OPTION_NAMES[m[1]] + (" " if m[2] else ""), text)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """The t-SNE options and the regular expressions, checked before anything is read."""
+    from embedviz.tsne.estimator import TSNE
+
+    try:
+        TSNE(**tsne_params(args))._check_params()
+    except InputError as exc:
+        raise InputError(_option_message(str(exc))) from None
+    for option, pattern in (("--include", args.include), ("--exclude", args.exclude)):
+        if pattern is None:
+            continue
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise InputError(
+                f"{option} {pattern!r} is not a valid regular expression ({exc}); escape "
+                "special characters with a backslash, e.g. '\\('"
+            ) from None
+
+
+def _stats_callback(args, model: Path, words: list[str]):
+    try:
+        from embedviz.stats.listener import TSNEStats
+        from embedviz.stats.storage import SQLiteStatsStorage
+    except ImportError as exc:  # pragma: no cover - the stats package ships with embedviz
+        raise InputError(f"--stats is not available in this installation ({exc})") from None
+    storage = SQLiteStatsStorage(args.stats)
+    config = {"model": str(model), "n_words": len(words), **_json_safe(tsne_params(args))}
+    stats = TSNEStats(storage, config=config, labels=words)
+    logger.info("recording the t-SNE run as session %s in %s", stats.session_id, args.stats)
+    return stats
+
+
+def _json_safe(params: dict) -> dict:
+    return {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool, type(None)))}
