@@ -2,7 +2,9 @@
 
 The callback protocol (shared with openTSNE) is ``callback(iteration, kl, embedding)
 -> stop?``: it runs every ``callback_every`` iterations and after the last one, and
-the KL divergence is computed only on those iterations. A callable with the attribute
+the KL divergence is computed only on those iterations. ``embedding`` is a read-only
+copy of the current layout (N, n_components): keep it as it is, it does not change
+afterwards; writing to it raises ValueError. A callable with the attribute
 ``wants_info = True`` is called as ``callback(iteration, kl, embedding, info)`` with
 ``info`` a dict of ``phase``, ``grad_norm``, ``exaggeration``, ``momentum``,
 ``learning_rate``, ``elapsed``, ``n_samples`` and ``max_iter``.
@@ -15,7 +17,15 @@ logger = logging.getLogger("embedviz.tsne")
 
 
 def run_callbacks(callbacks, iteration, kl, embedding, info):
-    """Call every callback; return True when any asks the run to stop."""
+    """Call every callback; return True when any asks the run to stop.
+
+    The callbacks get a read-only copy of ``embedding``: they may keep it (e.g. the
+    frames of an animation), and none can change the run.
+    """
+    if not callbacks:
+        return False
+    embedding = embedding.copy()
+    embedding.flags.writeable = False
     stop = False
     for callback in callbacks:
         if getattr(callback, "wants_info", False):
