@@ -45,8 +45,11 @@ WEBGL_THRESHOLD = 5000
 MAX_LABEL_CHARS = 40
 #: legend entries are cut to this many characters
 MAX_LEGEND_CHARS = 30
-#: legends with more entries become a scrolling list in the side bar
+#: legends with more entries, or a wider entry (pixels at 8pt, estimated), become a
+#: scrolling list in the side bar: beside the plot they would push the controls out of
+#: a 1280-px window
 MAX_PLOT_LEGEND = 30
+MAX_PLOT_LEGEND_WIDTH = 185
 
 
 def short_text(text: str, limit: int) -> str:
@@ -375,18 +378,19 @@ def legend_labels(names, codes, words, rank, n_examples: int = 2) -> list[str]:
 def add_legend(plot, names, codes, words, rank, colors, size: float, title: str = "cluster"):
     """One legend entry per cluster; returns None, or a Div for the side bar.
 
-    Up to :data:`MAX_PLOT_LEGEND` entries go into a Bokeh legend beside the plot. Each
-    entry gets its own empty renderer of the cluster's colour, so the legend does not
-    depend on the row order of the points (3D reorders them on every turn). More
-    entries would make the page wider than a screen and push the search box out of
-    it, so they become a list in the side bar that scrolls (returned as a Div).
+    Up to :data:`MAX_PLOT_LEGEND` entries no wider than :data:`MAX_PLOT_LEGEND_WIDTH`
+    go into a Bokeh legend beside the plot. Each entry gets its own empty
+    renderer of the cluster's colour, so the legend does not depend on the row order of
+    the points (3D reorders them on every turn). More or longer entries would make the
+    page wider than a screen and push the search box out of it, so they become a list
+    in the side bar that scrolls (returned as a Div).
     """
     from bokeh.models import ColumnDataSource, Legend, LegendItem
 
     if names is None or len(names) < 2:
         return None
     texts = legend_labels(names, codes, words, rank)
-    if len(texts) > MAX_PLOT_LEGEND:
+    if len(texts) > MAX_PLOT_LEGEND or max(map(text_width, texts)) > MAX_PLOT_LEGEND_WIDTH:
         return legend_div(texts, colors, title)
     items = []
     for name, color in zip(texts, colors, strict=True):
@@ -410,6 +414,13 @@ def add_legend(plot, names, codes, words, rank, colors, size: float, title: str 
     )
     plot.add_layout(legend, "right")
     return None
+
+
+def text_width(text: str) -> float:
+    """A generous estimate of ``text``'s width in pixels at 8pt sans-serif."""
+    return sum(
+        9.0 if c in "MWmw@%" or ord(c) >= 0x2E80 else 7.0 if c.isupper() else 5.5 for c in text
+    )
 
 
 def legend_div(texts, colors, title: str, width: int = 260, height: int = 300):

@@ -271,12 +271,21 @@ def test_search_as_you_type_goes_home_when_the_query_stops_matching(page_2d, sma
     assert page_2d.errors() == []
 
 
-def test_many_labels_keep_the_controls_on_screen(tmp_path, open_page, rng):
-    """300 labels: the legend scrolls in the side bar; search and reset stay in a
-    1280-px window, the page does not scroll sideways."""
+@pytest.mark.parametrize(
+    "label, n_labels, beside",
+    [
+        ("L{}", 300, False),  # many: a list that scrolls in the side bar
+        ("W" * 28 + "{:02d}", 30, False),  # wide: the same
+        ("W" * 18 + "{:02d}", 30, True),  # the widest legend kept beside the plot
+    ],
+)
+def test_many_or_wide_labels_keep_the_controls_on_screen(
+    tmp_path, open_page, rng, label, n_labels, beside
+):
+    """Search and reset stay in a 1280-px window and the page does not scroll sideways."""
     n = 1500
     words = [f"w{i}" for i in range(n)]
-    labels = [f"L{i % 300}" for i in range(n)]
+    labels = [label.format(i % n_labels) for i in range(n)]
     layout = scatter_2d(rng.normal(size=(n, 2)), words, clusters=labels, legend_title="label")
     page = open_page(save_html(layout, tmp_path / "labels.html"))
     width = page.js("return window.innerWidth")
@@ -285,11 +294,17 @@ def test_many_labels_keep_the_controls_on_screen(tmp_path, open_page, rng):
     for css in ("input[type=text]", "button"):
         rect = page.js("return arguments[0].getBoundingClientRect().toJSON()", page.element(css))
         assert 0 <= rect["left"] and rect["right"] <= width and rect["bottom"] <= 900
-    legend = page.element("div[title='L299']").find_element("xpath", "..")
-    scroll = page.js("return [arguments[0].scrollHeight, arguments[0].clientHeight]", legend)
-    assert scroll[0] > 2 * scroll[1]  # a list that scrolls
+    last = page.element(f"div[title='{label.format(n_labels - 1)}']")
+    if beside:
+        assert last is None  # a Bokeh legend beside the plot, drawn on its canvas
+        assert page.model("embedviz_legend", "m.type") == "Legend"
+        return
+    legend = last.find_element("xpath", "..")
     entries = page.js("return Array.from(arguments[0].children).map((e) => e.textContent)", legend)
-    assert entries[:12] == [f"L{j}" for j in range(12)]  # natural order: L2 before L10
+    assert entries == sorted(set(labels), key=lambda t: int(t[-2:] if n_labels == 30 else t[1:]))
+    if n_labels == 300:  # natural order (L2 before L10), in a list that scrolls
+        scroll = page.js("return [arguments[0].scrollHeight, arguments[0].clientHeight]", legend)
+        assert scroll[0] > 2 * scroll[1]
     assert page.errors() == []
 
 
