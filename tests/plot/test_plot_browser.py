@@ -113,6 +113,10 @@ def test_2d_evil_words_stay_text(page_2d, small_map):
 
     words = small_map["words"]
     evil = words.index("<script>window.__xss=1</script>")
+    type_search(page_2d, words[evil])  # exact search: the message quotes the query
+    page_2d.wait_for(N_SELECTED + " == 1")
+    message = page_2d.model("embedviz_message", "m.text")
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in message and "<script" not in message
     page_2d.model("embedviz_regex", "(m.active = true)")
     type_search(page_2d, "script|img|div")
     page_2d.wait_for(N_SELECTED + " > 0")
