@@ -290,7 +290,8 @@ def repulsion_bh(Yt, shape_tag, theta, node_start, node_count, node_com, node_wi
     of points sharing one Morton code (its width is its points' bounding box) that
     fails the test is summarised by its centre of mass, for ``theta > 0``, only when
     its points lie within ``FLAT_WIDTH`` of each other (duplicates), and summed
-    exactly otherwise: with one far outlier a whole cluster can share a code.
+    exactly otherwise: with one far outlier a whole cluster can share a code (its
+    points then cost O(count^2) per evaluation, as for ``theta = 0``).
     Returns ``Z`` (serial sum of ``z_part``).
     """
     dim = shape_tag.ndim
