@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and args.command == "tsne":  # the `embedviz` program owns its process
+        from embedviz.tsne import prefer_workqueue
+
+        prefer_workqueue()
     with _command_logging(getattr(args, "quiet", False)):
         try:
             return int(args.func(args) or 0)

@@ -27,7 +27,7 @@ from _glove import load_glove  # noqa: E402
 from embedviz.kernels import gradient as kg  # noqa: E402
 from embedviz.kernels import tree as kt  # noqa: E402
 
-from embedviz.tsne._threads import numba_threads  # noqa: E402
+from embedviz.tsne._threads import numba_threads, prefer_workqueue  # noqa: E402
 from embedviz.tsne.objective import GROUP_SIZE, LEAF_SIZE, BarnesHutGradient  # noqa: E402
 
 
@@ -180,6 +180,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"threads: {args.threads}, theta 0.5, layout: {args.layout}; times are medians")
+    prefer_workqueue()
     with numba_threads(args.threads):
         for n in args.sizes:
             for d in args.dims:

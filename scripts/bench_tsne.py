@@ -67,7 +67,9 @@ def _run_embedviz(X, spec):
 
     t = time.perf_counter()
     from embedviz import TSNE
+    from embedviz.tsne import prefer_workqueue
 
+    prefer_workqueue()
     # the modules TSNE.fit imports lazily: imported here, as the peers' are at import time,
     # so that no method's timed fit pays Python imports (numba's cache load stays in fit)
     for name in _EMBEDVIZ_LAZY:
