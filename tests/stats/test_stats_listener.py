@@ -525,27 +525,6 @@ def test_moments_and_activation_rows_match_numpy(compiled):
         assert zeros == pytest.approx(np.mean(x == 0))  # NaN is not a zero
 
 
-def test_param_rows_are_the_param_stats_fields():
-    """The rows SQLite gets (one compiled call) hold what ParamStats objects would,
-    ratio edge cases included (parameters all 0, NaN, nothing moved)."""
-    from embedviz.stats import torch_stats
-    from embedviz.stats.listener import _ratio
-
-    params = [torch.tensor([1.0, -2.0]), torch.zeros(3), torch.tensor([float("nan"), 1.0])]
-    params += [torch.zeros(2), torch.tensor([3.0])]
-    updates = [torch.tensor([0.1, 0.0]), torch.tensor([0.0, 1e-3, 0.0]), torch.ones(2)]
-    updates += [torch.zeros(2), torch.tensor([float("inf")])]
-    grads = [2 * u for u in updates]
-    p, g, u = (torch_stats.tensor_stats(ts) for ts in (params, grads, updates))
-    rows = torch_stats.param_rows(p, g, u, np.empty((len(params), 10)))
-    expected = [
-        [*pm, *gm, *um, _ratio(um, pm)]
-        for pm, gm, um in zip(p.moments(), g.moments(), u.moments(), strict=True)
-    ]
-    np.testing.assert_array_equal(rows, np.array(expected))
-    assert rows[1, 9] == np.inf and rows[3, 9] == 0.0
-
-
 def test_activation_histogram_is_taken_before_an_in_place_relu(digits):
     X, y = digits
     torch.manual_seed(0)
