@@ -315,23 +315,6 @@ def _step(after, start, offsets, sizes, itemsizes, p_out, u_out):  # pragma: no 
 
 
 @njit(cache=True, nogil=True)
-def _param_rows(p, g, u, out):  # pragma: no cover - compiled
-    """``out[k]``: the fields of ``ParamStats`` of tensor ``k`` in order, from the rows of
-    its parameters, gradients and updates (mean, std, mean |x| in columns 4-6, see
-    :func:`_finish`): those three of each, then the update:parameter ratio (inf for an
-    update of parameters that are all 0, 0 when neither moved)."""
-    for k in range(out.shape[0]):
-        for j in range(3):
-            out[k, j] = p[k, 4 + j]
-            out[k, 3 + j] = g[k, 4 + j]
-            out[k, 6 + j] = u[k, 4 + j]
-        if p[k, 6] > 0:
-            out[k, 9] = u[k, 6] / p[k, 6]
-        else:
-            out[k, 9] = np.inf if u[k, 6] > 0 else 0.0
-
-
-@njit(cache=True, nogil=True)
 def _before_step(
     grads, g_addresses, sizes, itemsizes, sums, lohi, counts, p_addresses, start, offsets
 ):  # pragma: no cover - compiled

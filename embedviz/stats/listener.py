@@ -45,8 +45,6 @@ import operator
 import time
 from typing import Any
 
-import numpy as np
-
 from embedviz._defaults import STATS_DEFAULTS
 from embedviz.errors import InputError
 from embedviz.stats.limits import MAX_HISTOGRAM_BINS
@@ -307,10 +305,8 @@ class StatsListener:
         # its updates are valid by construction (names checked here, numbers from its
         # own loops): our storages take them without checking each one again
         self._put = getattr(storage, "_put_made_valid", storage.put)
-        # and SQLite packs their statistics and histograms from the arrays, without
-        # ParamStats or Histogram objects
+        # and SQLite packs their histograms from the arrays, with no Histogram objects
         self._put_arrays = getattr(storage, "_put_update_arrays", None)
-        self._param_rows = np.empty((len(self._params), 10))  # see torch_stats.param_rows
         # result arrays and address tables kept between reports (see torch_stats.Outputs)
         n, bins = len(self._params), self.histogram_bins
         Outputs = torch_stats.Outputs
@@ -522,15 +518,15 @@ class StatsListener:
             return
         t0 = time.perf_counter()
         try:  # a bad loss is an error of this call; the next iteration is counted as usual
-            update, packed = self._build_update(loss)
+            update, arrays = self._build_update(loss)
         finally:
             self.iteration += 1
             self._disarm(keep_hook=self.iteration % self.frequency == 0)
             self._arm()
         update.collect_seconds = self._collect + time.perf_counter() - t0
         self._collect = 0.0
-        if packed is not None:
-            self._put_arrays(update, *packed)
+        if arrays:
+            self._put_arrays(update, arrays)
         else:
             self._put(update)
 
@@ -542,10 +538,9 @@ class StatsListener:
             return not isinstance(loss, bool)
         return getattr(loss, "size", None) == 1 and hasattr(loss, "item")  # numpy
 
-    def _build_update(self, loss: Any) -> tuple[Update, tuple | None]:
-        """The update of this iteration; into SQLite with its histograms, parameter and
-        activation statistics as arrays (the arguments of ``_put_update_arrays`` after the
-        update; the update holds the rest), else None (the update holds everything)."""
+    def _build_update(self, loss: Any) -> tuple[Update, list | None]:
+        """The update of this iteration, and its histograms as arrays when they go to
+        a SQLite storage as such (else they are in ``update.histograms``)."""
         torch = self._torch
         now = time.perf_counter()
         elapsed = now - self._last_report_time
@@ -565,27 +560,31 @@ class StatsListener:
         ts = self._ts
         if self._stepped is not None:
             params, updates = self._stepped
+            um = updates.moments()
         else:  # no optimizer step seen: parameters as they are now, no updates
             with torch.no_grad():
                 params = ts.tensor_stats(self._tensors, self._bins)
-            updates = None
+            updates, um = None, [None] * len(names)
         if self._grads is None and self.optimizer is None:
             self._record_grads()
-        # into SQLite the numbers go as rows (see sqlite_layout.pack_update), no objects
-        rows = acts_rows = None
-        fast = self._put_arrays is not None
-        if fast and updates is not None and self._grad_names is names:
-            rows = ts.param_rows(params, self._grads, updates, self._param_rows)
-        if rows is None:
-            update.params = self._param_stats(params, updates)
+        if self._grads is None:
+            gm = [None] * len(names)
+        elif self._grad_names is names:  # every parameter had a gradient
+            gm = self._grads.moments()
+        else:
+            by_name = dict(zip(self._grad_names, self._grads.moments(), strict=True))
+            gm = [by_name.get(n) for n in names]
+        none = (None, None, None)
+        update.params = {
+            name: ParamStats(*p, *(g or none), *(u or none), None if u is None else _ratio(u, p))
+            for name, p, g, u in zip(names, params.moments(), gm, um, strict=True)
+        }
         acts = self._activation_stats() if self._acts else None
         if acts is not None:
-            acts_rows = acts.activation_rows() if fast else None
-            if acts_rows is None:
-                update.activations = {
-                    n: ActivationStats(*v)
-                    for n, v in zip(self._acts, acts.activation_values(), strict=True)
-                }
+            update.activations = {
+                n: ActivationStats(*v)
+                for n, v in zip(self._acts, acts.activation_values(), strict=True)
+            }
         arrays = None
         if self._bins:
             groups = [("params", params, names)]
@@ -595,7 +594,7 @@ class StatsListener:
                 groups.append(("updates", updates, names))
             if acts is not None:
                 groups.append(("activations", acts, list(self._acts)))
-            if fast:  # SQLite packs them as they are
+            if self._put_arrays is not None:  # SQLite packs them as they are
                 arrays = [(kind, *g.histogram_arrays(n)) for kind, g, n in groups]
                 arrays = [a for a in arrays if a[1]]
             else:
@@ -604,31 +603,7 @@ class StatsListener:
         if time.monotonic() - self._last_memory >= 1.0:  # psutil costs ~0.1 ms
             update.memory = memory_sample()
             self._last_memory = time.monotonic()
-        if not fast:
-            return update, None
-        return update, (
-            arrays or [],
-            None if rows is None else (names, rows),
-            None if acts_rows is None else (list(self._acts), acts_rows),
-        )
-
-    def _param_stats(self, params, updates) -> dict[str, ParamStats]:
-        """Every parameter's :class:`ParamStats` (gradient and update fields None where
-        there are none)."""
-        names = self._names_list
-        um = [None] * len(names) if updates is None else updates.moments()
-        if self._grads is None:
-            gm = [None] * len(names)
-        elif self._grad_names is names:  # every parameter had a gradient
-            gm = self._grads.moments()
-        else:
-            by_name = dict(zip(self._grad_names, self._grads.moments(), strict=True))
-            gm = [by_name.get(n) for n in names]
-        none = (None, None, None)
-        return {
-            name: ParamStats(*p, *(g or none), *(u or none), None if u is None else _ratio(u, p))
-            for name, p, g, u in zip(names, params.moments(), gm, um, strict=True)
-        }
+        return update, arrays
 
     def _activation_stats(self):
         """One TensorStats of every layer output recorded this iteration, in order."""

@@ -37,7 +37,6 @@ import json
 import sqlite3
 import sys
 from array import array
-from dataclasses import fields
 
 import numpy as np
 
@@ -124,77 +123,6 @@ def flatten_update(u: Update) -> tuple[tuple, list[float]]:
         tuple(u.memory), tuple(u.extra),
     )  # fmt: skip
     return key, values
-
-
-_HEAD = ("score", "epoch", "examples_per_sec", "minibatches_per_sec", "collect_seconds")
-_FIELDS = {
-    "params": tuple(f.name for f in fields(ParamStats)),
-    "activations": tuple(f.name for f in fields(ActivationStats)),
-}
-
-
-def scalar_names(key: tuple) -> tuple[str, ...]:
-    """The series names of the values of a :func:`flatten_update` key, in order (what
-    ``Update.scalars()`` names them).
-
-    Examples
-    --------
-    >>> u = Update("s", "0", 1, 0.0, score=2.0, params={"w": ParamStats(0.1, 0.2, 0.3)})
-    >>> scalar_names(flatten_update(u)[0])
-    ('score', 'params/w/param_mean', 'params/w/param_std', 'params/w/param_mean_magnitude')
-    """
-    mask, n_lr, params, activations, memory, extra = key
-    names = [name for name, present in zip(_HEAD, mask, strict=False) if present]
-    names += [f"lr/{i}" for i in range(n_lr)]
-    marks = iter(mask[len(_HEAD) :])
-    for group, owners in (("params", params), ("activations", activations)):
-        every = _FIELDS[group]
-        for owner in owners:
-            present = next(marks)  # True, or which fields are not None
-            chosen = (
-                every if present is True else [f for f, p in zip(every, present, strict=True) if p]
-            )
-            names += [f"{group}/{owner}/{f}" for f in chosen]
-    names += [f"memory/{k}" for k in memory]
-    names += [f"extra/{k}" for k in extra]
-    return tuple(names)
-
-
-def pack_update(u: Update, params=None, activations=None) -> tuple[tuple, bytes]:
-    """:func:`flatten_update`'s key and its values packed (:func:`pack_values`).
-
-    ``params`` and ``activations`` (a producer's fast path) give those statistics as
-    ``(names, rows)`` instead of ``u.params`` or ``u.activations`` (then empty): ``rows``
-    a float64 array with one row per name holding every field of :class:`ParamStats`
-    (:class:`ActivationStats`) in order. The key and bytes are those of the objects.
-    """
-    key, values = flatten_update(u)
-    if params is None and activations is None:
-        return key, pack_values(values)
-    mask, n_lr, *owners, memory, extra = key
-    head = sum(mask[: len(_HEAD)]) + n_lr  # the values before the parameters'
-    marks, parts = list(mask[: len(_HEAD)]), [pack_values(values[:head])]
-    at, end = len(_HEAD), head  # where the next group starts in mask and in values
-    for i, (group, given) in enumerate((("params", params), ("activations", activations))):
-        every = len(_FIELDS[group])
-        if given is None:  # as objects in the update: their values as they are
-            own = mask[at : at + len(owners[i])]
-            start, end = end, end + sum(every if m is True else sum(m) for m in own)
-            parts.append(pack_values(values[start:end]))
-            marks += own
-            at += len(own)
-            continue
-        if owners[i]:
-            raise ValueError(f"{group}: given as rows and in the update")
-        names, rows = tuple(given[0]), given[1]
-        if rows.shape != (len(names), every):
-            raise ValueError(f"{group}: rows of shape {rows.shape} for {len(names)} names")
-        parts.append(np.ascontiguousarray(rows, "<f8").tobytes())
-        owners[i] = names
-        marks += [True] * len(names)
-    parts.append(pack_values(values[end:]))
-    blob = b"".join(parts)
-    return (tuple(marks), n_lr, *owners, memory, extra), blob
 
 
 def check_update_values(u: Update, where: str = "record") -> None:

@@ -56,10 +56,9 @@ from embedviz.stats.sqlite_layout import (
     SQLITE_MAGIC,
     HistogramLayouts,
     check_update_values,
+    flatten_update,
     pack_counts,
-    pack_update,
     pack_values,
-    scalar_names,
 )
 from embedviz.stats.sqlite_read import SQLiteReading
 
@@ -417,16 +416,13 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             raise
         self._enqueue(rows)
 
-    def _put_update_arrays(
-        self, update: Update, arrays: list[tuple], params=None, activations=None
-    ) -> None:
+    def _put_update_arrays(self, update: Update, arrays: list[tuple]) -> None:
         """Store an update (made valid by its producer, without histograms) with its
         histograms given as arrays: ``(kind, names, lohi (n, 2), counts (n, bins))`` per
-        kind, and optionally its parameter and activation statistics as rows (see
-        :func:`pack_update`). The listener's path: the same row as ``put`` would write
-        for the objects, packed straight from the arrays."""
+        kind. The listener's path: the same row as ``put`` would write for the
+        :class:`Histogram` objects, packed straight from the arrays."""
         self._check_open_for_writing()
-        row = self._pack(update, params, activations)
+        row = self._pack(update)
         if arrays:
             # the flat key (kind, name, bins, ...), found by a short key of the groups
             short = tuple((kind, tuple(names), c.shape[1]) for kind, names, _, c in arrays)
@@ -483,15 +479,14 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
                 self._write_failed = True
                 time.sleep(self.flush_interval)
 
-    def _pack(self, u: Update, params=None, activations=None) -> tuple:
-        """An update as the row it will be written as (see ``_buffer``); ``params`` and
-        ``activations`` as in :func:`pack_update`."""
-        key, blob = pack_update(u, params, activations)
+    def _pack(self, u: Update) -> tuple:
+        """An update as the row it will be written as (see ``_buffer``)."""
+        key, values = flatten_update(u)
         names = self._names_by_key.get(key)
         if names is None:
-            names = scalar_names(key)
-            if 8 * len(names) != len(blob):  # cannot happen; never store garbage
-                raise AssertionError("update packing out of step with its names")
+            names = tuple(u.scalars())
+            if len(names) != len(values):  # cannot happen; never store garbage
+                raise AssertionError("update flattening out of step with scalars()")
             self._names_by_key[key] = names
         hists = None
         if u.histograms:  # one key (shared between updates), two byte strings
@@ -506,7 +501,8 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             hists = (key, pack_values(limits), pack_counts(counts))
         tags = json.dumps(u.tags) if u.tags else None
         return (
-            u.session_id, u.worker_id, u.iteration, u.timestamp, names, blob, tags, hists,
+            u.session_id, u.worker_id, u.iteration, u.timestamp, names,
+            pack_values(values), tags, hists,
         )  # fmt: skip
 
     def flush(self) -> None:

@@ -29,11 +29,10 @@ from array import array
 import numpy as np
 import torch
 
-from embedviz.stats._tensor_kernels import _before_step, _group, _param_rows, _step, _tensor
+from embedviz.stats._tensor_kernels import _before_step, _group, _step, _tensor
 from embedviz.stats.records import Histogram
 
 _FULL = (torch.float32, torch.float64)
-_ACTIVATION_COLUMNS = [4, 5, 7]  # mean, std, share of zeros (see _finish)
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -108,12 +107,6 @@ class TensorStats:
     def activation_values(self) -> list[tuple[float, float, float]]:
         """Per tensor ``(mean, sample std, share of exact zeros)``; NaN is not a zero."""
         return [(r[4], r[5], r[7]) for r in self._rows()]
-
-    def activation_rows(self) -> np.ndarray | None:
-        """:meth:`activation_values` as an ``(n, 3)`` array (CPU groups; else None)."""
-        if isinstance(self._sums, np.ndarray):
-            return self._sums[:, _ACTIVATION_COLUMNS]
-        return None
 
     def histograms(self, names: list[str]) -> dict[str, Histogram]:
         """Histogram of each non-empty tensor, by name (``{}`` when none were asked for)."""
@@ -413,20 +406,6 @@ def step_stats(
     return tensor_stats(detached, bins), tensor_stats(copies, bins)
 
 
-def param_rows(
-    params: TensorStats, grads: TensorStats, updates: TensorStats, out: np.ndarray
-) -> np.ndarray | None:
-    """Per tensor the fields of :class:`~embedviz.stats.records.ParamStats` in order
-    (mean, std and mean magnitude of parameters, gradients and updates, then the
-    update:parameter ratio), written into ``out`` (n, 10), when all three groups are
-    on the CPU; else None (read :meth:`TensorStats.moments`)."""
-    p, g, u = params._sums, grads._sums, updates._sums
-    if not (isinstance(p, np.ndarray) and isinstance(g, np.ndarray) and isinstance(u, np.ndarray)):
-        return None
-    _param_rows(p, g, u, out)
-    return out
-
-
 def load_kernels() -> None:
     """Compile (first use on a machine) or load from numba's cache (~0.5 s) every
     compiled loop, on two float32 values: the loops take addresses, so these
@@ -440,8 +419,7 @@ def load_kernels() -> None:
     layout = ParamLayout([x])
     x.grad = x.detach().clone()
     _, copy = layout.before_step([x.grad], 2, out)  # _before_step
-    params, updates = step_stats([x], copy, 2, out=(out, Outputs(1, 2)))  # _step
-    param_rows(params, params, updates, np.empty((1, 10)))  # _param_rows
+    step_stats([x], copy, 2, out=(out, Outputs(1, 2)))  # _step
     x.grad = None
 
 
