@@ -259,21 +259,40 @@ def test_updates_stored_unchecked_are_what_the_check_accepts(digits):
         check_record(u)
 
 
-def test_sqlite_gets_the_same_histograms_from_arrays_as_from_objects(digits, tmp_path):
+class _Unused(torch.nn.Module):
+    """make_model with a parameter that never gets a gradient."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = make_model()
+        self.spare = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.mark.parametrize("make", [make_model, _Unused])
+def test_sqlite_gets_the_same_numbers_as_memory(digits, tmp_path, make):
     """Into SQLite the listener hands its histograms over as arrays (no Histogram
-    objects); read back, they equal what the object path stores in memory."""
+    objects); read back, every number equals what the object path stores in memory."""
     from embedviz.stats.storage import SQLiteStatsStorage
 
     stored = []
     for storage in (InMemoryStatsStorage(), SQLiteStatsStorage(tmp_path / "runs.db")):
-        model = make_model()
+        model = make()
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         with StatsListener(storage, model, opt, frequency=1, histogram_frequency=2) as lis:
             train(model, opt, digits, 5, lis)
-        stored.append([(u.iteration, u.histograms) for u in storage.get_updates(lis.session_id)])
+        stored.append(
+            [
+                (u.iteration, u.params, u.activations, u.histograms)
+                for u in storage.get_updates(lis.session_id)
+            ]
+        )
         storage.close()
     memory, sqlite = stored
-    assert [len(h) for _, h in memory] == [4, 0, 4, 0, 4]
+    assert [len(h) for *_, h in memory] == [4, 0, 4, 0, 4]
+    assert [len(a) for _, _, a, _ in memory] == [3] * 5
     assert sqlite == memory
 
 
