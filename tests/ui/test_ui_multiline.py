@@ -114,8 +114,9 @@ def test_pushed_nan_and_zero_are_gaps_with_marks():
     assert math.isnan(ms.points("a")[1][1]) and math.isnan(ms.points("b")[1][1])
     assert ms.points("a")[0].tolist() == [0, 1, 2] and ms.points("b")[0].tolist() == [0, 1]
     marks = ms.marks.data
-    got = sorted(zip(marks["series"], marks["x"], marks["value"], strict=True))
-    assert got == [("a", 1, "NaN"), ("b", 1, "-inf")]
+    got = sorted(zip(marks["series"], marks["x"], marks["value"], marks["kind"], strict=True))
+    # an exact 0 is its own kind of mark (grey, "exactly zero"), not a red NaN/inf x
+    assert got == [("a", 1, "NaN", "bad"), ("b", 1, "0", "zero")]
 
 
 def test_small_chart_draws_a_line_per_series_with_legend_large_one_a_single_glyph():
@@ -165,7 +166,7 @@ def test_deferred_overview_fills_the_same_values_and_catches_up(storage):
     assert list(score["x"]) == [*score0["x"], 200]
     np.testing.assert_allclose(score["ys"][:-1], score0["ys"], equal_nan=True)
     assert perf(page) == perf(build_overview(storage, "mlp", findings=False))
-    for key, labels in (("ratio", PARAMS), ("std_act", ["0", "1", "2"])):
+    for key, labels in (("ratio", PARAMS), ("std_act", ["0 (Linear)", "1 (ReLU)", "2 (Linear)"])):
         for label in labels:
             x, y = line_points(page.sources[key].data, label)
             x0, y0 = line_points(direct.sources[key].data, label)

@@ -74,7 +74,7 @@ def test_word2vec_overview_draws_loss_alpha_and_speed_per_epoch(kinds_storage):
 def test_torch_overview_keeps_its_network_panels(kinds_storage):
     page = build_overview(kinds_storage, "mlp")
     assert "0.weight" in page.sources["ratio"].data["label"]
-    assert "0" in page.sources["std_act"].data["label"]
+    assert "0 (Linear)" in page.sources["std_act"].data["label"]
     assert "extra/grad_norm" not in page.sources
     assert any("update:parameter" in t for t in titles(page.layout))
 

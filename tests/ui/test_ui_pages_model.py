@@ -278,3 +278,21 @@ def test_histogram_history_extend_keeps_only_newer_and_same_bins():
     empty = HistogramHistory.of([])
     assert len(empty) == 0 and empty.last is None
     assert list(empty.extend([(5, Histogram(0.0, 1.0, [1]))]).iterations) == [5]
+
+
+def test_model_page_opens_on_the_first_layer_with_parameters_and_names_layer_types():
+    from ui_records import static_info
+
+    st = InMemoryStatsStorage()
+    info = static_info()
+    info.layers = [info.layers[1], info.layers[0], *info.layers[2:]]  # ReLU "1" first
+    st.put(info)
+    st.put_many(make_update("mlp", "0", i) for i in range(20))
+    page = build_model(st, "mlp", defer_reads=False)
+    select = page.layout.select_one({"name": "layer_select"})
+    assert [o[0] for o in select.options][:2] == ["1", "0"]  # model order kept
+    assert select.value == "0"  # not the ReLU, which owns no parameters
+    types = {li.name: li.type for li in info.layers}
+    assert dict(select.options)["1"] == "1 (ReLU)"
+    assert dict(select.options)["0"] == f"0 ({types['0']})"
+    assert set(page.sources["layer:ratio"].data["label"]) == {"0.weight", "0.bias"}

@@ -10,7 +10,8 @@ Series come from the storage already downsampled by min/max per bucket (spikes a
 newest point survive, see :func:`embedviz.stats.series.downsample_minmax`). Non-finite
 values are never drawn as 0: the line has a gap there and a red marker sits at the top
 (NaN, +inf) or bottom (-inf) edge of the frame, on a private 0..1 range, with the value
-in its tooltip.
+in its tooltip. An exact 0 in a log10 chart is no blow-up: it gets a grey circle at the
+bottom edge (``kind`` ``"zero"`` in the marks source; the rest are ``"bad"``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from bokeh.models import (
     BasicTickFormatter,
+    CDSView,
     ColumnDataSource,
     DataTable,
     Div,
+    GroupFilter,
     HoverTool,
     Legend,
     LegendItem,
@@ -59,6 +62,27 @@ def escape(text: object) -> str:
 def colour(i: int, n: int) -> str:
     """The ``i``-th of ``n`` distinguishable colours."""
     return (Category10_10 if n <= 10 else Category20_20)[i % (10 if n <= 10 else 20)]
+
+
+def layer_types(info) -> dict[str, str]:
+    """Layer name -> class name from the static info (empty without one)."""
+    if info is None:
+        return {}
+    return {li.name: li.type for li in getattr(info, "layers", []) or [] if li.type}
+
+
+def layer_label(name: str, types: dict[str, str]) -> str:
+    """A layer's name with its class when known: ``"1 (Conv2d)"``; ``"(model)"`` for
+    the whole model's empty name.
+
+    Examples
+    --------
+    >>> layer_label("1", {"1": "Conv2d"}), layer_label("fc", {})
+    ('1 (Conv2d)', 'fc')
+    """
+    shown = name if name else "(model)"
+    kind = types.get(name)
+    return f"{shown} ({kind})" if kind else shown
 
 
 def log10_or_nonfinite(values: np.ndarray) -> np.ndarray:
@@ -145,20 +169,27 @@ def ema(values: np.ndarray, weight: float, state: tuple[float, float] = (0.0, 0.
     return out, (acc, norm)
 
 
-def _mark_columns(x: np.ndarray, values: np.ndarray, label: str) -> dict:
+def _mark_columns(x: np.ndarray, values: np.ndarray, label: str, zeros: bool = False) -> dict:
+    """Marks for the non-finite drawn ``values``; ``zeros``: a drawn -inf is an exact 0
+    under :func:`log10_or_nonfinite` (kind ``"zero"``, its own marker), not a blow-up."""
     bad = ~np.isfinite(values)
     v = values[bad]
+    zero = np.isneginf(v) if zeros else np.zeros(len(v), bool)
     return {
         "x": x[bad],
         "y": np.where(v < 0, MARK_BOTTOM, MARK_TOP),
-        "value": ["NaN" if math.isnan(a) else ("+inf" if a > 0 else "-inf") for a in v],
+        "value": [
+            "0" if z else ("NaN" if math.isnan(a) else ("+inf" if a > 0 else "-inf"))
+            for a, z in zip(v, zero, strict=True)
+        ],
         "series": [label] * int(bad.sum()),
+        "kind": ["zero" if z else "bad" for z in zero],
     }
 
 
 def marks_columns_empty() -> dict:
     """The columns of an empty marks source."""
-    return {"x": np.zeros(0, np.int64), "y": np.zeros(0), "value": [], "series": []}
+    return {"x": np.zeros(0, np.int64), "y": np.zeros(0), "value": [], "series": [], "kind": []}
 
 
 def fetch_many(storage, session_id: str, worker_id: str, names, max_points=MAX_POINTS):
@@ -206,13 +237,16 @@ def thin_batch(drawn_x, new_x: np.ndarray, new_values: np.ndarray, max_points: i
     return downsample_minmax(new_values, max(2, budget))
 
 
-def series_columns(iterations, timestamps, values, label: str = "") -> tuple[dict, dict]:
-    """Columns for a line source (``x``, ``t``, ``y`` with NaN gaps) and its marks source."""
+def series_columns(
+    iterations, timestamps, values, label: str = "", zeros: bool = False
+) -> tuple[dict, dict]:
+    """Columns for a line source (``x``, ``t``, ``y`` with NaN gaps) and its marks source
+    (``zeros``: a drawn -inf is an exact 0 of a log10 series, see :func:`_mark_columns`)."""
     x = np.asarray(iterations, dtype=np.int64)
     t = np.asarray(timestamps, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     y = np.where(np.isfinite(v), v, np.nan)
-    return {"x": x, "t": t * 1000.0, "y": y}, _mark_columns(x, v, label)
+    return {"x": x, "t": t * 1000.0, "y": y}, _mark_columns(x, v, label, zeros)
 
 
 @dataclass
@@ -271,7 +305,9 @@ class LiveSeries:
             keep = downsample_minmax(values, self.max_points)
             s = s.take(keep)
             values, smoothed = values[keep], smoothed[keep]
-        line, marks_data = series_columns(s.iterations, s.timestamps, values, self.label)
+        line, marks_data = series_columns(
+            s.iterations, s.timestamps, values, self.label, self.transform is log10_or_nonfinite
+        )
         if smoothed is not None:
             line["ys"] = smoothed
         self._fill(line, marks)
@@ -319,7 +355,9 @@ class LiveSeries:
         values = vals if self.transform is None else self.transform(vals)
         smoothed = self._smooth(values) if self.smooth is not None else None  # every point
         keep = thin_batch(self.source.data["x"], it, values, self.max_points)
-        line, marks = series_columns(it[keep], ts[keep], values[keep], self.label)
+        line, marks = series_columns(
+            it[keep], ts[keep], values[keep], self.label, self.transform is log10_or_nonfinite
+        )
         if smoothed is not None:
             line["ys"] = smoothed[keep]
         if self.extra_columns is not None:
@@ -428,22 +466,42 @@ def add_hover(
             )
         )
     if marks is not None:
-        r = p.scatter(
+        bad = p.scatter(
             x,
             "y",
             source=marks,
+            view=CDSView(filter=GroupFilter(column_name="kind", group="bad")),
             y_range_name=MARKS_RANGE,
             marker="x",
             size=11,
             line_width=2,
             color="#d62728",
         )
+        # an exact 0 of a log10 series: its own marker at the bottom edge (a dead unit or
+        # a frozen tensor is no numerical blow-up)
+        zero = p.scatter(
+            x,
+            "y",
+            source=marks,
+            view=CDSView(filter=GroupFilter(column_name="kind", group="zero")),
+            y_range_name=MARKS_RANGE,
+            marker="circle",
+            size=7,
+            line_width=1.5,
+            line_color="#555555",
+            fill_color="white",
+        )
         p.add_tools(
             HoverTool(
-                renderers=[r],
+                renderers=[bad],
                 description="NaN / inf",
                 tooltips=[("", "@series"), ("iteration", "@x"), ("value", "@value")],
-            )
+            ),
+            HoverTool(
+                renderers=[zero],
+                description="exactly zero",
+                tooltips=[("", "@series"), ("iteration", "@x"), ("value", "exactly zero")],
+            ),
         )
 
 

@@ -29,6 +29,8 @@ from embedviz.ui.pages._common import (
     colour,
     fetch_many,
     heading,
+    layer_label,
+    layer_types,
     line_chart,
     note,
     table,
@@ -214,7 +216,7 @@ class LayerPanel:
             heading("Histograms", 4), note("Reading the histograms…"), sizing_mode="stretch_width"
         )
         self.layout = column(
-            heading(f"Layer {layer}" if layer else "Model"),
+            heading(f"Layer {layer_label(layer, layer_types(info))}" if layer else "Model"),
             table_box,
             row(ratio_chart, mag_chart, sizing_mode="stretch_width"),
             row(

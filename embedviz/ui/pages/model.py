@@ -25,6 +25,8 @@ from embedviz.errors import InputError
 from embedviz.ui.pages._common import (
     Page,
     heading,
+    layer_label,
+    layer_types,
     note,
     pick_worker,
 )
@@ -125,8 +127,10 @@ def build_model(
         )
         page.layout = column(heading(title), note(where), sizing_mode="stretch_width")
         return page
-    chosen = layer if layer in layers else names[0]
-    labels = [(n, n if n else "(model)") for n in names]
+    # the first layer that owns parameters (a CNN's first module may be a reshape)
+    chosen = layer if layer in layers else next((n for n in names if layers[n]), names[0])
+    types = layer_types(info)
+    labels = [(n, layer_label(n, types)) for n in names]
     select = Select(title="Layer", value=chosen, options=labels, width=320, name="layer_select")
 
     def panel_of(name: str, key: str) -> LayerPanel:

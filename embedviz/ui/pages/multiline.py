@@ -18,7 +18,8 @@ one ``ColumnDataSource`` whose rows are line segments -- columns ``xs`` (iterati
   in a while).
 
 Non-finite values sit in a marks source as in :mod:`embedviz.ui.pages._common` (a red
-x at the top or bottom edge, the value in its tooltip). The tooltip of a line names its
+x at the top or bottom edge, the value in its tooltip; an exact 0 of a log10 series a
+grey circle at the bottom edge). The tooltip of a line names its
 tensor (``@label``) and the nearest drawn point (``$snap_x``, ``$snap_y``). A chart of at
 most :data:`LEGEND_LIMIT` series draws one renderer per series over the shared source
 (a ``GroupFilter`` on ``label``), so that a legend entry hides its own line; a larger
@@ -116,6 +117,7 @@ class MultiSeries:
         self.colors = list(colors) if colors is not None else [colour(i, n) for i in range(n)]
         self.dashes = list(dashes) if dashes is not None else None
         self.transform = transform
+        self._zeros = transform is log10_or_nonfinite  # a drawn -inf is an exact 0
         self.max_points = int(max_points)
         self.source = ColumnDataSource(self._new_rows(), name=f"lines:{key}")
         self.marks = new_marks(f"{key}:marks")
@@ -151,7 +153,7 @@ class MultiSeries:
             values = self._drawn(s.values)
             self._x[k] = np.asarray(s.iterations, dtype=np.int64)
             self._y[k] = np.where(np.isfinite(values), values, np.nan)
-            marks.append(_mark_columns(self._x[k], values, label))
+            marks.append(_mark_columns(self._x[k], values, label, self._zeros))
         self._rebuild()
         self._stream_marks(marks)
         return self
@@ -170,6 +172,7 @@ class MultiSeries:
             joined = {c: np.concatenate([m[c] for m in marks]) for c in ("x", "y")}
             joined["value"] = [v for m in marks for v in m["value"]]
             joined["series"] = [v for m in marks for v in m["series"]]
+            joined["kind"] = [v for m in marks for v in m["kind"]]
             self.marks.stream(joined, rollover=4 * self.max_points)
 
     def push_updates(self, updates: Iterable) -> int:
@@ -198,7 +201,7 @@ class MultiSeries:
             )
             self._x[k] = np.concatenate([self._x[k], x])
             self._y[k] = np.concatenate([self._y[k], y])
-            marks.append(_mark_columns(x, values, self.labels[k]))
+            marks.append(_mark_columns(x, values, self.labels[k], self._zeros))
             compact |= len(self._x[k]) > 2 * self.max_points
             added += len(got)
         if not added:

@@ -28,6 +28,8 @@ from embedviz.ui.pages._common import (
     draw_series,
     fetch_many,
     heading,
+    layer_label,
+    layer_types,
     line_chart,
     new_marks,
     note,
@@ -311,7 +313,7 @@ def build_overview(
     std_specs = [
         (key, title, labels)
         for key, title, labels in (
-            ("std_act", "activations", acts),
+            ("std_act", "activations", [layer_label(n, layer_types(info)) for n in acts]),
             ("std_grad", "gradients", params),
             ("std_update", "updates", params),
         )
@@ -398,7 +400,14 @@ def build_overview(
             std_choice.on_change(
                 "active", _load_on_choice(page, pending, live, feed, std_box, std_choice)
             )
-        std_panel = [std_choice, std_box]
+        std_panel = [
+            std_choice,
+            std_box,
+            note(
+                "Red x: NaN or infinite values; grey circle at the bottom edge: exactly "
+                "zero (a dead layer or a frozen tensor, no log10)."
+            ),
+        ]
 
     model_table = table(
         model_rows(info, kind), ["property", "value"], name="model_table", widths=[130, 310]
@@ -486,7 +495,8 @@ def build_overview(
             note(
                 "Each line is one parameter tensor: mean |update| / mean |parameter| per "
                 "reported iteration. Far above the band: the learning rate is too high; far "
-                "below: too low or vanishing gradients. Red x: NaN or infinite values."
+                "below: too low or vanishing gradients. Red x: NaN or infinite values; grey "
+                "circle at the bottom edge: exactly zero (no log10)."
             ),
         ]
     page.layout = column(
