@@ -70,13 +70,14 @@ def test_zero_ratio_is_marked_at_the_bottom_not_drawn_as_a_value():
     page = build_overview(st, "s")
     assert math.isnan(line_points(page.sources["ratio"].data, "0.weight")[1][2])
     marks = page.sources["ratio:marks"].data
-    assert list(marks["value"]) == ["-inf"] and list(marks["y"]) == [MARK_BOTTOM]
+    assert list(marks["value"]) == ["0"] and list(marks["y"]) == [MARK_BOTTOM]
+    assert list(marks["kind"]) == ["zero"]  # its own marker, not a red NaN/inf x
 
 
 def test_overview_std_tabs_and_tables(memory_storage):
     page = build_overview(memory_storage, "mlp")
     latest = memory_storage.get_latest_update("mlp", "0")
-    act = line_points(page.sources["std_act"].data, "1")[1]
+    act = line_points(page.sources["std_act"].data, "1 (ReLU)")[1]
     assert act[-1] == pytest.approx(math.log10(latest.activations["1"].std))
     grad = line_points(page.sources["std_grad"].data, "2.weight")[1]
     assert grad[-1] == pytest.approx(math.log10(latest.params["2.weight"].grad_std))
@@ -177,6 +178,23 @@ def test_system_page_memory_in_mib_per_worker(sqlite_path):
         sw = dict(zip(*page.sources[f"software:{w}"].data.values(), strict=True))
         assert sw["hostname"] == EVIL  # a table cell is text; DataTable does not parse it
     st.close()
+
+
+def test_system_page_drops_the_priming_zero_of_the_cpu_load():
+    st = InMemoryStatsStorage()
+    cpu = [0.0, 180.0, 0.0, 95.0]  # psutil's priming 0 first; a later 0 is a real idle
+    st.put_many(
+        Update("s", "0", i, float(i), memory={"rss_bytes": 1e8, "cpu_percent": c})
+        for i, c in enumerate(cpu)
+    )
+    page = build_system(st, "s")
+    data = page.sources["memory/cpu_percent:0"].data
+    assert list(data["x"]) == [1, 2, 3] and list(data["y"]) == cpu[1:]
+    chart = page.layout.select_one({"name": "memory/cpu_percent"})
+    assert "one CPU" in chart.yaxis[0].axis_label
+    st.put(Update("s", "0", 4, 4.0, memory={"rss_bytes": 1e8, "cpu_percent": 0.0}))
+    page.refresh()
+    assert list(page.sources["memory/cpu_percent:0"].data["y"]) == [*cpu[1:], 0.0]
 
 
 def test_findings_html_escapes_and_orders_by_severity():

@@ -2,14 +2,18 @@
 
 One line per worker of the session (DDP ranks side by side): process RSS and, where
 recorded, CUDA memory allocated, both in MiB; CPU load in percent. Below, one
-hardware and one software table per worker.
+hardware and one software table per worker. The CPU load is the process's, in percent
+of one CPU (several busy cores read more than 100); a first sample of 0 (psutil's
+priming call, in files written before the listener left it out) is not drawn.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from bokeh.layouts import column, row
 
 from embedviz.ui.pages._common import (
+    MAX_POINTS,
     LiveSeries,
     Page,
     UpdateFeed,
@@ -29,8 +33,20 @@ MIB = 2.0**20
 CHARTS = (
     ("memory/rss_bytes", "Process memory (RSS)", "MiB", MIB),
     ("memory/cuda_allocated_bytes", "GPU memory allocated", "MiB", MIB),
-    ("memory/cpu_percent", "CPU load", "percent", 1.0),
+    ("memory/cpu_percent", "CPU load of the process", "% of one CPU (process)", 1.0),
 )
+CPU = "memory/cpu_percent"
+
+
+def _cpu_series(storage, session_id: str, worker_id: str):
+    """The process's CPU load without the priming artefact: psutil's first
+    ``cpu_percent`` only starts the measurement and reads 0, so files written before
+    :mod:`embedviz.stats.system` left that sample out hold a 0 as their first point;
+    it is not drawn (newer files have no such sample)."""
+    s = storage.get_series(session_id, worker_id, CPU, MAX_POINTS)
+    if len(s) and s.values[0] == 0.0:
+        s = s.take(np.arange(1, len(s)))
+    return s
 
 
 def _scaled(div: float):
@@ -97,8 +113,9 @@ def build_system(storage, session_id: str, worker_id: str | None = None) -> Page
         series = []
         marks = new_marks(f"{name}:marks")
         for w in workers:
+            got = _cpu_series(storage, session_id, w) if name == CPU else None
             s = LiveSeries(name, f"worker {w}", transform=_scaled(div)).load(
-                storage, session_id, w, marks
+                storage, session_id, w, marks, series=got
             )
             if len(s.source.data["x"]) or name != "memory/cuda_allocated_bytes":
                 series.append((w, s))
