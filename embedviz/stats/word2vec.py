@@ -16,6 +16,7 @@ from embedviz.stats.system import (
     memory_sample,
     new_session_id,
     software_info,
+    start_cpu_measurement,
     unused_session_id,
 )
 
@@ -57,7 +58,8 @@ class Word2VecStats(CallbackAny2Vec):
     session_id : str or None
         Default: a new id starting with ``word2vec-``.
     words : sequence of str or None
-        Words whose vectors to snapshot; words missing from the vocabulary are skipped.
+        Words whose vectors to snapshot; words missing from the vocabulary are skipped,
+        with one warning naming them when training begins.
     snapshot_every : int, default=1
     worker_id : str, default="0"
     config : dict or None
@@ -115,6 +117,8 @@ class Word2VecStats(CallbackAny2Vec):
         self._loss_at_begin = 0.0
         self._t_begin = 0.0
         self._warned = False
+        self._checked_words = False
+        start_cpu_measurement()  # the first epoch's CPU load is then a real one
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -140,6 +144,9 @@ class Word2VecStats(CallbackAny2Vec):
     def on_train_begin(self, model) -> None:
         if self.storage is not None and not self._static_done:
             self._static(model)
+        if self.words and not self._checked_words:
+            self._checked_words = True
+            warn_missing_words(self.words, model.wv.key_to_index)
 
     def on_epoch_begin(self, model) -> None:
         self._loss_at_begin = float(model.get_latest_training_loss())
@@ -193,3 +200,42 @@ class Word2VecStats(CallbackAny2Vec):
     def on_train_end(self, model) -> None:
         if self.storage is not None:
             self.storage.flush()
+
+
+SHOWN_MISSING = 10  # missing words named in the warning; the rest are counted
+
+
+def warn_missing_words(words: Sequence[str], vocabulary) -> list[str]:
+    """Log one warning naming the ``words`` that are not in ``vocabulary`` (the first
+    :data:`SHOWN_MISSING`, then a count), with their spelling in the vocabulary where it
+    differs only in case; return the missing words.
+
+    Examples
+    --------
+    >>> warn_missing_words(["king", "Queen"], {"king": 0, "queen": 1})
+    ['Queen']
+    """
+    missing = list(dict.fromkeys(w for w in words if w not in vocabulary))
+    if not missing:
+        return missing
+    folded: dict[str, str] = {}
+    if len(vocabulary) <= 5_000_000:
+        lower = {w.lower() for w in missing}
+        for key in vocabulary:
+            k = key.lower() if isinstance(key, str) else None
+            if k in lower:
+                folded.setdefault(k, key)
+    shown = []
+    for w in missing[:SHOWN_MISSING]:
+        other = folded.get(w.lower())
+        shown.append(f"{w!r} (the vocabulary has {other!r})" if other else repr(w))
+    more = len(missing) - len(shown)
+    log.warning(
+        "Word2VecStats: %d of the %d words to snapshot are not in the vocabulary and are "
+        "skipped: %s%s; check their spelling and case, or lower min_count",
+        len(missing),
+        len(dict.fromkeys(words)),
+        ", ".join(shown),
+        f" and {more} more" if more else "",
+    )
+    return missing

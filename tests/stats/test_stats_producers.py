@@ -111,3 +111,56 @@ def test_tsne_stats_with_the_real_estimator():
     assert {u.tags["phase"] for u in updates} == {"exaggeration", "main"}
     (snap,) = storage.get_snapshots("real")
     np.testing.assert_allclose(snap.array(), embedding)
+
+
+def test_word2vec_warns_once_naming_the_words_missing_from_the_vocabulary(caplog):
+    # review 5 #13: the snapshot list's missing words were skipped without a word
+    sentences = list(LineSentence(datapath("lee_background.cor")))[:150]
+    vocab = {w for s in sentences for w in s}
+    assert "australia" not in vocab and "Australia" in vocab  # capitalised in the corpus
+    absent = [f"zzz{i}" for i in range(12)]
+    words = ["the", "australia", *absent]
+    stats = Word2VecStats(InMemoryStatsStorage(), session_id="w", words=words)
+    with caplog.at_level("WARNING", logger="embedviz.stats.word2vec"):
+        Word2Vec(sentences, vector_size=8, min_count=1, epochs=2, callbacks=[stats], workers=1)
+    warned = [r.getMessage() for r in caplog.records if "vocabulary" in r.getMessage()]
+    assert len(warned) == 1  # once, not per epoch
+    text = warned[0]
+    assert "13 of the 14 words" in text
+    assert "'australia' (the vocabulary has 'Australia')" in text
+    assert "'zzz8'" in text and "'zzz9'" not in text and "and 3 more" in text
+    assert "'the'" not in text
+    snaps = stats.storage.get_snapshots("w", kind="word_vectors")
+    assert snaps[-1].labels == ["the"]
+
+
+def test_word2vec_records_no_cpu_percent_of_zero_for_the_first_epoch():
+    # review 5 #16: the CPU measurement started right before the first sample, so the
+    # first cpu_percent was always 0; the producer now starts it when it is created
+    import time
+
+    from embedviz.stats import system
+
+    system._PROCESS = None  # as in a fresh process
+    storage = InMemoryStatsStorage()
+    stats = Word2VecStats(storage, session_id="w")
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # CPU work between creation and the first epoch
+        pass
+    sentences = list(LineSentence(datapath("lee_background.cor")))[:50]
+    Word2Vec(sentences, vector_size=8, min_count=1, epochs=1, callbacks=[stats], workers=1)
+    first = storage.get_updates("w")[0].memory
+    assert first["cpu_percent"] > 5.0
+
+
+def test_memory_sample_omits_a_cpu_percent_it_cannot_measure():
+    import time
+
+    from embedviz.stats import system
+
+    system._PROCESS = None  # nothing started the measurement
+    assert "cpu_percent" not in system.memory_sample()  # not a made-up 0
+    end = time.process_time() + 0.2
+    while time.process_time() < end:
+        pass
+    assert system.memory_sample()["cpu_percent"] > 5.0
