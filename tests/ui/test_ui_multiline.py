@@ -160,7 +160,7 @@ def test_deferred_overview_fills_the_same_values_and_catches_up(storage):
     def perf(p):
         return dict(zip(*p.sources["performance"].data.values(), strict=True))
 
-    assert perf(page)["iterations/s"] == "—"  # until the first point is read
+    assert perf(page)["iterations/s (run average)"] == "—"  # until the first point is read
     fill_in(fetched)
     score, score0 = page.sources["score"].data, direct.sources["score"].data
     assert list(score["x"]) == [*score0["x"], 200]

@@ -84,7 +84,13 @@ def test_overview_std_tabs_and_tables(memory_storage):
     perf = dict(zip(*page.sources["performance"].data.values(), strict=True))
     assert perf["last iteration"] == f"{latest.iteration:,}"
     # 199 iterations in 19.9 s of recorded wall time
-    assert float(perf["iterations/s"]) == pytest.approx(10.0, rel=1e-3)
+    assert float(perf["iterations/s (run average)"]) == pytest.approx(10.0, rel=1e-3)
+    # the last report's iterations/s and examples/s come from one window: their ratio is
+    # the batch size (3200 examples/s at 100 minibatches/s: 32 per batch)
+    its = float(perf["iterations/s (last report)"])
+    examples = float(perf["examples/s (last report)"].replace(",", ""))
+    assert its == latest.minibatches_per_sec
+    assert examples / its == pytest.approx(latest.examples_per_sec / latest.minibatches_per_sec)
     model = dict(zip(*page.sources["model"].data.values(), strict=True))
     assert model["model"] == "MLP" and model["parameters"] == "1,234"
     assert model["optimizer"].startswith("SGD")

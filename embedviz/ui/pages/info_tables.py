@@ -105,13 +105,19 @@ def _when(timestamp: float) -> str:
         return "—"
 
 
+AVERAGE = "(run average)"  # from the first to the newest update
+LAST = "(last report)"  # the listener's window before the newest update
+
+
 def performance_rows(
     storage, session_id: str, worker_id: str, info, first, kind: str = "torch"
 ) -> list[tuple]:
     """Rows (property, value): start, runtime, last update, the last iteration recorded
     (iterations count from 0 and are recorded every ``frequency``; word2vec's epochs,
-    from 1), speeds. Speeds a kind does not record are left out (t-SNE has no
-    examples/s); one it records but that is missing reads "—".
+    from 1), speeds, each labelled with its span: steps/s averaged over the run, and
+    steps/s and examples/s (words/s) of the last report, side by side (the same window).
+    Speeds a kind does not record are left out (t-SNE has no examples/s); one it
+    records but that is missing reads "—".
     """
     latest = storage.get_latest_update(session_id, worker_id)
     steps = "epochs" if kind == "word2vec" else "iterations"
@@ -128,13 +134,15 @@ def performance_rows(
         ("runtime", format_duration(latest.timestamp - start)),
         ("last update", _when(latest.timestamp)),
         (last, f"{latest.iteration:,}"),
-        (f"{steps}/s", format_speed(rate)),
+        (f"{steps}/s {AVERAGE}", format_speed(rate)),
     ]
     if kind == "word2vec":
         speed = (latest.extra or {}).get("words_per_sec")
-        rows.append(("words/s", format_speed(speed)))
+        rows.append((f"words/s {LAST}", format_speed(speed)))
     elif kind == "torch" or latest.examples_per_sec is not None:
-        speed = latest.examples_per_sec
-        rows.append(("examples/s", format_speed(speed)))
+        # both from the listener's last window, so that examples / iterations is the
+        # batch size (the run average includes evaluations and pauses)
+        rows.append((f"{steps}/s {LAST}", format_speed(latest.minibatches_per_sec)))
+        rows.append((f"examples/s {LAST}", format_speed(latest.examples_per_sec)))
     rows.append(("updates stored", f"{storage.count_updates(session_id, worker_id):,}"))
     return rows
