@@ -143,3 +143,54 @@ def test_embeddings_page_without_snapshots_or_kl():
     st.put(Update("w2v", "0", 2, 1.0, extra={"loss": 11.0}))
     page.refresh()
     assert select.options == ["2"] and select.visible
+
+
+def test_compare_batch_size_comes_from_the_updates_when_config_has_none():
+    from embedviz.stats.records import StaticInfo
+
+    st = InMemoryStatsStorage()
+    st.put(StaticInfo("a", "0", 1.0, kind="torch", config={}))
+    # the listener's windows: 32 examples per minibatch, measured with timing noise
+    st.put_many(
+        Update("a", "0", i, float(i), score=1.0, examples_per_sec=32.2 * r, minibatches_per_sec=r)
+        for i, r in enumerate([50.0, 80.0, 100.0])
+    )
+    st.put(StaticInfo("b", "0", 1.0, kind="torch", config={}))
+    st.put(Update("b", "0", 1, 1.0, score=1.0))  # no speeds recorded
+    st.put(StaticInfo("c", "0", 1.0, kind="torch", config={"batch_size": 64}))
+    st.put(Update("c", "0", 1, 1.0, score=1.0, examples_per_sec=3200.0, minibatches_per_sec=100.0))
+    assert run_row(st, "a", "0")[4] == "32"
+    assert run_row(st, "b", "0")[4] == "—"
+    assert run_row(st, "c", "0")[4] == "64"  # the configured value wins
+
+
+def test_compare_marks_nan_and_inf_scores_and_has_a_log_y_chart():
+    from ui_records import NAN_AT
+
+    st = InMemoryStatsStorage()
+    fill(st, session="nanrun", n=NAN_AT + 10)
+    fill(st, session="ok", n=20)
+    page = build_compare([(sid, st) for sid in st.list_sessions()])
+    marks = page.sources["score:nanrun:marks"].data
+    scores = st.get_series("nanrun", "0", "score")
+    bad = scores.iterations[~np.isfinite(scores.values)]
+    assert list(marks["x"]) == list(bad) == [NAN_AT]
+    assert list(marks["value"]) == ["NaN"] and list(marks["series"]) == ["nanrun"]
+    t0 = scores.timestamps[0]
+    np.testing.assert_allclose(marks["rel"], scores.timestamps[scores.iterations == NAN_AT] - t0)
+    assert len(page.sources["score:ok:marks"].data["x"]) == 0
+    # live: an infinite score arrives and is marked (with its time columns)
+    up = make_update("ok", "0", 40)
+    up.score = math.inf
+    st.put(up)
+    page.refresh()
+    live = page.sources["score:ok:marks"].data
+    assert list(live["x"]) == [40] and list(live["value"]) == ["+inf"]
+    assert len(live["rel"]) == len(live["t"]) == 1
+    # the linear/log toggle shows one of two charts drawing the same sources
+    scale = page.layout.select_one({"name": "score_scale"})
+    log_chart = page.layout.select_one({"name": "compare_score_log"})
+    assert scale.labels == ["linear y", "log y"] and not log_chart.visible
+    assert log_chart.y_scale.__class__.__name__ == "LogScale"
+    drawn = {r.data_source.name for r in log_chart.renderers}
+    assert {"series:score", "score:nanrun:marks", "score:ok:marks"} <= drawn

@@ -246,7 +246,9 @@ def series_columns(
     t = np.asarray(timestamps, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     y = np.where(np.isfinite(v), v, np.nan)
-    return {"x": x, "t": t * 1000.0, "y": y}, _mark_columns(x, v, label, zeros)
+    marks = _mark_columns(x, v, label, zeros)
+    marks["t"] = t[~np.isfinite(v)] * 1000.0  # kept where the marks source has a "t"
+    return {"x": x, "t": t * 1000.0, "y": y}, marks
 
 
 @dataclass
@@ -312,7 +314,7 @@ class LiveSeries:
             line["ys"] = smoothed
         self._fill(line, marks)
         if len(marks_data["x"]):
-            self.marks.stream(marks_data)
+            self.marks.stream(self._marks_for(marks_data))
         if len(s):
             self.last_iteration = int(s.iterations[-1])
         return self
@@ -382,6 +384,17 @@ class LiveSeries:
             [get(u) for u in updates],
         )
 
+    def _marks_for(self, marks: dict) -> dict:
+        """``marks`` with the columns of the marks source: a source that has a ``t``
+        column (the compare page's x axis can be time) gets it and ``extra_columns``."""
+        cols = self.marks.data.keys()
+        if "t" in cols and self.extra_columns is not None:
+            marks = {
+                **marks,
+                **self.extra_columns({"x": marks["x"], "t": marks["t"], "y": marks["y"]}),
+            }
+        return {k: v for k, v in marks.items() if k in cols}
+
     def _append(self, line: dict, marks: dict) -> None:
         n = len(self.source.data["x"])
         if n + len(line["x"]) > 2 * self.max_points:
@@ -391,7 +404,7 @@ class LiveSeries:
             self.source.data = {k: v[keep] for k, v in data.items()}
         self.source.stream(line, rollover=4 * self.max_points)
         if len(marks["x"]):
-            self.marks.stream(marks, rollover=4 * self.max_points)
+            self.marks.stream(self._marks_for(marks), rollover=4 * self.max_points)
 
 
 def line_chart(
@@ -455,8 +468,9 @@ def add_hover(
     marks: ColumnDataSource | None = None,
     y_format: str = "{0.0000g}",
     x: str = "x",
-) -> None:
-    """One tooltip for the lines in ``drawn``; red x markers (with tooltips) for ``marks``."""
+) -> list:
+    """One tooltip for the lines in ``drawn``; red x markers (with tooltips) for ``marks``,
+    grey circles for its exact zeros. Returns the markers' renderers."""
     if drawn:
         p.add_tools(
             HoverTool(
@@ -503,6 +517,8 @@ def add_hover(
                 tooltips=[("", "@series"), ("iteration", "@x"), ("value", "exactly zero")],
             ),
         )
+        return [bad, zero]
+    return []
 
 
 def add_legend(p, renderers: Sequence, labels: Sequence[str], limit: int = 12) -> None:

@@ -2,8 +2,11 @@
 
 As TensorBoard does: tick the runs to show; the x axis is the iteration, the time since
 each run's start, or the wall-clock time; the smoothing slider changes the bold line and
-never hides the faint raw one. A table lists each run's configuration (optimizer,
-learning rate, batch size) beside its final and best evaluation.
+never hides the faint raw one; the score's y axis is linear or log (a toggle), and NaN
+and inf scores are red x at the frame's edge as on the overview. A table lists each
+run's configuration (optimizer, learning rate, batch size: the configured one, else
+examples/s over minibatches/s as the listener measured them) beside its final and best
+evaluation.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ from embedviz.ui.pages._common import (
     LiveSeries,
     Page,
     UpdateFeed,
+    add_hover,
     colour,
     format_number,
     heading,
     line_chart,
+    marks_columns_empty,
+    new_marks,
     note,
     pick_worker,
     table,
@@ -60,6 +66,8 @@ def run_row(storage, session_id: str, worker_id: str | None) -> tuple:
             lr = str(groups[0]["lr"])
         batch = str((info.config or {}).get("batch_size", ""))
         lr = lr if lr != "None" else ""
+    if not batch and worker_id:
+        batch = derived_batch_size(storage, session_id, worker_id)
     evals = storage.get_evals(session_id, worker_id) if worker_id else []
     final, best = [], []
     metrics = sorted({m for e in evals for m in e.metrics})
@@ -77,6 +85,27 @@ def run_row(storage, session_id: str, worker_id: str | None) -> tuple:
             best.append(f"{m} {format_number(vals[k])} @ {pts[k][0]}")
     cells = (kind, optimizer, lr, batch, "; ".join(final), "; ".join(best))
     return (session_id, *(c if c else NO_VALUE for c in cells))
+
+
+def derived_batch_size(storage, session_id: str, worker_id: str) -> str:
+    """The batch size as the listener measured it: examples/s over minibatches/s of the
+    newest update that has both (rounded); "" when no update has them.
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> from embedviz.stats.records import Update
+    >>> st = InMemoryStatsStorage()
+    >>> st.put(Update("a", "0", 1, 0.0, examples_per_sec=3199.0, minibatches_per_sec=100.0))
+    >>> derived_batch_size(st, "a", "0")
+    '32'
+    """
+    ex = storage.get_series(session_id, worker_id, "examples_per_sec", None)
+    mb = storage.get_series(session_id, worker_id, "minibatches_per_sec", None)
+    both, i, j = np.intersect1d(ex.iterations, mb.iterations, return_indices=True)
+    ratio = ex.values[i] / np.where(mb.values[j] > 0, mb.values[j], np.nan)
+    ok = np.isfinite(ratio)
+    return str(int(round(float(ratio[ok][-1])))) if ok.any() else ""
 
 
 _X_MODE = """
@@ -132,6 +161,15 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     active = [i for i, n in enumerate(names) if n in selected]
 
     score_plot = line_chart("Score (faint: raw, bold: smoothed)", "score", name="compare_score")
+    # the same lines on a log y axis (Bokeh cannot switch an axis's type): a run that
+    # blows up no longer flattens the others onto a line at 0
+    log_plot = line_chart(
+        "Score, log scale (faint: raw, bold: smoothed)",
+        "score",
+        y_axis_type="log",
+        name="compare_score_log",
+    )
+    log_plot.visible = False
     eval_plot = line_chart("Evaluation (not smoothed)", "value", name="compare_eval")
     groups, all_lines, series, feeds, rows = [], [], [], [], []
     eval_ranges = {"default": [], "loss": []}
@@ -148,13 +186,19 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         def rel(line, t0=t0):
             return {"rel": np.asarray(line["t"], dtype=np.float64) / 1000.0 - t0}
 
-        s = LiveSeries("score", sid, smooth=SMOOTHING, extra_columns=rel).load(storage, sid, worker)
+        marks = new_marks(f"score:{sid}:marks")
+        marks.data = {**marks_columns_empty(), "t": np.zeros(0), "rel": np.zeros(0)}
+        s = LiveSeries("score", sid, smooth=SMOOTHING, extra_columns=rel)
+        s.load(storage, sid, worker, marks)
         page.sources[f"score:{sid}"] = s.source
-        raw = score_plot.line("x", "y", source=s.source, color=color, alpha=0.3, line_width=1)
-        bold = score_plot.line(
-            "x", "ys", source=s.source, color=color, line_width=2, legend_label=sid[:40]
-        )
-        mine += [raw, bold]
+        page.sources[f"score:{sid}:marks"] = marks
+        for p in (score_plot, log_plot):
+            raw = p.line("x", "y", source=s.source, color=color, alpha=0.3, line_width=1)
+            bold = p.line(
+                "x", "ys", source=s.source, color=color, line_width=2, legend_label=sid[:40]
+            )
+            # NaN/inf as red x at the frame's edge, as on the overview (the tooltip names the run)
+            mine += [raw, bold, *add_hover(p, [], marks)]
         series.append(s)
         evals = storage.get_evals(sid, worker)
         metrics = sorted({m for e in evals for m in e.metrics})
@@ -196,13 +240,14 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
             renderers=eval_ranges["loss"], only_visible=True
         )
         eval_plot.add_layout(LinearAxis(y_range_name="loss", axis_label="loss"), "right")
-    for p in (score_plot, eval_plot):
+    log_plot.x_range = score_plot.x_range
+    for p in (score_plot, log_plot, eval_plot):
         if p.legend:
             # outside the frame, right of the loss axis: inside it covered the accuracy line
             p.legend.click_policy = "hide"
             p.legend.label_text_font_size = "11px"
             p.add_layout(p.legend[0], "right")
-    for p in (score_plot, eval_plot):
+    for p in (score_plot, log_plot, eval_plot):
         p.y_range.only_visible = True
     score_plot.x_range.only_visible = True
 
@@ -216,11 +261,19 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         CustomJS(
             args={
                 "renderers": all_lines,
-                "axes": [score_plot.xaxis[0], eval_plot.xaxis[0]],
+                "axes": [score_plot.xaxis[0], log_plot.xaxis[0], eval_plot.xaxis[0]],
                 "dt": DatetimeTickFormatter(),
                 "basic": BasicTickFormatter(),
             },
             code=_X_MODE,
+        ),
+    )
+    scale = RadioButtonGroup(labels=["linear y", "log y"], active=0, name="score_scale")
+    scale.js_on_change(
+        "active",
+        CustomJS(
+            args={"linear": score_plot, "log": log_plot},
+            code="linear.visible = cb_obj.active == 0; log.visible = cb_obj.active == 1",
         ),
     )
     smoothing = Slider(
@@ -273,6 +326,8 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         ticks,
         heading("x axis", 4),
         x_mode,
+        heading("score axis", 4),
+        scale,
         smoothing,
         note(
             "Smoothing: debiased exponential moving average; the raw line stays drawn. "
@@ -284,7 +339,7 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     page.layout = column(
         row(
             controls,
-            column(score_plot, eval_plot, sizing_mode="stretch_width"),
+            column(score_plot, log_plot, eval_plot, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         ),
         heading("Configuration and results"),
