@@ -70,7 +70,13 @@ def test_learning_rate_far_too_high_is_an_error(tmp_path):
     with SQLiteStatsStorage(path, read_only=True) as storage:
         found = diagnose(storage)
     errors = checks(found, "error")
-    assert errors & {"ratio_high", "score_not_finite", "score_rising", "params_not_finite"}
+    assert errors & {
+        "ratio_high",
+        "score_not_finite",
+        "score_rising",
+        "score_exploded",
+        "params_not_finite",
+    }
     out = io.StringIO()
     assert run_check(str(path), out) == 1
     text = out.getvalue()
