@@ -7,22 +7,42 @@ layer names and evidence can hold anything.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+
 from bokeh.models import Div
 
 from embedviz.stats.diagnostics import where_of
 from embedviz.ui.diagnose import get_findings
 from embedviz.ui.pages._common import escape
 
-__all__ = ["FINDINGS_STYLE", "findings_html", "findings_view", "get_findings"]
+__all__ = ["FINDINGS_STYLE", "LiveFindings", "findings_html", "findings_view", "get_findings"]
+
+log = logging.getLogger(__name__)
+
+# while a run grows, its findings are diagnosed again at most this often (in the
+# findings runner: a child process at low priority, never on the page's hot path)
+REFRESH_S = 15.0
 
 FINDINGS_STYLE = {"max-height": "480px", "overflow-y": "auto"}
 _COLOURS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 
 
-def findings_html(findings: list[dict]) -> str:
-    """HTML for the findings list (all text escaped)."""
+def _as_of(iteration: int | None) -> str:
+    if iteration is None:
+        return ""
+    return (
+        "<div style='color:#666;font-size:12px;margin-bottom:4px'>"
+        f"As of iteration {int(iteration):,}.</div>"
+    )
+
+
+def findings_html(findings: list[dict], as_of: int | None = None) -> str:
+    """HTML for the findings list (all text escaped); ``as_of``: the newest iteration
+    the diagnostics saw, said above the list."""
     if not findings:
-        return "<span style='color:#2ca02c'>No problems found.</span>"
+        return _as_of(as_of) + "<span style='color:#2ca02c'>No problems found.</span>"
     order = {"error": 0, "warning": 1, "info": 2}
     parts = []
     for f in sorted(findings, key=lambda f: order.get(str(f.get("severity")), 3)):
@@ -41,7 +61,7 @@ def findings_html(findings: list[dict]) -> str:
             f"{escape(f.get('evidence') or '')}<br>"
             f"<span style='color:#333'><i>{escape(f.get('advice') or '')}</i></span></div>"
         )
-    return "".join(parts)
+    return _as_of(as_of) + "".join(parts)
 
 
 def findings_view(storage, session_id: str, worker_id: str | None = None) -> Div:
@@ -52,3 +72,102 @@ def findings_view(storage, session_id: str, worker_id: str | None = None) -> Div
         name="findings",
         styles=FINDINGS_STYLE,
     )
+
+
+class LiveFindings:
+    """Keeps a findings Div current while the run grows.
+
+    :meth:`start` asks ``runner`` (a :class:`~embedviz.ui.diagnose.FindingsRunner`) for
+    the findings; :meth:`tick` (the tab's periodic callback) asks again when at least
+    ``every_s`` passed since the last diagnosis started, none is running, and the
+    worker's newest iteration moved. The Div says "As of iteration N". ``call_soon``
+    puts the text into the document (its next-tick callback).
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> from embedviz.stats.records import Update
+    >>> from embedviz.ui.diagnose import FindingsRunner
+    >>> st = InMemoryStatsStorage(); st.put(Update("s", "0", 5, 0.0, score=1.0))
+    >>> runner = FindingsRunner(); div = Div()
+    >>> live = LiveFindings(div, runner, st, "s", "0", call_soon=lambda f: f())
+    >>> live.start(); runner.shutdown(); "As of iteration 5" in div.text
+    True
+    """
+
+    def __init__(
+        self,
+        div: Div,
+        runner,
+        storage,
+        session_id: str,
+        worker_id: str | None,
+        call_soon: Callable[[Callable[[], None]], object],
+        every_s: float = REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.div, self.runner, self.storage = div, runner, storage
+        self.session_id, self.call_soon = session_id, call_soon
+        if worker_id is None:
+            workers = storage.list_workers(session_id)
+            worker_id = workers[0] if workers else None
+        self.worker_id = worker_id
+        self.every_s, self.clock = float(every_s), clock
+        self.busy = False
+        self.stopped = False
+        self.started_at: float | None = None  # clock() when the last diagnosis started
+        self.asked: int | None = None  # the newest iteration when it started
+        self.shown: int | None = None  # the iteration the Div speaks for
+
+    def _newest(self) -> int | None:
+        if self.worker_id is None:
+            return None
+        u = self.storage.get_latest_update(self.session_id, self.worker_id)
+        return None if u is None else int(u.iteration)
+
+    def start(self) -> None:
+        """Diagnose now (the tab calls it once the page is drawn)."""
+        self.busy, self.started_at = True, self.clock()
+        self.asked = at = self._newest()
+        try:
+            future = self.runner.submit(self.storage, self.session_id, self.worker_id)
+        except Exception:
+            log.exception("diagnostics could not start")
+            self.busy = False
+            self.div.text = "<i>The diagnostics failed; see the UI's log.</i>"
+            return
+
+        def done(future) -> None:
+            try:
+                text = findings_html(future.result(), as_of=at)
+            except Exception:
+                log.exception("diagnostics failed")
+                text = "<i>The diagnostics failed; see the UI's log.</i>"
+
+            def put() -> None:
+                self.busy = False
+                if not self.stopped:
+                    self.div.text, self.shown = text, at
+
+            try:
+                self.call_soon(put)
+            except Exception:  # the tab was closed meanwhile
+                self.busy = False
+
+        future.add_done_callback(done)
+
+    def tick(self) -> bool:
+        """Diagnose again when due and the run grew; returns whether it started."""
+        if self.stopped or self.busy or self.started_at is None:
+            return False
+        if self.clock() - self.started_at < self.every_s:
+            return False
+        newest = self._newest()
+        if newest is None or newest == self.asked:
+            return False
+        self.start()
+        return True
+
+    def stop(self) -> None:
+        """The page was replaced: no more diagnoses, and a late answer is dropped."""
+        self.stopped = True

@@ -12,7 +12,9 @@ template loads only the BokehJS bundles the page uses
 (:func:`~embedviz.ui.server.page_template`). The overview's findings come from
 :class:`~embedviz.ui.diagnose.FindingsRunner` (a child process for SQLite files),
 started a second after the page is ready, and are filled in when done, so a large
-run's page opens without waiting for (or competing with) the diagnostics.
+run's page opens without waiting for (or competing with) the diagnostics. While the run
+grows they are diagnosed again (:class:`~embedviz.ui.findings.LiveFindings`, at most
+every 15 s) and say which iteration they speak for.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from bokeh.layouts import column, row
 from bokeh.models import Div, Select
 
-from embedviz.ui.findings import findings_html
+from embedviz.ui.findings import LiveFindings
 from embedviz.ui.pages._common import Page, escape
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ class Tab:
         self.ticks = 0
         self.last_push: float | None = None  # when the last tick streamed new points
         self.generation = 0
+        self.findings: LiveFindings | None = None  # the overview's, re-run as the run grows
         self.nav = Div(
             text=nav_html(path, self.session_id), sizing_mode="stretch_width", name="nav"
         )
@@ -183,6 +186,9 @@ class Tab:
         """
         self.generation += 1
         generation = self.generation
+        if self.findings is not None:
+            self.findings.stop()
+            self.findings = None
         self.page = Page(layout=None)
         self.nav.tags = []
         self.nav.text = self.nav_html(self.path, self.session_id)
@@ -278,30 +284,17 @@ class Tab:
             self.server.builders.submit(work)
 
     def _fill_findings(self, div) -> None:
-        storage, sid, wid, doc = self._storage(), self.session_id, self.worker_id, self.doc
-        try:
-            future = self.server.findings.submit(storage, sid, wid)
-        except Exception:
-            log.exception("diagnostics could not start")
-            div.text = "<i>The diagnostics failed; see the UI's log.</i>"
-            return
-
-        def done(future) -> None:
-            try:
-                text = findings_html(future.result())
-            except Exception:
-                log.exception("diagnostics failed")
-                text = "<i>The diagnostics failed; see the UI's log.</i>"
-
-            def put() -> None:
-                div.text = text
-
-            try:
-                doc.add_next_tick_callback(put)
-            except Exception:  # the tab was closed meanwhile
-                pass
-
-        future.add_done_callback(done)
+        """Diagnose the session now, and again as it grows (:class:`LiveFindings`,
+        from :meth:`tick`)."""
+        self.findings = LiveFindings(
+            div,
+            self.server.findings,
+            self._storage(),
+            self.session_id,
+            self.worker_id,
+            self.doc.add_next_tick_callback,
+        )
+        self.findings.start()
 
     # -- events ----------------------------------------------------------------------
     def _on_session(self, attr, old, new) -> None:
@@ -324,6 +317,8 @@ class Tab:
         try:
             if self.ticks % SESSION_EVERY == 0 or self.session_id is None:
                 self._refresh_sessions()
+            if self.findings is not None:
+                self.findings.tick()  # at most every findings.REFRESH_S, off this thread
             now = time.monotonic()
             if self.last_push is not None and now - self.last_push < STEADY_PUSH_S:
                 return  # a steady stream is drawn once every STEADY_PUSH_S

@@ -1,0 +1,67 @@
+"""The overview's findings stay current while a run grows (review 5, item 2): they are
+diagnosed again, at most every ``every_s``, when new updates arrived, and say which
+iteration they speak for."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from bokeh.models import Div
+from ui_records import fill, make_update
+
+from embedviz.stats.storage import InMemoryStatsStorage
+from embedviz.ui.diagnose import FindingsRunner, get_findings
+from embedviz.ui.findings import LiveFindings, findings_html
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settle(live) -> None:
+    """Wait until the diagnosis is shown (its callback runs after the future is done)."""
+    deadline = time.monotonic() + 60
+    while live.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not live.busy
+
+
+def test_findings_are_diagnosed_again_as_the_run_grows_and_say_as_of_which_iteration():
+    st = InMemoryStatsStorage()
+    fill(st, session="run", n=60)  # healthy so far (its NaN score is planted later)
+    runner, clock, div = FindingsRunner(), Clock(), Div()
+    live = LiveFindings(
+        div, runner, st, "run", None, call_soon=lambda f: f(), every_s=15.0, clock=clock
+    )
+    try:
+        live.start()
+        settle(live)
+        assert div.text == findings_html(get_findings(st, "run", "0"), as_of=59)
+        assert "As of iteration 59" in div.text and "score not finite" not in div.text
+        # the run turns NaN
+        for i in range(60, 80):
+            up = make_update("run", "0", i)
+            up.score = math.nan
+            st.put(up)
+        clock.now += 5.0
+        assert not live.tick()  # not due yet: the old findings stay
+        assert "As of iteration 59" in div.text
+        clock.now += 11.0
+        assert live.tick()  # due and the run grew
+        settle(live)
+        assert "As of iteration 79" in div.text
+        assert div.text == findings_html(get_findings(st, "run", "0"), as_of=79)
+        assert "score not finite" in div.text
+        clock.now += 60.0
+        assert not live.tick()  # nothing new since: no diagnosis
+        live.stop()
+        st.put(make_update("run", "0", 80))
+        clock.now += 60.0
+        assert not live.tick()  # a replaced page asks no more
+    finally:
+        runner.shutdown()
