@@ -24,7 +24,9 @@ def checks(findings, severity=None):
 # -- real training runs ------------------------------------------------------------------
 
 
-def train_digits(storage, session, lr, optimizer="sgd", n=150, scale_last=1.0, **kw):
+def train_digits(
+    storage, session, lr, optimizer="sgd", n=150, scale_last=1.0, zero_bias=False, **kw
+):
     torch = pytest.importorskip("torch")
     from sklearn.datasets import load_digits
 
@@ -37,6 +39,9 @@ def train_digits(storage, session, lr, optimizer="sgd", n=150, scale_last=1.0, *
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     with torch.no_grad():
         model[2].weight.mul_(scale_last)
+        if zero_bias:
+            model[0].bias.zero_()
+            model[2].bias.zero_()
     if optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     else:
@@ -60,6 +65,17 @@ def test_healthy_run_has_no_error():
     train_digits(storage, "healthy", lr=1e-3, optimizer="adam")
     found = diagnose(storage)
     assert checks(found, "error") == set(), found
+
+
+@pytest.mark.torch
+def test_healthy_run_with_biases_at_zero_gives_no_warning():
+    """Review 5: zero-initialised biases grow from nothing; that is neither a diverging
+    parameter nor a too-high update ratio (SGD with momentum, as in the review)."""
+    storage = InMemoryStatsStorage()
+    train_digits(storage, "zb", lr=0.1, n=300, zero_bias=True)
+    found = diagnose(storage)
+    assert [f for f in found if f.severity != "info"] == [], found
+    assert storage.get_series("zb", "0", "score").values[-10:].mean() < 0.5  # it learned
 
 
 @pytest.mark.torch

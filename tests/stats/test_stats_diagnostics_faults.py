@@ -276,3 +276,39 @@ def test_wording():
     init = plant(n=5, score=lambda i: 9.0, config={"n_classes": 10})
     (f,) = named(init, "initial_loss")
     assert "iteration 0:" in format_finding(f) and "0-0" not in format_finding(f)
+
+
+# -- the same code on a t-SNE and a word2vec run (their score is a KL, a per-epoch loss) ----
+
+
+def test_a_real_tsne_run_has_no_finding():
+    from sklearn.datasets import load_digits
+
+    from embedviz import TSNE
+    from embedviz.stats.tsne_stats import TSNEStats
+
+    storage = InMemoryStatsStorage()
+    stats = TSNEStats(storage, session_id="t")
+    TSNE(max_iter=500, random_state=0, callbacks=[stats], callback_every=25).fit(
+        load_digits().data[:300]
+    )
+    stats.close()
+    kl = storage.get_series("t", "0", "score").values
+    assert len(kl) >= 15 and kl[-1] < kl[0]  # the KL fell: a real run was diagnosed
+    assert diagnose(storage) == []
+
+
+def test_a_real_word2vec_run_has_no_finding():
+    pytest.importorskip("gensim")
+    from gensim.models import Word2Vec
+    from gensim.models.word2vec import LineSentence
+    from gensim.test.utils import datapath
+
+    from embedviz.stats.word2vec import Word2VecStats
+
+    storage = InMemoryStatsStorage()
+    stats = Word2VecStats(storage, session_id="w")
+    Word2Vec(LineSentence(datapath("lee_background.cor")), vector_size=20, min_count=3,
+             epochs=12, workers=1, seed=1, compute_loss=True, callbacks=[stats])  # fmt: skip
+    assert len(storage.get_series("w", "0", "score")) == 12
+    assert diagnose(storage) == []
