@@ -12,13 +12,16 @@ command runs, so ``embedviz --help`` answers at once.
 
 Exit status: 0 on success, 2 for a user error (:class:`~embedviz.errors.EmbedvizError`,
 printed as one line ``embedviz: error: ...`` without a traceback, like argparse's own
-usage errors), 130 on Ctrl-C.
+usage errors, which show the usage of the subcommand they concern), 130 on Ctrl-C, 141
+(128 + SIGPIPE, as a shell tool ends) when the reader of the output goes away
+(``embedviz check runs.db | head``), without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -51,7 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     for spec in COMMANDS:
         module, _, name = spec.partition(":")
         getattr(import_module(module), name)(sub)
+    parser.set_defaults(_commands=sub.choices)  # a command's own parser, for its errors
     return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``argv`` parsed; an unknown option is reported with the usage of the subcommand it
+    was given to (``embedviz ui --bogus`` shows ``embedviz ui``'s usage, not the top
+    level's), exit status 2."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = getattr(args, "_commands", {}).get(getattr(args, "command", None), parser)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,14 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     0
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if argv is None and args.command == "tsne":  # the `embedviz` program owns its process
         from embedviz.tsne import prefer_workqueue
 
         prefer_workqueue()
     with _command_logging(getattr(args, "quiet", False)):
         try:
-            return int(args.func(args) or 0)
+            status = int(args.func(args) or 0)
+            sys.stdout.flush()  # a reader gone shows here, not in Python's flush at exit
+            return status
         except EmbedvizError as exc:
             message = " ".join(str(exc).split())
             print(f"embedviz: error: {message}", file=sys.stderr)
@@ -78,11 +95,28 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("embedviz: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            _drop_stdout()
+            return 141
+
+
+def _drop_stdout() -> None:
+    """The reader of stdout went away (``| head``): send what is still buffered, and
+    anything printed later, to /dev/null, so that Python's flush at exit raises no
+    second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is no file (a test, a notebook)
+        pass
 
 
 class _Formatter(logging.Formatter):
     def format(self, record):
         text = super().format(record)
+        if not record.name.startswith("embedviz"):  # a library's message routed here
+            text = f"{text} ({record.name.partition('.')[0]})"
         if record.levelno >= logging.ERROR:
             return f"embedviz: error: {text}"
         if record.levelno >= logging.WARNING:
@@ -98,9 +132,19 @@ def _command_logging(quiet: bool):
     handler.setFormatter(_Formatter("%(message)s"))
     package, export = logging.getLogger("embedviz"), logging.getLogger("embedviz.plot.export")
     access = logging.getLogger("tornado.access")  # the UI's request lines
+    # Bokeh's warnings as our lines too: Bokeh gives its logger a handler of its own
+    # when imported (lines like "WARNING:bokeh.server.util:..."), unless it has one
+    bokeh = logging.getLogger("bokeh")
     saved = (package.handlers[:], package.propagate, package.level, export.level, access.level)
+    saved_bokeh = (bokeh.handlers[:], bokeh.propagate)
     package.handlers[:] = [handler]
     package.propagate = False
+    bokeh_handler = logging.StreamHandler(sys.stderr)
+    bokeh_handler.setFormatter(_Formatter("%(message)s"))
+    bokeh_handler.setLevel(logging.WARNING)
+    bokeh_handler.addFilter(_said_by_us)
+    bokeh.handlers[:] = [bokeh_handler]
+    bokeh.propagate = False
     package.setLevel(logging.WARNING if quiet else logging.INFO)
     export.setLevel(logging.WARNING)  # the command reports its own files, once each
     if quiet:
@@ -112,9 +156,16 @@ def _command_logging(quiet: bool):
     finally:
         warnings.showwarning = show
         package.handlers[:], package.propagate = saved[0], saved[1]
+        bokeh.handlers[:], bokeh.propagate = saved_bokeh
         package.setLevel(saved[2])
         export.setLevel(saved[3])
         access.setLevel(saved[4])
+
+
+def _said_by_us(record: logging.LogRecord) -> bool:
+    """False for Bokeh's warning about a wildcard websocket origin: the UI, which sets
+    that origin for ``--host 0.0.0.0``, says what it means in its own warning."""
+    return not (record.name == "bokeh.server.util" and "wildcard" in str(record.msg).lower())
 
 
 def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -17,9 +17,64 @@ import threading
 from pathlib import Path
 
 from embedviz._defaults import UI_DEFAULTS
-from embedviz.errors import FileFormatError, InputError
+from embedviz.errors import EmbedvizError, FileFormatError, InputError
 
 log = logging.getLogger(__name__)
+
+#: a shorter token gets a warning: 16 random characters (openssl rand -hex 16 gives
+#: 32) are out of reach of guessing over HTTP
+MIN_TOKEN_CHARS = 16
+
+# the names the library's messages use -> the options of the command line
+_OPTIONS = {
+    "session_id": "--session",
+    "worker_id": "--worker",
+    "token": "--token",
+    "port": "--port",
+    "host": "--host",
+}
+
+
+def in_option_words(exc: EmbedvizError) -> EmbedvizError:
+    """``exc`` with a message that starts with a parameter's name (``session_id: ...``)
+    reworded to start with the command line's option (``--session: ...``).
+
+    Examples
+    --------
+    >>> str(in_option_words(InputError("session_id: no session 'x'")))
+    "--session: no session 'x'"
+    """
+    text = str(exc)
+    name, sep, rest = text.partition(":")
+    option = _OPTIONS.get(name.strip())
+    if not sep or option is None:
+        return exc
+    rest = rest.replace(f" ({option})", "")
+    return type(exc)(f"{option}:{rest}")
+
+
+def unique_paths(paths: list[str]) -> list[str]:
+    """``paths`` without a file given again (under the same or another name), in order;
+    a warning names each one dropped.
+
+    Examples
+    --------
+    >>> unique_paths(["runs.db", "./runs.db", "dup.db"])  # doctest: +SKIP
+    ['runs.db', 'dup.db']
+    """
+    out, seen = [], {}
+    for path in paths:
+        p = Path(path).expanduser()
+        try:
+            key = p.resolve()
+        except OSError:  # pragma: no cover - an unresolvable path is reported on opening
+            key = p
+        if key in seen:
+            log.warning("%s is the same file as %s: showing it once", path, seen[key])
+            continue
+        seen[key] = path
+        out.append(path)
+    return out
 
 
 def open_for_ui(path: str, create: bool = False, writable: bool | None = None):
@@ -139,18 +194,37 @@ def run_ui(
     --------
     >>> run_ui(["runs.db"])  # doctest: +SKIP
     """
+    from embedviz.stats.limits import check_token
     from embedviz.ui.server import UIServer
 
     if token_file is not None:
         if token is not None:
             raise InputError("--token-file: give either --token or --token-file, not both")
-        token = read_token_file(token_file)
+        token = check_token(read_token_file(token_file), "--token-file")
+    elif token is not None:
+        if not token.strip():
+            raise InputError(
+                "--token: expected a token, got an empty one; give at least "
+                f"{MIN_TOKEN_CHARS} random characters (e.g. openssl rand -hex 16), or no --token"
+            )
+        check_token(token, "--token")
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        log.warning(
+            "the token has %d characters; one this short can be guessed: use at least %d "
+            "random ones (e.g. openssl rand -hex 16)",
+            len(token),
+            MIN_TOKEN_CHARS,
+        )
+    paths = unique_paths(list(paths))
     if not paths and not enable_remote:
         raise InputError(
             "STORAGE: give at least one statistics file (e.g. embedviz ui runs.db), or "
             "--enable-remote to receive records from remote training processes"
         )
-    ui = UIServer(port=port, host=host, enable_remote=enable_remote, token=token)
+    try:
+        ui = UIServer(port=port, host=host, enable_remote=enable_remote, token=token)
+    except InputError as exc:
+        raise in_option_words(exc) from None
     storages = []
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -195,7 +269,10 @@ def run_report(
     """
     from embedviz.ui.report import write_report
 
-    written = write_report(path, output, session_id=session_id, worker_id=worker_id)
+    try:
+        written = write_report(path, output, session_id=session_id, worker_id=worker_id)
+    except EmbedvizError as exc:
+        raise in_option_words(exc) from None
     log.info("wrote %s", written)
     return 0
 
