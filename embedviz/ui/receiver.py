@@ -21,7 +21,10 @@ otherwise answers a bare ``400`` and drops the connection): a body up to
 decided from the headers, so that a client that sends its whole body before reading
 (Python's ``http.client``) gets the JSON answer; a client that waits for ``100
 Continue`` (curl), or a larger body, gets the answer at once, without the body being
-read, and the connection is then closed.
+read, and the connection is then closed. A body of unknown length (``Transfer-Encoding:
+chunked``) is read and dropped in the same way once it passes the limit, and answered
+(413) as soon as more than :data:`DRAIN_BYTES` have come, closing the connection: tornado's
+own limit, which would answer a bare ``400`` first, is not the one that stops it.
 
 Validation is :func:`embedviz.stats.validation.record_from_dict`, a fixed table of four
 dataclasses: nothing named in a payload is imported, evaluated or instantiated.
@@ -54,6 +57,7 @@ _RECENT = 2048  # how many stored batch digests are remembered for duplicate ans
 #: a refused body up to this size (or 4 times the limit, if more) is read and dropped
 #: before the answer; a larger one is answered at once and the connection closed
 DRAIN_BYTES = 64 * 2**20
+_UNBOUNDED = 2**62  # tornado's limit for a chunked body, which data_received bounds
 
 
 @dataclass
@@ -162,12 +166,24 @@ def store_records_impl(
     return 200, {"accepted": len(records)}
 
 
-def sessions_impl(storages: list[tuple[str, object]]) -> tuple[int, dict]:
-    """The sessions of every attached storage with their workers."""
+def sessions_impl(
+    storages: list[tuple[str, object]], labels: dict[tuple[int, str], str] | None = None
+) -> tuple[int, dict]:
+    """The sessions of every attached storage with their workers.
+
+    ``labels`` maps ``(id(storage), session_id)`` to the name the pages show the session
+    under (``NAME (file.db)`` for a name an earlier storage holds too); an entry has
+    ``label`` when it differs from ``session_id``.
+    """
+    labels = labels or {}
     out = []
     for name, storage in storages:
         for sid in storage.list_sessions():
-            out.append({"session_id": sid, "workers": storage.list_workers(sid), "storage": name})
+            entry = {"session_id": sid, "workers": storage.list_workers(sid), "storage": name}
+            label = labels.get((id(storage), sid), sid)
+            if label != sid:
+                entry["label"] = label
+            out.append(entry)
     return 200, {"sessions": out}
 
 
@@ -196,6 +212,7 @@ class RecordsHandler(_JSONHandler):
     def prepare(self) -> None:
         self._chunks: list[bytes] = []
         self._size = 0
+        self._drain = DRAIN_BYTES
         headers = self.request.headers
         length = headers.get("Content-Length")
         try:
@@ -216,10 +233,11 @@ class RecordsHandler(_JSONHandler):
         if self.request.method != "POST":
             return
         limit = self.server.receiver.max_body_bytes
-        drain = max(DRAIN_BYTES, 4 * limit)
+        drain = self._drain = max(DRAIN_BYTES, 4 * limit)
         connection = self.request.connection
-        # this request's own limit, so that tornado never answers its bare 400 first
-        connection.set_max_body_size(max(drain, length or 0))
+        # this request's own limit, so that tornado never answers its bare 400 first; a
+        # chunked body (no length) is stopped by data_received, after ``drain`` bytes
+        connection.set_max_body_size(max(drain, length) if length is not None else _UNBOUNDED)
         if self._early is not None and (
             headers.get("Expect", "").lower() == "100-continue"
             or (length is not None and length > drain)
@@ -229,16 +247,18 @@ class RecordsHandler(_JSONHandler):
             self.reply(*self._early)
 
     def data_received(self, chunk: bytes) -> None:
-        if self._early is not None:
-            return  # read and drop: the answer is decided
         self._size += len(chunk)
-        if self._size > self.server.receiver.max_body_bytes:
+        limit = self.server.receiver.max_body_bytes
+        if self._early is None and self._size > limit:
             self._chunks = []
             self._early = _error(
-                413,
-                f"body of more than {self.server.receiver.max_body_bytes} bytes exceeds the "
-                f"limit of {self.server.receiver.max_body_bytes} bytes",
+                413, f"body of more than {limit} bytes exceeds the limit of {limit} bytes"
             )
+        if self._early is not None:  # read and drop: the answer is decided
+            if self._size > self._drain and not self._finished:
+                # a chunked body beyond what is worth reading: answer now; tornado
+                # closes the connection once the answer is sent
+                self.reply(*self._early)
             return
         self._chunks.append(chunk)
 
@@ -280,4 +300,5 @@ class SessionsHandler(_JSONHandler):
         if gate is not None and not gate.admits(self):
             self.reply(401, dict(UNAUTHORISED_JSON))
             return
-        self.reply(*sessions_impl(self.server.named_storages()))
+        labels = {(id(st), sid): label for label, sid, st, _ in self.server.session_entries()}
+        self.reply(*sessions_impl(self.server.named_storages(), labels))

@@ -18,10 +18,15 @@ Page builds read through a :class:`~embedviz.ui.cache.SeriesCache` shared by the
 so opening a page again reads only what was recorded since; at start, the newest
 session's overview is read into it in the background.
 
-The UI only reads storages (any number, attached with :meth:`UIServer.attach`); the
-receiver writes into the first attached SQLite storage, or into an in-memory storage it
-attaches itself. It binds 127.0.0.1 unless told otherwise, and accepts websocket
-connections only from the address it serves. With a ``token``, every page, websocket and
+The UI only reads storages (any number, attached with :meth:`UIServer.attach`; a file
+attached twice is shown once). A session whose name a storage attached earlier already
+shows (two copies of ``runs.db`` both holding ``baseline``) is listed as
+``NAME (file.db)``: :meth:`UIServer.sessions` gives it with a :class:`SessionView`, its
+storage seen under that name, so the pages read it like any other; a warning names such
+sessions once, and a label, once given, stays. The receiver writes into the first
+attached SQLite storage, or into an in-memory storage it attaches itself. It binds
+127.0.0.1 unless told otherwise, and accepts websocket connections only from the address
+it serves. With a ``token``, every page, websocket and
 JSON route requires it (:mod:`embedviz.ui.auth`; the BokehJS files stay open).
 """
 
@@ -109,6 +114,63 @@ def page_template(path: str) -> tuple[object, dict]:
     return _TEMPLATE, {"embedviz_bundles": lambda scripts: keep_bundles(scripts, wanted)}
 
 
+class SessionView:
+    """``storage`` with its session ``session_id`` shown as ``label``: every call whose
+    first argument (or ``session_id=``) is ``label`` reaches the storage with
+    ``session_id``; everything else is passed through.
+
+    It has no ``path``, so that the diagnostics read it through the view, in this
+    process, rather than open the file under a name the file does not hold.
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> from embedviz.stats.records import Update
+    >>> st = InMemoryStatsStorage()
+    >>> st.put(Update("baseline", "0", 3, 0.0, score=1.5))
+    >>> view = SessionView(st, "baseline", "baseline (dup.db)")
+    >>> view.list_sessions(), [u.iteration for u in view.get_updates("baseline (dup.db)")]
+    (['baseline (dup.db)'], [3])
+    """
+
+    def __init__(self, storage, session_id: str, label: str) -> None:
+        self.storage, self.session_id, self.label = storage, session_id, label
+
+    def list_sessions(self) -> list[str]:
+        return [self.label if s == self.session_id else s for s in self.storage.list_sessions()]
+
+    def __getattr__(self, name: str):
+        if name == "path":
+            raise AttributeError(name)
+        value = getattr(self.storage, name)
+        if not callable(value):
+            return value
+        label, session_id = self.label, self.session_id
+
+        def call(*args, **kwargs):
+            if args and args[0] == label:
+                args = (session_id, *args[1:])
+            if kwargs.get("session_id") == label:
+                kwargs["session_id"] = session_id
+            return value(*args, **kwargs)
+
+        return call
+
+
+def _short_name(name: str) -> str:
+    """``/data/a/runs.db`` -> ``runs.db`` (a storage's name as a label's suffix)."""
+    return name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or name
+
+
+def _same_file(a, b) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:  # pragma: no cover
+        return str(a) == str(b)
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
@@ -184,6 +246,9 @@ class UIServer:
         self.builders = ThreadPoolExecutor(2, thread_name_prefix="embedviz-pages")
         self._storages: list[tuple[str, object]] = []
         self._lock = threading.Lock()
+        # (id(storage), session id) -> (label, view or None); label -> that key
+        self._labels: dict[tuple[int, str], tuple[str, object]] = {}
+        self._label_owner: dict[str, tuple[int, str]] = {}
         self._thread: threading.Thread | None = None
         self._loop = None
         self._server = None
@@ -196,7 +261,11 @@ class UIServer:
 
     # -- storages ------------------------------------------------------------------
     def attach(self, storage, name: str | None = None):
-        """Show ``storage`` (in memory or SQLite); may be called while running. Returns it."""
+        """Show ``storage`` (in memory or SQLite); may be called while running. Returns it.
+
+        A storage of a file already attached (the same file under another name or
+        opened again) is not attached a second time; a warning says so.
+        """
         if not all(hasattr(storage, m) for m in ("list_sessions", "get_updates", "get_series")):
             raise InputError(
                 f"storage: expected an InMemoryStatsStorage or SQLiteStatsStorage, got "
@@ -205,15 +274,25 @@ class UIServer:
         if name is None:
             path = getattr(storage, "path", None)
             name = str(path) if path is not None else f"memory-{len(self._storages)}"
+        path = getattr(storage, "path", None)
         with self._lock:
-            if all(s is not storage for _, s in self._storages):
-                self._storages.append((name, storage))
+            if any(s is storage for _, s in self._storages):
+                return storage
+            for held_name, held in self._storages:
+                held_path = getattr(held, "path", None)
+                if path is not None and held_path is not None and _same_file(path, held_path):
+                    log.warning("%s is already shown (as %s): not attached again", name, held_name)
+                    return storage
+            self._storages.append((name, storage))
         return storage
 
     def detach(self, storage) -> None:
         """Stop showing ``storage``."""
         with self._lock:
             self._storages = [(n, s) for n, s in self._storages if s is not storage]
+            for key in [k for k in self._labels if k[0] == id(storage)]:
+                label, _ = self._labels.pop(key)
+                self._label_owner.pop(label, None)
         self.series_cache.clear()
 
     def named_storages(self) -> list[tuple[str, object]]:
@@ -236,15 +315,58 @@ class UIServer:
             return self._memory
 
     def sessions(self) -> list[tuple[str, object]]:
-        """(session_id, storage) for every session; the first storage holding it wins."""
-        seen: dict[str, object] = {}
-        for _, storage in self.named_storages():
+        """(name shown, storage) for every session of every attached storage.
+
+        A session is shown under its own id, unless a storage attached earlier holds a
+        session of that name: it is then shown as ``NAME (file.db)``, with a
+        :class:`SessionView` as its storage (see the module text).
+        """
+        return [(label, view) for label, _, _, view in self.session_entries()]
+
+    def session_entries(self) -> list[tuple[str, str, object, object]]:
+        """(name shown, session id, storage, storage to read it through) for every
+        session, storages in attach order (see :meth:`sessions`)."""
+        out, added = [], []
+        for name, storage in self.named_storages():
             try:
-                for sid in storage.list_sessions():
-                    seen.setdefault(sid, storage)
+                sids = storage.list_sessions()
             except Exception:  # a storage gone bad must not take the UI down
                 log.exception("listing sessions failed")
-        return list(seen.items())
+                continue
+            with self._lock:
+                for sid in sids:
+                    held = self._labels.get((id(storage), sid))
+                    if held is None:
+                        held = self._label(name, storage, sid)
+                        if held[1] is not None:
+                            added.append((held[0], sid, name))
+                    label, view = held
+                    out.append((label, sid, storage, view if view is not None else storage))
+        if added:
+            shown = ", ".join(f"{sid!r} of {name} as {label!r}" for label, sid, name in added[:10])
+            more = f" and {len(added) - 10} more" if len(added) > 10 else ""
+            log.warning(
+                "%d session(s) have the name of a session of a storage attached before them; "
+                "showing %s%s",
+                len(added),
+                shown,
+                more,
+            )
+        return out
+
+    def _label(self, name: str, storage, sid: str) -> tuple[str, object]:
+        """The label of a session seen for the first time (under ``self._lock``)."""
+        key = (id(storage), sid)
+        labels = [sid, f"{sid} ({_short_name(name)})", f"{sid} ({name})"]
+        label = next((x for x in labels if x not in self._label_owner), None)
+        n = 1
+        while label is None or label in self._label_owner:
+            n += 1
+            label = f"{sid} ({name} #{n})"
+        view = None if label == sid else SessionView(storage, sid, label)
+        self._labels[key] = (label, view)
+        self._label_owner[label] = key
+        return label, view
 
     # -- running -------------------------------------------------------------------
     @property
@@ -359,6 +481,7 @@ class UIServer:
                 ) from None
             raise err
         log.debug("embedviz UI at %s/train/overview", self.url)
+        self.session_entries()  # names sessions shown under a label, once, at start
         self.warmed.clear()
         self.builders.submit(self._warm_up)
         return self
