@@ -153,14 +153,14 @@ def _against_weights(run: _Run, name: str, values, its):
     if own_name not in run.names or w_name not in run.names:
         return values
     own, w = run.series(own_name), run.series(w_name)
-    _, i_own, i_here = np.intersect1d(own.iterations, its, return_indices=True)
-    _, i_w, i_both = np.intersect1d(w.iterations, its[i_here], return_indices=True)
-    p, ref = own.values[i_own][i_both], w.values[i_w]
-    ok = np.isfinite(p) & np.isfinite(ref)
-    scale = np.ones(len(values))
-    idx = i_here[i_both][ok]
-    scale[idx] = p[ok] / np.maximum(np.maximum(p[ok], ref[ok]), 1e-30)
-    return values * scale
+    scale = []
+    for got in (own, w):  # on the ratio's iterations (long runs are downsampled apart)
+        ok = np.isfinite(got.values)
+        if ok.sum() < 1:
+            return values
+        scale.append(np.interp(its, got.iterations[ok], got.values[ok]))
+    p, ref = scale
+    return values * p / np.maximum(np.maximum(p, ref), 1e-30)
 
 
 def check_ratios(run: _Run) -> None:
@@ -209,19 +209,19 @@ def check_ratios(run: _Run) -> None:
 
 
 def _low_advice(run: _Run, name: str) -> str:
-    dead = [layer for layer in run.dead if run.position(layer) > run.position(name)
-            or run.position(name) == math.inf]  # fmt: skip
-    if dead:
+    if run.dead:  # no gradient passes back through them, and the layer after them sees
+        # zero inputs: every weight of a chain through them gets (almost) no gradient
         return (
             "the dead units of "
             + ", ".join(f"layer {run.named(d)}" for d in run.dead)
-            + " pass no gradient back to the tensors before them: fix those first "
-            "(see dead_units); raising the learning rate will not help"
+            + " pass no gradient back to the layers before them and feed zeros to the "
+            "layer after them: fix those first (see dead_units); raising the learning "
+            "rate will not help"
         )
     return (
-        "this tensor barely moves: its learning rate may be too low, or its gradient "
-        "vanishes on the way back from the loss through the layers after it (the layers "
-        "nearest the input learn slowest)"
+        "barely moving: the learning rate may be too low for this tensor, or its "
+        "gradient vanishes on the way back from the loss through the later layers (the "
+        "layers nearest the input learn slowest)"
     )
 
 

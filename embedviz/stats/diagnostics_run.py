@@ -31,7 +31,14 @@ _POOL = re.compile(r"^(Adaptive)?(Max|Avg|LP)Pool\d?d?$|^MaxUnpool\dd$")
 
 
 def passes_through(layer_type: str | None) -> bool:
-    """Whether a layer of this class only reshapes, pools or drops out its input."""
+    """Whether a layer of this class only reshapes, pools or drops out its input (its
+    activation statistics are then those of the layer before it).
+
+    Examples
+    --------
+    >>> passes_through("MaxPool2d"), passes_through("Flatten"), passes_through("ReLU")
+    (True, True, False)
+    """
     return layer_type is not None and (
         layer_type in _PASS_THROUGH or _POOL.match(layer_type) is not None
     )

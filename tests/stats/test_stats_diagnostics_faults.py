@@ -169,7 +169,7 @@ def test_ratio_low_before_dead_units_blames_them_not_the_learning_rate():
 
 def test_ratio_low_without_dead_units_gives_the_right_direction():
     (low,) = named(plant(params={"0.weight": (lambda i: 0.1, lambda i: 1e-6)}), "ratio_low")
-    assert "upstream" not in low.advice and "after it" in low.advice
+    assert "upstream" not in low.advice and "through the later layers" in low.advice
 
 
 @pytest.mark.parametrize(("std", "severity"), [(0.008, "warning"), (0.3, "info"),
