@@ -90,17 +90,53 @@ def build_page(
     return build_embeddings(storage, session_id, worker_id)
 
 
+EMBEDDING_KINDS = ("tsne", "word2vec")  # the sessions /embeddings has something to show
+
+
+def has_embeddings(storage, session_id: str) -> bool | None:
+    """Whether a session is a t-SNE or word2vec run (snapshots, KL or loss to show on
+    /embeddings); None while none of its workers recorded its static info yet."""
+    known = False
+    for w in storage.list_workers(session_id):
+        info = storage.get_static_info(session_id, w)
+        if info is not None:
+            if info.kind in EMBEDDING_KINDS:
+                return True
+            known = True
+    return False if known else None
+
+
+def listed_sessions(server, path: str, kinds: dict | None = None) -> list[str]:
+    """The sessions a page offers: all of them, but on /embeddings only t-SNE and
+    word2vec runs (a torch run has no embedding to show). ``kinds`` caches
+    :func:`has_embeddings` per session once its static info is known."""
+    sessions = server.sessions()
+    if path != "/embeddings":
+        return [sid for sid, _ in sessions]
+    kinds = {} if kinds is None else kinds
+    out = []
+    for sid, storage in sessions:
+        key = (id(storage), sid)
+        if key not in kinds:
+            got = has_embeddings(storage, sid)
+            if got is None:
+                continue  # not known yet: asked again on the next look
+            kinds[key] = got
+        if kinds[key]:
+            out.append(sid)
+    return out
+
+
 def default_session(server, path: str) -> str | None:
-    """The newest session; on the embeddings page the newest t-SNE/word2vec one."""
+    """The newest session; on the embeddings page the newest t-SNE/word2vec one (the
+    newest session when there is none)."""
     sessions = server.sessions()
     if not sessions:
         return None
     if path == "/embeddings":
-        for sid, storage in reversed(sessions):
-            for w in storage.list_workers(sid):
-                info = storage.get_static_info(sid, w)
-                if info is not None and info.kind in ("tsne", "word2vec"):
-                    return sid
+        listed = listed_sessions(server, path)
+        if listed:
+            return listed[-1]
     return sessions[-1][0]
 
 
@@ -112,14 +148,20 @@ class Tab:
 
         self.server, self.path, self.doc = server, path, doc
         self.nav_html = nav_html
-        known = [sid for sid, _ in server.sessions()]
+        self.kinds: dict = {}  # has_embeddings per (storage, session), for /embeddings
+        every = [sid for sid, _ in server.sessions()]
+        known = listed_sessions(server, path, self.kinds)
         session = _arg(doc, "session")
+        if session in every and session not in known:
+            known = [*known, session]  # named in the URL: offered although it has no embedding
         # a session named in the URL but not recorded yet is shown once it appears (the
         # UI may be opened before the training starts)
         self.wanted = session if session and session not in known else None
         self.session_id = session if session in known else None
         if self.session_id is None and self.wanted is None:
             self.session_id = default_session(server, path)
+            if self.session_id is not None and self.session_id not in known:
+                known = [*known, self.session_id]  # /embeddings with no t-SNE/word2vec run
         self.worker_id = _arg(doc, "worker")
         self.selected = [session] if session in known else None  # ticked on /train/compare
         self.known = known
@@ -332,7 +374,9 @@ class Tab:
             log.exception("live update of %s failed", self.path)
 
     def _refresh_sessions(self) -> None:
-        known = [sid for sid, _ in self.server.sessions()]
+        known = listed_sessions(self.server, self.path, self.kinds)
+        if self.session_id is not None and self.session_id not in known:
+            known = [*known, self.session_id]
         if known != self.known:
             self.known = known
             self.session_select.options = known or [""]

@@ -65,3 +65,32 @@ def test_findings_are_diagnosed_again_as_the_run_grows_and_say_as_of_which_itera
         assert not live.tick()  # a replaced page asks no more
     finally:
         runner.shutdown()
+
+
+class FakeServer:
+    def __init__(self, storage) -> None:
+        self.storage = storage
+
+    def sessions(self):
+        return [(sid, self.storage) for sid in self.storage.list_sessions()]
+
+
+def test_embeddings_page_lists_only_tsne_and_word2vec_sessions():
+    from ui_records import fill_tsne, fill_word2vec
+
+    from embedviz.stats.records import StaticInfo, Update
+    from embedviz.ui.shell import default_session, listed_sessions
+
+    st = InMemoryStatsStorage()
+    fill(st, session="mlp", n=20)
+    fill_tsne(st)
+    fill_word2vec(st)
+    st.put(Update("pending", "0", 1, 1.0, score=1.0))  # no static info yet
+    server = FakeServer(st)
+    kinds = {}
+    assert listed_sessions(server, "/train/overview") == st.list_sessions()
+    assert listed_sessions(server, "/embeddings", kinds) == ["tsne-run", "w2v-run"]
+    assert default_session(server, "/embeddings") == "w2v-run"
+    # the pending run's kind becomes known later: listed from then on
+    st.put(StaticInfo("pending", "0", 1.0, kind="tsne"))
+    assert listed_sessions(server, "/embeddings", kinds) == ["tsne-run", "w2v-run", "pending"]
