@@ -296,3 +296,32 @@ def test_model_page_opens_on_the_first_layer_with_parameters_and_names_layer_typ
     assert dict(select.options)["1"] == "1 (ReLU)"
     assert dict(select.options)["0"] == f"0 ({types['0']})"
     assert set(page.sources["layer:ratio"].data["label"]) == {"0.weight", "0.bias"}
+
+
+def test_learning_rate_opens_on_log_y_when_it_spans_more_than_a_decade():
+    from ui_records import static_info
+
+    def page_of(decay: float):
+        st = InMemoryStatsStorage()
+        st.put(static_info())
+        for i in range(30):
+            u = make_update("mlp", "0", i)
+            u.learning_rates = [0.1 * decay ** (i // 10)]  # a step schedule
+            st.put(u)
+        page = build_model(st, "mlp")
+        run_deferred(page)
+        return st, page
+
+    st, page = page_of(0.1)  # 0.1 -> 0.001: two decades
+    scale = page.sources["layer:lr_scale"]
+    linear = page.layout.select_one({"name": "layer:lr"})
+    log_chart = page.layout.select_one({"name": "layer:lr_log"})
+    assert scale.labels == ["linear y", "log y"] and scale.active == 1
+    assert log_chart.visible and not linear.visible
+    assert log_chart.y_scale.__class__.__name__ == "LogScale"
+    x, lr = line_points(page.sources["layer:lr"].data, "group 0")
+    np.testing.assert_allclose(lr, st.get_series("mlp", "0", "lr/0").values)
+    assert {r.data_source.name for r in log_chart.renderers} >= {"lines:layer:lr"}
+    _, page = page_of(0.5)  # 0.1 -> 0.025: within a decade, linear
+    assert page.sources["layer:lr_scale"].active == 0
+    assert page.layout.select_one({"name": "layer:lr"}).visible

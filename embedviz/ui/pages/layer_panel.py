@@ -3,8 +3,9 @@
 The panel of a layer: its table (parameters, shapes, counts), the log10
 update:parameter ratio of its tensors, the log10 mean magnitudes of parameters (solid)
 and updates (dashed), activations mean ± 2 std, the learning rate per parameter group
-(each chart one :class:`~embedviz.ui.pages.multiline.MultiSeries`), and the parameter,
-update and activation histograms (:mod:`embedviz.ui.pages.histogram_panel`).
+(linear or log y, a toggle; log at first when it spans more than a decade), each chart
+one :class:`~embedviz.ui.pages.multiline.MultiSeries`, and the parameter, update and
+activation histograms (:mod:`embedviz.ui.pages.histogram_panel`).
 
 Reading a long run is most of the cost of a page, so the panel is built with its charts
 empty and reads twice, each read filling its own charts: :meth:`LayerPanel.read_series`
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from bokeh.layouts import column, row
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, CustomJS, RadioButtonGroup
 
 from embedviz.stats.series import downsample_minmax
 from embedviz.ui.pages._common import (
@@ -37,7 +38,9 @@ from embedviz.ui.pages._common import (
 )
 from embedviz.ui.pages.histogram_panel import HistogramPanel
 from embedviz.ui.pages.histograms import HistogramHistory
-from embedviz.ui.pages.multiline import multi_series_chart
+from embedviz.ui.pages.multiline import draw_multi, multi_series_chart
+
+LR_LOG_SPAN = 10.0  # learning rates spanning more than this factor open on a log y axis
 
 
 def _layer_rows(info, layer: str, params: list[str]) -> list[tuple]:
@@ -199,6 +202,7 @@ class LayerPanel:
             max_points=MAX_POINTS,
             load=False,
         )
+        self.lr_box, self.lr_scale = self._lr_views(lr_chart, key, page)
         self.band = None
         self.limits: dict[str, int | None] = {
             n: MAX_POINTS for ms in (self.ratio, self.mags, self.lr) for n in ms.names
@@ -221,7 +225,7 @@ class LayerPanel:
             row(ratio_chart, mag_chart, sizing_mode="stretch_width"),
             row(
                 self.band.chart() if self.band else note("No activations recorded for this layer."),
-                lr_chart,
+                self.lr_box,
                 sizing_mode="stretch_width",
             ),
             self.hist_box,
@@ -231,6 +235,43 @@ class LayerPanel:
             (self.read_series, self.fill_series),
             (self.read_histograms, self.fill_histograms),
         ]
+
+    def _lr_views(self, linear, key: str, page):
+        """The learning rate on a linear and a log y axis (a toggle shows one; Bokeh
+        cannot switch an axis's type): a step or cosine schedule reads better on log y."""
+        if not self.lr.names:
+            return linear, None
+        log_chart = line_chart(
+            "Learning rate (per parameter group), log scale",
+            "learning rate",
+            y_axis_type="log",
+            name=f"{key}:lr_log",
+        )
+        draw_multi(log_chart, self.lr)
+        log_chart.x_range = linear.x_range
+        log_chart.visible = False
+        scale = RadioButtonGroup(labels=["linear y", "log y"], active=0, name=f"{key}:lr_scale")
+        scale.js_on_change(
+            "active",
+            CustomJS(
+                args={"linear": linear, "log": log_chart},
+                code="linear.visible = cb_obj.active == 0; log.visible = cb_obj.active == 1",
+            ),
+        )
+        page.sources[f"{key}:lr_scale"] = scale
+        return column(scale, linear, log_chart, sizing_mode="stretch_width"), scale
+
+    def _lr_log_by_default(self, series: dict) -> None:
+        """Log y when the recorded learning rates span more than a decade."""
+        if self.lr_scale is None:
+            return
+        values = [np.asarray(series[n].values, dtype=np.float64) for n in self.lr.names]
+        v = np.concatenate(values) if values else np.zeros(0)
+        v = v[np.isfinite(v) & (v > 0)]
+        if len(v) and v.max() > LR_LOG_SPAN * v.min():
+            _, linear, log_chart = self.lr_box.children
+            self.lr_scale.active = 1
+            linear.visible, log_chart.visible = False, True
 
     def _late(self) -> list:
         """The updates recorded after the panel was built."""
@@ -248,6 +289,7 @@ class LayerPanel:
         """Load the series (the document's thread) and stream them from then on."""
         for ms in (self.ratio, self.mags, self.lr):
             ms.load(self.storage, self.session_id, self.worker_id, series)
+        self._lr_log_by_default(series)
         if self.band is not None:
             self.band.load(
                 series[f"activations/{self.layer}/mean"], series[f"activations/{self.layer}/std"]
