@@ -140,8 +140,8 @@ class SessionView:
         return [self.label if s == self.session_id else s for s in self.storage.list_sessions()]
 
     def __getattr__(self, name: str):
-        if name == "path":
-            raise AttributeError(name)
+        if name == "path" or name.startswith("__") or name in ("storage", "session_id", "label"):
+            raise AttributeError(name)  # (the last ones: not set yet, e.g. while copying)
         value = getattr(self.storage, name)
         if not callable(value):
             return value
