@@ -96,6 +96,7 @@ class _Run:
         self.order = {info.name: i for i, info in enumerate(layers)}
         self._ahead: dict = {}  # series read with an earlier one, not yet asked for
         self._asked: set[str] = set()
+        self._kept: dict = {}  # magnitudes: asked again (bias ratios, parameter growth)
         count = getattr(storage, "count_updates", None)
         n = count(session_id, worker_id) if count is not None else _POINTS
         self.downsampled = n > _POINTS  # counts of events found are then lower bounds
@@ -105,6 +106,8 @@ class _Run:
         """The series, min/max-downsampled to at most ``_POINTS`` points; the series the
         checks ask for next (same kind and statistic: every tensor's update_param_ratio)
         and then the others are read in the same pass, as many as the budget allows."""
+        if name in self._kept:
+            return self._kept[name]
         got = self._ahead.pop(name, None)
         if got is None:
             head, stat = name.split("/", 1)[0], name.rpartition("/")[2]
@@ -121,6 +124,8 @@ class _Run:
                 got = read.pop(name)
                 self._ahead.update(read)
         self._asked.add(name)
+        if name.endswith("/param_mean_magnitude"):
+            self._kept[name] = got
         return got
 
     def add(self, severity, check, layer, iterations, evidence, advice, about=None,
