@@ -61,6 +61,7 @@ from embedviz.stats.system import (
     memory_sample,
     new_session_id,
     software_info,
+    start_cpu_measurement,
     unused_session_id,
 )
 from embedviz.stats.validation import check_name
@@ -333,6 +334,7 @@ class StatsListener:
         self._last_memory = -math.inf
 
         if self.enabled:
+            start_cpu_measurement()  # the first report's cpu_percent is then a real one
             if any(p.is_cpu for p in self._tensors):
                 torch_stats.load_kernels()  # now rather than in the first report
             self.storage.put(self._static_info())

@@ -16,6 +16,7 @@ from embedviz.stats.system import (
     memory_sample,
     new_session_id,
     software_info,
+    start_cpu_measurement,
     unused_session_id,
 )
 
@@ -91,6 +92,7 @@ class TSNEStats:
         self._last: tuple[int, np.ndarray] | None = None
         self._last_stored = -1
         self._closed = False
+        start_cpu_measurement()  # the first update's cpu_percent is then a real one
 
     def _static(self, info: dict[str, Any]) -> None:
         config = {

@@ -164,3 +164,32 @@ def test_memory_sample_omits_a_cpu_percent_it_cannot_measure():
     while time.process_time() < end:
         pass
     assert system.memory_sample()["cpu_percent"] > 5.0
+
+
+def _burn_cpu(seconds):
+    import time
+
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_listener_and_tsne_stats_first_cpu_percent_is_measured():
+    """Both producers start the CPU measurement when created, as Word2VecStats does."""
+    torch = pytest.importorskip("torch")
+    from embedviz.stats import system
+    from embedviz.stats.listener import StatsListener
+
+    system._PROCESS = None  # as in a fresh process
+    storage = InMemoryStatsStorage()
+    model = torch.nn.Linear(3, 2)
+    with StatsListener(storage, model, frequency=1, session_id="l") as listener:
+        _burn_cpu(0.3)
+        listener.step(1.0)
+    assert storage.get_updates("l")[0].memory["cpu_percent"] > 5.0
+
+    system._PROCESS = None
+    stats = TSNEStats(storage, session_id="t")
+    _burn_cpu(0.3)
+    stats(50, 2.0, np.zeros((4, 2)))
+    assert storage.get_updates("t")[0].memory["cpu_percent"] > 5.0
