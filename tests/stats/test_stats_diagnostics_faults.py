@@ -312,3 +312,30 @@ def test_a_real_word2vec_run_has_no_finding():
              epochs=12, workers=1, seed=1, compute_loss=True, callbacks=[stats])  # fmt: skip
     assert len(storage.get_series("w", "0", "score")) == 12
     assert diagnose(storage) == []
+
+
+def test_every_series_is_read_once():
+    """On SQLite each read is a pass over the file: the bias ratios and the growth check
+    reuse the magnitudes already read instead of asking again."""
+    storage = plant(params=zero_bias_params())
+    asked: list[str] = []
+    inside = []  # the in-memory get_series_many reads through get_series
+    one, many = storage.get_series, storage.get_series_many
+
+    def get_series(sid, wid, name, *a, **k):
+        if not inside:
+            asked.append(name)
+        return one(sid, wid, name, *a, **k)
+
+    def get_series_many(sid, wid, names, *a, **k):
+        asked.extend(names)
+        inside.append(1)
+        try:
+            return many(sid, wid, names, *a, **k)
+        finally:
+            inside.pop()
+
+    storage.get_series, storage.get_series_many = get_series, get_series_many
+    diagnose(storage)
+    assert "params/0.weight/param_mean_magnitude" in asked
+    assert len(asked) == len(set(asked))
