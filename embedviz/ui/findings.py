@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from bokeh.models import Div
 
-from embedviz.stats.diagnostics import where_of
+from embedviz.stats.diagnostics import iterations_text, where_of
 from embedviz.ui.diagnose import get_findings
-from embedviz.ui.pages._common import escape
+from embedviz.ui.pages._common import escape, layer_label, layer_types
 
 __all__ = ["FINDINGS_STYLE", "LiveFindings", "findings_html", "findings_view", "get_findings"]
 
@@ -38,19 +38,42 @@ def _as_of(iteration: int | None) -> str:
     )
 
 
-def findings_html(findings: list[dict], as_of: int | None = None) -> str:
+def named_with_type(types: dict[str, str]):
+    """A layer or tensor name with its layer's class: ``1 (Conv2d)``, ``0.weight (Linear)``.
+
+    Examples
+    --------
+    >>> named = named_with_type({"0": "Linear", "1": "ReLU"})
+    >>> named("1"), named("0.weight"), named("head.bias")
+    ('1 (ReLU)', '0.weight (Linear)', 'head.bias')
+    """
+
+    def named(name: str) -> str:
+        if name in types:
+            return layer_label(name, types)
+        owner = name.rpartition(".")[0]
+        return f"{name} ({types[owner]})" if owner in types else name
+
+    return named
+
+
+def findings_html(
+    findings: list[dict], as_of: int | None = None, types: dict[str, str] | None = None
+) -> str:
     """HTML for the findings list (all text escaped); ``as_of``: the newest iteration
-    the diagnostics saw, said above the list."""
+    the diagnostics saw, said above the list; ``types``: layer name -> class, shown
+    beside the names (``1 (Conv2d)``)."""
     if not findings:
         return _as_of(as_of) + "<span style='color:#2ca02c'>No problems found.</span>"
     order = {"error": 0, "warning": 1, "info": 2}
     parts = []
     for f in sorted(findings, key=lambda f: order.get(str(f.get("severity")), 3)):
         sev = str(f.get("severity") or "info")
-        parts_where = [where_of(str(f.get("check")), f["layer"])] if f.get("layer") else []
+        named = named_with_type(types) if types else None
+        parts_where = [where_of(str(f.get("check")), f["layer"], named)] if f.get("layer") else []
         its = f.get("iterations")
         if isinstance(its, list | tuple) and len(its) == 2:
-            parts_where.append(f"iterations {its[0]}–{its[1]}")
+            parts_where.append(iterations_text((int(its[0]), int(its[1]))))
         where = ", ".join(parts_where)
         title = (f.get("check") or f.get("title") or "").replace("_", " ")
         parts.append(
@@ -66,8 +89,12 @@ def findings_html(findings: list[dict], as_of: int | None = None) -> str:
 
 def findings_view(storage, session_id: str, worker_id: str | None = None) -> Div:
     """A Div listing the findings, most severe first."""
+    types = {}
+    workers = [worker_id] if worker_id is not None else storage.list_workers(session_id)
+    if workers:
+        types = layer_types(storage.get_static_info(session_id, workers[0]))
     return Div(
-        text=findings_html(get_findings(storage, session_id, worker_id)),
+        text=findings_html(get_findings(storage, session_id, worker_id), types=types),
         sizing_mode="stretch_width",
         name="findings",
         styles=FINDINGS_STYLE,
@@ -115,6 +142,7 @@ class LiveFindings:
         self.every_s, self.clock = float(every_s), clock
         self.busy = False
         self.stopped = False
+        self.types: dict[str, str] = {}  # layer name -> class, from the static info
         self.started_at: float | None = None  # clock() when the last diagnosis started
         self.asked: int | None = None  # the newest iteration when it started
         self.shown: int | None = None  # the iteration the Div speaks for
@@ -129,6 +157,9 @@ class LiveFindings:
         """Diagnose now (the tab calls it once the page is drawn)."""
         self.busy, self.started_at = True, self.clock()
         self.asked = at = self._newest()
+        if self.worker_id is not None and not self.types:
+            self.types = layer_types(self.storage.get_static_info(self.session_id, self.worker_id))
+        types = self.types
         try:
             future = self.runner.submit(self.storage, self.session_id, self.worker_id)
         except Exception:
@@ -139,7 +170,7 @@ class LiveFindings:
 
         def done(future) -> None:
             try:
-                text = findings_html(future.result(), as_of=at)
+                text = findings_html(future.result(), as_of=at, types=types)
             except Exception:
                 log.exception("diagnostics failed")
                 text = "<i>The diagnostics failed; see the UI's log.</i>"

@@ -13,6 +13,7 @@ from ui_records import fill, make_update
 from embedviz.stats.storage import InMemoryStatsStorage
 from embedviz.ui.diagnose import FindingsRunner, get_findings
 from embedviz.ui.findings import LiveFindings, findings_html
+from embedviz.ui.pages._common import layer_types
 
 
 class Clock:
@@ -55,7 +56,8 @@ def test_findings_are_diagnosed_again_as_the_run_grows_and_say_as_of_which_itera
         assert live.tick()  # due and the run grew
         settle(live)
         assert "As of iteration 79" in div.text
-        assert div.text == findings_html(get_findings(st, "run", "0"), as_of=79)
+        types = layer_types(st.get_static_info("run", "0"))
+        assert div.text == findings_html(get_findings(st, "run", "0"), as_of=79, types=types)
         assert "score not finite" in div.text
         clock.now += 60.0
         assert not live.tick()  # nothing new since: no diagnosis

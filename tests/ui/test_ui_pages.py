@@ -203,6 +203,18 @@ def test_system_page_drops_the_priming_zero_of_the_cpu_load():
     assert list(page.sources["memory/cpu_percent:0"].data["y"]) == [*cpu[1:], 0.0]
 
 
+def test_findings_name_layer_types_and_a_single_iteration():
+    found = [
+        {"severity": "error", "check": "dead_units", "layer": "1", "iterations": [0, 0]},
+        {"severity": "warning", "check": "ratio_high", "layer": "0.weight", "iterations": [5, 9]},
+    ]
+    text = findings_html(found, as_of=9, types={"0": "Linear", "1": "ReLU"})
+    assert "layer 1 (ReLU)" in text and "tensor 0.weight (Linear)" in text
+    assert "iteration 0<" in text.replace("</span>", "<") and "iterations 0" not in text
+    assert "As of iteration 9" in text
+    assert "(ReLU)" not in findings_html(found)  # no static info: names only
+
+
 def test_findings_html_escapes_and_orders_by_severity():
     text = findings_html(
         [
