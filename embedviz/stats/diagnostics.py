@@ -66,7 +66,8 @@ class Finding:
     ``(first, last)`` of the iterations that show it; ``layer`` is the parameter tensor,
     layer or ``lr/<group>`` series (None for run-wide findings such as the score), or
     several of them joined by ``", "`` when the check fired on each. ``layers`` holds
-    them one by one and ``details`` the evidence of each (same order); ``where`` says
+    them one by one and ``details`` the evidence of each (same order; empty for a
+    finding about several at once, such as ``vanishing_gradients``); ``where`` says
     what the finding is about in words, with layer classes where the static info names
     them (``layers 1 (ReLU), 3 (ReLU)``, ``learning rate (group 0)``).
     """
@@ -99,7 +100,7 @@ def _grouped(run: _Run) -> list[Finding]:
         span = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
         if len(items) == 1:
             evidence = first.evidence
-            details = (first.evidence,) if first.layer else ()
+            details = (first.evidence,) if len(names) == 1 else ()  # one per name
         else:
             details = tuple(r.evidence for r in items)
             if first.about is not None and all(r.short is not None for r in items):

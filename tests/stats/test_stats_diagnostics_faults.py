@@ -214,6 +214,7 @@ def test_one_check_over_many_tensors_is_one_finding_with_each_evidence():
     assert low.where.startswith("tensors 0.weight (Linear), 2.weight (Linear)")
     (van,) = named(storage, "vanishing_gradients")
     assert "1e+03x per layer" in van.evidence and "ReLU" in van.advice
+    assert van.layers == low.layers and van.details == ()
     (std,) = named(storage, "activation_std")  # 8 layers (not the output), one finding
     assert len(std.layers) == 8 and std.severity == "warning"
     assert len(diagnose(storage)) <= 5
