@@ -323,3 +323,25 @@ def test_std_choice_and_run_ticks_toggle_charts(browser, live):
     assert before > 0
     browser.execute_script("Bokeh.documents[0].get_model_by_name('runs_select').active = []")
     assert browser.execute_script(shown) == 0
+
+
+def test_compare_log_toggle_fits_the_ticked_runs_and_keeps_the_nan_marks(browser, live):
+    ui, storage = live
+    open_page(browser, ui.url + "/train/compare?session=mlp")
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('score_scale').active = 1")
+    state = (
+        "const d = Bokeh.documents[0], p = d.get_model_by_name('compare_score_log'),"
+        " lin = d.get_model_by_name('compare_score');"
+        "return [p.visible, lin.visible, p.y_range.start, p.y_range.end,"
+        " p.extra_y_scales['embedviz_marks'].type,"
+        " d.get_model_by_name('score:mlp:marks').data.x.length]"
+    )
+    time.sleep(0.5)
+    visible, linear_visible, lo, hi, marks_scale, n_marks = browser.execute_script(state)
+    y = storage.get_series("mlp", "0", "score").values
+    y = y[(y > 0) & [math.isfinite(v) for v in y]]
+    assert visible and not linear_visible
+    assert lo <= y.min() and hi >= y.max()  # fitted to the data it draws now
+    assert marks_scale == "LinearScale" and n_marks >= 1  # the NaN mark at the frame's edge
+    assert browser.execute_script(DRAWN)[2] == 0
+    assert severe(browser) == []

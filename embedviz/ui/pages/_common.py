@@ -32,6 +32,7 @@ from bokeh.models import (
     HoverTool,
     Legend,
     LegendItem,
+    LinearScale,
     Range1d,
     TableColumn,
 )
@@ -52,6 +53,15 @@ SMOOTHING_WINDOW = 0.1  # the average spans at most this fraction of a series' p
 MARK_TOP, MARK_BOTTOM = 0.96, 0.04
 NO_VALUE = "—"  # a table cell whose value applies but was not recorded
 MARKS_RANGE = "embedviz_marks"
+# a linear/log toggle's callback (args ``linear``, ``log``: the two charts): show one;
+# the one shown fits its ranges again (a chart hidden so far kept the ranges of the
+# data it had when the page was drawn)
+SHOW_SCALE = """
+linear.visible = cb_obj.active == 0
+log.visible = cb_obj.active == 1
+const shown = cb_obj.active == 1 ? log : linear
+setTimeout(() => shown.reset.emit(), 0)
+"""
 
 
 def escape(text: object) -> str:
@@ -432,6 +442,9 @@ def line_chart(
         name=name,
     )
     p.extra_y_ranges = {MARKS_RANGE: Range1d(0, 1)}
+    # the marks sit at the frame's edges on a log y axis too (its scale would put 0..1
+    # on a log scale, and the marks out of sight)
+    p.extra_y_scales = {MARKS_RANGE: LinearScale()}
     if y_axis_type == "linear":
         # 150000 rather than 1.500e+5 (word2vec losses, words/s); tiny values keep exponents
         p.yaxis.formatter = BasicTickFormatter(power_limit_high=9)

@@ -27,6 +27,7 @@ from bokeh.models.formatters import BasicTickFormatter
 
 from embedviz.ui.pages._common import (
     NO_VALUE,
+    SHOW_SCALE,
     SMOOTHING,
     LiveSeries,
     Page,
@@ -273,7 +274,7 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         "active",
         CustomJS(
             args={"linear": score_plot, "log": log_plot},
-            code="linear.visible = cb_obj.active == 0; log.visible = cb_obj.active == 1",
+            code=SHOW_SCALE,
         ),
     )
     smoothing = Slider(

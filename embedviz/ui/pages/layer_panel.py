@@ -25,6 +25,7 @@ from bokeh.models import ColumnDataSource, CustomJS, RadioButtonGroup
 from embedviz.stats.series import downsample_minmax
 from embedviz.ui.pages._common import (
     MAX_POINTS,
+    SHOW_SCALE,
     Page,
     UpdateFeed,
     colour,
@@ -255,7 +256,7 @@ class LayerPanel:
             "active",
             CustomJS(
                 args={"linear": linear, "log": log_chart},
-                code="linear.visible = cb_obj.active == 0; log.visible = cb_obj.active == 1",
+                code=SHOW_SCALE,
             ),
         )
         page.sources[f"{key}:lr_scale"] = scale

@@ -126,6 +126,8 @@ def build_system(storage, session_id: str, worker_id: str | None = None) -> Page
         for i, (w, s) in enumerate(series):
             page.sources[f"{name}:{w}"] = s.source
             drawn.append(draw_series(p, s, colour(i, len(series)), width=2))
+            # samples are sparse (a short run may hold one): each is a dot too
+            p.scatter("x", "y", source=s.source, color=colour(i, len(series)), size=5)
             live.append((w, s))
         add_hover(p, drawn, marks, "{0.0}")
         charts.append(p)
