@@ -23,6 +23,12 @@ from embedviz.ui.pages.model import build_model, layer_map
 from embedviz.ui.pages.multiline import line_points
 
 
+def figure_type():
+    from bokeh.models import Plot
+
+    return Plot
+
+
 def run_deferred(page) -> None:
     """What the server does once the page is shown."""
     for read, fill in page.deferred:
@@ -296,6 +302,8 @@ def test_model_page_opens_on_the_first_layer_with_parameters_and_names_layer_typ
     assert dict(select.options)["1"] == "1 (ReLU)"
     assert dict(select.options)["0"] == f"0 ({types['0']})"
     assert set(page.sources["layer:ratio"].data["label"]) == {"0.weight", "0.bias"}
+    titles = [f.title.text for f in page.layout.select({"type": figure_type()})]
+    assert f"Activations of 0 ({types['0']}): mean ± 2 std" in titles
 
 
 def test_learning_rate_opens_on_log_y_when_it_spans_more_than_a_decade():

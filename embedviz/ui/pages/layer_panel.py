@@ -75,8 +75,9 @@ class ActivationBand:
     that both hold the same iterations), min/max downsampled on the mean.
     """
 
-    def __init__(self, layer: str, key: str) -> None:
+    def __init__(self, layer: str, key: str, label: str | None = None) -> None:
         self.layer = layer
+        self.label = layer if label is None else label  # "1 (ReLU)" in the title
         self.source = ColumnDataSource(
             {"x": np.zeros(0, np.int64), "mean": [], "lo": [], "hi": []}, name=f"{key}:act_band"
         )
@@ -111,7 +112,7 @@ class ActivationBand:
         return len(rows)
 
     def chart(self):
-        p = line_chart(f"Activations of {self.layer}: mean ± 2 std", "activation")
+        p = line_chart(f"Activations of {self.label}: mean ± 2 std", "activation")
         p.varea(x="x", y1="lo", y2="hi", source=self.source, fill_color="#9467bd", fill_alpha=0.25)
         p.line(x="x", y="mean", source=self.source, color="#9467bd", line_width=2)
         return p
@@ -209,7 +210,7 @@ class LayerPanel:
             n: MAX_POINTS for ms in (self.ratio, self.mags, self.lr) for n in ms.names
         }
         if has_act:
-            self.band = ActivationBand(layer, key)
+            self.band = ActivationBand(layer, key, layer_label(layer, layer_types(info)))
             page.sources[f"{key}:act_band"] = self.band.source
             for stat in ("mean", "std"):
                 self.limits[f"activations/{layer}/{stat}"] = None
