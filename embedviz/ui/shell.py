@@ -116,7 +116,7 @@ def listed_sessions(server, path: str, kinds: dict | None = None) -> list[str]:
     kinds = {} if kinds is None else kinds
     out = []
     for sid, storage in sessions:
-        key = (id(storage), sid)
+        key = sid  # unique among the server's sessions (a storage view may be made anew)
         if key not in kinds:
             got = has_embeddings(storage, sid)
             if got is None:
@@ -148,7 +148,7 @@ class Tab:
 
         self.server, self.path, self.doc = server, path, doc
         self.nav_html = nav_html
-        self.kinds: dict = {}  # has_embeddings per (storage, session), for /embeddings
+        self.kinds: dict = {}  # has_embeddings per session, for /embeddings
         every = [sid for sid, _ in server.sessions()]
         known = listed_sessions(server, path, self.kinds)
         session = _arg(doc, "session")
