@@ -8,7 +8,7 @@ Importing embedviz is cheap: it compiles no numba kernel and imports neither bok
 nor torch. Each public name is imported from its module on first use.
 """
 
-from importlib import import_module
+from embedviz._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -31,14 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'embedviz' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

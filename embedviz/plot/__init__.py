@@ -6,7 +6,7 @@ coordinates and vectors. ``plot_vocab`` (word vectors in, map out) is imported o
 first use. Bokeh itself is imported only when a function is called.
 """
 
-from importlib import import_module
+from embedviz._lazy import lazy_exports
 
 _EXPORTS = {
     "scatter_2d": "embedviz.plot.scatter",
@@ -21,14 +21,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'embedviz.plot' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -14,7 +14,7 @@ Examples
 []
 """
 
-from importlib import import_module
+from embedviz._lazy import lazy_exports
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -29,14 +29,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'embedviz.stats' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(__all__) | set(globals()))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -46,6 +46,7 @@ import time
 from typing import Any
 
 from embedviz._defaults import STATS_DEFAULTS
+from embedviz._lazy import lazy_exports
 from embedviz.errors import InputError
 from embedviz.stats.limits import MAX_HISTOGRAM_BINS
 from embedviz.stats.records import (
@@ -71,16 +72,11 @@ log = logging.getLogger(__name__)
 __all__ = ["StatsListener", "Word2VecStats", "TSNEStats"]  # noqa: F822 (lazy)
 
 
-def __getattr__(name: str):
-    if name == "Word2VecStats":
-        from embedviz.stats.word2vec import Word2VecStats
-
-        return Word2VecStats
-    if name == "TSNEStats":
-        from embedviz.stats.tsne_stats import TSNEStats
-
-        return TSNEStats
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"Word2VecStats": "embedviz.stats.word2vec", "TSNEStats": "embedviz.stats.tsne_stats"},
+    globals(),
+)
 
 
 def _positive_int(name: str, value: Any) -> int:
