@@ -3,28 +3,12 @@
 import numba
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 from sklearn.manifold import trustworthiness
+from tsne_quick import quick
 
 from embedviz import TSNE
 from embedviz._defaults import TSNE_DEFAULTS
 from embedviz.errors import InputError
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits().data
-
-
-@pytest.fixture(scope="module")
-def small(digits):
-    return digits[:300]
-
-
-def quick(**kw):
-    params = dict(random_state=0, max_iter=300, stop_lying_iter=100, switch_momentum_iter=100)
-    params.update(kw)
-    return TSNE(**params)
 
 
 def test_defaults_are_the_shared_ones():

@@ -2,28 +2,12 @@
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 from sklearn.manifold import trustworthiness
+from tsne_quick import quick
 
 from embedviz import TSNE
 from embedviz.errors import InputError
 from embedviz.tsne.estimator import ADAGRAD_AUTO_LEARNING_RATE
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits().data
-
-
-@pytest.fixture(scope="module")
-def small(digits):
-    return digits[:300]
-
-
-def quick(**kw):
-    params = dict(random_state=0, max_iter=300, stop_lying_iter=100, switch_momentum_iter=100)
-    params.update(kw)
-    return TSNE(**params)
 
 
 def test_adagrad_at_its_default_learning_rate(digits):
