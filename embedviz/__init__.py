@@ -9,6 +9,7 @@ nor torch. Each public name is imported from its module on first use.
 """
 
 from embedviz._lazy import lazy_exports
+from embedviz._source import map_source_kernels
 
 __version__ = "0.1.0"
 
@@ -32,3 +33,4 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+map_source_kernels(__path__[0])  # Python started in a source checkout

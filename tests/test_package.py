@@ -77,3 +77,25 @@ def test_wheel_installs_kernels_inside_embedviz(tmp_path):
     first, second = out.stdout.splitlines()
     assert first.startswith(str(site))
     assert second == "None"
+
+
+def test_python_started_in_the_checkout_finds_the_kernels():
+    """In the repository, `import embedviz` takes the checkout's embedviz/ (first on
+    sys.path), which has no kernels/ inside: embedviz.kernels must still be the
+    top-level kernels/ folder, as installed (the README's examples run from here)."""
+    code = (
+        "import sys\n"
+        # no editable-install finder: only the checkout, as after a plain `pip install .`
+        "sys.meta_path[:] = [f for f in sys.meta_path"
+        " if '__editable__' not in getattr(f, '__module__', '')]\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "import embedviz\n"
+        "assert 'numba' not in sys.modules\n"
+        "import embedviz.kernels.gradient as g\n"
+        "print(g.__file__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert Path(out.stdout.strip()) == ROOT / "kernels" / "gradient.py"
