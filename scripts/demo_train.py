@@ -119,7 +119,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("gensim").setLevel(logging.WARNING)
-    import torch
+    try:
+        import torch
+    except ImportError:
+        print("demo_train.py trains a PyTorch model: pip install torch==2.13.0 (CPU build)")
+        return 2
 
     torch.set_num_threads(1)
     if args.remote:

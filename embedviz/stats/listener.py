@@ -206,7 +206,13 @@ class StatsListener:
         scheduler=None,
         config: dict | None = None,
     ) -> None:
-        import torch
+        try:
+            import torch
+        except ImportError:
+            raise ImportError(
+                "StatsListener records PyTorch training and needs torch, an optional "
+                "extra: pip install torch==2.13.0 (the CPU build) or any torch >= 2.0"
+            ) from None
 
         from embedviz.stats import torch_stats
 

@@ -1,5 +1,7 @@
 """StatsListener on a real MLP on scikit-learn's digits (issue 4 §2, §3, §7)."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -676,3 +678,9 @@ def test_activation_statistics_of_strided_and_contiguous_outputs_together(digits
         assert u.activations[name].std == pytest.approx(x.std(ddof=1), rel=1e-6)
         h = u.histograms["activations"][name]
         assert (h.lo, h.hi, h.counts) == _reference_histogram(out.numpy(), 30)
+
+
+def test_without_torch_the_listener_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    with pytest.raises(ImportError, match=r"needs torch.*pip install torch==2\.13\.0"):
+        StatsListener(InMemoryStatsStorage(), object())
