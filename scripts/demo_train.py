@@ -92,7 +92,7 @@ def run_word2vec(storage) -> str:
 
     from embedviz.stats.word2vec import Word2VecStats
 
-    words = ["government", "minister", "police", "australia", "world", "people", "year"]
+    words = ["government", "minister", "police", "Australia", "world", "people", "year"]
     stats = Word2VecStats(storage, words=words, config={"corpus": "gensim lee_background"})
     Word2Vec(LineSentence(datapath("lee_background.cor")), vector_size=50, min_count=3,
              epochs=10, compute_loss=True, workers=1, seed=1, callbacks=[stats])  # fmt: skip
