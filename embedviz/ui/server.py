@@ -46,6 +46,7 @@ from bokeh.application import Application
 from bokeh.application.handlers.function import FunctionHandler
 from tornado.web import RedirectHandler
 
+from embedviz._paths import same_file
 from embedviz.errors import InputError
 from embedviz.ui.auth import HostCheck, TokenAuth, TokenGate, log_request
 from embedviz.ui.cache import SeriesCache
@@ -162,15 +163,6 @@ def _short_name(name: str) -> str:
     return name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or name
 
 
-def _same_file(a, b) -> bool:
-    from pathlib import Path
-
-    try:
-        return Path(a).resolve() == Path(b).resolve()
-    except OSError:  # pragma: no cover
-        return str(a) == str(b)
-
-
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
@@ -280,7 +272,7 @@ class UIServer:
                 return storage
             for held_name, held in self._storages:
                 held_path = getattr(held, "path", None)
-                if path is not None and held_path is not None and _same_file(path, held_path):
+                if path is not None and held_path is not None and same_file(path, held_path):
                     log.warning("%s is already shown (as %s): not attached again", name, held_name)
                     return storage
             self._storages.append((name, storage))
