@@ -90,12 +90,19 @@ def scalar_getter(name: str) -> Callable[[Update], float | None]:
 class HistogramArrays(NamedTuple):
     """The histograms of one tensor over iterations, as arrays, oldest first:
     ``iterations`` (int64), ``lo`` and ``hi`` (float64), ``counts`` (int64, one row per
-    histogram). Only histograms with the first one's number of bins are kept."""
+    histogram).
+
+    The rows share one number of bins, the newest histogram's: when the number of bins
+    changed during a run, the histograms recorded with another number are left out and
+    ``left_out`` says how many (so the latest histogram is always the one shown, and a
+    page can say that older ones are missing).
+    """
 
     iterations: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
     counts: np.ndarray
+    left_out: int = 0
 
     @staticmethod
     def of(rows: list[tuple[int, float, float, np.ndarray]]) -> HistogramArrays:
@@ -103,20 +110,22 @@ class HistogramArrays(NamedTuple):
 
         Examples
         --------
-        >>> h = HistogramArrays.of([(10, 0.0, 1.0, [1, 2]), (20, 0.0, 2.0, [3, 1])])
-        >>> h.iterations.tolist(), h.counts.shape
-        ([10, 20], (2, 2))
+        >>> rows = [(0, 0.0, 1.0, [5, 5, 5]), (10, 0.0, 1.0, [1, 2]), (20, 0.0, 2.0, [3, 1])]
+        >>> h = HistogramArrays.of(rows)
+        >>> h.iterations.tolist(), h.counts.shape, h.left_out
+        ([10, 20], (2, 2), 1)
         """
-        bins = len(rows[0][3]) if rows else 0
-        rows = [r for r in rows if len(r[3]) == bins]
-        counts = np.zeros((len(rows), bins), np.int64)
-        for k, r in enumerate(rows):
+        bins = len(rows[-1][3]) if rows else 0
+        kept = [r for r in rows if len(r[3]) == bins]
+        counts = np.zeros((len(kept), bins), np.int64)
+        for k, r in enumerate(kept):
             counts[k] = r[3]
         return HistogramArrays(
-            np.array([r[0] for r in rows], np.int64),
-            np.array([r[1] for r in rows], np.float64),
-            np.array([r[2] for r in rows], np.float64),
+            np.array([r[0] for r in kept], np.int64),
+            np.array([r[1] for r in kept], np.float64),
+            np.array([r[2] for r in kept], np.float64),
             counts,
+            len(rows) - len(kept),
         )
 
 

@@ -29,6 +29,7 @@ from embedviz.ui.pages._common import (
     Page,
     UpdateFeed,
     colour,
+    escape,
     fetch_many,
     heading,
     layer_label,
@@ -37,7 +38,7 @@ from embedviz.ui.pages._common import (
     note,
     table,
 )
-from embedviz.ui.pages.histogram_panel import HistogramPanel
+from embedviz.ui.pages.histogram_panel import KINDS, HistogramPanel
 from embedviz.ui.pages.histograms import HistogramHistory
 from embedviz.ui.pages.multiline import draw_multi, multi_series_chart
 
@@ -218,6 +219,10 @@ class LayerPanel:
         if has_act:
             self.hist_specs.append(("activations", layer))
         self.hist: HistogramPanel | None = None
+        self.left_out: dict[tuple[str, str], int] = {}  # (kind, tensor) -> histograms
+        self.left_out_note = note("")
+        self.left_out_note.visible = False
+        self.left_out_note.name = f"{key}:hist_left_out"
         self.hist_box = column(
             heading("Histograms", 4), note("Reading the histograms…"), sizing_mode="stretch_width"
         )
@@ -302,10 +307,25 @@ class LayerPanel:
     def _read_kinds(self, kinds) -> dict:
         st, sid, wid = self.storage, self.session_id, self.worker_id
         items = [(kind, name) for kind, name in self.hist_specs if kind in kinds]
-        return {  # one pass over the storage for all of them, as arrays
-            item: HistogramHistory(*arrays)
-            for item, arrays in st.get_histogram_arrays(sid, wid, items).items()
+        got = st.get_histogram_arrays(sid, wid, items)  # one pass for all, as arrays
+        for item, a in got.items():  # older histograms with another number of bins
+            self.left_out[item] = a.left_out
+        return {
+            item: HistogramHistory(a.iterations, a.lo, a.hi, a.counts) for item, a in got.items()
         }
+
+    def _show_left_out(self) -> None:
+        """Say in one note how many older histograms (another number of bins) the
+        slider and the bands leave out; the document's thread."""
+        n = sum(self.left_out.values())
+        names = [f"{KINDS[kind]} {name}" for (kind, name), k in self.left_out.items() if k]
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        text = (
+            f"Left out: {n} older histogram{'s' if n > 1 else ''} ({shown}) recorded "
+            "with another number of bins than the newest."
+        )
+        self.left_out_note.text = f"<span style='color:#666'>{escape(text)}</span>" if n else ""
+        self.left_out_note.visible = bool(n)
 
     def read_histograms(self) -> tuple[dict, list[str]]:
         """The histograms shown first, (kind, tensor) -> HistogramHistory, and the kinds
@@ -330,10 +350,16 @@ class LayerPanel:
             in_browser=self.in_browser,
             read_kind=lambda kind: self._read_kinds([kind]),
             unread=unread,
-            late=self._late,
+            late=self._late_histograms,
         )
-        self.hist_box.children = list(self.hist.layout.children)
+        self.hist_box.children = [*self.hist.layout.children, self.left_out_note]
+        self._show_left_out()
         self.hist.push(self._late())
+
+    def _late_histograms(self) -> list:
+        """For a kind read later (the document's thread): its note, then :meth:`_late`."""
+        self._show_left_out()
+        return self._late()
 
     def _push_series(self, updates) -> int:
         n = sum(ms.push_updates(updates) for ms in (self.ratio, self.mags, self.lr))

@@ -1,0 +1,92 @@
+"""The model page when the number of histogram bins changes during a run (issue 5,
+review 6 finding 3): the latest histogram is shown, and one note says that older ones
+with another number of bins are left out of the slider and the bands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedviz.stats.records import Histogram, ParamStats, Update
+from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+from embedviz.ui.pages.model import build_model
+
+
+def _update(iteration: int, bins: int, update_bins: int) -> Update:
+    def hist(n: int, shift: int) -> Histogram:
+        return Histogram(-1.0, 1.0 + iteration, [(iteration + shift + j) % 5 for j in range(n)])
+
+    return Update(
+        "run",
+        "0",
+        iteration,
+        float(iteration),
+        score=1.0,
+        params={"fc.weight": ParamStats(0.0, 1.0, 0.8, update_mean_magnitude=1e-3)},
+        histograms={
+            "params": {"fc.weight": hist(bins, 0)},
+            "updates": {"fc.weight": hist(update_bins, 1)},
+        },
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request, tmp_path):
+    st = (
+        InMemoryStatsStorage()
+        if request.param == "memory"
+        else SQLiteStatsStorage(tmp_path / "r.db")
+    )
+    yield st
+    st.close()
+
+
+def _sqlite_waits_for_its_fix(storage, request) -> None:
+    if isinstance(storage, SQLiteStatsStorage):
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="sqlite_read._merge_blocks keeps the oldest number of bins; fix requested",
+            )
+        )
+
+
+def _run_deferred(page) -> None:
+    for read, fill in page.deferred:
+        fill(read())
+
+
+def test_latest_histogram_shown_and_the_older_ones_named_in_one_note(storage, request):
+    _sqlite_waits_for_its_fix(storage, request)
+    # parameters: 30 bins at 0 and 10, then 50 bins; updates: 20 bins throughout but
+    # the first, so the updates kind leaves one out when it is chosen later
+    storage.put_many([_update(10 * i, 30 if i < 2 else 50, 7 if i == 0 else 20) for i in range(5)])
+    storage.flush()
+    page = build_model(storage, "run")
+    _run_deferred(page)
+    hists = storage.get_histograms("run", "0", "params", "fc.weight")
+    latest_it, latest = hists[-1]
+    show = page.sources["layer:hist:params:fc.weight:show"].data
+    assert list(show["top"]) == latest.counts  # the newest, 50 bins
+    np.testing.assert_allclose(show["left"], latest.edges()[:-1])
+    assert page.sources["layer:params:slider"].value == latest_it
+    kept = [it for it, h in hists if len(h.counts) == len(latest.counts)]
+    assert list(page.sources["layer:hist:params:fc.weight:bands"].data["x"]) == kept
+    note = page.layout.select_one({"name": "layer:hist_left_out"})
+    assert note.visible
+    assert "Left out: 2 older histograms (parameters fc.weight)" in note.text
+    page.sources["layer:hist_kind"].active = 1  # updates, read when chosen
+    ups = storage.get_histograms("run", "0", "updates", "fc.weight")
+    assert list(page.sources["layer:hist:updates:fc.weight:show"].data["top"]) == ups[-1][1].counts
+    assert "Left out: 3 older histograms (parameters fc.weight, updates fc.weight)" in note.text
+
+
+def test_no_note_when_every_histogram_has_the_same_number_of_bins(storage):
+    storage.put_many([_update(10 * i, 30, 20) for i in range(3)])
+    storage.flush()
+    page = build_model(storage, "run")
+    _run_deferred(page)
+    note = page.layout.select_one({"name": "layer:hist_left_out"})
+    assert not note.visible and note.text == ""
+    bands = page.sources["layer:hist:params:fc.weight:bands"].data
+    assert list(bands["x"]) == [0, 10, 20]
