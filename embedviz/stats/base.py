@@ -195,15 +195,6 @@ class StatsStorage:
         training)."""
         self._store([record])
 
-    # aliases with Deeplearning4j's names
-    def put_static_info(self, info: StaticInfo) -> None:
-        """Store the static info of one session and worker."""
-        self.put(info)
-
-    def put_update(self, update: Update) -> None:
-        """Store one update."""
-        self.put(update)
-
     def _store(self, records: list[Record]) -> None:
         raise NotImplementedError
 

@@ -439,11 +439,6 @@ def record_from_dict(data: Any, where: str = "record") -> Record:
     return reader(where, body)
 
 
-def is_finite(value: float | None) -> bool:
-    """True for a finite number, False for None, NaN and infinities."""
-    return value is not None and math.isfinite(value)
-
-
 # ---------------------------------------------------------------------------------------
 # the records a storage takes (Python objects): shared by every storage
 
