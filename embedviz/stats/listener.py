@@ -45,6 +45,7 @@ import operator
 import time
 from typing import Any
 
+from embedviz._check import check_choice, check_int
 from embedviz._defaults import STATS_DEFAULTS
 from embedviz._lazy import lazy_exports
 from embedviz.errors import InputError
@@ -79,20 +80,16 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name}: expected an integer >= 1, got {value!r}")
-    return value
-
-
 def _count(name: str, value: Any) -> int:
-    """A whole number >= 0 (numpy and 0-d torch integers too), else InputError."""
+    """An integer >= 0, else InputError: :func:`embedviz._check.check_int`'s rule and
+    message, but also a 0-d integer tensor (``operator.index``), and cheap enough for
+    every ``step``."""
     try:
         n = operator.index(value)
     except TypeError:
         n = -1
     if isinstance(value, bool) or n < 0:
-        raise InputError(f"{name}: expected a whole number >= 0, got {value!r:.60}")
+        raise InputError(f"{name}: expected an integer >= 0, got {value!r:.60}")
     return n
 
 
@@ -220,26 +217,23 @@ class StatsListener:
         self._register_hook = torch.nn.modules.module.register_module_forward_hook
         self._ts = torch_stats
         self.storage = storage
-        self.frequency = _positive_int(
-            "frequency", STATS_DEFAULTS["frequency"] if frequency is None else frequency
+        self.frequency = check_int(
+            "frequency", STATS_DEFAULTS["frequency"] if frequency is None else frequency, low=1
         )
         hf = histogram_frequency
-        if hf is None:
-            hf = STATS_DEFAULTS["histogram_frequency"]
-        if isinstance(hf, bool) or not isinstance(hf, int) or hf < 0:
-            raise InputError(f"histogram_frequency: expected an integer >= 0, got {hf!r}")
-        self.histogram_frequency = hf
-        self.histogram_bins = _positive_int(
+        hf = STATS_DEFAULTS["histogram_frequency"] if hf is None else hf
+        self.histogram_frequency = check_int("histogram_frequency", hf, low=0)
+        self.histogram_bins = check_int(
             "histogram_bins",
             STATS_DEFAULTS["histogram_bins"] if histogram_bins is None else histogram_bins,
+            low=1,
         )
         if self.histogram_bins > MAX_HISTOGRAM_BINS:
             raise InputError(
                 f"histogram_bins: expected at most {MAX_HISTOGRAM_BINS} (what storages and "
                 f"the remote UI accept), got {self.histogram_bins}"
             )
-        if report_ranks not in ("all", "zero"):
-            raise InputError(f"report_ranks: expected 'all' or 'zero', got {report_ranks!r}")
+        check_choice("report_ranks", report_ranks, ("all", "zero"))
         if not (
             callable(getattr(storage, "put", None)) and callable(getattr(storage, "flush", None))
         ):

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from embedviz.errors import InputError
+from embedviz._check import check_int
 from embedviz.stats.records import Snapshot, StaticInfo, Update
 from embedviz.stats.system import (
     hardware_info,
@@ -69,14 +69,8 @@ class TSNEStats:
         snapshot_every: int | None = None,
         worker_id: str = "0",
     ) -> None:
-        if snapshot_every is not None and (
-            isinstance(snapshot_every, bool)
-            or not isinstance(snapshot_every, int)
-            or snapshot_every < 1
-        ):
-            raise InputError(
-                f"snapshot_every: expected None or an integer >= 1, got {snapshot_every!r}"
-            )
+        if snapshot_every is not None:
+            snapshot_every = check_int("snapshot_every", snapshot_every, low=1)
         self.storage = storage
         self.worker_id = str(worker_id)
         self.session_id = (

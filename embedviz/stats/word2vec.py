@@ -9,6 +9,7 @@ from typing import Any
 
 from gensim.models.callbacks import CallbackAny2Vec
 
+from embedviz._check import check_int
 from embedviz.errors import InputError
 from embedviz.stats.records import Snapshot, StaticInfo, Update
 from embedviz.stats.system import (
@@ -92,16 +93,11 @@ class Word2VecStats(CallbackAny2Vec):
         worker_id: str = "0",
         config: dict | None = None,
     ) -> None:
-        if (
-            isinstance(snapshot_every, bool)
-            or not isinstance(snapshot_every, int)
-            or (snapshot_every < 1)
-        ):
-            raise InputError(f"snapshot_every: expected an integer >= 1, got {snapshot_every!r}")
+        snapshot_every = check_int("snapshot_every", snapshot_every, low=1)
         if words is not None and (
             isinstance(words, str) or not all(isinstance(w, str) for w in words)
         ):
-            raise InputError(f"words: expected a list of strings, got {words!r}")
+            raise InputError(f"words: expected a list of strings, got {words!r:.60}")
         self.storage = storage
         self.worker_id = str(worker_id)
         self.session_id = (

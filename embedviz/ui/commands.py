@@ -215,6 +215,11 @@ def run_ui(
             len(token),
             MIN_TOKEN_CHARS,
         )
+    if isinstance(paths, str | os.PathLike):
+        raise InputError(
+            f"paths: expected a list of statistics files, got the one path {paths!r:.80}; "
+            f"give it in a list: run_ui([{str(paths)!r:.80}])"
+        )
     paths = unique_paths(list(paths))
     if not paths and not enable_remote:
         raise InputError(

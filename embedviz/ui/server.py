@@ -46,6 +46,7 @@ from bokeh.application import Application
 from bokeh.application.handlers.function import FunctionHandler
 from tornado.web import RedirectHandler
 
+from embedviz._check import check_int, check_number
 from embedviz._paths import same_file
 from embedviz.errors import InputError
 from embedviz.ui.auth import HostCheck, TokenAuth, TokenGate, log_request
@@ -208,25 +209,16 @@ class UIServer:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         refresh_interval: float = 0.5,
     ) -> None:
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise InputError(f"port: expected an integer from 0 to 65535, got {port!r}")
+        port = check_int("port", port, low=0, high=65535)
         if not isinstance(host, str) or not host:
-            raise InputError(f"host: expected an address such as 127.0.0.1, got {host!r}")
+            raise InputError(f"host: expected an address such as 127.0.0.1, got {host!r:.60}")
         if token is not None and (not isinstance(token, str) or not token.strip()):
             raise InputError("token: expected a non-empty string or None")
-        if (
-            isinstance(max_body_bytes, bool)
-            or not isinstance(max_body_bytes, int)
-            or max_body_bytes < 1024
-        ):
-            raise InputError(f"max_body_bytes: expected an integer >= 1024, got {max_body_bytes!r}")
-        if not 0.05 <= float(refresh_interval) <= 1.0:
-            raise InputError(
-                f"refresh_interval: expected seconds from 0.05 to 1, got {refresh_interval!r}"
-            )
+        max_body_bytes = check_int("max_body_bytes", max_body_bytes, low=1024)
+        refresh_interval = check_number("refresh_interval", refresh_interval, 0.05, 1.0)
         self.host = host
         self.port = port
-        self.refresh_interval = float(refresh_interval)
+        self.refresh_interval = refresh_interval
         self.receiver = ReceiverConfig(bool(enable_remote), token, max_body_bytes)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="embedviz-receiver")
         self.findings = FindingsRunner()

@@ -244,6 +244,38 @@ def test_bad_arguments():
     assert not torch.nn.modules.module._global_forward_hooks  # nothing left behind
 
 
+def test_numpy_integers_are_accepted_and_bad_numbers_get_one_message_form(digits):
+    """Finding 11 of review 6: ``frequency=np.int64(10)`` (from a config array) was refused."""
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(
+        storage,
+        model,
+        opt,
+        frequency=np.int64(2),
+        histogram_frequency=np.int32(4),
+        histogram_bins=np.int16(7),
+        session_id="np",
+    ) as listener:
+        train(model, opt, digits, 5, listener)
+    assert type(listener.frequency) is int and listener.histogram_bins == 7
+    updates = storage.get_updates("np")
+    assert [u.iteration for u in updates] == [0, 2, 4]
+    assert [bool(u.histograms) for u in updates] == [True, False, True]
+    assert len(updates[0].histograms["params"]["0.weight"].counts) == 7
+    for kwargs, message in [
+        ({"frequency": 0}, "frequency: expected an integer >= 1, got 0"),
+        ({"frequency": 2.0}, "frequency: expected an integer >= 1, got 2.0"),
+        ({"frequency": True}, "frequency: expected an integer >= 1, got True"),
+        ({"histogram_frequency": np.int64(-1)}, "histogram_frequency: expected an integer >= 0"),
+        ({"histogram_bins": "30"}, "histogram_bins: expected an integer >= 1, got '30'"),
+        ({"report_ranks": "one"}, "report_ranks: expected one of 'all', 'zero', got 'one'"),
+    ]:
+        with pytest.raises(InputError, match=f"^{message}"):
+            StatsListener(InMemoryStatsStorage(), model, opt, **kwargs)
+
+
 def test_updates_stored_unchecked_are_what_the_check_accepts(digits):
     """The listener's updates skip the storages' check_record (valid by construction):
     hold it to that, with histograms of every kind, NaN loss included."""
@@ -303,8 +335,8 @@ def test_sqlite_gets_the_same_numbers_as_memory(digits, tmp_path, make):
     [
         (lambda lis: lis.step("abc"), "loss: expected a number"),
         (lambda lis: lis.step(torch.ones(2)), "loss: expected a number or a one-element"),
-        (lambda lis: lis.step(1.0, batch_size="x"), "batch_size: expected a whole number"),
-        (lambda lis: lis.step(1.0, batch_size=-5), "batch_size: expected a whole number"),
+        (lambda lis: lis.step(1.0, batch_size="x"), "batch_size: expected an integer >= 0"),
+        (lambda lis: lis.step(1.0, batch_size=-5), "batch_size: expected an integer >= 0"),
         (lambda lis: lis.record_eval({"a": 1.0}, iteration="abc"), "iteration: expected"),
         (lambda lis: lis.record_eval({"a": 1.0}, iteration=-3), "iteration: expected"),
         (lambda lis: lis.record_eval({"a": torch.ones(3)}), r"metrics\['a'\]: expected"),
