@@ -1,8 +1,11 @@
-"""The storage interface shared by every statistics storage.
+"""The storage interfaces: :class:`StatsStorage`, the write side every storage shares
+(the in-memory and SQLite storages, and the remote router that only writes), and
+:class:`StatsReader`, the read API of the storages that can be read back (the UI, the
+report and the diagnostics read through it).
 
-See :mod:`embedviz.stats.storage` for the read API in full. This module holds the
-abstract base class, the event type passed to listeners and the helpers that pull one
-named scalar out of a record.
+See :mod:`embedviz.stats.storage` for the read API in full. This module also holds the
+event type passed to listeners and the helpers that pull one named scalar out of a
+record.
 """
 
 from __future__ import annotations
@@ -10,19 +13,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from embedviz.errors import InputError
 from embedviz.stats.records import (
     EvalRecord,
+    Histogram,
     Record,
     Snapshot,
     StaticInfo,
     Update,
 )
 from embedviz.stats.validation import check_record
+
+if TYPE_CHECKING:
+    from embedviz.stats.series import Series
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +136,76 @@ class HistogramArrays(NamedTuple):
         )
 
 
-class StatsStorage:
-    """Base class: listener registry and the write entry points.
+@runtime_checkable
+class StatsReader(Protocol):
+    """The read API of a storage that can be read back: what the UI, the report and the
+    diagnostics call. :class:`~embedviz.stats.storage.InMemoryStatsStorage` and
+    :class:`~embedviz.stats.storage.SQLiteStatsStorage` implement it;
+    :class:`~embedviz.stats.remote.RemoteStatsRouter` only writes. Every method is safe
+    to call from another thread while training writes; :mod:`embedviz.stats.storage`
+    documents what each returns.
 
-    Subclasses implement :meth:`_store` and the read methods documented in
-    :mod:`embedviz.stats.storage`.
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> isinstance(InMemoryStatsStorage(), StatsReader)
+    True
+    """
+
+    def list_sessions(self) -> list[str]: ...
+
+    def list_workers(self, session_id: str) -> list[str]: ...
+
+    def get_static_info(self, session_id: str, worker_id: str) -> StaticInfo | None: ...
+
+    def get_updates(
+        self,
+        session_id: str,
+        worker_id: str | None = None,
+        after_iteration: int | None = None,
+        last: int | None = None,
+    ) -> list[Update]: ...
+
+    def get_latest_update(self, session_id: str, worker_id: str) -> Update | None: ...
+
+    def count_updates(self, session_id: str, worker_id: str | None = None) -> int: ...
+
+    def list_series(self, session_id: str, worker_id: str) -> list[str]: ...
+
+    def get_series(
+        self, session_id: str, worker_id: str, name: str, max_points: int | None = None
+    ) -> Series: ...
+
+    def get_series_many(
+        self,
+        session_id: str,
+        worker_id: str,
+        names: list[str],
+        max_points: int | None | dict[str, int | None] = None,
+    ) -> dict[str, Series]: ...
+
+    def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]: ...
+
+    def get_histograms(
+        self, session_id: str, worker_id: str, kind: str, name: str
+    ) -> list[tuple[int, Histogram]]: ...
+
+    def get_histogram_arrays(
+        self, session_id: str, worker_id: str, items: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], HistogramArrays]: ...
+
+    def get_snapshots(
+        self, session_id: str, worker_id: str | None = None, kind: str | None = None
+    ) -> list[Snapshot]: ...
+
+
+class StatsStorage:
+    """Base class of every storage: the write entry points (:meth:`put`,
+    :meth:`put_many`, :meth:`flush`, :meth:`close`) and the listener registry.
+
+    Subclasses implement :meth:`_store`. The two that can be read back also implement
+    :class:`StatsReader` (their read methods are theirs: this class declares none);
+    :class:`~embedviz.stats.remote.RemoteStatsRouter` only writes.
     """
 
     def __init__(self) -> None:
@@ -200,21 +272,6 @@ class StatsStorage:
 
     def flush(self) -> None:
         """Make everything written so far readable by other processes."""
-
-    def get_histogram_arrays(
-        self, session_id: str, worker_id: str, items: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], HistogramArrays]:
-        """The histograms of several ``(kind, name)`` tensors at once, as arrays (see
-        :class:`HistogramArrays`); SQLite reads them in one pass over its rows."""
-        return {
-            (kind, name): HistogramArrays.of(
-                [
-                    (it, h.lo, h.hi, h.counts)
-                    for it, h in self.get_histograms(session_id, worker_id, kind, name)
-                ]
-            )
-            for kind, name in dict.fromkeys(items)
-        }
 
     def poll(self) -> list[StorageEvent]:
         """Announce records that other processes wrote since the last poll (if any)."""

@@ -1,10 +1,11 @@
 """Statistics storages: where producers write and what the UI reads.
 
-Two storages share one interface (:class:`~embedviz.stats.base.StatsStorage`):
-:class:`InMemoryStatsStorage` (bounded: old updates are thinned) and
-:class:`SQLiteStatsStorage` (one file, WAL, several processes, reopened later for offline
-viewing). :class:`~embedviz.stats.remote.RemoteStatsRouter` takes the same writes and
-sends them to a running UI.
+Two storages share one write interface (:class:`~embedviz.stats.base.StatsStorage`)
+and one read interface (:class:`~embedviz.stats.base.StatsReader`, a
+:class:`typing.Protocol`): :class:`InMemoryStatsStorage` (bounded: old updates are
+thinned) and :class:`SQLiteStatsStorage` (one file, WAL, several processes, reopened
+later for offline viewing). :class:`~embedviz.stats.remote.RemoteStatsRouter` takes the
+same writes and sends them to a running UI; it cannot be read.
 
 Write API
 ---------
@@ -12,8 +13,10 @@ Write API
 ``Snapshot`` from :mod:`embedviz.stats.records`), ``flush()``, ``close()``; storages are
 context managers.
 
-Read API (every storage; safe to call from another thread while training writes)
-------------------------------------------------------------------------------------
+Read API (:class:`~embedviz.stats.base.StatsReader`)
+----------------------------------------------------
+Safe to call from another thread while training writes.
+
 ``list_sessions() -> list[str]``
     Session ids in the order they first appeared.
 ``list_workers(session_id) -> list[str]``
@@ -52,11 +55,15 @@ Read API (every storage; safe to call from another thread while training writes)
     :class:`~embedviz.stats.base.HistogramArrays` (iterations, lo, hi, counts as
     arrays); on SQLite one pass over the rows for all of them (use it to draw pages).
 ``get_snapshots(session_id, worker_id=None, kind=None) -> list[Snapshot]``
-``register_listener(callback)``
+
+Listeners (both storages)
+-------------------------
+``register_listener(callback)``, ``deregister_listener(callback)``
     ``callback(StorageEvent(kind, session_id, worker_id, iteration))`` after each record
-    written *through this object* is readable. Records that other processes write
-    into the same SQLite file are announced by ``poll()``, which the UI calls
-    periodically (it returns the events and calls the listeners).
+    written *through this object* is readable (SQLite: once flushed); an exception in a
+    callback is logged and never reaches the writer. Records that other processes write
+    into the same SQLite file are announced by its ``poll()`` (it returns the events and
+    calls the listeners). The UI reads new records with ``get_updates(after_iteration=)``.
 """
 
 from __future__ import annotations
@@ -65,11 +72,18 @@ import bisect
 import sys
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 
 import numpy as np
 
 from embedviz.errors import InputError, StorageFullError
-from embedviz.stats.base import StatsStorage, event_for, scalar_getter
+from embedviz.stats.base import (
+    HistogramArrays,
+    StatsReader,
+    StatsStorage,
+    event_for,
+    scalar_getter,
+)
 from embedviz.stats.records import (
     HISTOGRAM_KINDS,
     EvalRecord,
@@ -83,7 +97,7 @@ from embedviz.stats.series import Series, downsample_minmax, limits_of
 from embedviz.stats.sqlite_layout import check_update_values
 from embedviz.stats.sqlite_storage import SQLiteStatsStorage
 
-__all__ = ["InMemoryStatsStorage", "SQLiteStatsStorage", "StatsStorage"]
+__all__ = ["InMemoryStatsStorage", "SQLiteStatsStorage", "StatsReader", "StatsStorage"]
 
 
 def _thin(items: list, score=None) -> list:
@@ -404,6 +418,19 @@ class InMemoryStatsStorage(StatsStorage):
             if h is not None:
                 out.append((u.iteration, h))
         return out
+
+    def get_histogram_arrays(
+        self, session_id: str, worker_id: str, items: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], HistogramArrays]:
+        return {
+            (kind, name): HistogramArrays.of(
+                [
+                    (it, h.lo, h.hi, h.counts)
+                    for it, h in self.get_histograms(session_id, worker_id, kind, name)
+                ]
+            )
+            for kind, name in dict.fromkeys(items)
+        }
 
     def get_snapshots(
         self, session_id: str, worker_id: str | None = None, kind: str | None = None
