@@ -40,9 +40,10 @@ class GradientDescent:
     Examples
     --------
     >>> opt = GradientDescent((3, 2), learning_rate=100.0)
-    >>> Y = np.zeros((3, 2)); opt.step(Y, np.ones((3, 2)), momentum=0.5)
-    >>> bool((Y < 0).all())
-    True
+    >>> Y = np.zeros((3, 2))
+    >>> moved = opt.step(Y, np.ones((3, 2)), momentum=0.5)
+    >>> moved is Y, bool((Y < 0).all())
+    (True, True)
     """
 
     def __init__(self, shape, learning_rate, use_adagrad=False, min_gain=0.01):
@@ -53,8 +54,9 @@ class GradientDescent:
         # gains for delta-bar-delta, accumulated squared gradients for AdaGrad
         self.scale = np.zeros(shape) if use_adagrad else np.ones(shape)
 
-    def step(self, Y, grad, momentum):
-        """Move ``Y`` (in place) one step against ``grad``, the true KL gradient."""
+    def step(self, Y: np.ndarray, grad: np.ndarray, momentum: float) -> np.ndarray:
+        """Move ``Y`` (in place) one step against ``grad``, the true KL gradient;
+        returns ``Y``."""
         g = grad * 0.25
         if self.use_adagrad:
             self.scale += g * g
