@@ -442,8 +442,17 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             raise InputError(f"{self.path}: the storage is closed; open it again to write")
 
     def _enqueue(self, rows: list) -> None:
-        """Hand rows to the writer thread (started with the first)."""
+        """Hand rows to the writer thread (started with the first).
+
+        Refused once :meth:`close` has begun (checked under the buffer lock, which
+        ``close`` takes to begin): a row accepted after its final write would be lost."""
         with self._buffer_lock:
+            if self._stopping:
+                raise InputError(
+                    f"{self.path}: the storage is closing (close() was called), so this "
+                    f"record would not be written; put every record before closing the "
+                    f"storage (stop the threads that put first)"
+                )
             self._buffer.extend(rows)
             n = len(self._buffer)
             if self._thread is None:
@@ -678,6 +687,10 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             self._thread.join()
             _OPEN.discard(self)
         self.flush()
+        with self._buffer_lock:  # empty: puts are refused from _stopping on
+            left = len(self._buffer)
+        if left:
+            log.error("%s: %d record(s) still buffered at close were not written", self.path, left)
         self._closed = True
         self._close_connections()
 
