@@ -31,6 +31,23 @@ and numpy again, cold, after the training steps in between); every iteration wit
 parameter, gradient, update and activation binned, ~0.35 ms. ``scripts/bench_listener.py``
 measures it.
 
+How often each producer records
+-------------------------------
+Each producer has one knob, named for what it counts:
+
+* ``StatsListener(frequency=10)``: an update every 10th call of ``step`` (training
+  iterations); histograms every ``histogram_frequency`` iterations.
+* ``Word2VecStats(snapshot_every=1)``: an update every epoch; the vectors of ``words``
+  every ``snapshot_every`` epochs and after the last one.
+* ``TSNEStats(snapshot_every=None)``: an update on every call, and the estimator calls
+  every ``TSNE(callback_every=50)`` iterations; the embedding every ``snapshot_every``
+  calls (None: only the last one).
+
+In all three, ``worker_id=None`` means this process's worker: the torch.distributed rank
+for :class:`StatsListener` (``"0"`` without it), ``"0"`` for the other two, which run in
+one process. Every parameter after the required ones (``storage``; ``model`` and
+``optimizer`` for :class:`StatsListener`) is keyword-only.
+
 :meth:`StatsListener.close` removes every hook; the model and optimizer are then exactly
 as before, and training with or without the listener gives the same weights bit for bit
 (it never touches RNG state, gradients or parameters).
@@ -149,15 +166,17 @@ class StatsListener:
     optimizer : torch.optim.Optimizer or None
         Hooked to record the real update; without it no update statistics.
     frequency : int, default=10
-        Report every ``frequency`` iterations (iteration 0 included).
+        Report every ``frequency`` iterations (iteration 0 included). This and every
+        later parameter are keyword-only.
     histogram_frequency : int, default=100
         Histograms of parameters, gradients, updates and activations every this many
         iterations (only on reported ones); 0 turns histograms off.
     histogram_bins : int, default=30
-    session_id : str or None
+    session_id : str or None, default=None
         Default: a new id (shared by all ranks under torch.distributed).
-    worker_id : str or None
-        Default: the rank under torch.distributed, else ``"0"``.
+    worker_id : str or None, default=None
+        The worker this process records as. Default: the rank under torch.distributed,
+        else ``"0"``.
     report_ranks : {"all", "zero"}, default="all"
         Under torch.distributed, whether every rank reports or only rank 0.
     activations : bool, default=True
@@ -193,6 +212,7 @@ class StatsListener:
         storage,
         model,
         optimizer=None,
+        *,
         frequency: int | None = None,
         histogram_frequency: int | None = None,
         histogram_bins: int | None = None,

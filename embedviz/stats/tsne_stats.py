@@ -38,14 +38,20 @@ class TSNEStats:
     Parameters
     ----------
     storage : StatsStorage
-    session_id : str or None
-        Default: a new id starting with ``tsne-``.
-    config : dict or None
-        The estimator's parameters, stored with the static info.
+    session_id : str or None, default=None
+        Default: a new id starting with ``tsne-``. This and every later parameter are
+        keyword-only.
+    worker_id : str or None, default=None
+        The worker this process records as. Default: ``"0"`` (a t-SNE run is one
+        process; :class:`~embedviz.stats.listener.StatsListener` takes the
+        torch.distributed rank).
     labels : sequence of str or None
         Names of the points (words), stored with the snapshots.
     snapshot_every : int or None, default=None
-    worker_id : str, default="0"
+        Snapshot the embedding every this many calls; the estimator calls every
+        ``TSNE(callback_every=...)`` iterations. None: only the last embedding.
+    config : dict or None
+        The estimator's parameters, stored with the static info.
 
     Examples
     --------
@@ -63,16 +69,17 @@ class TSNEStats:
     def __init__(
         self,
         storage,
+        *,
         session_id: str | None = None,
-        config: dict | None = None,
+        worker_id: str | None = None,
         labels: Sequence[str] | None = None,
         snapshot_every: int | None = None,
-        worker_id: str = "0",
+        config: dict | None = None,
     ) -> None:
         if snapshot_every is not None:
             snapshot_every = check_int("snapshot_every", snapshot_every, low=1)
         self.storage = storage
-        self.worker_id = str(worker_id)
+        self.worker_id = "0" if worker_id is None else str(worker_id)
         self.session_id = (
             unused_session_id(storage, str(session_id), self.worker_id)
             if session_id

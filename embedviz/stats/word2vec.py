@@ -56,13 +56,19 @@ class Word2VecStats(CallbackAny2Vec):
     Parameters
     ----------
     storage : StatsStorage
-    session_id : str or None
-        Default: a new id starting with ``word2vec-``.
+    session_id : str or None, default=None
+        Default: a new id starting with ``word2vec-``. This and every later parameter
+        are keyword-only.
+    worker_id : str or None, default=None
+        The worker this process records as. Default: ``"0"`` (gensim trains in one
+        process; :class:`~embedviz.stats.listener.StatsListener` takes the
+        torch.distributed rank).
     words : sequence of str or None
         Words whose vectors to snapshot; words missing from the vocabulary are skipped,
         with one warning naming them when training begins.
     snapshot_every : int, default=1
-    worker_id : str, default="0"
+        Snapshot ``words`` every this many epochs (and after the last one); an update
+        is recorded every epoch regardless.
     config : dict or None
         Stored with the static info besides the model's hyper-parameters.
 
@@ -87,10 +93,11 @@ class Word2VecStats(CallbackAny2Vec):
     def __init__(
         self,
         storage,
+        *,
         session_id: str | None = None,
+        worker_id: str | None = None,
         words: Sequence[str] | None = None,
         snapshot_every: int = 1,
-        worker_id: str = "0",
         config: dict | None = None,
     ) -> None:
         snapshot_every = check_int("snapshot_every", snapshot_every, low=1)
@@ -99,7 +106,7 @@ class Word2VecStats(CallbackAny2Vec):
         ):
             raise InputError(f"words: expected a list of strings, got {words!r:.60}")
         self.storage = storage
-        self.worker_id = str(worker_id)
+        self.worker_id = "0" if worker_id is None else str(worker_id)
         self.session_id = (
             unused_session_id(storage, str(session_id), self.worker_id)
             if session_id

@@ -156,6 +156,7 @@ def read_token_file(path: str | os.PathLike) -> str:
 
 def run_ui(
     paths: list[str],
+    *,
     host: str = UI_DEFAULTS["host"],
     port: int = UI_DEFAULTS["port"],
     enable_remote: bool = False,
@@ -172,7 +173,8 @@ def run_ui(
         kept in memory). A missing file is an error, unless ``enable_remote``, which
         creates the first one to receive into.
     host, port : str, int
-        Where to listen (127.0.0.1:9000 by default).
+        Where to listen (127.0.0.1:9000 by default, ``embedviz._defaults.UI_DEFAULTS``).
+        This and every later parameter are keyword-only.
     enable_remote : bool
         Accept ``POST /api/records`` from remote routers.
     token : str or None
@@ -291,12 +293,17 @@ def add_ui_command(subparsers) -> None:
             "Serve the training UI (overview, model, system, compare, embeddings) for SQLite "
             "statistics files; pages update live while training writes."
         ),
-        epilog="example: embedviz ui runs.db, then open http://127.0.0.1:9000/",
+        epilog=(
+            f"example: embedviz ui runs.db, then open "
+            f"http://{UI_DEFAULTS['host']}:{UI_DEFAULTS['port']}/"
+        ),
     )
     p.add_argument("storage", nargs="*", metavar="STORAGE", help="statistics file(s)")
-    p.add_argument("--port", type=int, default=UI_DEFAULTS["port"], help="port (default 9000)")
     p.add_argument(
-        "--host", default=UI_DEFAULTS["host"], help="interface to bind (default 127.0.0.1)"
+        "--port", type=int, default=UI_DEFAULTS["port"], help="port (default %(default)s)"
+    )
+    p.add_argument(
+        "--host", default=UI_DEFAULTS["host"], help="interface to bind (default %(default)s)"
     )
     p.add_argument(
         "--enable-remote",
@@ -321,7 +328,13 @@ def add_ui_command(subparsers) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no messages")
     p.set_defaults(
         func=lambda a: run_ui(
-            a.storage, a.host, a.port, a.enable_remote, a.token, a.open, a.token_file
+            a.storage,
+            host=a.host,
+            port=a.port,
+            enable_remote=a.enable_remote,
+            token=a.token,
+            open_browser=a.open,
+            token_file=a.token_file,
         )
     )
 

@@ -47,6 +47,7 @@ from bokeh.application.handlers.function import FunctionHandler
 from tornado.web import RedirectHandler
 
 from embedviz._check import check_int, check_number
+from embedviz._defaults import UI_DEFAULTS
 from embedviz._paths import same_file
 from embedviz.errors import InputError
 from embedviz.ui.auth import HostCheck, TokenAuth, TokenGate, log_request
@@ -176,9 +177,13 @@ class UIServer:
     Parameters
     ----------
     port : int, default=9000
-        0 picks a free port (see :attr:`port` after :meth:`start`).
+        0 picks a free port (see :attr:`port` after :meth:`start`). The defaults of
+        ``port`` and ``host`` are ``embedviz._defaults.UI_DEFAULTS``, shared with
+        :func:`~embedviz.ui.commands.run_ui` and ``embedviz ui``.
     host : str, default="127.0.0.1"
         The interface to bind; "0.0.0.0" exposes the UI (and the receiver) to the network.
+        This and every later parameter are keyword-only (``run_ui`` takes ``host``
+        before ``port``: a positional call could not mean the same in both).
     enable_remote : bool, default=False
         Accept ``POST /api/records`` from :class:`~embedviz.stats.remote.RemoteStatsRouter`.
     token : str, default=None
@@ -202,8 +207,9 @@ class UIServer:
 
     def __init__(
         self,
-        port: int = 9000,
-        host: str = "127.0.0.1",
+        port: int = UI_DEFAULTS["port"],
+        *,
+        host: str = UI_DEFAULTS["host"],
         enable_remote: bool = False,
         token: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,

@@ -276,6 +276,14 @@ def test_numpy_integers_are_accepted_and_bad_numbers_get_one_message_form(digits
             StatsListener(InMemoryStatsStorage(), model, opt, **kwargs)
 
 
+def test_parameters_after_model_and_optimizer_are_keyword_only():
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError):
+        StatsListener(InMemoryStatsStorage(), model, opt, 5)  # frequency by position
+    StatsListener(InMemoryStatsStorage(), model, opt).close()  # the optimizer may be
+
+
 def test_updates_stored_unchecked_are_what_the_check_accepts(digits):
     """The listener's updates skip the storages' check_record (valid by construction):
     hold it to that, with histograms of every kind, NaN loss included."""

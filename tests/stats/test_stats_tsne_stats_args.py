@@ -35,3 +35,12 @@ def test_snapshot_every_takes_numpy_integers():
 def test_bad_snapshot_every_is_one_message(value, message):
     with pytest.raises(InputError, match=f"^{message}$"):
         TSNEStats(InMemoryStatsStorage(), snapshot_every=value)
+
+
+def test_parameters_after_storage_are_keyword_only_and_worker_id_defaults_to_0():
+    with pytest.raises(TypeError):
+        TSNEStats(InMemoryStatsStorage(), "t")  # was session_id; now refused
+    storage = InMemoryStatsStorage()
+    _feed(TSNEStats(storage, session_id="t", worker_id=None), 1)
+    _feed(TSNEStats(storage, session_id="t", worker_id=np.int64(2)), 1)
+    assert sorted(storage.list_workers("t")) == ["0", "2"]  # not "None"

@@ -32,3 +32,16 @@ def test_snapshot_every_takes_numpy_integers():
 def test_bad_snapshot_every_is_one_message(value, message):
     with pytest.raises(InputError, match=f"^{message}$"):
         Word2VecStats(InMemoryStatsStorage(), snapshot_every=value)
+
+
+def test_parameters_after_storage_are_keyword_only_and_worker_id_defaults_to_0():
+    with pytest.raises(TypeError):
+        Word2VecStats(InMemoryStatsStorage(), "w2v")  # was session_id; now refused
+    storage = InMemoryStatsStorage()
+    stats = Word2VecStats(storage, session_id="w", worker_id=None)
+    Word2Vec(SENTENCES, vector_size=4, min_count=1, epochs=2, callbacks=[stats], workers=1)
+    assert storage.list_workers("w") == ["0"]  # not "None"
+    other = InMemoryStatsStorage()
+    stats = Word2VecStats(other, session_id="w", worker_id=3)
+    Word2Vec(SENTENCES, vector_size=4, min_count=1, epochs=1, callbacks=[stats], workers=1)
+    assert other.list_workers("w") == ["3"]
