@@ -9,6 +9,7 @@ import logging
 import shutil
 import urllib.request
 
+import numpy as np
 import pytest
 from ui_records import fill, make_update
 
@@ -86,7 +87,21 @@ def test_pages_and_diagnostics_reach_the_labelled_session(two_files):
         plain = ui.findings.submit(opened[0], "mlp").result(timeout=120)
         assert not any(f.get("check") == "score_not_finite" for f in plain)
         compare = build_page(ui, "/train/compare", None, None, ["mlp", "mlp (dup.db)"])
-        assert compare.layout is not None
+        assert compare.sources["runs"].data["run"][:4] == [
+            "mlp", "second", "mlp (dup.db)", "second (dup.db)"
+        ]  # fmt: skip
+        # each label's curve holds its own file's scores: dup.db's has 10 NaNs more
+        for label, st in (("mlp", opened[0]), ("mlp (dup.db)", opened[1])):
+            want = st.get_series("mlp", "0", "score")
+            got = compare.sources[f"score:{label}"].data
+            assert list(got["x"]) == want.iterations.tolist(), label
+            np.testing.assert_array_equal(got["y"], want.values)
+        dup_scores = compare.sources["score:mlp (dup.db)"].data["y"]
+        assert len(dup_scores) == 50 and np.isnan(dup_scores[40:]).all()
+        assert np.isfinite(compare.sources["score:mlp"].data["y"]).all()
+        marks = compare.sources["score:mlp (dup.db):marks"].data
+        assert list(marks["x"]) == list(range(40, 50)) and set(marks["value"]) == {"NaN"}
+        assert list(compare.sources["score:mlp:marks"].data["x"]) == []
     finally:
         ui.findings.shutdown()
         for st in opened:
