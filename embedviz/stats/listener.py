@@ -67,22 +67,14 @@ from embedviz._defaults import STATS_DEFAULTS
 from embedviz._lazy import lazy_exports
 from embedviz.errors import InputError
 from embedviz.stats.limits import MAX_HISTOGRAM_BINS
-from embedviz.stats.records import (
-    ActivationStats,
-    EvalRecord,
-    LayerInfo,
-    ParamStats,
-    StaticInfo,
-    Update,
-)
+from embedviz.stats.records import ActivationStats, EvalRecord, ParamStats, Update
 from embedviz.stats.system import (
-    hardware_info,
     memory_sample,
     new_session_id,
-    software_info,
     start_cpu_measurement,
     unused_session_id,
 )
+from embedviz.stats.torch_static import distributed, static_info, unwrap_model
 from embedviz.stats.validation import check_name
 
 log = logging.getLogger(__name__)
@@ -120,22 +112,6 @@ def _number(name: str, value: Any) -> float:
         ) from None
 
 
-def _jsonable(value: Any) -> Any:
-    """Hyper-parameters as JSON types (tuples -> lists, tensors -> floats)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
 def _ratio(update: list[float], param: list[float]) -> float:
     """update:parameter ratio from [mean, std, mean |x|] rows."""
     if param[2] > 0:
@@ -143,13 +119,33 @@ def _ratio(update: list[float], param: list[float]) -> float:
     return math.inf if update[2] > 0 else 0.0
 
 
-def _distributed() -> tuple[int, int] | None:
-    """(rank, world size) when torch.distributed is initialised, else None."""
-    import torch.distributed as dist
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            "StatsListener records PyTorch training and needs torch, an optional "
+            "extra: pip install torch==2.13.0 (the CPU build) or any torch >= 2.0"
+        ) from None
+    return torch
 
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return None
+
+def _frequencies(frequency, histogram_frequency, histogram_bins) -> tuple[int, int, int]:
+    """``(frequency, histogram_frequency, histogram_bins)`` checked, None -> the default."""
+    default = STATS_DEFAULTS
+    frequency = check_int(
+        "frequency", default["frequency"] if frequency is None else frequency, low=1
+    )
+    hf = default["histogram_frequency"] if histogram_frequency is None else histogram_frequency
+    hf = check_int("histogram_frequency", hf, low=0)
+    bins = default["histogram_bins"] if histogram_bins is None else histogram_bins
+    bins = check_int("histogram_bins", bins, low=1)
+    if bins > MAX_HISTOGRAM_BINS:
+        raise InputError(
+            f"histogram_bins: expected at most {MAX_HISTOGRAM_BINS} (what storages and "
+            f"the remote UI accept), got {bins}"
+        )
+    return frequency, hf, bins
 
 
 class StatsListener:
@@ -223,36 +219,39 @@ class StatsListener:
         scheduler=None,
         config: dict | None = None,
     ) -> None:
-        try:
-            import torch
-        except ImportError:
-            raise ImportError(
-                "StatsListener records PyTorch training and needs torch, an optional "
-                "extra: pip install torch==2.13.0 (the CPU build) or any torch >= 2.0"
-            ) from None
-
+        torch = _import_torch()
         from embedviz.stats import torch_stats
 
         self._torch = torch
         self._register_hook = torch.nn.modules.module.register_module_forward_hook
         self._ts = torch_stats
+        self.frequency, self.histogram_frequency, self.histogram_bins = _frequencies(
+            frequency, histogram_frequency, histogram_bins
+        )
+        self._check_args(storage, model, optimizer, report_ranks, config)
         self.storage = storage
-        self.frequency = check_int(
-            "frequency", STATS_DEFAULTS["frequency"] if frequency is None else frequency, low=1
-        )
-        hf = histogram_frequency
-        hf = STATS_DEFAULTS["histogram_frequency"] if hf is None else hf
-        self.histogram_frequency = check_int("histogram_frequency", hf, low=0)
-        self.histogram_bins = check_int(
-            "histogram_bins",
-            STATS_DEFAULTS["histogram_bins"] if histogram_bins is None else histogram_bins,
-            low=1,
-        )
-        if self.histogram_bins > MAX_HISTOGRAM_BINS:
-            raise InputError(
-                f"histogram_bins: expected at most {MAX_HISTOGRAM_BINS} (what storages and "
-                f"the remote UI accept), got {self.histogram_bins}"
+        inner, compiled = unwrap_model(model)
+        if compiled and activations:
+            log.warning(
+                "activation statistics are off for a torch.compile'd model (forward hooks "
+                "would make it recompile); pass activations=False to silence this"
             )
+            activations = False
+        self.model = inner
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.config = dict(config or {})
+        self.collect_activations = activations
+        self._place(session_id, worker_id, report_ranks)
+        self._find_tensors()
+        self._allocate()
+        if self.enabled:
+            self._start()
+
+    # -- setup -------------------------------------------------------------------
+    def _check_args(self, storage, model, optimizer, report_ranks, config) -> None:
+        """InputError for an argument of the wrong kind (numbers: :func:`_frequencies`)."""
+        torch = self._torch
         check_choice("report_ranks", report_ranks, ("all", "zero"))
         if not (
             callable(getattr(storage, "put", None)) and callable(getattr(storage, "flush", None))
@@ -271,46 +270,29 @@ class StatsListener:
             )
         if config is not None and not isinstance(config, dict):
             raise InputError(f"config: expected a dict or None, got {type(config).__name__}")
-        inner, compiled = model, False
-        while True:
-            if isinstance(inner, torch.nn.parallel.DistributedDataParallel | torch.nn.DataParallel):
-                inner = inner.module
-            elif isinstance(getattr(inner, "_orig_mod", None), torch.nn.Module):  # compile()
-                inner, compiled = inner._orig_mod, True
-            else:
-                break
-        if compiled and activations:
-            log.warning(
-                "activation statistics are off for a torch.compile'd model (forward hooks "
-                "would make it recompile); pass activations=False to silence this"
-            )
-            activations = False
-        self.model = inner
-        self.optimizer = optimizer
-        self.scheduler = scheduler
-        self.config = dict(config or {})
-        self.collect_activations = activations
 
-        dist = _distributed()
+    def _place(self, session_id: str | None, worker_id: str | None, report_ranks: str) -> None:
+        """This process's rank, worker and session, and whether it reports."""
+        dist = distributed()
         self.rank = dist[0] if dist else 0
         self.world_size = dist[1] if dist else 1
         self.worker_id = str(self.rank) if worker_id is None else str(worker_id)
         self.session_id = self._agree_session_id(session_id, dist is not None)
         self.enabled = report_ranks == "all" or self.rank == 0
 
-        self.iteration = 0
-        self._params = [
-            (n, p) for n, p in inner.named_parameters() if p.requires_grad
-        ]  # what we report on
+    def _find_tensors(self) -> None:
+        """The parameters reported on and the leaf modules whose outputs are recorded;
+        InputError for a name that a storage or the remote UI would refuse later."""
+        self._params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self._names_list = [n for n, _ in self._params]
         self._tensors = [p for _, p in self._params]
         self._leaves = [
             (n or type(m).__name__, m)
-            for n, m in inner.named_modules()
+            for n, m in self.model.named_modules()
             if not any(True for _ in m.children())
         ]
         self._leaf_names = {m: name for name, m in self._leaves}
-        for what, names in (  # what a storage or the remote UI would refuse later
+        for what, names in (
             ("worker_id", [self.worker_id]),
             ("session_id", [self.session_id]),
             ("parameter name", self._names_list),
@@ -319,6 +301,11 @@ class StatsListener:
         ):
             for name in names:  # length, Unicode, control characters
                 check_name(name, what)
+
+    def _allocate(self) -> None:
+        """The writers into the storage, the result buffers kept between reports and
+        the state of the per-iteration path."""
+        storage = self.storage
         # its updates are valid by construction (names checked here, numbers from its
         # own loops): our storages take them without checking each one again
         self._put = getattr(storage, "_put_made_valid", storage.put)
@@ -326,11 +313,12 @@ class StatsListener:
         self._put_arrays = getattr(storage, "_put_update_arrays", None)
         # result arrays and address tables kept between reports (see torch_stats.Outputs)
         n, bins = len(self._params), self.histogram_bins
-        Outputs = torch_stats.Outputs
+        Outputs = self._ts.Outputs
         self._out_grads, self._out_params, self._out_updates = (
             Outputs(n, bins), Outputs(n, bins), Outputs(n, bins),
         )  # fmt: skip
         self._out_acts = Outputs(len(self._leaves), bins)
+        self.iteration = 0
         self._forward_handles: list = []
         self._optimizer_handles: list = []
         self._armed = False
@@ -349,19 +337,32 @@ class StatsListener:
         self._closed = False
         self._last_memory = -math.inf
 
-        if self.enabled:
-            start_cpu_measurement()  # the first report's cpu_percent is then a real one
-            if any(p.is_cpu for p in self._tensors):
-                torch_stats.load_kernels()  # now rather than in the first report
-            self.storage.put(self._static_info())
-            if optimizer is not None:
-                self._optimizer_handles = [
-                    optimizer.register_step_pre_hook(self._pre_step),
-                    optimizer.register_step_post_hook(self._post_step),
-                ]
-            self._arm()
+    def _start(self) -> None:
+        """Store the static info, hook the optimizer and arm iteration 0."""
+        start_cpu_measurement()  # the first report's cpu_percent is then a real one
+        if any(p.is_cpu for p in self._tensors):
+            self._ts.load_kernels()  # now rather than in the first report
+        config = dict(self.config)
+        config.setdefault("frequency", self.frequency)
+        config.setdefault("histogram_frequency", self.histogram_frequency)
+        config.setdefault("world_size", self.world_size)
+        self.storage.put(
+            static_info(
+                self.model,
+                self.optimizer,
+                session_id=self.session_id,
+                worker_id=self.worker_id,
+                config=config,
+                scheduler=self.scheduler,
+            )
+        )
+        if self.optimizer is not None:
+            self._optimizer_handles = [
+                self.optimizer.register_step_pre_hook(self._pre_step),
+                self.optimizer.register_step_post_hook(self._post_step),
+            ]
+        self._arm()
 
-    # -- setup -------------------------------------------------------------------
     def _agree_session_id(self, session_id: str | None, distributed: bool) -> str:
         """A new id, or ``session_id`` unless the storage already holds this worker's
         records under it (then ``session_id-2``, ...); under torch.distributed rank 0
@@ -379,47 +380,6 @@ class StatsListener:
             dist.broadcast_object_list(box, src=0)
             sid = box[0]
         return sid
-
-    def _static_info(self) -> StaticInfo:
-        layers = []
-        for name, module in self.model.named_modules():
-            own = list(module.named_parameters(recurse=False))
-            if not name or not own and any(True for _ in module.children()):
-                continue
-            layers.append(
-                LayerInfo(
-                    name=name,
-                    type=type(module).__name__,
-                    n_params=sum(p.numel() for _, p in own),
-                    param_shapes={n: list(p.shape) for n, p in own},
-                )
-            )
-        optimizer = {}
-        if self.optimizer is not None:
-            groups = [
-                {k: _jsonable(v) for k, v in g.items() if k != "params"}
-                for g in self.optimizer.param_groups
-            ]
-            optimizer = {"class": type(self.optimizer).__name__, "param_groups": groups}
-        config = dict(self.config)
-        config.setdefault("frequency", self.frequency)
-        config.setdefault("histogram_frequency", self.histogram_frequency)
-        config.setdefault("world_size", self.world_size)
-        if self.scheduler is not None:
-            config.setdefault("lr_scheduler", type(self.scheduler).__name__)
-        return StaticInfo(
-            session_id=self.session_id,
-            worker_id=self.worker_id,
-            timestamp=time.time(),
-            kind="torch",
-            model_class=type(self.model).__name__,
-            n_params=sum(p.numel() for p in self.model.parameters()),
-            layers=layers,
-            optimizer=_jsonable(optimizer),
-            hardware=hardware_info(),
-            software=software_info(),
-            config=_jsonable(config),
-        )
 
     # -- hooks ---------------------------------------------------------------------
     def _arm(self) -> None:
