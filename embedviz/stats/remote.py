@@ -39,6 +39,7 @@ Records of one worker arrive in the order they were put.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from embedviz._check import check_number
 from embedviz.errors import InputError
 from embedviz.stats.base import StatsStorage
 from embedviz.stats.limits import check_token
@@ -174,6 +176,15 @@ class RemoteStatsRouter(StatsStorage):
         self._idle = threading.Event()
         self._closed = False
         self._server_ok = True
+        self._backoff = 0.0
+        self._next_try = 0.0
+        # the batch replayed from the spill (from the file?, its row ids) and how many
+        # of its records the server answered; None while none is
+        self._replay: tuple[bool, list[int]] | None = None
+        self._replay_done = 0
+        # the sender thread's last unexpected error (None after a batch went through)
+        self._error: str | None = None
+        self._error_logged = False
         if self.spill_path.exists():
             self._open_spill()
             self._outstanding = self._spilled
@@ -332,9 +343,37 @@ class RemoteStatsRouter(StatsStorage):
             return self._outstanding
 
     def flush(self, timeout: float | None = 5.0) -> bool:
-        """Wait until the server has answered every record, at most ``timeout`` seconds
-        (returns at once when it refused the token); True when nothing is pending."""
-        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
+        """Wait until the server has answered every record, at most ``timeout`` seconds.
+
+        Parameters
+        ----------
+        timeout : float or None, default=5.0
+            Seconds to wait at most (None: ``close_timeout``). Returns at once when the
+            server refused the token.
+
+        Returns
+        -------
+        bool
+            True when nothing is pending. False leaves the rest to the sender thread
+            (and to :meth:`close`, which keeps what is left); when the thread is
+            failing, an error says why.
+        """
+        if timeout is not None:
+            timeout = check_number("timeout", timeout, low=0)
+        done = self._wait(self.close_timeout if timeout is None else timeout)
+        failure = self._failure()
+        if not done and failure is not None:
+            log.error(
+                "remote UI %s: %d record(s) not sent: the sender thread failed (%s; its "
+                "traceback is logged above); they are kept and sending is tried again",
+                self.url,
+                self.pending(),
+                failure,
+            )
+        return done
+
+    def _wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
         while (
             self.pending()
             and self.refused is None
@@ -343,6 +382,12 @@ class RemoteStatsRouter(StatsStorage):
         ):
             self._idle.wait(0.05)
         return self.pending() == 0
+
+    def _failure(self) -> str | None:
+        """Why the sender thread is not sending, when it failed (not the server)."""
+        if not self._thread.is_alive() and not self._stop.is_set():
+            return self._error or "the sender thread stopped"
+        return self._error
 
     def close(self) -> None:
         """Send what is left (at most ``close_timeout`` s), stop the thread, keep the rest.
@@ -354,14 +399,23 @@ class RemoteStatsRouter(StatsStorage):
         if self._closed:
             return
         self._closed = True
-        self.flush(self.close_timeout)
+        self._wait(self.close_timeout)
+        failure = self._failure()
         self._stop.set()
         self._thread.join(self.timeout + 2)
         with self._handoff:  # the thread, stuck in a request or not, touches nothing now
             self._abandoned = True
             inflight = self._inflight[self._inflight_done :]
             self._inflight, self._inflight_done = [], 0
-        if inflight:
+        if inflight and failure is not None:
+            log.error(
+                "remote UI %s: the sender thread failed (%s) with %d record(s) in hand; "
+                "keeping them to send again",
+                self.url,
+                failure,
+                len(inflight),
+            )
+        elif inflight:
             log.warning(
                 "remote UI %s: a request of %d record(s) got no answer within %.0f s; "
                 "keeping them to send again (the server may store them twice)",
@@ -397,6 +451,17 @@ class RemoteStatsRouter(StatsStorage):
                     "spill_path=%r)",
                     self.url,
                     self.refused,
+                    left,
+                    self.spill_path,
+                    str(self.spill_path),
+                )
+            elif failure is not None:
+                log.error(
+                    "remote UI %s: the sender thread failed (%s; its traceback is logged "
+                    "above): %d record(s) not sent, kept in %s; send them later with "
+                    "RemoteStatsRouter(url, spill_path=%r)",
+                    self.url,
+                    failure,
                     left,
                     self.spill_path,
                     str(self.spill_path),
@@ -458,7 +523,7 @@ class RemoteStatsRouter(StatsStorage):
         try:
             with urllib.request.urlopen(request, timeout=min(self.timeout, 2.0)) as response:
                 answer = json.loads(response.read(16 * 2**20))
-        except (OSError, ValueError) as exc:  # no answer, refused, not JSON
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # no answer, not JSON
             log.debug("could not ask %s for its sessions: %s", self.url, exc)
             return []
         sessions = answer.get("sessions") if isinstance(answer, dict) else None
@@ -490,12 +555,15 @@ class RemoteStatsRouter(StatsStorage):
             except Exception:
                 message = ""
             return exc.code, message
+        except http.client.HTTPException as exc:  # not HTTP (a wrong port): no answer
+            return 0, f"not an HTTP answer ({type(exc).__name__}: {str(exc).strip()[:200]})"
         except (OSError, ValueError) as exc:  # refused, reset, timeout, bad answer
             return 0, str(exc)
 
     def _done(self, n: int, track: bool) -> bool:
         """``n`` more records of the batch answered; False when close() took it over."""
-        if not track:
+        if not track:  # a batch replayed from the spill file or memory
+            self._replay_done += n
             return not self._abandoned
         with self._handoff:
             if self._abandoned:
@@ -527,6 +595,7 @@ class RemoteStatsRouter(StatsStorage):
                 if not self._server_ok:
                     log.info("remote UI %s is back; sending", self.url)
                 self._server_ok = True
+                self._error = None
                 self._done(len(chunk), track)
                 continue
             if status == 413 and len(chunk) > 1:
@@ -586,70 +655,119 @@ class RemoteStatsRouter(StatsStorage):
             self._spilled -= len(ids)
 
     def _run(self) -> None:
-        backoff = 0.0
-        next_try = 0.0
-        while not self._stop.is_set():
-            if self.refused is not None:  # final: keep everything, send nothing
-                self._drain_queue_to_spill()
-                self._idle.set()
-                self._stop.wait(0.05)
-                continue
-            if self._spilled or self._unsaved:
-                if self._spilled:  # keeps order and keeps the queue free
-                    self._drain_queue_to_spill()
-                if time.monotonic() < next_try:
-                    self._stop.wait(min(0.05, next_try - time.monotonic()))
-                    continue
-                # the spill file's rows are older than the memory spill's, which are
-                # older than the queue's
-                from_file = bool(self._spilled)
-                if from_file:
-                    ids, payloads = self._read_spill()
-                    if not payloads:
-                        self._spilled = 0
-                        continue
-                else:
-                    with self._memory_lock:
-                        payloads = self._unsaved[: self.batch_size]
-                left = self._send(payloads)
-                done = len(payloads) - (0 if left is None else len(left))
-                if done and from_file:
-                    self._delete_spilled(ids[:done])
-                elif done:
-                    self._forget_unsaved(done)
-                if left is None:
-                    backoff = 0.0
-                else:
-                    backoff = min(max(2 * backoff, 0.5), self.max_backoff)
-                    next_try = time.monotonic() + backoff
-                continue
-            try:
-                batch = [self._queue.get(timeout=0.05)]
-            except queue.Empty:
-                self._idle.set()
-                continue
-            while len(batch) < self.batch_size:
+        """The sender thread: one :meth:`_step` after another until close(). Nothing
+        may end it early: an unexpected error is logged once with its traceback, the
+        records of the batch at hand are put back, and the thread backs off and
+        tries again (:meth:`flush` and :meth:`close` then name the error)."""
+        try:
+            while not self._stop.is_set():
                 try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if self._spilled or self._unsaved:  # the caller spilled meanwhile: newer
-                self._spill(batch)
-                continue
-            with self._handoff:
-                self._inflight, self._inflight_done = batch, 0
-            left = self._send(batch, track=True)
-            with self._handoff:
-                if self._abandoned:
-                    return  # close() kept the batch
-                if left is not None:
-                    self._spill(left, front=True)
-                self._inflight, self._inflight_done = [], 0
-            if left is not None:
-                backoff = min(max(2 * backoff, 0.5), self.max_backoff)
-                next_try = time.monotonic() + backoff
+                    self._step()
+                except Exception as exc:
+                    self._recover(exc)
+        finally:
+            if not self._stop.is_set():  # a BaseException got through: say so
+                self._error = self._error or "the sender thread stopped"
+
+    def _retry_later(self, failed: bool) -> None:
+        if failed:
+            self._backoff = min(max(2 * self._backoff, 0.5), self.max_backoff)
+            self._next_try = time.monotonic() + self._backoff
+        else:
+            self._backoff = 0.0
+
+    def _step(self) -> None:
+        if self.refused is not None:  # final: keep everything, send nothing
+            self._drain_queue_to_spill()
+            self._idle.set()
+            self._stop.wait(0.05)
+            return
+        if self._spilled or self._unsaved:
+            if self._spilled:  # keeps order and keeps the queue free
+                self._drain_queue_to_spill()
+            if time.monotonic() < self._next_try:
+                self._stop.wait(min(0.05, self._next_try - time.monotonic()))
+                return
+            # the spill file's rows are older than the memory spill's, which are
+            # older than the queue's
+            from_file = bool(self._spilled)
+            if from_file:
+                ids, payloads = self._read_spill()
+                if not payloads:
+                    self._spilled = 0
+                    return
             else:
-                backoff = 0.0
+                ids = []
+                with self._memory_lock:
+                    payloads = self._unsaved[: self.batch_size]
+            self._replay, self._replay_done = (from_file, ids), 0
+            left = self._send(payloads)
+            self._settle_replay()
+            self._retry_later(left is not None)
+            return
+        try:
+            batch = [self._queue.get(timeout=0.05)]
+        except queue.Empty:
+            self._idle.set()
+            return
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        with self._handoff:  # from here on close() or _recover() can take it over
+            self._inflight, self._inflight_done = batch, 0
+        newer = bool(self._spilled or self._unsaved)  # the caller spilled meanwhile
+        left = batch if newer else self._send(batch, track=True)
+        with self._handoff:
+            if self._abandoned:
+                return  # close() kept the batch
+            if left is not None:
+                self._spill(left, front=not newer)
+            self._inflight, self._inflight_done = [], 0
+        if not newer:
+            self._retry_later(left is not None)
+
+    def _settle_replay(self) -> None:
+        """Forget the records of the replayed batch that the server answered."""
+        replay, done = self._replay, self._replay_done
+        self._replay, self._replay_done = None, 0
+        if replay is None or not done:
+            return
+        from_file, ids = replay
+        if from_file:
+            self._delete_spilled(ids[:done])
+        else:
+            self._forget_unsaved(done)
+
+    def _recover(self, exc: Exception) -> None:
+        """After an unexpected error in :meth:`_step`: put the batch at hand back
+        (nothing is lost, the answered part is forgotten), log, back off."""
+        self._error = f"{type(exc).__name__}: {exc}"
+        if not self._error_logged:
+            self._error_logged = True
+            log.exception(
+                "remote UI %s: the sender thread failed (%s); the records are kept and "
+                "sending is tried again with back-off (only this first failure is "
+                "logged with its traceback)",
+                self.url,
+                self._error,
+            )
+        else:
+            log.debug("remote UI %s: the sender thread failed again: %s", self.url, self._error)
+        try:
+            self._settle_replay()
+            with self._handoff:
+                if not self._abandoned and self._inflight:
+                    rest = self._inflight[self._inflight_done :]
+                    self._inflight, self._inflight_done = [], 0
+                    try:
+                        self._spill(rest, front=True)
+                    except Exception:
+                        self._keep_in_memory(rest, front=True, bound=False)
+        except Exception:
+            log.debug("remote UI %s: recovering failed too", self.url, exc_info=True)
+        self._retry_later(True)
 
 
 def _position(message: str) -> int | None:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -64,6 +65,76 @@ class Receiver:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture
+def receivers():
+    """``make(**kw)`` starts a :class:`Receiver`; all are stopped after the test."""
+    made = []
+
+    def make(**kw):
+        made.append(Receiver(**kw))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture
+def routers(tmp_path):
+    """``make(url, **kw)`` makes a router with short timeouts and back-offs and a spill
+    file in ``tmp_path``; all are closed after the test (quickly, if it failed)."""
+    made = []
+
+    def make(url, **kw):
+        kw = {"timeout": 0.2, "max_backoff": 0.05, "spill_path": tmp_path / "spill.db", **kw}
+        made.append(RemoteStatsRouter(url, **kw))
+        return made[-1]
+
+    yield make
+    for router in made:
+        router.close_timeout = min(router.close_timeout, 0.5)
+        router.close()
+
+
+class Banner:
+    """A TCP server that answers every connection with an SSH banner, not HTTP (what a
+    URL with the wrong port meets)."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))  # SO_REUSEADDR: the port is
+        self.sock.settimeout(0.02)  # free again for a Receiver once stopped
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.done.is_set():
+            try:
+                con, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with con:
+                self.connections += 1
+                con.settimeout(1.0)
+                con.recv(65536)
+                con.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def banner():
+    server = Banner()
+    yield server
+    server.stop()
 
 
 def update(worker, i):
@@ -391,3 +462,61 @@ def test_records_kept_in_memory_are_bounded_and_what_is_dropped_is_logged(tmp_pa
             router.close()
             back.stop()
     assert f"{router.dropped} record(s)" in caplog.text
+
+
+def test_a_server_that_does_not_speak_http_does_not_stop_the_sender(banner, receivers, routers):
+    """Review 6, finding 1: http.client.BadStatusLine killed the sender thread."""
+    router = routers(banner.url, batch_size=20)
+    for i in range(60):
+        for w in ("0", "1"):
+            router.put(update(w, i))
+    assert wait_for(lambda: banner.connections >= 2)  # asked again after the first
+    assert router.flush(0.2) is False
+    assert router._thread.is_alive() and router.pending() == 120
+    banner.stop()
+    back = receivers(port=banner.port)  # the right program on that port now
+    assert router.flush(5) is True
+    assert by_worker(back.records) == {"0": list(range(60)), "1": list(range(60))}
+    assert router.sent == 120 and router.pending() == 0
+
+
+def test_an_unexpected_error_in_the_sender_is_logged_once_and_sending_goes_on(
+    receivers, routers, caplog, monkeypatch
+):
+    server = receivers()
+    router = routers(server.url, batch_size=10)
+    post, broken = router._post, threading.Event()
+    broken.set()
+
+    def failing_post(payloads):
+        if broken.is_set():
+            raise RuntimeError("boom")
+        return post(payloads)
+
+    monkeypatch.setattr(router, "_post", failing_post)
+    with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
+        for i in range(30):
+            router.put(update("0", i))
+        assert wait_for(lambda: router._spilled == 30)  # put back, not lost
+        assert router.flush(0.2) is False
+        assert router._thread.is_alive()
+    assert len([r for r in caplog.records if r.exc_info]) == 1  # one traceback, not one a try
+    assert "RuntimeError: boom" in caplog.text
+    assert "30 record(s) not sent: the sender thread failed (RuntimeError: boom" in caplog.text
+    broken.clear()
+    assert router.flush(5) is True
+    assert by_worker(server.records) == {"0": list(range(30))}
+    assert router.sent == 30 and router.pending() == 0
+
+
+def test_close_says_the_sender_failed_rather_than_unreachable(tmp_path, routers, caplog):
+    router = routers("http://127.0.0.1:9", close_timeout=0.2)
+    router._post = lambda payloads: 1 / 0
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
+        for i in range(5):
+            router.put(update("0", i))
+        router.close()
+    assert "unreachable" not in caplog.text
+    assert "the sender thread failed (ZeroDivisionError" in caplog.text
+    assert "5 record(s) not sent, kept in" in caplog.text
+    assert [r["iteration"] for r in spilled_rows(tmp_path / "spill.db")] == list(range(5))
