@@ -95,7 +95,7 @@ def test_unwrap_model_takes_off_parallel_and_compile_wrappers_in_any_nesting():
     net = make_model()
     assert unwrap_model(net) == (net, False)
     assert unwrap_model(torch.nn.DataParallel(net)) == (net, False)
-    compiled = torch.compile(torch.nn.DataParallel(net))  # compiles only when called
+    compiled = torch.compile(torch.nn.DataParallel(net), backend="eager")  # lazily
     assert unwrap_model(torch.nn.DataParallel(compiled)) == (net, True)
     assert distributed() is None
 
