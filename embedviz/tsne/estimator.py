@@ -477,6 +477,8 @@ class TSNE:
                 if stop:
                     logger.info("t-SNE stopped by a callback at iteration %d", iteration)
                     break
+        # the KL of the final embedding: the last iteration's KL (when it computed one)
+        # is that of the embedding before its step, so one more evaluation is needed
         _, self.kl_divergence_ = objective(Y, 1.0, compute_kl=True)
         self.kl_divergence_ = float(self.kl_divergence_)
         self.n_iter_ = iteration
@@ -490,9 +492,21 @@ class TSNE:
 
 
 def _spread(Y):
-    """Root-mean-square distance of the rows of ``Y`` to their centroid."""
-    centred = Y - Y.mean(axis=0)
-    return float(np.sqrt(np.vdot(centred, centred) / len(Y)))
+    """Root-mean-square distance of the rows of ``Y`` to their centroid.
+
+    From the sums (mean |y|^2 - |centroid|^2), without the N x d copy of the centred
+    rows that every exaggeration iteration would otherwise allocate. When the embedding
+    sits far from the origin compared with its spread, the difference of the two sums
+    loses digits: then the centred rows are summed instead.
+    """
+    n = len(Y)
+    centroid = Y.sum(axis=0) / n
+    far = float(centroid @ centroid)
+    squared = float(np.vdot(Y, Y)) / n - far
+    if squared <= 1e-8 * far:  # under ~1e-8 of the digits left: the exact two passes
+        centred = Y - centroid
+        squared = float(np.vdot(centred, centred)) / n
+    return float(np.sqrt(max(squared, 0.0)))
 
 
 def _differs(value, default):
