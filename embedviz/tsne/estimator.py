@@ -106,8 +106,13 @@ class TSNE:
     callbacks : callable, sequence of callables or None, default=()
         Each is called as ``callback(iteration, kl, embedding)`` every ``callback_every``
         iterations and after the last; returning True stops the run. ``embedding`` is a
-        read-only copy of the current layout, safe to keep. See
-        :mod:`embedviz.tsne.callbacks` for the extended form. None means none.
+        read-only copy of the current layout, safe to keep. None means none.
+        A callable with the attribute ``wants_info = True`` (such as
+        :class:`~embedviz.stats.TSNEStats`) is called as
+        ``callback(iteration, kl, embedding, info)`` instead, ``info`` a dict of
+        ``phase`` ("exaggeration" or "main"), ``grad_norm`` (the gradient's Frobenius
+        norm), ``exaggeration``, ``momentum``, ``learning_rate``, ``elapsed`` (seconds
+        since the optimisation began), ``n_samples`` and ``max_iter``.
     callback_every : int, default=50
         How often callbacks run (and the KL is computed).
 
