@@ -76,6 +76,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from embedviz._check import check_int
 from embedviz.errors import InputError, StorageFullError
 from embedviz.stats.base import (
     HistogramArrays,
@@ -195,6 +196,14 @@ class InMemoryStatsStorage(StatsStorage):
         Sessions times workers; a record of one more is refused
         (:class:`~embedviz.errors.StorageFullError`), never stored by dropping another's.
 
+    Notes
+    -----
+    The read methods return the stored record objects themselves, not copies (reads
+    stay cheap: the UI reads often): treat them as read-only, since changing one
+    changes what the storage holds. The records given to :meth:`put` are kept as
+    they are too, so do not change a record after putting it.
+    :class:`SQLiteStatsStorage` returns new objects on every read.
+
     Examples
     --------
     >>> from embedviz.stats.records import Update
@@ -212,18 +221,10 @@ class InMemoryStatsStorage(StatsStorage):
         max_workers: int = 10_000,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("max_updates", max_updates),
-            ("max_snapshots", max_snapshots),
-            ("max_bytes", max_bytes),
-            ("max_workers", max_workers),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 8:
-                raise InputError(f"{name}: expected an integer >= 8, got {value!r}")
-        self.max_updates = max_updates
-        self.max_snapshots = max_snapshots
-        self.max_bytes = max_bytes
-        self.max_workers = max_workers
+        self.max_updates = check_int("max_updates", max_updates, low=8)
+        self.max_snapshots = check_int("max_snapshots", max_snapshots, low=8)
+        self.max_bytes = check_int("max_bytes", max_bytes, low=8)
+        self.max_workers = check_int("max_workers", max_workers, low=8)
         self._n_workers = 0
         self._bytes: dict[tuple, int] = {}  # (table name, session, worker) -> estimate
         self._total_bytes = 0
