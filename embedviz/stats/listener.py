@@ -45,8 +45,8 @@ Each producer has one knob, named for what it counts:
 
 In all three, ``worker_id=None`` means this process's worker: the torch.distributed rank
 for :class:`StatsListener` (``"0"`` without it), ``"0"`` for the other two, which run in
-one process. Every parameter after the required ones (``storage``; ``model`` and
-``optimizer`` for :class:`StatsListener`) is keyword-only.
+one process. Every parameter after ``storage`` (after ``storage, model, optimizer`` for
+:class:`StatsListener`) is keyword-only.
 
 :meth:`StatsListener.close` removes every hook; the model and optimizer are then exactly
 as before, and training with or without the listener gives the same weights bit for bit
