@@ -33,8 +33,7 @@ class SQLiteReading:
     """The read methods of :class:`~embedviz.stats.sqlite_storage.SQLiteStatsStorage`."""
 
     def _read(self) -> sqlite3.Connection:
-        if self._buffer:
-            self.flush()
+        self._flush_for_read()
         return self._reader()
 
     def list_sessions(self) -> list[str]:

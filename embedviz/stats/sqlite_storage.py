@@ -2,16 +2,36 @@
 
 The file layout is described in :mod:`embedviz.stats.sqlite_layout`.
 
-Writes are buffered and committed in batches (``BEGIN IMMEDIATE``, WAL,
-``synchronous=NORMAL``) by a writer thread, so a training loop that puts records never
-waits for the disk: a batch is written when it holds ``batch_size`` records or its
-oldest record has waited ``flush_interval`` seconds, and by ``flush()``/``close()``,
-reads through this object and at interpreter exit. Only when the writer falls far behind
-(a failing disk) does ``put`` write itself, so the buffer stays bounded; a write that
-fails because of the file keeps its records for the next try, one that fails because
-SQLite refuses a record is written again record by record and the refused record set
-aside (logged, counted in ``rejected``). Readers use their own connections (one per thread),
-so a reader never holds up the writer; several processes (DDP ranks) may write one file.
+Writes are buffered and committed by a writer thread (``BEGIN IMMEDIATE``, WAL,
+``synchronous=NORMAL``), so a training loop that puts records never waits for the disk:
+the thread wakes when ``batch_size`` records wait or the oldest has waited
+``flush_interval`` seconds, and writes everything buffered, in transactions of up to
+``4 * batch_size`` records; ``flush()``, ``close()``, reads through this object and
+interpreter exit write too. Only when the writer thread falls far behind (``32 *
+batch_size`` records buffered while the file works) does ``put`` write in its caller's
+thread, so the buffer stays bounded. A record that SQLite refuses on its own is set aside
+(logged, counted in ``rejected``) and the others are written.
+
+A file that cannot be written (disk full, locked beyond the 30 s busy timeout, an I/O
+error) never stops training; the policy is that of
+:class:`~embedviz.stats.remote.RemoteStatsRouter`:
+
+* ``put`` never raises for trouble with the file. The records stay buffered, at most
+  ``32 * batch_size`` of them; the writer thread tries again every ``flush_interval``
+  seconds, and one logged error names the file and the cause.
+* Beyond that bound the newest records are dropped: one logged error says so and why,
+  :attr:`~SQLiteStatsStorage.dropped` counts them, and when writing works again a second
+  error says how many were dropped.
+* Writing resumes by itself when the file works again; what was buffered is written
+  first, in order.
+* ``flush()`` and ``close()``, which the user calls, raise :class:`StatsWriteError` with
+  one message (the file, the cause, how many records are not written, what to do); the
+  records stay buffered, so either can be called again once the file works.
+* Once ``close()`` has begun, ``put`` raises InputError: a record accepted after
+  close's final write would be lost.
+
+Readers use their own connections (one per thread, closed when the thread ends), so a
+reader never holds up the writer; several processes (DDP ranks) may write one file.
 
 Series (:meth:`SQLiteStatsStorage.get_series_many`) are read in one snapshot and in
 chunks of rows, each chunk downsampled as it arrives, so opening a page on a file of
@@ -36,7 +56,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from embedviz.errors import FileFormatError, InputError
+from embedviz.errors import EmbedvizError, FileFormatError, InputError
 from embedviz.stats.base import (
     StatsStorage,
     StorageEvent,
@@ -64,8 +84,13 @@ from embedviz.stats.sqlite_read import SQLiteReading
 
 log = logging.getLogger(__name__)
 
-_BACKLOG = 32  # batches buffered before put() writes itself (the writer is far behind)
+_BACKLOG = 32  # batches buffered at most: put() writes itself (the writer is far behind)
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # storages with a writer thread
+
+
+class StatsWriteError(EmbedvizError, OSError):
+    """The statistics file cannot be written now (disk full, locked, an I/O error); the
+    records not written stay buffered, and the message says how many and what to do."""
 
 
 @atexit.register
@@ -77,6 +102,8 @@ def _flush_at_exit() -> None:
             continue
         try:
             storage.flush()
+        except StatsWriteError as exc:
+            log.error("at exit: %s (they are lost now)", exc)
         except Exception:
             log.exception("writing statistics to %s at exit failed", storage.path)
 
@@ -93,12 +120,18 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         changed. In a folder this user cannot write, a WAL file is read as it is
         (``immutable``): changes a live writer makes afterwards are not seen.
     batch_size : int, default=512
-        Records per transaction at most.
+        Buffered records that wake the writer thread; it then writes everything buffered,
+        in transactions of up to ``4 * batch_size`` records. At most ``32 * batch_size``
+        records are buffered while the file cannot be written.
     flush_interval : float, default=0.5
-        Seconds a record may wait in the buffer.
+        Seconds a record may wait in the buffer; also the pause between tries while the
+        file cannot be written.
 
     Attributes
     ----------
+    dropped : int
+        Records dropped because the file could not be written and the buffer was full
+        (see the module docstring; logged as an error).
     rejected : int
         Records set aside because SQLite refused them (each logged as an error naming
         its session, worker and iteration); records are checked when put, so this stays
@@ -106,6 +139,9 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
 
     Raises
     ------
+    StatsWriteError
+        From :meth:`flush` and :meth:`close` while the file cannot be written (``put``
+        never raises for that).
     FileFormatError
         The file is not SQLite, is damaged, belongs to another program, or was written
         by a newer embedviz (a higher schema version).
@@ -165,7 +201,10 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._stopping = False
-        self._write_failed = False
+        self._failure: str | None = None  # why the last write of the file failed
+        self._dropped_now = 0  # records dropped since the file last worked
+        self._taken = 0  # records taken from the buffer by the write in progress
+        self.dropped = 0  # records dropped because the file failed and the buffer is full
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -453,6 +492,13 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
                     f"record would not be written; put every record before closing the "
                     f"storage (stop the threads that put first)"
                 )
+            bound = _BACKLOG * self.batch_size
+            dropping = None
+            held = len(self._buffer) + self._taken  # buffered, or being written
+            if self._failure is not None and held + len(rows) > bound:
+                keep = max(0, bound - held)
+                dropping = self._drop(len(rows) - keep)
+                rows = rows[:keep]
             self._buffer.extend(rows)
             n = len(self._buffer)
             if self._thread is None:
@@ -463,30 +509,72 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
                 _OPEN.add(self)
             if n == len(rows) or n >= self.batch_size:  # the first record, or a batch
                 self._wake.notify()
-        if n >= _BACKLOG * self.batch_size:  # the writer is far behind: bounded memory
-            self.flush()
+            behind = n >= bound and self._failure is None
+        if dropping:
+            log.error(dropping)
+        if behind:  # the writer thread is far behind a working file: bounded memory
+            self._write_behind()
+
+    def _drop(self, n: int) -> str | None:
+        """Count ``n`` records dropped (under the buffer lock); the error to log when
+        they are the first since the file last worked."""
+        first = self._dropped_now == 0
+        self._dropped_now += n
+        self.dropped += n
+        if not first:
+            return None
+        return (
+            f"{self.path}: cannot write statistics ({self._failure}) and "
+            f"{_BACKLOG * self.batch_size} records are buffered (32 x batch_size, the "
+            f"bound): dropping the newest records until the file works again (counted in "
+            f"the storage's .dropped); free disk space or end what locks the file"
+        )
+
+    def _write_behind(self) -> None:
+        """``put``'s own write; on a failure of the file the buffer is cut to its bound
+        (the newest records dropped, counted) and the writer thread tries again."""
+        try:
+            self._write_buffer()
+        except Exception:
+            with self._buffer_lock:
+                held = len(self._buffer) + self._taken
+                extra = min(held - _BACKLOG * self.batch_size, len(self._buffer))
+                dropping = None
+                if extra > 0:
+                    del self._buffer[-extra:]
+                    dropping = self._drop(extra)
+            if dropping:
+                log.error(dropping)
+
+    def _flush_for_read(self) -> None:
+        """Write the buffer before a read (a process reads what it wrote); while the
+        file fails, reads see what it holds (the writer thread keeps trying)."""
+        if self._buffer and self._failure is None:
+            try:
+                self._write_buffer()
+            except Exception:
+                pass  # logged by _note_failure
 
     def _write_loop(self) -> None:
         """The writer thread: a batch when full, or when its oldest record has waited
-        ``flush_interval``; a failure is logged once and retried on the next round."""
+        ``flush_interval``; while the file fails, a try every ``flush_interval``."""
         while True:
             with self._buffer_lock:
-                if not self._buffer:  # the next record starts the clock
-                    self._wake.wait_for(lambda: self._buffer or self._stopping)
-                self._wake.wait_for(
-                    lambda: len(self._buffer) >= self.batch_size or self._stopping,
-                    timeout=self.flush_interval,
-                )
+                if self._failure is not None:
+                    self._wake.wait_for(lambda: self._stopping, timeout=self.flush_interval)
+                else:
+                    if not self._buffer:  # the next record starts the clock
+                        self._wake.wait_for(lambda: self._buffer or self._stopping)
+                    self._wake.wait_for(
+                        lambda: len(self._buffer) >= self.batch_size or self._stopping,
+                        timeout=self.flush_interval,
+                    )
                 if self._stopping:
                     return
             try:
-                self.flush()
-                self._write_failed = False
+                self._write_buffer()
             except Exception:
-                if not self._write_failed:
-                    log.exception("writing statistics to %s failed; will retry", self.path)
-                self._write_failed = True
-                time.sleep(self.flush_interval)
+                pass  # logged once by _note_failure; kept for the next try
 
     def _pack(self, u: Update) -> tuple:
         """An update as the row it will be written as (see ``_buffer``)."""
@@ -515,33 +603,86 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         )  # fmt: skip
 
     def flush(self) -> None:
-        """Write every buffered record (in transactions of ``4 * batch_size``).
+        """Write every buffered record (in transactions of up to ``4 * batch_size``).
 
         A transaction that fails because of a record (SQLite refuses a value) is written
         again record by record; a record that fails on its own is set aside with one
         logged error naming it and counted in :attr:`rejected`, so that one bad record
-        never blocks the file. A failure of the file itself (locked, disk full) keeps
-        every record not yet written for the next try and raises.
+        never blocks the file.
+
+        Raises
+        ------
+        StatsWriteError
+            The file cannot be written (locked, disk full); every record not yet
+            written stays buffered for the next try.
         """
+        try:
+            self._write_buffer()
+        except (sqlite3.Error, OSError) as exc:
+            with self._buffer_lock:
+                n = len(self._buffer)
+            raise StatsWriteError(
+                f"{self.path}: cannot write statistics ({type(exc).__name__}: {exc}); "
+                f"{n} record(s) are not written and stay buffered; free disk space or end "
+                f"what locks the file, then call flush() or close() again"
+            ) from exc
+
+    def _write_buffer(self) -> None:
+        """Write the buffer; a failure of the file is noted (logged once), then raised
+        as it came."""
         if self._writer is None:
             return
         written: list = []
         try:
-            self._flush_into(written)
+            tried = self._flush_into(written)
+        except Exception as exc:
+            self._note_failure(exc)
+            raise
         finally:  # listeners run outside the lock (one may read, which flushes)
             if written:
                 self._notify(
                     StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
                     for r in written
                 )
+        if tried and self._failure is not None:
+            self._note_recovery()
 
-    def _flush_into(self, written: list) -> None:
-        """:meth:`flush`, appending what it wrote to ``written``."""
+    def _note_failure(self, exc: Exception) -> None:
+        """Remember why the file failed; the first failure since it worked is logged."""
+        cause = f"{type(exc).__name__}: {exc}"
+        with self._buffer_lock:
+            first = self._failure is None
+            self._failure = cause
+            n = len(self._buffer)
+        if first:
+            log.error(
+                "%s: cannot write statistics (%s); %d record(s) kept in memory (at most "
+                "%d, newer ones beyond are dropped), tried again every %g s; training goes on",
+                self.path, cause, n, _BACKLOG * self.batch_size, self.flush_interval,
+                exc_info=not isinstance(exc, sqlite3.Error | OSError),  # a bug: its traceback
+            )  # fmt: skip
+
+    def _note_recovery(self) -> None:
+        with self._buffer_lock:
+            self._failure = None
+            dropped, self._dropped_now = self._dropped_now, 0
+        if dropped:
+            log.error(
+                "%s: writing statistics works again; %d record(s) were dropped while it "
+                "failed (%d in all)", self.path, dropped, self.dropped,
+            )  # fmt: skip
+        else:
+            log.warning("%s: writing statistics works again; nothing was lost", self.path)
+
+    def _flush_into(self, written: list) -> int:
+        """Write the buffer, appending what it wrote to ``written``; the number of
+        records taken (0: nothing to write)."""
         with self._write_lock:
             with self._buffer_lock:
                 records, self._buffer = self._buffer, []
+                self._taken = len(records)
             if not records:
-                return
+                return 0
             done = 0  # records[:done] are written or set aside
             try:
                 step = 4 * self.batch_size
@@ -568,7 +709,11 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             except BaseException:
                 with self._buffer_lock:  # keep them: nothing is dropped silently
                     self._buffer[:0] = records[done:]
+                    self._taken = 0
                 raise
+            with self._buffer_lock:
+                self._taken = 0
+            return len(records)
 
     def _reject(self, record, exc: BaseException) -> None:
         """Set aside a record that SQLite refuses on its own, with one logged error."""
@@ -677,7 +822,16 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             raise
 
     def close(self) -> None:
-        """Write what is buffered and close every connection."""
+        """Write what is buffered and close every connection.
+
+        From its start, ``put`` raises InputError (a record accepted then would be lost).
+
+        Raises
+        ------
+        StatsWriteError
+            The file cannot be written: the storage stays open with its records
+            buffered, and ``close()`` may be called again once the file works.
+        """
         if self._closed:
             return
         with self._buffer_lock:
@@ -685,13 +839,13 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             self._wake.notify_all()
         if self._thread is not None:
             self._thread.join()
-            _OPEN.discard(self)
         self.flush()
         with self._buffer_lock:  # empty: puts are refused from _stopping on
             left = len(self._buffer)
         if left:
             log.error("%s: %d record(s) still buffered at close were not written", self.path, left)
         self._closed = True
+        _OPEN.discard(self)
         self._close_connections()
 
     def quick_check(self, limit: int = 10) -> list[str]:

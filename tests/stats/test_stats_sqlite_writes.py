@@ -1,11 +1,15 @@
 """SQLiteStatsStorage's write path: closing, a failing file, reader connections."""
 
+import re
+import sqlite3
 import threading
+import time
 
 import pytest
 
 from embedviz.errors import InputError
 from embedviz.stats.records import Update
+from embedviz.stats.sqlite_storage import StatsWriteError
 from embedviz.stats.storage import SQLiteStatsStorage
 
 
@@ -50,3 +54,104 @@ def test_put_racing_with_close_is_refused_never_lost(tmp_path, monkeypatch):
     assert _iterations(path) == [0]
     with pytest.raises(InputError, match="closed"):
         storage.put(_update(2))
+
+
+class _FailingFile:
+    """``_write`` patched to fail like a full disk while ``broken`` is set."""
+
+    def __init__(self, storage, monkeypatch):
+        self.real = storage._write
+        self.broken = True
+        self.tries = 0
+        monkeypatch.setattr(storage, "_write", self)
+
+    def __call__(self, records):
+        if self.broken:
+            self.tries += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        self.real(records)
+
+
+def _wait_until(predicate, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_a_failing_file_never_raises_from_put_drops_beyond_the_bound_and_resumes(
+    tmp_path, monkeypatch, caplog
+):
+    """Disk full: put goes on; the records stay buffered up to 32 x batch_size, the
+    newer ones are dropped and counted; one error names the file and the cause (not
+    one per retry); once the file works the writer thread writes the kept ones by
+    itself, in order."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, batch_size=2, flush_interval=0.02)
+    bound = 32 * 2
+    disk = _FailingFile(storage, monkeypatch)
+    with caplog.at_level("WARNING", logger="embedviz.stats.sqlite_storage"):
+        for i in range(bound):
+            storage.put(_update(i))  # never raises
+        assert _wait_until(lambda: disk.tries >= 3)  # the writer thread keeps trying
+        assert storage.dropped == 0 and len(storage._buffer) == bound
+        storage.put_many([_update(i) for i in range(bound, bound + 10)])
+        for i in range(bound + 10, bound + 15):
+            storage.put(_update(i))
+        assert storage.dropped == 15 and len(storage._buffer) == bound
+        assert _wait_until(lambda: disk.tries >= 6)
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 2, errors  # the failure, the first drop: not one per try
+        assert str(path) in errors[0] and "database or disk is full" in errors[0]
+        assert str(path) in errors[1] and "dropping the newest records" in errors[1]
+        assert storage.count_updates("run") == 0  # reads show the file, and do not raise
+        disk.broken = False
+
+        def resumed():
+            return [
+                r.getMessage() for r in caplog.records if "statistics works again" in r.getMessage()
+            ]
+
+        assert _wait_until(resumed)  # by itself
+    assert len(resumed()) == 1 and "15 record(s) were dropped" in resumed()[0]
+    storage.put(_update(1000))
+    storage.close()
+    assert _iterations(path) == [*range(bound), 1000]  # nothing lost below the bound
+    assert storage.dropped == 15
+
+
+def test_put_writing_itself_on_a_failing_file_does_not_raise(tmp_path, monkeypatch):
+    """The writer thread asleep (long flush_interval, batch_size above what is put): the
+    put that reaches the bound writes in its caller's thread; that write fails, put still
+    returns, and the buffer is cut to the bound."""
+    storage = SQLiteStatsStorage(tmp_path / "runs.db", batch_size=100, flush_interval=60)
+    bound = 32 * 100
+    disk = _FailingFile(storage, monkeypatch)
+    storage.put(_update(0))
+    storage.put_many([_update(i) for i in range(1, bound + 5)])  # the put that writes
+    assert 1 <= disk.tries <= 2  # put's own write (and perhaps the thread's)
+    assert len(storage._buffer) == bound and storage.dropped == 5
+    disk.broken = False
+    storage.close()
+    assert _iterations(tmp_path / "runs.db") == list(range(bound))
+
+
+def test_flush_and_close_on_a_failing_file_raise_one_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, flush_interval=60)
+    disk = _FailingFile(storage, monkeypatch)
+    storage.put_many([_update(i) for i in range(3)])
+    expected = (
+        rf"{re.escape(str(path))}: cannot write statistics \(OperationalError: database or "
+        r"disk is full\); 3 record\(s\) are not written and stay buffered; free disk space"
+    )
+    with pytest.raises(StatsWriteError, match=expected) as raised:
+        storage.flush()
+    assert not isinstance(raised.value, sqlite3.Error) and isinstance(raised.value, OSError)
+    with pytest.raises(StatsWriteError, match=expected):
+        storage.close()  # stays open, its records buffered
+    with pytest.raises(InputError, match="closing"):
+        storage.put(_update(3))
+    disk.broken = False
+    storage.close()  # again, now that the file works
+    assert _iterations(path) == [0, 1, 2]

@@ -27,6 +27,7 @@ from embedviz.stats.records import (
     to_dict,
 )
 from embedviz.stats.series import downsample_minmax
+from embedviz.stats.sqlite_storage import StatsWriteError
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 from embedviz.stats.validation import record_from_dict
 
@@ -977,7 +978,7 @@ def test_sqlite_keeps_records_when_the_file_fails(tmp_path, monkeypatch):
 
     monkeypatch.setattr(storage, "_write", failing)
     storage.put_many(make_update(i) for i in range(3))
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StatsWriteError, match="database is locked"):
         storage.flush()
     assert len(storage._buffer) == 3 and storage.rejected == 0
     storage.flush()
