@@ -204,7 +204,7 @@ def run_ui(
             raise InputError("--token-file: give either --token or --token-file, not both")
         token = check_token(read_token_file(token_file), "--token-file")
     elif token is not None:
-        if not token.strip():
+        if isinstance(token, str) and not token.strip():
             raise InputError(
                 "--token: expected a token, got an empty one; give at least "
                 f"{MIN_TOKEN_CHARS} random characters (e.g. openssl rand -hex 16), or no --token"

@@ -38,3 +38,8 @@ def test_run_ui_refuses_one_path_given_as_a_string(tmp_path):
     path = str(tmp_path / "runs.db")
     with pytest.raises(InputError, match=r"paths: expected a list of statistics files.*run_ui\(\["):
         commands.run_ui(path, port=0)
+
+
+def test_run_ui_refuses_a_token_that_is_not_a_string(tmp_path):
+    with pytest.raises(InputError, match="^--token: expected a non-empty string, got bytes"):
+        commands.run_ui([str(tmp_path / "runs.db")], port=0, token=b"0123456789abcdef")
