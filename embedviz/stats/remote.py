@@ -54,7 +54,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from embedviz._check import check_number
+from embedviz._check import check_int, check_number
 from embedviz.errors import InputError
 from embedviz.stats.base import StatsStorage
 from embedviz.stats.limits import check_token
@@ -79,20 +79,22 @@ class RemoteStatsRouter(StatsStorage):
         Sent as ``Authorization: Bearer <token>``; printable ASCII
         (:func:`~embedviz.stats.limits.check_token`).
     queue_size : int, default=10000
-        Records queued at most; as many again are held in memory when the spill file
-        cannot be written.
+        Records queued at most (>= 1); as many again are held in memory when the spill
+        file cannot be written.
     batch_size : int, default=500
-        Records per request at most.
+        Records per request at most (>= 1).
     max_body_bytes : int, default=8 MiB
-        A batch whose JSON is larger is split.
+        A batch whose JSON is larger is split (>= 1024; keep it at most the UI's
+        limit, or the UI answers 413 and the router splits then).
     timeout : float, default=5.0
-        Seconds per HTTP request.
+        Seconds per HTTP request (> 0).
     max_backoff : float, default=30.0
-        Longest wait between retries.
+        Longest wait between retries, seconds (> 0).
     put_timeout : float, default=0.5
-        Longest time ``put`` waits for room in the queue before spilling to disk.
+        Longest time ``put`` waits for room in the queue before spilling to disk
+        (>= 0 seconds).
     close_timeout : float, default=30.0
-        Longest time ``close`` spends sending what is left.
+        Longest time ``close`` spends sending what is left (>= 0 seconds).
     spill_path : str, Path or None
         The spill file; default a new file in the temporary directory. Records already
         in it (from an earlier run) are sent first.
@@ -119,9 +121,18 @@ class RemoteStatsRouter(StatsStorage):
         super().__init__()
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise InputError(f"url: expected an http:// or https:// address, got {url!r}")
-        for name, value in (("queue_size", queue_size), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name}: expected an integer >= 1, got {value!r}")
+        queue_size = check_int("queue_size", queue_size, low=1)
+        batch_size = check_int("batch_size", batch_size, low=1)
+        max_body_bytes = check_int("max_body_bytes", max_body_bytes, low=1024)
+        timeout = check_number("timeout", timeout, low=0, low_open=True)
+        max_backoff = check_number("max_backoff", max_backoff, low=0, low_open=True)
+        put_timeout = check_number("put_timeout", put_timeout, low=0)
+        close_timeout = check_number("close_timeout", close_timeout, low=0)
+        if spill_path is not None and not isinstance(spill_path, (str, os.PathLike)):
+            raise InputError(
+                f"spill_path: expected a file path or None (a new file in the temporary "
+                f"directory), got {spill_path!r:.60}"
+            )
         if token is not None:
             check_token(token)
         url = url.rstrip("/")
@@ -322,15 +333,21 @@ class RemoteStatsRouter(StatsStorage):
     def _store(self, records: list[Record]) -> None:
         if self._closed:
             raise InputError("RemoteStatsRouter: closed; create a new router to send more")
-        with self._count_lock:
-            self._outstanding += len(records)
-        for record in records:
-            payload = json.dumps(to_dict(record))
+        payloads = [json.dumps(to_dict(record)) for record in records]  # all or none
+        for payload in payloads:
+            # counted first (the sender may answer it at once), uncounted again when
+            # it is neither queued nor spilled: pending() never counts a lost put
+            with self._count_lock:
+                self._outstanding += 1
             try:
-                self._queue.put(payload, timeout=self.put_timeout)
-            except queue.Full:  # keep order: the queue goes first, then this record
-                self._drain_queue_to_spill()
-                self._spill([payload])
+                try:
+                    self._queue.put(payload, timeout=self.put_timeout)
+                except queue.Full:  # keep order: the queue goes first, then this record
+                    self._drain_queue_to_spill()
+                    self._spill([payload])
+            except BaseException:
+                self._answered(1)
+                raise
         self._idle.clear()
 
     def _answered(self, n: int) -> None:

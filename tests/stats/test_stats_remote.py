@@ -8,6 +8,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
 
 from embedviz.errors import InputError
@@ -520,3 +521,51 @@ def test_close_says_the_sender_failed_rather_than_unreachable(tmp_path, routers,
     assert "the sender thread failed (ZeroDivisionError" in caplog.text
     assert "5 record(s) not sent, kept in" in caplog.text
     assert [r["iteration"] for r in spilled_rows(tmp_path / "spill.db")] == list(range(5))
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"timeout": "5"}, r"timeout: expected a number > 0, got '5'"),
+        ({"timeout": 0}, r"timeout: expected a number > 0, got 0"),
+        ({"put_timeout": -1}, r"put_timeout: expected a number >= 0, got -1"),
+        ({"max_backoff": -3}, r"max_backoff: expected a number > 0, got -3"),
+        ({"max_backoff": float("inf")}, r"max_backoff: expected a number > 0, got inf"),
+        ({"max_body_bytes": 0}, r"max_body_bytes: expected an integer >= 1024, got 0"),
+        ({"close_timeout": None}, r"close_timeout: expected a number >= 0, got None"),
+        ({"queue_size": 0}, r"queue_size: expected an integer >= 1, got 0"),
+        ({"batch_size": 2.0}, r"batch_size: expected an integer >= 1, got 2.0"),
+        ({"spill_path": 3}, r"spill_path: expected a file path or None"),
+    ],
+)
+def test_every_parameter_is_checked_when_the_router_is_made(kw, match):
+    """Review 6, finding 5: these were taken and failed later, in the sender thread."""
+    with pytest.raises(InputError, match=match):
+        RemoteStatsRouter("http://127.0.0.1:9", **kw)
+
+
+def test_numpy_integers_are_taken_and_flush_checks_its_timeout(routers):
+    router = routers("http://127.0.0.1:9", batch_size=np.int64(5), queue_size=np.int32(8))
+    assert router.batch_size == 5 and type(router.batch_size) is int
+    with pytest.raises(InputError, match=r"timeout: expected a number >= 0, got -1"):
+        router.flush(-1)
+
+
+def test_pending_counts_only_records_that_were_queued_or_spilled(receivers, routers, monkeypatch):
+    server = receivers()
+    router = routers(server.url)
+    put, calls = router._queue.put, []
+
+    def put_once(payload, timeout=None):
+        calls.append(payload)
+        if len(calls) == 2:
+            raise RuntimeError("no room")  # the second record is neither queued nor spilled
+        put(payload, timeout=timeout)
+
+    monkeypatch.setattr(router._queue, "put", put_once)
+    with pytest.raises(RuntimeError, match="no room"):
+        router.put_many([update("0", 0), update("0", 1), update("0", 2)])
+    assert router.flush(5) is True  # was stuck at 2 for good
+    assert router.pending() == 0 and by_worker(server.records) == {"0": [0]}
+    router.put(update("0", 3))
+    assert router.flush(5) is True and by_worker(server.records) == {"0": [0, 3]}
