@@ -35,6 +35,10 @@ for long:
   says how many were lost.
 
 Records of one worker arrive in the order they were put.
+
+The router is write-only: it has none of the read methods of
+:mod:`embedviz.stats.storage` and takes no listeners (:meth:`register_listener` raises
+InputError); read, and listen, on the storage that the UI's receiver writes into.
 """
 
 from __future__ import annotations
@@ -374,11 +378,31 @@ class RemoteStatsRouter(StatsStorage):
             True when nothing is pending. False leaves the rest to the sender thread
             (and to :meth:`close`, which keeps what is left); when the thread is
             failing, an error says why.
+
+        Notes
+        -----
+        Unlike a storage's ``flush() -> None``, this one waits for the network and
+        says whether it got everything through. ``StatsListener.close()``,
+        ``TSNEStats.close()`` and ``Word2VecStats`` at the end of training call it
+        without arguments: they wait at most 5 s and go on either way (the rest is
+        logged at INFO here and kept by :meth:`close`, which the owner of the router
+        calls).
+
+        Examples
+        --------
+        >>> router.flush(timeout=10)  # doctest: +SKIP
+        True
         """
         if timeout is not None:
             timeout = check_number("timeout", timeout, low=0)
         done = self._wait(self.close_timeout if timeout is None else timeout)
         failure = self._failure()
+        if not done and failure is None and self.refused is None:
+            log.info(
+                "remote UI %s: %d record(s) not answered yet; still sending them",
+                self.url,
+                self.pending(),
+            )
         if not done and failure is not None:
             log.error(
                 "remote UI %s: %d record(s) not sent: the sender thread failed (%s; its "
@@ -526,6 +550,21 @@ class RemoteStatsRouter(StatsStorage):
             n,
             self.spill_path,
             tempfile.gettempdir(),
+        )
+
+    def register_listener(self, callback) -> None:
+        """Refused: the router is write-only, so a listener on it would never be called.
+
+        Raises
+        ------
+        InputError
+            Always; register the listener on the storage the UI server writes into.
+        """
+        raise InputError(
+            "register_listener: RemoteStatsRouter is write-only (it posts records to a "
+            "UI and reads nothing back), so a listener on it would never be called; "
+            "register the listener on the storage the UI server writes into (the one "
+            "given to `embedviz ui` or UIServer)"
         )
 
     # -- asking the UI ----------------------------------------------------------------

@@ -569,3 +569,10 @@ def test_pending_counts_only_records_that_were_queued_or_spilled(receivers, rout
     assert router.pending() == 0 and by_worker(server.records) == {"0": [0]}
     router.put(update("0", 3))
     assert router.flush(5) is True and by_worker(server.records) == {"0": [0, 3]}
+
+
+def test_the_router_is_write_only_and_refuses_listeners(routers):
+    router = routers("http://127.0.0.1:9")
+    with pytest.raises(InputError, match=r"register_listener: RemoteStatsRouter is write-only"):
+        router.register_listener(lambda event: None)
+    assert not hasattr(router, "get_updates") and not hasattr(router, "list_sessions")
