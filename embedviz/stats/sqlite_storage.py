@@ -206,7 +206,9 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         self._taken = 0  # records taken from the buffer by the write in progress
         self.dropped = 0  # records dropped because the file failed and the buffer is full
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        # every reader connection with its thread; those of ended threads are closed
+        # when another thread connects, so they stay as many as the live readers
+        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._readers_lock = threading.Lock()
         self._wids: dict[tuple[str, str], int] = {}
         self._layout_ids: dict[tuple[str, ...], int] = {}
@@ -275,7 +277,7 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             self._writer.close()
             self._writer = None
         with self._readers_lock:
-            for con in self._readers:
+            for _, con in self._readers:
                 con.close()
             self._readers.clear()
         self._local = threading.local()
@@ -440,7 +442,11 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             con = self._connect()
             self._local.con = con
             with self._readers_lock:
-                self._readers.append(con)
+                ended = [c for thread, c in self._readers if not thread.is_alive()]
+                self._readers = [r for r in self._readers if r[0].is_alive()]
+                self._readers.append((threading.current_thread(), con))
+            for old in ended:  # their threads cannot use them any more
+                old.close()
         return con
 
     # -- writing -------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """SQLiteStatsStorage's write path: closing, a failing file, reader connections."""
 
+import os
 import re
 import sqlite3
 import threading
@@ -155,3 +156,29 @@ def test_flush_and_close_on_a_failing_file_raise_one_clear_error(tmp_path, monke
     disk.broken = False
     storage.close()  # again, now that the file works
     assert _iterations(path) == [0, 1, 2]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_reader_connections_of_ended_threads_are_closed(tmp_path):
+    """A thread-per-request reader (a notebook, a web app) must not leave a connection
+    and its file descriptors open per thread it ever ran."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path)
+    storage.put(_update(0))
+    storage.flush()
+    assert storage.get_updates("run")[0].iteration == 0
+
+    def fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    seen = []
+    for _ in range(200):
+        t = threading.Thread(target=lambda: seen.append(len(storage.get_updates("run"))))
+        t.start()
+        t.join()
+    assert seen == [1] * 200  # every thread read
+    assert fds() <= before + 4  # the newest ended thread's connection at most
+    assert len(storage._readers) <= 2
+    storage.close()
+    assert fds() < before
