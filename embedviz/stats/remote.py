@@ -20,11 +20,11 @@ for long:
   record) is logged as an error and kept in the spill file's ``rejected`` table.
 * :meth:`pending` counts every record not yet answered, the batch being posted
   included; :meth:`flush` waits for it. ``close()`` sends what is left for up to
-  ``close_timeout`` seconds, then waits at most ``timeout + 2`` s for the request in
-  flight; what is still unsent (that request's records included: the server may
-  still store them, delivery is at least once) is kept in the spill file, whose path
-  is logged, and a later ``RemoteStatsRouter(url, spill_path=that_path)`` sends it
-  first.
+  ``close_timeout`` seconds, then waits at most ``timeout + min(timeout, 2)`` s for the
+  request in flight; what is still unsent (that request's records included: the server
+  may still store them, delivery is at least once) is kept in the spill file, whose
+  path is logged, and a later ``RemoteStatsRouter(url, spill_path=that_path)`` sends
+  it first.
 * If the spill file cannot be written (no such folder, disk full), the records are kept
   in memory instead, at most ``queue_size`` of them, and sent first (before the spill
   file's newer records and the queue) when the server answers; while any are held,
@@ -413,6 +413,11 @@ class RemoteStatsRouter(StatsStorage):
             )
         return done
 
+    def _grace(self) -> float:
+        """How long close() waits for a request in flight: its timeout (a silent
+        server's socket read ends then) and as much again, at most 2 s, to spill."""
+        return self.timeout + min(self.timeout, 2.0)
+
     def _wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while (
@@ -433,9 +438,10 @@ class RemoteStatsRouter(StatsStorage):
     def close(self) -> None:
         """Send what is left (at most ``close_timeout`` s), stop the thread, keep the rest.
 
-        Returns within ``close_timeout + timeout + 2`` seconds (plus the time to write
-        the spill file). Records not answered by then -- a batch whose request is still
-        running included -- are kept in the spill file and logged; nothing is dropped.
+        Returns within ``close_timeout + timeout + min(timeout, 2)`` seconds (plus the
+        time to write the spill file). Records not answered by then -- a batch whose
+        request is still running included -- are kept in the spill file and logged;
+        nothing is dropped.
         """
         if self._closed:
             return
@@ -443,7 +449,7 @@ class RemoteStatsRouter(StatsStorage):
         self._wait(self.close_timeout)
         failure = self._failure()
         self._stop.set()
-        self._thread.join(self.timeout + 2)
+        self._thread.join(self._grace())
         with self._handoff:  # the thread, stuck in a request or not, touches nothing now
             self._abandoned = True
             inflight = self._inflight[self._inflight_done :]
@@ -458,11 +464,11 @@ class RemoteStatsRouter(StatsStorage):
             )
         elif inflight:
             log.warning(
-                "remote UI %s: a request of %d record(s) got no answer within %.0f s; "
+                "remote UI %s: a request of %d record(s) got no answer within %.1f s; "
                 "keeping them to send again (the server may store them twice)",
                 self.url,
                 len(inflight),
-                self.timeout + 2,
+                self._grace(),
             )
             self._spill(inflight, front=True, bound=False)  # older than anything spilled
         self._drain_queue_to_spill(bound=False)
@@ -595,9 +601,7 @@ class RemoteStatsRouter(StatsStorage):
     # -- sending (background thread) ------------------------------------------------
     def _post(self, payloads: list[str]) -> tuple[int, str]:
         """POST one batch; (HTTP status or 0 for no answer, message)."""
-        body = (
-            f'{{"schema_version": {SCHEMA_VERSION}, "records": [' + ",".join(payloads) + "]}"
-        ).encode()
+        body = _envelope(payloads)
         request = urllib.request.Request(self.url, data=body, method="POST")
         request.add_header("Content-Type", "application/json")
         if self.token is not None:
@@ -637,7 +641,7 @@ class RemoteStatsRouter(StatsStorage):
         chunks = [payloads]
         while chunks:
             chunk = chunks.pop(0)
-            size = sum(len(p) for p in chunk) + 64
+            size = _body_size(chunk)
             if size > self.max_body_bytes and len(chunk) > 1:
                 half = len(chunk) // 2
                 chunks[:0] = [chunk[:half], chunk[half:]]
@@ -824,6 +828,21 @@ class RemoteStatsRouter(StatsStorage):
         except Exception:
             log.debug("remote UI %s: recovering failed too", self.url, exc_info=True)
         self._retry_later(True)
+
+
+def _envelope(payloads: list[str]) -> bytes:
+    """The request body: the records (JSON texts) in the envelope of http_api.md."""
+    return (
+        f'{{"schema_version": {SCHEMA_VERSION}, "records": [' + ",".join(payloads) + "]}"
+    ).encode()
+
+
+_EMPTY_BODY = len(_envelope([]))
+
+
+def _body_size(payloads: list[str]) -> int:
+    """``len(_envelope(payloads))`` without building it (the payloads are ASCII JSON)."""
+    return _EMPTY_BODY + sum(len(p) for p in payloads) + max(len(payloads) - 1, 0)
 
 
 def _position(message: str) -> int | None:

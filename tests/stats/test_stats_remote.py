@@ -1,4 +1,10 @@
-"""RemoteStatsRouter against a local test server that goes away and comes back (§5, §7)."""
+"""RemoteStatsRouter against local test servers that go away, come back, stall, refuse
+or do not speak HTTP (§5, §7).
+
+Every server and router is made through a fixture that stops or closes it after the
+test, also when an assert fails. Timeouts and back-offs are short; where a test waits
+for a request that hangs, an Event decides when it ends.
+"""
 
 import json
 import logging
@@ -12,17 +18,28 @@ import numpy as np
 import pytest
 
 from embedviz.errors import InputError
-from embedviz.stats.records import SCHEMA_VERSION, Update
+from embedviz.stats.records import SCHEMA_VERSION, Update, to_dict
 from embedviz.stats.remote import RemoteStatsRouter
 from embedviz.stats.validation import record_from_dict
 
 
+def _serve(handler, port=0):
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    return server
+
+
 class Receiver:
-    """A tiny stand-in for ``embedviz ui --enable-remote`` on 127.0.0.1."""
+    """A tiny stand-in for ``embedviz ui --enable-remote`` on 127.0.0.1; ``largest`` is
+    the largest Content-Length it got, ``too_large`` how many bodies it answered 413."""
 
     def __init__(self, port=0, token=None, max_bytes=1 << 20, status=None, bad_iteration=None):
         self.records = []
         self.requests = 0
+        self.largest = 0
+        self.too_large = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,7 +55,9 @@ class Receiver:
                 if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
                     return self._answer(401, {"error": "bad token"})
                 length = int(self.headers.get("Content-Length", 0))
+                outer.largest = max(outer.largest, length)
                 if length > max_bytes:
+                    outer.too_large += 1
                     return self._answer(413, {"error": "too large"})
                 body = json.loads(self.rfile.read(length))
                 assert body["schema_version"] == SCHEMA_VERSION
@@ -57,46 +76,59 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _serve(Handler, port)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.stopped = False
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        if not self.stopped:
+            self.stopped = True
+            self.server.shutdown()
+            self.server.server_close()
 
 
-@pytest.fixture
-def receivers():
-    """``make(**kw)`` starts a :class:`Receiver`; all are stopped after the test."""
-    made = []
+class Stalling:
+    """A server that reads the request, then holds it until ``release`` is set and
+    answers 503; or (``dribble``: seconds) sends its status line one byte at a time at
+    that pace, so that no socket read ever times out, until stopped."""
 
-    def make(**kw):
-        made.append(Receiver(**kw))
-        return made[-1]
+    def __init__(self, dribble=None):
+        self.requests = 0
+        self.release = threading.Event()
+        self.done = threading.Event()
+        outer = self
 
-    yield make
-    for server in made:
-        server.stop()
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
 
+            def do_POST(self):
+                outer.requests += 1
+                self.rfile.read(int(self.headers["Content-Length"]))
+                if dribble is not None:
+                    for ch in b"HTTP/1.1 503 Unavailable\r\n":
+                        if outer.done.wait(dribble):
+                            return
+                        self.wfile.write(bytes([ch]))
+                        self.wfile.flush()
+                    return
+                outer.release.wait()
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
-@pytest.fixture
-def routers(tmp_path):
-    """``make(url, **kw)`` makes a router with short timeouts and back-offs and a spill
-    file in ``tmp_path``; all are closed after the test (quickly, if it failed)."""
-    made = []
+        self.server = _serve(Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.stopped = False
 
-    def make(url, **kw):
-        kw = {"timeout": 0.2, "max_backoff": 0.05, "spill_path": tmp_path / "spill.db", **kw}
-        made.append(RemoteStatsRouter(url, **kw))
-        return made[-1]
-
-    yield make
-    for router in made:
-        router.close_timeout = min(router.close_timeout, 0.5)
-        router.close()
+    def stop(self):
+        if not self.stopped:
+            self.stopped = True
+            self.done.set()
+            self.release.set()
+            self.server.shutdown()
+            self.server.server_close()
 
 
 class Banner:
@@ -126,9 +158,38 @@ class Banner:
                 con.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
 
     def stop(self):
-        self.done.set()
-        self.thread.join()
-        self.sock.close()
+        if not self.done.is_set():
+            self.done.set()
+            self.thread.join()
+            self.sock.close()
+
+
+def _factory(cls):
+    made = []
+
+    def make(*args, **kw):
+        made.append(cls(*args, **kw))
+        return made[-1]
+
+    return make, made
+
+
+@pytest.fixture
+def receivers():
+    """``make(**kw)`` starts a :class:`Receiver`; all are stopped after the test."""
+    make, made = _factory(Receiver)
+    yield make
+    for server in made:
+        server.stop()
+
+
+@pytest.fixture
+def stalling():
+    """``make(dribble=None)`` starts a :class:`Stalling` server; stopped after the test."""
+    make, made = _factory(Stalling)
+    yield make
+    for server in made:
+        server.stop()
 
 
 @pytest.fixture
@@ -138,14 +199,36 @@ def banner():
     server.stop()
 
 
+@pytest.fixture
+def routers(tmp_path):
+    """``make(url, **kw)`` makes a router with a short back-off and a spill file in
+    ``tmp_path``; all are closed after the test (quickly, if it failed). The request
+    timeout stays 2 s where a real receiver answers (a timed-out request that was
+    stored is sent twice, which the order asserts would see); tests of hung requests
+    pass ``timeout=0.2``."""
+    made = []
+
+    def make(url, **kw):
+        kw = {"timeout": 2.0, "max_backoff": 0.05, "spill_path": tmp_path / "spill.db", **kw}
+        made.append(RemoteStatsRouter(url, **kw))
+        return made[-1]
+
+    yield make
+    for router in made:
+        router.close_timeout = min(router.close_timeout, 0.5)
+        router.close()
+        if router.unsent_path is not None:
+            router.unsent_path.unlink(missing_ok=True)
+
+
 def update(worker, i):
     return Update("remote", worker, i, float(i), score=1.0 / (i + 1), extra={"kl": float(i)})
 
 
 def wait_for(cond, seconds=10.0):
-    deadline = time.time() + seconds
-    while not cond() and time.time() < deadline:
-        time.sleep(0.02)
+    deadline = time.monotonic() + seconds
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.01)
     return cond()
 
 
@@ -156,17 +239,22 @@ def by_worker(records):
     return out
 
 
-def test_server_goes_away_and_comes_back_nothing_lost_order_kept(tmp_path, caplog):
-    server = Receiver()
-    router = RemoteStatsRouter(
-        server.url, max_backoff=0.2, timeout=1.0, batch_size=50, close_timeout=15,
-        spill_path=tmp_path / "spill.db",
-    )  # fmt: skip
-    sent = []
+def spilled_rows(path):
+    con = sqlite3.connect(path)
+    try:
+        return [json.loads(p) for (p,) in con.execute("SELECT payload FROM spill ORDER BY id")]
+    finally:
+        con.close()
+
+
+def test_server_goes_away_and_comes_back_nothing_lost_order_kept(
+    tmp_path, caplog, receivers, routers
+):
+    server = receivers()
+    router = routers(server.url, batch_size=50, close_timeout=15)
     for i in range(150):
         for w in ("0", "1"):
             router.put(update(w, i))
-            sent.append((w, i))
     assert wait_for(lambda: len(server.records) == 300)
     server.stop()  # the UI goes away
     with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
@@ -178,7 +266,7 @@ def test_server_goes_away_and_comes_back_nothing_lost_order_kept(tmp_path, caplo
         assert wait_for(lambda: router._spilled > 0)
     assert "not accepting records" in caplog.text
     assert (tmp_path / "spill.db").exists()
-    back = Receiver(port=server.port)  # ... and comes back on the same port
+    back = receivers(port=server.port)  # ... and comes back on the same port
     for i in range(400, 450):
         for w in ("0", "1"):
             router.put(update(w, i))
@@ -187,75 +275,83 @@ def test_server_goes_away_and_comes_back_nothing_lost_order_kept(tmp_path, caplo
     assert got == {"0": list(range(450)), "1": list(range(450))}
     assert router.sent == 900 and router.pending() == 0
     assert not (tmp_path / "spill.db").exists()  # removed once everything was delivered
-    back.stop()
     with pytest.raises(InputError, match="closed"):
         router.put(update("0", 1))
 
 
-def test_full_queue_spills_instead_of_blocking(tmp_path):
-    server = Receiver()
+def test_full_queue_spills_instead_of_blocking(receivers, routers):
+    server = receivers()
     server.stop()
-    router = RemoteStatsRouter(
-        server.url, queue_size=4, put_timeout=0.01, max_backoff=0.2, timeout=0.5,
-        close_timeout=15, spill_path=tmp_path / "spill.db",
-    )  # fmt: skip
+    router = routers(server.url, queue_size=4, put_timeout=0.001, close_timeout=15)
     t0 = time.perf_counter()
     for i in range(300):
         router.put(update("0", i))
     assert time.perf_counter() - t0 < 10
-    back = Receiver(port=server.port)
+    assert router._spilled > 0 and router.pending() == 300
+    back = receivers(port=server.port)
     router.close()
     assert by_worker(back.records) == {"0": list(range(300))}
-    back.stop()
 
 
-def test_bad_token_keeps_records_and_a_later_router_sends_them(tmp_path, caplog):
-    server = Receiver(token="right")
+def test_bad_token_keeps_records_and_a_later_router_sends_them(
+    tmp_path, caplog, receivers, routers
+):
+    server = receivers(token="right")
     spill = tmp_path / "spill.db"
-    router = RemoteStatsRouter(
-        server.url, token="wrong", max_backoff=0.1, timeout=1.0, close_timeout=0.5,
-        spill_path=spill,
-    )  # fmt: skip
+    router = routers(server.url, token="wrong", close_timeout=0.5, spill_path=spill)
     with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
         for i in range(20):
             router.put(update("0", i))
         router.close()
     assert server.records == []
     assert "HTTP 401" in caplog.text and "kept in" in caplog.text
-    con = sqlite3.connect(spill)
-    assert con.execute("SELECT count(*) FROM spill").fetchone()[0] == 20
-    con.close()
-    again = RemoteStatsRouter(server.url, token="right", spill_path=spill, close_timeout=10)
+    assert len(spilled_rows(spill)) == 20
+    again = routers(server.url, token="right", spill_path=spill, close_timeout=10)
     again.put(update("0", 20))
     again.close()
     assert by_worker(server.records) == {"0": list(range(21))}
-    server.stop()
 
 
-def test_malformed_batch_is_kept_as_rejected_not_retried(tmp_path, caplog):
-    server = Receiver(status=400)
-    spill = tmp_path / "spill.db"
-    router = RemoteStatsRouter(server.url, spill_path=spill, close_timeout=5)
+def test_malformed_batch_is_kept_as_rejected_not_retried(tmp_path, caplog, receivers, routers):
+    server = receivers(status=400)
+    router = routers(server.url, close_timeout=5)
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
         router.put(update("0", 1))
         router.close()
     assert router.rejected == 1 and "refused 1 record" in caplog.text
-    con = sqlite3.connect(spill)
+    assert server.requests == 1
+    con = sqlite3.connect(tmp_path / "spill.db")
     (reason,) = con.execute("SELECT reason FROM rejected").fetchone()
     assert reason.startswith("HTTP 400")
     con.close()
-    server.stop()
 
 
-def test_too_large_batches_are_split(tmp_path):
-    server = Receiver(max_bytes=2000)
-    router = RemoteStatsRouter(server.url, batch_size=100, spill_path=tmp_path / "s.db")
+def test_batches_larger_than_max_body_bytes_are_split_before_they_are_sent(receivers, routers):
+    """No body the router sends is over ``max_body_bytes`` (the JSON envelope and the
+    commas counted: a limit just above the records' own bytes once let 100 through)."""
+    records = [Update("remote", "0", i, 0.0, score=0.5) for i in range(100, 200)]
+    size = len(json.dumps(to_dict(records[0])))  # every record has this many bytes
+    assert {len(json.dumps(to_dict(r))) for r in records} == {size}
+    limit = 100 * size + 70
+    server = receivers(max_bytes=limit)
+    router = routers(server.url, batch_size=100, max_body_bytes=limit)
+    router.put_many(records)
+    router.close()
+    assert by_worker(server.records) == {"0": list(range(100, 200))}
+    assert 0 < server.largest <= limit  # every body, not only the accepted ones
+    assert server.too_large == 0 and router.rejected == 0
+
+
+def test_too_large_batches_are_split(receivers, routers):
+    """The server's limit is below the router's: its 413 answers make the router split."""
+    server = receivers(max_bytes=2000)
+    router = routers(server.url, batch_size=100)
     for i in range(60):
         router.put(update("0", i))
     router.close()
     assert by_worker(server.records) == {"0": list(range(60))}
-    assert server.requests > 10
-    server.stop()
+    assert server.too_large > 0  # the split was needed...
+    assert router.rejected == 0 and router.sent == 60  # ...and nothing was refused for good
 
 
 def test_bad_url():
@@ -263,74 +359,25 @@ def test_bad_url():
         RemoteStatsRouter("localhost:9000")
 
 
-class Stalling:
-    """A server that reads the request, then answers 503 after ``delay`` seconds, or
-    sends its status line one byte every 0.2 s (``dribble``) until told to stop."""
-
-    def __init__(self, delay=0.0, dribble=False):
-        self.requests = 0
-        self.done = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                outer.requests += 1
-                self.rfile.read(int(self.headers["Content-Length"]))
-                if dribble:
-                    for ch in b"HTTP/1.1 503 Unavailable\r\n":
-                        if outer.done.wait(0.2):
-                            return
-                        self.wfile.write(bytes([ch]))
-                        self.wfile.flush()
-                    return
-                outer.done.wait(delay)
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.done.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def spilled_rows(path):
-    con = sqlite3.connect(path)
-    try:
-        return [json.loads(p) for (p,) in con.execute("SELECT payload FROM spill ORDER BY id")]
-    finally:
-        con.close()
-
-
-def test_flush_waits_for_the_batch_being_posted(tmp_path):
-    server = Stalling(delay=1.5)
-    router = RemoteStatsRouter(
-        server.url, timeout=5, max_backoff=0.2, close_timeout=0.2, spill_path=tmp_path / "s.db"
-    )
+def test_flush_waits_for_the_batch_being_posted(tmp_path, stalling, routers):
+    server = stalling()  # holds the request until told
+    router = routers(server.url, close_timeout=0.1)
     router.put(update("0", 1))
     assert wait_for(lambda: server.requests == 1)
     t0 = time.perf_counter()
-    assert router.flush(timeout=0.5) is False  # the batch is in flight, not done
-    assert time.perf_counter() - t0 >= 0.45
+    assert router.flush(timeout=0.3) is False  # the batch is in flight, not done
+    assert time.perf_counter() - t0 >= 0.25
     assert router.pending() == 1 and router.sent == 0
+    server.release.set()  # now 503, to this request and every later one
     router.close()
     assert router.pending() == 1
-    assert [r["iteration"] for r in spilled_rows(tmp_path / "s.db")] == [1]
-    server.stop()
+    assert [r["iteration"] for r in spilled_rows(tmp_path / "spill.db")] == [1]
 
 
-def test_close_keeps_a_batch_whose_answer_never_comes(tmp_path, caplog):
-    server = Stalling(dribble=True)  # each read gets a byte in time: no socket timeout
-    spill = tmp_path / "s.db"
-    router = RemoteStatsRouter(server.url, timeout=0.5, close_timeout=0.3, spill_path=spill)
+def test_close_keeps_a_batch_whose_answer_never_comes(tmp_path, caplog, stalling, routers):
+    server = stalling(dribble=0.05)  # each read gets a byte in time: no socket timeout
+    spill = tmp_path / "spill.db"
+    router = routers(server.url, timeout=0.2, close_timeout=0.1)
     for i in range(3):
         router.put(update("0", i))
     assert wait_for(lambda: server.requests == 1)
@@ -338,40 +385,36 @@ def test_close_keeps_a_batch_whose_answer_never_comes(tmp_path, caplog):
         t0 = time.perf_counter()
         router.close()
         took = time.perf_counter() - t0
-    assert took < 0.3 + 0.5 + 2 + 2  # close_timeout + timeout + 2, and the spill write
+    assert took < 0.1 + 0.2 + 0.2 + 2  # close_timeout + 2 * timeout, and the spill write
     assert router.pending() == 3 and router.sent == 0 and router.rejected == 0
     assert [r["iteration"] for r in spilled_rows(spill)] == [0, 1, 2]
     assert "got no answer" in caplog.text and "3 record(s) kept in" in caplog.text
-    server.stop()
-    time.sleep(0.3)  # the router's thread gets its (moot) answer now and touches nothing
+    server.stop()  # the router's thread gets its (moot) answer now and touches nothing
+    router._thread.join(5)
+    assert not router._thread.is_alive()
     assert [r["iteration"] for r in spilled_rows(spill)] == [0, 1, 2]
 
 
-def test_records_go_to_a_file_when_the_spill_file_cannot_be_written(tmp_path, caplog):
-    server = Stalling(dribble=True)
+def test_records_go_to_a_file_when_the_spill_file_cannot_be_written(
+    tmp_path, caplog, stalling, routers
+):
+    server = stalling(dribble=0.05)
     spill = tmp_path / "no-such-folder" / "s.db"
-    router = RemoteStatsRouter(server.url, timeout=0.5, close_timeout=0.1, spill_path=spill)
+    router = routers(server.url, timeout=0.2, close_timeout=0.1, spill_path=spill)
     router.put(update("0", 7))
     assert wait_for(lambda: server.requests == 1)
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
         router.close()
-    server.stop()
-    try:
-        assert router.unsent_path is not None and str(router.unsent_path) in caplog.text
-        lines = router.unsent_path.read_text().splitlines()
-        assert [json.loads(line)["iteration"] for line in lines] == [7]
-        assert "1 record(s) not sent" in caplog.text
-    finally:
-        if router.unsent_path is not None:
-            router.unsent_path.unlink()
+    assert router.unsent_path is not None and str(router.unsent_path) in caplog.text
+    lines = router.unsent_path.read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in lines] == [7]
+    assert "1 record(s) not sent" in caplog.text
 
 
-def test_a_refused_token_is_final_and_close_does_not_wait(tmp_path, caplog):
-    server = Receiver(token="right")
-    spill = tmp_path / "s.db"
-    router = RemoteStatsRouter(
-        server.url, token="wrong", batch_size=5, close_timeout=30, spill_path=spill
-    )
+def test_a_refused_token_is_final_and_close_does_not_wait(tmp_path, caplog, receivers, routers):
+    server = receivers(token="right")
+    spill = tmp_path / "spill.db"
+    router = routers(server.url, token="wrong", batch_size=5, close_timeout=30)
     with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
         for i in range(12):
             router.put(update("0", i))
@@ -388,60 +431,52 @@ def test_a_refused_token_is_final_and_close_does_not_wait(tmp_path, caplog):
     assert "token=<the right token>" in caplog.text
     assert [r["iteration"] for r in spilled_rows(spill)] == list(range(20))
     assert router.pending() == 20
-    server.stop()
 
 
-def test_a_bad_record_is_rejected_alone_and_the_rest_is_delivered(tmp_path):
-    server = Receiver(bad_iteration=13)
-    router = RemoteStatsRouter(server.url, batch_size=50, spill_path=tmp_path / "s.db")
+def test_a_bad_record_is_rejected_alone_and_the_rest_is_delivered(tmp_path, receivers, routers):
+    server = receivers(bad_iteration=13)
+    router = routers(server.url, batch_size=50)
     for i in range(30):
         router.put(update("0", i))
     router.close()
     assert by_worker(server.records) == {"0": [i for i in range(30) if i != 13]}
     assert router.rejected == 1 and router.sent == 29 and router.pending() == 0
-    con = sqlite3.connect(tmp_path / "s.db")
+    con = sqlite3.connect(tmp_path / "spill.db")
     ((payload,),) = con.execute("SELECT payload FROM rejected").fetchall()
     con.close()
     assert json.loads(payload)["iteration"] == 13
     assert server.requests <= 4  # 0..12 / 13 alone / 14..29, not one request per record
-    server.stop()
 
 
 def test_records_the_spill_file_could_not_take_are_sent_first_when_the_server_is_back(
-    tmp_path, caplog
+    tmp_path, caplog, receivers, routers
 ):
-    gone = Receiver()
+    gone = receivers()
     gone.stop()  # the UI is down, and the spill file's folder does not exist
-    spill = tmp_path / "no-such-folder" / "s.db"
-    router = RemoteStatsRouter(
-        gone.url, max_backoff=0.2, timeout=0.5, close_timeout=5, spill_path=spill
-    )
+    router = routers(gone.url, close_timeout=5, spill_path=tmp_path / "no-such-folder" / "s.db")
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
         for i in range(5):
             router.put(update("0", i))
         assert wait_for(lambda: len(router._unsaved) == 5)  # kept in memory, not sent
     assert "cannot write the spill file" in caplog.text
-    back = Receiver(port=gone.port)
+    back = receivers(port=gone.port)
     for i in range(5, 8):
         router.put(update("0", i))
-    try:
-        assert router.flush(6) is True
-        assert router.pending() == 0 and router.sent == 8
-        assert [r.iteration for r in back.records] == list(range(8))
-        router.close()
-        assert router.unsent_path is None  # nothing left for the JSON-lines file
-    finally:
-        router.close()
-        back.stop()
+    assert router.flush(6) is True
+    assert router.pending() == 0 and router.sent == 8
+    assert [r.iteration for r in back.records] == list(range(8))
+    router.close()
+    assert router.unsent_path is None  # nothing left for the JSON-lines file
 
 
-def test_records_kept_in_memory_are_bounded_and_what_is_dropped_is_logged(tmp_path, caplog):
-    gone = Receiver()
+def test_records_kept_in_memory_are_bounded_and_what_is_dropped_is_logged(
+    tmp_path, caplog, receivers, routers
+):
+    gone = receivers()
     gone.stop()
-    spill = tmp_path / "no-such-folder" / "s.db"
-    router = RemoteStatsRouter(
-        gone.url, queue_size=3, put_timeout=0.01, max_backoff=0.2, timeout=0.5,
-        close_timeout=5, spill_path=spill,
+    router = routers(
+        gone.url, queue_size=3, put_timeout=0.001, close_timeout=5,
+        spill_path=tmp_path / "no-such-folder" / "s.db",
     )  # fmt: skip
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
         for i in range(20):
@@ -452,16 +487,12 @@ def test_records_kept_in_memory_are_bounded_and_what_is_dropped_is_logged(tmp_pa
         drops = [r for r in caplog.records if "dropped" in r.getMessage()]
         assert len(drops) == 1  # one error, not one per record
         assert "could not be written" in drops[0].getMessage()
-        back = Receiver(port=gone.port)
-        try:
-            assert router.flush(6) is True
-            got = [r.iteration for r in back.records]
-            assert len(got) == 20 - router.dropped
-            assert got == sorted(got) and len(set(got)) == len(got)  # order kept
-            router.close()
-        finally:
-            router.close()
-            back.stop()
+        back = receivers(port=gone.port)
+        assert router.flush(6) is True
+        got = [r.iteration for r in back.records]
+        assert len(got) == 20 - router.dropped
+        assert got == sorted(got) and len(set(got)) == len(got)  # order kept
+        router.close()
     assert f"{router.dropped} record(s)" in caplog.text
 
 
