@@ -9,6 +9,8 @@ it first, so a process reads what it wrote) and the caches these methods share
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sqlite3
 
@@ -29,8 +31,31 @@ from embedviz.stats.series import MinMaxReducer, Series, downsample_minmax, limi
 from embedviz.stats.sqlite_layout import rebuild_plan, rebuild_update, unpack_histograms
 
 
+def _reading(method):
+    """A read method whose SQLite "malformed" errors become a FileFormatError naming the
+    file (``_file_errors``: a damaged page shows only when it is read)."""
+
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        with self._file_errors():
+            return method(self, *args, **kwargs)
+
+    return read
+
+
+def _every_read_translates_damage(cls):
+    """Wrap every public method of ``cls`` in :func:`_reading`, here where the methods
+    are defined, so that a read method added later cannot be left unwrapped."""
+    for name, fn in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(fn):
+            setattr(cls, name, _reading(fn))
+    return cls
+
+
+@_every_read_translates_damage
 class SQLiteReading:
-    """The read methods of :class:`~embedviz.stats.sqlite_storage.SQLiteStatsStorage`."""
+    """The read methods of :class:`~embedviz.stats.sqlite_storage.SQLiteStatsStorage`;
+    each public one turns SQLite's "damaged file" errors into a FileFormatError."""
 
     def _read(self) -> sqlite3.Connection:
         self._flush_for_read()

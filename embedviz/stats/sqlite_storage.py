@@ -41,7 +41,6 @@ chunks of rows, each chunk downsampled as it arrives, so opening a page on a fil
 from __future__ import annotations
 
 import atexit
-import functools
 import json
 import logging
 import math
@@ -888,6 +887,13 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         self.flush()
         if self._own_rows is None:
             self._own_rows = []
+        with self._file_errors():
+            events = self._new_events()
+        self._notify(events)
+        return events
+
+    def _new_events(self) -> list[StorageEvent]:
+        """The events of rows other writers added since the previous poll."""
         con = self._reader()
         events: list[StorageEvent] = []
         kinds = {"static": "static", "updates": "update", "evals": "eval", "snapshots": "snapshot"}
@@ -904,28 +910,7 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
                 if not any(lo < rid <= hi for lo, hi in mine):
                     events.append(StorageEvent(kind, session, worker, iteration))
                 self._poll_from[table] = max(self._poll_from[table], rid)
-        self._notify(events)
         return events
-
-
-def _reading(method):
-    """A read method whose SQLite "malformed" errors become a FileFormatError."""
-
-    @functools.wraps(method)
-    def read(self, *args, **kwargs):
-        with self._file_errors():
-            return method(self, *args, **kwargs)
-
-    return read
-
-
-for _name in (  # every public read (a damaged page shows only when it is read)
-    "poll", "list_sessions", "list_workers", "get_static_info", "get_updates",
-    "count_updates", "list_series", "get_series_many", "get_evals",
-    "get_histogram_arrays", "get_histograms", "get_snapshots",
-):  # fmt: skip
-    setattr(SQLiteStatsStorage, _name, _reading(getattr(SQLiteStatsStorage, _name)))
-del _name
 
 
 def _record_fault(exc: BaseException) -> bool:
