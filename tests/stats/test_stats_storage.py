@@ -26,7 +26,6 @@ from embedviz.stats.records import (
     Update,
     to_dict,
 )
-from embedviz.stats.series import downsample_minmax
 from embedviz.stats.sqlite_storage import StatsWriteError
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 from embedviz.stats.validation import record_from_dict
@@ -178,7 +177,7 @@ def test_in_memory_memory_is_bounded_in_bytes_across_workers():
     with tracemalloc, the storage's memory stays within its budget however many updates
     of however many workers arrive, and its estimate is not below the truth; every
     worker keeps its newest updates."""
-    budget = 8 * 2**20
+    budget = 2**20
 
     def hists(i):  # 30 histograms of 30 counts, the counts int objects of their own
         return {
@@ -193,7 +192,7 @@ def test_in_memory_memory_is_bounded_in_bytes_across_workers():
         storage,
         (
             Update("run", worker, i, float(i), score=1.0, histograms=hists(i))
-            for i in range(1000)
+            for i in range(300)
             for worker in ("0", "1", "2")
         ),
     )
@@ -201,7 +200,7 @@ def test_in_memory_memory_is_bounded_in_bytes_across_workers():
     size = storage._bytes[("updates", "run", "0")] / len(storage.get_updates("run", "0"))
     for worker in ("0", "1", "2"):
         kept = [u.iteration for u in storage.get_updates("run", worker)]
-        assert kept[-1] == 999 and budget / 3 / size / 2 < len(kept) < 1000
+        assert kept[-1] == 299 and budget / 3 / size / 2 < len(kept) < 300
 
 
 def test_in_memory_estimate_is_not_below_the_truth_without_histograms():
@@ -209,22 +208,22 @@ def test_in_memory_estimate_is_not_below_the_truth_without_histograms():
     snapshots with labels: what tracemalloc sees held stays within the estimate, so
     within max_bytes (the old estimate of 40 bytes a number was 1.3 to 2.2 times low)."""
     rng = np.random.default_rng(0)
-    budget = 4 * 2**20
+    budget = 2**20
 
     def update(i, worker):
-        values = rng.random((200, 10)).tolist()
-        params = {f"encoder.layer{k}.attention.weight": ParamStats(*values[k]) for k in range(200)}
-        acts = {f"encoder.layer{k}.output": ActivationStats(*values[k][:3]) for k in range(50)}
+        values = rng.random((50, 10)).tolist()
+        params = {f"encoder.layer{k}.attention.weight": ParamStats(*values[k]) for k in range(50)}
+        acts = {f"encoder.layer{k}.output": ActivationStats(*values[k][:3]) for k in range(15)}
         return Update("run", worker, i, float(i), score=1.0, params=params, activations=acts)
 
     storage = InMemoryStatsStorage(max_bytes=budget)
-    held = _held_while(storage, (update(i, w) for i in range(60) for w in ("0", "1")))
+    held = _held_while(storage, (update(i, w) for i in range(40) for w in ("0", "1")))
     assert held <= storage._total_bytes <= budget
-    assert 5 <= len(storage.get_updates("run", "0")) < 60  # the bytes bound, not the count
+    assert 5 <= len(storage.get_updates("run", "0")) < 40  # the bytes bound, not the count
 
     def snapshot(i, worker):
-        labels = [f"wörd-{k}-{i}" for k in range(2000)]
-        return Snapshot("run", worker, i, float(i), "emb", labels, rng.random((2000, 2)).tolist())
+        labels = [f"wörd-{k}-{i}" for k in range(500)]
+        return Snapshot("run", worker, i, float(i), "emb", labels, rng.random((500, 2)).tolist())
 
     storage = InMemoryStatsStorage(max_bytes=2 * budget)
     held = _held_while(storage, (snapshot(i, w) for i in range(25) for w in ("0", "1")))
@@ -260,35 +259,6 @@ def test_in_memory_refuses_a_worker_beyond_max_workers():
         storage.put_many([Update("run-3", "0", 3, 3.0), Update("run-9", "0", 1, 1.0)])
     assert len(storage.list_sessions()) == 8
     assert [u.iteration for u in storage.get_updates("run-3")] == [1, 2]  # nothing of it
-
-
-def brute_force_expected(values, max_points):
-    """Reference: per bucket the argmin/argmax finite and first non-finite, plus last."""
-    n = len(values)
-    nb = max_points // 2
-    edges = np.linspace(0, n, nb + 1).astype(int)
-    keep = {n - 1}
-    for b in range(nb):
-        idx = list(range(edges[b], edges[b + 1]))
-        fin = [i for i in idx if np.isfinite(values[i])]
-        if fin:
-            keep.add(min(fin, key=lambda i: (values[i], i)))
-            keep.add(min(fin, key=lambda i: (-values[i], i)))
-        bad = [i for i in idx if not np.isfinite(values[i])]
-        if bad:
-            keep.add(bad[0])
-    return sorted(keep)
-
-
-def test_downsample_matches_brute_force(rng):
-    values = rng.normal(size=997)
-    values[[5, 500, 501]] = [np.nan, np.inf, 40.0]
-    for max_points in (2, 7, 100, 996):
-        got = downsample_minmax(values, max_points)
-        assert got.tolist() == brute_force_expected(values, max_points)
-    assert downsample_minmax(values, None).tolist() == list(range(997))
-    with pytest.raises(InputError, match="max_points"):
-        downsample_minmax(values, 1)
 
 
 def test_series_downsampled_keeps_spike_and_newest(storage):
@@ -581,6 +551,7 @@ def test_sqlite_series_in_chunks_equal_in_memory_series(tmp_path, monkeypatch, t
         memory.put(u)
         sqlite.put(u)
     names = sqlite.list_series("run", "0")
+    assert names == memory.list_series("run", "0")  # the same names, in the same order
     assert len(names) > 8 and "params/layer2.weight/update_param_ratio" in names
     few = ["score", "params/layer2.weight/update_param_ratio"]
     for chunk in (5, 64, 4096):
