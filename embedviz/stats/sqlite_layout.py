@@ -255,3 +255,71 @@ def unpack_histograms(entries, limits: bytes, counts: bytes) -> dict[str, dict]:
         row = all_counts[at : at + bins].tolist()
         out.setdefault(kind, {})[name] = Histogram(lohi[2 * k], lohi[2 * k + 1], row)
     return out
+
+
+class UpdatePacker:
+    """Updates as the rows that the storage buffers and writes, one tuple each:
+    ``(session, worker, iteration, timestamp, names, scalars, tags, histograms)``.
+
+    ``names`` is a tuple shared by every update of one layout, ``scalars`` the values
+    packed by :func:`pack_values`, ``tags`` JSON or None, ``histograms`` None or
+    ``(key, limits, counts)`` with the key ``(kind, name, bins, ...)`` shared too. A tuple
+    of numbers, strings and bytes is not tracked by the garbage collector, where
+    thousands of buffered record objects made its full collections (over everything
+    torch allocated) cost training time.
+
+    Examples
+    --------
+    >>> packer = UpdatePacker()
+    >>> row = packer.pack(Update("run", "0", 10, 0.0, score=1.5))
+    >>> row[:5], row[6:]
+    (('run', '0', 10, 0.0, ('score',)), (None, None))
+    """
+
+    def __init__(self) -> None:
+        self._names_by_key: dict[tuple, tuple[str, ...]] = {}
+        self._hist_keys: dict[tuple, tuple] = {}  # (kind, name, bins, ...) of histograms
+        self._hist_by_groups: dict[tuple, tuple] = {}  # those keys by (kind, names, bins)
+
+    def pack(self, u: Update) -> tuple:
+        """The row of ``u`` (its :class:`Histogram` objects included)."""
+        key, values = flatten_update(u)
+        names = self._names_by_key.get(key)
+        if names is None:
+            names = tuple(u.scalars())
+            if len(names) != len(values):  # cannot happen; never store garbage
+                raise AssertionError("update flattening out of step with scalars()")
+            self._names_by_key[key] = names
+        hists = None
+        if u.histograms:  # one key (shared between updates), two byte strings
+            key, limits, counts = [], [], []
+            for kind, group in u.histograms.items():
+                for name, h in group.items():
+                    key += (kind, name, len(h.counts))
+                    limits += (h.lo, h.hi)
+                    counts += h.counts
+            key = tuple(key)
+            key = self._hist_keys.setdefault(key, key)
+            hists = (key, pack_values(limits), pack_counts(counts))
+        tags = json.dumps(u.tags) if u.tags else None
+        return (
+            u.session_id, u.worker_id, u.iteration, u.timestamp, names,
+            pack_values(values), tags, hists,
+        )  # fmt: skip
+
+    def pack_with_arrays(self, u: Update, arrays: list[tuple]) -> tuple:
+        """The row of ``u`` (without histograms of its own) with histograms given as
+        arrays, ``(kind, names, lohi (n, 2), counts (n, bins))`` per kind: the same row
+        as :meth:`pack` makes from the equal :class:`Histogram` objects."""
+        row = self.pack(u)
+        if not arrays:
+            return row
+        # the flat key (kind, name, bins, ...), found by a short key of the groups
+        short = tuple((kind, tuple(names), c.shape[1]) for kind, names, _, c in arrays)
+        key = self._hist_by_groups.get(short)
+        if key is None:
+            key = tuple(x for kind, names, b in short for n in names for x in (kind, n, b))
+            key = self._hist_by_groups[short] = self._hist_keys.setdefault(key, key)
+        limits = np.concatenate([a[2] for a in arrays]).astype("<f8", copy=False)
+        counts = np.concatenate([a[3].ravel() for a in arrays]).astype("<i8", copy=False)
+        return (*row[:-1], (key, limits.tobytes(), counts.tobytes()))

@@ -1,6 +1,8 @@
 """SQLiteStatsStorage: training statistics in one SQLite file.
 
-The file layout is described in :mod:`embedviz.stats.sqlite_layout`.
+The file layout is described in :mod:`embedviz.stats.sqlite_layout` (with the packing of
+updates into rows), the checks and connections of a file in
+:mod:`embedviz.stats.sqlite_file`, the reads in :mod:`embedviz.stats.sqlite_read`.
 
 Writes are buffered and committed by a writer thread (``BEGIN IMMEDIATE``, WAL,
 ``synchronous=NORMAL``), so a training loop that puts records never waits for the disk:
@@ -49,13 +51,11 @@ import sqlite3
 import threading
 import time
 import weakref
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 
-from embedviz.errors import EmbedvizError, FileFormatError, InputError
+from embedviz.errors import EmbedvizError, InputError
 from embedviz.stats.base import (
     StatsStorage,
     StorageEvent,
@@ -68,17 +68,15 @@ from embedviz.stats.records import (
     Update,
     to_dict,
 )
-from embedviz.stats.sqlite_layout import (
-    FILE_SCHEMA_VERSION,
-    FORMAT_NAME,
-    SCHEMA_SQL,
-    SQLITE_MAGIC,
-    HistogramLayouts,
-    check_update_values,
-    flatten_update,
-    pack_counts,
-    pack_values,
+from embedviz.stats.sqlite_file import (
+    check_meta,
+    check_path,
+    check_writable,
+    connect,
+    create_schema,
+    file_errors,
 )
+from embedviz.stats.sqlite_layout import HistogramLayouts, UpdatePacker, check_update_values
 from embedviz.stats.sqlite_read import SQLiteReading
 
 log = logging.getLogger(__name__)
@@ -184,14 +182,10 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
                 f"{flush_interval!r:.60}"
             )
         self.flush_interval = float(flush_interval)
-        # records waiting for the next transaction; updates already packed (_pack) into
-        # one tuple of numbers, strings and bytes each, which the garbage collector stops
-        # tracking, where thousands of buffered record objects made its full collections
-        # (over everything torch allocated) cost training time
+        # records waiting for the next transaction, updates already packed into rows
+        # (tuples the garbage collector does not track, see UpdatePacker)
         self._buffer: list = []
-        self._names_by_key: dict[tuple, tuple[str, ...]] = {}
-        self._hist_keys: dict[tuple, tuple] = {}  # (kind, name, bins, ...) of histograms
-        self._hist_by_groups: dict[tuple, tuple] = {}  # those keys by (kind, names, bins)
+        self._packer = UpdatePacker()
         self._hist_layouts = HistogramLayouts()
         self._has_sets = False  # the file has the histogram_sets table (version 2)
         self._buffer_lock = threading.Lock()
@@ -218,7 +212,7 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         self._immutable = False  # read with immutable=1 (a read-only folder)
         self._writer: sqlite3.Connection | None = None
         self._own_rows: list[tuple[str, int, int]] | None = None
-        self._check_file()
+        check_path(self.path, self.read_only)
         try:
             self._open()
         except BaseException:
@@ -230,46 +224,23 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         """Check the format marker before changing any setting of an existing file
         (WAL, the schema), then open the writer; a foreign file is never touched."""
         if not self.read_only:
-            self._check_writable()
+            check_writable(self.path)
             if self.path.exists() and self.path.stat().st_size > 0:
                 probe = self._connect(read_only=True)
                 try:
-                    self._check_meta(probe, allow_empty=True)
+                    check_meta(probe, self.path, allow_empty=True)
                 finally:
                     probe.close()
             self._writer = self._connect()
-            self._create_schema()
-        self._check_meta(self._reader())
+            create_schema(self._writer, self.path)
+        check_meta(self._reader(), self.path)
         with self._file_errors():
             self._poll_from = self._max_ids()
 
-    def _check_writable(self) -> None:
-        p = self.path
-        folder = p.resolve().parent
-        if not folder.is_dir():
-            raise FileFormatError(
-                f"{p}: the folder {folder} does not exist; create it or give another path"
-            )
-        where = p if p.exists() else folder
-        if not os.access(where, os.W_OK) or not os.access(folder, os.W_OK):
-            raise FileFormatError(
-                f"{p}: cannot write here ({where} is read-only for this user); record into a "
-                f"file in a writable folder, or open it with read_only=True to view it"
-            )
-
-    @contextmanager
     def _file_errors(self):
-        """SQLite's "malformed" and "not a database" as a FileFormatError naming the file
-        (a file damaged in its data pages opens, then fails on the first read)."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            if type(exc) is not sqlite3.DatabaseError:
-                raise  # locked, busy, I/O, a closed connection: not the file's format
-            raise FileFormatError(
-                f"{self.path}: damaged statistics file ({exc}); restore it from a copy, or "
-                f"recover what is readable with: sqlite3 {self.path} .recover | sqlite3 NEW.db"
-            ) from None
+        """SQLite's "malformed" as a FileFormatError naming the file (see
+        :func:`~embedviz.stats.sqlite_file.file_errors`)."""
+        return file_errors(self.path)
 
     def _close_connections(self) -> None:
         if self._writer is not None:
@@ -281,157 +252,13 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             self._readers.clear()
         self._local = threading.local()
 
-    def _check_file(self) -> None:
-        p = self.path
-        if p.is_dir():
-            raise FileFormatError(f"{p}: is a directory; give a file path such as runs.db")
-        if not p.exists():
-            if self.read_only:
-                raise FileFormatError(f"{p}: no such statistics file; check the path")
-            return
-        with open(p, "rb") as f:
-            head = f.read(16)
-        if head and head != SQLITE_MAGIC:
-            raise FileFormatError(
-                f"{p}: not an embedviz statistics file (not SQLite); give a file written "
-                f"by SQLiteStatsStorage or a new path"
-            )
-
     def _connect(self, read_only: bool | None = None) -> sqlite3.Connection:
         read_only = self.read_only if read_only is None else read_only
-        try:
-            if read_only:
-                con = self._connect_read_only()
-            else:
-                con = sqlite3.connect(
-                    self.path, timeout=30, isolation_level=None, check_same_thread=False
-                )
-            con.execute("PRAGMA busy_timeout = 30000")
-            if not read_only:
-                for attempt in range(50):
-                    try:
-                        con.execute("PRAGMA journal_mode = WAL")
-                        break
-                    except sqlite3.OperationalError:
-                        if attempt == 49:
-                            raise
-                        time.sleep(0.05)
-                con.execute("PRAGMA synchronous = NORMAL")
-            return con
-        except sqlite3.DatabaseError as exc:
-            raise FileFormatError(
-                f"{self.path}: damaged or not a database ({exc}); give a file written by "
-                f"SQLiteStatsStorage or a new path"
-            ) from None
-
-    def _connect_read_only(self) -> sqlite3.Connection:
-        """A connection that cannot change the data.
-
-        Where the file and its folder are writable it is opened read-write with
-        ``query_only`` set, so that when the last connection closes SQLite checkpoints
-        and removes the ``-wal`` and ``-shm`` files (a ``mode=ro`` connection leaves them
-        behind after ``embedviz check``). Elsewhere ``mode=ro``; and where that cannot
-        open the file (a WAL file in a folder this user cannot write, without its
-        ``-shm`` file: SQLite cannot create it), ``immutable=1``: SQLite then reads the
-        file as it is and does not see what a live writer changes afterwards.
-        """
-        path = self.path.resolve()
-        writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-        uri = "file:" + quote(path.as_posix())
-
-        def connect(query: str) -> sqlite3.Connection:
-            return sqlite3.connect(
-                f"{uri}?{query}", uri=True, timeout=30, isolation_level=None,
-                check_same_thread=False,
-            )  # fmt: skip
-
-        if writable:
-            con = connect("mode=rw")
-            con.execute("PRAGMA query_only = ON")
-            return con
-        con = connect("mode=ro")
-        try:
-            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return con
-        except sqlite3.OperationalError:
-            con.close()
-        if not self._immutable:  # once per storage (each thread has its connection)
-            log.info("%s: read-only folder; reading the file as it is (immutable)", path)
-        self._immutable = True
-        return connect("mode=ro&immutable=1")
-
-    def _create_schema(self) -> None:
-        con = self._writer
-        try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
-            if tables and "meta" not in tables:
-                return  # foreign file: _check_meta explains
-            if "updates" in tables and "histogram_sets" in tables:
-                return
-            if "updates" in tables:  # version 1 (or newer: _check_meta explains)
-                version = con.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'"
-                ).fetchone()
-                if version is None or version[0] != "1":
-                    return
-            con.execute("BEGIN IMMEDIATE")
-            try:  # a new file, or version 1 gaining version 2's tables
-                for statement in SCHEMA_SQL.split(";"):
-                    if statement.strip():
-                        con.execute(statement)
-                con.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('format', ?), ('schema_version', ?)",
-                    (FORMAT_NAME, str(FILE_SCHEMA_VERSION)),
-                )
-                con.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value = '1'",
-                    (str(FILE_SCHEMA_VERSION),),
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as exc:
-            raise FileFormatError(
-                f"{self.path}: damaged or not a database ({exc}); give a file written by "
-                f"SQLiteStatsStorage or a new path"
-            ) from None
-
-    def _check_meta(self, con: sqlite3.Connection, allow_empty: bool = False) -> None:
-        try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
-            meta = dict(con.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
-        except sqlite3.DatabaseError as exc:
-            raise FileFormatError(
-                f"{self.path}: damaged or not a database ({exc}); give a file written by "
-                f"SQLiteStatsStorage or a new path"
-            ) from None
-        if not tables and allow_empty:
-            return  # an empty SQLite file: the writer makes it ours
-        if not tables:
-            raise FileFormatError(
-                f"{self.path}: an empty SQLite file with no statistics in it; record into it "
-                f"with SQLiteStatsStorage first"
-            )
-        if meta.get("format") != FORMAT_NAME:
-            raise FileFormatError(
-                f"{self.path}: an SQLite file of another program (no embedviz-stats format "
-                f"marker); give a file written by SQLiteStatsStorage or a new path"
-            )
-        try:
-            version = int(meta.get("schema_version", ""))
-        except ValueError:
-            version = -1
-        if version > FILE_SCHEMA_VERSION:
-            raise FileFormatError(
-                f"{self.path}: written with statistics schema version {version}, this "
-                f"embedviz reads up to version {FILE_SCHEMA_VERSION}; upgrade embedviz"
-            )
-        if version < 1:
-            raise FileFormatError(
-                f"{self.path}: bad schema_version {meta.get('schema_version')!r} in the meta "
-                f"table; the file is damaged"
-            )
+        con, immutable = connect(self.path, read_only)
+        if immutable and not self._immutable:  # once per storage (a connection a thread)
+            log.info("%s: read-only folder; reading the file as it is (immutable)", self.path)
+            self._immutable = True
+        return con
 
     def _reader(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -452,7 +279,7 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
     def _store(self, records: list[Record]) -> None:
         self._check_open_for_writing()
         try:
-            rows = [self._pack(r) if isinstance(r, Update) else r for r in records]
+            rows = [self._packer.pack(r) if isinstance(r, Update) else r for r in records]
         except (TypeError, ValueError, OverflowError):  # a value that is no number
             for r in records:  # says which, as the in-memory storage does
                 if isinstance(r, Update):
@@ -466,18 +293,7 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         kind. The listener's path: the same row as ``put`` would write for the
         :class:`Histogram` objects, packed straight from the arrays."""
         self._check_open_for_writing()
-        row = self._pack(update)
-        if arrays:
-            # the flat key (kind, name, bins, ...), found by a short key of the groups
-            short = tuple((kind, tuple(names), c.shape[1]) for kind, names, _, c in arrays)
-            key = self._hist_by_groups.get(short)
-            if key is None:
-                key = tuple(x for kind, names, b in short for n in names for x in (kind, n, b))
-                key = self._hist_by_groups[short] = self._hist_keys.setdefault(key, key)
-            limits = np.concatenate([a[2] for a in arrays]).astype("<f8", copy=False)
-            counts = np.concatenate([a[3].ravel() for a in arrays]).astype("<i8", copy=False)
-            row = (*row[:-1], (key, limits.tobytes(), counts.tobytes()))
-        self._enqueue([row])
+        self._enqueue([self._packer.pack_with_arrays(update, arrays)])
 
     def _check_open_for_writing(self) -> None:
         if self.read_only:
@@ -580,32 +396,6 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
                 self._write_buffer()
             except Exception:
                 pass  # logged once by _note_failure; kept for the next try
-
-    def _pack(self, u: Update) -> tuple:
-        """An update as the row it will be written as (see ``_buffer``)."""
-        key, values = flatten_update(u)
-        names = self._names_by_key.get(key)
-        if names is None:
-            names = tuple(u.scalars())
-            if len(names) != len(values):  # cannot happen; never store garbage
-                raise AssertionError("update flattening out of step with scalars()")
-            self._names_by_key[key] = names
-        hists = None
-        if u.histograms:  # one key (shared between updates), two byte strings
-            key, limits, counts = [], [], []
-            for kind, group in u.histograms.items():
-                for name, h in group.items():
-                    key += (kind, name, len(h.counts))
-                    limits += (h.lo, h.hi)
-                    counts += h.counts
-            key = tuple(key)
-            key = self._hist_keys.setdefault(key, key)
-            hists = (key, pack_values(limits), pack_counts(counts))
-        tags = json.dumps(u.tags) if u.tags else None
-        return (
-            u.session_id, u.worker_id, u.iteration, u.timestamp, names,
-            pack_values(values), tags, hists,
-        )  # fmt: skip
 
     def flush(self) -> None:
         """Write every buffered record (in transactions of up to ``4 * batch_size``).
