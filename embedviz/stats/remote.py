@@ -43,18 +43,14 @@ InputError); read, and listen, on the storage that the UI's receiver writes into
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
 import queue
-import re
 import sqlite3
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -62,13 +58,17 @@ from embedviz._check import check_int, check_number
 from embedviz.errors import InputError
 from embedviz.stats.base import StatsStorage
 from embedviz.stats.limits import check_token
-from embedviz.stats.records import SCHEMA_VERSION, Record, to_dict
+from embedviz.stats.records import Record, to_dict
+from embedviz.stats.remote_http import (
+    REFUSED,
+    bad_position,
+    body_size,
+    classify,
+    post_batch,
+    workers_of,
+)
 
 log = logging.getLogger(__name__)
-
-_TRANSIENT = {408, 429}
-_REFUSED = {401: "the token was refused", 403: "the receiver is disabled or refused us"}
-_POSITION = re.compile(r"^records\[(\d+)\]")
 
 
 class RemoteStatsRouter(StatsStorage):
@@ -579,46 +579,13 @@ class RemoteStatsRouter(StatsStorage):
         so that a run started again under a name used before becomes ``NAME-2`` (see
         :func:`~embedviz.stats.system.unused_session_id`). ``[]`` when the UI cannot be
         asked (away, refusing, slow: at most 2 s)."""
-        request = urllib.request.Request(self.url[: -len("records")] + "sessions")
-        if self.token is not None:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=min(self.timeout, 2.0)) as response:
-                answer = json.loads(response.read(16 * 2**20))
-        except (OSError, ValueError, http.client.HTTPException) as exc:  # no answer, not JSON
-            log.debug("could not ask %s for its sessions: %s", self.url, exc)
-            return []
-        sessions = answer.get("sessions") if isinstance(answer, dict) else None
-        if not isinstance(sessions, list):
-            return []
-        return [
-            str(w)
-            for s in sessions
-            if isinstance(s, dict) and s.get("session_id") == session_id
-            for w in s.get("workers") or []
-        ]
+        sessions_url = self.url[: -len("records")] + "sessions"
+        return workers_of(sessions_url, self.token, session_id, min(self.timeout, 2.0))
 
     # -- sending (background thread) ------------------------------------------------
     def _post(self, payloads: list[str]) -> tuple[int, str]:
         """POST one batch; (HTTP status or 0 for no answer, message)."""
-        body = _envelope(payloads)
-        request = urllib.request.Request(self.url, data=body, method="POST")
-        request.add_header("Content-Type", "application/json")
-        if self.token is not None:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, ""
-        except urllib.error.HTTPError as exc:
-            try:
-                message = exc.read(2000).decode(errors="replace")
-            except Exception:
-                message = ""
-            return exc.code, message
-        except http.client.HTTPException as exc:  # not HTTP (a wrong port): no answer
-            return 0, f"not an HTTP answer ({type(exc).__name__}: {str(exc).strip()[:200]})"
-        except (OSError, ValueError) as exc:  # refused, reset, timeout, bad answer
-            return 0, str(exc)
+        return post_batch(self.url, self.token, payloads, self.timeout)
 
     def _done(self, n: int, track: bool) -> bool:
         """``n`` more records of the batch answered; False when close() took it over."""
@@ -641,7 +608,7 @@ class RemoteStatsRouter(StatsStorage):
         chunks = [payloads]
         while chunks:
             chunk = chunks.pop(0)
-            size = _body_size(chunk)
+            size = body_size(chunk)
             if size > self.max_body_bytes and len(chunk) > 1:
                 half = len(chunk) // 2
                 chunks[:0] = [chunk[:half], chunk[half:]]
@@ -649,7 +616,8 @@ class RemoteStatsRouter(StatsStorage):
             status, message = self._post(chunk)
             if self._abandoned:
                 return None  # close() has kept the batch; whatever came back is moot
-            if 200 <= status < 300:
+            verdict = classify(status, len(chunk))
+            if verdict == "ok":
                 self.sent += len(chunk)
                 self._answered(len(chunk))
                 if not self._server_ok:
@@ -658,25 +626,23 @@ class RemoteStatsRouter(StatsStorage):
                 self._error = None
                 self._done(len(chunk), track)
                 continue
-            if status == 413 and len(chunk) > 1:
+            if verdict == "split":
                 half = len(chunk) // 2
                 chunks[:0] = [chunk[:half], chunk[half:]]
                 continue
-            bad = _position(message) if status == 400 and len(chunk) > 1 else None
+            bad = bad_position(message) if status == 400 and len(chunk) > 1 else None
             if bad is not None and bad < len(chunk):
                 # the receiver names the first bad record: send the ones before it,
                 # that one alone (rejected, so kept), then the rest, in order
                 parts = (chunk[:bad], chunk[bad : bad + 1], chunk[bad + 1 :])
                 chunks[:0] = [c for c in parts if c]
                 continue
-            if status in (400, 413) or (
-                400 <= status < 500 and status not in _TRANSIENT and status not in _REFUSED
-            ):
+            if verdict == "reject":
                 self._reject(chunk, f"HTTP {status}: {message[:500]}")
                 self._done(len(chunk), track)
                 continue
-            if status in _REFUSED:
-                self.refused = f"HTTP {status}, {_REFUSED[status]}: {message[:200]}"
+            if verdict == "refused":
+                self.refused = f"HTTP {status}, {REFUSED[status]}: {message[:200]}"
                 log.error(
                     "remote UI %s refused the records (%s); stopped sending. Every record "
                     "is kept in %s: check the token (and that the UI runs with "
@@ -828,28 +794,3 @@ class RemoteStatsRouter(StatsStorage):
         except Exception:
             log.debug("remote UI %s: recovering failed too", self.url, exc_info=True)
         self._retry_later(True)
-
-
-def _envelope(payloads: list[str]) -> bytes:
-    """The request body: the records (JSON texts) in the envelope of http_api.md."""
-    return (
-        f'{{"schema_version": {SCHEMA_VERSION}, "records": [' + ",".join(payloads) + "]}"
-    ).encode()
-
-
-_EMPTY_BODY = len(_envelope([]))
-
-
-def _body_size(payloads: list[str]) -> int:
-    """``len(_envelope(payloads))`` without building it (the payloads are ASCII JSON)."""
-    return _EMPTY_BODY + sum(len(p) for p in payloads) + max(len(payloads) - 1, 0)
-
-
-def _position(message: str) -> int | None:
-    """The index of the record a 400 answer names (``records[3].score: ...``), if any."""
-    try:
-        error = json.loads(message).get("error", "")
-    except (ValueError, AttributeError):
-        return None
-    match = _POSITION.match(error) if isinstance(error, str) else None
-    return int(match.group(1)) if match else None
