@@ -45,7 +45,6 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import math
 import os
 import sqlite3
 import threading
@@ -55,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from embedviz._check import check_int, check_number
 from embedviz.errors import EmbedvizError, InputError
 from embedviz.stats.base import (
     StatsStorage,
@@ -169,19 +169,8 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             )
         self.path = Path(path)
         self.read_only = bool(read_only)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-        self.batch_size = batch_size
-        if (
-            isinstance(flush_interval, bool)
-            or not isinstance(flush_interval, int | float)
-            or not 0 < flush_interval < math.inf
-        ):
-            raise InputError(
-                f"flush_interval: expected a number of seconds > 0 (e.g. 0.5), got "
-                f"{flush_interval!r:.60}"
-            )
-        self.flush_interval = float(flush_interval)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.flush_interval = check_number("flush_interval", flush_interval, low=0, low_open=True)
         # records waiting for the next transaction, updates already packed into rows
         # (tuples the garbage collector does not track, see UpdatePacker)
         self._buffer: list = []
@@ -653,8 +642,9 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         >>> storage.quick_check()  # doctest: +SKIP
         []
         """
+        limit = check_int("limit", limit, low=1)
         with self._file_errors():
-            rows = self._read().execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+            rows = self._read().execute(f"PRAGMA quick_check({limit})").fetchall()
         problems = [str(r[0]) for r in rows]
         return [] if problems == ["ok"] else problems
 

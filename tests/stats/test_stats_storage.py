@@ -1032,9 +1032,16 @@ def test_bad_argument_types_are_input_errors(tmp_path):
     with pytest.raises(InputError, match=r"path: .*got bytes"):
         SQLiteStatsStorage(b"runs.db")
     for interval in ("x", 0, -1.0, math.nan, math.inf, True):
-        with pytest.raises(InputError, match=r"flush_interval: expected a number of seconds > 0"):
+        with pytest.raises(InputError, match=r"flush_interval: expected a number > 0, got"):
             SQLiteStatsStorage(tmp_path / "runs.db", flush_interval=interval)
+    for size in (0, 1.5, "8", True):
+        with pytest.raises(InputError, match=r"batch_size: expected an integer >= 1, got"):
+            SQLiteStatsStorage(tmp_path / "runs.db", batch_size=size)
     assert not (tmp_path / "runs.db").exists()
+    with SQLiteStatsStorage(tmp_path / "runs.db", batch_size=np.int64(8)) as storage:
+        assert storage.batch_size == 8 and type(storage.batch_size) is int  # numpy integers
+        with pytest.raises(InputError, match=r"limit: expected an integer >= 1, got 0"):
+            storage.quick_check(0)
     with pytest.raises(FileFormatError, match="folder .*missing.* does not exist"):
         SQLiteStatsStorage(tmp_path / "missing" / "runs.db")
 
