@@ -36,6 +36,11 @@ for long:
 
 Records of one worker arrive in the order they were put.
 
+This module holds the router's concurrency (the queue, the sender thread, the handoff
+of the batch in flight at close); the spill file and its memory fallback are
+:class:`~embedviz.stats.remote_spill.SpillQueue`, the request and what its answer
+means are in :mod:`embedviz.stats.remote_http`.
+
 The router is write-only: it has none of the read methods of
 :mod:`embedviz.stats.storage` and takes no listeners (:meth:`register_listener` raises
 InputError); read, and listen, on the storage that the UI's receiver writes into.
@@ -47,7 +52,6 @@ import json
 import logging
 import os
 import queue
-import sqlite3
 import tempfile
 import threading
 import time
@@ -67,6 +71,7 @@ from embedviz.stats.remote_http import (
     post_batch,
     workers_of,
 )
+from embedviz.stats.remote_spill import SpillQueue
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +165,6 @@ class RemoteStatsRouter(StatsStorage):
         #: None while it has not
         self.refused: str | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._spill_lock = threading.Lock()
-        self._spill_con: sqlite3.Connection | None = None
-        self._spilled = 0
         # records put and not yet answered (accepted or rejected for good): queued,
         # spilled or in flight; what pending() says
         self._count_lock = threading.Lock()
@@ -177,16 +179,9 @@ class RemoteStatsRouter(StatsStorage):
         # records the spill file could not take, oldest first, at most queue_size: an
         # in-memory spill sent before the queue (and before the spill file's rows, which
         # are older: while it holds any, later spills join it instead of the file)
-        self._memory_lock = threading.Lock()
-        self._memory_size = queue_size
-        self._unsaved: list[str] = []
-        self._spill_error = ""
-        self._drop_logged = False
-        #: records dropped because the spill file could not be written and the memory
-        #: spill was full (logged as errors; not counted by pending())
-        self.dropped = 0
-        #: where close() wrote records the spill file could not take (None: none)
-        self.unsent_path: Path | None = None
+        # records waiting to be sent (spill file, memory when it fails), oldest first;
+        # the queue's records are newer
+        self._waiting = SpillQueue(self.spill_path, queue_size, self.url, self._answered)
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._closed = False
@@ -200,108 +195,21 @@ class RemoteStatsRouter(StatsStorage):
         # the sender thread's last unexpected error (None after a batch went through)
         self._error: str | None = None
         self._error_logged = False
-        if self.spill_path.exists():
-            self._open_spill()
-            self._outstanding = self._spilled
+        self._outstanding = self._waiting.in_file
         self._thread = threading.Thread(target=self._run, name="embedviz-remote", daemon=True)
         self._thread.start()
 
     # -- spill file ----------------------------------------------------------------
-    def _open_spill(self) -> sqlite3.Connection:
-        if self._spill_con is None:
-            con = sqlite3.connect(
-                self.spill_path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            con.execute("PRAGMA journal_mode = WAL")
-            con.execute("PRAGMA synchronous = NORMAL")
-            con.execute("CREATE TABLE IF NOT EXISTS spill(id INTEGER PRIMARY KEY, payload TEXT)")
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS rejected(id INTEGER PRIMARY KEY, reason TEXT, "
-                "payload TEXT)"
-            )
-            self._spilled = con.execute("SELECT count(*) FROM spill").fetchone()[0]
-            self._spill_con = con
-        return self._spill_con
+    @property
+    def dropped(self) -> int:
+        """Records dropped because the spill file could not be written and the memory
+        spill was full (logged as errors; not counted by :meth:`pending`)."""
+        return self._waiting.dropped
 
-    def _spill(self, payloads: list[str], front: bool = False, bound: bool = True) -> None:
-        """Append (or, for a batch that was in flight, prepend) to the spill file, or to
-        the memory spill when the file cannot be written or the memory spill holds
-        older records; ``bound=False`` (close) keeps them all for the JSON-lines file."""
-        if not payloads:
-            return
-        if self._unsaved and not front:  # older records wait in memory: keep the order
-            self._keep_in_memory(payloads, front, bound)
-            return
-        try:
-            self._spill_now(payloads, front)
-        except (sqlite3.Error, OSError) as exc:  # disk full, no such folder: keep them
-            self._spill_error = str(exc)
-            if not self._unsaved:
-                log.error(
-                    "cannot write the spill file %s (%s); keeping up to %d unsent records "
-                    "in memory, sent first when the server answers",
-                    self.spill_path,
-                    exc,
-                    self._memory_size,
-                )
-            self._keep_in_memory(payloads, front, bound)
-
-    def _keep_in_memory(self, payloads: list[str], front: bool, bound: bool) -> None:
-        """Add to the memory spill; beyond ``queue_size`` records the newest are dropped."""
-        with self._memory_lock:
-            if front:
-                self._unsaved[:0] = payloads
-            else:
-                self._unsaved.extend(payloads)
-            over = len(self._unsaved) - self._memory_size if bound else 0
-            if over > 0:
-                del self._unsaved[-over:]
-        if over <= 0:
-            return
-        self.dropped += over
-        self._answered(over)
-        if not self._drop_logged:
-            self._drop_logged = True
-            log.error(
-                "remote UI %s: dropped %d record(s): the spill file %s could not be "
-                "written (%s) and %d records already wait in memory (queue_size); newer "
-                "records are dropped too until the server takes them (router.dropped "
-                "counts all)",
-                self.url,
-                over,
-                self.spill_path,
-                self._spill_error,
-                self._memory_size,
-            )
-
-    def _forget_unsaved(self, n: int) -> None:
-        """The first ``n`` records of the memory spill were answered."""
-        with self._memory_lock:
-            if self._abandoned:  # close() has written them out; moot
-                return
-            del self._unsaved[:n]
-            if not self._unsaved:
-                self._drop_logged = False  # a later shortage logs its drops again
-
-    def _spill_now(self, payloads: list[str], front: bool) -> None:
-        with self._spill_lock:
-            con = self._open_spill()
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                if front:
-                    first = con.execute("SELECT coalesce(min(id), 1) FROM spill").fetchone()[0]
-                    start = first - len(payloads)
-                    rows = [(start + i, p) for i, p in enumerate(payloads)]
-                    con.executemany("INSERT INTO spill(id, payload) VALUES (?, ?)", rows)
-                else:
-                    con.executemany(
-                        "INSERT INTO spill(payload) VALUES (?)", [(p,) for p in payloads]
-                    )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            self._spilled += len(payloads)
+    @property
+    def unsent_path(self) -> Path | None:
+        """Where close() wrote records the spill file could not take (None: none)."""
+        return self._waiting.unsent_path
 
     def _drain_queue_to_spill(self, bound: bool = True) -> None:
         payloads = []
@@ -310,18 +218,10 @@ class RemoteStatsRouter(StatsStorage):
                 payloads.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        self._spill(payloads, bound=bound)
+        self._waiting.add(payloads, bound=bound)
 
     def _reject(self, payloads: list[str], reason: str) -> None:
-        try:
-            with self._spill_lock:
-                con = self._open_spill()
-                con.executemany(
-                    "INSERT INTO rejected(reason, payload) VALUES (?, ?)",
-                    [(reason, p) for p in payloads],
-                )
-        except (sqlite3.Error, OSError) as exc:
-            log.error("cannot keep rejected records in %s: %s", self.spill_path, exc)
+        self._waiting.reject(payloads, reason)
         self.rejected += len(payloads)
         self._answered(len(payloads))
         log.error(
@@ -348,7 +248,7 @@ class RemoteStatsRouter(StatsStorage):
                     self._queue.put(payload, timeout=self.put_timeout)
                 except queue.Full:  # keep order: the queue goes first, then this record
                     self._drain_queue_to_spill()
-                    self._spill([payload])
+                    self._waiting.add([payload])
             except BaseException:
                 self._answered(1)
                 raise
@@ -452,6 +352,7 @@ class RemoteStatsRouter(StatsStorage):
         self._thread.join(self._grace())
         with self._handoff:  # the thread, stuck in a request or not, touches nothing now
             self._abandoned = True
+            self._waiting.freeze()
             inflight = self._inflight[self._inflight_done :]
             self._inflight, self._inflight_done = [], 0
         if inflight and failure is not None:
@@ -470,13 +371,9 @@ class RemoteStatsRouter(StatsStorage):
                 len(inflight),
                 self._grace(),
             )
-            self._spill(inflight, front=True, bound=False)  # older than anything spilled
+            self._waiting.add(inflight, front=True, bound=False)  # older than the rest
         self._drain_queue_to_spill(bound=False)
-        left = self._spilled
-        with self._spill_lock:
-            if self._spill_con is not None:
-                self._spill_con.close()
-                self._spill_con = None
+        left = self._waiting.in_file
         if self.dropped:
             log.error(
                 "remote UI %s: %d record(s) were dropped in all (the spill file %s could "
@@ -484,12 +381,9 @@ class RemoteStatsRouter(StatsStorage):
                 self.url,
                 self.dropped,
                 self.spill_path,
-                self._spill_error,
+                self._waiting.error,
             )
-        with self._memory_lock:
-            unsaved = bool(self._unsaved)
-        if unsaved:
-            self._save_unsaved()
+        self._waiting.close()  # what memory holds goes to a JSON-lines file
         if left:
             if self.refused is not None:
                 log.error(
@@ -522,41 +416,8 @@ class RemoteStatsRouter(StatsStorage):
                     self.spill_path,
                     str(self.spill_path),
                 )
-        elif not self.rejected and not self._unsaved and self.spill_path.exists():
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(self.spill_path) + suffix).unlink(missing_ok=True)
-
-    def _save_unsaved(self) -> None:
-        """The records the spill file could not take, as JSON lines beside it or in the
-        temporary directory; an error names where they are (or that they are lost)."""
-        with self._memory_lock:
-            unsaved = list(self._unsaved)
-        n = len(unsaved)
-        for folder in (self.spill_path.parent, Path(tempfile.gettempdir())):
-            path = folder / f"{self.spill_path.stem}-unsent-{uuid.uuid4().hex[:8]}.jsonl"
-            try:
-                with open(path, "x", encoding="utf-8") as f:
-                    f.writelines(p + "\n" for p in unsaved)
-            except OSError:
-                continue
-            log.error(
-                "remote UI %s: %d record(s) not sent and not in the spill file %s; they are "
-                "in %s (one JSON record a line, as embedviz.stats.records.to_dict writes)",
-                self.url,
-                n,
-                self.spill_path,
-                path,
-            )
-            self.unsent_path = path
-            return
-        log.error(
-            "remote UI %s: %d record(s) not sent and LOST: neither the spill file %s nor "
-            "a file in %s could be written",
-            self.url,
-            n,
-            self.spill_path,
-            tempfile.gettempdir(),
-        )
+        elif not self.rejected and not self._waiting.in_memory and self.spill_path.exists():
+            self._waiting.remove_files()
 
     def register_listener(self, callback) -> None:
         """Refused: the router is write-only, so a listener on it would never be called.
@@ -664,22 +525,6 @@ class RemoteStatsRouter(StatsStorage):
             return [p for c in [chunk, *chunks] for p in c]
         return None
 
-    def _read_spill(self) -> tuple[list[int], list[str]]:
-        with self._spill_lock:
-            con = self._open_spill()
-            rows = con.execute(
-                "SELECT id, payload FROM spill ORDER BY id LIMIT ?", (self.batch_size,)
-            ).fetchall()
-        return [r[0] for r in rows], [r[1] for r in rows]
-
-    def _delete_spilled(self, ids: list[int]) -> None:
-        if self._abandoned:  # close() has closed the file; the rows are sent again later
-            return
-        with self._spill_lock:
-            con = self._open_spill()
-            con.execute("DELETE FROM spill WHERE id BETWEEN ? AND ?", (ids[0], ids[-1]))
-            self._spilled -= len(ids)
-
     def _run(self) -> None:
         """The sender thread: one :meth:`_step` after another until close(). Nothing
         may end it early: an unexpected error is logged once with its traceback, the
@@ -708,25 +553,18 @@ class RemoteStatsRouter(StatsStorage):
             self._idle.set()
             self._stop.wait(0.05)
             return
-        if self._spilled or self._unsaved:
-            if self._spilled:  # keeps order and keeps the queue free
+        if len(self._waiting):
+            if self._waiting.in_file:  # keeps order and keeps the queue free
                 self._drain_queue_to_spill()
             if time.monotonic() < self._next_try:
                 self._stop.wait(min(0.05, self._next_try - time.monotonic()))
                 return
-            # the spill file's rows are older than the memory spill's, which are
-            # older than the queue's
-            from_file = bool(self._spilled)
-            if from_file:
-                ids, payloads = self._read_spill()
-                if not payloads:
-                    self._spilled = 0
-                    return
-            else:
-                ids = []
-                with self._memory_lock:
-                    payloads = self._unsaved[: self.batch_size]
-            self._replay, self._replay_done = (from_file, ids), 0
+            # the spill file's rows are older than memory's, which are older than the
+            # queue's
+            where, payloads = self._waiting.oldest(self.batch_size)
+            if not payloads:
+                return
+            self._replay, self._replay_done = where, 0
             left = self._send(payloads)
             self._settle_replay()
             self._retry_later(left is not None)
@@ -743,13 +581,13 @@ class RemoteStatsRouter(StatsStorage):
                 break
         with self._handoff:  # from here on close() or _recover() can take it over
             self._inflight, self._inflight_done = batch, 0
-        newer = bool(self._spilled or self._unsaved)  # the caller spilled meanwhile
+        newer = bool(len(self._waiting))  # the caller spilled meanwhile: newer
         left = batch if newer else self._send(batch, track=True)
         with self._handoff:
             if self._abandoned:
                 return  # close() kept the batch
             if left is not None:
-                self._spill(left, front=not newer)
+                self._waiting.add(left, front=not newer)
             self._inflight, self._inflight_done = [], 0
         if not newer:
             self._retry_later(left is not None)
@@ -758,13 +596,8 @@ class RemoteStatsRouter(StatsStorage):
         """Forget the records of the replayed batch that the server answered."""
         replay, done = self._replay, self._replay_done
         self._replay, self._replay_done = None, 0
-        if replay is None or not done:
-            return
-        from_file, ids = replay
-        if from_file:
-            self._delete_spilled(ids[:done])
-        else:
-            self._forget_unsaved(done)
+        if replay is not None and done:
+            self._waiting.forget(replay, done)
 
     def _recover(self, exc: Exception) -> None:
         """After an unexpected error in :meth:`_step`: put the batch at hand back
@@ -788,9 +621,9 @@ class RemoteStatsRouter(StatsStorage):
                     rest = self._inflight[self._inflight_done :]
                     self._inflight, self._inflight_done = [], 0
                     try:
-                        self._spill(rest, front=True)
+                        self._waiting.add(rest, front=True)
                     except Exception:
-                        self._keep_in_memory(rest, front=True, bound=False)
+                        self._waiting.hold(rest, front=True, bound=False)
         except Exception:
             log.debug("remote UI %s: recovering failed too", self.url, exc_info=True)
         self._retry_later(True)

@@ -263,7 +263,7 @@ def test_server_goes_away_and_comes_back_nothing_lost_order_kept(
             for w in ("0", "1"):
                 router.put(update(w, i))
         assert time.perf_counter() - t0 < 5  # training is not held up
-        assert wait_for(lambda: router._spilled > 0)
+        assert wait_for(lambda: router._waiting.in_file > 0)
     assert "not accepting records" in caplog.text
     assert (tmp_path / "spill.db").exists()
     back = receivers(port=server.port)  # ... and comes back on the same port
@@ -287,7 +287,7 @@ def test_full_queue_spills_instead_of_blocking(receivers, routers):
     for i in range(300):
         router.put(update("0", i))
     assert time.perf_counter() - t0 < 10
-    assert router._spilled > 0 and router.pending() == 300
+    assert router._waiting.in_file > 0 and router.pending() == 300
     back = receivers(port=server.port)
     router.close()
     assert by_worker(back.records) == {"0": list(range(300))}
@@ -457,7 +457,7 @@ def test_records_the_spill_file_could_not_take_are_sent_first_when_the_server_is
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
         for i in range(5):
             router.put(update("0", i))
-        assert wait_for(lambda: len(router._unsaved) == 5)  # kept in memory, not sent
+        assert wait_for(lambda: len(router._waiting.in_memory) == 5)  # kept in memory, not sent
     assert "cannot write the spill file" in caplog.text
     back = receivers(port=gone.port)
     for i in range(5, 8):
@@ -481,7 +481,7 @@ def test_records_kept_in_memory_are_bounded_and_what_is_dropped_is_logged(
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
         for i in range(20):
             router.put(update("0", i))
-            assert len(router._unsaved) <= 3
+            assert len(router._waiting.in_memory) <= 3
         assert router.dropped > 0
         assert router.pending() == 20 - router.dropped  # dropped ones are not waited for
         drops = [r for r in caplog.records if "dropped" in r.getMessage()]
@@ -529,7 +529,7 @@ def test_an_unexpected_error_in_the_sender_is_logged_once_and_sending_goes_on(
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
         for i in range(30):
             router.put(update("0", i))
-        assert wait_for(lambda: router._spilled == 30)  # put back, not lost
+        assert wait_for(lambda: router._waiting.in_file == 30)  # put back, not lost
         assert router.flush(0.2) is False
         assert router._thread.is_alive()
     assert len([r for r in caplog.records if r.exc_info]) == 1  # one traceback, not one a try

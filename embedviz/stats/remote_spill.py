@@ -1,0 +1,290 @@
+"""The records a :class:`~embedviz.stats.remote.RemoteStatsRouter` could not send yet.
+
+A :class:`SpillQueue` holds records (JSON texts, as
+:func:`embedviz.stats.records.to_dict` and :func:`json.dumps` write them), oldest first,
+in two places:
+
+* the *spill file*, a SQLite file with the tables ``spill(id, payload)`` (waiting, in
+  ``id`` order; a batch that was in flight goes back in front with smaller ids) and
+  ``rejected(id, reason, payload)`` (refused by the server for good, kept for a human);
+* *memory*, when the file cannot be written (no such folder, disk full): at most
+  ``memory_size`` records; beyond that the newest are dropped, with one error.
+
+The order rule: the file's rows are older than the memory's records, which are older
+than anything added later. So while memory holds any, new records join it rather than
+the file; a batch put back in front goes to the file (it is older than both).
+
+At :meth:`close` what memory still holds goes to a JSON-lines file beside the spill file
+(or in the temporary directory): :attr:`unsent_path` says where, and an error says how
+many were lost if neither could be written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: where the waiting records of :meth:`SpillQueue.oldest` came from: (from the file?,
+#: their row ids)
+Where = tuple[bool, list[int]]
+
+
+class SpillQueue:
+    """Records waiting to be sent: a SQLite spill file, and memory when it fails.
+
+    Parameters
+    ----------
+    path : Path
+        The spill file; rows already in it (an earlier run's) are the oldest.
+    memory_size : int
+        Records held in memory at most when the file cannot be written.
+    label : str
+        Names the sender in log messages (the router's URL).
+    on_drop : callable, optional
+        ``on_drop(n)`` when ``n`` records are dropped (the router stops waiting for them).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> q = SpillQueue(pathlib.Path(tempfile.mkdtemp()) / "s.db", memory_size=10, label="t")
+    >>> q.add(['{"i": 1}', '{"i": 2}']); q.add(['{"i": 0}'], front=True)
+    >>> where, payloads = q.oldest(2); payloads
+    ['{"i": 0}', '{"i": 1}']
+    >>> q.forget(where, 2); len(q)
+    1
+    >>> q.close()
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        memory_size: int,
+        label: str,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.memory_size = memory_size
+        self.label = label
+        self._on_drop = on_drop
+        self._file_lock = threading.Lock()
+        self._con: sqlite3.Connection | None = None
+        #: records waiting in the spill file
+        self.in_file = 0
+        self._memory_lock = threading.Lock()
+        #: records waiting in memory (the file could not take them), oldest first
+        self.in_memory: list[str] = []
+        #: why the file could not be written ("" while it could)
+        self.error = ""
+        self._drop_logged = False
+        #: records dropped because neither the file nor memory could take them
+        self.dropped = 0
+        #: where :meth:`close` wrote the records memory still held (None: none)
+        self.unsent_path: Path | None = None
+        self._frozen = False
+        if self.path.exists():
+            with self._file_lock:
+                self._open()
+
+    def __len__(self) -> int:
+        return self.in_file + len(self.in_memory)
+
+    # -- the file ------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        """The connection (opened on first use; call with the file lock held)."""
+        if self._con is None:
+            con = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")
+            con.execute("CREATE TABLE IF NOT EXISTS spill(id INTEGER PRIMARY KEY, payload TEXT)")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS rejected(id INTEGER PRIMARY KEY, reason TEXT, "
+                "payload TEXT)"
+            )
+            self.in_file = con.execute("SELECT count(*) FROM spill").fetchone()[0]
+            self._con = con
+        return self._con
+
+    def _write(self, payloads: list[str], front: bool) -> None:
+        with self._file_lock:
+            con = self._open()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                if front:
+                    first = con.execute("SELECT coalesce(min(id), 1) FROM spill").fetchone()[0]
+                    start = first - len(payloads)
+                    rows = [(start + i, p) for i, p in enumerate(payloads)]
+                    con.executemany("INSERT INTO spill(id, payload) VALUES (?, ?)", rows)
+                else:
+                    con.executemany(
+                        "INSERT INTO spill(payload) VALUES (?)", [(p,) for p in payloads]
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            self.in_file += len(payloads)
+
+    # -- adding ----------------------------------------------------------------------
+    def add(self, payloads: list[str], front: bool = False, bound: bool = True) -> None:
+        """Append (``front``: prepend, for a batch that was in flight) to the file, or
+        to memory when the file cannot be written or memory holds older records;
+        ``bound=False`` keeps every record in memory (for :meth:`close`'s file)."""
+        if not payloads:
+            return
+        if self.in_memory and not front:  # older records wait in memory: keep the order
+            self.hold(payloads, front, bound)
+            return
+        try:
+            self._write(payloads, front)
+        except (sqlite3.Error, OSError) as exc:  # disk full, no such folder: keep them
+            self.error = str(exc)
+            if not self.in_memory:
+                log.error(
+                    "cannot write the spill file %s (%s); keeping up to %d unsent records "
+                    "in memory, sent first when the server answers",
+                    self.path,
+                    exc,
+                    self.memory_size,
+                )
+            self.hold(payloads, front, bound)
+
+    def hold(self, payloads: list[str], front: bool = False, bound: bool = True) -> None:
+        """Add to memory; beyond ``memory_size`` records the newest are dropped."""
+        with self._memory_lock:
+            if front:
+                self.in_memory[:0] = payloads
+            else:
+                self.in_memory.extend(payloads)
+            over = len(self.in_memory) - self.memory_size if bound else 0
+            if over > 0:
+                del self.in_memory[-over:]
+        if over <= 0:
+            return
+        self.dropped += over
+        if self._on_drop is not None:
+            self._on_drop(over)
+        if not self._drop_logged:
+            self._drop_logged = True
+            log.error(
+                "remote UI %s: dropped %d record(s): the spill file %s could not be "
+                "written (%s) and %d records already wait in memory (queue_size); newer "
+                "records are dropped too until the server takes them (router.dropped "
+                "counts all)",
+                self.label,
+                over,
+                self.path,
+                self.error,
+                self.memory_size,
+            )
+
+    def reject(self, payloads: list[str], reason: str) -> None:
+        """Keep records the server refused for good in the ``rejected`` table."""
+        try:
+            with self._file_lock:
+                self._open().executemany(
+                    "INSERT INTO rejected(reason, payload) VALUES (?, ?)",
+                    [(reason, p) for p in payloads],
+                )
+        except (sqlite3.Error, OSError) as exc:
+            log.error("cannot keep rejected records in %s: %s", self.path, exc)
+
+    # -- taking ----------------------------------------------------------------------
+    def oldest(self, n: int) -> tuple[Where, list[str]]:
+        """The ``n`` oldest waiting records (fewer if fewer wait) and where they are,
+        for :meth:`forget`; they stay until forgotten."""
+        if self.in_file:
+            with self._file_lock:
+                rows = (
+                    self._open()
+                    .execute("SELECT id, payload FROM spill ORDER BY id LIMIT ?", (n,))
+                    .fetchall()
+                )
+                if not rows:
+                    self.in_file = 0
+            if rows:
+                return (True, [r[0] for r in rows]), [r[1] for r in rows]
+        with self._memory_lock:
+            return (False, []), self.in_memory[:n]
+
+    def forget(self, where: Where, done: int) -> None:
+        """The first ``done`` records that :meth:`oldest` gave from ``where`` were
+        answered. Nothing happens after :meth:`freeze`."""
+        if done <= 0:
+            return
+        from_file, ids = where
+        if from_file:
+            with self._file_lock:
+                if self._frozen:
+                    return
+                self._open().execute(
+                    "DELETE FROM spill WHERE id BETWEEN ? AND ?", (ids[0], ids[done - 1])
+                )
+                self.in_file -= done
+            return
+        with self._memory_lock:
+            if self._frozen:
+                return
+            del self.in_memory[:done]
+            if not self.in_memory:
+                self._drop_logged = False  # a later shortage logs its drops again
+
+    def freeze(self) -> None:
+        """From now on answers are moot (the sender gave up on its request): nothing
+        is forgotten any more; adding still works."""
+        with self._file_lock, self._memory_lock:
+            self._frozen = True
+
+    # -- closing ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the file; write what memory holds to a JSON-lines file (logged)."""
+        with self._file_lock:
+            self._frozen = True
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+        with self._memory_lock:
+            unsaved = list(self.in_memory)
+        if unsaved:
+            self._save(unsaved)
+
+    def remove_files(self) -> None:
+        """Delete the spill file (and its WAL files): call when nothing is left in it."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def _save(self, unsaved: list[str]) -> None:
+        n = len(unsaved)
+        for folder in (self.path.parent, Path(tempfile.gettempdir())):
+            path = folder / f"{self.path.stem}-unsent-{uuid.uuid4().hex[:8]}.jsonl"
+            try:
+                with open(path, "x", encoding="utf-8") as f:
+                    f.writelines(p + "\n" for p in unsaved)
+            except OSError:
+                continue
+            log.error(
+                "remote UI %s: %d record(s) not sent and not in the spill file %s; they are "
+                "in %s (one JSON record a line, as embedviz.stats.records.to_dict writes)",
+                self.label,
+                n,
+                self.path,
+                path,
+            )
+            self.unsent_path = path
+            return
+        log.error(
+            "remote UI %s: %d record(s) not sent and LOST: neither the spill file %s nor "
+            "a file in %s could be written",
+            self.label,
+            n,
+            self.path,
+            tempfile.gettempdir(),
+        )

@@ -1,0 +1,122 @@
+"""SpillQueue without a server: the spill file, the memory fallback and their order."""
+
+import json
+import logging
+import sqlite3
+
+import pytest
+
+from embedviz.stats.remote_spill import SpillQueue
+
+
+def rec(i):
+    return json.dumps({"iteration": i})
+
+
+def drain(q, batch=3):
+    """Every waiting record, oldest first, as a sender takes them."""
+    out = []
+    while len(q):
+        where, payloads = q.oldest(batch)
+        out += [json.loads(p)["iteration"] for p in payloads]
+        q.forget(where, len(payloads))
+    return out
+
+
+@pytest.fixture
+def queues():
+    made = []
+
+    def make(path, memory_size=100, **kw):
+        made.append(SpillQueue(path, memory_size, label="test", **kw))
+        return made[-1]
+
+    yield make
+    for q in made:
+        q.close()
+
+
+def test_the_file_keeps_the_order_and_a_batch_put_back_goes_in_front(tmp_path, queues):
+    q = queues(tmp_path / "s.db")
+    q.add([rec(3), rec(4)])
+    q.add([rec(5)])
+    q.add([rec(1), rec(2)], front=True)  # the batch that was in flight: older
+    assert len(q) == 5 and q.in_file == 5 and q.in_memory == []
+    where, payloads = q.oldest(2)
+    assert [json.loads(p)["iteration"] for p in payloads] == [1, 2]
+    q.forget(where, 1)  # the server answered the first only
+    q.close()
+    again = queues(tmp_path / "s.db")  # a later run finds the rest, in order
+    assert again.in_file == 4 and drain(again) == [2, 3, 4, 5]
+
+
+def test_what_the_file_cannot_take_waits_in_memory_and_keeps_its_place(
+    tmp_path, queues, monkeypatch, caplog
+):
+    q = queues(tmp_path / "s.db")
+    q.add([rec(0), rec(1)])
+    write = q._write
+
+    def full(payloads, front):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(q, "_write", full)
+    with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote_spill"):
+        q.add([rec(2), rec(3)])
+        q.add([rec(4)])
+    assert (q.in_file, len(q.in_memory)) == (2, 3)
+    assert caplog.text.count("cannot write the spill file") == 1 and "disk is full" in q.error
+    monkeypatch.setattr(q, "_write", write)  # the disk has room again ...
+    q.add([rec(5)])  # ... but memory holds older records: 5 joins them, not the file
+    assert (q.in_file, len(q.in_memory)) == (2, 4)
+    assert drain(q) == [0, 1, 2, 3, 4, 5]
+
+
+def test_memory_is_bounded_the_newest_are_dropped_and_said_once(tmp_path, queues, caplog):
+    told = []
+    q = queues(tmp_path / "no-such-folder" / "s.db", memory_size=3, on_drop=told.append)
+    with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote_spill"):
+        for i in range(6):
+            q.add([rec(i)])
+    assert drain(q) == [0, 1, 2]  # the oldest kept
+    assert q.dropped == 3 and sum(told) == 3
+    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+    q.add([rec(9)], bound=False)  # close() keeps everything: no bound
+    q.add([rec(10)], bound=False)
+    q.add([rec(11)], bound=False)
+    q.add([rec(12)], bound=False)
+    assert len(q.in_memory) == 4 and q.dropped == 3
+
+
+def test_after_freeze_answers_are_moot(tmp_path, queues):
+    q = queues(tmp_path / "s.db")
+    q.add([rec(0), rec(1)])
+    where, payloads = q.oldest(2)
+    q.freeze()  # the sender gave up on its request: nothing is forgotten
+    q.forget(where, 2)
+    q.add([rec(2)])
+    assert q.in_file == 3
+
+
+def test_close_writes_what_memory_holds_to_json_lines(tmp_path, caplog):
+    q = SpillQueue(tmp_path / "no-such-folder" / "s.db", 10, label="test")
+    q.add([rec(7), rec(8)])
+    with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote_spill"):
+        q.close()
+    assert q.unsent_path is not None and str(q.unsent_path) in caplog.text
+    lines = q.unsent_path.read_text().splitlines()
+    q.unsent_path.unlink()
+    assert [json.loads(line)["iteration"] for line in lines] == [7, 8]
+    assert "2 record(s) not sent" in caplog.text
+
+
+def test_rejected_records_are_kept_apart_with_their_reason(tmp_path, queues):
+    q = queues(tmp_path / "s.db")
+    q.add([rec(0)])
+    q.reject([rec(5)], "HTTP 400: bad")
+    assert len(q) == 1
+    q.close()
+    con = sqlite3.connect(tmp_path / "s.db")
+    rows = con.execute("SELECT reason, payload FROM rejected").fetchall()
+    con.close()
+    assert rows == [("HTTP 400: bad", rec(5))]
