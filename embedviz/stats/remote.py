@@ -176,11 +176,8 @@ class RemoteStatsRouter(StatsStorage):
         self._inflight: list[str] = []
         self._inflight_done = 0
         self._abandoned = False
-        # records the spill file could not take, oldest first, at most queue_size: an
-        # in-memory spill sent before the queue (and before the spill file's rows, which
-        # are older: while it holds any, later spills join it instead of the file)
-        # records waiting to be sent (spill file, memory when it fails), oldest first;
-        # the queue's records are newer
+        # records waiting to be sent, oldest first: the spill file's rows, then what it
+        # could not take (in memory, at most queue_size); the queue's records are newer
         self._waiting = SpillQueue(self.spill_path, queue_size, self.url, self._answered)
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -199,7 +196,7 @@ class RemoteStatsRouter(StatsStorage):
         self._thread = threading.Thread(target=self._run, name="embedviz-remote", daemon=True)
         self._thread.start()
 
-    # -- spill file ----------------------------------------------------------------
+    # -- what waits (remote_spill.SpillQueue) ----------------------------------------
     @property
     def dropped(self) -> int:
         """Records dropped because the spill file could not be written and the memory
