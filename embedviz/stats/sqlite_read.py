@@ -481,14 +481,19 @@ def _counts(blobs, bins: int) -> np.ndarray:
 
 def _merge_blocks(blocks: list) -> HistogramArrays:
     """Blocks of one tensor's histograms (several layouts, version 1 rows) as one
-    :class:`HistogramArrays`, oldest first, with the first histogram's number of bins."""
+    :class:`HistogramArrays`, oldest first, with the newest histogram's number of bins
+    (as :meth:`HistogramArrays.of`; ``left_out`` counts the others)."""
     if not blocks:
         return HistogramArrays.of([])
     its = [np.asarray(b[0], np.int64) for b in blocks]
     orders = [np.full(len(i), b[1]) for i, b in zip(its, blocks, strict=True)]
     ids = [np.asarray(b[2], np.int64) for b in blocks]
-    first = min(range(len(blocks)), key=lambda j: (its[j].min(), blocks[j][1], ids[j].min()))
-    bins = blocks[first][4].shape[1]
+
+    def newest(j):  # the block's last row in the order below: (iteration, table, id)
+        k = np.lexsort((ids[j], its[j]))[-1]
+        return (its[j][k], blocks[j][1], ids[j][k])
+
+    bins = blocks[max(range(len(blocks)), key=newest)][4].shape[1]
     keep = [j for j, b in enumerate(blocks) if b[4].shape[1] == bins]
     it = np.concatenate([its[j] for j in keep])
     order = np.lexsort(
@@ -496,4 +501,5 @@ def _merge_blocks(blocks: list) -> HistogramArrays:
     )
     limits = np.concatenate([blocks[j][3] for j in keep])[order]
     counts = np.concatenate([blocks[j][4] for j in keep])[order]
-    return HistogramArrays(it[order], limits[:, 0].copy(), limits[:, 1].copy(), counts)
+    left_out = sum(len(i) for i in its) - len(it)
+    return HistogramArrays(it[order], limits[:, 0].copy(), limits[:, 1].copy(), counts, left_out)

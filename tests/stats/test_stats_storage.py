@@ -729,6 +729,32 @@ def test_version_1_file_is_read_and_upgraded_when_written_to(tmp_path):
         _assert_arrays_match(reader, "h", _items())  # version 1 and 2 rows together
 
 
+def test_version_1_and_2_histograms_keep_the_newest_number_of_bins(tmp_path):
+    """Version 1 rows and version 2 sets of one tensor, with two numbers of bins: the
+    arrays hold the histograms with the newest one's number (a version 2 row), in order,
+    and count the others; get_histograms returns every one."""
+    path = tmp_path / "runs.db"
+
+    def update(i, bins):
+        counts = [(i + 3 * j) % 7 for j in range(bins)]
+        hists = {"params": {"w": Histogram(-1.0 - i, 1.0 + i, counts)}}
+        return Update("run", "0", i, float(i), score=1.0, histograms=hists)
+
+    with SQLiteStatsStorage(path) as s:
+        s.put_many([update(0, 30), update(10, 50), update(20, 30)])
+    _downgrade_to_version_1(path)
+    with SQLiteStatsStorage(path) as s:
+        s.put_many([update(30, 50), update(40, 30), update(50, 50)])
+    with SQLiteStatsStorage(path, read_only=True) as reader:
+        pairs = reader.get_histograms("run", "0", "params", "w")
+        got = reader.get_histogram_arrays("run", "0", [("params", "w")])[("params", "w")]
+    assert [it for it, _ in pairs] == [0, 10, 20, 30, 40, 50]
+    want = [(it, h) for it, h in pairs if len(h.counts) == 50]
+    assert got.iterations.tolist() == [10, 30, 50] == [it for it, _ in want]
+    assert got.counts.tolist() == [h.counts for _, h in want]
+    assert got.lo.tolist() == [h.lo for _, h in want] and got.left_out == 3
+
+
 def test_reading_leaves_no_wal_files_and_never_writes(tmp_path):
     path = tmp_path / "runs.db"
     with SQLiteStatsStorage(path) as s:
