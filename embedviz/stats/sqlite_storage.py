@@ -32,8 +32,9 @@ error) never stops training; the policy is that of
 * Once ``close()`` has begun, ``put`` raises InputError: a record accepted after
   close's final write would be lost.
 
-Readers use their own connections (one per thread, closed when the thread ends), so a
-reader never holds up the writer; several processes (DDP ranks) may write one file.
+Readers use their own connections (one per thread; those of threads that ended are
+closed when another thread connects), so a reader never holds up the writer; several
+processes (DDP ranks) may write one file.
 
 Series (:meth:`SQLiteStatsStorage.get_series_many`) are read in one snapshot and in
 chunks of rows, each chunk downsampled as it arrives, so opening a page on a file of
