@@ -36,15 +36,7 @@ def storage(request, tmp_path):
         [8, 8, 8],  # no change: nothing left out
     ],
 )
-def test_histogram_arrays_keep_the_newest_number_of_bins(storage, bins, request):
-    if isinstance(storage, SQLiteStatsStorage) and len(set(bins)) > 1:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="sqlite_read._merge_blocks keeps the oldest block's number of bins "
-                "(its own copy of the rule); the fix is requested from its owner",
-            )
-        )
+def test_histogram_arrays_keep_the_newest_number_of_bins(storage, bins):
     storage.put_many([_update(10 * i, b) for i, b in enumerate(bins)])
     storage.flush()
     got = storage.get_histogram_arrays("run", "0", [("params", "w")])[("params", "w")]

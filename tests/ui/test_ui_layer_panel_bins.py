@@ -41,23 +41,12 @@ def storage(request, tmp_path):
     st.close()
 
 
-def _sqlite_waits_for_its_fix(storage, request) -> None:
-    if isinstance(storage, SQLiteStatsStorage):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="sqlite_read._merge_blocks keeps the oldest number of bins; fix requested",
-            )
-        )
-
-
 def _run_deferred(page) -> None:
     for read, fill in page.deferred:
         fill(read())
 
 
-def test_latest_histogram_shown_and_the_older_ones_named_in_one_note(storage, request):
-    _sqlite_waits_for_its_fix(storage, request)
+def test_latest_histogram_shown_and_the_older_ones_named_in_one_note(storage):
     # parameters: 30 bins at 0 and 10, then 50 bins; updates: 20 bins throughout but
     # the first, so the updates kind leaves one out when it is chosen later
     storage.put_many([_update(10 * i, 30 if i < 2 else 50, 7 if i == 0 else 20) for i in range(5)])
