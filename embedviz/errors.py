@@ -22,3 +22,10 @@ class FileFormatError(EmbedvizError, ValueError):
 class StorageFullError(InputError):
     """A bounded storage that cannot take a record without dropping another's (the
     remote receiver answers 507: the sender keeps the records and tries again)."""
+
+
+class StatsWriteError(EmbedvizError, OSError):
+    """A statistics file that cannot be written now (disk full, locked, an I/O error),
+    raised by ``flush()``/``close()`` of :class:`~embedviz.stats.storage.SQLiteStatsStorage`
+    (``put`` never raises it: training goes on); the records not written stay buffered,
+    and the message says how many and what to do."""

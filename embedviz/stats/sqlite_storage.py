@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from embedviz._check import check_int, check_number
-from embedviz.errors import EmbedvizError, InputError
+from embedviz.errors import InputError, StatsWriteError
 from embedviz.stats.base import (
     StatsStorage,
     StorageEvent,
@@ -84,11 +84,6 @@ log = logging.getLogger(__name__)
 
 _BACKLOG = 32  # batches buffered at most: put() writes itself (the writer is far behind)
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # storages with a writer thread
-
-
-class StatsWriteError(EmbedvizError, OSError):
-    """The statistics file cannot be written now (disk full, locked, an I/O error); the
-    records not written stay buffered, and the message says how many and what to do."""
 
 
 @atexit.register

@@ -56,8 +56,8 @@ Safe to call from another thread while training writes.
     arrays); on SQLite one pass over the rows for all of them (use it to draw pages).
 ``get_snapshots(session_id, worker_id=None, kind=None) -> list[Snapshot]``
 
-Listeners (both storages)
--------------------------
+Listeners (both storages; RemoteStatsRouter only sends, and refuses them)
+-------------------------------------------------------------------------
 ``register_listener(callback)``, ``deregister_listener(callback)``
     ``callback(StorageEvent(kind, session_id, worker_id, iteration))`` after each record
     written *through this object* is readable (SQLite: once flushed); an exception in a
