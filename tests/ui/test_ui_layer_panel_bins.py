@@ -79,3 +79,38 @@ def test_no_note_when_every_histogram_has_the_same_number_of_bins(storage):
     assert not note.visible and note.text == ""
     bands = page.sources["layer:hist:params:fc.weight:bands"].data
     assert list(bands["x"]) == [0, 10, 20]
+
+
+def test_live_histograms_with_another_number_of_bins_replace_the_held_ones(storage):
+    # the page is open when the number of bins changes: the next refresh shows the new
+    # histograms (it kept the old number and dropped every new one), the bands and the
+    # slider start again from them and the note counts the histograms dropped
+    storage.put_many([_update(10 * i, 30, 20) for i in range(3)])
+    storage.flush()
+    page = build_model(storage, "run")
+    _run_deferred(page)
+    show = page.sources["layer:hist:params:fc.weight:show"]
+    assert len(show.data["top"]) == 30
+    storage.put_many([_update(10 * i, 50, 20) for i in range(3, 5)])
+    storage.flush()
+    assert page.refresh() > 0
+    hists = storage.get_histograms("run", "0", "params", "fc.weight")
+    assert [len(h.counts) for _, h in hists] == [30, 30, 30, 50, 50]
+    assert list(show.data["top"]) == hists[-1][1].counts
+    np.testing.assert_allclose(show.data["left"], hists[-1][1].edges()[:-1])
+    slider = page.sources["layer:params:slider"]
+    assert (slider.start, slider.value) == (30, 40) and not slider.disabled
+    assert list(page.sources["layer:hist:params:fc.weight:bands"].data["x"]) == [30, 40]
+    note = page.layout.select_one({"name": "layer:hist_left_out"})
+    assert note.visible
+    assert "Left out: 3 older histograms (parameters fc.weight)" in note.text
+    slider.value = 30  # back through time: the new histograms only
+    assert list(show.data["top"]) == hists[3][1].counts
+    # more with the new number of bins: appended, the slider where it was
+    storage.put_many([_update(50, 50, 20)])
+    storage.flush()
+    assert page.refresh() > 0
+    assert list(page.sources["layer:hist:params:fc.weight:bands"].data["x"]) == [30, 40, 50]
+    assert (slider.start, slider.end, slider.value) == (30, 50, 30)
+    assert list(show.data["top"]) == hists[3][1].counts
+    assert "Left out: 3 older histograms" in note.text

@@ -15,6 +15,7 @@ from embedviz.ui.cache import SeriesCache
 from embedviz.ui.pages.histograms import (
     PERCENTILES,
     HistogramHistory,
+    HistogramSlider,
     distribution_columns,
     percentiles,
     percentiles_many,
@@ -270,20 +271,42 @@ def test_distribution_of_a_long_history_keeps_spikes_and_the_newest():
     assert list(cols["x"]) == sorted(cols["x"])
 
 
-def test_histogram_history_extend_keeps_only_newer_and_same_bins():
+def test_histogram_history_extend_keeps_newer_ones_with_the_newest_number_of_bins():
     h = HistogramHistory.of([(10, Histogram(0.0, 1.0, [1, 2]))])
     added = h.extend(
         [
             (10, Histogram(0.0, 1.0, [5, 5])),  # already held
-            (20, Histogram(0.0, 2.0, [3, 1])),
-            (30, Histogram(0.0, 2.0, [3, 1, 1])),  # another number of bins
+            (20, Histogram(0.0, 2.0, [3, 1, 1])),  # another number of bins than the newest
+            (30, Histogram(0.0, 2.0, [3, 1])),
         ]
     )
-    assert list(added.iterations) == [20] and list(h.iterations) == [10, 20]
-    assert h.counts.tolist() == [[1, 2], [3, 1]]
+    assert list(added.iterations) == [30] and list(h.iterations) == [10, 30]
+    assert h.counts.tolist() == [[1, 2], [3, 1]] and h.left_out == 1
+    # the number of bins changes: the newer histograms replace the held ones
+    added = h.extend([(40, Histogram(0.0, 3.0, [1, 1, 2])), (50, Histogram(0.0, 3.0, [2, 1, 2]))])
+    assert list(added.iterations) == list(h.iterations) == [40, 50]
+    assert h.counts.tolist() == [[1, 1, 2], [2, 1, 2]] and h.left_out == 3
+    assert h.bins == 3 and h.lo.tolist() == [0.0, 0.0] and h.hi.tolist() == [3.0, 3.0]
     empty = HistogramHistory.of([])
-    assert len(empty) == 0 and empty.last is None
+    assert len(empty) == 0 and empty.last is None and empty.bins is None
     assert list(empty.extend([(5, Histogram(0.0, 1.0, [1]))]).iterations) == [5]
+    assert empty.left_out == 0
+
+
+@pytest.mark.parametrize("in_browser", [False, True])
+def test_histogram_slider_draws_a_replaced_history_again(in_browser):
+    h = HistogramHistory.of([(10, Histogram(0.0, 1.0, [1, 2])), (20, Histogram(0.0, 1.0, [2, 2]))])
+    slider = HistogramSlider([("w", "k", h)], "k", in_browser=in_browser)
+    slider.slider.value = 10  # moved back
+    added = h.extend([(30, Histogram(0.0, 3.0, [1, 1, 4])), (40, Histogram(0.0, 3.0, [4, 1, 1]))])
+    assert slider.push([added]) == 2
+    assert (slider.slider.start, slider.slider.end, slider.slider.value) == (30, 40, 30)
+    assert list(slider.shows[0].data["top"]) == [1, 1, 4]
+    np.testing.assert_allclose(slider.shows[0].data["right"], [1.0, 2.0, 3.0])
+    if in_browser:  # the page's store holds the new histograms only
+        store = slider.sources["k:store"].data
+        assert list(store["iteration"]) == [30, 40]
+        assert [list(c) for c in store["counts"]] == [[1, 1, 4], [4, 1, 1]]
 
 
 def test_model_page_opens_on_the_first_layer_with_parameters_and_names_layer_types():

@@ -17,7 +17,7 @@ import logging
 from bokeh.layouts import column, row
 from bokeh.models import CustomJS, RadioButtonGroup
 
-from embedviz.ui.pages._common import heading, note
+from embedviz.ui.pages._common import MAX_POINTS, heading, note
 from embedviz.ui.pages.histograms import (
     HistogramHistory,
     HistogramSlider,
@@ -52,6 +52,9 @@ class HistogramPanel:
     late : callable, default=None
         ``late() -> updates`` recorded since the page was built, streamed into a kind
         read later.
+    changed : callable, default=None
+        ``changed()``, called in the document's thread after histograms were added (a
+        kind read later, or :meth:`push`): a histogram's ``left_out`` may have grown.
     """
 
     def __init__(
@@ -63,10 +66,11 @@ class HistogramPanel:
         read_kind=None,
         unread=(),
         late=None,
+        changed=None,
     ) -> None:
         self.histories = dict(histories)
         self.key, self.page, self.in_browser = key, page, in_browser
-        self.read_kind, self.late = read_kind, late
+        self.read_kind, self.late, self.changed = read_kind, late, changed
         self.unread = set(unread)
         held = {k for (k, _), h in self.histories.items() if len(h)}
         self.kinds = [k for k in KINDS if k in held or k in self.unread]
@@ -123,8 +127,7 @@ class HistogramPanel:
     def _add(self, kind: str, histories: dict) -> None:
         self.histories.update(histories)
         self._build(kind)
-        if self.late is not None:
-            self.push(self.late())
+        self.push(self.late() if self.late is not None else [])
 
     def _build(self, kind: str) -> None:
         """The charts of ``kind`` (once)."""
@@ -159,7 +162,9 @@ class HistogramPanel:
 
     def push(self, updates) -> int:
         """Add the histograms in ``updates`` (Update records, by iteration) to every
-        history read and stream them into the charts built; returns how many were added."""
+        history read and stream them into the charts built (a history replaced by
+        histograms with another number of bins is drawn again); returns how many were
+        added."""
         n = 0
         added: dict[tuple[str, str], HistogramHistory] = {}
         for (kind, name), history in self.histories.items():
@@ -174,9 +179,13 @@ class HistogramPanel:
             if kind not in self.built:
                 n += len(new)
         for kind, (slider, views) in self.built.items():
-            for name, _, src in views:
+            for name, history, src in views:
                 new = added[(kind, name)]
-                if len(new):
+                if len(new) and len(new) == len(history):  # replaced
+                    src.data = distribution_columns(history, MAX_POINTS)
+                elif len(new):
                     src.stream(distribution_columns(new), rollover=6000)
             n += slider.push([added[(kind, name)] for name, _, _ in views])
+        if self.changed is not None:
+            self.changed()
         return n

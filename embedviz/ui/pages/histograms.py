@@ -80,8 +80,10 @@ class HistogramHistory:
     """The histograms of one tensor over iterations, as arrays.
 
     ``iterations`` (int64), ``lo``, ``hi`` (float64) and ``counts`` (int64, shape
-    (histograms, bins); :meth:`of` drops histograms with another number of bins than
-    the first).
+    (histograms, bins)). The rows share one number of bins, the newest histogram's (as
+    the storage's :class:`~embedviz.stats.base.HistogramArrays`): histograms recorded with
+    another number are left out and ``left_out`` counts them, those of the read and
+    those :meth:`extend` drops.
 
     Examples
     --------
@@ -92,24 +94,35 @@ class HistogramHistory:
     (0, 1, 2)
     """
 
-    def __init__(self, iterations, lo, hi, counts) -> None:
+    def __init__(self, iterations, lo, hi, counts, left_out: int = 0) -> None:
         self.iterations = np.asarray(iterations, dtype=np.int64)
         self.lo = np.asarray(lo, dtype=np.float64)
         self.hi = np.asarray(hi, dtype=np.float64)
         counts = np.asarray(counts, dtype=np.int64)
         self.counts = counts if counts.ndim == 2 else counts.reshape(len(self.iterations), -1)
+        self.left_out = int(left_out)
 
     @classmethod
-    def of(cls, pairs: list, bins: int | None = None) -> HistogramHistory:
-        """From ``[(iteration, Histogram), ...]`` (as the storage returns them)."""
-        if bins is None and pairs:
-            bins = len(pairs[0][1].counts)
-        pairs = [(it, h) for it, h in pairs if len(h.counts) == bins]
+    def of(cls, pairs: list) -> HistogramHistory:
+        """From ``[(iteration, Histogram), ...]``, oldest first (as the storage returns
+        them); histograms with another number of bins than the newest are left out.
+
+        Examples
+        --------
+        >>> from embedviz.stats.records import Histogram
+        >>> h = HistogramHistory.of([(10, Histogram(0.0, 1.0, [1, 2, 3])),
+        ...                          (20, Histogram(0.0, 1.0, [3, 1]))])
+        >>> h.iterations.tolist(), h.left_out
+        ([20], 1)
+        """
+        bins = len(pairs[-1][1].counts) if pairs else 0
+        kept = [(it, h) for it, h in pairs if len(h.counts) == bins]
         return cls(
-            [it for it, _ in pairs],
-            [h.lo for _, h in pairs],
-            [h.hi for _, h in pairs],
-            np.array([h.counts for _, h in pairs], dtype=np.int64).reshape(len(pairs), bins or 0),
+            [it for it, _ in kept],
+            [h.lo for _, h in kept],
+            [h.hi for _, h in kept],
+            np.array([h.counts for _, h in kept], dtype=np.int64).reshape(len(kept), bins),
+            len(pairs) - len(kept),
         )
 
     def __len__(self) -> int:
@@ -120,19 +133,44 @@ class HistogramHistory:
         """The newest iteration (None when empty)."""
         return int(self.iterations[-1]) if len(self) else None
 
+    @property
+    def bins(self) -> int | None:
+        """The number of bins (None when empty)."""
+        return self.counts.shape[1] if len(self) else None
+
     def extend(self, pairs: list) -> HistogramHistory:
-        """The histograms of ``pairs`` newer than the last one, as a history; appended."""
+        """Add the histograms of ``pairs`` newer than the last one; returns them as a
+        history.
+
+        The newest histogram's number of bins wins, as in :meth:`of`: when it differs
+        from the held one, the new histograms *replace* the held ones (counted in
+        ``left_out``), and the returned history is then the whole history, so a view
+        sets its data rather than streams it (``len(added) == len(self)``).
+
+        Examples
+        --------
+        >>> from embedviz.stats.records import Histogram
+        >>> h = HistogramHistory.of([(10, Histogram(0.0, 1.0, [1, 2]))])
+        >>> len(h.extend([(20, Histogram(0.0, 1.0, [2, 2]))])), len(h)
+        (1, 2)
+        >>> len(h.extend([(30, Histogram(0.0, 1.0, [1, 1, 1]))])), len(h), h.left_out
+        (1, 1, 2)
+        """
         last = self.last
-        new = HistogramHistory.of(
-            [(it, h) for it, h in pairs if last is None or it > last],
-            self.counts.shape[1] if len(self) else None,
-        )
-        if len(new):
-            held = self.counts if len(self) else np.zeros((0, new.counts.shape[1]), np.int64)
-            self.iterations = np.concatenate([self.iterations, new.iterations])
-            self.lo = np.concatenate([self.lo, new.lo])
-            self.hi = np.concatenate([self.hi, new.hi])
-            self.counts = np.concatenate([held, new.counts])
+        new = HistogramHistory.of([(it, h) for it, h in pairs if last is None or it > last])
+        self.left_out += new.left_out
+        if not len(new):
+            return new
+        if len(self) and new.bins != self.bins:  # the number of bins changed
+            self.left_out += len(self)
+            self.iterations, self.lo, self.hi = new.iterations, new.lo, new.hi
+            self.counts = new.counts
+            return new
+        held = self.counts if len(self) else np.zeros((0, new.bins), np.int64)
+        self.counts = np.concatenate([held, new.counts])
+        self.iterations = np.concatenate([self.iterations, new.iterations])
+        self.lo = np.concatenate([self.lo, new.lo])
+        self.hi = np.concatenate([self.hi, new.hi])
         return new
 
     def index_at(self, iteration: float) -> int:
@@ -262,29 +300,40 @@ class HistogramSlider:
             p.title.text = f"{title} at iteration {history.iterations[k]}"
 
     def push(self, added: list[HistogramHistory]) -> int:
-        """Show what was just appended to each chart's history (``added``, as returned by
-        :meth:`HistogramHistory.extend`); follow the newest when the slider is at its end.
-        Returns how many histograms were added."""
+        """Show what was just added to each chart's history (``added``, as returned by
+        :meth:`HistogramHistory.extend`; a history whose number of bins changed was
+        replaced, and its chart shows the new one); follow the newest when the slider is
+        at its end. Returns how many histograms were added."""
         at_end = self.slider.value >= self.slider.end or self.slider.disabled
-        n, newest = 0, None
+        n, newest, replaced = 0, None, False
         for i, ((title, _, history), show, p, new) in enumerate(
             zip(self.entries, self.shows, self.plots, added, strict=True)
         ):
             if not len(new):
                 continue
+            whole = len(new) == len(history)  # replaced (or empty before)
+            replaced = replaced or whole
             if self.in_browser:
-                self.stores[i].stream(new.store_columns())
+                if whole:
+                    self.stores[i].data = history.store_columns()
+                else:
+                    self.stores[i].stream(new.store_columns())
             n += len(new)
             newest = new.last if newest is None else max(newest, new.last)
-            if at_end:
-                show.data = history.bars(len(history) - 1)
-                p.title.text = f"{title} at iteration {history.last}"
-        if newest is not None:
-            self.slider.end = max(self.slider.end, newest)
-            if newest > self.slider.start:
-                self.slider.disabled = False
-            if at_end:
-                self.slider.value = self.slider.end
+            if at_end or whole:
+                k = len(history) - 1 if at_end else history.index_at(self.slider.value)
+                show.data = history.bars(k)
+                p.title.text = f"{title} at iteration {history.iterations[k]}"
+        if newest is None:
+            return n
+        if replaced:  # the slider spans the histograms held
+            self.slider.start = min(int(h.iterations[0]) for _, _, h in self.entries if len(h))
+        self.slider.end = max(self.slider.end, newest)
+        self.slider.disabled = self.slider.start >= self.slider.end
+        if self.slider.disabled:  # one histogram: Bokeh needs end > start
+            self.slider.end = self.slider.start + 1
+        if at_end or self.slider.value < self.slider.start:
+            self.slider.value = self.slider.end if at_end else self.slider.start
         return n
 
     def layout(self):

@@ -219,7 +219,6 @@ class LayerPanel:
         if has_act:
             self.hist_specs.append(("activations", layer))
         self.hist: HistogramPanel | None = None
-        self.left_out: dict[tuple[str, str], int] = {}  # (kind, tensor) -> histograms
         self.left_out_note = note("")
         self.left_out_note.visible = False
         self.left_out_note.name = f"{key}:hist_left_out"
@@ -308,17 +307,18 @@ class LayerPanel:
         st, sid, wid = self.storage, self.session_id, self.worker_id
         items = [(kind, name) for kind, name in self.hist_specs if kind in kinds]
         got = st.get_histogram_arrays(sid, wid, items)  # one pass for all, as arrays
-        for item, a in got.items():  # older histograms with another number of bins
-            self.left_out[item] = a.left_out
         return {
-            item: HistogramHistory(a.iterations, a.lo, a.hi, a.counts) for item, a in got.items()
+            item: HistogramHistory(a.iterations, a.lo, a.hi, a.counts, a.left_out)
+            for item, a in got.items()
         }
 
     def _show_left_out(self) -> None:
         """Say in one note how many older histograms (another number of bins) the
-        slider and the bands leave out; the document's thread."""
-        n = sum(self.left_out.values())
-        names = [f"{KINDS[kind]} {name}" for (kind, name), k in self.left_out.items() if k]
+        slider and the bands leave out, those read and those dropped while live; the
+        document's thread."""
+        left_out = {item: h.left_out for item, h in self.hist.histories.items()}
+        n = sum(left_out.values())
+        names = [f"{KINDS[kind]} {name}" for (kind, name), k in left_out.items() if k]
         shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
         text = (
             f"Left out: {n} older histogram{'s' if n > 1 else ''} ({shown}) recorded "
@@ -350,16 +350,11 @@ class LayerPanel:
             in_browser=self.in_browser,
             read_kind=lambda kind: self._read_kinds([kind]),
             unread=unread,
-            late=self._late_histograms,
+            late=self._late,
+            changed=self._show_left_out,
         )
         self.hist_box.children = [*self.hist.layout.children, self.left_out_note]
-        self._show_left_out()
-        self.hist.push(self._late())
-
-    def _late_histograms(self) -> list:
-        """For a kind read later (the document's thread): its note, then :meth:`_late`."""
-        self._show_left_out()
-        return self._late()
+        self.hist.push(self._late())  # and the note, by ``changed``
 
     def _push_series(self, updates) -> int:
         n = sum(ms.push_updates(updates) for ms in (self.ratio, self.mags, self.lr))
