@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from embedviz import _readers
+from embedviz._check import check_choice, check_int
 from embedviz.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -124,12 +125,9 @@ def _read(path, limit, binary, keep, unicode_errors, trust_pickle):
     report."""
     path = Path(path)
     _check_count("limit", limit)
-    if unicode_errors not in ("ignore", "replace", "strict"):
-        raise InputError(
-            f"unicode_errors must be 'ignore', 'replace' or 'strict', got {unicode_errors!r}"
-        )
-    if trust_pickle not in (None, True, False):
-        raise InputError(f"trust_pickle must be None, True or False, got {trust_pickle!r}")
+    check_choice("unicode_errors", unicode_errors, ("ignore", "replace", "strict"))
+    if not (trust_pickle is None or isinstance(trust_pickle, bool)):
+        raise InputError(f"trust_pickle: expected None, True or False, got {trust_pickle!r:.60}")
     report = LoadReport(path=str(path), format="")
     kv = _readers.read(path, limit, binary, keep, unicode_errors, trust_pickle, report)
     report.n_words, report.vector_size = len(kv.index_to_key), int(kv.vectors.shape[1])
@@ -163,8 +161,8 @@ def _read(path, limit, binary, keep, unicode_errors, trust_pickle):
 
 
 def _check_count(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+    if value is not None:
+        check_int(name, value, low=1)
 
 
 def _check_not_string(words: Any) -> None:

@@ -171,7 +171,7 @@ def test_binary_forced_on_glove(tmp_path):
 
 @pytest.mark.parametrize("limit", [0, -3, 2.5, "10", True])
 def test_bad_limit(tmp_path, limit):
-    with pytest.raises(InputError, match="limit must be a positive integer"):
+    with pytest.raises(InputError, match="limit: expected an integer >= 1, got"):
         load_vectors(tmp_path / "x", limit=limit)
 
 

@@ -66,7 +66,7 @@ def test_trust_pickle_false_refuses_even_a_model_name(tmp_path):
 
 
 def test_bad_trust_pickle_value(tmp_path):
-    with pytest.raises(InputError, match="trust_pickle must be None, True or False, got 'yes'"):
+    with pytest.raises(InputError, match="trust_pickle: expected None, True or False, got 'yes'"):
         load_vectors(tmp_path / "x.kv", trust_pickle="yes")
 
 
