@@ -15,7 +15,7 @@ from bokeh.models import Div
 
 from embedviz.stats.diagnostics import iterations_text, where_of
 from embedviz.ui.diagnose import get_findings
-from embedviz.ui.pages._common import escape, layer_label, layer_types
+from embedviz.ui.pages.widgets import escape, layer_label, layer_types
 
 __all__ = ["FINDINGS_STYLE", "LiveFindings", "findings_html", "findings_view", "get_findings"]
 

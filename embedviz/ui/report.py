@@ -17,10 +17,10 @@ from bokeh.layouts import column
 from bokeh.models import Div, TabPanel, Tabs
 
 from embedviz.errors import FileFormatError, InputError
-from embedviz.ui.pages._common import escape
 from embedviz.ui.pages.model import build_model
 from embedviz.ui.pages.overview import build_overview
 from embedviz.ui.pages.system import build_system
+from embedviz.ui.pages.widgets import escape
 
 log = logging.getLogger(__name__)
 

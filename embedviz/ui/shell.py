@@ -26,7 +26,8 @@ from bokeh.layouts import column, row
 from bokeh.models import Div, Select
 
 from embedviz.ui.findings import LiveFindings
-from embedviz.ui.pages._common import Page, escape
+from embedviz.ui.pages._common import Page
+from embedviz.ui.pages.widgets import escape
 
 log = logging.getLogger(__name__)
 

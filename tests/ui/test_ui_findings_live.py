@@ -13,7 +13,7 @@ from ui_records import fill, make_update
 from embedviz.stats.storage import InMemoryStatsStorage
 from embedviz.ui.diagnose import FindingsRunner, get_findings
 from embedviz.ui.findings import LiveFindings, findings_html
-from embedviz.ui.pages._common import layer_types
+from embedviz.ui.pages.widgets import layer_types
 
 
 class Clock:

@@ -11,10 +11,11 @@ from ui_records import EVIL, INF_AT, NAN_AT, PARAMS, make_update, ratio_of
 from embedviz.stats.records import EvalRecord, Update
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 from embedviz.ui.findings import findings_html
-from embedviz.ui.pages._common import MARK_BOTTOM, MARK_TOP, MAX_POINTS, ema
+from embedviz.ui.pages.charts import MARK_BOTTOM, MARK_TOP, MAX_POINTS
 from embedviz.ui.pages.model import build_model
 from embedviz.ui.pages.multiline import line_points
 from embedviz.ui.pages.overview import build_overview
+from embedviz.ui.pages.smoothing import ema
 from embedviz.ui.pages.system import build_system
 
 

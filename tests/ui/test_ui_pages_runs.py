@@ -10,9 +10,9 @@ from ui_records import EVIL, fill, make_update
 
 from embedviz.stats.records import EvalRecord, Snapshot, Update
 from embedviz.stats.storage import InMemoryStatsStorage
-from embedviz.ui.pages._common import ema
 from embedviz.ui.pages.compare import build_compare, run_row
 from embedviz.ui.pages.embeddings import build_embeddings, snapshot_coords
+from embedviz.ui.pages.smoothing import ema
 
 
 @pytest.fixture

@@ -25,24 +25,18 @@ from bokeh.models import (
 )
 from bokeh.models.formatters import BasicTickFormatter
 
-from embedviz.ui.pages._common import (
-    NO_VALUE,
+from embedviz.ui.pages._common import Page
+from embedviz.ui.pages.charts import (
     SHOW_SCALE,
-    SMOOTHING,
-    LiveSeries,
-    Page,
-    UpdateFeed,
     add_hover,
     colour,
-    format_number,
-    heading,
     line_chart,
     marks_columns_empty,
     new_marks,
-    note,
-    pick_worker,
-    table,
 )
+from embedviz.ui.pages.live import LiveSeries, UpdateFeed, pick_worker
+from embedviz.ui.pages.smoothing import SMOOTHING
+from embedviz.ui.pages.widgets import NO_VALUE, format_number, heading, note, table
 
 MAX_RUNS = 12
 HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "auc", "top", "bleu", "map")

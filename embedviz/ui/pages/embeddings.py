@@ -15,18 +15,11 @@ import numpy as np
 from bokeh.layouts import column
 from bokeh.models import Div, Select
 
-from embedviz.ui.pages._common import (
-    LiveSeries,
-    Page,
-    UpdateFeed,
-    add_hover,
-    draw_series,
-    escape,
-    line_chart,
-    new_marks,
-    pick_worker,
-)
+from embedviz.ui.pages._common import Page
+from embedviz.ui.pages.charts import add_hover, draw_series, line_chart, new_marks
 from embedviz.ui.pages.kinds import PhaseShading, exaggeration_span, session_kind, step_name
+from embedviz.ui.pages.live import LiveSeries, UpdateFeed, pick_worker
+from embedviz.ui.pages.widgets import escape
 
 MAX_SNAPSHOT_POINTS = 5000
 

@@ -17,13 +17,14 @@ import logging
 from bokeh.layouts import column, row
 from bokeh.models import CustomJS, RadioButtonGroup
 
-from embedviz.ui.pages._common import MAX_POINTS, heading, note
+from embedviz.ui.pages.charts import MAX_POINTS
 from embedviz.ui.pages.histograms import (
     HistogramHistory,
     HistogramSlider,
     distribution_chart,
     distribution_columns,
 )
+from embedviz.ui.pages.widgets import heading, note
 
 log = logging.getLogger(__name__)
 

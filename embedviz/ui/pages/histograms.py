@@ -24,7 +24,7 @@ from bokeh.models import ColumnDataSource, CustomJS, Slider
 from bokeh.plotting import figure
 
 from embedviz.stats.series import downsample_minmax
-from embedviz.ui.pages._common import CHART_HEIGHT, MAX_POINTS
+from embedviz.ui.pages.charts import CHART_HEIGHT, MAX_POINTS
 
 PERCENTILES = (0, 7, 16, 31, 50, 69, 84, 93, 100)
 

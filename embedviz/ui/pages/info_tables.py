@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from embedviz.ui.pages._common import NO_VALUE, format_duration, format_number, format_speed
 from embedviz.ui.pages.kinds import session_kind
+from embedviz.ui.pages.widgets import NO_VALUE, format_duration, format_number, format_speed
 
 # the configuration keys shown in the model table, per kind: (key, row name)
 CONFIG_ROWS = {

@@ -22,13 +22,8 @@ from dataclasses import dataclass
 
 from bokeh.models import BoxAnnotation, Label
 
-from embedviz.ui.pages._common import (
-    LiveSeries,
-    add_hover,
-    draw_series,
-    line_chart,
-    new_marks,
-)
+from embedviz.ui.pages.charts import add_hover, draw_series, line_chart, new_marks
+from embedviz.ui.pages.live import LiveSeries
 
 
 @dataclass(frozen=True)

@@ -23,24 +23,13 @@ from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource, CustomJS, RadioButtonGroup
 
 from embedviz.stats.series import downsample_minmax
-from embedviz.ui.pages._common import (
-    MAX_POINTS,
-    SHOW_SCALE,
-    Page,
-    UpdateFeed,
-    colour,
-    escape,
-    fetch_many,
-    heading,
-    layer_label,
-    layer_types,
-    line_chart,
-    note,
-    table,
-)
+from embedviz.ui.pages._common import Page
+from embedviz.ui.pages.charts import MAX_POINTS, SHOW_SCALE, colour, line_chart
 from embedviz.ui.pages.histogram_panel import KINDS, HistogramPanel
 from embedviz.ui.pages.histograms import HistogramHistory
+from embedviz.ui.pages.live import UpdateFeed, fetch_many
 from embedviz.ui.pages.multiline import draw_multi, multi_series_chart
+from embedviz.ui.pages.widgets import escape, heading, layer_label, layer_types, note, table
 
 LR_LOG_SPAN = 10.0  # learning rates spanning more than this factor open on a log y axis
 

@@ -22,16 +22,11 @@ from bokeh.layouts import column
 from bokeh.models import CustomJS, Select
 
 from embedviz.errors import InputError
-from embedviz.ui.pages._common import (
-    Page,
-    heading,
-    layer_label,
-    layer_types,
-    note,
-    pick_worker,
-)
+from embedviz.ui.pages._common import Page
 from embedviz.ui.pages.kinds import NO_LAYERS, session_kind
 from embedviz.ui.pages.layer_panel import LayerPanel
+from embedviz.ui.pages.live import pick_worker
+from embedviz.ui.pages.widgets import heading, layer_label, layer_types, note
 
 log = logging.getLogger(__name__)
 

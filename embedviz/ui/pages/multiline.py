@@ -11,13 +11,13 @@ one ``ColumnDataSource`` whose rows are line segments -- columns ``xs`` (iterati
 * live, each series that got new points adds one row holding its previous newest point
   followed by the new ones (``ColumnDataSource.stream``: only the new points travel,
   and the line stays connected), min/max downsampled to the resolution drawn when a
-  run reports faster than that (:func:`~embedviz.ui.pages._common.thin_batch`);
+  run reports faster than that (:func:`~embedviz.ui.pages.live.thin_batch`);
 * when a series holds more than ``2 * max_points`` drawn points, or the source more
   than :data:`ROWS_PER_SERIES` rows per series, the chart is compacted: each series is
   min/max downsampled again and the source holds one row per series (sent whole, once
   in a while).
 
-Non-finite values sit in a marks source as in :mod:`embedviz.ui.pages._common` (a red
+Non-finite values sit in a marks source as in :mod:`embedviz.ui.pages.charts` (a red
 x at the top or bottom edge, the value in its tooltip; an exact 0 of a log10 series a
 grey circle at the bottom edge). The tooltip of a line names its
 tensor (``@label``) and the nearest drawn point (``$snap_x``, ``$snap_y``). A chart of at
@@ -42,18 +42,17 @@ from bokeh.models import (
 
 from embedviz.stats.base import scalar_getter
 from embedviz.stats.series import downsample_minmax
-from embedviz.ui.pages._common import (
+from embedviz.ui.pages.charts import (
     MULTI_MAX_POINTS,
-    _mark_columns,
     add_hover,
     add_legend,
     colour,
-    fetch_many,
     line_chart,
-    log10_or_nonfinite,
+    mark_columns,
     new_marks,
-    thin_batch,
 )
+from embedviz.ui.pages.live import fetch_many, thin_batch
+from embedviz.ui.pages.smoothing import log10_or_nonfinite
 
 ROWS_PER_SERIES = 16  # segments per series before the chart is compacted to one row each
 LEGEND_LIMIT = 12  # at most this many series: one renderer each, with a legend
@@ -153,7 +152,7 @@ class MultiSeries:
             values = self._drawn(s.values)
             self._x[k] = np.asarray(s.iterations, dtype=np.int64)
             self._y[k] = np.where(np.isfinite(values), values, np.nan)
-            marks.append(_mark_columns(self._x[k], values, label, self._zeros))
+            marks.append(mark_columns(self._x[k], values, label, self._zeros))
         self._rebuild()
         self._stream_marks(marks)
         return self
@@ -201,7 +200,7 @@ class MultiSeries:
             )
             self._x[k] = np.concatenate([self._x[k], x])
             self._y[k] = np.concatenate([self._y[k], y])
-            marks.append(_mark_columns(x, values, self.labels[k], self._zeros))
+            marks.append(mark_columns(x, values, self.labels[k], self._zeros))
             compact |= len(self._x[k]) > 2 * self.max_points
             added += len(got)
         if not added:

@@ -17,25 +17,14 @@ from bokeh.layouts import column, row
 from bokeh.models import CustomJS, DataRange1d, Div, LinearAxis, RadioButtonGroup
 
 from embedviz.ui.findings import FINDINGS_STYLE, findings_view
-from embedviz.ui.pages._common import (
+from embedviz.ui.pages._common import Page
+from embedviz.ui.pages.charts import (
     MULTI_MAX_POINTS,
-    SMOOTHING,
-    LiveSeries,
-    Page,
-    UpdateFeed,
     add_hover,
     colour,
     draw_series,
-    fetch_many,
-    heading,
-    layer_label,
-    layer_types,
     line_chart,
     new_marks,
-    note,
-    pick_worker,
-    set_table_rows,
-    table,
 )
 from embedviz.ui.pages.info_tables import first_point, model_rows, performance_rows
 from embedviz.ui.pages.kinds import (
@@ -46,7 +35,10 @@ from embedviz.ui.pages.kinds import (
     session_kind,
     step_name,
 )
+from embedviz.ui.pages.live import LiveSeries, UpdateFeed, fetch_many, pick_worker
 from embedviz.ui.pages.multiline import MultiSeries, multi_chart, multi_series_chart
+from embedviz.ui.pages.smoothing import SMOOTHING
+from embedviz.ui.pages.widgets import heading, layer_label, layer_types, note, set_table_rows, table
 
 log = logging.getLogger(__name__)
 

@@ -12,22 +12,18 @@ from __future__ import annotations
 import numpy as np
 from bokeh.layouts import column, row
 
-from embedviz.ui.pages._common import (
+from embedviz.ui.pages._common import Page
+from embedviz.ui.pages.charts import (
     MAX_POINTS,
-    LiveSeries,
-    Page,
-    UpdateFeed,
     add_hover,
     colour,
     draw_series,
-    format_number,
-    heading,
-    last_iteration,
     line_chart,
     new_marks,
-    table,
 )
 from embedviz.ui.pages.kinds import session_kind, step_name
+from embedviz.ui.pages.live import LiveSeries, UpdateFeed, last_iteration
+from embedviz.ui.pages.widgets import format_number, heading, table
 
 MIB = 2.0**20
 CHARTS = (
