@@ -51,9 +51,9 @@ def random_state_of(random_state):
     ):
         return np.random.RandomState(int(random_state)), int(random_state)
     raise InputError(
-        "random_state must be None, an integer in [0, 2**32), a numpy.random.Generator "
-        f"or a numpy.random.RandomState; got random_state={random_state!r}. "
-        "Pass e.g. random_state=0"
+        "random_state: expected None, an integer from 0 to 2**32 - 1, a "
+        f"numpy.random.Generator or a numpy.random.RandomState, got {random_state!r:.60}; "
+        "pass e.g. random_state=0"
     )
 
 
@@ -83,8 +83,8 @@ def preprocess(X, metric, normalize, n_components, rng):
     n, d = X.shape
     if n_components > min(n, d):
         raise InputError(
-            f"pca_components must be at most min(n_samples, n_features) = {min(n, d)}; "
-            f"got pca_components={n_components}"
+            f"pca_components: expected at most min(n_samples, n_features) = {min(n, d)}, "
+            f"got {n_components}; pass a smaller number or None"
         )
     if n_components == d:
         return X
@@ -121,17 +121,19 @@ def initial_embedding(init, X, n_components, rng):
             Y = np.array(init, dtype=np.float64, order="C")  # a copy: never the caller's
         except (TypeError, ValueError) as exc:
             raise InputError(
-                "init must be 'pca', 'random' or an array of numbers of shape "
-                f"(n_samples, n_components) = ({n}, {d}); got an array that does not convert "
+                "init: expected 'pca', 'random' or an array of numbers of shape "
+                f"(n_samples, n_components) = ({n}, {d}), got an array that does not convert "
                 f"to numbers ({exc})"
             ) from None
         if Y.shape != (n, d):
             raise InputError(
-                f"init must have shape (n_samples, n_components) = ({n}, {d}); "
+                f"init: expected an array of shape (n_samples, n_components) = ({n}, {d}), "
                 f"got an array of shape {Y.shape}"
             )
         if not np.isfinite(Y).all():
-            raise InputError("init contains NaN or infinite values; pass finite coordinates")
+            raise InputError(
+                "init: expected finite coordinates, got NaN or infinite values; pass finite ones"
+            )
         return Y
     if init == "pca" and d <= min(X.shape):
         from sklearn.decomposition import PCA

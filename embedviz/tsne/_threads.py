@@ -48,9 +48,8 @@ def resolve_n_jobs(n_jobs: int) -> int:
     available = int(numba.config.NUMBA_NUM_THREADS)
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
         raise InputError(
-            f"n_jobs must be a positive integer or a negative one as in joblib (-1: all "
-            f"{available} threads, -2: all but one); got n_jobs={n_jobs!r}. "
-            "Pass e.g. n_jobs=-1"
+            f"n_jobs: expected a positive integer or a negative one as in joblib (-1: all "
+            f"{available} threads, -2: all but one), got {n_jobs!r:.60}; pass e.g. n_jobs=-1"
         )
     n_jobs = int(n_jobs)
     if n_jobs < 0:

@@ -26,6 +26,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from embedviz._check import check_choice, check_int, check_number
 from embedviz.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
     if n_samples >= 3.0 * perplexity + 1.0:
         return perplexity
     if n_samples < 2:
-        raise InputError(f"t-SNE needs at least 2 points; got n_samples={n_samples}.")
+        raise InputError(f"n_samples: expected at least 2 points for t-SNE, got {n_samples}")
     if reduce:
         logger.warning(
             "perplexity=%g is too large for %d points (needs n_samples >= 3 * perplexity + 1); "
@@ -87,30 +88,18 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
         )
         return largest
     raise InputError(
-        f"perplexity={perplexity:g} is too large for {n_samples} points: t-SNE needs "
-        f"n_samples >= 3 * perplexity + 1, so the largest perplexity that fits is {largest:g}. "
-        "Pass a smaller perplexity, or TSNE(reduce_perplexity=True) to lower it automatically."
+        f"perplexity: expected at most {largest:g} for {n_samples} points (t-SNE needs "
+        "n_samples >= 3 * perplexity + 1, so that is the largest perplexity that fits), "
+        f"got {perplexity:g}; pass a smaller perplexity, or TSNE(reduce_perplexity=True) to "
+        "lower it automatically"
     )
 
 
 def _positive_perplexity(perplexity) -> float:
-    if isinstance(perplexity, bool) or not isinstance(perplexity, (int, float, np.number)):
-        raise InputError(
-            f"perplexity must be a positive number; got {perplexity!r} "
-            f"of type {type(perplexity).__name__}."
-        )
-    perplexity = float(perplexity)
-    if not math.isfinite(perplexity) or perplexity <= 0:
-        raise InputError(
-            f"perplexity must be a finite number > 0 (typically 5 to 50); got {perplexity!r}."
-        )
-    return perplexity
-
-
-def _check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise InputError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
-    return value
+    try:
+        return check_number("perplexity", perplexity, low=0, low_open=True)
+    except InputError as exc:
+        raise InputError(f"{exc}; typical perplexities are 5 to 50") from None
 
 
 def check_data(X, metric: str = "euclidean") -> np.ndarray:
@@ -121,25 +110,26 @@ def check_data(X, metric: str = "euclidean") -> np.ndarray:
     """
     if sp.issparse(X):
         raise InputError(
-            f"X must be a dense 2-D array; got a scipy sparse matrix of shape {X.shape}. "
-            "Convert it with X.toarray()."
+            f"X: expected a dense 2-D array, got a scipy sparse matrix of shape {X.shape}; "
+            "convert it with X.toarray()"
         )
     X = np.asarray(X)
     if X.ndim != 2:
         raise InputError(
-            f"X must be a 2-D array of shape (n_samples, n_features); got {X.ndim}-D "
-            f"with shape {X.shape}. Reshape a single feature with X.reshape(-1, 1)."
+            "X: expected a 2-D array of shape (n_samples, n_features), got a "
+            f"{X.ndim}-D array of shape {X.shape}; reshape a single feature with "
+            "X.reshape(-1, 1)"
         )
     if X.shape[0] < 2:
-        raise InputError(f"X must have at least 2 rows (points); got {X.shape[0]}.")
+        raise InputError(f"X: expected at least 2 rows (points), got {X.shape[0]}")
     if X.shape[1] < 1:
-        raise InputError(f"X must have at least 1 column (feature); got shape {X.shape}.")
+        raise InputError(f"X: expected at least 1 column (feature), got shape {X.shape}")
     if X.dtype == np.bool_ or not (
         np.issubdtype(X.dtype, np.integer) or np.issubdtype(X.dtype, np.floating)
     ):
         raise InputError(
-            f"X must hold integer or floating-point numbers; got dtype {X.dtype}. "
-            "Convert it with np.asarray(X, dtype=float)."
+            f"X: expected integer or floating-point numbers, got dtype {X.dtype}; "
+            "convert it with np.asarray(X, dtype=float)"
         )
     X = np.ascontiguousarray(X, dtype=np.float64)
     finite = np.isfinite(X)
@@ -148,9 +138,9 @@ def check_data(X, metric: str = "euclidean") -> np.ndarray:
         row = int(bad_rows[0])
         col = int(np.flatnonzero(~finite[row])[0])
         raise InputError(
-            f"X contains NaN or infinite values: {bad_rows.size} of {X.shape[0]} rows are bad, "
-            f"the first at row {row}, column {col} (value {X[row, col]}). "
-            "Drop or impute those rows."
+            f"X: expected finite numbers, got NaN or infinite values in {bad_rows.size} of "
+            f"{X.shape[0]} rows, the first at row {row}, column {col} (value {X[row, col]}); "
+            "drop or impute those rows"
         )
     if metric == "cosine":
         zero_rows = np.flatnonzero(~X.any(axis=1))
@@ -158,8 +148,9 @@ def check_data(X, metric: str = "euclidean") -> np.ndarray:
             shown = ", ".join(str(int(r)) for r in zero_rows[:10])
             more = f" and {zero_rows.size - 10} more" if zero_rows.size > 10 else ""
             raise InputError(
-                f'metric="cosine" is undefined for all-zero rows; X has {zero_rows.size} '
-                f"(rows {shown}{more}). Drop those rows or use metric='euclidean'."
+                "X: expected no all-zero rows with metric='cosine' (their cosine is undefined), "
+                f"got {zero_rows.size} (rows {shown}{more}); drop those rows or use "
+                "metric='euclidean'"
             )
     return X
 
@@ -265,20 +256,14 @@ def nearest_neighbors(
     >>> idx.ravel().tolist(), dist.ravel().tolist()
     ([1, 0, 1], [1.0, 1.0, 2.0])
     """
-    metric = _check_choice("metric", metric, METRICS)
-    method = _check_choice("method", method, METHODS)
+    metric = check_choice("metric", metric, METRICS)
+    method = check_choice("method", method, METHODS)
     X = check_data(X, metric)
     n = X.shape[0]
-    if (
-        isinstance(n_neighbors, bool)
-        or not isinstance(n_neighbors, (int, np.integer))
-        or not 1 <= n_neighbors <= n - 1
-    ):
-        raise InputError(
-            f"n_neighbors must be an integer from 1 to n_samples - 1 = {n - 1}; "
-            f"got {n_neighbors!r}."
-        )
-    k = int(n_neighbors)
+    try:
+        k = check_int("n_neighbors", n_neighbors, low=1, high=n - 1)
+    except InputError as exc:
+        raise InputError(f"{exc}; X has {n} points, so at most n_samples - 1 = {n - 1}") from None
     Z = X / np.linalg.norm(X, axis=1, keepdims=True) if metric == "cosine" else X
     if method == "auto":
         method = "exact" if n <= EXACT_MAX_SAMPLES else "approx"
@@ -335,25 +320,27 @@ def joint_probabilities(
     """
     from embedviz.kernels.perplexity import conditional_probabilities
 
-    metric = _check_choice("metric", metric, METRICS)
+    metric = check_choice("metric", metric, METRICS)
     indices = np.asarray(indices)
     distances = np.asarray(distances, dtype=np.float64)
     if indices.ndim != 2 or indices.shape != distances.shape:
         raise InputError(
-            "indices and distances must be 2-D arrays of the same shape (n_samples, k); "
-            f"got {indices.shape} and {distances.shape}."
+            "indices, distances: expected 2-D arrays of the same shape (n_samples, k), "
+            f"got {indices.shape} and {distances.shape}"
         )
     n, k = indices.shape
     if n < 2 or k < 1:
         raise InputError(
-            f"indices must have at least 2 rows and 1 column; got shape {indices.shape}."
+            f"indices: expected at least 2 rows and 1 column, got shape {indices.shape}"
         )
     if indices.min() < 0 or indices.max() >= n:
-        raise InputError(f"indices must lie in [0, {n - 1}]; got values outside that range.")
+        raise InputError(
+            f"indices: expected values from 0 to {n - 1}, got values from "
+            f"{indices.min()} to {indices.max()}"
+        )
     if not np.isfinite(distances).all() or (distances < 0).any():
-        raise InputError("distances must be finite and >= 0.")
-    if isinstance(tolerance, bool) or not (tolerance > 0):
-        raise InputError(f"tolerance must be a number > 0; got {tolerance!r}.")
+        raise InputError("distances: expected finite numbers >= 0, got NaN, inf or negatives")
+    check_number("tolerance", tolerance, low=0, low_open=True)
     perplexity = _positive_perplexity(perplexity)
 
     d = np.ascontiguousarray(distances**2 if metric == "euclidean" else distances)
@@ -417,8 +404,8 @@ def compute_affinities(
     >>> idx.shape, round(float(P.sum()), 12)
     ((100, 30), 1.0)
     """
-    metric = _check_choice("metric", metric, METRICS)
-    method = _check_choice("method", method, METHODS)
+    metric = check_choice("metric", metric, METRICS)
+    method = check_choice("method", method, METHODS)
     X = check_data(X, metric)
     n = X.shape[0]
     perplexity = check_perplexity(n, perplexity)

@@ -11,11 +11,11 @@ The work is split into plain-Python modules over numba kernels:
 """
 
 import logging
-import numbers
 import time
 
 import numpy as np
 
+from embedviz._check import check_choice, check_int, check_number
 from embedviz._defaults import TSNE_DEFAULTS
 from embedviz.errors import InputError
 
@@ -26,6 +26,8 @@ _D = TSNE_DEFAULTS
 # spread (see the Notes of TSNE). Runs that do not collapse dip at most ~28-fold (measured:
 # random init, 5,000 GloVe words); collapsing ones shrink ~1e16-fold by iteration 250.
 _COLLAPSE_RATIO = 1e-3
+METHODS = ("barnes_hut", "exact")
+METRICS = ("euclidean", "cosine")
 #: learning_rate="auto" with use_adagrad=True (see the TSNE docstring for the measurements)
 ADAGRAD_AUTO_LEARNING_RATE = 5.0
 
@@ -326,47 +328,42 @@ class TSNE:
         return max(n / self.early_exaggeration, 50.0)
 
     def _check_params(self):
-        _check_int("n_components", self.n_components, 1)
-        if self.method not in ("barnes_hut", "exact"):
-            raise InputError(f"method must be 'barnes_hut' or 'exact'; got method={self.method!r}")
-        if self.method == "barnes_hut" and self.n_components > 3:
-            raise InputError(
-                "n_components must be 1, 2 or 3 with method='barnes_hut' (a space-partitioning "
-                f"tree); got n_components={self.n_components}. Use method='exact' for more."
-            )
-        if self.metric not in ("euclidean", "cosine"):
-            raise InputError(f"metric must be 'euclidean' or 'cosine'; got metric={self.metric!r}")
-        _check_number("perplexity", self.perplexity, low=1)
-        _check_number("theta", self.theta, low=0)
-        _check_int("max_iter", self.max_iter, 1)
-        _check_int("stop_lying_iter", self.stop_lying_iter, 0)
-        _check_int("switch_momentum_iter", self.switch_momentum_iter, 0)
-        _check_int("callback_every", self.callback_every, 1)
-        _check_number("early_exaggeration", self.early_exaggeration, low=0, low_open=True)
-        if not (isinstance(self.learning_rate, str) and self.learning_rate == "auto"):
-            _check_number(
-                "learning_rate", self.learning_rate, low=0, low_open=True, extra="or 'auto'"
-            )
-        _check_number("momentum", self.momentum, low=0, high=1)
-        _check_number("final_momentum", self.final_momentum, low=0, high=1)
-        _check_number("min_gain", self.min_gain, low=0)
-        _check_number("tolerance", self.tolerance, low=0, low_open=True)
-        if self.pca_components is not None:
-            _check_int("pca_components", self.pca_components, 1)
         from embedviz.tsne._threads import resolve_n_jobs
 
+        check_int("n_components", self.n_components, low=1)
+        check_choice("method", self.method, METHODS)
+        if self.method == "barnes_hut" and self.n_components > 3:
+            raise InputError(
+                "n_components: expected 1, 2 or 3 with method='barnes_hut' (a space-partitioning "
+                f"tree), got {self.n_components!r}; use method='exact' for more"
+            )
+        check_choice("metric", self.metric, METRICS)
+        check_number("perplexity", self.perplexity, low=1)
+        check_number("theta", self.theta, low=0)
+        check_int("max_iter", self.max_iter, low=1)
+        check_int("stop_lying_iter", self.stop_lying_iter, low=0)
+        check_int("switch_momentum_iter", self.switch_momentum_iter, low=0)
+        check_int("callback_every", self.callback_every, low=1)
+        check_number("early_exaggeration", self.early_exaggeration, low=0, low_open=True)
+        _check_learning_rate(self.learning_rate)
+        check_number("momentum", self.momentum, low=0, high=1)
+        check_number("final_momentum", self.final_momentum, low=0, high=1)
+        check_number("min_gain", self.min_gain, low=0)
+        check_number("tolerance", self.tolerance, low=0, low_open=True)
+        if self.pca_components is not None:
+            check_int("pca_components", self.pca_components, low=1)
         resolve_n_jobs(self.n_jobs)  # the same rule as joblib's: -1 all, -2 all but one
         callbacks = () if self.callbacks is None else self.callbacks
         if callable(callbacks):
             callbacks = (callbacks,)
         for cb in callbacks:
             if not callable(cb):
-                raise InputError(f"callbacks must be callables; got {cb!r}")
+                raise InputError(f"callbacks: expected callables, got {cb!r:.60}")
         self._callbacks = tuple(callbacks)
         if isinstance(self.init, str) and self.init not in ("pca", "random"):
             raise InputError(
-                f"init must be 'pca', 'random' or an array of shape (N, n_components); "
-                f"got init={self.init!r}"
+                "init: expected 'pca', 'random' or an array of shape (N, n_components), "
+                f"got {self.init!r:.60}"
             )
 
     def _check_perplexity(self, n):
@@ -375,8 +372,8 @@ class TSNE:
         if self.method == "exact":  # P over all points: any perplexity below N works
             if self.perplexity >= n:
                 raise InputError(
-                    f"perplexity must be less than the number of points ({n}) with "
-                    f"method='exact'; got perplexity={self.perplexity}"
+                    f"perplexity: expected a number below the number of points ({n}) with "
+                    f"method='exact', got {self.perplexity!r}; pass a smaller perplexity"
                 )
             return float(self.perplexity)
         return check_perplexity(n, self.perplexity, reduce=self.reduce_perplexity)
@@ -523,22 +520,13 @@ def _differs(value, default):
         return True
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}; got {name}={value!r}")
-
-
-def _check_number(name, value, low=None, high=None, low_open=False, extra=""):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        if high is not None:
-            allowed = f"a number in [{low}, {high}]"
-        else:
-            allowed = f"a number {'>' if low_open else '>='} {low}"
-        if extra:
-            allowed += f" {extra}"
-        raise InputError(f"{name} must be {allowed}; got {name}={value!r}")
+def _check_learning_rate(value):
+    """``learning_rate``: "auto" or a finite number > 0."""
+    if isinstance(value, str) and value == "auto":
+        return
+    try:
+        check_number("learning_rate", value, low=0, low_open=True)
+    except InputError:
+        raise InputError(
+            f"learning_rate: expected 'auto' or a number > 0, got {value!r:.60}"
+        ) from None

@@ -33,6 +33,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from embedviz._check import check_int, check_number
 from embedviz.errors import InputError
 from embedviz.kernels import gradient as _grad
 from embedviz.kernels import tree as _tree
@@ -48,10 +49,10 @@ GROUP_SIZE = 256
 
 def _csr_arrays(P):
     if not sp.issparse(P):
-        raise InputError(f"P must be a scipy.sparse CSR matrix, got {type(P).__name__}")
+        raise InputError(f"P: expected a scipy.sparse CSR matrix, got {type(P).__name__}")
     P = P.tocsr()
     if P.shape[0] != P.shape[1]:
-        raise InputError(f"P must be square (N, N), got shape {P.shape}")
+        raise InputError(f"P: expected a square matrix (N, N), got shape {P.shape}")
     # int32 column indices when they fit: less memory traffic in the attractive loop
     index_type = np.int32 if P.shape[0] < 2**31 else np.int64
     indptr = np.ascontiguousarray(P.indptr, dtype=np.int64)
@@ -61,13 +62,16 @@ def _csr_arrays(P):
 
 
 def _check_n_components(n_components, maximum):
-    if n_components not in range(1, maximum + 1):
+    if maximum != 3:
+        check_int("n_components", n_components, low=1)
+        return
+    try:
+        check_int("n_components", n_components, low=1, high=3)
+    except InputError:
         raise InputError(
-            f"n_components must be 1, 2 or 3 for Barnes-Hut, got {n_components!r}; "
+            f"n_components: expected 1, 2 or 3 for Barnes-Hut, got {n_components!r:.60}; "
             "use method='exact' for more dimensions"
-            if maximum == 3
-            else f"n_components must be a positive integer, got {n_components!r}"
-        )
+        ) from None
 
 
 class _Objective:
@@ -89,7 +93,7 @@ class _Objective:
         Y = np.ascontiguousarray(Y, dtype=np.float64)
         if Y.shape != (self.n_samples, self.n_components):
             raise InputError(
-                f"Y must have shape ({self.n_samples}, {self.n_components}), got {Y.shape}"
+                f"Y: expected shape ({self.n_samples}, {self.n_components}), got {Y.shape}"
             )
         return Y
 
@@ -124,9 +128,7 @@ class BarnesHutGradient(_Objective):
 
     def __init__(self, P: sp.csr_matrix, n_components: int, theta: float = 0.5) -> None:
         super().__init__(P, n_components, 3)
-        if not (isinstance(theta, int | float | np.floating) and 0.0 <= theta < math.inf):
-            raise InputError(f"theta must be a number >= 0 (0: exact), got {theta!r}")
-        self.theta = float(theta)
+        self.theta = check_number("theta", theta, low=0)  # 0: every pair exactly
         n, d = self.n_samples, self.n_components
         buffers = _tree.empty_tree(n, d)
         self._codes, self._perm, self._rank, self._Yt = buffers[:4]

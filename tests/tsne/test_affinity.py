@@ -218,7 +218,9 @@ def test_k_is_three_perplexity_or_all_others():
 def test_check_perplexity():
     assert check_perplexity(91, 30) == 30.0
     with pytest.raises(
-        InputError, match=r"largest perplexity that fits is 10\b.*reduce_perplexity"
+        InputError,
+        match=r"perplexity: expected at most 10 for 31 points .*largest perplexity that fits.*, "
+        r"got 30; pass a smaller perplexity, or TSNE\(reduce_perplexity=True\)",
     ):
         check_perplexity(31, 30.0)
 
@@ -239,25 +241,38 @@ def test_failed_search_is_logged(caplog, digits):
 @pytest.mark.parametrize(
     ("X", "kwargs", "match"),
     [
-        (np.zeros(10), {}, r"X must be a 2-D array .* got 1-D"),
-        (np.zeros((1, 3)), {}, r"at least 2 rows .* got 1"),
-        (np.array([["a", "b"], ["c", "d"]]), {}, r"integer or floating-point .* dtype <U1"),
-        (np.ones((5, 2), dtype=bool), {}, r"integer or floating-point .* dtype bool"),
-        (sp.csr_matrix(np.eye(5)), {}, r"dense 2-D array; got a scipy sparse matrix"),
+        (np.zeros(10), {}, r"X: expected a 2-D array .* got a 1-D"),
+        (np.zeros((1, 3)), {}, r"X: expected at least 2 rows .* got 1"),
+        (np.array([["a", "b"], ["c", "d"]]), {}, r"X: expected integer or floating-point .* <U1"),
+        (np.ones((5, 2), dtype=bool), {}, r"X: expected integer or floating-point .* dtype bool"),
+        (sp.csr_matrix(np.eye(5)), {}, r"X: expected a dense 2-D array, got a scipy sparse matrix"),
         (
             np.array([[0.0, 1.0], [1.0, 2.0], [np.nan, 0.0], [1.0, np.inf], [2.0, 2.0]]),
             {},
-            r"NaN or infinite .* 2 of 5 rows are bad, the first at row 2, column 0",
+            r"X: expected finite .* NaN or infinite values in 2 of 5 rows, the first at row 2, col",
         ),
         (
             np.array([[1.0, 1.0], [0.0, 0.0], [2.0, 1.0], [0.0, 0.0], [3.0, 1.0]]),
             {"metric": "cosine"},
-            r"all-zero rows; X has 2 \(rows 1, 3\)\. Drop those rows or use metric='euclidean'",
+            r"X: expected no all-zero rows .* got 2 \(rows 1, 3\); drop those rows or use "
+            r"metric='euclidean'",
         ),
-        (np.ones((5, 2)), {"metric": "manhattan"}, r"metric must be one of .* got 'manhattan'"),
-        (np.ones((5, 2)), {"method": "annoy"}, r"method must be one of .* got 'annoy'"),
-        (np.ones((5, 2)), {"n_neighbors": 5}, r"n_neighbors must be an integer from 1 to .* 4"),
-        (np.ones((5, 2)), {"n_neighbors": 0}, r"n_neighbors must be .* got 0"),
+        (
+            np.ones((5, 2)),
+            {"metric": "manhattan"},
+            r"metric: expected one of 'euclidean', 'cosine', got 'manh",
+        ),
+        (np.ones((5, 2)), {"method": "annoy"}, r"method: expected one of .* got 'annoy'"),
+        (
+            np.ones((5, 2)),
+            {"n_neighbors": 5},
+            r"n_neighbors: expected an integer from 1 to 4, got 5; X has 5",
+        ),
+        (
+            np.ones((5, 2)),
+            {"n_neighbors": 0},
+            r"n_neighbors: expected an integer from 1 to 4, got 0;",
+        ),
     ],
 )
 def test_nearest_neighbors_errors(X, kwargs, match):
@@ -269,11 +284,12 @@ def test_nearest_neighbors_errors(X, kwargs, match):
 @pytest.mark.parametrize(
     ("perplexity", "match"),
     [
-        (0.0, r"perplexity must be a finite number > 0 .* got 0\.0"),
-        (-5, r"perplexity must be a finite number > 0 .* got -5"),
-        (float("nan"), r"perplexity must be a finite number > 0 .* got nan"),
-        ("30", r"perplexity must be a positive number; got '30'"),
-        (40.0, r"perplexity=40 is too large for 100 points.*largest perplexity that fits is 33"),
+        (0.0, r"perplexity: expected a number > 0, got 0\.0; typical perplexities are 5 to 50"),
+        (-5, r"perplexity: expected a number > 0, got -5;"),
+        (float("nan"), r"perplexity: expected a number > 0, got nan;"),
+        ("30", r"perplexity: expected a number > 0, got '30';"),
+        (True, r"perplexity: expected a number > 0, got True;"),
+        (40.0, r"perplexity: expected at most 33 for 100 points .*, got 40; pass a smaller"),
     ],
 )
 def test_perplexity_errors(perplexity, match):
@@ -284,9 +300,10 @@ def test_perplexity_errors(perplexity, match):
 
 def test_joint_probabilities_errors():
     idx = np.array([[1], [0]])
-    with pytest.raises(InputError, match="same shape"):
+    same_shape = r"indices, distances: expected 2-D arrays of the same shape .* \(2, 1\) and \(2"
+    with pytest.raises(InputError, match=same_shape):
         joint_probabilities(idx, np.ones((2, 2)), 1.0)
-    with pytest.raises(InputError, match=r"indices must lie in \[0, 1\]"):
+    with pytest.raises(InputError, match=r"indices: expected values from 0 to 1, got .* 0 to 2"):
         joint_probabilities(np.array([[2], [0]]), np.ones((2, 1)), 1.0)
-    with pytest.raises(InputError, match="finite and >= 0"):
+    with pytest.raises(InputError, match="distances: expected finite numbers >= 0"):
         joint_probabilities(idx, np.array([[-1.0], [1.0]]), 1.0)

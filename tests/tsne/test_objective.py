@@ -155,13 +155,13 @@ def test_all_duplicate_points(rng):
 
 def test_bad_input():
     P = sp.csr_matrix(np.array([[0, 0.5], [0.5, 0]]))
-    with pytest.raises(InputError, match="n_components must be 1, 2 or 3.*got 4"):
+    with pytest.raises(InputError, match="n_components: expected 1, 2 or 3 for Barnes-Hut, got 4"):
         BarnesHutGradient(P, 4)
-    with pytest.raises(InputError, match="theta must be a number >= 0.*got -1"):
+    with pytest.raises(InputError, match="theta: expected a number >= 0, got -1"):
         BarnesHutGradient(P, 2, theta=-1)
-    with pytest.raises(InputError, match=r"Y must have shape \(2, 2\), got \(3, 2\)"):
+    with pytest.raises(InputError, match=r"Y: expected shape \(2, 2\), got \(3, 2\)"):
         BarnesHutGradient(P, 2)(np.zeros((3, 2)))
-    with pytest.raises(InputError, match="P must be square"):
+    with pytest.raises(InputError, match=r"P: expected a square matrix .*, got shape \(2, 3\)"):
         ExactGradient(sp.csr_matrix(np.ones((2, 3))), 2)
 
 
@@ -176,7 +176,9 @@ def test_numba_threads_restores_count_even_on_error():
     assert numba.get_num_threads() == before
     with numba_threads(-1) as n:
         assert n == numba.config.NUMBA_NUM_THREADS == numba.get_num_threads()
-    with pytest.raises(InputError, match="n_jobs must be a positive integer.*got n_jobs=0"):
+    with pytest.raises(
+        InputError, match="n_jobs: expected a positive integer or a negative .*, got 0"
+    ):
         with numba_threads(0):
             pass
 

@@ -158,27 +158,33 @@ def test_too_few_points_for_the_perplexity(small):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"n_components": 4}, r"n_components must be 1, 2 or 3.*got n_components=4"),
-        ({"n_components": 0}, r"n_components must be an integer >= 1; got n_components=0"),
-        ({"perplexity": -1}, r"perplexity must be a number >= 1; got perplexity=-1"),
-        ({"perplexity": 0.5}, r"perplexity must be a number >= 1; got perplexity=0.5"),
-        ({"perplexity": 0.2}, r"perplexity must be a number >= 1; got perplexity=0.2"),
-        ({"theta": -0.5}, r"theta must be a number >= 0; got theta=-0.5"),
-        ({"max_iter": 0}, r"max_iter must be an integer >= 1; got max_iter=0"),
-        ({"learning_rate": "fast"}, r"learning_rate must be a number > 0 or 'auto'"),
-        ({"learning_rate": 0}, r"learning_rate must be a number > 0 or 'auto'"),
-        ({"momentum": 1.5}, r"momentum must be a number in \[0, 1\]; got momentum=1.5"),
-        ({"method": "fft"}, r"method must be 'barnes_hut' or 'exact'; got method='fft'"),
-        ({"metric": "manhattan"}, r"metric must be 'euclidean' or 'cosine'"),
-        ({"init": "spectral"}, r"init must be 'pca', 'random' or an array"),
-        ({"init": np.zeros((3, 2))}, r"init must have shape .*\(300, 2\).*\(3, 2\)"),
-        ({"n_jobs": 0}, r"n_jobs must be a positive integer or a negative one.*got n_jobs=0"),
-        ({"n_jobs": 1.5}, r"n_jobs must be a positive integer or a negative one.*n_jobs=1.5"),
-        ({"init": np.full((300, 2), "a")}, r"init must be .* array of numbers .*\(300, 2\)"),
-        ({"random_state": "zero"}, r"random_state must be None, an integer.*'zero'"),
-        ({"random_state": -1}, r"random_state must be None, an integer.*random_state=-1"),
-        ({"callbacks": [42]}, r"callbacks must be callables"),
-        ({"pca_components": 500}, r"pca_components must be at most .* 64"),
+        ({"n_components": 4}, r"n_components: expected 1, 2 or 3 .*got 4; use method='exact'"),
+        ({"n_components": 0}, r"n_components: expected an integer >= 1, got 0"),
+        ({"n_components": 2.0}, r"n_components: expected an integer >= 1, got 2\.0"),
+        ({"perplexity": -1}, r"perplexity: expected a number >= 1, got -1"),
+        ({"perplexity": 0.5}, r"perplexity: expected a number >= 1, got 0\.5"),
+        ({"perplexity": 0.2}, r"perplexity: expected a number >= 1, got 0\.2"),
+        ({"perplexity": np.nan}, r"perplexity: expected a number >= 1, got nan"),
+        ({"theta": -0.5}, r"theta: expected a number >= 0, got -0\.5"),
+        ({"max_iter": 0}, r"max_iter: expected an integer >= 1, got 0"),
+        ({"max_iter": True}, r"max_iter: expected an integer >= 1, got True"),
+        ({"learning_rate": "fast"}, r"learning_rate: expected 'auto' or a number > 0, got 'fast'"),
+        ({"learning_rate": 0}, r"learning_rate: expected 'auto' or a number > 0, got 0"),
+        ({"momentum": 1.5}, r"momentum: expected a number from 0 to 1, got 1\.5"),
+        ({"method": "fft"}, r"method: expected one of 'barnes_hut', 'exact', got 'fft'"),
+        ({"metric": "manhattan"}, r"metric: expected one of 'euclidean', 'cosine', got 'manh"),
+        ({"init": "spectral"}, r"init: expected 'pca', 'random' or an array.*, got 'spectral'"),
+        (
+            {"init": np.zeros((3, 2))},
+            r"init: expected an array of shape .*\(300, 2\), got .* \(3, 2",
+        ),
+        ({"n_jobs": 0}, r"n_jobs: expected a positive integer or a negative one.*, got 0; pass"),
+        ({"n_jobs": 1.5}, r"n_jobs: expected a positive integer or a negative one.*, got 1\.5"),
+        ({"init": np.full((300, 2), "a")}, r"init: expected .* array of numbers .*\(300, 2\), got"),
+        ({"random_state": "zero"}, r"random_state: expected None, an integer.*, got 'zero'"),
+        ({"random_state": -1}, r"random_state: expected None, an integer.*, got -1; pass"),
+        ({"callbacks": [42]}, r"callbacks: expected callables, got 42"),
+        ({"pca_components": 500}, r"pca_components: expected at most .* 64, got 500"),
     ],
 )
 def test_bad_parameters(small, params, match):
@@ -186,12 +192,42 @@ def test_bad_parameters(small, params, match):
         quick(**params).fit(small)
 
 
+def test_numpy_scalars_work_as_python_numbers(small):
+    """np.int64 and np.float32 arguments (numpy code, a config array) are accepted and give
+    the embedding of the same values passed as Python numbers."""
+    given = dict(
+        n_components=np.int64(2),
+        perplexity=np.float32(10.0),
+        theta=np.float32(0.5),
+        max_iter=np.int64(120),
+        stop_lying_iter=np.int64(50),
+        switch_momentum_iter=np.int64(50),
+        callback_every=np.int64(40),
+        early_exaggeration=np.float32(12.0),
+        learning_rate=np.float32(150.0),
+        momentum=np.float32(0.5),
+        final_momentum=np.float32(0.8),
+        min_gain=np.float32(0.01),
+        tolerance=np.float32(1e-5),
+        pca_components=np.int64(20),
+        n_jobs=np.int64(1),
+        random_state=np.int64(0),
+    )
+    plain = {name: value.item() for name, value in given.items()}
+    assert all(type(v) in (int, float) for v in plain.values())
+    calls = []
+    tsne = quick(**given, callbacks=[lambda it, kl, Y: calls.append(it)]).fit(small)
+    assert calls == [40, 80, 120] and tsne.n_iter_ == 120
+    assert tsne.perplexity_ == 10.0 and tsne.learning_rate_ == 150.0
+    np.testing.assert_array_equal(tsne.embedding_, quick(**plain).fit_transform(small))
+
+
 @pytest.mark.parametrize(
     "X, match",
     [
-        (np.zeros(10), r"2-D array of shape \(n_samples, n_features\); got 1-D"),
-        (np.zeros((1, 3)), r"at least 2 rows \(points\); got 1"),
-        (np.array([["a", "b"], ["c", "d"]]), r"X must hold integer or floating-point numbers"),
+        (np.zeros(10), r"X: expected a 2-D array of shape \(n_samples, n_features\), got a 1-D"),
+        (np.zeros((1, 3)), r"X: expected at least 2 rows \(points\), got 1"),
+        (np.array([["a", "b"], ["c", "d"]]), r"X: expected integer or floating-point numbers"),
     ],
 )
 def test_bad_data(X, match):
@@ -203,12 +239,14 @@ def test_nan_rows_are_named(small):
     X = small.copy()
     X[7, 3] = np.nan
     X[9, 0] = np.inf
-    with pytest.raises(InputError, match=r"2 of 300 rows are bad, the first at row 7, column 3"):
+    with pytest.raises(
+        InputError, match=r"X: expected finite .* 2 of 300 rows, the first at row 7, column 3"
+    ):
         quick().fit(X)
 
 
 def test_cosine_rejects_zero_rows_before_any_preprocessing(with_zero_rows):
-    with pytest.raises(InputError, match=r"all-zero rows.*rows 3, 17"):
+    with pytest.raises(InputError, match=r"X: expected no all-zero rows.*rows 3, 17"):
         quick(metric="cosine").fit(with_zero_rows)
 
 
