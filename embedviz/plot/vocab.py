@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from embedviz._check import check_choice, check_int
 from embedviz._defaults import VOCAB_DEFAULTS
 from embedviz.errors import InputError
 
@@ -106,10 +107,7 @@ def plot_vocab(
             f"output: the directory {Path(output).parent} does not exist; create it or choose "
             "another path"
         )
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)):
-        raise InputError(f"n_neighbors must be an integer >= 0, got {n_neighbors!r}")
-    if n_neighbors < 0:
-        raise InputError(f"n_neighbors must be an integer >= 0 (0: no lists), got {n_neighbors}")
+    check_int("n_neighbors", n_neighbors, low=0)  # 0: no neighbour lists
     tsne, dims = _tsne(tsne, dims, random_state)
     selection, source_name = _selection(
         vectors, top, words, include, exclude, drop_stopwords, drop_punctuation
@@ -238,19 +236,22 @@ def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punct
         try:
             matrix = np.asarray(matrix, dtype=np.float32)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"(words, matrix): the matrix must be numbers ({exc})") from None
+            raise InputError(
+                f"(words, matrix): expected a matrix of numbers, got one that does not "
+                f"convert ({exc})"
+            ) from None
         if matrix.ndim != 2 or matrix.shape[0] != len(names):
             raise InputError(
-                f"(words, matrix) needs one row per word: got {len(names)} words and a matrix "
-                f"of shape {matrix.shape}"
+                f"(words, matrix): expected a matrix with one row per word ({len(names)}), "
+                f"got shape {matrix.shape}"
             )
         kv = _indexed(names, matrix, None, "(words, matrix)")
     else:
         kv = getattr(vectors, "wv", vectors)
         if not hasattr(kv, "key_to_index") or not hasattr(kv, "vectors"):
             raise InputError(
-                "vectors must be a file path, gensim KeyedVectors, a Word2Vec/FastText model, "
-                f"(words, matrix) or a Selection; got {type(vectors).__name__}"
+                "vectors: expected a file path, gensim KeyedVectors, a Word2Vec/FastText model, "
+                f"(words, matrix) or a Selection, got {type(vectors).__name__}"
             )
     return select_words(kv, **filters), "embedviz"
 
@@ -277,8 +278,8 @@ def _indexed(words, matrix, ranks, what: str):
 
 
 def _tsne(tsne, dims, random_state):
-    if dims is not None and dims not in (2, 3):
-        raise InputError(f"dims must be 2 or 3, got {dims!r}")
+    if dims is not None:
+        check_choice("dims", dims, (2, 3))
     if tsne is None:
         from embedviz.tsne.estimator import TSNE
 
@@ -291,12 +292,19 @@ def _tsne(tsne, dims, random_state):
         )
         return tsne, dims
     if not hasattr(tsne, "fit_transform"):
-        raise InputError(f"tsne must be an estimator with fit_transform, got {type(tsne).__name__}")
+        raise InputError(
+            f"tsne: expected an estimator with fit_transform, got {type(tsne).__name__}"
+        )
     own = getattr(tsne, "n_components", dims or 2)
     if dims is not None and own != dims:
-        raise InputError(f"dims={dims} but the t-SNE given has n_components={own}; make them agree")
+        raise InputError(
+            f"dims: expected the n_components of the t-SNE given ({own}), got {dims}; make "
+            "them agree"
+        )
     if own not in (2, 3):
-        raise InputError(f"the t-SNE's n_components must be 2 or 3 to draw it, got {own}")
+        raise InputError(
+            f"tsne: expected n_components 2 or 3 to draw the map, got n_components={own}"
+        )
     return tsne, own
 
 
@@ -308,7 +316,7 @@ def _colours(colour, words, matrix, random_state):
     if colour is None or (isinstance(colour, (int, np.integer)) and not isinstance(colour, bool)):
         k = VOCAB_DEFAULTS["clusters"] if colour is None else int(colour)
         if k < 1:
-            raise InputError(f"the number of clusters must be at least 1, got {k}")
+            raise InputError(f"colour: expected a number of clusters >= 1, got {k}")
         return kmeans_labels(matrix, min(k, n), random_state)
     if isinstance(colour, Mapping):
         labels = [str(colour.get(w, UNLABELLED)) for w in words]
@@ -319,12 +327,12 @@ def _colours(colour, words, matrix, random_state):
     if isinstance(colour, (Sequence, np.ndarray)) and not isinstance(colour, str):
         if len(colour) != n:
             raise InputError(
-                f"colour must give one label per word ({n} words), got {len(colour)} labels"
+                f"colour: expected one label per word ({n} words), got {len(colour)} labels"
             )
         return np.asarray(colour)
     raise InputError(
-        f"colour must be None, a number of clusters, 'none', a mapping word -> label or one "
-        f"label per word; got {colour!r}"
+        "colour: expected None, a number of clusters, 'none', a mapping word -> label or one "
+        f"label per word, got {colour!r:.60}"
     )
 
 

@@ -2,6 +2,7 @@
 with top, negative n_neighbors, user labels (issue 3)."""
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -52,8 +53,48 @@ def test_top_cuts_a_selection_and_keeps_its_ranks(words_matrix):
 
 @pytest.mark.parametrize("n_neighbors", [-3, -1, 2.5, True])
 def test_n_neighbors_must_be_a_count(words_matrix, n_neighbors):
-    with pytest.raises(InputError, match="n_neighbors must be an integer >= 0"):
+    expected = f"n_neighbors: expected an integer >= 0, got {n_neighbors!r}"
+    with pytest.raises(InputError, match=re.escape(expected)):
         plot_vocab(words_matrix, tsne=_tsne(), n_neighbors=n_neighbors)
+
+
+class _NoFit:
+    n_components = 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dims": 4}, r"dims: expected one of 2, 3, got 4"),
+        ({"tsne": _NoFit()}, r"tsne: expected an estimator with fit_transform, got _NoFit"),
+        ({"dims": 3}, r"dims: expected the n_components of the t-SNE given \(2\), got 3; make"),
+        ({"colour": 0}, r"colour: expected a number of clusters >= 1, got 0"),
+        ({"colour": ["a", "b"]}, r"colour: expected one label per word \(45 words\), got 2 "),
+        ({"colour": 2.5}, r"colour: expected None, a number of clusters, .* got 2\.5"),
+    ],
+)
+def test_argument_errors_name_the_argument_first(words_matrix, kwargs, match):
+    kwargs = {"tsne": _tsne(), **kwargs}
+    with pytest.raises(InputError, match=match):
+        plot_vocab(words_matrix, **kwargs)
+
+
+def test_vectors_and_matrix_errors(words_matrix):
+    words, matrix = words_matrix
+    with pytest.raises(InputError, match=r"vectors: expected a file path, .* got int"):
+        plot_vocab(42, tsne=_tsne())
+    with pytest.raises(InputError, match=r"\(words, matrix\): expected a matrix with one row"):
+        plot_vocab((words[:10], matrix), tsne=_tsne())
+    with pytest.raises(InputError, match=r"\(words, matrix\): expected a matrix of numbers"):
+        plot_vocab((words[:2], [["a", "b"], ["c", "d"]]), tsne=_tsne())
+
+
+def test_numpy_integers_are_counts(words_matrix):
+    _, table = plot_vocab(
+        words_matrix, tsne=_tsne(), dims=np.int64(2), n_neighbors=np.int64(3), colour=np.int32(2)
+    )
+    assert all(len(row) == 3 for row in table["neighbors"])
+    assert len(set(table["cluster"].tolist())) == 2
 
 
 def test_zero_neighbours_gives_empty_lists(words_matrix):
