@@ -341,7 +341,8 @@ _PARAMETER = re.compile(
 
 def _option_message(text: str) -> str:
     """An estimator's message with its parameter names replaced by the options:
-    ``got n_jobs=0`` becomes ``got --threads 0``."""
+    ``n_jobs: ..., got 0; pass e.g. n_jobs=-1`` becomes ``--threads: ..., got 0; pass
+    e.g. --threads -1``."""
     return _PARAMETER.sub(lambda m: OPTION_NAMES[m[1]] + (" " if m[2] else ""), text)
 
 

@@ -169,9 +169,10 @@ def test_all_zero_vectors_are_left_out_with_one_warning(tmp_path, small_model, f
 @pytest.mark.parametrize(
     "extra, expected",
     [
-        (["--perplexity", "nan"], "got --perplexity nan"),
-        (["--threads", "0"], "got --threads 0"),
-        (["--theta", "-1"], "got --theta -1"),
+        (["--perplexity", "nan"], "--perplexity: expected a number >= 1, got nan"),
+        (["--threads", "0"], "--threads: expected a positive integer or a negative one"),
+        (["--threads", "0"], "got 0; pass e.g. --threads -1"),
+        (["--theta", "-1"], "--theta: expected a number >= 0, got -1.0"),
         (["--pca", "1000"], "--pca 1000: 45 words of 16 dimensions have at most 16"),
         (["--include", "("], "--include '(' is not a valid regular expression"),
         (["--exclude", "[a"], "--exclude '[a' is not a valid regular expression"),
@@ -181,7 +182,7 @@ def test_messages_name_the_options(tmp_path, small_model, capsys, extra, expecte
     argv = ["tsne", str(small_model[0]), "-o", str(tmp_path / "m.html"), "--perplexity", "5"]
     assert main([*argv, *extra]) == 2
     err = capsys.readouterr().err
-    assert expected in err and f"embedviz: error: {extra[0]} " in err
+    assert expected in err and f"embedviz: error: {extra[0]}" in err
     for api_name in ("n_jobs", "pca_components", "perplexity=", "theta=", "include must"):
         assert api_name not in err
     assert "embedding" not in err  # found before the t-SNE

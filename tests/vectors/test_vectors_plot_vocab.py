@@ -116,11 +116,15 @@ def test_estimator_without_neighbors(blob_words):
 
 def test_bad_arguments(blob_words):
     words, matrix, _ = blob_words
-    with pytest.raises(InputError, match=r"dims=2 but the t-SNE given has n_components=3"):
+    with pytest.raises(
+        InputError, match=r"dims: expected the n_components of the t-SNE given \(3\), got 2"
+    ):
         plot_vocab((words, matrix), tsne=_fast_tsne(dims=3), dims=2)
-    with pytest.raises(InputError, match="dims must be 2 or 3"):
+    with pytest.raises(InputError, match="dims: expected one of 2, 3, got 4"):
         plot_vocab((words, matrix), dims=4)
-    with pytest.raises(InputError, match=r"one row per word: got 45 words and a matrix of shape"):
+    with pytest.raises(
+        InputError, match=r"\(words, matrix\): expected .* one row per word \(45\), got shape"
+    ):
         plot_vocab((words, matrix[:-1]))
     with pytest.raises(InputError, match="one label per word"):
         plot_vocab((words, matrix), tsne=_fast_tsne(), colour=[1, 2])
@@ -130,7 +134,7 @@ def test_bad_arguments(blob_words):
         plot_vocab((["a", "b", "a"], np.eye(3)))
     with pytest.raises(InputError, match="output: the directory .*nope does not exist"):
         plot_vocab((words, matrix), output="/nope/x.html")
-    with pytest.raises(InputError, match="vectors must be a file path"):
+    with pytest.raises(InputError, match="vectors: expected a file path, .* got int"):
         plot_vocab(42)
 
 
