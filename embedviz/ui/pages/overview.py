@@ -280,209 +280,175 @@ def build_overview(
     [2.0]
     """
     worker_id = pick_worker(storage, session_id, worker_id)
-    page = Page(layout=None)
     if worker_id is None:
-        page.layout = column(
-            heading(f"Session {session_id}: nothing recorded yet"), sizing_mode="stretch_width"
+        return Page(
+            layout=column(
+                heading(f"Session {session_id}: nothing recorded yet"),
+                sizing_mode="stretch_width",
+            )
         )
-        return page
-    info = storage.get_static_info(session_id, worker_id)
-    latest = storage.get_latest_update(session_id, worker_id)
-    kind = session_kind(info, latest)
-    params = list(latest.params) if latest else []
-    acts = list(latest.activations) if latest else []
-    feed = UpdateFeed(storage, session_id, worker_id, latest.iteration if latest else None)
+    return _Overview(storage, session_id, worker_id, defer_reads).build(findings, prefetch)
 
-    shading = None
-    if kind == "tsne":
-        shading = PhaseShading(exaggeration_span(storage.get_updates(session_id, worker_id)))
-    groups = {
-        "ratio": [f"params/{n}/update_param_ratio" for n in params],
-        "std_act": [f"activations/{n}/std" for n in acts],
-        "std_grad": [f"params/{n}/grad_std" for n in params],
-        "std_update": [f"params/{n}/update_std" for n in params],
-    }
-    std_specs = [
-        (key, title, labels)
-        for key, title, labels in (
-            ("std_act", "activations", [layer_label(n, layer_types(info)) for n in acts]),
-            ("std_grad", "gradients", params),
-            ("std_update", "updates", params),
+
+class _Overview:
+    """The overview page of one worker, built one panel at a time (:func:`build_overview`).
+
+    What the panels and the live refresh share: ``live`` (the series that
+    :meth:`refresh` streams into; a chart read later joins it once filled), ``now`` (the
+    charts with one line per tensor read with the page) and ``first`` (the first
+    recorded point, for the rates of the performance table; None until it is read).
+    """
+
+    def __init__(self, storage, session_id: str, worker_id: str, defer_reads: bool) -> None:
+        self.storage, self.session_id, self.worker_id = storage, session_id, worker_id
+        self.defer_reads = defer_reads
+        self.page = Page(layout=None)
+        self.info = info = storage.get_static_info(session_id, worker_id)
+        latest = storage.get_latest_update(session_id, worker_id)
+        self.kind = session_kind(info, latest)
+        self.params = list(latest.params) if latest else []
+        acts = list(latest.activations) if latest else []
+        # the newest point when the page was built; the live feed starts after it
+        self.after = latest.iteration if latest is not None else None
+        self.newest = (latest.iteration, latest.timestamp) if latest is not None else None
+        self.feed = UpdateFeed(storage, session_id, worker_id, self.after)
+        self.shading = None
+        if self.kind == "tsne":
+            spans = exaggeration_span(storage.get_updates(session_id, worker_id))
+            self.shading = PhaseShading(spans)
+        self.groups = {
+            "ratio": [f"params/{n}/update_param_ratio" for n in self.params],
+            "std_act": [f"activations/{n}/std" for n in acts],
+            "std_grad": [f"params/{n}/grad_std" for n in self.params],
+            "std_update": [f"params/{n}/update_std" for n in self.params],
+        }
+        self.std_specs = [
+            (key, title, labels)
+            for key, title, labels in (
+                ("std_act", "activations", [layer_label(n, layer_types(info)) for n in acts]),
+                ("std_grad", "gradients", self.params),
+                ("std_update", "updates", self.params),
+            )
+            if labels
+        ]
+        self.live: list = []
+        self.now: list = []
+        self.first: tuple[int, float] | None = None
+        self.score: LiveSeries | None = None
+        self.perf_table = None
+
+    def build(self, findings: bool, prefetch: Callable | None) -> Page:
+        """Every panel, then the page's layout and refresh."""
+        read = None
+        if self.defer_reads:
+            read = self._read
+            if prefetch is not None:  # started now, beside the building of the page
+                read = prefetch(read).result
+        charts = self.score_panel()
+        ratio_panel = self.ratio_panel()
+        std_panel = self.std_tabs()
+        if self.now and not self.defer_reads:
+            read_now, fill_now = multi_reader(self.now, self.live, self.feed)
+            fill_now(read_now())
+        tables = self.performance_tables()
+        if self.defer_reads:
+            self.page.deferred.append((read, self._fill))
+        findings_div = (
+            findings_view(self.storage, self.session_id, self.worker_id)
+            if findings
+            else Div(text="", sizing_mode="stretch_width", name="findings", styles=FINDINGS_STYLE)
         )
-        if labels
-    ]
-    read = None
-    if defer_reads:
-        # the score (whole, for the exact smoothing) and the charts shown at first with
-        # one line per tensor, in one pass over the rows (the storage's scan is most of
-        # the cost of either); started now when the caller lends a thread, so that it
-        # runs beside the building of the page
-        limits = dict.fromkeys(groups["ratio"], MULTI_MAX_POINTS)
-        if std_specs:
-            limits.update(dict.fromkeys(groups[std_specs[0][0]], MULTI_MAX_POINTS))
+        self.page.refreshers.insert(0, self.refresh)
+        self.page.layout = column(
+            row(charts, tables, sizing_mode="stretch_width"),
+            *ratio_panel,
+            *std_panel,
+            heading("Findings"),
+            findings_div,
+            sizing_mode="stretch_width",
+        )
+        return self.page
+
+    def _read(self):
+        """The deferred read (any thread): the score (whole, for the exact smoothing) and
+        the charts shown at first with one line per tensor, in one pass over the rows
+        (the storage's scan is most of the cost of either); ``(series, first point)``."""
+        limits = dict.fromkeys(self.groups["ratio"], MULTI_MAX_POINTS)
+        if self.std_specs:
+            limits.update(dict.fromkeys(self.groups[self.std_specs[0][0]], MULTI_MAX_POINTS))
         limits["score"] = None
+        st, sid, wid = self.storage, self.session_id, self.worker_id
+        fetched = fetch_many(st, sid, wid, list(limits), limits)
+        s = fetched["score"]
+        if len(s):
+            return fetched, (int(s.iterations[0]), float(s.timestamps[0]))
+        return fetched, first_point(st, sid, wid)
 
-        def read():
-            fetched = fetch_many(storage, session_id, worker_id, list(limits), limits)
-            s = fetched["score"]
-            if len(s):
-                return fetched, (int(s.iterations[0]), float(s.timestamps[0]))
-            return fetched, first_point(storage, session_id, worker_id)
+    def _fill(self, got) -> None:
+        """Load what :meth:`_read` read (the document's thread), stream what arrived
+        after the page was built, and make those charts live."""
+        st, sid, wid = self.storage, self.session_id, self.worker_id
+        fetched, self.first = got
+        late = []
+        if self.after is not None:
+            late = st.get_updates(sid, wid, after_iteration=self.after)
+        self.score.load(st, sid, wid, series=fetched[self.score.name])
+        self.score.push_updates(late)
+        for ms in self.now:
+            ms.load(st, sid, wid, fetched)
+            ms.push_updates(late)
+        self.live.extend([self.score, *self.now])
+        self._show_performance(self.newest)
 
-        if prefetch is not None:
-            read = prefetch(read).result
-    score, score_box = score_view(
-        storage, session_id, worker_id, page, kind=kind, shading=shading, lazy=defer_reads
-    )
-    _, evals = eval_view(storage, session_id, worker_id, page)
-    extra_series, extra_charts = kind_charts(
-        storage, session_id, worker_id, kind, page, shading=shading
-    )
-    live = [*extra_series] if defer_reads else [score, *extra_series]
-    now = []  # the charts with one line per tensor that are read with the page
-    ratio_chart = None
-    if params:  # a network's panels only when it recorded them
+    def score_panel(self):
+        """The score (linear or log y), the evaluation metrics and the charts of the
+        run's kind (t-SNE, word2vec), with the t-SNE's phase note."""
+        st, sid, wid = self.storage, self.session_id, self.worker_id
+        self.score, score_box = score_view(
+            st, sid, wid, self.page, kind=self.kind, shading=self.shading, lazy=self.defer_reads
+        )
+        _, evals = eval_view(st, sid, wid, self.page)
+        extra_series, extra_charts = kind_charts(
+            st, sid, wid, self.kind, self.page, shading=self.shading
+        )
+        self.live.extend(extra_series if self.defer_reads else [self.score, *extra_series])
+        kind_panel = list(extra_charts)
+        if self.shading is not None:
+            kind_panel.append(
+                note(
+                    "Shaded: the early exaggeration phase (attractive forces multiplied); the KL "
+                    "divergence usually drops when it ends. Red x: NaN or infinite values."
+                )
+            )
+        # beside the tables, where a network's evaluation goes (no gap under a short chart)
+        return column(
+            score_box,
+            *([evals] if evals is not None else []),
+            *kind_panel,
+            sizing_mode="stretch_width",
+        )
+
+    def ratio_panel(self) -> list:
+        """The log10 update:parameter ratio of every tensor (a network's panels only when
+        it recorded them), read with the page."""
+        if not self.params:
+            return []
         ratio, ratio_chart = multi_series_chart(
-            storage,
-            session_id,
-            worker_id,
-            groups["ratio"],
-            params,
+            self.storage,
+            self.session_id,
+            self.worker_id,
+            self.groups["ratio"],
+            self.params,
             "log10 update:parameter ratio (healthy band 1e-4..1e-2, target 1e-3)",
             "log10 ratio",
-            page,
+            self.page,
             "ratio",
             band=RATIO_BAND,
             target=RATIO_TARGET,
             load=False,
         )
-        now.append(ratio)
-    std_box = column(sizing_mode="stretch_width", name="std_charts")
-    pending = {}
-    for i, (key, title, labels) in enumerate(std_specs):
-        ms = MultiSeries(groups[key], labels, key)
-        page.sources[key] = ms.source
-        page.sources[f"{key}:marks"] = ms.marks
-        make = partial(multi_chart, ms, f"log10 std of {title}", "log10 std")
-        if i > 0 and defer_reads:
-            pending[i] = (ms, make)  # built and read when first chosen
-            continue
-        chart = make()
-        chart.visible = i == 0
-        std_box.children.append(chart)
-        now.append(ms)
-    if now and not defer_reads:
-        read, fill = multi_reader(now, live, feed)
-        fill(read())
-    std_panel = []
-    if std_specs:
-        # a button group, not Tabs: a figure inside Tabs may be laid out at zero size
-        # when the Bokeh server swaps the page in
-        std_choice = RadioButtonGroup(
-            labels=[title for _, title, _ in std_specs], active=0, name="std_choice"
-        )
-        std_choice.js_on_change(
-            "active",
-            CustomJS(
-                args={"box": std_box, "keys": [key for key, _, _ in std_specs]},
-                code="for (const c of box.children) c.visible = c.name == keys[cb_obj.active]",
-            ),
-        )
-        if pending:
-            std_choice.on_change(
-                "active", _load_on_choice(page, pending, live, feed, std_box, std_choice)
-            )
-        std_panel = [
-            std_choice,
-            std_box,
-            note(
-                "Red x: NaN or infinite values; grey circle at the bottom edge: exactly "
-                "zero (a dead layer or a frozen tensor, no log10)."
-            ),
-        ]
-
-    model_table = table(
-        model_rows(info, kind), ["property", "value"], name="model_table", widths=[130, 310]
-    )
-    # the first point gives the iterations/s; while the score is read (deferred), the
-    # newest point stands in (the rate reads "—" until then)
-    first = None if defer_reads else (score.first or first_point(storage, session_id, worker_id))
-    newest = (latest.iteration, latest.timestamp) if latest is not None else None
-    perf_table = table(
-        performance_rows(storage, session_id, worker_id, info, first or newest, kind),
-        ["property", "value"],
-        name="performance",
-    )
-
-    def show_performance(newest) -> None:
-        rows = performance_rows(storage, session_id, worker_id, info, first or newest, kind)
-        set_table_rows(perf_table, rows)
-
-    if defer_reads:
-        after = feed.after
-
-        def fill(got) -> None:
-            nonlocal first
-            fetched, first = got
-            late = []
-            if after is not None:
-                late = storage.get_updates(session_id, worker_id, after_iteration=after)
-            score.load(storage, session_id, worker_id, series=fetched[score.name])
-            score.push_updates(late)
-            for ms in now:
-                ms.load(storage, session_id, worker_id, fetched)
-                ms.push_updates(late)
-            live.extend([score, *now])
-            show_performance(newest)
-
-        page.deferred.append((read, fill))
-    page.sources["performance"] = perf_table.source
-    page.sources["model"] = model_table.source
-    findings_div = (
-        findings_view(storage, session_id, worker_id)
-        if findings
-        else Div(text="", sizing_mode="stretch_width", name="findings", styles=FINDINGS_STYLE)
-    )
-
-    def refresh() -> int:
-        nonlocal first
-        updates = feed()
-        if not updates:
-            return 0
-        if shading is not None:
-            shading.update(updates)
-        if first is None and score in live:  # not while the deferred read is running
-            first = first_point(storage, session_id, worker_id)
-        n = sum(s.push_updates(updates) for s in live)
-        show_performance((updates[-1].iteration, updates[-1].timestamp))
-        return n
-
-    page.refreshers.insert(0, refresh)
-    tables = column(
-        heading("Model"),
-        model_table,
-        heading("Performance"),
-        perf_table,
-        width=440,
-    )
-    kind_panel = list(extra_charts)
-    if shading is not None:
-        kind_panel.append(
-            note(
-                "Shaded: the early exaggeration phase (attractive forces multiplied); the KL "
-                "divergence usually drops when it ends. Red x: NaN or infinite values."
-            )
-        )
-    # beside the tables, where a network's evaluation goes (no gap under a short chart)
-    charts = column(
-        score_box,
-        *([evals] if evals is not None else []),
-        *kind_panel,
-        sizing_mode="stretch_width",
-    )
-    ratio_panel = []
-    if ratio_chart is not None:
-        ratio_panel = [
+        self.now.append(ratio)
+        return [
             ratio_chart,
             note(
                 "Each line is one parameter tensor: mean |update| / mean |parameter| per "
@@ -491,12 +457,94 @@ def build_overview(
                 "circle at the bottom edge: exactly zero (no log10)."
             ),
         ]
-    page.layout = column(
-        row(charts, tables, sizing_mode="stretch_width"),
-        *ratio_panel,
-        *std_panel,
-        heading("Findings"),
-        findings_div,
-        sizing_mode="stretch_width",
-    )
-    return page
+
+    def std_tabs(self) -> list:
+        """The log10 std of activations, gradients and updates, one shown at a time; with
+        ``defer_reads`` the hidden ones are built and read when first chosen."""
+        if not self.std_specs:
+            return []
+        std_box = column(sizing_mode="stretch_width", name="std_charts")
+        pending = {}
+        for i, (key, title, labels) in enumerate(self.std_specs):
+            ms = MultiSeries(self.groups[key], labels, key)
+            self.page.sources[key] = ms.source
+            self.page.sources[f"{key}:marks"] = ms.marks
+            make = partial(multi_chart, ms, f"log10 std of {title}", "log10 std")
+            if i > 0 and self.defer_reads:
+                pending[i] = (ms, make)  # built and read when first chosen
+                continue
+            chart = make()
+            chart.visible = i == 0
+            std_box.children.append(chart)
+            self.now.append(ms)
+        # a button group, not Tabs: a figure inside Tabs may be laid out at zero size
+        # when the Bokeh server swaps the page in
+        std_choice = RadioButtonGroup(
+            labels=[title for _, title, _ in self.std_specs], active=0, name="std_choice"
+        )
+        std_choice.js_on_change(
+            "active",
+            CustomJS(
+                args={"box": std_box, "keys": [key for key, _, _ in self.std_specs]},
+                code="for (const c of box.children) c.visible = c.name == keys[cb_obj.active]",
+            ),
+        )
+        if pending:
+            std_choice.on_change(
+                "active",
+                _load_on_choice(self.page, pending, self.live, self.feed, std_box, std_choice),
+            )
+        return [
+            std_choice,
+            std_box,
+            note(
+                "Red x: NaN or infinite values; grey circle at the bottom edge: exactly "
+                "zero (a dead layer or a frozen tensor, no log10)."
+            ),
+        ]
+
+    def performance_tables(self):
+        """The model and performance tables. The first point gives the iterations/s;
+        while the score is read (deferred), the newest point stands in (the rate reads
+        "—" until then)."""
+        st, sid, wid = self.storage, self.session_id, self.worker_id
+        model_table = table(
+            model_rows(self.info, self.kind),
+            ["property", "value"],
+            name="model_table",
+            widths=[130, 310],
+        )
+        if not self.defer_reads:
+            self.first = self.score.first or first_point(st, sid, wid)
+        self.perf_table = table(
+            performance_rows(st, sid, wid, self.info, self.first or self.newest, self.kind),
+            ["property", "value"],
+            name="performance",
+        )
+        self.page.sources["performance"] = self.perf_table.source
+        self.page.sources["model"] = model_table.source
+        return column(
+            heading("Model"),
+            model_table,
+            heading("Performance"),
+            self.perf_table,
+            width=440,
+        )
+
+    def _show_performance(self, newest) -> None:
+        st, sid, wid = self.storage, self.session_id, self.worker_id
+        rows = performance_rows(st, sid, wid, self.info, self.first or newest, self.kind)
+        set_table_rows(self.perf_table, rows)
+
+    def refresh(self) -> int:
+        """Stream what arrived since the last call into the live series and the tables."""
+        updates = self.feed()
+        if not updates:
+            return 0
+        if self.shading is not None:
+            self.shading.update(updates)
+        if self.first is None and self.score in self.live:  # not while the deferred read runs
+            self.first = first_point(self.storage, self.session_id, self.worker_id)
+        n = sum(s.push_updates(updates) for s in self.live)
+        self._show_performance((updates[-1].iteration, updates[-1].timestamp))
+        return n
