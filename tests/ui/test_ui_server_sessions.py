@@ -15,7 +15,8 @@ from ui_records import fill, make_update
 
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 from embedviz.ui.commands import unique_paths
-from embedviz.ui.server import SessionView, UIServer
+from embedviz.ui.server import UIServer
+from embedviz.ui.session_view import SessionView
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from ui_records import fill
 from embedviz.stats.base import StatsReader, StatsStorage
 from embedviz.stats.records import Snapshot, Update
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
-from embedviz.ui.server import SessionView, UIServer
+from embedviz.ui.server import UIServer
+from embedviz.ui.session_view import SessionView
 
 LABEL = "mlp (dup.db)"
 READ_API = [
