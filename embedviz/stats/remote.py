@@ -181,6 +181,8 @@ class RemoteStatsRouter(StatsStorage):
         self._waiting = SpillQueue(self.spill_path, queue_size, self.url, self._answered)
         self._stop = threading.Event()
         self._idle = threading.Event()
+        # a put counts and queues its records, and close() sets _closed, under this lock
+        self._put_lock = threading.Lock()
         self._closed = False
         self._server_ok = True
         self._backoff = 0.0
@@ -232,24 +234,38 @@ class RemoteStatsRouter(StatsStorage):
 
     # -- writing (caller's thread) ------------------------------------------------
     def _store(self, records: list[Record]) -> None:
-        if self._closed:
-            raise InputError("RemoteStatsRouter: closed; create a new router to send more")
+        if self._closed:  # refuse early, before the (possibly long) encoding
+            raise InputError(
+                f"put: this RemoteStatsRouter ({self.url}) is closed; create a new router "
+                f"to send more"
+            )
         payloads = [json.dumps(to_dict(record)) for record in records]  # all or none
-        for payload in payloads:
-            # counted first (the sender may answer it at once), uncounted again when
-            # it is neither queued nor spilled: pending() never counts a lost put
-            with self._count_lock:
-                self._outstanding += 1
-            try:
+        # Under _put_lock a put is either wholly in (counted and queued or spilled)
+        # before close() begins, so that close() sends or keeps it, or refused: close()
+        # sets _closed under the same lock. The lock is held for at most put_timeout
+        # (and a spill write); it only ever blocks other puts and close().
+        with self._put_lock:
+            if self._closed:
+                raise InputError(
+                    f"put: this RemoteStatsRouter ({self.url}) is closing (close() began "
+                    f"while this put was under way), so its {len(records)} record(s) were "
+                    f"not queued; put them before close(), or into a new router"
+                )
+            for payload in payloads:
+                # counted first (the sender may answer it at once), uncounted again
+                # when it is neither queued nor spilled: pending() never counts a lost put
+                with self._count_lock:
+                    self._outstanding += 1
                 try:
-                    self._queue.put(payload, timeout=self.put_timeout)
-                except queue.Full:  # keep order: the queue goes first, then this record
-                    self._drain_queue_to_spill()
-                    self._waiting.add([payload])
-            except BaseException:
-                self._answered(1)
-                raise
-        self._idle.clear()
+                    try:
+                        self._queue.put(payload, timeout=self.put_timeout)
+                    except queue.Full:  # keep order: the queue goes first, then this one
+                        self._drain_queue_to_spill()
+                        self._waiting.add([payload])
+                except BaseException:
+                    self._answered(1)
+                    raise
+            self._idle.clear()
 
     def _answered(self, n: int) -> None:
         with self._count_lock:
@@ -338,11 +354,14 @@ class RemoteStatsRouter(StatsStorage):
         Returns within ``close_timeout + timeout + min(timeout, 2)`` seconds (plus the
         time to write the spill file). Records not answered by then -- a batch whose
         request is still running included -- are kept in the spill file and logged;
-        nothing is dropped.
+        nothing is dropped. A put from another thread that overlaps close() either got
+        its records in before close() began (close() then sends or keeps them) or
+        raises InputError saying the router is closing.
         """
-        if self._closed:
-            return
-        self._closed = True
+        with self._put_lock:  # waits for a put that is queueing; later ones are refused
+            if self._closed:
+                return
+            self._closed = True
         self._wait(self.close_timeout)
         failure = self._failure()
         self._stop.set()

@@ -607,3 +607,65 @@ def test_the_router_is_write_only_and_refuses_listeners(routers):
     with pytest.raises(InputError, match=r"register_listener: RemoteStatsRouter is write-only"):
         router.register_listener(lambda event: None)
     assert not hasattr(router, "get_updates") and not hasattr(router, "list_sessions")
+
+
+def test_a_put_still_encoding_when_close_begins_is_refused_not_lost(tmp_path, routers, monkeypatch):
+    """Review 7, defect 1: the put was queued after close() had drained the queue, and
+    nothing ever sent, kept or mentioned it."""
+    import embedviz.stats.remote as remote
+
+    encoding, release = threading.Event(), threading.Event()
+
+    def slow_to_dict(record):
+        encoding.set()
+        release.wait(10)
+        return to_dict(record)
+
+    monkeypatch.setattr(remote, "to_dict", slow_to_dict)
+    router = routers("http://127.0.0.1:9", close_timeout=0, timeout=0.2)
+    errors = []
+
+    def put():
+        try:
+            router.put(update("0", 7))
+        except InputError as exc:
+            errors.append(exc)
+
+    putter = threading.Thread(target=put)
+    putter.start()
+    assert encoding.wait(10)
+    router.close()  # the put is still encoding
+    release.set()
+    putter.join(10)
+    assert len(errors) == 1 and "is closing" in str(errors[0])
+    assert "1 record(s) were not queued" in str(errors[0])
+    assert router.pending() == 0 and router._queue.qsize() == 0
+    with pytest.raises(InputError, match=r"put: this RemoteStatsRouter .* is closed; create"):
+        router.put(update("0", 8))
+
+
+def test_a_put_queueing_when_close_begins_is_kept_by_close(tmp_path, routers, monkeypatch):
+    """The other side of the same race: a put already counting and queueing its record
+    when close() begins holds close() back until the record is in, and close() keeps it."""
+    router = routers("http://127.0.0.1:9", close_timeout=0, timeout=0.2)
+    queueing, release = threading.Event(), threading.Event()
+    real_put = router._queue.put
+
+    def slow_put(payload, timeout=None):
+        queueing.set()
+        release.wait(10)
+        real_put(payload, timeout=timeout)
+
+    monkeypatch.setattr(router._queue, "put", slow_put)
+    putter = threading.Thread(target=router.put, args=(update("0", 7),))
+    putter.start()
+    assert queueing.wait(10)
+    closer = threading.Thread(target=router.close)
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive() and not router._closed  # close() waits for the put
+    release.set()
+    putter.join(10)
+    closer.join(10)
+    assert not closer.is_alive() and router._closed
+    assert [r["iteration"] for r in spilled_rows(tmp_path / "spill.db")] == [7]
