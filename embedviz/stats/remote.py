@@ -83,7 +83,7 @@ class RemoteStatsRouter(StatsStorage):
     ----------
     url : str
         The UI's base address, e.g. ``"http://10.0.0.5:9000"`` (``/api/records`` is
-        appended unless already there).
+        appended unless already there). The other parameters are keyword-only.
     token : str or None
         Sent as ``Authorization: Bearer <token>``; printable ASCII
         (:func:`~embedviz.stats.limits.check_token`).
@@ -117,6 +117,7 @@ class RemoteStatsRouter(StatsStorage):
     def __init__(
         self,
         url: str,
+        *,
         token: str | None = None,
         queue_size: int = 10_000,
         batch_size: int = 500,

@@ -669,3 +669,10 @@ def test_a_put_queueing_when_close_begins_is_kept_by_close(tmp_path, routers, mo
     closer.join(10)
     assert not closer.is_alive() and router._closed
     assert [r["iteration"] for r in spilled_rows(tmp_path / "spill.db")] == [7]
+
+
+def test_every_parameter_after_url_is_keyword_only():
+    """Review 7, nit 13: ``RemoteStatsRouter(url, "tok", 100)`` read as a token and a
+    queue size only by position, easy to get wrong among ten parameters."""
+    with pytest.raises(TypeError, match="positional argument"):
+        RemoteStatsRouter("http://127.0.0.1:9", "secret")
