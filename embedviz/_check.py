@@ -1,5 +1,7 @@
 """Checks of user-given arguments, with one message form for the whole package:
-``"name: expected <what is allowed>, got <value>"`` (then, where it helps, what to do).
+``"name: expected <what is allowed>, got <value>"``. Where the user needs advice as
+well, the caller writes the message itself in the same form and adds ``"; <what to
+do>"`` (see ``TSNE``'s perplexity check).
 
 Integers are any :class:`numbers.Integral` except ``bool`` (numpy integers too), numbers
 any real number except ``bool``; the checked value comes back as a Python ``int`` or
@@ -87,14 +89,21 @@ def check_number(
 
 
 def check_choice(name: str, value: Any, allowed) -> Any:
-    """``value`` when it is one of ``allowed``, else InputError listing them.
+    """The member of ``allowed`` equal to ``value`` (``2.0`` gives ``2``), else InputError
+    listing them (also for values that cannot be compared, such as arrays).
 
     Examples
     --------
     >>> check_choice("report_ranks", "all", ("all", "zero"))
     'all'
+    >>> check_choice("dims", 3.0, (2, 3))
+    3
     """
-    if value not in allowed:
-        shown = ", ".join(repr(a) for a in allowed)
-        raise InputError(f"{name}: expected one of {shown}, got {value!r:.60}")
-    return value
+    for member in allowed:
+        try:
+            if value == member and type(value) is not bool:
+                return member
+        except (TypeError, ValueError):  # an array: its == is not one truth value
+            break
+    shown = ", ".join(repr(a) for a in allowed)
+    raise InputError(f"{name}: expected one of {shown}, got {value!r:.60}")

@@ -45,3 +45,12 @@ def test_choice_lists_what_is_allowed():
     assert check_choice("m", "a", ("a", "b")) == "a"
     with pytest.raises(InputError, match=r"^m: expected one of 'a', 'b', got 'c'$"):
         check_choice("m", "c", ("a", "b"))
+
+
+def test_choice_gives_the_member_and_refuses_what_cannot_be_compared():
+    got = check_choice("dims", np.float64(3.0), (2, 3))
+    assert got == 3 and type(got) is int
+    with pytest.raises(InputError, match=r"^dims: expected one of 2, 3, got array"):
+        check_choice("dims", np.array([2, 3]), (2, 3))
+    with pytest.raises(InputError, match=r"^flag: expected one of 1, 0, got True$"):
+        check_choice("flag", True, (1, 0))
