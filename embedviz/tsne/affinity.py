@@ -88,10 +88,9 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
         )
         return largest
     raise InputError(
-        f"perplexity: expected at most {largest:g} for {n_samples} points (t-SNE needs "
-        "n_samples >= 3 * perplexity + 1, so that is the largest perplexity that fits), "
-        f"got {perplexity:g}; pass a smaller perplexity, or TSNE(reduce_perplexity=True) to "
-        "lower it automatically"
+        f"perplexity: expected at most {largest:g} for {n_samples} points, got "
+        f"{perplexity:g} (t-SNE needs n_samples >= 3 * perplexity + 1); pass a smaller "
+        "perplexity, or TSNE(reduce_perplexity=True) to lower it automatically"
     )
 
 
