@@ -37,9 +37,9 @@ for long:
 Records of one worker arrive in the order they were put.
 
 This module holds the router's concurrency (the queue, the sender thread, the handoff
-of the batch in flight at close); the spill file and its memory fallback are
-:class:`~embedviz.stats.remote_spill.SpillQueue`, the request and what its answer
-means are in :mod:`embedviz.stats.remote_http`.
+of the batch in flight at close); the spill file, its memory fallback and the report of
+what is left at close are :class:`~embedviz.stats.remote_spill.SpillQueue`; the request
+and what its answer means are in :mod:`embedviz.stats.remote_http`.
 
 The router is write-only: it has none of the read methods of
 :mod:`embedviz.stats.storage` and takes no listeners (:meth:`register_listener` raises
@@ -161,7 +161,6 @@ class RemoteStatsRouter(StatsStorage):
             / f"embedviz-spill-{os.getpid()}-{uuid.uuid4().hex[:8]}.db"
         )
         self.sent = 0  # records the server accepted
-        self.rejected = 0  # records the server refused for good (kept in the spill file)
         #: why the server refused to take records (401/403), which stops the sending;
         #: None while it has not
         self.refused: str | None = None
@@ -207,6 +206,12 @@ class RemoteStatsRouter(StatsStorage):
         return self._waiting.dropped
 
     @property
+    def rejected(self) -> int:
+        """Records the server refused for good (kept in the spill file's ``rejected``
+        table)."""
+        return self._waiting.rejected
+
+    @property
     def unsent_path(self) -> Path | None:
         """Where close() wrote records the spill file could not take (None: none)."""
         return self._waiting.unsent_path
@@ -222,7 +227,6 @@ class RemoteStatsRouter(StatsStorage):
 
     def _reject(self, payloads: list[str], reason: str) -> None:
         self._waiting.reject(payloads, reason)
-        self.rejected += len(payloads)
         self._answered(len(payloads))
         log.error(
             "remote UI %s refused %d record(s) for good (%s); they are kept in the "
@@ -372,69 +376,41 @@ class RemoteStatsRouter(StatsStorage):
             self._waiting.freeze()
             inflight = self._inflight[self._inflight_done :]
             self._inflight, self._inflight_done = [], 0
-        if inflight and failure is not None:
-            log.error(
-                "remote UI %s: the sender thread failed (%s) with %d record(s) in hand; "
-                "keeping them to send again",
-                self.url,
-                failure,
-                len(inflight),
-            )
-        elif inflight:
-            log.warning(
-                "remote UI %s: a request of %d record(s) got no answer within %.1f s; "
-                "keeping them to send again (the server may store them twice)",
-                self.url,
-                len(inflight),
-                self._grace(),
-            )
-            self._waiting.add(inflight, front=True, bound=False)  # older than the rest
-        self._drain_queue_to_spill(bound=False)
-        left = self._waiting.in_file
-        if self.dropped:
-            log.error(
-                "remote UI %s: %d record(s) were dropped in all (the spill file %s could "
-                "not be written: %s)",
-                self.url,
-                self.dropped,
-                self.spill_path,
-                self._waiting.error,
-            )
-        self._waiting.close()  # what memory holds goes to a JSON-lines file
-        if left:
-            if self.refused is not None:
-                log.error(
-                    "remote UI %s refused the records (%s): %d record(s) not sent, kept in "
-                    "%s; send them with RemoteStatsRouter(url, token=<the right token>, "
-                    "spill_path=%r)",
-                    self.url,
-                    self.refused,
-                    left,
-                    self.spill_path,
-                    str(self.spill_path),
-                )
-            elif failure is not None:
-                log.error(
-                    "remote UI %s: the sender thread failed (%s; its traceback is logged "
-                    "above): %d record(s) not sent, kept in %s; send them later with "
-                    "RemoteStatsRouter(url, spill_path=%r)",
-                    self.url,
-                    failure,
-                    left,
-                    self.spill_path,
-                    str(self.spill_path),
-                )
+        if inflight:  # older than the rest
+            if failure is None:
+                cause = f"a request of {len(inflight)} record(s) got no answer within "
+                cause += f"{self._grace():.1f} s"
             else:
-                log.warning(
-                    "remote UI %s unreachable: %d record(s) kept in %s; send them later "
-                    "with RemoteStatsRouter(url, spill_path=%r)",
-                    self.url,
-                    left,
-                    self.spill_path,
-                    str(self.spill_path),
-                )
-        elif not self.rejected and not self._waiting.in_memory and self.spill_path.exists():
-            self._waiting.remove_files()
+                cause = f"the sender thread failed ({failure}) with {len(inflight)} "
+                cause += "record(s) in hand"
+            log.log(
+                logging.WARNING if failure is None else logging.ERROR,
+                "remote UI %s: %s; keeping them to send again (the server may store them twice)",
+                self.url,
+                cause,
+            )
+            self._waiting.add(inflight, front=True, bound=False)
+        self._drain_queue_to_spill(bound=False)
+        self._waiting.close(*self._why_unsent(failure))
+
+    def _why_unsent(self, failure: str | None) -> tuple[str, str, int]:
+        """For close()'s report of what the spill file keeps: why it was not sent, how
+        to send it, and the log level."""
+        token = ""
+        if self.refused is not None:
+            why, level = f"the UI refused them: {self.refused}", logging.ERROR
+            token = "token=<the right token>, "
+        elif failure is not None:
+            why = f"the sender thread failed: {failure}; its traceback is logged above"
+            level = logging.ERROR
+        elif self._server_ok:  # answering, but not fast enough
+            why = f"the UI did not take them within close_timeout={self.close_timeout:g} s"
+            level = logging.WARNING
+        else:
+            why, level = "the UI is unreachable", logging.WARNING
+        path = str(self.spill_path)
+        hint = f"send them later with RemoteStatsRouter(url, {token}spill_path={path!r})"
+        return why, hint, level
 
     def register_listener(self, callback) -> None:
         """Refused: the router is write-only, so a listener on it would never be called.

@@ -14,9 +14,11 @@ The order rule: the file's rows are older than the memory's records, which are o
 than anything added later. So while memory holds any, new records join it rather than
 the file; a batch put back in front goes to the file (it is older than both).
 
-At :meth:`close` what memory still holds goes to a JSON-lines file beside the spill file
-(or in the temporary directory): :attr:`unsent_path` says where, and an error says how
-many were lost if neither could be written.
+:meth:`close` says what is left: how many records were dropped, how many the file keeps
+(and why they were not sent, how to send them: the sender says), and what memory still
+holds goes to a JSON-lines file beside the spill file (or in the temporary directory):
+:attr:`unsent_path` says where, and an error says how many were lost if neither could be
+written. A spill file left with nothing in it is removed.
 """
 
 from __future__ import annotations
@@ -85,9 +87,12 @@ class SpillQueue:
         self._drop_logged = False
         #: records dropped because neither the file nor memory could take them
         self.dropped = 0
+        #: records the server refused for good (:meth:`reject`)
+        self.rejected = 0
         #: where :meth:`close` wrote the records memory still held (None: none)
         self.unsent_path: Path | None = None
         self._frozen = False
+        self._closed = False
         if self.path.exists():
             with self._file_lock:
                 self._open()
@@ -188,6 +193,7 @@ class SpillQueue:
 
     def reject(self, payloads: list[str], reason: str) -> None:
         """Keep records the server refused for good in the ``rejected`` table."""
+        self.rejected += len(payloads)
         try:
             with self._file_lock:
                 self._open().executemany(
@@ -244,17 +250,55 @@ class SpillQueue:
             self._frozen = True
 
     # -- closing ----------------------------------------------------------------------
-    def close(self) -> None:
-        """Close the file; write what memory holds to a JSON-lines file (logged)."""
+    def close(self, why: str = "", hint: str = "", level: int = logging.WARNING) -> None:
+        """Close the file and say what is left (once; a second call does nothing).
+
+        Logs the records dropped in all (an error), the records the file keeps (at
+        ``level``, with ``why`` they were not sent and the ``hint`` how to send them),
+        and writes what memory holds to a JSON-lines file (logged). The file is
+        removed when nothing is left in it and nothing was rejected.
+
+        Parameters
+        ----------
+        why : str, default=""
+            Why the records were not sent, e.g. ``"the UI is unreachable"``.
+        hint : str, default=""
+            What to do with the spill file, e.g. ``"send them later with ..."``.
+        level : int, default=logging.WARNING
+            The level of the message about the records the file keeps.
+        """
         with self._file_lock:
-            self._frozen = True
+            if self._closed:
+                return
+            self._closed = self._frozen = True
             if self._con is not None:
                 self._con.close()
                 self._con = None
         with self._memory_lock:
             unsaved = list(self.in_memory)
+        if self.dropped:
+            log.error(
+                "remote UI %s: %d record(s) were dropped in all (the spill file %s could "
+                "not be written: %s)",
+                self.label,
+                self.dropped,
+                self.path,
+                self.error,
+            )
         if unsaved:
             self._save(unsaved)
+        if self.in_file:
+            log.log(
+                level,
+                "remote UI %s: %d record(s) not sent%s, kept in %s%s",
+                self.label,
+                self.in_file,
+                f" ({why})" if why else "",
+                self.path,
+                f"; {hint}" if hint else "",
+            )
+        elif not self.rejected and not unsaved and self.path.exists():
+            self.remove_files()
 
     def remove_files(self) -> None:
         """Delete the spill file (and its WAL files): call when nothing is left in it."""

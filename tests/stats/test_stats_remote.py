@@ -388,7 +388,10 @@ def test_close_keeps_a_batch_whose_answer_never_comes(tmp_path, caplog, stalling
     assert took < 0.1 + 0.2 + 0.2 + 2  # close_timeout + 2 * timeout, and the spill write
     assert router.pending() == 3 and router.sent == 0 and router.rejected == 0
     assert [r["iteration"] for r in spilled_rows(spill)] == [0, 1, 2]
-    assert "got no answer" in caplog.text and "3 record(s) kept in" in caplog.text
+    assert "got no answer" in caplog.text
+    left = "3 record(s) not sent (the UI did not take them within close_timeout=0.1 s), kept in"
+    assert left in caplog.text
+    assert f"spill_path={str(spill)!r}" in caplog.text
     server.stop()  # the router's thread gets its (moot) answer now and touches nothing
     router._thread.join(5)
     assert not router._thread.is_alive()
@@ -427,7 +430,7 @@ def test_a_refused_token_is_final_and_close_does_not_wait(tmp_path, caplog, rece
     assert server.requests == 1  # no retries after a 401
     assert "HTTP 401" in router.refused and "token was refused" in router.refused
     assert "unreachable" not in caplog.text
-    assert "20 record(s) not sent, kept in" in caplog.text
+    assert "20 record(s) not sent (the UI refused them: HTTP 401" in caplog.text
     assert "token=<the right token>" in caplog.text
     assert [r["iteration"] for r in spilled_rows(spill)] == list(range(20))
     assert router.pending() == 20
@@ -550,7 +553,7 @@ def test_close_says_the_sender_failed_rather_than_unreachable(tmp_path, routers,
         router.close()
     assert "unreachable" not in caplog.text
     assert "the sender thread failed (ZeroDivisionError" in caplog.text
-    assert "5 record(s) not sent, kept in" in caplog.text
+    assert "5 record(s) not sent (the sender thread failed: ZeroDivisionError" in caplog.text
     assert [r["iteration"] for r in spilled_rows(tmp_path / "spill.db")] == list(range(5))
 
 
@@ -676,3 +679,42 @@ def test_every_parameter_after_url_is_keyword_only():
     queue size only by position, easy to get wrong among ten parameters."""
     with pytest.raises(TypeError, match="positional argument"):
         RemoteStatsRouter("http://127.0.0.1:9", "secret")
+
+
+class _Stop(BaseException):
+    """Gets past the sender thread's ``except Exception`` and ends the thread."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_close_keeps_the_batch_a_dead_sender_thread_had_in_hand(tmp_path, routers, caplog):
+    """close() logged 'keeping them to send again' for the batch in flight when the
+    sender had failed, but only kept it when it had not."""
+    router = routers("http://127.0.0.1:9", close_timeout=0.2)
+
+    def die(payloads):
+        raise _Stop
+
+    router._post = die
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
+        for i in range(3):
+            router.put(update("0", i))
+        assert wait_for(lambda: not router._thread.is_alive())
+        router.close()
+    assert [r["iteration"] for r in spilled_rows(tmp_path / "spill.db")] == [0, 1, 2]
+    assert "the sender thread stopped" in caplog.text
+    assert "3 record(s) not sent" in caplog.text and "unreachable" not in caplog.text
+
+
+def test_close_says_the_ui_is_unreachable_and_how_to_send_the_rest(tmp_path, routers, caplog):
+    router = routers("http://127.0.0.1:9", close_timeout=0.1)  # nothing listens there
+    for i in range(4):
+        router.put(update("0", i))
+    assert wait_for(lambda: not router._server_ok)
+    with caplog.at_level(logging.WARNING):
+        router.close()
+    [left] = [r for r in caplog.records if "not sent" in r.getMessage()]
+    assert left.levelno == logging.WARNING
+    assert "4 record(s) not sent (the UI is unreachable), kept in" in left.getMessage()
+    spill = str(tmp_path / "spill.db")
+    assert left.getMessage().endswith(f"RemoteStatsRouter(url, spill_path={spill!r})")
+    assert [r["iteration"] for r in spilled_rows(tmp_path / "spill.db")] == [0, 1, 2, 3]

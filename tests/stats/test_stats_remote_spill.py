@@ -120,3 +120,40 @@ def test_rejected_records_are_kept_apart_with_their_reason(tmp_path, queues):
     rows = con.execute("SELECT reason, payload FROM rejected").fetchall()
     con.close()
     assert rows == [("HTTP 400: bad", rec(5))]
+
+
+def test_close_says_what_is_left_once_and_removes_an_empty_file(tmp_path, caplog):
+    kept = SpillQueue(tmp_path / "kept.db", 10, label="test")
+    kept.add([rec(0), rec(1)])
+    with caplog.at_level(logging.INFO, logger="embedviz.stats.remote_spill"):
+        kept.close(why="the UI is away", hint="send them later", level=logging.INFO)
+        kept.close(why="again")  # a second close says and does nothing
+    [said] = caplog.records
+    assert said.levelno == logging.INFO
+    assert said.getMessage() == (
+        f"remote UI test: 2 record(s) not sent (the UI is away), kept in "
+        f"{tmp_path / 'kept.db'}; send them later"
+    )
+    assert (tmp_path / "kept.db").exists()
+
+    empty = SpillQueue(tmp_path / "empty.db", 10, label="test")
+    empty.add([rec(0)])
+    empty.forget(*empty.oldest(1)[:1], 1)  # sent
+    empty.close()
+    assert not list(tmp_path.glob("empty.db*"))  # the file and its WAL files
+
+    rejected = SpillQueue(tmp_path / "rejected.db", 10, label="test")
+    rejected.reject([rec(5)], "HTTP 400: bad")
+    rejected.close()
+    assert rejected.rejected == 1 and (tmp_path / "rejected.db").exists()
+
+
+def test_close_says_how_many_were_dropped_in_all(tmp_path, caplog):
+    q = SpillQueue(tmp_path / "no-such-folder" / "s.db", 2, label="test")
+    for i in range(5):
+        q.add([rec(i)])
+    with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote_spill"):
+        q.close()
+    q.unsent_path.unlink()
+    [said] = [r.getMessage() for r in caplog.records if "in all" in r.getMessage()]
+    assert "3 record(s) were dropped in all" in said and q.error and q.error in said
