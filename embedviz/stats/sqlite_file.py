@@ -24,6 +24,9 @@ from embedviz.stats.sqlite_layout import (
     SQLITE_MAGIC,
 )
 
+#: seconds a connection waits for another's lock on the file before giving up
+BUSY_TIMEOUT = 30.0
+
 
 def damaged(path: Path, exc: sqlite3.Error) -> FileFormatError:
     """The one error for a file SQLite cannot read as a database.
@@ -97,8 +100,10 @@ def connect(path: Path, read_only: bool) -> tuple[sqlite3.Connection, bool]:
         if read_only:
             con, immutable = _connect_read_only(path)
         else:
-            con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        con.execute("PRAGMA busy_timeout = 30000")
+            con = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+        con.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT * 1000)}")
         if not read_only:
             for attempt in range(50):
                 try:
@@ -131,7 +136,7 @@ def _connect_read_only(path: Path) -> tuple[sqlite3.Connection, bool]:
 
     def connect_uri(query: str) -> sqlite3.Connection:
         return sqlite3.connect(
-            f"{uri}?{query}", uri=True, timeout=30, isolation_level=None,
+            f"{uri}?{query}", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None,
             check_same_thread=False,
         )  # fmt: skip
 

@@ -11,11 +11,14 @@ the thread wakes when ``batch_size`` records wait or the oldest has waited
 ``4 * batch_size`` records; ``flush()``, ``close()``, reads through this object and
 interpreter exit write too. Only when the writer thread falls far behind (``32 *
 batch_size`` records buffered while the file works) does ``put`` write in its caller's
-thread, so the buffer stays bounded. A record that SQLite refuses on its own is set aside
-(logged, counted in ``rejected``) and the others are written.
+thread, so the buffer stays bounded; and only when no write is in progress, waiting at
+most 0.1 s for another process's lock. A write in progress (the file slow, or locked by
+another process: the writer thread waits up to the 30 s busy timeout) counts as a file
+that cannot be written, so ``put`` never waits for it. A record that SQLite refuses on
+its own is set aside (logged, counted in ``rejected``) and the others are written.
 
-A file that cannot be written (disk full, locked beyond the 30 s busy timeout, an I/O
-error) never stops training; the policy is that of
+A file that cannot be written (disk full, locked, an I/O error) never stops training;
+:attr:`~SQLiteStatsStorage.failing` says why while it lasts. The policy is that of
 :class:`~embedviz.stats.remote.RemoteStatsRouter`:
 
 * ``put`` never raises for trouble with the file. The records stay buffered, at most
@@ -70,6 +73,7 @@ from embedviz.stats.records import (
     to_dict,
 )
 from embedviz.stats.sqlite_file import (
+    BUSY_TIMEOUT,
     check_meta,
     check_path,
     check_writable,
@@ -83,6 +87,8 @@ from embedviz.stats.sqlite_read import SQLiteReading
 log = logging.getLogger(__name__)
 
 _BACKLOG = 32  # batches buffered at most: put() writes itself (the writer is far behind)
+_PUT_BUSY = 0.1  # seconds put's own write waits for another process's lock on the file
+_SLOW = "a write has not finished: the file is slow, or locked by another process"
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # storages with a writer thread
 
 
@@ -337,20 +343,27 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         )
 
     def _write_behind(self) -> None:
-        """``put``'s own write; on a failure of the file the buffer is cut to its bound
-        (the newest records dropped, counted) and the writer thread tries again."""
+        """``put``'s own write, which bounds the buffer. It never waits for the file: it
+        writes only when no other write is in progress, and waits at most ``_PUT_BUSY``
+        seconds for another process's lock. A write in progress (the writer thread's:
+        the file is slow or locked) counts as a failure of the file. On a failure the
+        buffer is cut to its bound (the newest records dropped, counted) and the writer
+        thread tries again."""
         try:
-            self._write_buffer()
+            if self._write_buffer(wait=False):
+                return
+            self._note_failure(_SLOW)
         except Exception:
-            with self._buffer_lock:
-                held = len(self._buffer) + self._taken
-                extra = min(held - _BACKLOG * self.batch_size, len(self._buffer))
-                dropping = None
-                if extra > 0:
-                    del self._buffer[-extra:]
-                    dropping = self._drop(extra)
-            if dropping:
-                log.error(dropping)
+            pass  # noted (logged once) by _write_buffer
+        with self._buffer_lock:
+            held = len(self._buffer) + self._taken
+            extra = min(held - _BACKLOG * self.batch_size, len(self._buffer))
+            dropping = None
+            if extra > 0:
+                del self._buffer[-extra:]
+                dropping = self._drop(extra)
+        if dropping:
+            log.error(dropping)
 
     def _flush_for_read(self) -> None:
         """Write the buffer before a read (a process reads what it wrote); while the
@@ -407,14 +420,15 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
                 f"what locks the file, then call flush() or close() again"
             ) from exc
 
-    def _write_buffer(self) -> None:
+    def _write_buffer(self, wait: bool = True) -> bool:
         """Write the buffer; a failure of the file is noted (logged once), then raised
-        as it came."""
+        as it came. Without ``wait``: False at once when another write is in progress,
+        and another process's lock is waited for ``_PUT_BUSY`` seconds at most."""
         if self._writer is None:
-            return
+            return True
         written: list = []
         try:
-            tried = self._flush_into(written)
+            tried = self._flush_into(written, wait)
         except Exception as exc:
             self._note_failure(exc)
             raise
@@ -424,12 +438,34 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
                     StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
                     for r in written
                 )
+        if tried is None:
+            return False
         if tried and self._failure is not None:
             self._note_recovery()
+        return True
 
-    def _note_failure(self, exc: Exception) -> None:
-        """Remember why the file failed; the first failure since it worked is logged."""
-        cause = f"{type(exc).__name__}: {exc}"
+    @property
+    def failing(self) -> str | None:
+        """Why the file cannot be written now (such as ``"OperationalError: database or
+        disk is full"``), or None while writing works.
+
+        Set by a write that fails (or, for ``put``, by a write still in progress when
+        the buffer reaches its bound), cleared by the next that succeeds; the writer
+        thread tries again every ``flush_interval`` seconds while records are buffered.
+        A caller that keeps its records itself (the UI's receiver, whose senders retry)
+        can refuse them while this is set rather than have them buffered.
+
+        Examples
+        --------
+        >>> storage.failing is None  # doctest: +SKIP
+        True
+        """
+        return self._failure
+
+    def _note_failure(self, exc: Exception | str) -> None:
+        """Remember why the file failed (an exception, or the cause in words); the
+        first failure since it worked is logged."""
+        cause = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         with self._buffer_lock:
             first = self._failure is None
             self._failure = cause
@@ -439,7 +475,7 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
                 "%s: cannot write statistics (%s); %d record(s) kept in memory (at most "
                 "%d, newer ones beyond are dropped), tried again every %g s; training goes on",
                 self.path, cause, n, _BACKLOG * self.batch_size, self.flush_interval,
-                exc_info=not isinstance(exc, sqlite3.Error | OSError),  # a bug: its traceback
+                exc_info=not isinstance(exc, str | sqlite3.Error | OSError),  # a bug: its traceback
             )  # fmt: skip
 
     def _note_recovery(self) -> None:
@@ -454,46 +490,61 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         else:
             log.warning("%s: writing statistics works again; nothing was lost", self.path)
 
-    def _flush_into(self, written: list) -> int:
+    def _flush_into(self, written: list, wait: bool = True) -> int | None:
         """Write the buffer, appending what it wrote to ``written``; the number of
-        records taken (0: nothing to write)."""
-        with self._write_lock:
-            with self._buffer_lock:
-                records, self._buffer = self._buffer, []
-                self._taken = len(records)
-            if not records:
-                return 0
-            done = 0  # records[:done] are written or set aside
+        records taken (0: nothing to write; None: ``wait`` is false and another write
+        is in progress)."""
+        if not self._write_lock.acquire(blocking=wait):
+            return None
+        try:
+            if wait:
+                return self._flush_locked(written)
+            self._writer.execute(f"PRAGMA busy_timeout = {round(_PUT_BUSY * 1000)}")
             try:
-                step = 4 * self.batch_size
-                while done < len(records):
-                    chunk = records[done : done + step]
-                    try:
-                        self._write(chunk)
-                    except Exception as exc:
-                        if not _record_fault(exc):
-                            raise
-                        for record in chunk:
-                            try:
-                                self._write([record])
-                            except Exception as exc:
-                                if not _record_fault(exc):
-                                    raise
-                                self._reject(record, exc)
-                            else:
-                                written.append(record)
-                            done += 1
-                        continue
-                    written.extend(chunk)
-                    done += len(chunk)
-            except BaseException:
-                with self._buffer_lock:  # keep them: nothing is dropped silently
-                    self._buffer[:0] = records[done:]
-                    self._taken = 0
-                raise
-            with self._buffer_lock:
+                return self._flush_locked(written)
+            finally:
+                self._writer.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT * 1000)}")
+        finally:
+            self._write_lock.release()
+
+    def _flush_locked(self, written: list) -> int:
+        """:meth:`_flush_into`'s work, under the write lock."""
+        with self._buffer_lock:
+            records, self._buffer = self._buffer, []
+            self._taken = len(records)
+        if not records:
+            return 0
+        done = 0  # records[:done] are written or set aside
+        try:
+            step = 4 * self.batch_size
+            while done < len(records):
+                chunk = records[done : done + step]
+                try:
+                    self._write(chunk)
+                except Exception as exc:
+                    if not _record_fault(exc):
+                        raise
+                    for record in chunk:
+                        try:
+                            self._write([record])
+                        except Exception as exc:
+                            if not _record_fault(exc):
+                                raise
+                            self._reject(record, exc)
+                        else:
+                            written.append(record)
+                        done += 1
+                    continue
+                written.extend(chunk)
+                done += len(chunk)
+        except BaseException:
+            with self._buffer_lock:  # keep them: nothing is dropped silently
+                self._buffer[:0] = records[done:]
                 self._taken = 0
-            return len(records)
+            raise
+        with self._buffer_lock:
+            self._taken = 0
+        return len(records)
 
     def _reject(self, record, exc: BaseException) -> None:
         """Set aside a record that SQLite refuses on its own, with one logged error."""

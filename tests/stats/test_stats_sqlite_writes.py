@@ -137,6 +137,39 @@ def test_put_writing_itself_on_a_failing_file_does_not_raise(tmp_path, monkeypat
     assert _iterations(tmp_path / "runs.db") == list(range(bound))
 
 
+def test_put_never_waits_for_a_file_another_process_locks(tmp_path, caplog):
+    """Another connection holds the write lock (the writer thread waits on it, up to the
+    30 s busy timeout): every put returns at once; past the bound the newest records are
+    dropped and counted, with one error; once the lock is released the kept ones (the
+    bound's worth) are written, in order."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, batch_size=1, flush_interval=0.05)
+    bound = 32 * 1
+    storage.put(_update(0))
+    storage.flush()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        slowest = 0.0
+        with caplog.at_level("ERROR", logger="embedviz.stats.sqlite_storage"):
+            for i in range(1, 41):
+                start = time.perf_counter()
+                storage.put(_update(i))
+                slowest = max(slowest, time.perf_counter() - start)
+        assert slowest < 0.5, f"a put waited {slowest:.2f} s for the locked file"
+        assert storage.dropped == 40 - bound
+        assert storage.failing is not None
+        errors = [r.getMessage() for r in caplog.records]
+        assert len(errors) == 2, errors  # the failure, the first drop
+        assert str(path) in errors[1] and "dropping the newest records" in errors[1]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert _wait_until(lambda: storage.failing is None)  # the writer thread got the lock
+    storage.close()
+    assert _iterations(path) == list(range(1 + bound))
+
+
 def test_flush_and_close_on_a_failing_file_raise_one_clear_error(tmp_path, monkeypatch):
     path = tmp_path / "runs.db"
     storage = SQLiteStatsStorage(path, flush_interval=60)
