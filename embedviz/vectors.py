@@ -167,17 +167,26 @@ def _check_count(name: str, value: Any) -> None:
 
 def _check_not_string(words: Any) -> None:
     if isinstance(words, str):
-        raise InputError(f"words must be a list of words, got the string {words!r}")
+        raise InputError(
+            f"words: expected a list of words, got the string {words!r:.60}; pass "
+            f"[{words!r:.60}] for one word"
+        )
 
 
 def _compile(pattern: str | None, name: str) -> re.Pattern | None:
     if pattern is None:
         return None
+    if not isinstance(pattern, str):
+        raise InputError(
+            f"{name}: expected a regular expression (a str) or None, got "
+            f"{type(pattern).__name__} {pattern!r:.60}"
+        )
     try:
         return re.compile(pattern)
     except re.error as exc:
         raise InputError(
-            f"{name} must be a valid regular expression, got {pattern!r}: {exc}"
+            f"{name}: expected a valid regular expression, got {pattern!r:.60} ({exc}); "
+            "escape special characters with a backslash (re.escape does it)"
         ) from None
 
 

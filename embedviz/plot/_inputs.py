@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 
+from embedviz._check import check_int
 from embedviz.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -24,43 +25,21 @@ _DIGITS = re.compile(r"(\d+)")
 
 def check_inputs(coords, words, rank, clusters, neighbors, n_labels, dims):
     """Validate and normalise the arguments of ``scatter_2d`` / ``scatter_3d``."""
-    try:
-        coords = np.asarray(coords, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"coords must be a numeric array of shape (N, {dims}); could not convert it ({exc})"
-        ) from None
-    if coords.ndim != 2 or coords.shape[1] != dims:
-        raise InputError(
-            f"coords must have shape (N, {dims}), got {coords.shape}; "
-            f"pass one row of {dims} coordinates per word"
-        )
+    coords = check_coords(coords, (dims,))
     n = coords.shape[0]
-    if n == 0:
-        raise InputError("coords is empty; pass at least one word to plot")
-    bad = ~np.isfinite(coords).all(axis=1)
-    if bad.any():
-        raise InputError(
-            f"coords has {int(bad.sum())} row(s) with NaN or inf, the first at row "
-            f"{int(np.argmax(bad))}; remove them or fix the embedding"
-        )
-    if isinstance(words, str):
-        raise InputError("words must be a sequence of strings, got a single string")
-    words = list(words)
-    if len(words) != n:
-        raise InputError(f"words has {len(words)} entries but coords has {n} rows; they must match")
-    for i, w in enumerate(words):
-        if not isinstance(w, str):
-            raise InputError(f"words[{i}] is {type(w).__name__} {w!r}; every word must be a str")
+    words = check_words(words, n, "coords")
     if rank is not None:
         rank_arr = np.asarray(rank)
         if rank_arr.shape != (n,) or not np.issubdtype(rank_arr.dtype, np.integer):
             raise InputError(
-                f"rank must be {n} integers (frequency rank, 1-based), got shape "
-                f"{rank_arr.shape} and dtype {rank_arr.dtype}"
+                f"rank: expected {n} integers (1-based frequency ranks, one per word), got "
+                f"shape {rank_arr.shape} and dtype {rank_arr.dtype}; pass None to leave it out"
             )
         if n and rank_arr.min() < 1:
-            raise InputError(f"rank must be >= 1 (1-based), got {int(rank_arr.min())}")
+            raise InputError(
+                f"rank: expected integers >= 1 (1-based), got {int(rank_arr.min())} at "
+                f"position {int(np.argmin(rank_arr))}; add 1 to 0-based ranks"
+            )
         rank = rank_arr.astype(np.int64)
     codes = names = None
     if clusters is not None:
@@ -71,16 +50,80 @@ def check_inputs(coords, words, rank, clusters, neighbors, n_labels, dims):
         )
         if len(clusters) != n:
             raise InputError(
-                f"clusters has {len(clusters)} labels but coords has {n} rows; they must match"
+                f"clusters: expected {n} labels (one per word), got {len(clusters)}; pass one "
+                "label per row of coords"
             )
         codes, names = _encode_clusters(clusters)
     nbr_idx = nbr_sim = None
     extra: list[str] = []
     if neighbors is not None:
         nbr_idx, nbr_sim, extra = _encode_neighbors(neighbors, words)
-    if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 0:
-        raise InputError(f"n_labels must be an integer >= 0, got {n_labels!r}")
+    check_int("n_labels", n_labels, low=0)
     return coords, words, rank, codes, names, nbr_idx, nbr_sim, extra
+
+
+def check_coords(coords, dims: tuple[int, ...], drawn: bool = True) -> np.ndarray:
+    """``coords`` as a float64 array of shape ``(N, d)`` with ``d`` in ``dims``, else one
+    InputError (the plots and the CSV writers share it); ``drawn``: also at least one
+    row, every number finite (what a plot needs; a CSV file may hold none, or NaN)."""
+    shape = " or ".join(f"(N, {d})" for d in dims)
+    row = " or ".join(map(str, dims))
+    try:
+        array = np.asarray(coords, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"coords: expected a numeric array of shape {shape}, got a "
+            f"{type(coords).__name__} that does not convert ({exc}); pass one row of {row} "
+            "numbers per word"
+        ) from None
+    if array.ndim != 2 or array.shape[1] not in dims:
+        raise InputError(
+            f"coords: expected shape {shape}, got shape {array.shape}; pass one row of {row} "
+            "coordinates per word"
+        )
+    if not drawn:
+        return array
+    if array.shape[0] == 0:
+        raise InputError(
+            f"coords: expected at least one row, got shape {array.shape}; pass at least one "
+            "word to plot"
+        )
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        raise InputError(
+            f"coords: expected finite numbers, got {int(bad.sum())} row(s) with NaN or inf, "
+            f"the first at row {int(np.argmax(bad))}; remove them or fix the embedding"
+        )
+    return array
+
+
+def check_words(words, n: int, against: str) -> list[str]:
+    """``words`` as a list of ``n`` strings (one per row of ``against``), else one
+    InputError naming the first wrong entry."""
+    if isinstance(words, str):
+        raise InputError(
+            f"words: expected a sequence of strings, got the string {words!r:.60}; pass a "
+            f"list with one word per row of {against}"
+        )
+    try:
+        words = list(words)
+    except TypeError:
+        raise InputError(
+            f"words: expected a sequence of strings, got {type(words).__name__}; pass a list "
+            f"with one word per row of {against}"
+        ) from None
+    if len(words) != n:
+        raise InputError(
+            f"words: expected {n} entries (one per row of {against}), got {len(words)}; "
+            f"pass one word per row of {against}"
+        )
+    for i, w in enumerate(words):
+        if not isinstance(w, str):
+            raise InputError(
+                f"words[{i}]: expected a str, got {type(w).__name__} {w!r:.60}; convert "
+                "every word to str"
+            )
+    return words
 
 
 def _encode_clusters(clusters):
@@ -88,10 +131,16 @@ def _encode_clusters(clusters):
     then text in natural order (L2 before L10)."""
     for i, c in enumerate(clusters):
         if c is None or (isinstance(c, float) and math.isnan(c)):
-            raise InputError(f"clusters[{i}] is {c!r}; every word needs a cluster label")
+            raise InputError(
+                f"clusters[{i}]: expected a label (an int or a str), got {c!r:.60}; every "
+                "word needs a cluster label"
+            )
     keys = sorted(set(clusters), key=lambda c: (not _is_int(c), _sort_key(c)))
     if len(keys) > 65535:
-        raise InputError(f"clusters has {len(keys)} distinct labels; at most 65535 are supported")
+        raise InputError(
+            f"clusters: expected at most 65535 distinct labels, got {len(keys)}; group the "
+            "labels into fewer clusters"
+        )
     lookup = {k: j for j, k in enumerate(keys)}
     dtype = np.uint8 if len(keys) <= 255 else np.uint16
     codes = np.fromiter((lookup[c] for c in clusters), dtype=dtype, count=len(clusters))
@@ -124,8 +173,8 @@ def _encode_neighbors(neighbors, words):
     n = len(words)
     if len(neighbors) != n:
         raise InputError(
-            f"neighbors has {len(neighbors)} lists but there are {n} words; pass one list "
-            "of (word, cosine_similarity) pairs per word"
+            f"neighbors: expected {n} lists (one per word), got {len(neighbors)}; pass one "
+            "list of (word, cosine_similarity) pairs per word"
         )
     k = max((len(lst) for lst in neighbors), default=0)
     if k > MAX_NEIGHBORS:
@@ -146,13 +195,13 @@ def _encode_neighbors(neighbors, words):
                 s = float(s)
             except (TypeError, ValueError):
                 raise InputError(
-                    f"neighbors[{i}][{j}] is {pair!r}; each neighbour must be a "
-                    "(word, cosine_similarity) pair"
+                    f"neighbors[{i}][{j}]: expected a (word, cosine_similarity) pair, got "
+                    f"{pair!r:.60}; give each neighbour as such a pair"
                 ) from None
             if not isinstance(word, str) or not math.isfinite(s):
                 raise InputError(
-                    f"neighbors[{i}][{j}] is {pair!r}; the word must be a str and the "
-                    "similarity a finite number"
+                    f"neighbors[{i}][{j}]: expected a str word and a finite similarity, got "
+                    f"{pair!r:.60}; fix that pair"
                 )
             pos = index.get(word)
             if pos is None:
@@ -171,4 +220,6 @@ def smallest_uint(values: np.ndarray) -> np.ndarray:
     for dtype in (np.uint8, np.uint16, np.uint32):
         if top <= np.iinfo(dtype).max:
             return values.astype(dtype)
-    raise InputError(f"value {top} is too large for the page")  # pragma: no cover
+    raise InputError(  # pragma: no cover
+        f"values: expected integers below 2**32 to put into the page, got {top}"
+    )

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from embedviz.errors import InputError
+from embedviz.plot._inputs import check_coords, check_words
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def save_html(layout, path, title: str = "embedviz") -> Path:
     Raises
     ------
     InputError
-        If the path cannot be written.
+        If ``layout`` is no Bokeh layout or the path cannot be written.
 
     Examples
     --------
@@ -202,11 +203,20 @@ def save_html(layout, path, title: str = "embedviz") -> Path:
     >>> from embedviz.plot import scatter_2d
     >>> save_html(scatter_2d(np.random.rand(3, 2), ["a", "b", "c"]), "map.html")  # doctest: +SKIP
     """
+    from bokeh.document import Document
     from bokeh.embed import file_html
+    from bokeh.model import Model
     from bokeh.resources import INLINE
 
     from embedviz.plot._common import js
 
+    if not isinstance(layout, Model | Document):
+        raise InputError(
+            f"layout: expected a Bokeh layout (a Model or a Document), got "
+            f"{type(layout).__name__} {layout!r:.60}; pass what scatter_2d, scatter_3d or "
+            "plot_vocab returned"
+        )
+    check_target(path, "the HTML page")  # before the page is built
     html = file_html(layout, resources=INLINE, title=str(title))
     # before BokehJS: use the plain canvas where WebGL has no GPU (see software_gl.js)
     head = html.find("<head>")
@@ -218,27 +228,8 @@ def save_html(layout, path, title: str = "embedviz") -> Path:
 
 # ------------------------------------------------------------------------------ CSV
 def _check_table(coords, words) -> tuple[np.ndarray, list[str]]:
-    try:
-        coords = np.asarray(coords, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError("coords must be a numeric array of shape (N, 2) or (N, 3)") from None
-    if coords.ndim != 2 or coords.shape[1] not in (2, 3):
-        raise InputError(f"coords must have shape (N, 2) or (N, 3), got {coords.shape}")
-    return coords, _check_words(words, coords.shape[0], "coords")
-
-
-def _check_words(words, n: int, against: str) -> list[str]:
-    if isinstance(words, str):
-        raise InputError("words must be a sequence of strings, got a single string")
-    words = list(words)
-    if len(words) != n:
-        raise InputError(
-            f"words has {len(words)} entries but {against} has {n} rows; they must match"
-        )
-    for i, w in enumerate(words):
-        if not isinstance(w, str):
-            raise InputError(f"words[{i}] is {type(w).__name__} {w!r}; every word must be a str")
-    return words
+    coords = check_coords(coords, (2, 3), drawn=False)
+    return coords, check_words(words, coords.shape[0], "coords")
 
 
 def _column(values, n: int, name: str) -> list:
@@ -246,7 +237,10 @@ def _column(values, n: int, name: str) -> list:
         return [""] * n
     values = list(np.asarray(values, dtype=object).ravel())
     if len(values) != n:
-        raise InputError(f"{name} has {len(values)} entries but there are {n} words")
+        raise InputError(
+            f"{name}: expected {n} entries (one per word), got {len(values)}; give one value "
+            "per word"
+        )
     return [_plain(v) for v in values]
 
 
@@ -373,12 +367,26 @@ def write_projector(
     --------
     >>> write_projector("proj", np.eye(2), ["a", "b"], {"cluster": [0, 1]})  # doctest: +SKIP
     """
-    vectors = np.asarray(vectors, dtype=np.float64)
+    try:
+        vectors = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"vectors: expected a numeric array of shape (N, D), got a "
+            f"{type(vectors).__name__} that does not convert ({exc}); pass one vector per word"
+        ) from None
     if vectors.ndim != 2 or vectors.shape[0] == 0:
-        raise InputError(f"vectors must have shape (N, D) with N >= 1, got {vectors.shape}")
-    if not np.isfinite(vectors).all():
-        raise InputError("vectors contain NaN or inf; the projector cannot show them")
-    words = _check_words(words, vectors.shape[0], "vectors")
+        raise InputError(
+            f"vectors: expected shape (N, D) with N >= 1, got shape {vectors.shape}; pass one "
+            "vector per word"
+        )
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        raise InputError(
+            f"vectors: expected finite numbers, got {int(bad.sum())} row(s) with NaN or inf, "
+            f"the first at row {int(np.argmax(bad))}; the projector cannot show them: drop or "
+            "fix those rows"
+        )
+    words = check_words(words, vectors.shape[0], "vectors")
     n = len(words)
     columns: list[tuple[str, list]] = []
     for name, values in (metadata or {}).items():

@@ -104,8 +104,8 @@ def plot_vocab(
     """
     if output is not None and not Path(output).parent.is_dir():
         raise InputError(
-            f"output: the directory {Path(output).parent} does not exist; create it or choose "
-            "another path"
+            f"output: expected a file in an existing directory, got {str(output)!r:.80} (no "
+            f"directory {str(Path(output).parent)!r:.80}); create it or choose another path"
         )
     check_int("n_neighbors", n_neighbors, low=0)  # 0: no neighbour lists
     tsne, dims = _tsne(tsne, dims, random_state)

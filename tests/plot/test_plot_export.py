@@ -116,7 +116,9 @@ def test_dl4j_csv_has_its_plain_layout(tmp_path, rng, caplog):
         assert (float(fx), float(fy), w) == (x, y, word)
     assert lines[2].endswith(",a,b")  # not quoted: the format cannot
     assert "comma" in caplog.text
-    with pytest.raises(InputError, match=r"shape \(N, 2\) or \(N, 3\)"):
+    with pytest.raises(
+        InputError, match=r"coords: expected shape \(N, 2\) or \(N, 3\), got shape \(3, 4\)"
+    ):
         write_dl4j_csv(tmp_path / "d.csv", np.zeros((3, 4)), ["a", "b", "c"])
 
 
@@ -141,9 +143,14 @@ def test_projector_metadata_columns_get_a_header(tmp_path, rng):
     with open(out / "metadata.tsv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t"))
     assert rows == [["word", "cluster", "rank"], ["a", "0", "1"], ["b", "1", "2"], ["c", "1", "3"]]
-    with pytest.raises(InputError, match="metadata\\['cluster'\\] has 2 entries"):
+    with pytest.raises(
+        InputError, match=r"metadata\['cluster'\]: expected 3 entries \(one per word\), got 2"
+    ):
         write_projector(tmp_path, vectors, ["a", "b", "c"], metadata={"cluster": [0, 1]})
-    with pytest.raises(InputError, match="NaN or inf"):
+    with pytest.raises(
+        InputError,
+        match="vectors: expected finite numbers, got 3 row.* NaN or inf, the first at row 0",
+    ):
         write_projector(tmp_path, np.full((3, 4), np.nan), ["a", "b", "c"])
 
 

@@ -197,27 +197,39 @@ def test_project_is_a_rotation_with_perspective():
 def test_bad_inputs_raise_input_error(plot, dims):
     xy = np.zeros((3, dims))
     words = ["a", "b", "c"]
-    with pytest.raises(InputError, match=rf"coords must have shape \(N, {dims}\)"):
+    with pytest.raises(
+        InputError, match=rf"coords: expected shape \(N, {dims}\), got shape \(3, {dims + 1}\)"
+    ):
         plot(np.zeros((3, dims + 1)), words)
-    with pytest.raises(InputError, match="words has 2 entries but coords has 3 rows"):
+    with pytest.raises(
+        InputError, match=r"words: expected 3 entries \(one per row of coords\), got 2"
+    ):
         plot(xy, words[:2])
     bad = xy.copy()
     bad[1, 0] = np.nan
-    with pytest.raises(InputError, match="NaN or inf, the first at row 1"):
+    with pytest.raises(
+        InputError,
+        match="coords: expected finite numbers, got 1 row.* NaN or inf, the first at row 1",
+    ):
         plot(bad, words)
-    with pytest.raises(InputError, match=r"words\[2\] is int"):
+    with pytest.raises(InputError, match=r"words\[2\]: expected a str, got int 3"):
         plot(xy, ["a", "b", 3])
-    with pytest.raises(InputError, match="clusters has 2 labels"):
+    with pytest.raises(InputError, match=r"clusters: expected 3 labels \(one per word\), got 2"):
         plot(xy, words, clusters=[0, 1])
-    with pytest.raises(InputError, match="neighbors has 1 lists"):
+    with pytest.raises(InputError, match=r"neighbors: expected 3 lists \(one per word\), got 1"):
         plot(xy, words, neighbors=[[("a", 1.0)]])
-    with pytest.raises(InputError, match=r"neighbors\[0\]\[0\]"):
+    with pytest.raises(
+        InputError,
+        match=r"neighbors\[0\]\[0\]: expected a \(word, cosine_similarity\) pair, got \('a',\)",
+    ):
         plot(xy, words, neighbors=[[("a",)], [], []])
-    with pytest.raises(InputError, match="rank must be 3 integers"):
+    with pytest.raises(
+        InputError, match=r"rank: expected 3 integers .* got shape \(3,\) and dtype float64"
+    ):
         plot(xy, words, rank=[1.5, 2, 3])
-    with pytest.raises(InputError, match="n_labels must be an integer"):
+    with pytest.raises(InputError, match="n_labels: expected an integer >= 0, got -1"):
         plot(xy, words, n_labels=-1)
-    with pytest.raises(InputError, match="coords is empty"):
+    with pytest.raises(InputError, match=r"coords: expected at least one row, got shape \(0, "):
         plot(np.zeros((0, dims)), [])
 
 

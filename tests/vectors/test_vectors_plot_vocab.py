@@ -132,7 +132,10 @@ def test_bad_arguments(blob_words):
         plot_vocab((words, matrix), words=["a1", "zzz"])
     with pytest.raises(InputError, match="the word list repeats 1 words"):
         plot_vocab((["a", "b", "a"], np.eye(3)))
-    with pytest.raises(InputError, match="output: the directory .*nope does not exist"):
+    with pytest.raises(
+        InputError,
+        match="output: expected a file in an existing directory, got .*nope.*; create it",
+    ):
         plot_vocab((words, matrix), output="/nope/x.html")
     with pytest.raises(InputError, match="vectors: expected a file path, .* got int"):
         plot_vocab(42)

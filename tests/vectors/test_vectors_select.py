@@ -69,12 +69,14 @@ def test_stopwords_and_punctuation(vocab_kv):
 
 
 def test_bad_arguments(vocab_kv):
-    with pytest.raises(InputError, match=r"include must be a valid regular expression, got '\('"):
+    with pytest.raises(InputError, match=r"include: expected a valid regular expression, got '\('"):
         select_words(vocab_kv, include="(")
     with pytest.raises(InputError, match="top: expected an integer >= 1, got 0"):
         select_words(vocab_kv, top=0)
     assert len(select_words(vocab_kv, top=np.int64(2)).words) == 2  # numpy integers too
-    with pytest.raises(InputError, match="words must be a list of words, got the string"):
+    with pytest.raises(
+        InputError, match=r"words: expected a list of words, got the string 'cat'; pass \['cat'\]"
+    ):
         select_words(vocab_kv, words="cat")
 
 
