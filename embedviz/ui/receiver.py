@@ -30,6 +30,13 @@ Validation is :func:`embedviz.stats.validation.record_from_dict`, a fixed table 
 dataclasses: nothing named in a payload is imported, evaluated or instantiated.
 Delivery is at least once: a batch whose exact bytes were stored recently is answered
 200 again without storing it twice (the router resends a batch whose answer it lost).
+
+While the storage's file cannot be written (disk full, locked: its ``failing``), a batch
+is answered 503 before anything of it is stored, and the router keeps it and retries;
+one error is logged per such episode, not one per request. A batch whose own write found
+the file failing stays buffered in the storage (written once the file works) and is
+remembered: sent again, it is answered 503 while the file fails and 200 once it is
+written, never stored twice.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from dataclasses import dataclass, field
 from tornado.ioloop import IOLoop
 from tornado.web import RequestHandler, stream_request_body
 
-from embedviz.errors import EmbedvizError, StorageFullError
+from embedviz.errors import EmbedvizError, StatsWriteError, StorageFullError
 from embedviz.stats.limits import check_token
 from embedviz.stats.records import SCHEMA_VERSION
 from embedviz.stats.validation import record_from_dict
@@ -63,12 +70,17 @@ _UNBOUNDED = 2**62  # tornado's limit for a chunked body, which data_received bo
 @dataclass
 class ReceiverConfig:
     """How the receiver answers: on/off, the token (checked by
-    :func:`~embedviz.stats.limits.check_token`), the body limit."""
+    :func:`~embedviz.stats.limits.check_token`), the body limit; and what it remembers
+    between requests: the digests of batches stored recently (``recent``) and of batches
+    buffered while the file failed (``pending``), and whether the current failure of the
+    file is logged (``refusing``)."""
 
     enabled: bool = False
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     recent: OrderedDict = field(default_factory=OrderedDict)
+    pending: OrderedDict = field(default_factory=OrderedDict)
+    refusing: bool = False
 
     def __post_init__(self) -> None:
         if self.token is not None:
@@ -145,7 +157,12 @@ def parse_records_impl(body: bytes) -> list:
 def store_records_impl(
     config: ReceiverConfig, body: bytes, get_storage: Callable[[], object]
 ) -> tuple[int, dict]:
-    """Validate ``body`` and store every record into ``get_storage()``; (status, answer)."""
+    """Validate ``body`` and store every record into ``get_storage()``; (status, answer).
+
+    503 while the storage's file cannot be written: refused before anything is stored
+    when the file is known to fail, else when the batch's own write fails (the batch
+    then stays buffered in the storage and a resend of it is not stored again).
+    """
     digest = hashlib.blake2b(body, digest_size=16).digest()
     if digest in config.recent:
         return 200, {"accepted": config.recent[digest]}
@@ -155,15 +172,51 @@ def store_records_impl(
         return _error(400, " ".join(str(exc).split())[:500])
     if records:
         storage = get_storage()
+        failing = getattr(storage, "failing", None)
+        if failing is not None:  # the sender keeps the batch and retries
+            return _unavailable(config, storage, failing)
+        if digest not in config.pending:  # else buffered when the file failed
+            try:
+                storage.put_many(records)
+            except StorageFullError as exc:  # the sender keeps the records and retries
+                return _error(507, " ".join(str(exc).split())[:500])
+            _remember(config.pending, digest, len(records))
         try:
-            storage.put_many(records)
-        except StorageFullError as exc:  # the sender keeps the records and retries
-            return _error(507, " ".join(str(exc).split())[:500])
-        storage.flush()  # committed before the router is told 200 and forgets the batch
-    config.recent[digest] = len(records)
-    while len(config.recent) > _RECENT:
-        config.recent.popitem(last=False)
+            storage.flush()  # committed before the router is told 200 and forgets the batch
+        except StatsWriteError as exc:
+            return _unavailable(config, storage, getattr(storage, "failing", None) or str(exc))
+        config.pending.pop(digest, None)
+        if config.refusing:
+            config.refusing = False
+            log.warning("%s: storing remote records works again", _name(storage))
+    _remember(config.recent, digest, len(records))
     return 200, {"accepted": len(records)}
+
+
+def _remember(digests: OrderedDict, digest: bytes, n: int) -> None:
+    digests[digest] = n
+    while len(digests) > _RECENT:
+        digests.popitem(last=False)
+
+
+def _name(storage: object) -> str:
+    return str(getattr(storage, "path", type(storage).__name__))
+
+
+def _unavailable(config: ReceiverConfig, storage: object, cause: str) -> tuple[int, dict]:
+    """503 for a file that cannot be written; the first of an episode is logged."""
+    cause = " ".join(str(cause).split())[:300]
+    if not config.refusing:
+        config.refusing = True
+        log.error(
+            "%s: cannot write remote records (%s); answering 503 until the file works "
+            "again (the senders keep their records and retry)", _name(storage), cause,
+        )  # fmt: skip
+    return _error(
+        503,
+        f"the UI cannot write its statistics file now ({cause}); the batch is not "
+        f"committed, send it again later",
+    )
 
 
 def sessions_impl(
@@ -278,7 +331,7 @@ class RecordsHandler(_JSONHandler):
                 body,
                 self.server.receiving_storage,
             )
-        except Exception:  # a storage failure answers 500; the server keeps serving
+        except Exception:  # a bug answers 500 (the file failing is 503); serving goes on
             log.exception("storing remote records failed")
             status, answer = _error(500, "could not store the records; see the UI's log")
         self.reply(status, answer)
