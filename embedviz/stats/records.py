@@ -29,6 +29,7 @@ Scalar series names (see :meth:`Update.scalars`) are ``score``, ``examples_per_s
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,21 +224,106 @@ _TYPE_NAMES = {StaticInfo: "static", Update: "update", EvalRecord: "eval", Snaps
 _TYPES = {v: k for k, v in _TYPE_NAMES.items()}
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _json(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays made Python (JSON) values, recursively."""
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    return value  # json.dumps says what it is
+
+
+def _json_dict(d: dict) -> dict:
+    """``d`` itself when its values are all plain scalars (the usual case, checked at C
+    speed), else a converted copy."""
+    if _SCALARS.issuperset(map(type, d.values())):
+        return d
+    return {k: _json(v) for k, v in d.items()}
+
+
+def _json_list(values: Any) -> Any:
+    if type(values) is list and _SCALARS.issuperset(map(type, values)):
+        return values
+    return _json(values)
+
+
 def to_dict(record: Record) -> dict[str, Any]:
     """A record as a plain dict of JSON types, with its ``"type"``.
+
+    numpy scalars and arrays in the record (an ``np.int64`` iteration, an ``np.float32``
+    score, counts as an array) come out as Python numbers and lists, so
+    :func:`json.dumps` takes the result. To encode records, :func:`to_json` is faster
+    (it converts only what JSON cannot take, while it writes).
 
     Examples
     --------
     >>> to_dict(EvalRecord("s", "0", 5, 1.0, {"accuracy": 0.9}))["type"]
     'eval'
+    >>> to_dict(EvalRecord("s", "0", np.int64(5), 1.0))["iteration"]
+    5
     """
+    out = _fields(record)
+    for key, value in out.items():
+        if isinstance(value, np.generic):
+            out[key] = value.item()
+    if out["type"] == "update":
+        out["learning_rates"] = _json_list(record.learning_rates)
+        out["params"] = {k: _json_dict(v) for k, v in out["params"].items()}
+        out["activations"] = {k: _json_dict(v) for k, v in out["activations"].items()}
+        out["histograms"] = {
+            kind: {k: _histogram(h) for k, h in hists.items()}
+            for kind, hists in record.histograms.items()
+        }
+        out["memory"] = _json_dict(record.memory)
+        out["extra"] = _json_dict(record.extra)
+    elif out["type"] == "static":
+        for key in ("layers", "optimizer", "hardware", "software", "config"):
+            out[key] = _json(out[key])
+    elif out["type"] == "eval":
+        out["metrics"] = _json_dict(record.metrics)
+    else:
+        out["labels"] = _json_list(record.labels)
+        out["vectors"] = [_json_list(row) for row in out["vectors"]]
+    return out
+
+
+def to_json(record: Record) -> str:
+    """A record as one line of JSON: ``json.dumps(to_dict(record))``, written without
+    copying a record of plain values first (numpy values are converted as they come).
+
+    Examples
+    --------
+    >>> to_json(EvalRecord("s", "0", np.int64(5), 1.0, {"acc": np.float32(0.5)}))[:35]
+    '{"type": "eval", "session_id": "s",'
+    """
+    return json.dumps(_fields(record), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    """What :func:`json.dumps` cannot take itself: numpy scalars and arrays."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()  # a Python scalar for a numpy scalar
+    raise TypeError(f"{type(value).__name__} {value!r:.60} is not JSON data")
+
+
+def _fields(record: Record) -> dict[str, Any]:
+    """The record's fields as dicts (nested records too), values as they are."""
     kind = _TYPE_NAMES.get(type(record))
     if kind is None:
         raise InputError(
             f"record: expected StaticInfo, Update, EvalRecord or Snapshot, got "
             f"{type(record).__name__}"
         )
-    out = {"type": kind}
+    out: dict[str, Any] = {"type": kind}
     out.update(vars(record))
     if kind == "update":
         out["params"] = {k: vars(v) for k, v in record.params.items()}
@@ -248,8 +334,17 @@ def to_dict(record: Record) -> dict[str, Any]:
         }
     elif kind == "static":
         out["layers"] = [vars(layer) for layer in record.layers]
-    elif kind == "snapshot":
-        vectors = record.vectors
-        if isinstance(vectors, np.ndarray):
-            out["vectors"] = vectors.tolist()
+    elif kind == "snapshot" and isinstance(record.vectors, np.ndarray):
+        out["vectors"] = record.vectors.tolist()
     return out
+
+
+def _histogram(h: Histogram) -> dict[str, Any]:
+    counts = h.counts
+    if type(counts) is list and type(h.lo) is float and type(h.hi) is float:
+        if _INTS.issuperset(map(type, counts)):
+            return vars(h)
+    return {"lo": _json(h.lo), "hi": _json(h.hi), "counts": _json(counts)}
+
+
+_INTS = frozenset({int})

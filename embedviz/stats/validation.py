@@ -13,8 +13,8 @@ record type comes from a fixed table); the remote receiver relies on that.
 
 from __future__ import annotations
 
-import json
 import math
+import numbers
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -41,7 +41,7 @@ from embedviz.stats.records import (
     Snapshot,
     StaticInfo,
     Update,
-    to_dict,
+    to_json,
 )
 
 
@@ -73,21 +73,26 @@ def _no_surrogates(where: str, value: str) -> None:
         ) from None
 
 
-def _number(where: str, value: Any, optional: bool = False) -> float | None:
+def _number(where: str, value: Any, optional: bool = False) -> float | int | None:
+    """A real number (numpy's too, not bool) as a Python ``int`` or ``float``."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         _fail(where, "a number" + (" or null" if optional else ""), value)
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):
+        value = int(value)
         _int64(where, value)
-    return value
+        return value
+    return float(value)
 
 
 def _integer(where: str, value: Any, optional: bool = False) -> int | None:
+    """An integer (:class:`numbers.Integral`, numpy's too, not bool) as a Python ``int``."""
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         _fail(where, "an integer" + (" or null" if optional else ""), value)
+    value = int(value)
     _int64(where, value)
     return value
 
@@ -205,7 +210,7 @@ def _histogram_object(where: str, h: Any) -> None:
     if not isinstance(h.counts, list | tuple | np.ndarray):
         _fail(f"{where}.counts", f"a list of 1 to {MAX_HISTOGRAM_BINS} integers", h.counts)
     for i, c in enumerate(h.counts):
-        if isinstance(c, bool) or not isinstance(c, int | np.integer):
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral):
             _fail(f"{where}.counts[{i}]", "an integer", c)
     _histogram_shape(where, h)
     _fail(where, "a histogram of finite lo <= hi and counts >= 0", h)  # not reached
@@ -230,26 +235,26 @@ def _histogram_shape(where: str, h: Histogram) -> None:
 TIMESTAMP_RANGE = (0.0, 1e11)
 
 
-def _timestamp(where: str, value: Any) -> None:
-    _number(where, value)
-    if not TIMESTAMP_RANGE[0] <= value <= TIMESTAMP_RANGE[1]:  # False for NaN
+def _timestamp(where: str, value: Any) -> float | int:
+    number = _number(where, value)
+    if not TIMESTAMP_RANGE[0] <= number <= TIMESTAMP_RANGE[1]:  # False for NaN
         raise InputError(
             f"{where}: expected Unix seconds between {TIMESTAMP_RANGE[0]:g} and "
             f"{TIMESTAMP_RANGE[1]:g} (finite), got {value!r}; record time.time()"
         )
+    return number
 
 
-def _iteration(where: str, value: Any) -> None:
-    _integer(where, value)
-    if value < 0:
+def _iteration(where: str, value: Any) -> int:
+    number = _integer(where, value)
+    if number < 0:
         _fail(where, "an integer >= 0", value)
+    return number
 
 
-def _number_map(where: str, data: Any) -> dict[str, float]:
+def _number_map(where: str, data: Any) -> dict[str, float | int]:
     _mapping(where, data)
-    for k, v in data.items():
-        _number(f"{where}.{k}", v)
-    return dict(data)
+    return {k: _number(f"{where}.{k}", v) for k, v in data.items()}
 
 
 def _common(where: str, data: dict, per_iteration: bool = True) -> None:
@@ -442,6 +447,7 @@ def record_from_dict(data: Any, where: str = "record") -> Record:
 # ---------------------------------------------------------------------------------------
 # the records a storage takes (Python objects): shared by every storage
 
+_INTS = frozenset({int})  # what histogram counts are once checked
 _NAMES_SEEN: set[tuple] = set()  # name tuples already checked (bounded, see _names)
 
 
@@ -467,6 +473,11 @@ def check_record(record: Record, where: str = "record") -> None:
     static info that JSON can hold. Values of an update are not checked one by one
     (that would cost training time); the listener makes them.
 
+    Integers are any :class:`numbers.Integral` but bool (``np.int64`` too) and numbers
+    any real number, as everywhere in the package; the iteration, timestamp and
+    metrics of a record it takes are set to Python ``int`` / ``float`` in place (what
+    JSON and SQLite take).
+
     Raises
     ------
     InputError
@@ -485,7 +496,9 @@ def check_record(record: Record, where: str = "record") -> None:
             f"{type(record).__name__}"
         )
     iteration = getattr(record, "iteration", None)
-    at = "" if isinstance(record, StaticInfo) else f", iteration {iteration!r:.30}"
+    integral = isinstance(iteration, numbers.Integral) and not isinstance(iteration, bool)
+    shown = int(iteration) if integral else iteration
+    at = "" if isinstance(record, StaticInfo) else f", iteration {shown!r:.30}"
     where = (
         f"{where} (session {str(record.session_id)[:40]!r}, worker "
         f"{str(record.worker_id)[:40]!r}{at})"
@@ -496,10 +509,10 @@ def check_record(record: Record, where: str = "record") -> None:
         _names(where, ids)
     ts = record.timestamp
     if type(ts) is not float or not TIMESTAMP_RANGE[0] <= ts <= TIMESTAMP_RANGE[1]:
-        _timestamp(f"{where}.timestamp", ts)
+        record.timestamp = _timestamp(f"{where}.timestamp", ts)  # numpy's -> Python's
     if iteration is not None or not isinstance(record, StaticInfo):
         if type(iteration) is not int or not 0 <= iteration <= INT64_MAX:
-            _iteration(f"{where}.iteration", iteration)
+            record.iteration = _iteration(f"{where}.iteration", iteration)
     if isinstance(record, Update):
         for name in ("params", "activations", "histograms", "tags"):
             if type(getattr(record, name)) is not dict:
@@ -521,11 +534,19 @@ def check_record(record: Record, where: str = "record") -> None:
                     good = False
                 if not good:
                     _histogram_object(f"{where}.histograms.{kind}.{name}", h)
+                if type(counts) is not list or not _INTS.issuperset(map(type, counts)):
+                    integral = all(
+                        isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in counts
+                    )
+                    if integral:  # numpy's (an array) -> Python's; else check_update_values
+                        h.counts = [int(c) for c in counts]  # refuses it, in every storage
+                if type(lo) is not float or type(hi) is not float:
+                    h.lo, h.hi = float(lo), float(hi)
         for key, value in record.tags.items():
             _string(f"{where}.tags key", key)
             _string(f"{where}.tags.{key}", value)
     elif isinstance(record, EvalRecord):
-        _number_map(f"{where}.metrics", record.metrics)
+        record.metrics = _number_map(f"{where}.metrics", record.metrics)
     elif isinstance(record, Snapshot):
         _string(f"{where}.kind", record.kind)
         if not isinstance(record.labels, list | tuple | np.ndarray):
@@ -549,7 +570,7 @@ def check_record(record: Record, where: str = "record") -> None:
     else:
         _string(f"{where}.kind", record.kind)
         try:
-            json.dumps(to_dict(record))
+            to_json(record)
         except (TypeError, ValueError) as exc:
             raise InputError(
                 f"{where}: expected static info that JSON can hold (numbers, strings, "
