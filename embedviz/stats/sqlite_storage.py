@@ -11,11 +11,12 @@ the thread wakes when ``batch_size`` records wait or the oldest has waited
 ``4 * batch_size`` records; ``flush()``, ``close()``, reads through this object and
 interpreter exit write too. Only when the writer thread falls far behind (``32 *
 batch_size`` records buffered while the file works) does ``put`` write in its caller's
-thread, so the buffer stays bounded; and only when no write is in progress, waiting at
-most 0.1 s for another process's lock. A write in progress (the file slow, or locked by
-another process: the writer thread waits up to the 30 s busy timeout) counts as a file
-that cannot be written, so ``put`` never waits for it. A record that SQLite refuses on
-its own is set aside (logged, counted in ``rejected``) and the others are written.
+thread, so the buffer stays bounded; it waits at most 0.1 s for the writer thread's
+write in progress and as long for another process's lock. A write that has not finished
+by then (the file slow, or locked by another process: the writer thread waits up to the
+30 s busy timeout) counts as a file that cannot be written, so ``put`` never waits for
+it. A record that SQLite refuses on its own is set aside (logged, counted in
+``rejected``) and the others are written.
 
 A file that cannot be written (disk full, locked, an I/O error) never stops training;
 :attr:`~SQLiteStatsStorage.failing` says why while it lasts. The policy is that of
@@ -343,10 +344,10 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
         )
 
     def _write_behind(self) -> None:
-        """``put``'s own write, which bounds the buffer. It never waits for the file: it
-        writes only when no other write is in progress, and waits at most ``_PUT_BUSY``
-        seconds for another process's lock. A write in progress (the writer thread's:
-        the file is slow or locked) counts as a failure of the file. On a failure the
+        """``put``'s own write, which bounds the buffer. It never waits long for the
+        file: ``_PUT_BUSY`` seconds at most for the writer thread's write in progress,
+        and as long for another process's lock. A write that has not finished by then
+        (the file is slow or locked) counts as a failure of the file. On a failure the
         buffer is cut to its bound (the newest records dropped, counted) and the writer
         thread tries again."""
         try:
@@ -422,8 +423,8 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
 
     def _write_buffer(self, wait: bool = True) -> bool:
         """Write the buffer; a failure of the file is noted (logged once), then raised
-        as it came. Without ``wait``: False at once when another write is in progress,
-        and another process's lock is waited for ``_PUT_BUSY`` seconds at most."""
+        as it came. Without ``wait``: False when another write has not finished within
+        ``_PUT_BUSY`` seconds, and another process's lock is waited for as long at most."""
         if self._writer is None:
             return True
         written: list = []
@@ -493,8 +494,8 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
     def _flush_into(self, written: list, wait: bool = True) -> int | None:
         """Write the buffer, appending what it wrote to ``written``; the number of
         records taken (0: nothing to write; None: ``wait`` is false and another write
-        is in progress)."""
-        if not self._write_lock.acquire(blocking=wait):
+        has not finished within ``_PUT_BUSY`` seconds)."""
+        if not self._write_lock.acquire(timeout=-1 if wait else _PUT_BUSY):
             return None
         try:
             if wait:
