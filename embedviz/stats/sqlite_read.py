@@ -29,6 +29,7 @@ from embedviz.stats.records import (
 )
 from embedviz.stats.series import MinMaxReducer, Series, downsample_minmax, limits_of
 from embedviz.stats.sqlite_layout import rebuild_plan, rebuild_update, unpack_histograms
+from embedviz.stats.validation import check_read_window
 
 
 def _reading(method):
@@ -175,7 +176,8 @@ class SQLiteReading:
         after_iteration: int | None = None,
         last: int | None = None,
     ) -> list[Update]:
-        if last is not None and last <= 0:
+        after_iteration, last = check_read_window(after_iteration, last)
+        if last == 0:
             return []
         workers = self._wids_of(session_id, worker_id)
         out: list[Update] = []

@@ -24,7 +24,10 @@ Safe to call from another thread while training writes.
 ``get_static_info(session_id, worker_id) -> StaticInfo | None``
 ``get_updates(session_id, worker_id=None, after_iteration=None, last=None) -> list[Update]``
     Sorted by ``(iteration, worker order)``. ``after_iteration`` keeps iterations strictly
-    greater; ``last`` keeps only the newest ``last`` updates (per the whole selection).
+    greater; ``last`` keeps only the newest ``last`` updates (per the whole selection;
+    ``0`` keeps none). Each is None or an integer, ``last >= 0``; anything else is an
+    InputError, the same on both storages
+    (:func:`~embedviz.stats.validation.check_read_window`).
     ``worker_id=None`` means every worker of the session.
 ``get_latest_update(session_id, worker_id) -> Update | None``
 ``count_updates(session_id, worker_id=None) -> int``
@@ -97,6 +100,7 @@ from embedviz.stats.records import (
 from embedviz.stats.series import Series, downsample_minmax, limits_of
 from embedviz.stats.sqlite_layout import check_update_values
 from embedviz.stats.sqlite_storage import SQLiteStatsStorage
+from embedviz.stats.validation import check_read_window
 
 __all__ = ["InMemoryStatsStorage", "SQLiteStatsStorage", "StatsReader", "StatsStorage"]
 
@@ -234,9 +238,11 @@ class InMemoryStatsStorage(StatsStorage):
         self._updates: dict[tuple[str, str], list[Update]] = defaultdict(list)
         self._evals: dict[tuple[str, str], list[EvalRecord]] = defaultdict(list)
         self._snapshots: dict[tuple[str, str], list[Snapshot]] = defaultdict(list)
+        self._closed = False
 
     # -- writing -------------------------------------------------------------------
     def _store(self, records: list[Record]) -> None:
+        self._refuse_if_closed()
         for r in records:  # what SQLite's packing refuses, refused here too
             if isinstance(r, Update):
                 check_update_values(r)
@@ -254,6 +260,7 @@ class InMemoryStatsStorage(StatsStorage):
                     "items or dimensions, or raise max_bytes, or store into a SQLite file"
                 )
         with self._lock:
+            self._refuse_if_closed()  # under the lock that close() takes: no put is lost
             new = {(r.session_id, r.worker_id) for r in records}
             new = {k for k in new if k[1] not in self._workers.get(k[0], ())}
             if self._n_workers + len(new) > self.max_workers:
@@ -279,6 +286,19 @@ class InMemoryStatsStorage(StatsStorage):
             while self._total_bytes > self.max_bytes and self._shrink_largest():
                 pass
         self._notify(event_for(r) for r in records)
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise InputError(
+                "InMemoryStatsStorage: the storage is closed; create a new one to write more "
+                "(what it holds can still be read)"
+            )
+
+    def close(self) -> None:
+        """Refuse writes from now on (InputError, as the other storages do); what the
+        storage holds can still be read."""
+        with self._lock:
+            self._closed = True
 
     def _table(self, name: str) -> tuple[dict, object]:
         """The records of a kind, and the score its thinning keeps extremes of."""
@@ -347,6 +367,7 @@ class InMemoryStatsStorage(StatsStorage):
         after_iteration: int | None = None,
         last: int | None = None,
     ) -> list[Update]:
+        after_iteration, last = check_read_window(after_iteration, last)
         updates = self._select(self._updates, session_id, worker_id)
         if after_iteration is not None:
             start = bisect.bisect_right(updates, after_iteration, key=lambda u: u.iteration)

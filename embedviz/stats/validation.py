@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from embedviz._check import check_int
 from embedviz.errors import InputError
 from embedviz.stats.limits import (
     CONTROL_CHARS,
@@ -442,6 +443,40 @@ def record_from_dict(data: Any, where: str = "record") -> Record:
     body = {k: v for k, v in data.items() if k != "type"}
     _check_keys(where, body, cls)
     return reader(where, body)
+
+
+def check_read_window(after_iteration: Any, last: Any) -> tuple[int | None, int | None]:
+    """The ``after_iteration`` and ``last`` of a ``get_updates`` call, checked the same
+    for every storage: each None or an integer (numpy's too), ``last >= 0`` (``0``
+    selects nothing). Returned as Python ints clipped to what an iteration can be
+    (``-1 <= after_iteration``, ``last <= 2**63 - 1``), so SQLite can bind them.
+
+    Examples
+    --------
+    >>> check_read_window(None, 10)
+    (None, 10)
+    >>> check_read_window("a", None)
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: after_iteration: expected an integer or None, got 'a'
+    """
+    after = _optional_int("after_iteration", after_iteration, None)
+    if after is not None:
+        after = min(max(after, -1), INT64_MAX)
+    count = _optional_int("last", last, 0)
+    if count is not None:
+        count = min(count, INT64_MAX)
+    return after, count
+
+
+def _optional_int(name: str, value: Any, low: int | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return check_int(name, value, low=low)
+    except InputError:
+        bound = "" if low is None else f" >= {low}"
+        raise InputError(f"{name}: expected an integer{bound} or None, got {value!r:.60}") from None
 
 
 # ---------------------------------------------------------------------------------------
