@@ -160,6 +160,7 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
     def __init__(
         self,
         path: str | os.PathLike,
+        *,
         read_only: bool = False,
         batch_size: int = 512,
         flush_interval: float = 0.5,

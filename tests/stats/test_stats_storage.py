@@ -1070,6 +1070,8 @@ def test_bad_argument_types_are_input_errors(tmp_path):
             storage.quick_check(0)
     with pytest.raises(FileFormatError, match="folder .*missing.* does not exist"):
         SQLiteStatsStorage(tmp_path / "missing" / "runs.db")
+    with pytest.raises(TypeError, match="positional"):  # SQLiteStatsStorage(path, True)
+        SQLiteStatsStorage(tmp_path / "runs.db", True)  # every parameter after path by name
 
 
 _CAN_DROP_ROOT = os.geteuid() == 0 and shutil.which("setpriv") is not None
