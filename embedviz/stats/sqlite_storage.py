@@ -543,6 +543,9 @@ class SQLiteStatsStorage(SQLiteReading, StatsStorage):
             with self._buffer_lock:  # keep them: nothing is dropped silently
                 self._buffer[:0] = records[done:]
                 self._taken = 0
+                # the writer thread may have found the buffer empty meanwhile (this
+                # write was another thread's) and sleep until the next put: wake it
+                self._wake.notify()
             raise
         with self._buffer_lock:
             self._taken = 0

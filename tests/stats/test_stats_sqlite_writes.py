@@ -173,6 +173,33 @@ def test_put_never_waits_for_a_file_another_process_locks(tmp_path, caplog):
     assert len(written) == 1 + n - storage.dropped >= 1 + bound
 
 
+def test_the_writer_thread_retries_what_another_threads_failed_write_put_back(
+    tmp_path, monkeypatch
+):
+    """The writer thread asleep with an empty buffer; a put that does not wake it (its
+    notify suppressed, as when flush() takes the buffer first), then flush() fails and
+    puts the records back: the writer thread must wake and retry them, or nothing is
+    written until the next put (the UI's receiver refuses puts while the file fails)."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, batch_size=100, flush_interval=0.02)
+    storage.put(_update(0))
+    storage.flush()
+    time.sleep(0.1)  # the thread waits for the next record, without a timeout
+    disk = _FailingFile(storage, monkeypatch)
+    notify = storage._wake.notify
+    storage._wake.notify = lambda n=1: None
+    storage.put(_update(1))
+    storage._wake.notify = notify
+    with pytest.raises(StatsWriteError):
+        storage.flush()
+    assert storage.failing is not None
+    disk.broken = False
+    assert _wait_until(lambda: storage.failing is None, 2.0)  # retried by the thread
+    assert storage._buffer == []
+    storage.close()
+    assert _iterations(path) == [0, 1]
+
+
 def test_flush_and_close_on_a_failing_file_raise_one_clear_error(tmp_path, monkeypatch):
     path = tmp_path / "runs.db"
     storage = SQLiteStatsStorage(path, flush_interval=60)
