@@ -48,7 +48,6 @@ InputError); read, and listen, on the storage that the UI's receiver writes into
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -62,7 +61,7 @@ from embedviz._check import check_int, check_number
 from embedviz.errors import InputError
 from embedviz.stats.base import StatsStorage
 from embedviz.stats.limits import check_token
-from embedviz.stats.records import Record, to_dict
+from embedviz.stats.records import Record, to_json
 from embedviz.stats.remote_http import (
     REFUSED,
     bad_position,
@@ -244,7 +243,7 @@ class RemoteStatsRouter(StatsStorage):
                 f"put: this RemoteStatsRouter ({self.url}) is closed; create a new router "
                 f"to send more"
             )
-        payloads = [json.dumps(to_dict(record)) for record in records]  # all or none
+        payloads = [to_json(record) for record in records]  # all or none
         # Under _put_lock a put is either wholly in (counted and queued or spilled)
         # before close() begins, so that close() sends or keeps it, or refused: close()
         # sets _closed under the same lock. The lock is held for at most put_timeout

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from embedviz.errors import InputError
-from embedviz.stats.records import SCHEMA_VERSION, Update, to_dict
+from embedviz.stats.records import SCHEMA_VERSION, Update, to_dict, to_json
 from embedviz.stats.remote import RemoteStatsRouter
 from embedviz.stats.validation import record_from_dict
 
@@ -619,12 +619,12 @@ def test_a_put_still_encoding_when_close_begins_is_refused_not_lost(tmp_path, ro
 
     encoding, release = threading.Event(), threading.Event()
 
-    def slow_to_dict(record):
+    def slow_to_json(record):
         encoding.set()
         release.wait(10)
-        return to_dict(record)
+        return to_json(record)
 
-    monkeypatch.setattr(remote, "to_dict", slow_to_dict)
+    monkeypatch.setattr(remote, "to_json", slow_to_json)
     router = routers("http://127.0.0.1:9", close_timeout=0, timeout=0.2)
     errors = []
 
