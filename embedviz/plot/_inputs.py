@@ -62,37 +62,44 @@ def check_inputs(coords, words, rank, clusters, neighbors, n_labels, dims):
     return coords, words, rank, codes, names, nbr_idx, nbr_sim, extra
 
 
-def check_coords(coords, dims: tuple[int, ...], drawn: bool = True) -> np.ndarray:
-    """``coords`` as a float64 array of shape ``(N, d)`` with ``d`` in ``dims``, else one
-    InputError (the plots and the CSV writers share it); ``drawn``: also at least one
-    row, every number finite (what a plot needs; a CSV file may hold none, or NaN)."""
-    shape = " or ".join(f"(N, {d})" for d in dims)
-    row = " or ".join(map(str, dims))
+def check_coords(
+    coords,
+    dims: tuple[int, ...] | None,
+    drawn: bool = True,
+    name: str = "coords",
+    fix: str = "remove them or fix the embedding",
+) -> np.ndarray:
+    """``coords`` as a float64 array of shape ``(N, d)`` with ``d`` in ``dims`` (None: any
+    number of columns), else one InputError naming ``name`` (the plots, the CSV writers
+    and the projector's vectors share it); ``drawn``: also at least one row, every number
+    finite (``fix`` says what to do about rows that are not; a CSV file may hold none, or
+    NaN)."""
+    shape = " or ".join(f"(N, {d})" for d in dims) if dims else "(N, D)"
+    numbers = f"one row of {' or '.join(map(str, dims))} numbers" if dims else "one vector"
+    coordinates = f"one row of {' or '.join(map(str, dims))} coordinates" if dims else "one vector"
     try:
         array = np.asarray(coords, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(
-            f"coords: expected a numeric array of shape {shape}, got a "
-            f"{type(coords).__name__} that does not convert ({exc}); pass one row of {row} "
-            "numbers per word"
+            f"{name}: expected a numeric array of shape {shape}, got a "
+            f"{type(coords).__name__} that does not convert ({exc}); pass {numbers} per word"
         ) from None
-    if array.ndim != 2 or array.shape[1] not in dims:
+    if array.ndim != 2 or (dims and array.shape[1] not in dims):
         raise InputError(
-            f"coords: expected shape {shape}, got shape {array.shape}; pass one row of {row} "
-            "coordinates per word"
+            f"{name}: expected shape {shape}, got shape {array.shape}; pass {coordinates} per word"
         )
     if not drawn:
         return array
     if array.shape[0] == 0:
         raise InputError(
-            f"coords: expected at least one row, got shape {array.shape}; pass at least one "
-            "word to plot"
+            f"{name}: expected at least one row, got shape {array.shape}; pass at least one "
+            f"word{' to plot' if dims else ''}"
         )
     bad = ~np.isfinite(array).all(axis=1)
     if bad.any():
         raise InputError(
-            f"coords: expected finite numbers, got {int(bad.sum())} row(s) with NaN or inf, "
-            f"the first at row {int(np.argmax(bad))}; remove them or fix the embedding"
+            f"{name}: expected finite numbers, got {int(bad.sum())} row(s) with NaN or inf, "
+            f"the first at row {int(np.argmax(bad))}; {fix}"
         )
     return array
 

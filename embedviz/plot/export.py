@@ -367,25 +367,9 @@ def write_projector(
     --------
     >>> write_projector("proj", np.eye(2), ["a", "b"], {"cluster": [0, 1]})  # doctest: +SKIP
     """
-    try:
-        vectors = np.asarray(vectors, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(
-            f"vectors: expected a numeric array of shape (N, D), got a "
-            f"{type(vectors).__name__} that does not convert ({exc}); pass one vector per word"
-        ) from None
-    if vectors.ndim != 2 or vectors.shape[0] == 0:
-        raise InputError(
-            f"vectors: expected shape (N, D) with N >= 1, got shape {vectors.shape}; pass one "
-            "vector per word"
-        )
-    bad = ~np.isfinite(vectors).all(axis=1)
-    if bad.any():
-        raise InputError(
-            f"vectors: expected finite numbers, got {int(bad.sum())} row(s) with NaN or inf, "
-            f"the first at row {int(np.argmax(bad))}; the projector cannot show them: drop or "
-            "fix those rows"
-        )
+    vectors = check_coords(
+        vectors, None, name="vectors", fix="the projector cannot show them: drop or fix those rows"
+    )
     words = check_words(words, vectors.shape[0], "vectors")
     n = len(words)
     columns: list[tuple[str, list]] = []
