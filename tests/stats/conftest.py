@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
@@ -17,3 +19,14 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def storage(request, tmp_path):
+    """Each readable storage in turn, empty, closed after the test."""
+    if request.param == "memory":
+        st = InMemoryStatsStorage()
+    else:
+        st = SQLiteStatsStorage(tmp_path / "runs.db")
+    yield st
+    st.close()

@@ -8,7 +8,6 @@ import pytest
 
 from embedviz.stats.base import HistogramArrays
 from embedviz.stats.records import Histogram, Update
-from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 
 
 def _update(iteration: int, bins: int) -> Update:
@@ -16,16 +15,6 @@ def _update(iteration: int, bins: int) -> Update:
     hist = Histogram(-1.0 - iteration, 1.0 + iteration, counts)
     hists = {"params": {"w": hist}}
     return Update("run", "0", iteration, float(iteration), score=1.0, histograms=hists)
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def storage(request, tmp_path):
-    if request.param == "memory":
-        st = InMemoryStatsStorage()
-    else:
-        st = SQLiteStatsStorage(tmp_path / "runs.db")
-    yield st
-    st.close()
 
 
 @pytest.mark.parametrize(

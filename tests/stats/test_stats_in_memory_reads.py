@@ -10,7 +10,7 @@ import pytest
 
 from embedviz.errors import InputError
 from embedviz.stats.records import Update
-from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
+from embedviz.stats.storage import InMemoryStatsStorage
 
 # two workers, iterations 0..9 each, put in an order that is not the sorted one
 UPDATES = [
@@ -20,16 +20,12 @@ UPDATES = [
 ]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def storage(request, tmp_path):
-    if request.param == "memory":
-        s = InMemoryStatsStorage()
-    else:
-        s = SQLiteStatsStorage(tmp_path / "runs.db")
-    s.put_many(UPDATES)
-    s.flush()
-    yield s
-    s.close()
+@pytest.fixture
+def storage(storage):
+    """Each readable storage (tests/stats/conftest.py) holding UPDATES."""
+    storage.put_many(UPDATES)
+    storage.flush()
+    return storage
 
 
 def _expected(worker=None, after=None, last=None):

@@ -66,16 +66,6 @@ def make_update(i, worker="0", session="run", n_params=3, score=None, hist=False
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def storage(request, tmp_path):
-    if request.param == "memory":
-        s = InMemoryStatsStorage()
-    else:
-        s = SQLiteStatsStorage(tmp_path / "runs.db")
-    yield s
-    s.close()
-
-
 def test_round_trip_every_record_type(storage):
     static = StaticInfo(
         "run", "0", 1.0, model_class="MLP", n_params=30,
