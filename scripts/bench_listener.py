@@ -7,6 +7,11 @@
    iteration. The listener writes into a real SQLite file.
 2. SQLite write rate: updates/s with 50 parameter tensors each.
 3. Reading the newest 100 updates of a large file (default 1,000,000 updates).
+4. Where the overhead goes (``phases``): every iteration of the default listener timed
+   in four parts (forward, loss and backward, ``optimizer.step()``, ``listener.step()``)
+   against the same training without it, by position in the reporting cycle
+   (``iteration % 10``; 0 is the reported one): what a report costs, what it costs the
+   iterations after it, and what the others pay.
 
 Usage::
 
@@ -184,6 +189,80 @@ def bench_overhead(iterations: int, repeats: int, db_dir: str, storage="sqlite")
     return rows
 
 
+def _train_parts(make_model, data, iterations, listen, batch=64):
+    """Per iteration (rows) the wall seconds of forward, loss and backward, optimizer
+    step, ``listener.step`` (columns); the default listener into :class:`_Discard`."""
+    import numpy as np
+    import torch
+
+    from embedviz.stats.listener import StatsListener
+
+    X, y = data
+    torch.manual_seed(0)
+    model = make_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    listener = StatsListener(_Discard(), model, opt) if listen else None
+    n = len(X) - batch
+    clock = time.perf_counter
+    parts = np.zeros((iterations, 4))
+    gc.collect()
+    for i in range(iterations):
+        start = (i * batch) % n
+        t0 = clock()
+        xb, yb = X[start : start + batch], y[start : start + batch]
+        opt.zero_grad()
+        out = model(xb)
+        t1 = clock()
+        loss = torch.nn.functional.cross_entropy(out, yb)
+        loss.backward()
+        t2 = clock()
+        opt.step()
+        t3 = clock()
+        if listener is not None:
+            listener.step(loss, batch_size=batch)
+        parts[i] = t1 - t0, t2 - t1, t3 - t2, clock() - t3
+    if listener is not None:
+        listener.close()
+    return parts
+
+
+def bench_phases(iterations: int, repeats: int) -> list[str]:
+    """Lines of a table: per position in the reporting cycle (10 iterations), the median
+    microseconds of each part with the default listener minus without it."""
+    import numpy as np
+
+    data = _data()
+    cycle = 10
+    iterations -= iterations % cycle
+    skip = 10 * cycle  # the first reports (and the allocator) settle
+    lines = []
+    for model_name, make in (("MLP 64-256-256-10", _mlp), ("CNN 2 conv + 2 fc", _cnn)):
+        _train_parts(make, data, 2 * skip, True)  # warm up
+        runs = {False: [], True: []}
+        for _ in range(repeats):
+            for listen in (False, True):
+                runs[listen].append(_train_parts(make, data, iterations + skip, listen)[skip:])
+        med = {}
+        for listen, got in runs.items():
+            a = np.array(got).reshape(repeats, -1, cycle, 4)  # rounds, cycles, phase, part
+            med[listen] = np.median(np.median(a, axis=1), axis=0) * 1e6  # phase, part (us)
+        base, extra = med[False], med[True] - med[False]
+        per_cycle = extra.sum()
+        lines.append(
+            f"{model_name}: {base.sum(axis=1).mean():.0f} us/iteration without the listener; "
+            f"the listener adds {per_cycle:.0f} us per cycle of {cycle} "
+            f"({per_cycle / base.sum():+.1%})"
+        )
+        lines.append("  phase   forward  loss+backward  optimizer.step  listener.step   total")
+        for k in range(cycle):
+            e = extra[k]
+            lines.append(
+                f"  {k:5d}  {e[0]:+8.1f}  {e[1]:+13.1f}  {e[2]:+14.1f}  {e[3]:+13.1f}  "
+                f"{e.sum():+7.1f}"
+            )
+    return lines
+
+
 def _fake_update(i: int, n_tensors: int):
     from embedviz.stats.records import ParamStats, Update
 
@@ -269,7 +348,9 @@ def main(argv=None) -> int:
         "--storage", choices=["sqlite", "discard"], default="sqlite",
         help="where the listener writes (discard: its own cost alone)",
     )  # fmt: skip
-    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "writes", "large"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["overhead", "phases", "writes", "large"]
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.iterations, args.repeats, args.writes, args.large = 100, 2, 2000, 20_000
@@ -283,6 +364,10 @@ def main(argv=None) -> int:
                 print("  " + "  ".join(
                     f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                 ))  # fmt: skip
+        if "phases" not in args.skip:
+            print("where the default listener's overhead goes (us added, median per position)")
+            for line in bench_phases(2 * args.iterations, args.repeats):
+                print("  " + line)
         if "writes" not in args.skip:
             r = bench_sqlite_writes(args.writes, 50, tmp, args.write_histograms)
             print(f"SQLite writes: {r['updates']} updates x {r['tensors']} tensors, "
