@@ -255,7 +255,14 @@ def run_tsne(args: argparse.Namespace) -> int:
             f"only {len(selection.words)} words left to map from {model}; check --top, --words "
             "and the filters"
         )
+    from embedviz.tsne.affinity import MIN_SAMPLES
+
     n, dim = selection.vectors.shape
+    if n < MIN_SAMPLES:
+        raise InputError(
+            f"t-SNE needs at least {MIN_SAMPLES} words (at the smallest perplexity, 1), but "
+            f"{n} are selected from {model}; select more words (--top, --words)"
+        )
     if n < 3 * args.perplexity + 1:
         raise InputError(
             f"--perplexity {args.perplexity:g} needs at least {math.ceil(3 * args.perplexity + 1)} "

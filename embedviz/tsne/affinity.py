@@ -42,6 +42,8 @@ METHODS = ("auto", "exact", "approx")
 # pynndescent about as N) puts the crossover between 120k and 170k points.
 EXACT_MAX_SAMPLES = 150_000
 _MAX_TRIES = 200
+# perplexity >= 1 and n_samples >= 3 * perplexity + 1 (Barnes-Hut's neighbour lists)
+MIN_SAMPLES = 4
 _CHUNK = 4096
 
 
@@ -55,7 +57,7 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
     n_samples : int
         Number of points.
     perplexity : float
-        Requested perplexity, > 0.
+        Requested perplexity, >= 1 (a perplexity is 2 to the power of an entropy).
     reduce : bool, default=False
         If True and the perplexity is too large, return the largest one that fits
         (``(n_samples - 1) / 3``) and log a warning instead of raising.
@@ -76,8 +78,12 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
     largest = (n_samples - 1) / 3.0
     if n_samples >= 3.0 * perplexity + 1.0:
         return perplexity
-    if n_samples < 2:
-        raise InputError(f"n_samples: expected at least 2 points for t-SNE, got {n_samples}")
+    if n_samples < MIN_SAMPLES:
+        raise InputError(
+            f"n_samples: expected at least {MIN_SAMPLES} points for t-SNE, got {n_samples} "
+            "(the smallest perplexity, 1, needs n_samples >= 3 * perplexity + 1); give it "
+            "more points"
+        )
     if reduce:
         logger.warning(
             "perplexity=%g is too large for %d points (needs n_samples >= 3 * perplexity + 1); "
@@ -95,8 +101,8 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
 
 
 def _positive_perplexity(perplexity) -> float:
-    try:
-        return check_number("perplexity", perplexity, low=0, low_open=True)
+    try:  # 2 ** entropy: never below 1
+        return check_number("perplexity", perplexity, low=1)
     except InputError as exc:
         raise InputError(f"{exc}; typical perplexities are 5 to 50") from None
 

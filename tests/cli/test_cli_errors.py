@@ -139,6 +139,14 @@ def test_too_few_words_for_perplexity(tmp_path, small_model, capsys):
     assert "pass --perplexity 6.333 or less" in line
 
 
+def test_fewer_than_four_words(tmp_path, small_model, capsys):
+    argv = ["tsne", str(small_model[0]), "--top", "3", "-o", str(tmp_path / "m.html"), "-q"]
+    assert main(argv) == 2
+    line = _one_error_line(2, capsys.readouterr().err)
+    assert "t-SNE needs at least 4 words (at the smallest perplexity, 1), but 3 are" in line
+    assert "--perplexity" not in line  # no advice to pass a perplexity below 1
+
+
 def test_words_file_problems(tmp_path, small_model, capsys):
     path = str(small_model[0])
     out = str(tmp_path / "m.html")

@@ -311,11 +311,11 @@ def test_nearest_neighbors_errors(X, kwargs, match):
 @pytest.mark.parametrize(
     ("perplexity", "match"),
     [
-        (0.0, r"perplexity: expected a number > 0, got 0\.0; typical perplexities are 5 to 50"),
-        (-5, r"perplexity: expected a number > 0, got -5;"),
-        (float("nan"), r"perplexity: expected a number > 0, got nan;"),
-        ("30", r"perplexity: expected a number > 0, got '30';"),
-        (True, r"perplexity: expected a number > 0, got True;"),
+        (0.0, r"perplexity: expected a number >= 1, got 0\.0; typical perplexities are 5 to 50"),
+        (-5, r"perplexity: expected a number >= 1, got -5;"),
+        (float("nan"), r"perplexity: expected a number >= 1, got nan;"),
+        ("30", r"perplexity: expected a number >= 1, got '30';"),
+        (True, r"perplexity: expected a number >= 1, got True;"),
         (40.0, r"perplexity: expected at most 33 for 100 points, got 40 .*; pass a smaller"),
     ],
 )
@@ -334,3 +334,13 @@ def test_joint_probabilities_errors():
         joint_probabilities(np.array([[2], [0]]), np.ones((2, 1)), 1.0)
     with pytest.raises(InputError, match="distances: expected finite numbers >= 0"):
         joint_probabilities(idx, np.array([[-1.0], [1.0]]), 1.0)
+
+
+@pytest.mark.parametrize("reduce", [False, True])
+def test_check_perplexity_needs_four_points(reduce):
+    # a perplexity is at least 1, and Barnes-Hut needs n >= 3 * perplexity + 1
+    assert check_perplexity(4, 30.0, reduce=True) == 1.0
+    with pytest.raises(InputError, match=r"n_samples: expected at least 4 points .* got 3"):
+        check_perplexity(3, 30.0, reduce=reduce)
+    with pytest.raises(InputError, match=r"perplexity: expected a number >= 1, got 0.5"):
+        check_perplexity(100, 0.5)
