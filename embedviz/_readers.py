@@ -329,7 +329,12 @@ def _check_finite(path, words, vectors):
         raise FileFormatError(
             f"{path}: {bad.size} vectors contain NaN or infinity, first the word "
             f"{words[bad[0]]!r} (word {bad[0] + 1}); remove or fix those rows"
-            + (f", or pass limit={bad[0]} to read the words before it" if bad[0] else "")
+            + (
+                f", or pass limit={bad[0]} (--top {bad[0]} on the command line) to read the "
+                "words before it"
+                if bad[0]
+                else ""
+            )
         )
 
 

@@ -122,8 +122,8 @@ def read_binary(f, path, count, dim, n_max, first, offset, keep, unicode_errors,
             raise FileFormatError(
                 f"{path}: the header says {count} words but the file goes on after word "
                 f"{count} (byte {base + pos}); fix the count in line 1, or pass limit={count} "
-                f"to read only the words it promises (if the count is right, the dimension "
-                f"{dim} in line 1 is wrong)"
+                f"(--top {count} on the command line) to read only the words it promises (if "
+                f"the count is right, the dimension {dim} in line 1 is wrong)"
             )
     return table
 
@@ -155,14 +155,20 @@ def _raise_binary_end(path, count, dim, i, tail, at):
     if not tail.strip():
         raise FileFormatError(
             f"{path}: the header says {count} words but the file ends after {i} words "
-            f"(byte {at}); fix the count in line 1, or pass limit={i}"
+            f"(byte {at}); fix the count in line 1, or pass limit={i} (--top {i} on the "
+            "command line)"
             if i
             else f"{path}: the header says {count} words but no word follows it"
         )
     raise FileFormatError(
         f"{path}: truncated: the file ends inside word {i + 1} of {count} (byte {at}, "
         f"{len(tail)} of its at least {4 * dim + 2} bytes); download or export it again"
-        + (f", or pass limit={i} to read the complete words before it" if i else "")
+        + (
+            f", or pass limit={i} (--top {i} on the command line) to read the complete "
+            "words before it"
+            if i
+            else ""
+        )
     )
 
 
@@ -183,7 +189,8 @@ def read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report):
         if count is not None and r == count:
             raise FileFormatError(
                 f"{path}: the header says {count} words but line {line_no} holds another; "
-                f"fix the count in line 1, or pass limit={count}"
+                f"fix the count in line 1, or pass limit={count} (--top {count} on the "
+                "command line)"
             )
         if len(parts) > dim + 1 and not any(is_number(p) for p in parts[1:-dim]):
             parts = [b" ".join(parts[:-dim]), *parts[-dim:]]  # a word with spaces (GloVe 840B)
@@ -208,7 +215,8 @@ def read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report):
         if count is not None and r < count:
             raise FileFormatError(
                 f"{path}: the header says {count} words but the file ends after {r} (line "
-                f"{line_no}); fix the count in line 1, or pass limit={r}"
+                f"{line_no}); fix the count in line 1, or pass limit={r} (--top {r} on the "
+                "command line)"
             )
     return table
 
