@@ -34,6 +34,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def check_storage(storage):
+    """``storage`` when it is a statistics storage (it has ``put`` and ``flush``), else
+    InputError; a path, the easy mistake, is named as such.
+
+    Examples
+    --------
+    >>> check_storage("runs.db")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: storage: expected a statistics storage ..., got str 'runs.db'; ...
+    """
+    if callable(getattr(storage, "put", None)) and callable(getattr(storage, "flush", None)):
+        return storage
+    raise InputError(
+        f"storage: expected a statistics storage (InMemoryStatsStorage, SQLiteStatsStorage "
+        f"or RemoteStatsRouter), got {type(storage).__name__} {storage!r:.60}; "
+        f"e.g. SQLiteStatsStorage('runs.db')"
+    )
+
+
 class StorageEvent(NamedTuple):
     """What a storage listener is told: a record of ``kind`` arrived.
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from embedviz._check import check_int
+from embedviz.stats.base import check_storage
 from embedviz.stats.records import Snapshot, StaticInfo, Update
 from embedviz.stats.system import (
     hardware_info,
@@ -78,7 +79,7 @@ class TSNEStats:
     ) -> None:
         if snapshot_every is not None:
             snapshot_every = check_int("snapshot_every", snapshot_every, low=1)
-        self.storage = storage
+        self.storage = check_storage(storage)
         self.worker_id = "0" if worker_id is None else str(worker_id)
         self.session_id = (
             unused_session_id(storage, str(session_id), self.worker_id)

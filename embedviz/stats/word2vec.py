@@ -11,6 +11,7 @@ from gensim.models.callbacks import CallbackAny2Vec
 
 from embedviz._check import check_int
 from embedviz.errors import InputError
+from embedviz.stats.base import check_storage
 from embedviz.stats.records import Snapshot, StaticInfo, Update
 from embedviz.stats.system import (
     hardware_info,
@@ -105,7 +106,7 @@ class Word2VecStats(CallbackAny2Vec):
             isinstance(words, str) or not all(isinstance(w, str) for w in words)
         ):
             raise InputError(f"words: expected a list of strings, got {words!r:.60}")
-        self.storage = storage
+        self.storage = check_storage(storage)
         self.worker_id = "0" if worker_id is None else str(worker_id)
         self.session_id = (
             unused_session_id(storage, str(session_id), self.worker_id)

@@ -44,3 +44,9 @@ def test_parameters_after_storage_are_keyword_only_and_worker_id_defaults_to_0()
     _feed(TSNEStats(storage, session_id="t", worker_id=None), 1)
     _feed(TSNEStats(storage, session_id="t", worker_id=np.int64(2)), 1)
     assert sorted(storage.list_workers("t")) == ["0", "2"]  # not "None"
+
+
+@pytest.mark.parametrize("storage", ["runs.db", None])
+def test_a_path_or_none_as_storage_is_refused_at_once(storage):
+    with pytest.raises(InputError, match=r"^storage: expected a statistics storage .* got "):
+        TSNEStats(storage)

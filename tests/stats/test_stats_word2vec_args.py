@@ -45,3 +45,10 @@ def test_parameters_after_storage_are_keyword_only_and_worker_id_defaults_to_0()
     stats = Word2VecStats(other, session_id="w", worker_id=3)
     Word2Vec(SENTENCES, vector_size=4, min_count=1, epochs=1, callbacks=[stats], workers=1)
     assert other.list_workers("w") == ["3"]
+
+
+@pytest.mark.parametrize("storage", ["runs.db", None])
+def test_a_path_or_none_as_storage_is_refused_at_once(storage):
+    # it failed inside gensim's training with "'str' object has no attribute 'put'"
+    with pytest.raises(InputError, match=r"^storage: expected a statistics storage .* got "):
+        Word2VecStats(storage)
