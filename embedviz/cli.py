@@ -11,8 +11,9 @@ This module imports nothing heavy: numpy, gensim, numba and bokeh are imported w
 command runs, so ``embedviz --help`` answers at once.
 
 Exit status: 0 on success, 2 for a user error (:class:`~embedviz.errors.EmbedvizError`,
-printed as one line ``embedviz: error: ...`` without a traceback, like argparse's own
-usage errors, which show the usage of the subcommand they concern), 130 on Ctrl-C, 141
+printed as one line ``embedviz: error: ...`` without a traceback; argparse's own errors,
+an unknown option or a bad value, take the same form and name the ``--help`` of the
+subcommand they concern), 130 on Ctrl-C, 141
 (128 + SIGPIPE, as a shell tool ends) when the reader of the output goes away
 (``embedviz check runs.db | head``), without a traceback.
 """
@@ -42,9 +43,18 @@ COMMANDS = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's errors as one line, as every other error of the command (its usage
+    is in ``--help``); subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        message = " ".join(message.split())
+        self.exit(2, f"embedviz: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="embedviz",
         description="Look inside trained models: t-SNE maps of word vectors, training statistics.",
     )

@@ -180,7 +180,9 @@ def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    assert "usage: embedviz" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("embedviz: error: ") and err.count("\n") == 1, err
+    assert "--help lists the options" in err
 
 
 def test_check_and_tsne_stats_leave_a_foreign_file_unchanged(
