@@ -51,11 +51,15 @@ def add_tsne_command(subparsers) -> None:
         "--trust-pickle",
         action="store_true",
         help="open MODEL also when it is a Python pickle (gensim's own format) under a name "
-        "other than .model/.kv/.pkl; loading a pickle runs code stored in it, so use this "
-        "only for files you trust",
+        "other than .model/.kv/.wordvectors/.gensim/.pkl/.pickle; loading a pickle runs code "
+        "stored in it, so use this only for files you trust",
     )
     p.add_argument(
-        "-o", "--output", metavar="OUT.html", help="page to write (default: MODEL's name + .html)"
+        "-o",
+        "--output",
+        metavar="OUT.html",
+        help="page to write (default: MODEL's name with .html for its suffix: "
+        "vectors.bin -> vectors.html)",
     )
     sel = p.add_argument_group("which words")
     sel.add_argument(
@@ -95,7 +99,11 @@ def add_tsne_command(subparsers) -> None:
     number("--theta", float, D["theta"], "Barnes-Hut accuracy")
     number("--max-iter", int, D["max_iter"], "iterations")
     number(
-        "--stop-lying-iter", int, D["stop_lying_iter"], "iteration at which early exaggeration ends"
+        "--stop-lying-iter",
+        int,
+        D["stop_lying_iter"],
+        "iteration at which early exaggeration ends (earlier if it shrinks the whole map "
+        "1000-fold, as it can on small vocabularies; the log says so)",
     )
     number(
         "--early-exaggeration",
@@ -118,7 +126,12 @@ def add_tsne_command(subparsers) -> None:
         default=D["use_adagrad"],
         help="AdaGrad step sizes instead of gains",
     )
-    number("--pca", int, D["pca_components"], "reduce the vectors to N principal components first")
+    number(
+        "--pca",
+        int,
+        D["pca_components"],
+        "reduce the vectors to N principal components first (default: off)",
+    )
     t.add_argument(
         "--no-normalize",
         dest="normalize",
@@ -131,10 +144,10 @@ def add_tsne_command(subparsers) -> None:
     c = p.add_argument_group("colours and output")
     c.add_argument(
         "--clusters",
-        type=_positive_int,
+        type=_cluster_count,
         default=V["clusters"],
         metavar="K",
-        help="colour by K k-means clusters",
+        help="colour by K k-means clusters (0: one colour)",
     )
     c.add_argument(
         "--labels", metavar="FILE", help="colour by labels from a TSV file: word<TAB>label per line"
@@ -143,7 +156,7 @@ def add_tsne_command(subparsers) -> None:
     c.add_argument(
         "--dl4j-csv",
         metavar="PATH",
-        help="also write x,y,word as Deeplearning4j's BarnesHutTsne.saveAsFile",
+        help="also write x,y[,z],word as Deeplearning4j's BarnesHutTsne.saveAsFile",
     )
     c.add_argument(
         "--projector",
@@ -175,14 +188,19 @@ class _HelpFormatter(argparse.HelpFormatter):
         return text.strip()
 
 
-def _positive_int(text: str) -> int:
+def _positive_int(text: str, low: int = 1) -> int:
+    what = "a positive integer" if low == 1 else f"an integer >= {low}"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
     return value
+
+
+def _cluster_count(text: str) -> int:
+    return _positive_int(text, low=0)
 
 
 def _learning_rate(text: str):
@@ -276,18 +294,19 @@ def run_tsne(args: argparse.Namespace) -> int:
         )
     stats = _stats_callback(args, model, selection.words) if args.stats else None
     tsne = TSNE(**tsne_params(args), callbacks=(stats,) if stats else ())
-    colour = labels if labels is not None else args.clusters
+    colour = labels if labels is not None else (args.clusters or "none")
     title = args.title or model.name
     try:
         layout, table = plot_vocab(selection, tsne=tsne, colour=colour, title=title)
     except InputError as exc:
+        _close_stats(stats)
         raise InputError(_option_message(str(exc))) from None
-    finally:
-        if stats is not None:
-            stats.close()
-            stats.storage.close()
+    except BaseException:
+        _close_stats(stats)
+        raise
+    # the map first: statistics that cannot be written must not cost the user the page
     write_outputs(args, layout, table, selection, output, title, labels)
-    return 0
+    return _close_stats(stats)
 
 
 def _select(args, model: Path, words: list[str] | None):
@@ -384,6 +403,33 @@ def _stats_callback(args, model: Path, words: list[str]):
     stats = TSNEStats(storage, config=config, labels=words)
     logger.info("recording the t-SNE run as session %s in %s", stats.session_id, args.stats)
     return stats
+
+
+def _close_stats(stats) -> int:
+    """Close the ``--stats`` recording: 0, or 1 (after one error line) when the file
+    cannot be written (locked by another process, disk full)."""
+    if stats is None:
+        return 0
+    from embedviz.errors import StatsWriteError
+
+    try:
+        stats.close()
+        stats.storage.close()
+    except StatsWriteError as exc:
+        logger.error(
+            "%s: the statistics of this run could not be written (%s)%s; the other outputs "
+            "were written",
+            getattr(exc, "path", stats.storage.path),
+            getattr(exc, "cause", exc),
+            _unwritten(exc),
+        )
+        return 1
+    return 0
+
+
+def _unwritten(exc) -> str:
+    n = getattr(exc, "unwritten", None)
+    return "" if n is None else f"; {n} record(s) are lost"
 
 
 def _json_safe(params: dict) -> dict:

@@ -323,3 +323,11 @@ def test_import_is_light_and_help_fast():
     assert (
         proc.returncode == 0 and "--perplexity" in proc.stdout and "(default: 30.0)" in proc.stdout
     )
+
+
+def test_clusters_0_draws_one_colour(tmp_path, small_model, fast_args):
+    path, words, _ = small_model
+    table = tmp_path / "map.csv"
+    argv = ["tsne", str(path), "-o", str(tmp_path / "m.html"), "--csv", str(table)]
+    assert main([*argv, "--clusters", "0", *fast_args]) == 0
+    assert {r[4] for r in _read_csv(table)[1:]} == {"0"}  # one group: no k-means
