@@ -95,15 +95,18 @@ def note(text: str) -> Div:
 
 
 def format_duration(seconds: float | None) -> str:
-    """``3h 02m 05s`` style; under 10 s with one decimal (a short run is not "0s").
+    """``3h 02m 05s`` style; under 10 s with one decimal, under 1 s in milliseconds (a
+    short run is not "0s").
 
     Examples
     --------
-    >>> format_duration(0.24), format_duration(3725)
-    ('0.2s', '1h 02m 05s')
+    >>> format_duration(0.036), format_duration(2.24), format_duration(3725)
+    ('36 ms', '2.2s', '1h 02m 05s')
     """
     if seconds is None or not math.isfinite(seconds):
         return ""
+    if seconds < 0.9995:
+        return f"{max(seconds, 0.0) * 1000:.0f} ms"
     if seconds < 9.95:
         return f"{max(seconds, 0.0):.1f}s"
     s = int(round(seconds))
