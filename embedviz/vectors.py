@@ -12,6 +12,7 @@ choose the words to map; :func:`load_selection` does both while reading.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class Selection(NamedTuple):
 
 
 def load_vectors(
-    path: str | Path,
+    path: str | Path | Any,
     limit: int | None = None,
     binary: bool | None = None,
     *,
@@ -70,15 +71,19 @@ def load_vectors(
 
     Parameters
     ----------
-    path : str or Path
+    path : str, Path, KeyedVectors or Word2Vec/FastText model
         word2vec binary or text, fastText ``.vec``, GloVe text, a gensim ``.kv`` or
         ``.model`` file, optionally ``.gz``/``.bz2``-compressed. The format is sniffed;
-        a UTF-8 byte order mark is skipped.
+        a UTF-8 byte order mark is skipped. Vectors already in memory (as
+        :func:`~embedviz.plot.plot_vocab` takes them) come back as they are, a model's
+        as its ``wv``; with ``limit`` or ``keep`` a new KeyedVectors of the chosen
+        words (their ranks kept) comes back instead. ``binary``, ``unicode_errors`` and
+        ``trust_pickle`` concern files only.
     limit : int, default=None
         Read only the first ``limit`` words (the most frequent ones in word2vec and GloVe
         files); nothing is allocated for the rest.
-    binary : bool, default=None
-        Force word2vec binary (True) or text (False) instead of sniffing.
+    binary : bool or None, default=None
+        Force word2vec binary (True) or text (False) instead of sniffing (None).
     keep : callable, default=None
         Keep only the words for which ``keep(word)`` is true (see :func:`word_filter`);
         ``limit`` then counts kept words. Memory goes to kept words only, so a filter
@@ -122,12 +127,14 @@ def load_vectors(
 def _read(path, limit, binary, keep, unicode_errors, trust_pickle):
     """Read a file into a :class:`~embedviz._readers.Raw` (word2vec, GloVe, fastText:
     gensim is not even imported) or a gensim KeyedVectors (gensim pickles), with its
-    report."""
-    path = Path(path)
+    report; vectors already in memory are taken as they are (see :func:`load_vectors`)."""
     _check_count("limit", limit)
     check_choice("unicode_errors", unicode_errors, ("ignore", "replace", "strict"))
-    if not (trust_pickle is None or isinstance(trust_pickle, bool)):
-        raise InputError(f"trust_pickle: expected None, True or False, got {trust_pickle!r:.60}")
+    _check_flag("binary", binary)
+    _check_flag("trust_pickle", trust_pickle)
+    if not isinstance(path, (str, os.PathLike)):
+        return _in_memory(path, limit, keep)
+    path = Path(path)
     report = LoadReport(path=str(path), format="")
     kv = _readers.read(path, limit, binary, keep, unicode_errors, trust_pickle, report)
     report.n_words, report.vector_size = len(kv.index_to_key), int(kv.vectors.shape[1])
@@ -154,6 +161,35 @@ def _read(path, limit, binary, keep, unicode_errors, trust_pickle):
         path,
         report.format,
     )
+    return kv, report
+
+
+def _check_flag(name: str, value: Any) -> None:
+    if not (value is None or isinstance(value, bool)):
+        raise InputError(f"{name}: expected None, True or False, got {value!r:.60}")
+
+
+def _in_memory(vectors, limit, keep):
+    """A KeyedVectors (or a model's ``wv``) as it is, or a new one of its first ``limit``
+    words that ``keep`` accepts, with its report."""
+    kv = getattr(vectors, "wv", vectors)
+    if not hasattr(kv, "key_to_index") or not hasattr(kv, "vectors"):
+        raise InputError(
+            "path: expected a file path (str or Path), gensim KeyedVectors or a "
+            f"Word2Vec/FastText model, got {type(vectors).__name__} {vectors!r:.60}"
+        )
+    n = len(kv.index_to_key)
+    if keep is not None or (limit is not None and limit < n):
+        from embedviz._pickles import new_keyed_vectors
+
+        chosen = range(n) if keep is None else (i for i in range(n) if keep(kv.index_to_key[i]))
+        idx = np.fromiter(chosen, dtype=np.int64)[:limit]
+        file_rank = getattr(kv, "expandos", {}).get("rank")
+        rank = np.asarray(file_rank)[idx] if file_rank is not None else idx + 1
+        words = [kv.index_to_key[i] for i in idx]
+        kv = new_keyed_vectors(words, np.array(kv.vectors[idx]), ranks=rank)
+    report = LoadReport(path=f"<{type(vectors).__name__}>", format="in-memory")
+    report.n_words, report.vector_size = len(kv.index_to_key), int(kv.vectors.shape[1])
     return kv, report
 
 
