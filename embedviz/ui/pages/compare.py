@@ -3,13 +3,22 @@
 As TensorBoard does: tick the runs to show; the x axis is the iteration, the time since
 each run's start, or the wall-clock time; the smoothing slider changes the bold line and
 never hides the faint raw one; the score's y axis is linear or log (a toggle), and NaN
-and inf scores are red x at the frame's edge as on the overview. A table lists each
+and inf scores are red x at the frame's edge as on the overview. At first the newest
+runs of the newest run's kind (torch, word2vec, tsne) are ticked: runs of one kind
+share the meaning and scale of their score, while a word2vec loss (~1e5) drawn beside
+an MLP's loss (~1) flattens it to a line at 0. Every run stays offered and a ticked run
+is always drawn. Long run names are shortened in the middle in the legends and the
+checkboxes, keeping the ``(file.db)`` that tells two files' runs apart; the table
+below keeps the full names. The evaluation chart shows while a ticked run has
+evaluations (a note says so otherwise). A table lists each
 run's configuration (optimizer, learning rate, batch size: the configured one, else
 examples/s over minibatches/s as the listener measured them) beside its final and best
 evaluation.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 from bokeh.layouts import column, row
@@ -39,12 +48,92 @@ from embedviz.ui.pages.smoothing import SMOOTHING
 from embedviz.ui.pages.widgets import NO_VALUE, format_number, heading, note, table
 
 MAX_RUNS = 12
+#: runs ticked at first (the newest of the newest run's kind)
+DEFAULT_TICKED = 3
+#: the most characters of a run's name in a legend entry and a checkbox label (longer
+#: names are shortened in the middle; the legends sit right of the charts and the
+#: checkboxes in a 330 px column, which cut longer ones off)
+LEGEND_CHARS = 34
+EVAL_LEGEND_CHARS = 30
+CHECKBOX_CHARS = 44
+#: a label's trailing ``(runs.db)``: the file that tells two runs of one name apart
+_FILE_SUFFIX = re.compile(r"^(.*\S) (\([^()]+\))$")
 HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "auc", "top", "bleu", "map")
 
 
 def _better_is_higher(metric: str) -> bool:
     m = metric.lower()
     return any(k in m for k in HIGHER_IS_BETTER)
+
+
+def _middle(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters by an ellipsis in the middle, keeping its end
+    (a session name's random tail)."""
+    if len(text) <= n:
+        return text
+    tail = min(7, (n - 1) // 2)
+    return text[: n - 1 - tail] + "…" + text[len(text) - tail :]
+
+
+def short_label(name: str, limit: int = LEGEND_CHARS) -> str:
+    """``name`` in at most ``limit`` characters: shortened in the middle, keeping its
+    start and end, and a trailing ``(file)`` that tells two files' runs apart (a file
+    longer than 20 or leaving under 13 for the name keeps its end: ``(…data/runs.db)``).
+
+    Examples
+    --------
+    >>> short_label("sequential-20261123-013644-48e9c5 (demo_copy.db)", 34)
+    'sequential-…-48e9c5 (demo_copy.db)'
+    >>> short_label("tsne-20261123-013644-15a769", 34)
+    'tsne-20261123-013644-15a769'
+    """
+    if len(name) <= limit:
+        return name
+    m = _FILE_SUFFIX.match(name)
+    base, suffix = (m.group(1), f" {m.group(2)}") if m else (name, "")
+    room = max(min(limit - 13, 20), 8)  # the most the file may take: 13 stay for the name
+    if len(suffix) > room:
+        suffix = f" (…{suffix[2:-1][-(room - 4) :]})"
+    return _middle(base, limit - len(suffix)) + suffix
+
+
+def short_labels(names: list[str], limit: int) -> list[str]:
+    """:func:`short_label` of each name; a name whose short label another name shares
+    keeps its full length (two runs are never shown under one label)."""
+    short = [short_label(n, limit) for n in names]
+    counts = {s: short.count(s) for s in short}
+    return [s if counts[s] == 1 else n for s, n in zip(short, names, strict=True)]
+
+
+def default_ticked(kinds: list[str], starts: list[float], n: int = DEFAULT_TICKED) -> list[int]:
+    """The runs ticked at first: the ``n`` newest (by start time, then by position) of
+    the newest run's kind, in their order.
+
+    Examples
+    --------
+    >>> default_ticked(["torch", "tsne", "word2vec", "torch"], [1.0, 2.0, 3.0, 0.5])
+    [2]
+    """
+    if not kinds:
+        return []
+    order = sorted(range(len(kinds)), key=lambda i: (starts[i], i))
+    newest_kind = kinds[order[-1]]
+    return sorted([i for i in order if kinds[i] == newest_kind][-n:])
+
+
+def _kind_and_start(storage, session_id: str, worker_id: str | None) -> tuple[str, float]:
+    """A run's kind (``"other"`` without static info) and start time (its static
+    info's, else its first update's, else -inf)."""
+    info = storage.get_static_info(session_id, worker_id) if worker_id else None
+    if info is not None:
+        return info.kind or "other", float(info.timestamp)
+    first = storage.get_series(session_id, worker_id, "score", max_points=None) if worker_id else []
+    return "other", float(first.timestamps[0]) if len(first) else -np.inf
+
+
+def _named(name: str, model):
+    model.name = name
+    return model
 
 
 def run_row(storage, session_id: str, worker_id: str | None) -> tuple:
@@ -117,6 +206,9 @@ const on = new Set(cb_obj.active)
 for (let i = 0; i < groups.length; i++) {
   for (const r of groups[i]) { r.visible = on.has(i) }
 }
+// the evaluation chart only while a ticked run has evaluations (else it is empty)
+ev.visible = cb_obj.active.some((i) => has_evals[i])
+ev_none.visible = !ev.visible
 """
 
 
@@ -128,7 +220,8 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     runs : list of (session_id, storage)
         The runs that can be ticked (the newest 12 are offered).
     selected : list of str, default=None
-        The runs ticked at first; None ticks the newest three.
+        The runs ticked at first; None (or none of them offered) ticks the newest three
+        of the newest run's kind (see :func:`default_ticked`).
 
     Returns
     -------
@@ -151,9 +244,18 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         page.layout = Div(text="<i>No runs recorded yet.</i>")
         return page
     names = [sid for sid, _ in runs]
-    if selected is None or not any(s in names for s in selected):
-        selected = names[-3:]
-    active = [i for i, n in enumerate(names) if n in selected]
+    workers = [pick_worker(storage, sid, None) for sid, storage in runs]
+    kinds, starts = zip(
+        *(_kind_and_start(st, sid, w) for (sid, st), w in zip(runs, workers, strict=True)),
+        strict=True,
+    )
+    by_default = selected is None or not any(s in names for s in selected)
+    if by_default:
+        active = default_ticked(list(kinds), list(starts))
+    else:
+        active = [i for i, n in enumerate(names) if n in selected]
+    legend_names = short_labels(names, LEGEND_CHARS)
+    eval_names = short_labels(names, EVAL_LEGEND_CHARS)
 
     score_plot = line_chart("Score (faint: raw, bold: smoothed)", "score", name="compare_score")
     # the same lines on a log y axis (Bokeh cannot switch an axis's type): a run that
@@ -168,12 +270,15 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     eval_plot = line_chart("Evaluation (not smoothed)", "value", name="compare_eval")
     groups, all_lines, series, feeds, rows = [], [], [], [], []
     eval_ranges = {"default": [], "loss": []}
+    lines = {score_plot: [], log_plot: []}  # the score lines (the marks have their own range)
+    has_evals = []
     for i, (sid, storage) in enumerate(runs):
-        worker = pick_worker(storage, sid, None)
+        worker = workers[i]
         color = colour(i, len(runs))
         mine = []
         if worker is None:
             groups.append(mine)
+            has_evals.append(False)
             continue
         first = storage.get_series(sid, worker, "score", max_points=None)
         t0 = float(first.timestamps[0]) if len(first) else 0.0
@@ -190,13 +295,15 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         for p in (score_plot, log_plot):
             raw = p.line("x", "y", source=s.source, color=color, alpha=0.3, line_width=1)
             bold = p.line(
-                "x", "ys", source=s.source, color=color, line_width=2, legend_label=sid[:40]
+                "x", "ys", source=s.source, color=color, line_width=2, legend_label=legend_names[i]
             )
             # NaN/inf as red x at the frame's edge, as on the overview (the tooltip names the run)
             mine += [raw, bold, *add_hover(p, [], marks)]
+            lines[p] += [raw, bold]
         series.append(s)
         evals = storage.get_evals(sid, worker)
         metrics = sorted({m for e in evals for m in e.metrics})
+        has_evals.append(bool(metrics))
         ev_series = []
         for k, m in enumerate(metrics):
             e = LiveSeries(f"eval/{m}", f"{sid} {m}", extra_columns=rel).load(storage, sid, worker)
@@ -211,7 +318,7 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
                 color=color,
                 line_width=2,
                 line_dash=dash,
-                legend_label=f"{sid[:30]} {m}",
+                legend_label=f"{eval_names[i]} {m}",
                 y_range_name=axis,
             )
             dots = eval_plot.scatter(
@@ -236,6 +343,8 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         )
         eval_plot.add_layout(LinearAxis(y_range_name="loss", axis_label="loss"), "right")
     log_plot.x_range = score_plot.x_range
+    for p, drawn in lines.items():
+        p.y_range.renderers = drawn
     for p in (score_plot, log_plot, eval_plot):
         if p.legend:
             # outside the frame, right of the loss axis: inside it covered the accuracy line
@@ -246,8 +355,21 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         p.y_range.only_visible = True
     score_plot.x_range.only_visible = True
 
-    ticks = CheckboxGroup(labels=names, active=active, name="runs_select")
-    ticks.js_on_change("active", CustomJS(args={"groups": groups}, code=_TOGGLE))
+    ticks = CheckboxGroup(
+        labels=short_labels(names, CHECKBOX_CHARS), active=active, name="runs_select"
+    )
+    eval_plot.visible = any(has_evals[i] for i in active)
+    no_evals = _named(
+        "no_evals", note("Evaluation: none of the ticked runs has evaluation records.")
+    )
+    no_evals.visible = not eval_plot.visible
+    ticks.js_on_change(
+        "active",
+        CustomJS(
+            args={"groups": groups, "has_evals": has_evals, "ev": eval_plot, "ev_none": no_evals},
+            code=_TOGGLE,
+        ),
+    )
     x_mode = RadioButtonGroup(
         labels=["iteration", "relative time", "wall time"], active=0, name="x_mode"
     )
@@ -316,9 +438,25 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         return n
 
     page.refreshers.append(refresh)
+    shown_kinds = sorted(set(kinds))
+    why = (
+        [
+            _named(
+                "ticked_why",
+                note(
+                    f"Ticked at first: the newest {kinds[active[-1]]} runs. Runs of other "
+                    f"kinds ({', '.join(k for k in shown_kinds if k != kinds[active[-1]])}) "
+                    "score on other scales: tick them and choose log y."
+                ),
+            )
+        ]
+        if len(shown_kinds) > 1 and active and by_default
+        else []
+    )
     controls = column(
         heading("Runs"),
         ticks,
+        *why,
         heading("x axis", 4),
         x_mode,
         heading("score axis", 4),
@@ -329,12 +467,12 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
             "On short runs the weight is lowered so the average spans at most a tenth "
             "of the points."
         ),
-        width=300,
+        width=330,
     )
     page.layout = column(
         row(
             controls,
-            column(score_plot, log_plot, eval_plot, sizing_mode="stretch_width"),
+            column(score_plot, log_plot, eval_plot, no_evals, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         ),
         heading("Configuration and results"),
