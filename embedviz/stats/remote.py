@@ -15,6 +15,13 @@ for long:
 * A refused token or a disabled receiver (401, 403) is final: the router logs one error
   saying so, stops sending and keeps every record in the spill file (:attr:`refused`
   says why), for a later router with the right token to send.
+* A run the UI already holds another run under the same name (409: the StaticInfo the
+  UI names differs from the one it holds for that session and worker, e.g. a run whose
+  records were spilled because its token was refused, resent after another run of that
+  name reached the UI) is sent as ``NAME-2`` (``NAME-3``, ...: the first name under
+  which the UI holds no records of that worker), from that StaticInfo on; one warning
+  says so. A run replaying its own spill keeps its name: its StaticInfo is the one the
+  UI holds.
 * A record the server rejects as malformed (400, the record its message names; the
   others of the batch are sent again) or too large (413, even when split to a single
   record) is logged as an error and kept in the spill file's ``rejected`` table.
@@ -24,7 +31,8 @@ for long:
   request in flight; what is still unsent (that request's records included: the server
   may still store them, delivery is at least once) is kept in the spill file, whose
   path is logged, and a later ``RemoteStatsRouter(url, spill_path=that_path)`` sends
-  it first.
+  it first; that router logs at INFO how many records of the file it sent, and whether
+  the file is removed (everything sent) or kept (and why).
 * If the spill file cannot be written (no such folder, disk full), the records are kept
   in memory instead, at most ``queue_size`` of them, and sent first (before the spill
   file's newer records and the queue) when the server answers; while any are held,
@@ -68,6 +76,8 @@ from embedviz.stats.remote_http import (
     body_size,
     classify,
     post_batch,
+    record_key,
+    with_session,
     workers_of,
 )
 from embedviz.stats.remote_spill import SpillQueue
@@ -194,6 +204,14 @@ class RemoteStatsRouter(StatsStorage):
         self._error: str | None = None
         self._error_logged = False
         self._outstanding = self._waiting.in_file
+        # the records an earlier router left in the spill file (sent first), and how
+        # many of the file's records the server has answered
+        self._inherited = self._waiting.in_file
+        self._replayed = 0
+        # (session, worker) -> the session name its records are sent under, for runs
+        # the UI holds another run of under the first name (409); the last suffix tried
+        self._renames: dict[tuple[str, str], str] = {}
+        self._suffix: dict[tuple[str, str], int] = {}
         self._thread = threading.Thread(target=self._run, name="embedviz-remote", daemon=True)
         self._thread.start()
 
@@ -390,6 +408,8 @@ class RemoteStatsRouter(StatsStorage):
             )
             self._waiting.add(inflight, front=True, bound=False)
         self._drain_queue_to_spill(bound=False)
+        if self._renames:  # what is left goes to a later router under the new names
+            self._waiting.rewrite(self._named)
         self._waiting.close(*self._why_unsent(failure))
 
     def _why_unsent(self, failure: str | None) -> tuple[str, str, int]:
@@ -440,6 +460,50 @@ class RemoteStatsRouter(StatsStorage):
         """POST one batch; (HTTP status or 0 for no answer, message)."""
         return post_batch(self.url, self.token, payloads, self.timeout)
 
+    def _named(self, payloads: list[str]) -> list[str]:
+        """The records under the session names they are sent under (:meth:`_rename`)."""
+        if not self._renames:
+            return payloads
+        out = []
+        for payload in payloads:
+            key = record_key(payload)
+            name = self._renames.get(key[1:]) if key is not None else None
+            out.append(payload if name is None else with_session(payload, name))
+        return out
+
+    def _rename(self, payload: str, replayed: bool) -> bool:
+        """The UI holds another run under the session of the StaticInfo ``payload``
+        (409): send it, and every later record of its session and worker, under the
+        first of ``NAME-2``, ``NAME-3``, ... under which the UI holds no records of
+        that worker. False when ``payload`` is no StaticInfo (the answer is then taken
+        as a refusal of the record)."""
+        key = record_key(payload)
+        if key is None or key[0] != "static":
+            return False
+        _, session, worker = key
+        held = self._renames.get((session, worker), session)
+        n = self._suffix.get((session, worker), 1)
+        while True:
+            n += 1
+            if n > 10_000:  # a UI that never takes any name: refuse the record
+                return False
+            name = f"{session}-{n}"
+            if worker not in self.list_workers(name):
+                break
+        self._renames[(session, worker)] = name
+        self._suffix[(session, worker)] = n
+        log.warning(
+            "remote UI %s: the %srun %r (worker %s) is sent as %r: the UI already holds "
+            "another run named %r",
+            self.url,
+            "spilled " if replayed else "",
+            session,
+            worker,
+            name,
+            held,
+        )
+        return True
+
     def _done(self, n: int, track: bool) -> bool:
         """``n`` more records of the batch answered; False when close() took it over."""
         if not track:  # a batch replayed from the spill file or memory
@@ -461,12 +525,13 @@ class RemoteStatsRouter(StatsStorage):
         chunks = [payloads]
         while chunks:
             chunk = chunks.pop(0)
-            size = body_size(chunk)
+            body = self._named(chunk)
+            size = body_size(body)
             if size > self.max_body_bytes and len(chunk) > 1:
                 half = len(chunk) // 2
                 chunks[:0] = [chunk[:half], chunk[half:]]
                 continue
-            status, message = self._post(chunk)
+            status, message = self._post(body)
             if self._abandoned:
                 return None  # close() has kept the batch; whatever came back is moot
             verdict = classify(status, len(chunk))
@@ -483,6 +548,15 @@ class RemoteStatsRouter(StatsStorage):
                 half = len(chunk) // 2
                 chunks[:0] = [chunk[:half], chunk[half:]]
                 continue
+            if verdict == "conflict":  # another run holds the name of a StaticInfo
+                bad = bad_position(message)
+                if bad is not None and 0 < bad < len(chunk):
+                    chunks[:0] = [chunk[:bad], chunk[bad:]]  # the records before it first
+                    continue
+                if bad == 0 and self._rename(chunk[0], not track):
+                    chunks[:0] = [chunk]  # again, under the new name
+                    continue
+                verdict = "reject"
             bad = bad_position(message) if status == 400 and len(chunk) > 1 else None
             if bad is not None and bad < len(chunk):
                 # the receiver names the first bad record: send the ones before it,
@@ -590,6 +664,24 @@ class RemoteStatsRouter(StatsStorage):
         self._replay, self._replay_done = None, 0
         if replay is not None and done:
             self._waiting.forget(replay, done)
+            if replay[0]:
+                self._replayed += done
+                self._inherited_sent()
+
+    def _inherited_sent(self) -> None:
+        """Once the records an earlier router left in the spill file are answered, say
+        so (at INFO): the file's first records, sent before anything else."""
+        if not self._inherited or self._replayed < self._inherited:
+            return
+        n, self._inherited = self._inherited, 0
+        refused = f" ({self.rejected} of them refused for good, kept in its 'rejected' table)"
+        log.info(
+            "remote UI %s: sent %d record(s) from the spill file %s%s",
+            self.url,
+            n - self.rejected,
+            self.spill_path,
+            refused if self.rejected else "",
+        )
 
     def _recover(self, exc: Exception) -> None:
         """After an unexpected error in :meth:`_step`: put the batch at hand back

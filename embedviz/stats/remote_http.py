@@ -10,6 +10,8 @@ Plain functions without state, so that each can be tested without a router:
 * :func:`classify`: the router's next move for a status.
 * :func:`bad_position`: the index of the record a 400 answer names.
 * :func:`workers_of`: the workers a UI holds under a session (``GET /api/sessions``).
+* :func:`record_key` / :func:`with_session`: a record's type, session and worker, and
+  the record under another session name (for a run the UI answered 409 for).
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ TRANSIENT = frozenset({408, 429})
 REFUSED = {401: "the token was refused", 403: "the receiver is disabled or refused us"}
 _POSITION = re.compile(r"^records\[(\d+)\]")
 
-Verdict = Literal["ok", "split", "reject", "refused", "retry"]
+_KEY = re.compile(
+    r'^\{"type": "(\w+)", "session_id": ("(?:[^"\\]|\\.)*"), "worker_id": ("(?:[^"\\]|\\.)*")'
+)
+
+Verdict = Literal["ok", "split", "reject", "refused", "retry", "conflict"]
 
 
 def envelope(payloads: list[str]) -> bytes:
@@ -102,18 +108,22 @@ def classify(status: int, n_records: int) -> Verdict:
     """What the router does after ``status`` for a batch of ``n_records``.
 
     ``"ok"`` (2xx): forget the batch. ``"split"`` (413 for several records): send the
-    halves. ``"reject"`` (400, a 413 for one record, any other 4xx that is neither
-    transient nor a refusal): keep it as rejected, never retry (a 400 naming a record
-    is split around it first: :func:`bad_position`). ``"refused"`` (401, 403): stop
+    halves. ``"conflict"`` (409): the UI holds another run under the session name of
+    the StaticInfo the answer names; send that run under another name. ``"reject"``
+    (400, a 413 for one record, any other 4xx that is neither transient nor a
+    refusal): keep it as rejected, never retry (a 400 naming a record is split around
+    it first: :func:`bad_position`). ``"refused"`` (401, 403): stop
     sending for good. ``"retry"`` (0 for no answer, 5xx, 408, 429): back off, retry.
 
     Examples
     --------
-    >>> [classify(s, 2) for s in (200, 413, 400, 401, 429, 503, 0)]
-    ['ok', 'split', 'reject', 'refused', 'retry', 'retry', 'retry']
+    >>> [classify(s, 2) for s in (200, 413, 400, 401, 409, 429, 503, 0)]
+    ['ok', 'split', 'reject', 'refused', 'conflict', 'retry', 'retry', 'retry']
     """
     if 200 <= status < 300:
         return "ok"
+    if status == 409:
+        return "conflict"
     if status == 413 and n_records > 1:
         return "split"
     if status in REFUSED:
@@ -166,3 +176,40 @@ def workers_of(sessions_url: str, token: str | None, session_id: str, timeout: f
         if isinstance(s, dict) and s.get("session_id") == session_id
         for w in s.get("workers") or []
     ]
+
+
+def record_key(payload: str) -> tuple[str, str, str] | None:
+    """A record's ``(type, session_id, worker_id)``, from its JSON text; None when it
+    is not a record.
+
+    Examples
+    --------
+    >>> record_key('{"type": "update", "session_id": "run", "worker_id": "0", "iteration": 5}')
+    ('update', 'run', '0')
+    """
+    match = _KEY.match(payload)
+    if match is not None:  # as records.to_json writes: no need to read the whole record
+        return match.group(1), json.loads(match.group(2)), json.loads(match.group(3))
+    try:
+        record = json.loads(payload)
+        key = record["type"], record["session_id"], record["worker_id"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return key if all(isinstance(k, str) for k in key) else None
+
+
+def with_session(payload: str, session_id: str) -> str:
+    """The record ``payload`` (JSON text) under the session ``session_id``.
+
+    Examples
+    --------
+    >>> with_session('{"type": "eval", "session_id": "run", "worker_id": "0"}', "run-2")
+    '{"type": "eval", "session_id": "run-2", "worker_id": "0"}'
+    """
+    match = _KEY.match(payload)
+    if match is not None:
+        start, end = match.span(2)
+        return payload[:start] + json.dumps(session_id) + payload[end:]
+    record = json.loads(payload)
+    record["session_id"] = session_id
+    return json.dumps(record)

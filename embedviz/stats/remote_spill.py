@@ -18,7 +18,8 @@ the file; a batch put back in front goes to the file (it is older than both).
 (and why they were not sent, how to send them: the sender says), and what memory still
 holds goes to a JSON-lines file beside the spill file (or in the temporary directory):
 :attr:`unsent_path` says where, and an error says how many were lost if neither could be
-written. A spill file left with nothing in it is removed.
+written. A spill file left with nothing in it (and no rejected records, this run's or
+an earlier one's) is removed, and an INFO line says so.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ class SpillQueue:
         self.dropped = 0
         #: records the server refused for good (:meth:`reject`)
         self.rejected = 0
+        #: rejected records an earlier run left in the file's ``rejected`` table
+        self.rejected_before = 0
         #: where :meth:`close` wrote the records memory still held (None: none)
         self.unsent_path: Path | None = None
         self._frozen = False
@@ -115,6 +118,7 @@ class SpillQueue:
                 "payload TEXT)"
             )
             self.in_file = con.execute("SELECT count(*) FROM spill").fetchone()[0]
+            self.rejected_before = con.execute("SELECT count(*) FROM rejected").fetchone()[0]
             self._con = con
         return self._con
 
@@ -243,6 +247,31 @@ class SpillQueue:
             if not self.in_memory:
                 self._drop_logged = False  # a later shortage logs its drops again
 
+    def rewrite(self, change: Callable[[list[str]], list[str]]) -> None:
+        """Replace every waiting record (file and memory) by what ``change`` makes of
+        it (a list of records to a list as long, in order): for records that are to be
+        sent differently than they were put (a run sent under another session name).
+        A file that cannot be written keeps its records as they are (logged)."""
+        with self._memory_lock:
+            self.in_memory[:] = change(self.in_memory)
+        if not self.in_file:
+            return
+        try:
+            with self._file_lock:
+                con = self._open()
+                rows = con.execute("SELECT id, payload FROM spill ORDER BY id").fetchall()
+                new = change([p for _, p in rows])
+                changed = [(p, i) for (i, old), p in zip(rows, new, strict=True) if p != old]
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    con.executemany("UPDATE spill SET payload = ? WHERE id = ?", changed)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        except (sqlite3.Error, OSError) as exc:
+            log.error("cannot rewrite the records of the spill file %s: %s", self.path, exc)
+
     def freeze(self) -> None:
         """From now on answers are moot (the sender gave up on its request): nothing
         is forgotten any more; adding still works."""
@@ -297,8 +326,21 @@ class SpillQueue:
                 self.path,
                 f"; {hint}" if hint else "",
             )
-        elif not self.rejected and not unsaved and self.path.exists():
+        elif self.rejected or self.rejected_before:
+            log.warning(
+                "remote UI %s: the spill file %s is kept: its 'rejected' table holds %d "
+                "record(s) the UI refused for good (see their reasons there)",
+                self.label,
+                self.path,
+                self.rejected + self.rejected_before,
+            )
+        elif not unsaved and self.path.exists():
             self.remove_files()
+            log.info(
+                "remote UI %s: every record of the spill file %s was sent; the file is removed",
+                self.label,
+                self.path,
+            )
 
     def remove_files(self) -> None:
         """Delete the spill file (and its WAL files): call when nothing is left in it."""

@@ -26,6 +26,12 @@ chunked``) is read and dropped in the same way once it passes the limit, and ans
 (413) as soon as more than :data:`DRAIN_BYTES` have come, closing the connection: tornado's
 own limit, which would answer a bare ``400`` first, is not the one that stops it.
 
+A StaticInfo for a session and worker that already hold a different StaticInfo (in the
+receiving storage, or earlier in the same batch) belongs to another run: the batch is
+answered 409, naming that record, before anything of it is stored, so that two runs never
+mix under one name; the router then sends that run under ``NAME-2`` (``NAME-3``, ...).
+The same StaticInfo sent again (the same run, at least once) is taken.
+
 Validation is :func:`embedviz.stats.validation.record_from_dict`, a fixed table of four
 dataclasses: nothing named in a payload is imported, evaluated or instantiated.
 Delivery is at least once: a batch whose exact bytes were stored recently is answered
@@ -53,7 +59,7 @@ from tornado.web import RequestHandler, stream_request_body
 
 from embedviz.errors import EmbedvizError, StatsWriteError, StorageFullError
 from embedviz.stats.limits import check_token
-from embedviz.stats.records import SCHEMA_VERSION
+from embedviz.stats.records import SCHEMA_VERSION, StaticInfo, to_dict
 from embedviz.stats.validation import record_from_dict
 from embedviz.ui.auth import UNAUTHORISED_JSON, HostCheck, bearer_matches
 
@@ -161,7 +167,9 @@ def store_records_impl(
 
     503 while the storage's file cannot be written: refused before anything is stored
     when the file is known to fail, else when the batch's own write fails (the batch
-    then stays buffered in the storage and a resend of it is not stored again).
+    then stays buffered in the storage and a resend of it is not stored again). 409,
+    before anything is stored, for a StaticInfo of another run than the one the storage
+    holds under its session and worker (:func:`other_run_impl`).
     """
     digest = hashlib.blake2b(body, digest_size=16).digest()
     if digest in config.recent:
@@ -176,6 +184,9 @@ def store_records_impl(
         if failing is not None:  # the sender keeps the batch and retries
             return _unavailable(config, storage, failing)
         if digest not in config.pending:  # else buffered when the file failed
+            conflict = other_run_impl(storage, records)
+            if conflict is not None:
+                return conflict
             try:
                 storage.put_many(records)
             except StorageFullError as exc:  # the sender keeps the records and retries
@@ -191,6 +202,40 @@ def store_records_impl(
             log.warning("%s: storing remote records works again", _name(storage))
     _remember(config.recent, digest, len(records))
     return 200, {"accepted": len(records)}
+
+
+def _same_run(a: StaticInfo, b: StaticInfo) -> bool:
+    """Whether two StaticInfos are the same one (sent again), NaN equal to NaN."""
+    return json.dumps(to_dict(a), sort_keys=True) == json.dumps(to_dict(b), sort_keys=True)
+
+
+def other_run_impl(storage: object, records: list) -> tuple[int, dict] | None:
+    """409 for the first StaticInfo of ``records`` whose session and worker already hold
+    a different StaticInfo (in ``storage`` or earlier in the batch), else None.
+
+    A run is known by its StaticInfo (every producer puts one first, stamped with the
+    time it started): another one under the same session and worker is another run,
+    whose records would otherwise mix with the first one's (iterations twice). The
+    answer names the record (``records[i]: ...``) and its ``session_id`` and
+    ``worker_id``; the router sends the records before it, then that run under
+    ``NAME-2``.
+    """
+    seen: dict[tuple[str, str], StaticInfo | None] = {}
+    for i, record in enumerate(records):
+        if not isinstance(record, StaticInfo):
+            continue
+        key = (record.session_id, record.worker_id)
+        held = seen[key] if key in seen else storage.get_static_info(*key)
+        seen[key] = record
+        if held is None or _same_run(held, record):
+            continue
+        message = (
+            f"records[{i}]: session {key[0]!r:.200} already holds another run of worker "
+            f"{key[1]!r:.200} (a different StaticInfo); send this run under another "
+            f"session name (RemoteStatsRouter does: NAME-2, NAME-3, ...)"
+        )
+        return 409, {"error": message, "session_id": key[0], "worker_id": key[1]}
+    return None
 
 
 def _remember(digests: OrderedDict, digest: bytes, n: int) -> None:
