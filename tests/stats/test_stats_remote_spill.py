@@ -157,3 +157,41 @@ def test_close_says_how_many_were_dropped_in_all(tmp_path, caplog):
     q.unsent_path.unlink()
     [said] = [r.getMessage() for r in caplog.records if "in all" in r.getMessage()]
     assert "3 record(s) were dropped in all" in said and q.error and q.error in said
+
+
+def test_a_file_with_an_earlier_runs_rejected_records_is_kept_and_an_empty_one_removed(
+    tmp_path, queues, caplog
+):
+    path = tmp_path / "s.db"
+    first = queues(path)
+    first.add([rec(0), rec(1)])
+    first.reject([rec(0)], "HTTP 400: bad")
+    first.forget(first.oldest(2)[0], 2)
+    first.close()
+    assert path.exists()  # its own rejected record keeps it
+    again = queues(path)  # a later run sends what waits; the rejected row stays
+    again.add([rec(2)])
+    assert drain(again) == [2]
+    with caplog.at_level(logging.INFO, logger="embedviz.stats.remote_spill"):
+        again.close()
+    assert path.exists() and "'rejected' table holds 1 record(s)" in caplog.text
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT reason FROM rejected").fetchall() == [("HTTP 400: bad",)]
+    con.close()
+    other = tmp_path / "t.db"
+    q = queues(other)
+    q.add([rec(3)])
+    assert drain(q) == [3]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="embedviz.stats.remote_spill"):
+        q.close()
+    assert not other.exists()
+    assert f"every record of the spill file {other} was sent; the file is removed" in caplog.text
+
+
+def test_rewrite_changes_the_waiting_records_in_the_file_and_in_memory(tmp_path, queues):
+    q = queues(tmp_path / "s.db")
+    q.add([rec(1), rec(2)])
+    q.hold([rec(3)])
+    q.rewrite(lambda ps: [json.dumps({"iteration": 10 * json.loads(p)["iteration"]}) for p in ps])
+    assert drain(q) == [10, 20, 30]
