@@ -622,7 +622,21 @@ class StatsListener:
         self.storage.put(EvalRecord(self.session_id, self.worker_id, it, time.time(), clean))
 
     def close(self) -> None:
-        """Remove every hook and flush the storage (the storage stays open)."""
+        """Remove every hook and flush the storage (the storage stays open).
+
+        Called when a ``with StatsListener(...)`` block ends. Trouble with the storage
+        never stops the script here: a SQLite file is waited for at most 5 s
+        (:data:`~embedviz.stats.sqlite_writer.CLOSE_WAIT`); when it cannot be written
+        by then (locked by another process, disk full), one error says how many records
+        are not written, and they stay buffered in the storage, which keeps trying to
+        write them; the storage's ``close()`` says whether they were written (see
+        :func:`~embedviz.stats.sqlite_writer.flush_at_close`). A remote router waits
+        at most 5 s as well.
+
+        Examples
+        --------
+        >>> # listener.close()   # or leave the ``with`` block
+        """
         if self._closed:
             return
         self._disarm()
@@ -632,10 +646,13 @@ class StatsListener:
         self._spare = None
         self._closed = True
         if self.enabled:
-            self.storage.flush()
+            from embedviz.stats.sqlite_writer import flush_at_close
+
+            flush_at_close(self.storage, "StatsListener")
 
     def __enter__(self) -> StatsListener:
         return self
 
     def __exit__(self, *exc) -> None:
+        """:meth:`close`, which never raises for a storage that cannot be written."""
         self.close()

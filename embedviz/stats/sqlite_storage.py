@@ -25,6 +25,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from embedviz._check import check_int, check_number
@@ -207,25 +208,47 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
                 old.close()
         return con
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Write what is buffered and close every connection.
 
         From its start, ``put`` raises InputError (a record accepted then would be lost).
 
+        Parameters
+        ----------
+        timeout : float or None, default=None
+            Seconds to wait at most for the writer thread's write in progress and for
+            another process's lock on the file. None: as long as those take; another
+            process's lock is waited for up to the 30 s busy timeout while the file
+            works, 0.5 s once it is known to fail, so a locked file takes about 30 s
+            (the writer thread's first try) and one that already failed well under 1 s.
+
         Raises
         ------
         StatsWriteError
-            The file cannot be written: the storage stays open with its records
-            buffered, and ``close()`` may be called again once the file works.
+            The file cannot be written (or no write finished within ``timeout``): the
+            storage stays open with its records buffered (the writer thread stops
+            after its write in progress), and ``close()`` may be called again once the
+            file works. Its ``path``, ``cause`` and ``not_written`` say the same as
+            its message.
+
+        Examples
+        --------
+        >>> storage.close(timeout=5)  # doctest: +SKIP
         """
         if self._closed:
             return
+        if timeout is not None:
+            timeout = check_number("timeout", timeout, low=0)
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._buffer_lock:
             self._stopping = True
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        self.flush()
+        if self._thread is not None:  # ends after its write in progress
+            self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if deadline is None:
+            self.flush()
+        else:
+            self.flush(max(0.0, deadline - time.monotonic()))
         with self._buffer_lock:  # empty: puts are refused from _stopping on
             left = len(self._buffer)
         if left:

@@ -31,8 +31,18 @@ says why while it lasts. The policy is that of
 * Writing resumes by itself when the file works again; what was buffered is written
   first, in order.
 * ``flush()`` and ``close()``, which the user calls, raise :class:`StatsWriteError` with
-  one message (the file, the cause, how many records are not written, what to do); the
-  records stay buffered, so either can be called again once the file works.
+  one message (the file, the cause, how many records are not written, what to do) and
+  the same as fields (``path``, ``cause``, ``not_written``: those buffered and those a
+  write in progress holds); the records stay buffered, so either can be called again
+  once the file works. Both take a ``timeout``.
+* How long a write waits for another process's lock: the 30 s busy timeout while the
+  file works (DDP ranks writing one file take turns), ``_RETRY_BUSY`` (0.5 s) once a
+  write has failed, until one succeeds: the writer thread's tries, ``flush()`` and
+  ``close()`` on a file known to fail do not wait 30 s each.
+* The producers (:class:`~embedviz.stats.listener.StatsListener`, ...) flush with
+  :func:`flush_at_close` when their work ends, and interpreter exit flushes what is
+  left: both wait at most :data:`CLOSE_WAIT` seconds and log one error instead of
+  raising (the producer's work is done; what exit cannot write is lost).
 * Once ``close()`` has begun, ``put`` raises InputError: a record accepted after
   close's final write would be lost.
 """
@@ -50,6 +60,7 @@ import weakref
 
 import numpy as np
 
+from embedviz._check import check_number
 from embedviz.errors import InputError, StatsWriteError
 from embedviz.stats.base import StorageEvent, event_for
 from embedviz.stats.records import EvalRecord, Record, Snapshot, Update, to_dict
@@ -61,23 +72,69 @@ log = logging.getLogger("embedviz.stats.sqlite_storage")
 
 _BACKLOG = 32  # batches buffered at most: put() writes itself (the writer is far behind)
 _PUT_BUSY = 0.1  # seconds put's own write waits for another process's lock on the file
+_RETRY_BUSY = 0.5  # seconds a write waits for another process's lock once the file failed
+#: seconds a producer's close and interpreter exit wait for the file (see flush_at_close)
+CLOSE_WAIT = 5.0
 _SLOW = "a write has not finished: the file is slow, or locked by another process"
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # storages with a writer thread
 
 
 @atexit.register
 def _flush_at_exit() -> None:
-    """Write what open storages still buffer (their writer threads are daemons); never
-    in a forked child, which holds a copy of its parent's buffer and connection."""
+    """Write what open storages still buffer (their writer threads are daemons), waiting
+    at most :data:`CLOSE_WAIT` seconds for each file; what cannot be written then is
+    lost, said in one line. Never in a forked child, which holds a copy of its parent's
+    buffer and connection."""
     for storage in list(_OPEN):
         if storage._pid != os.getpid():
             continue
         try:
-            storage.flush()
+            storage._flush_within(CLOSE_WAIT, quiet=True)
         except StatsWriteError as exc:
-            log.error("at exit: %s (they are lost now)", exc)
+            log.error(
+                "at exit: %s: %d statistics record(s) are lost: not written within %g s "
+                "(%s)", exc.path, exc.not_written, CLOSE_WAIT, exc.cause,
+            )  # fmt: skip
         except Exception:
             log.exception("writing statistics to %s at exit failed", storage.path)
+
+
+def flush_at_close(storage, producer: str) -> None:
+    """The flush of a statistics producer whose work is done (``StatsListener.close()``,
+    ``TSNEStats.close()``, Word2VecStats at the end of training): it never raises
+    :class:`StatsWriteError` into the training script.
+
+    A SQLite storage is given at most :data:`CLOSE_WAIT` seconds; when its file cannot
+    be written by then, one error says how many records are not written, that they stay
+    buffered in the storage, which keeps trying, and that the storage's ``close()`` says
+    whether they were written. Any other storage is flushed as it is (a
+    :class:`~embedviz.stats.remote.RemoteStatsRouter` waits 5 s and logs). Other
+    exceptions (bugs) propagate.
+
+    Parameters
+    ----------
+    storage : StatsStorage
+        The producer's storage.
+    producer : str
+        Who closes, for the message (``"StatsListener"``).
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> flush_at_close(InMemoryStatsStorage(), "StatsListener")
+    """
+    if not isinstance(storage, SQLiteWriting):
+        storage.flush()
+        return
+    try:
+        storage._flush_within(CLOSE_WAIT, quiet=True)  # this error says it all
+    except StatsWriteError as exc:
+        log.error(
+            "%s closed, but %d statistics record(s) are not written to %s within %g s "
+            "(%s); they stay buffered in the storage, which keeps trying to write them; "
+            "the storage's close() says whether they were written",
+            producer, exc.not_written, exc.path, CLOSE_WAIT, exc.cause,
+        )  # fmt: skip
 
 
 class SQLiteWriting:
@@ -167,7 +224,7 @@ class SQLiteWriting:
         buffer is cut to its bound (the newest records dropped, counted) and the writer
         thread tries again."""
         try:
-            if self._write_buffer(wait=False):
+            if self._write_buffer(time.monotonic() + _PUT_BUSY, busy=_PUT_BUSY):
                 return
             self._note_failure(_SLOW)
         except Exception:
@@ -212,7 +269,7 @@ class SQLiteWriting:
             except Exception:
                 pass  # logged once by _note_failure; kept for the next try
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         """Write every buffered record (in transactions of up to ``4 * batch_size``).
 
         A transaction that fails because of a record (SQLite refuses a value) is written
@@ -220,34 +277,67 @@ class SQLiteWriting:
         logged error naming it and counted in :attr:`rejected`, so that one bad record
         never blocks the file.
 
+        Parameters
+        ----------
+        timeout : float or None, default=None
+            Seconds to wait at most for the writer thread's write in progress and for
+            another process's lock on the file. None: as long as the write in progress
+            takes, and for the lock up to the 30 s busy timeout while the file works,
+            0.5 s once it is known to fail (a write failed since it last worked).
+
         Raises
         ------
         StatsWriteError
-            The file cannot be written (locked, disk full); every record not yet
-            written stays buffered for the next try.
-        """
-        try:
-            self._write_buffer()
-        except (sqlite3.Error, OSError) as exc:
-            with self._buffer_lock:
-                n = len(self._buffer)
-            raise StatsWriteError(
-                f"{self.path}: cannot write statistics ({type(exc).__name__}: {exc}); "
-                f"{n} record(s) are not written and stay buffered; free disk space or end "
-                f"what locks the file, then call flush() or close() again"
-            ) from exc
+            The file cannot be written (locked, disk full), or no write finished within
+            ``timeout``; every record not yet written stays buffered for the next try.
+            Its ``path``, ``cause`` and ``not_written`` (the records buffered or held by
+            a write in progress) say the same as its message.
 
-    def _write_buffer(self, wait: bool = True) -> bool:
-        """Write the buffer; a failure of the file is noted (logged once), then raised
-        as it came. Without ``wait``: False when another write has not finished within
-        ``_PUT_BUSY`` seconds, and another process's lock is waited for as long at most."""
+        Examples
+        --------
+        >>> storage.flush(timeout=5)  # doctest: +SKIP
+        """
+        if timeout is not None:
+            timeout = check_number("timeout", timeout, low=0)
+        self._flush_within(timeout)
+
+    def _flush_within(self, timeout: float | None, quiet: bool = False) -> None:
+        """:meth:`flush`'s work; ``quiet``: a failure of the file is noted without the
+        storage's error (its caller logs one that says more)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            done = self._write_buffer(deadline, quiet=quiet)
+        except (sqlite3.Error, OSError) as exc:
+            raise self._write_error(f"{type(exc).__name__}: {exc}") from exc
+        if not done:
+            raise self._write_error(self._failure or _SLOW)
+
+    def _write_error(self, cause: str) -> StatsWriteError:
+        """flush's and close's error: the message, and the same as fields."""
+        with self._buffer_lock:  # those a write in progress took are not written either
+            n = len(self._buffer) + self._taken
+        error = StatsWriteError(
+            f"{self.path}: cannot write statistics ({cause}); {n} record(s) are not "
+            f"written and stay buffered; free disk space or end what locks the file, then "
+            f"call flush() or close() again"
+        )
+        error.path, error.cause, error.not_written = self.path, cause, n
+        return error
+
+    def _write_buffer(
+        self, deadline: float | None = None, busy: float | None = None, quiet: bool = False
+    ) -> bool:
+        """Write the buffer; a failure of the file is noted (logged once unless
+        ``quiet``), then raised as it came. False when another write has not finished by
+        ``deadline`` (a ``time.monotonic()``; None: no limit); see :meth:`_flush_into`
+        for ``busy``."""
         if self._writer is None:
             return True
         written: list = []
         try:
-            tried = self._flush_into(written, wait)
+            tried = self._flush_into(written, deadline, busy)
         except Exception as exc:
-            self._note_failure(exc)
+            self._note_failure(exc, quiet)
             raise
         finally:  # listeners run outside the lock (one may read, which flushes)
             if written:
@@ -279,15 +369,15 @@ class SQLiteWriting:
         """
         return self._failure
 
-    def _note_failure(self, exc: Exception | str) -> None:
+    def _note_failure(self, exc: Exception | str, quiet: bool = False) -> None:
         """Remember why the file failed (an exception, or the cause in words); the
-        first failure since it worked is logged."""
+        first failure since it worked is logged (unless ``quiet``: the caller says it)."""
         cause = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         with self._buffer_lock:
             first = self._failure is None
             self._failure = cause
             n = len(self._buffer)
-        if first:
+        if first and not quiet:
             log.error(
                 "%s: cannot write statistics (%s); %d record(s) kept in memory (at most "
                 "%d, newer ones beyond are dropped), tried again every %g s; training goes on",
@@ -307,16 +397,28 @@ class SQLiteWriting:
         else:
             log.warning("%s: writing statistics works again; nothing was lost", self.path)
 
-    def _flush_into(self, written: list, wait: bool = True) -> int | None:
+    def _flush_into(
+        self, written: list, deadline: float | None = None, busy: float | None = None
+    ) -> int | None:
         """Write the buffer, appending what it wrote to ``written``; the number of
-        records taken (0: nothing to write; None: ``wait`` is false and another write
-        has not finished within ``_PUT_BUSY`` seconds)."""
-        if not self._write_lock.acquire(timeout=-1 if wait else _PUT_BUSY):
+        records taken (0: nothing to write; None: another write has not finished by
+        ``deadline``).
+
+        Another process's lock is waited for ``busy`` seconds at most, and never past
+        ``deadline``; None: until ``deadline``, or without one the busy timeout while
+        the file works and ``_RETRY_BUSY`` once it failed."""
+        wait = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._write_lock.acquire(timeout=wait):
             return None
         try:
-            if wait:
+            if busy is None and deadline is None:  # under the write lock: noted if failed
+                busy = BUSY_TIMEOUT if self._failure is None else _RETRY_BUSY
+            if deadline is not None:
+                left = max(0.0, deadline - time.monotonic())
+                busy = left if busy is None else min(busy, left)
+            if busy == BUSY_TIMEOUT:
                 return self._flush_locked(written)
-            self._writer.execute(f"PRAGMA busy_timeout = {round(_PUT_BUSY * 1000)}")
+            self._writer.execute(f"PRAGMA busy_timeout = {round(busy * 1000)}")
             try:
                 return self._flush_locked(written)
             finally:
