@@ -291,7 +291,12 @@ class TSNE:
         return self.fit(X).embedding_
 
     def fit(self, X, y=None):
-        """Compute the embedding of ``X`` (an array of shape (N, n_features)); returns self."""
+        """Compute the embedding of ``X`` (an array of shape (N, n_features)); returns self.
+
+        An InputError says what is wrong with ``X``, e.g. when all its rows are the same
+        point (with ``metric="cosine"``: point the same way), which leaves t-SNE nothing
+        to separate; duplicates of some rows are fine.
+        """
         from embedviz.tsne._prepare import (
             check_exact_memory,
             initial_embedding,
@@ -303,7 +308,8 @@ class TSNE:
 
         self._check_params()
         rng, seed = random_state_of(self.random_state)
-        X = check_data(X, self.metric)
+        X = check_data(_as_array(X), self.metric)
+        _check_distinct_rows(X, self.metric)
         n = X.shape[0]
         self.n_features_in_ = X.shape[1]
         self.perplexity_ = self._check_perplexity(n)
@@ -509,6 +515,62 @@ def _spread(Y):
         centred = Y - centroid
         squared = float(np.vdot(centred, centred)) / n
     return float(np.sqrt(max(squared, 0.0)))
+
+
+_KINDS = {"U": "str", "S": "bytes", "O": "object"}
+
+
+def _as_array(X):
+    """``X`` as a numpy array when it is one of numbers or any 2-D one (check_data says
+    what else is wrong), else one InputError saying what ``fit`` takes: its
+    "reshape a single feature" advice fits 1-D numbers only."""
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        return X  # check_data says how to convert it
+    want = "X: expected a 2-D array of numbers of shape (n_samples, n_features), one row per point"
+    try:
+        A = np.asarray(X)
+    except (TypeError, ValueError) as exc:  # rows of different lengths
+        reason = str(exc).split(".")[0]
+        raise InputError(
+            f"{want}, got a {type(X).__name__} that numpy cannot make into one ({reason}); "
+            "give every row the same number of values"
+        ) from None
+    if A.ndim == 0:
+        got = "None" if X is None else f"{type(X).__name__} {X!r:.60}"
+        raise InputError(f"{want}, got {got}")
+    if A.ndim != 2 and A.dtype.kind in _KINDS:
+        kind = _KINDS[A.dtype.kind]
+        raise InputError(f"{want}, got a {A.ndim}-D array of {kind} of shape {A.shape}")
+    return A
+
+
+def _check_distinct_rows(X, metric):
+    """InputError when every row of ``X`` is the same point under ``metric`` (for cosine:
+    points the same way, to within 1e-12 in 1 - cos): t-SNE then has nothing to separate,
+    and PCA's initialisation would divide by a zero variance. Duplicates of some rows
+    are fine. Costs O(d) for most inputs (row 1 differs from row 0) and a pass over X
+    otherwise."""
+    n = X.shape[0]
+    if metric == "euclidean":
+        if (X[1] != X[0]).any() or np.ptp(X, axis=0).any():
+            return
+        raise InputError(
+            f"X: expected at least 2 different rows, got {n} identical rows (t-SNE has "
+            "nothing to separate); check how X was built"
+        )
+    first = X[0] / np.linalg.norm(X[0])
+    for start in range(0, n, 65536):  # rows are non-zero here (check_data)
+        rows = X[start : start + 65536]
+        cos = (rows @ first) / np.linalg.norm(rows, axis=1)
+        if (cos < 1.0 - 1e-12).any():
+            return
+    raise InputError(
+        f"X: expected rows in at least 2 directions with metric='cosine', got {n} rows that "
+        "all point the same way (t-SNE has nothing to separate); check how X was built, or "
+        "use metric='euclidean' to separate them by length"
+    )
 
 
 def _differs(value, default):
