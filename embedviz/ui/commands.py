@@ -1,11 +1,15 @@
-"""``embedviz ui`` and ``embedviz report``: the functions the command line calls.
+"""``embedviz ui``, ``embedviz report`` and ``embedviz check``: the functions the command
+line calls.
 
-:func:`run_ui` and :func:`run_report` take plain values and return the exit status;
-:func:`add_ui_command` and :func:`add_report_command` register the subcommands in the
-style of :mod:`embedviz.cli` (add ``"embedviz.ui.commands:add_ui_command"`` and
-``"embedviz.ui.commands:add_report_command"`` to its ``COMMANDS``). User errors raise
+:func:`run_ui`, :func:`run_report` and :func:`run_check_command` take plain values and
+return the exit status; :func:`add_ui_command`, :func:`add_report_command` and
+:func:`add_check_command` register the subcommands in the style of :mod:`embedviz.cli`
+(``"embedviz.ui.commands:add_ui_command"`` ... in its ``COMMANDS``). User errors raise
 :class:`~embedviz.errors.EmbedvizError` subclasses with one message, which the command
-line prints on one line.
+line prints on one line. The three commands word a file that is not ours, an unknown
+``--session`` and an unknown ``--worker`` alike (:mod:`embedviz.ui.stats_args`), with
+the advice that fits the command; ``check`` lives in :mod:`embedviz.ui.check_command`
+(imported here).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pathlib import Path
 
 from embedviz._defaults import UI_DEFAULTS
 from embedviz.errors import EmbedvizError, FileFormatError, InputError
+from embedviz.ui.check_command import add_check_command, run_check_command  # noqa: F401
+from embedviz.ui.stats_args import check_session, check_worker, open_stats, printable
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +103,6 @@ def open_for_ui(path: str, create: bool = False, writable: bool | None = None):
     --------
     >>> open_for_ui("runs.db")  # doctest: +SKIP
     """
-    from embedviz.stats.storage import SQLiteStatsStorage
-
     writable = create if writable is None else writable
     p = Path(path).expanduser()
     if p.is_dir():
@@ -110,7 +114,7 @@ def open_for_ui(path: str, create: bool = False, writable: bool | None = None):
                 "or add --enable-remote to receive remote records into a new file"
             )
         log.info("creating %s to receive remote records", p)
-    return SQLiteStatsStorage(p, read_only=not writable)
+    return open_stats(p, "ui", create=create, writable=writable)
 
 
 def read_token_file(path: str | os.PathLike) -> str:
@@ -269,17 +273,47 @@ def run_report(
 ) -> int:
     """Write the static HTML report of the statistics file ``path`` to ``output``.
 
+    The output is checked first (a folder, a missing folder, a read-only place, the
+    statistics file itself), then the file, the session and the worker.
+
     Examples
     --------
     >>> run_report("runs.db", "report.html")  # doctest: +SKIP
     0
     """
+    from embedviz._paths import same_file
+    from embedviz.plot._command_files import check_writable
     from embedviz.ui.report import write_report
 
+    out = Path(output).expanduser()
+    if Path(path).expanduser().exists() and same_file(path, out):
+        raise InputError(
+            f"-o: the report would overwrite the statistics file {path}: both name one file; "
+            "choose another output path"
+        )
     try:
-        written = write_report(path, output, session_id=session_id, worker_id=worker_id)
-    except EmbedvizError as exc:
-        raise in_option_words(exc) from None
+        check_writable(out, "report")
+    except InputError as exc:
+        raise InputError(f"-o: {exc}") from None
+    storage = open_stats(path, "report")
+    try:
+        sessions = storage.list_sessions()
+        chosen = check_session(path, session_id, sessions, "report the newest")
+        if session_id is None and len(sessions) > 1:
+            log.info(
+                "report on session '%s', the newest of %d; choose another with --session NAME",
+                printable(chosen),
+                len(sessions),
+            )
+        if worker_id is not None:
+            workers = storage.list_workers(chosen)
+            check_worker(path, chosen, worker_id, workers, "report the first")
+        try:
+            written = write_report(storage, out, session_id=chosen, worker_id=worker_id)
+        except EmbedvizError as exc:
+            raise in_option_words(exc) from None
+    finally:
+        storage.close()
     log.info("wrote %s", written)
     return 0
 
