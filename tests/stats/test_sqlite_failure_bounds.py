@@ -1,0 +1,195 @@
+"""How long SQLiteStatsStorage waits for a statistics file another connection holds
+locked, and what its StatsWriteError counts (review 8, findings 1 and 2): a file known
+to fail is not waited for with the busy timeout again, flush/close take a timeout, the
+records a write in progress holds are counted, interpreter exit is bounded and says
+one line. Real SQLite locks; the busy timeout is patched short (30 s in use)."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from embedviz.errors import StatsWriteError
+from embedviz.stats import sqlite_file, sqlite_writer
+from embedviz.stats.records import Update
+from embedviz.stats.storage import SQLiteStatsStorage
+
+BUSY = 1.5  # the busy timeout while the file works
+RETRY_BUSY = 0.1  # once it is known to fail
+
+
+@pytest.fixture
+def short_waits(monkeypatch):
+    """Short waits for another connection's lock, set before a storage connects."""
+    monkeypatch.setattr(sqlite_file, "BUSY_TIMEOUT", BUSY)
+    monkeypatch.setattr(sqlite_writer, "BUSY_TIMEOUT", BUSY)
+    monkeypatch.setattr(sqlite_writer, "_RETRY_BUSY", RETRY_BUSY, raising=False)
+
+
+class Lock:
+    """Another connection holding the file's write lock (``BEGIN EXCLUSIVE``)."""
+
+    def __init__(self, path):
+        self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.con.execute("BEGIN EXCLUSIVE")
+
+    def release(self):
+        if self.con is not None:
+            self.con.execute("ROLLBACK")
+            self.con.close()
+            self.con = None
+
+
+def _update(i):
+    return Update("run", "0", i, float(i), score=float(i))
+
+
+def _iterations(path):
+    with SQLiteStatsStorage(path, read_only=True) as reader:
+        return [u.iteration for u in reader.get_updates("run")]
+
+
+def _wait_until(predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return predicate()
+
+
+def _timed(call):
+    start = time.monotonic()
+    with pytest.raises(StatsWriteError) as raised:
+        call()
+    return time.monotonic() - start, raised.value
+
+
+def test_flush_counts_the_records_a_write_in_progress_holds(tmp_path, short_waits):
+    """The writer thread has taken every record and waits for the lock: a flush with a
+    timeout raises within it, and counts those records (not 0, as the buffer is empty);
+    the fields say what the message says."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, flush_interval=0.02)
+    lock = Lock(path)
+    try:
+        storage.put_many([_update(i) for i in range(7)])
+        assert _wait_until(lambda: storage._taken == 7)  # the thread's try, in progress
+        assert storage._buffer == []
+        elapsed, error = _timed(lambda: storage.flush(timeout=0.2))
+        assert elapsed < 0.2 + 0.5, elapsed
+        assert error.not_written == 7 and error.path == path
+        assert "slow, or locked by another process" in error.cause
+        assert f"{path}: cannot write statistics ({error.cause}); 7 record(s) are not" in str(error)
+    finally:
+        lock.release()
+    storage.close()
+    assert _iterations(path) == list(range(7))
+
+
+def test_flush_and_close_on_a_file_known_to_fail_do_not_wait_the_busy_timeout_again(
+    tmp_path, short_waits
+):
+    """Once a write failed, flush() and close() raise within the short retry wait, with
+    every record counted, instead of the busy timeout each (close waited twice: the
+    writer thread's try, then its own); the records stay buffered and are written once
+    the lock goes. A file merely busy for a moment, once it works again, is still
+    waited for (up to the busy timeout)."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, flush_interval=0.02)
+    lock = Lock(path)
+    try:
+        storage.put_many([_update(i) for i in range(5)])
+        assert _wait_until(lambda: storage.failing is not None)  # the thread's first try
+        elapsed, error = _timed(storage.flush)
+        assert elapsed < BUSY - 0.5, elapsed
+        assert error.not_written == 5 and "database is locked" in error.cause
+        assert "5 record(s) are not written" in str(error)
+        storage.put(_update(5))
+        elapsed, error = _timed(storage.close)
+        assert elapsed < BUSY - 0.5, elapsed  # not the thread's try, then its own
+        assert error.not_written == 6
+    finally:
+        lock.release()
+    storage.close()  # again, once the file works
+    assert _iterations(path) == list(range(6))
+
+    storage = SQLiteStatsStorage(path, flush_interval=60)
+    storage.put(_update(6))
+    lock = Lock(path)
+    timer = threading.Timer(0.5, lock.release)  # busy for longer than the retry wait
+    timer.start()
+    try:
+        storage.flush()  # waits for it: the file has not failed
+    finally:
+        timer.join()
+        lock.release()
+    storage.close()
+    assert _iterations(path) == list(range(7))
+
+
+def test_close_with_a_timeout_returns_while_the_writer_thread_waits(tmp_path, short_waits):
+    """close(timeout) on a file whose lock the writer thread is still waiting for (its
+    first try) raises within the timeout, counting what that try holds; the storage
+    stays open, and a later close writes everything."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, flush_interval=0.02)
+    lock = Lock(path)
+    try:
+        storage.put_many([_update(i) for i in range(4)])
+        assert _wait_until(lambda: storage._taken == 4)
+        elapsed, error = _timed(lambda: storage.close(timeout=0.2))
+        assert elapsed < 0.2 + 0.5, elapsed
+        assert error.not_written == 4
+    finally:
+        lock.release()
+    storage.close()
+    assert _iterations(path) == list(range(4))
+
+
+_EXIT_SCRIPT = """
+import logging, sqlite3, sys, time
+logging.basicConfig(format="%(levelname)s %(message)s")
+from embedviz.stats import sqlite_file, sqlite_writer
+from embedviz.stats.records import Update
+from embedviz.stats.storage import SQLiteStatsStorage
+sqlite_file.BUSY_TIMEOUT = sqlite_writer.BUSY_TIMEOUT = 4.0
+sqlite_writer.CLOSE_WAIT = 0.3
+path = sys.argv[1]
+storage = SQLiteStatsStorage(path, flush_interval=float(sys.argv[2]))
+other = sqlite3.connect(path, isolation_level=None)
+other.execute("BEGIN EXCLUSIVE")  # held until the process ends
+storage.put_many([Update("run", "0", i, float(i), score=1.0) for i in range(9)])
+time.sleep(0.2)
+print("end", flush=True)
+"""
+
+
+@pytest.mark.parametrize("flush_interval", [60, 0.02], ids=["idle-thread", "thread-waiting"])
+def test_interpreter_exit_on_a_locked_file_is_bounded_and_says_one_line(tmp_path, flush_interval):
+    """A script ending with records buffered for a locked file: the exit handler waits
+    at most its bound (not the busy timeout, not until the lock goes), and one error
+    says how many records are lost and why, whether the writer thread is idle or in
+    its first try."""
+    script = tmp_path / "ends.py"
+    script.write_text(_EXIT_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "runs.db"), str(flush_interval)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout.readline() == "end\n"
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, err
+    assert elapsed < 2.5, elapsed  # the bound 0.3 s and the interpreter's end
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ERROR at exit: ") and "9 statistics record(s) are lost" in err
+    assert str(tmp_path / "runs.db") in err and "locked" in err
