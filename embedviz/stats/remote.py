@@ -15,13 +15,12 @@ for long:
 * A refused token or a disabled receiver (401, 403) is final: the router logs one error
   saying so, stops sending and keeps every record in the spill file (:attr:`refused`
   says why), for a later router with the right token to send.
-* A run the UI already holds another run under the same name (409: the StaticInfo the
-  UI names differs from the one it holds for that session and worker, e.g. a run whose
-  records were spilled because its token was refused, resent after another run of that
-  name reached the UI) is sent as ``NAME-2`` (``NAME-3``, ...: the first name under
-  which the UI holds no records of that worker), from that StaticInfo on; one warning
-  says so. A run replaying its own spill keeps its name: its StaticInfo is the one the
-  UI holds.
+* A run whose session name the UI already holds for another run of that worker (409:
+  its StaticInfo differs from the one the UI holds, e.g. a run spilled because its
+  token was refused and resent after another run of that name reached the UI) is sent
+  as ``NAME-2`` (``NAME-3``, ...: the first name under which the UI holds no records
+  of that worker), from its StaticInfo on; one warning says so. A run replaying its
+  own spill keeps its name: its StaticInfo is the one the UI holds.
 * A record the server rejects as malformed (400, the record its message names; the
   others of the batch are sent again) or too large (413, even when split to a single
   record) is logged as an error and kept in the spill file's ``rejected`` table.
