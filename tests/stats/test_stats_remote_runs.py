@@ -85,6 +85,7 @@ def train(router, session, steps=20, frequency=5):
     return listener.session_id
 
 
+@pytest.mark.slow  # importing torch and loading the listener's kernels: ~3-6 s
 def test_a_spill_resent_as_the_401_advises_becomes_name_2_not_merged(ui, routers, tmp_path, caplog):
     """Review 8, finding 3: run 1 with the right token, run 2 with a wrong one
     (spilled), run 2's spill resent with the right token."""
