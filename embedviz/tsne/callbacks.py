@@ -8,12 +8,24 @@ afterwards; writing to it raises ValueError. A callable with the attribute
 ``wants_info = True`` is called as ``callback(iteration, kl, embedding, info)`` with
 ``info`` a dict of ``phase``, ``grad_norm``, ``exaggeration``, ``momentum``,
 ``learning_rate``, ``elapsed``, ``n_samples`` and ``max_iter``.
+
+:class:`ProgressBar` also covers the kernels' first run before the iterations: numba
+compiles them then when its cache is empty (seconds, once per install), and the bar
+says so instead of counting that time into its rate and ETA.
 """
 
 import logging
 import sys
+import threading
+import time
+from contextlib import contextmanager
 
 logger = logging.getLogger("embedviz.tsne")
+
+#: the kernels' first run says it is compiling once it has lasted this long (a run
+#: that loads them from numba's cache takes ~0.05 s)
+COMPILE_NOTICE_AFTER = 0.5
+COMPILE_NOTICE = "compiling the kernels, first run only"
 
 
 def run_callbacks(callbacks, iteration, kl, embedding, info):
@@ -40,12 +52,16 @@ class ProgressBar:
     """A tqdm bar on stderr for the optimisation: phase, iteration, KL and ETA.
 
     Updated every iteration (tqdm limits how often it redraws); the KL shown is the
-    latest one computed.
+    latest one computed, and :meth:`finish` shows the final one. :meth:`warming_up`
+    goes around the kernels' first run, before the iterations.
 
     Examples
     --------
     >>> with ProgressBar(total=10, disable=True) as bar:
+    ...     with bar.warming_up():
+    ...         pass  # the kernels' first run
     ...     bar.update(1, phase="exaggeration", kl=None)
+    ...     bar.finish(kl=1.5)
     """
 
     def __init__(self, total, disable=False, file=None):
@@ -55,6 +71,7 @@ class ProgressBar:
         self._bar = None
         self._kl = None
         self._phase = None
+        self.compile_seconds = None  # set by warming_up when it gave its notice
 
     def __enter__(self):
         from tqdm.auto import tqdm
@@ -71,6 +88,44 @@ class ProgressBar:
             mininterval=0.1 if _isatty(self.file) else 5.0,
         )
         return self
+
+    @contextmanager
+    def warming_up(self, after=COMPILE_NOTICE_AFTER):
+        """Around the kernels' first run: when it lasts longer than ``after`` seconds
+        (numba compiling them), say so in the bar's description, or in the log when the
+        bar is off; then restart the bar's clock, so that its rate and ETA count the
+        iterations only. ``compile_seconds`` is then the time it took (else None).
+        """
+        noticed = threading.Event()
+
+        def notice():
+            noticed.set()
+            if self.disable:
+                logger.info("t-SNE: %s (numba caches them for later runs)", COMPILE_NOTICE)
+            else:
+                self._bar.set_description_str(f"t-SNE ({COMPILE_NOTICE})")
+
+        timer = threading.Timer(after, notice)
+        timer.daemon = True
+        start = time.perf_counter()
+        timer.start()
+        try:
+            yield self
+        finally:
+            timer.cancel()
+            timer.join()  # a notice under way ends before the bar moves on
+            if noticed.is_set():
+                self.compile_seconds = time.perf_counter() - start
+                if not self.disable:
+                    self._bar.set_description_str("t-SNE", refresh=False)
+                    self._bar.reset()
+
+    def finish(self, kl):
+        """Show ``kl``, the final embedding's KL, as the bar's last value."""
+        self._kl = kl
+        postfix = {"phase": self._phase} if self._phase else {}
+        postfix["KL"] = f"{kl:.4f}"
+        self._bar.set_postfix(postfix, refresh=False)
 
     def update(self, iteration, phase, kl=None):
         """Advance the bar to ``iteration`` (1-based, iterations done)."""

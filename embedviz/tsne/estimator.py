@@ -142,7 +142,9 @@ class TSNE:
     P_ : scipy.sparse.csr_matrix
         The symmetric input affinities.
     timings_ : dict
-        Seconds spent on "neighbors", "affinities" and "optimize".
+        Seconds spent on "neighbors", "affinities", "compile" (the kernels' first run:
+        numba compiles them when its cache is empty, seconds once per install, else
+        ~0.05 s) and "optimize" (the iterations and the final KL).
 
     Notes
     -----
@@ -437,9 +439,13 @@ class TSNE:
         self.kl_history_ = []
         self.stop_lying_iter_ = stop_lying = self.stop_lying_iter
         collapsed_below = _COLLAPSE_RATIO * _spread(Y)
-        start = time.perf_counter()
         iteration = 0
         with ProgressBar(total=self.max_iter, disable=not self.verbose) as bar:
+            warm = time.perf_counter()
+            with bar.warming_up():
+                _warm_up(objective)
+            start = time.perf_counter()
+            self.timings_["compile"] = start - warm
             for iteration in range(1, self.max_iter + 1):
                 exaggerating = iteration <= stop_lying
                 if exaggerating and _spread(Y) < collapsed_below:
@@ -485,18 +491,38 @@ class TSNE:
                 if stop:
                     logger.info("t-SNE stopped by a callback at iteration %d", iteration)
                     break
-        # the KL of the final embedding: the last iteration's KL (when it computed one)
-        # is that of the embedding before its step, so one more evaluation is needed
-        _, self.kl_divergence_ = objective(Y, 1.0, compute_kl=True)
-        self.kl_divergence_ = float(self.kl_divergence_)
+            # the KL of the final embedding: the last iteration's KL (when it computed
+            # one) is that of the embedding before its step, so one more evaluation
+            _, kl = objective(Y, 1.0, compute_kl=True)
+            self.kl_divergence_ = float(kl)
+            bar.finish(self.kl_divergence_)
         self.n_iter_ = iteration
         self.timings_["optimize"] = time.perf_counter() - start
+        compiled = (
+            f" (after {bar.compile_seconds:.1f} s compiling the kernels)"
+            if bar.compile_seconds is not None
+            else ""
+        )
         logger.info(
-            "t-SNE: %d iterations in %.2f s, KL %.4f",
+            "t-SNE: %d iterations in %.2f s%s, KL %.4f",
             iteration,
             self.timings_["optimize"],
+            compiled,
             self.kl_divergence_,
         )
+
+
+def _warm_up(objective):
+    """Run the kernels of ``objective`` once on 8 points, before the progress bar counts
+    iterations: numba compiles them on a first run (seconds; cached afterwards, then this
+    costs ~1 ms). The argument types are those of the real run (float64 layout, int32
+    column indices, the same dimension), so nothing compiles again at iteration 1."""
+    import scipy.sparse as sp
+
+    n, d = 8, objective.n_components
+    uniform = sp.csr_matrix((np.ones((n, n)) - np.eye(n)) / (n * (n - 1)))
+    tiny = type(objective)(uniform, d)
+    tiny(np.random.RandomState(0).standard_normal((n, d)), 1.0, compute_kl=True)
 
 
 def _spread(Y):
