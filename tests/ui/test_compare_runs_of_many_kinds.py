@@ -204,3 +204,13 @@ def test_score_ranges_follow_the_lines_not_the_marks():
         fitted = {r.data_source.name for r in chart.y_range.renderers}
         assert fitted == {"series:score"} and chart.y_range.only_visible
         assert len(chart.y_range.renderers) == 2 * 6  # raw and smoothed of each run
+
+
+def test_runs_with_scores_a_log_axis_cannot_draw_are_named():
+    st = InMemoryStatsStorage()
+    st.put_many([Update("reward", "0", i, 1.7e9 + i, score=float(i - 3)) for i in range(6)])
+    st.put_many([Update("loss", "0", i, 1.7e9 + i, score=1.0 / (i + 1)) for i in range(6)])
+    page = build_compare([(sid, st) for sid in ("reward", "loss")])
+    text = page.layout.select_one({"name": "log_note"}).text
+    assert "reward" in text and "loss" not in text and "0 or below" in text
+    assert build_compare([("loss", st)]).layout.select_one({"name": "log_note"}) is None

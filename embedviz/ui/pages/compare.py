@@ -4,16 +4,16 @@ As TensorBoard does: tick the runs to show; the x axis is the iteration, the tim
 each run's start, or the wall-clock time; the smoothing slider changes the bold line and
 never hides the faint raw one; the score's y axis is linear or log (a toggle), and NaN
 and inf scores are red x at the frame's edge as on the overview. At first the newest
-runs of the newest run's kind (torch, word2vec, tsne) are ticked: runs of one kind
-share the meaning and scale of their score, while a word2vec loss (~1e5) drawn beside
-an MLP's loss (~1) flattens it to a line at 0. Every run stays offered and a ticked run
-is always drawn. Long run names are shortened in the middle in the legends and the
-checkboxes, keeping the ``(file.db)`` that tells two files' runs apart; the table
-below keeps the full names. The evaluation chart shows while a ticked run has
-evaluations (a note says so otherwise). A table lists each
-run's configuration (optimizer, learning rate, batch size: the configured one, else
-examples/s over minibatches/s as the listener measured them) beside its final and best
-evaluation.
+runs of the newest run's kind (torch, word2vec, tsne) are ticked: runs of one kind share
+the meaning and scale of their score, while a word2vec loss (~1e5) drawn beside an MLP's
+loss (~1) flattens it to a line at 0. Every run stays offered and a ticked run is always
+drawn (a note names the runs whose scores of 0 or below log y leaves out). Long run
+names are shortened in the middle in the legends and the checkboxes, keeping the
+``(file.db)`` that tells two files' runs apart; the table below keeps the full names.
+The evaluation chart shows while a ticked run has evaluations (a note says so
+otherwise). A table lists each run's configuration (optimizer, learning rate, batch
+size: the configured one, else examples/s over minibatches/s as the listener measured
+them) beside its final and best evaluation.
 """
 
 from __future__ import annotations
@@ -269,6 +269,7 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     log_plot.visible = False
     eval_plot = line_chart("Evaluation (not smoothed)", "value", name="compare_eval")
     groups, all_lines, series, feeds, rows = [], [], [], [], []
+    not_positive = []  # runs with scores a log axis cannot draw
     eval_ranges = {"default": [], "loss": []}
     lines = {score_plot: [], log_plot: []}  # the score lines (the marks have their own range)
     has_evals = []
@@ -301,6 +302,8 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
             mine += [raw, bold, *add_hover(p, [], marks)]
             lines[p] += [raw, bold]
         series.append(s)
+        if np.any(np.asarray(s.source.data["y"], dtype=np.float64) <= 0):
+            not_positive.append(legend_names[i])
         evals = storage.get_evals(sid, worker)
         metrics = sorted({m for e in evals for m in e.metrics})
         has_evals.append(bool(metrics))
@@ -461,6 +464,19 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         x_mode,
         heading("score axis", 4),
         scale,
+        *(
+            [
+                _named(
+                    "log_note",
+                    note(
+                        "log y leaves out scores of 0 or below, which "
+                        f"{', '.join(not_positive)} {'has' if len(not_positive) == 1 else 'have'}"
+                    ),
+                )
+            ]
+            if not_positive
+            else []
+        ),
         smoothing,
         note(
             "Smoothing: debiased exponential moving average; the raw line stays drawn. "
