@@ -208,7 +208,7 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
                 old.close()
         return con
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, timeout: float | None = None, *, drop_unwritten: bool = False) -> None:
         """Write what is buffered and close every connection.
 
         From its start, ``put`` raises InputError (a record accepted then would be lost).
@@ -221,6 +221,12 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
             process's lock is waited for up to the 30 s busy timeout while the file
             works, 0.5 s once it is known to fail, so a locked file takes about 30 s
             (the writer thread's first try) and one that already failed well under 1 s.
+        drop_unwritten : bool, default=False
+            When the file cannot be written: False keeps the records (see Raises);
+            True gives up on them: they are dropped (counted in ``dropped``), the
+            storage is closed all the same and interpreter exit does not try them
+            again (for a program about to end that reports the loss itself, such as
+            ``embedviz tsne --stats``).
 
         Raises
         ------
@@ -228,8 +234,8 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
             The file cannot be written (or no write finished within ``timeout``): the
             storage stays open with its records buffered (the writer thread stops
             after its write in progress), and ``close()`` may be called again once the
-            file works. Its ``path``, ``cause`` and ``not_written`` say the same as
-            its message.
+            file works (unless ``drop_unwritten``: then closed, the records dropped).
+            Its ``path``, ``cause`` and ``unwritten`` say the same as its message.
 
         Examples
         --------
@@ -245,10 +251,15 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
             self._wake.notify_all()
         if self._thread is not None:  # ends after its write in progress
             self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        if deadline is None:
-            self.flush()
-        else:
-            self.flush(max(0.0, deadline - time.monotonic()))
+        try:
+            if deadline is None:
+                self.flush()
+            else:
+                self.flush(max(0.0, deadline - time.monotonic()))
+        except StatsWriteError as exc:
+            if not drop_unwritten:
+                raise
+            raise self._give_up(exc) from exc.__cause__
         with self._buffer_lock:  # empty: puts are refused from _stopping on
             left = len(self._buffer)
         if left:
@@ -256,6 +267,26 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
         self._closed = True
         _OPEN.discard(self)
         self._close_connections()
+
+    def _give_up(self, exc: StatsWriteError) -> StatsWriteError:
+        """``close(drop_unwritten=True)`` on a file that cannot be written: drop the
+        records (those a write in progress holds too: counted as dropped, though that
+        write may still succeed), close, and return the error saying so."""
+        with self._buffer_lock:
+            n = len(self._buffer) + self._taken
+            self._buffer = []
+            self.dropped += n
+        self._closed = True
+        _OPEN.discard(self)
+        if self._thread is None or not self._thread.is_alive():
+            self._close_connections()  # else the thread's write in progress uses one
+        error = StatsWriteError(
+            f"{self.path}: cannot write statistics ({exc.cause}); {n} record(s) are not "
+            f"written and are dropped (close(drop_unwritten=True)); free disk space or "
+            f"end what locks the file before the next run"
+        )
+        error.path, error.cause, error.unwritten = self.path, exc.cause, n
+        return error
 
     def quick_check(self, limit: int = 10) -> list[str]:
         """SQLite's ``PRAGMA quick_check``: the problems found in the file (``[]`` when

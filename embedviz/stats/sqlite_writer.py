@@ -32,7 +32,7 @@ says why while it lasts. The policy is that of
   first, in order.
 * ``flush()`` and ``close()``, which the user calls, raise :class:`StatsWriteError` with
   one message (the file, the cause, how many records are not written, what to do) and
-  the same as fields (``path``, ``cause``, ``not_written``: those buffered and those a
+  the same as fields (``path``, ``cause``, ``unwritten``: those buffered and those a
   write in progress holds); the records stay buffered, so either can be called again
   once the file works. Both take a ``timeout``.
 * How long a write waits for another process's lock: the 30 s busy timeout while the
@@ -93,7 +93,7 @@ def _flush_at_exit() -> None:
         except StatsWriteError as exc:
             log.error(
                 "at exit: %s: %d statistics record(s) are lost: not written within %g s "
-                "(%s)", exc.path, exc.not_written, CLOSE_WAIT, exc.cause,
+                "(%s)", exc.path, exc.unwritten, CLOSE_WAIT, exc.cause,
             )  # fmt: skip
         except Exception:
             log.exception("writing statistics to %s at exit failed", storage.path)
@@ -133,7 +133,7 @@ def flush_at_close(storage, producer: str) -> None:
             "%s closed, but %d statistics record(s) are not written to %s within %g s "
             "(%s); they stay buffered in the storage, which keeps trying to write them; "
             "the storage's close() says whether they were written",
-            producer, exc.not_written, exc.path, CLOSE_WAIT, exc.cause,
+            producer, exc.unwritten, exc.path, CLOSE_WAIT, exc.cause,
         )  # fmt: skip
 
 
@@ -290,7 +290,7 @@ class SQLiteWriting:
         StatsWriteError
             The file cannot be written (locked, disk full), or no write finished within
             ``timeout``; every record not yet written stays buffered for the next try.
-            Its ``path``, ``cause`` and ``not_written`` (the records buffered or held by
+            Its ``path``, ``cause`` and ``unwritten`` (the records buffered or held by
             a write in progress) say the same as its message.
 
         Examples
@@ -321,7 +321,7 @@ class SQLiteWriting:
             f"written and stay buffered; free disk space or end what locks the file, then "
             f"call flush() or close() again"
         )
-        error.path, error.cause, error.not_written = self.path, cause, n
+        error.path, error.cause, error.unwritten = self.path, cause, n
         return error
 
     def _write_buffer(

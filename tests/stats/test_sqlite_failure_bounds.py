@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from embedviz.errors import StatsWriteError
+from embedviz.errors import InputError, StatsWriteError
 from embedviz.stats import sqlite_file, sqlite_writer
 from embedviz.stats.records import Update
 from embedviz.stats.storage import SQLiteStatsStorage
@@ -80,7 +80,7 @@ def test_flush_counts_the_records_a_write_in_progress_holds(tmp_path, short_wait
         assert storage._buffer == []
         elapsed, error = _timed(lambda: storage.flush(timeout=0.2))
         assert elapsed < 0.2 + 0.5, elapsed
-        assert error.not_written == 7 and error.path == path
+        assert error.unwritten == 7 and error.path == path
         assert "slow, or locked by another process" in error.cause
         assert f"{path}: cannot write statistics ({error.cause}); 7 record(s) are not" in str(error)
     finally:
@@ -105,12 +105,12 @@ def test_flush_and_close_on_a_file_known_to_fail_do_not_wait_the_busy_timeout_ag
         assert _wait_until(lambda: storage.failing is not None)  # the thread's first try
         elapsed, error = _timed(storage.flush)
         assert elapsed < BUSY - 0.5, elapsed
-        assert error.not_written == 5 and "database is locked" in error.cause
+        assert error.unwritten == 5 and "database is locked" in error.cause
         assert "5 record(s) are not written" in str(error)
         storage.put(_update(5))
         elapsed, error = _timed(storage.close)
         assert elapsed < BUSY - 0.5, elapsed  # not the thread's try, then its own
-        assert error.not_written == 6
+        assert error.unwritten == 6
     finally:
         lock.release()
     storage.close()  # again, once the file works
@@ -142,11 +142,35 @@ def test_close_with_a_timeout_returns_while_the_writer_thread_waits(tmp_path, sh
         assert _wait_until(lambda: storage._taken == 4)
         elapsed, error = _timed(lambda: storage.close(timeout=0.2))
         assert elapsed < 0.2 + 0.5, elapsed
-        assert error.not_written == 4
+        assert error.unwritten == 4
     finally:
         lock.release()
     storage.close()
     assert _iterations(path) == list(range(4))
+
+
+def test_close_dropping_the_unwritten_records_closes_within_the_timeout(tmp_path, short_waits):
+    """close(timeout, drop_unwritten=True), for a program about to end: it raises
+    within the timeout saying how many records are dropped, counts them in dropped, and
+    the storage is closed (a put is refused); what was written before stays."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, flush_interval=0.02)
+    storage.put(_update(0))
+    storage.flush()
+    lock = Lock(path)
+    try:
+        storage.put_many([_update(i) for i in range(1, 4)])
+        assert _wait_until(lambda: storage._taken == 3)  # the thread waits for the lock
+        elapsed, error = _timed(lambda: storage.close(timeout=0.2, drop_unwritten=True))
+        assert elapsed < 0.2 + 0.5, elapsed
+        assert error.unwritten == 3 and storage.dropped == 3
+        assert "3 record(s) are not written and are dropped" in str(error)
+        with pytest.raises(InputError, match="closed"):
+            storage.put(_update(4))
+        storage.close()  # closed: nothing to do
+    finally:
+        lock.release()
+    assert _iterations(path)[:1] == [0]
 
 
 _EXIT_SCRIPT = """
@@ -163,26 +187,39 @@ other = sqlite3.connect(path, isolation_level=None)
 other.execute("BEGIN EXCLUSIVE")  # held until the process ends
 storage.put_many([Update("run", "0", i, float(i), score=1.0) for i in range(9)])
 time.sleep(0.2)
+if sys.argv[3] == "drop":
+    try:
+        storage.close(timeout=0.2, drop_unwritten=True)
+    except Exception as exc:
+        print(type(exc).__name__, exc.unwritten, flush=True)
 print("end", flush=True)
 """
 
 
-@pytest.mark.parametrize("flush_interval", [60, 0.02], ids=["idle-thread", "thread-waiting"])
-def test_interpreter_exit_on_a_locked_file_is_bounded_and_says_one_line(tmp_path, flush_interval):
+@pytest.mark.parametrize(
+    ("flush_interval", "close"),
+    [(60, "no"), (0.02, "no"), (0.02, "drop")],
+    ids=["idle-thread", "thread-waiting", "dropped-at-close"],
+)
+def test_interpreter_exit_on_a_locked_file_is_bounded_and_says_one_line(
+    tmp_path, flush_interval, close
+):
     """A script ending with records buffered for a locked file: the exit handler waits
     at most its bound (not the busy timeout, not until the lock goes), and one error
     says how many records are lost and why, whether the writer thread is idle or in
-    its first try."""
+    its first try; after close(drop_unwritten=True), which said it, exit says nothing."""
     script = tmp_path / "ends.py"
     script.write_text(_EXIT_SCRIPT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "runs.db"), str(flush_interval)],
+        [sys.executable, str(script), str(tmp_path / "runs.db"), str(flush_interval), close],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    if close == "drop":
+        assert proc.stdout.readline() == "StatsWriteError 9\n"
     assert proc.stdout.readline() == "end\n"
     start = time.monotonic()
     _, err = proc.communicate(timeout=60)
@@ -190,6 +227,9 @@ def test_interpreter_exit_on_a_locked_file_is_bounded_and_says_one_line(tmp_path
     assert proc.returncode == 0, err
     assert elapsed < 2.5, elapsed  # the bound 0.3 s and the interpreter's end
     lines = err.strip().splitlines()
+    if close == "drop":
+        assert lines == [], err
+        return
     assert len(lines) == 1, err
     assert lines[0].startswith("ERROR at exit: ") and "9 statistics record(s) are lost" in err
     assert str(tmp_path / "runs.db") in err and "locked" in err

@@ -136,7 +136,7 @@ def test_storage_close_after_the_listener_reports_what_is_not_written(tmp_path, 
         with pytest.raises(StatsWriteError) as raised:
             storage.close()
         assert time.monotonic() - start < BUSY  # known to fail: no busy timeout again
-        assert raised.value.not_written == 6  # the static record and 5 updates
+        assert raised.value.unwritten == 6  # the static record and 5 updates
         assert raised.value.path == path
         assert "database is locked" in raised.value.cause
         assert "6 record(s) are not written" in str(raised.value)
