@@ -519,10 +519,13 @@ def _warm_up(objective):
     column indices, the same dimension), so nothing compiles again at iteration 1."""
     import scipy.sparse as sp
 
+    from embedviz.tsne._threads import numba_threads
+
     n, d = 8, objective.n_components
     uniform = sp.csr_matrix((np.ones((n, n)) - np.eye(n)) / (n * (n - 1)))
     tiny = type(objective)(uniform, d)
-    tiny(np.random.RandomState(0).standard_normal((n, d)), 1.0, compute_kl=True)
+    with numba_threads(1):  # waking the other threads for 8 points costs ~15 ms
+        tiny(np.random.RandomState(0).standard_normal((n, d)), 1.0, compute_kl=True)
 
 
 def _spread(Y):
