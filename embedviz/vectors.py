@@ -4,6 +4,7 @@
 (any of them gzip- or bzip2-compressed) and gensim's own ``.kv``/``.model`` pickles; the
 format is sniffed from the content, not from the file name. A pickle is opened only when
 its name says it is one or the caller trusts it (unpickling runs code from the file).
+Vectors already in memory (gensim KeyedVectors or a model) are taken as they are.
 The readers stream the file (``limit`` rows are all they allocate); they and the file
 layouts are in :mod:`embedviz._readers`. :func:`select_words` and :func:`word_filter`
 choose the words to map; :func:`load_selection` does both while reading.
