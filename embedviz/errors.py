@@ -28,4 +28,8 @@ class StatsWriteError(EmbedvizError, OSError):
     """A statistics file that cannot be written now (disk full, locked, an I/O error),
     raised by ``flush()``/``close()`` of :class:`~embedviz.stats.storage.SQLiteStatsStorage`
     (``put`` never raises it: training goes on); the records not written stay buffered,
-    and the message says how many and what to do."""
+    and the message says how many and what to do.
+
+    Attributes: ``path`` (the file, a :class:`~pathlib.Path`), ``cause`` (why, as text:
+    ``"OperationalError: database is locked"``) and ``unwritten`` (how many records are
+    not written), for callers that phrase their own message."""

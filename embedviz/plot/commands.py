@@ -406,30 +406,25 @@ def _stats_callback(args, model: Path, words: list[str]):
 
 
 def _close_stats(stats) -> int:
-    """Close the ``--stats`` recording: 0, or 1 (after one error line) when the file
-    cannot be written (locked by another process, disk full)."""
+    """Close the ``--stats`` recording: 0, or 1 after one error line when the file
+    cannot be written within a few seconds (locked by another process, disk full); what
+    it could not take is then given up, so nothing waits or complains at exit."""
     if stats is None:
         return 0
     from embedviz.errors import StatsWriteError
+    from embedviz.stats.sqlite_writer import CLOSE_WAIT
 
+    stats.close(flush=False)
     try:
-        stats.close()
-        stats.storage.close()
+        stats.storage.close(timeout=CLOSE_WAIT, drop_unwritten=True)
     except StatsWriteError as exc:
         logger.error(
-            "%s: the statistics of this run could not be written (%s)%s; the other outputs "
-            "were written",
-            getattr(exc, "path", stats.storage.path),
-            getattr(exc, "cause", exc),
-            _unwritten(exc),
-        )
+            "%s: %d statistics record(s) of this run are lost: the file could not be written "
+            "within %g s (%s); the other outputs were written",
+            exc.path, exc.unwritten, CLOSE_WAIT, exc.cause,
+        )  # fmt: skip
         return 1
     return 0
-
-
-def _unwritten(exc) -> str:
-    n = getattr(exc, "unwritten", None)
-    return "" if n is None else f"; {n} record(s) are lost"
 
 
 def _json_safe(params: dict) -> dict:

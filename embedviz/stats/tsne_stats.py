@@ -12,6 +12,7 @@ import numpy as np
 from embedviz._check import check_int
 from embedviz.stats.base import check_storage
 from embedviz.stats.records import Snapshot, StaticInfo, Update
+from embedviz.stats.sqlite_writer import flush_at_close
 from embedviz.stats.system import (
     hardware_info,
     memory_sample,
@@ -163,10 +164,17 @@ class TSNEStats:
         )
         self._last_stored = iteration
 
-    def close(self) -> None:
-        """Store the last embedding seen (if not stored yet) and flush the storage."""
+    def close(self, flush: bool = True) -> None:
+        """Store the last embedding seen (if not stored yet) and flush the storage.
+
+        A statistics file that cannot be written never raises here: the flush waits a
+        few seconds at most, then one error says how many records the storage still
+        holds (:func:`~embedviz.stats.sqlite_writer.flush_at_close`). ``flush=False``
+        leaves that to the storage's own ``close()``.
+        """
         if self._closed:
             return
         self._snapshot()
         self._closed = True
-        self.storage.flush()
+        if flush:
+            flush_at_close(self.storage, "TSNEStats")

@@ -13,6 +13,7 @@ from embedviz._check import check_int
 from embedviz.errors import InputError
 from embedviz.stats.base import check_storage
 from embedviz.stats.records import Snapshot, StaticInfo, Update
+from embedviz.stats.sqlite_writer import flush_at_close
 from embedviz.stats.system import (
     hardware_info,
     memory_sample,
@@ -202,8 +203,8 @@ class Word2VecStats(CallbackAny2Vec):
                 )
 
     def on_train_end(self, model) -> None:
-        if self.storage is not None:
-            self.storage.flush()
+        if self.storage is not None:  # a few seconds at most; never raises for the file
+            flush_at_close(self.storage, "Word2VecStats")
 
 
 SHOWN_MISSING = 10  # missing words named in the warning; the rest are counted
