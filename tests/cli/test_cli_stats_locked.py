@@ -37,9 +37,9 @@ def test_a_locked_stats_file_costs_an_error_line_not_the_map(
     assert rc == 1, err
     assert page.stat().st_size > 0  # the map is written
     errors = [line for line in err.splitlines() if line.startswith("embedviz: error:")]
-    # when the writer thread first met the lock (the run went on), then the outcome
-    assert len(errors) <= 2, err
-    assert "training goes on" in errors[0]
+    # the outcome, after the writer thread's notice if it met the lock during the run
+    assert len(errors) in (1, 2), err
+    assert all("training goes on" in line for line in errors[:-1]), err
     assert "statistics record(s) of this run are lost" in errors[-1]
     assert "database is locked" in errors[-1] and "the other outputs were written" in errors[-1]
     assert "flush()" not in err and "close()" not in err  # no Python advice on the CLI
