@@ -3,8 +3,8 @@
 Each subcommand is added by a small function ``add_NAME_command(subparsers)`` listed in
 :data:`COMMANDS` as ``"module:function"``; the function registers its options and sets
 ``func`` (called with the parsed arguments, returns the exit status). ``tsne`` lives in
-:mod:`embedviz.plot.commands`, ``ui`` and ``report`` in :mod:`embedviz.ui.commands`,
-``check`` here. While a command runs, embedviz's log messages and the warnings of any
+:mod:`embedviz.plot.commands`, ``ui``, ``report`` and ``check`` in
+:mod:`embedviz.ui.commands`. While a command runs, embedviz's log messages and the warnings of any
 library (numba, scikit-learn) are printed as ``embedviz: [warning: ]...`` lines.
 
 This module imports nothing heavy: numpy, gensim, numba and bokeh are imported when a
@@ -39,7 +39,7 @@ COMMANDS = [
     "embedviz.plot.commands:add_tsne_command",
     "embedviz.ui.commands:add_ui_command",
     "embedviz.ui.commands:add_report_command",
-    "embedviz.cli:add_check_command",
+    "embedviz.ui.commands:add_check_command",
 ]
 
 
@@ -193,28 +193,6 @@ def _module_of(filename: str) -> str:
 
 
 # -- embedviz check ---------------------------------------------------------------------
-
-
-def add_check_command(subparsers) -> None:
-    """Register ``embedviz check DB``: the diagnostics of :mod:`embedviz.stats.diagnostics`."""
-    p = subparsers.add_parser(
-        "check",
-        help="diagnose recorded runs (exit status 1 when a finding is an error)",
-        description=(
-            "Read a statistics file and print findings (exploding or vanishing updates, loss "
-            "spikes, dead units, divergence, ...) with their evidence and advice."
-        ),
-        epilog="example: embedviz check runs.db",
-    )
-    p.add_argument("storage", metavar="DB", help="statistics file")
-    p.add_argument("--session", help="check only this session (default: every one)")
-    p.set_defaults(func=_run_check)
-
-
-def _run_check(args: argparse.Namespace) -> int:
-    from embedviz.stats.diagnostics import run_check
-
-    return run_check(args.storage, session=args.session)
 
 
 if __name__ == "__main__":  # pragma: no cover

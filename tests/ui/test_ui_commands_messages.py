@@ -17,23 +17,6 @@ from embedviz.stats.storage import SQLiteStatsStorage
 from embedviz.ui import commands
 from embedviz.ui.stats_args import SHOWN_NAMES
 
-MINE = {
-    "embedviz.cli:add_check_command": "embedviz.ui.commands:add_check_command",
-}
-
-
-@pytest.fixture(autouse=True)
-def our_commands(monkeypatch):
-    """The CLI with ``check`` registered from embedviz.ui.commands (where cli.py still
-    registers its own), and ``ui``/``report`` registered."""
-    wanted = [MINE.get(c, c) for c in cli.COMMANDS]
-    for c in ("embedviz.ui.commands:add_ui_command", "embedviz.ui.commands:add_report_command"):
-        if c not in wanted:
-            wanted.append(c)
-    if "embedviz.ui.commands:add_check_command" not in wanted:
-        wanted.append("embedviz.ui.commands:add_check_command")
-    monkeypatch.setattr(cli, "COMMANDS", wanted)
-
 
 def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
