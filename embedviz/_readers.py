@@ -327,7 +327,8 @@ def _check_finite(path, words, vectors):
     if not finite.all():
         bad = np.flatnonzero(~finite)
         raise FileFormatError(
-            f"{path}: {bad.size} vectors contain NaN or infinity, first the word "
+            f"{path}: {bad.size} vector{'s contain' if bad.size > 1 else ' contains'} NaN "
+            f"or infinity, first the word "
             f"{words[bad[0]]!r} (word {bad[0] + 1}); remove or fix those rows"
             + (
                 f", or pass limit={bad[0]} (--top {bad[0]} on the command line) to read the "

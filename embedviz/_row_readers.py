@@ -233,5 +233,6 @@ def _ragged(path, line_no, parts, dim, source):
     word = parts[0].decode(errors="replace")
     return FileFormatError(
         f"{path}: line {line_no} (word {word!r}) has {len(parts) - 1} values, but {source} "
-        f"says {dim}; every row needs the word and exactly {dim} numbers"
+        f"{'says' if source == 'the header' else 'has'} {dim}; every row needs the word and "
+        f"exactly {dim} numbers"
     )

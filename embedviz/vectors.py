@@ -150,9 +150,10 @@ def _read(path, limit, binary, keep, unicode_errors, trust_pickle):
         )
     if report.duplicates:
         logger.warning(
-            "%s: %d words appear more than once; kept the first vector of each, e.g. %s",
+            "%s: %d word%s more than once; kept the first vector of each, e.g. %s",
             path,
             len(report.duplicates),
+            "s appear" if len(report.duplicates) > 1 else " appears",
             ", ".join(repr(w) for w in report.duplicates[:5]),
         )
     logger.info(
@@ -227,6 +228,19 @@ def _compile(pattern: str | None, name: str) -> re.Pattern | None:
         ) from None
 
 
+def _other_case(unknown: Sequence[str], index) -> str:
+    """A hint for words the vocabulary holds in another case (words match exactly)."""
+    found = {}
+    for w in unknown:
+        other = next((v for v in (w.lower(), w.capitalize(), w.upper()) if v in index), None)
+        if other is not None:
+            found[w] = other
+    if not found:
+        return ""
+    shown = ", ".join(f"{w!r} as {v!r}" for w, v in list(found.items())[:5])
+    return f" (words match exactly; the vocabulary has {shown})"
+
+
 def select_words(
     kv: Any,
     top: int | None = None,
@@ -280,10 +294,11 @@ def select_words(
         candidates = [w for w in candidates if w in index]
         if unknown:
             logger.warning(
-                "%d of %d words are not in the vocabulary and are skipped: %s",
+                "%d of %d words are not in the vocabulary and are skipped: %s%s",
                 len(unknown),
                 len(unknown) + len(candidates),
                 ", ".join(unknown[:10]),
+                _other_case(unknown, index),
             )
     else:
         candidates = kv.index_to_key

@@ -77,7 +77,7 @@ def test_header_count_wrong_binary(tmp_path, words, count, message):
         ("4 2\na 1 2\nb 3 4\n", r"header says 4 words but the file ends after 2"),
         ("1 2\na 1 2\nb 3 4\n", r"header says 1 words but line 3 holds another"),
         ("3 3\na 1 2 3\nb 1 2\nc 1 2 3\n", r"line 3 \(word 'b'\) has 2 values, but the header"),
-        ("a 1 2 3\nb 1 2 3\nc 1 2 3 4\n", r"line 3 \(word 'c'\) has 4 values, but line 1"),
+        ("a 1 2 3\nb 1 2 3\nc 1 2 3 4\n", r"line 3 \(word 'c'\) has 4 values, but line 1 has 3;"),
         ("a 1 2\nb 1 x2\n", r"line 2 \(word 'b'\): 'x2' is not a number"),
     ],
     ids=["header-promises-more", "header-promises-fewer", "ragged", "ragged-glove", "not-a-number"],
@@ -92,7 +92,8 @@ def test_damaged_text_names_the_line(tmp_path, text, message):
 def test_nan_inf_name_the_word(tmp_path, value):
     (tmp_path / "nan.txt").write_text(f"3 2\nok 1 2\nbroken {value} 1\nalso 1 2\n")
     with pytest.raises(
-        FileFormatError, match=r"NaN or infinity, first the word 'broken' \(word 2\)"
+        FileFormatError,
+        match=r": 1 vector contains NaN or infinity, first the word 'broken' \(word 2\)",
     ):
         load_vectors(tmp_path / "nan.txt")
 
@@ -177,3 +178,26 @@ def test_bad_limit(tmp_path, limit):
 
 def test_errors_are_embedviz_errors():
     assert issubclass(FileFormatError, EmbedvizError) and issubclass(FileFormatError, ValueError)
+
+
+def test_words_in_another_case_are_named(caplog):
+    from gensim.models import KeyedVectors
+
+    from embedviz.vectors import select_words
+
+    kv = KeyedVectors(2)
+    kv.add_vectors(["paris", "London", "the"], np.eye(3, 2, dtype=np.float32))
+    with caplog.at_level("WARNING", logger="embedviz.vectors"):
+        sel = select_words(kv, words=["Paris", "london", "the", "zzz"])
+    assert sel.words == ["the"]  # words match exactly
+    assert (
+        "3 of 4 words are not in the vocabulary and are skipped: Paris, london, zzz" in caplog.text
+    )
+    assert "the vocabulary has 'Paris' as 'paris', 'london' as 'London')" in caplog.text
+
+
+def test_one_duplicate_is_one_word(tmp_path, caplog):
+    (tmp_path / "d.txt").write_text("3 2\na 1 2\nb 3 4\na 5 6\n")
+    with caplog.at_level("WARNING", logger="embedviz.vectors"):
+        load_vectors(tmp_path / "d.txt")
+    assert ": 1 word appears more than once; kept the first vector" in caplog.text
