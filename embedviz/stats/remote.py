@@ -46,7 +46,8 @@ Records of one worker arrive in the order they were put.
 This module holds the router's concurrency (the queue, the sender thread, the handoff
 of the batch in flight at close); the spill file, its memory fallback and the report of
 what is left at close are :class:`~embedviz.stats.remote_spill.SpillQueue`; the request
-and what its answer means are in :mod:`embedviz.stats.remote_http`.
+and what its answer means are in :mod:`embedviz.stats.remote_http`; the names of runs
+sent as ``NAME-2``, ... are :class:`~embedviz.stats.remote_names.RunNames`.
 
 The router is write-only: it has none of the read methods of
 :mod:`embedviz.stats.storage` and takes no listeners (:meth:`register_listener` raises
@@ -75,10 +76,9 @@ from embedviz.stats.remote_http import (
     body_size,
     classify,
     post_batch,
-    record_key,
-    with_session,
     workers_of,
 )
+from embedviz.stats.remote_names import RunNames
 from embedviz.stats.remote_spill import SpillQueue
 
 log = logging.getLogger(__name__)
@@ -207,10 +207,9 @@ class RemoteStatsRouter(StatsStorage):
         # many of the file's records the server has answered
         self._inherited = self._waiting.in_file
         self._replayed = 0
-        # (session, worker) -> the session name its records are sent under, for runs
-        # the UI holds another run of under the first name (409); the last suffix tried
-        self._renames: dict[tuple[str, str], str] = {}
-        self._suffix: dict[tuple[str, str], int] = {}
+        # the session names runs are sent under, for runs the UI holds another run of
+        # under the first name (409)
+        self._names = RunNames(self.url, self.list_workers)
         self._thread = threading.Thread(target=self._run, name="embedviz-remote", daemon=True)
         self._thread.start()
 
@@ -407,8 +406,8 @@ class RemoteStatsRouter(StatsStorage):
             )
             self._waiting.add(inflight, front=True, bound=False)
         self._drain_queue_to_spill(bound=False)
-        if self._renames:  # what is left goes to a later router under the new names
-            self._waiting.rewrite(self._named)
+        if self._names.renamed:  # what is left goes to a later router under the new names
+            self._waiting.rewrite(self._names.named)
         self._waiting.close(*self._why_unsent(failure))
 
     def _why_unsent(self, failure: str | None) -> tuple[str, str, int]:
@@ -459,50 +458,6 @@ class RemoteStatsRouter(StatsStorage):
         """POST one batch; (HTTP status or 0 for no answer, message)."""
         return post_batch(self.url, self.token, payloads, self.timeout)
 
-    def _named(self, payloads: list[str]) -> list[str]:
-        """The records under the session names they are sent under (:meth:`_rename`)."""
-        if not self._renames:
-            return payloads
-        out = []
-        for payload in payloads:
-            key = record_key(payload)
-            name = self._renames.get(key[1:]) if key is not None else None
-            out.append(payload if name is None else with_session(payload, name))
-        return out
-
-    def _rename(self, payload: str, replayed: bool) -> bool:
-        """The UI holds another run under the session of the StaticInfo ``payload``
-        (409): send it, and every later record of its session and worker, under the
-        first of ``NAME-2``, ``NAME-3``, ... under which the UI holds no records of
-        that worker. False when ``payload`` is no StaticInfo (the answer is then taken
-        as a refusal of the record)."""
-        key = record_key(payload)
-        if key is None or key[0] != "static":
-            return False
-        _, session, worker = key
-        held = self._renames.get((session, worker), session)
-        n = self._suffix.get((session, worker), 1)
-        while True:
-            n += 1
-            if n > 10_000:  # a UI that never takes any name: refuse the record
-                return False
-            name = f"{session}-{n}"
-            if worker not in self.list_workers(name):
-                break
-        self._renames[(session, worker)] = name
-        self._suffix[(session, worker)] = n
-        log.warning(
-            "remote UI %s: the %srun %r (worker %s) is sent as %r: the UI already holds "
-            "another run named %r",
-            self.url,
-            "spilled " if replayed else "",
-            session,
-            worker,
-            name,
-            held,
-        )
-        return True
-
     def _done(self, n: int, track: bool) -> bool:
         """``n`` more records of the batch answered; False when close() took it over."""
         if not track:  # a batch replayed from the spill file or memory
@@ -524,7 +479,7 @@ class RemoteStatsRouter(StatsStorage):
         chunks = [payloads]
         while chunks:
             chunk = chunks.pop(0)
-            body = self._named(chunk)
+            body = self._names.named(chunk)
             size = body_size(body)
             if size > self.max_body_bytes and len(chunk) > 1:
                 half = len(chunk) // 2
@@ -548,12 +503,9 @@ class RemoteStatsRouter(StatsStorage):
                 chunks[:0] = [chunk[:half], chunk[half:]]
                 continue
             if verdict == "conflict":  # another run holds the name of a StaticInfo
-                bad = bad_position(message)
-                if bad is not None and 0 < bad < len(chunk):
-                    chunks[:0] = [chunk[:bad], chunk[bad:]]  # the records before it first
-                    continue
-                if bad == 0 and self._rename(chunk[0], not track):
-                    chunks[:0] = [chunk]  # again, under the new name
+                again = self._names.conflict(chunk, message, replayed=not track)
+                if again is not None:
+                    chunks[:0] = again
                     continue
                 verdict = "reject"
             bad = bad_position(message) if status == 400 and len(chunk) > 1 else None
