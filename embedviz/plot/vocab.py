@@ -124,6 +124,7 @@ def plot_vocab(
             f"plot_vocab needs at least 2 words to map; the selection holds {len(words_)} "
             "(check top, words and the filters)"
         )
+    _check_distinct_vectors(tsne, matrix)
     clusters = _colours(colour, words_, matrix, random_state)
     logger.info("embedding %d words of %d dimensions in %dD", len(words_), matrix.shape[1], dims)
     coords = np.asarray(tsne.fit_transform(matrix), dtype=np.float64)
@@ -145,6 +146,17 @@ def plot_vocab(
         path = save_html(layout, output, title=title)
         logger.info("wrote %s", path)
     return layout, table
+
+
+def _check_distinct_vectors(tsne, matrix) -> None:
+    """The words' vectors are not all one point (before k-means, which would warn)."""
+    metric = getattr(tsne, "metric", None)
+    if metric in ("euclidean", "cosine") and len(matrix) >= 2:
+        from embedviz.tsne.affinity import check_distinct_rows
+
+        advice = "check the file, or select other words"
+        rows = np.asarray(matrix, dtype=np.float64)  # as the t-SNE will see them
+        check_distinct_rows(rows, metric, name="word vectors", advice=advice)
 
 
 def drop_zero_vectors(selection, advice: str = ""):

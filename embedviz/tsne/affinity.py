@@ -107,6 +107,44 @@ def _positive_perplexity(perplexity) -> float:
         raise InputError(f"{exc}; typical perplexities are 5 to 50") from None
 
 
+def check_distinct_rows(
+    X: np.ndarray, metric: str, name: str = "X", advice: str = "check how X was built"
+) -> None:
+    """InputError when every row of ``X`` is the same point under ``metric`` (for cosine:
+    points the same way, to within 1e-12 in 1 - cos): t-SNE then has nothing to separate,
+    and PCA's initialisation would divide by a zero variance. Duplicates of some rows
+    are fine. Costs O(d) for most inputs (row 1 differs from row 0) and a pass over X
+    otherwise. ``X`` has been through :func:`check_data` (2-D, finite, no zero rows for
+    cosine); ``name`` and ``advice`` word the message for the caller.
+
+    Examples
+    --------
+    >>> check_distinct_rows(np.ones((3, 2)), "euclidean")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: X: expected at least 2 different rows, got 3 identical rows ...
+    """
+    n = X.shape[0]
+    if metric == "euclidean":
+        if (X[1] != X[0]).any() or np.ptp(X, axis=0).any():
+            return
+        raise InputError(
+            f"{name}: expected at least 2 different rows, got {n} identical rows (t-SNE has "
+            f"nothing to separate); {advice}"
+        )
+    first = X[0] / np.linalg.norm(X[0])
+    for start in range(0, n, 65536):
+        rows = X[start : start + 65536]
+        cos = (rows @ first) / np.linalg.norm(rows, axis=1)
+        if (cos < 1.0 - 1e-12).any():
+            return
+    raise InputError(
+        f"{name}: expected rows in at least 2 directions with metric='cosine', got {n} rows "
+        f"that all point the same way (t-SNE has nothing to separate); {advice}, or use "
+        "metric='euclidean' to separate them by length"
+    )
+
+
 def check_data(X, metric: str = "euclidean") -> np.ndarray:
     """Validate the data matrix; return it as C-contiguous float64 (a copy only if needed).
 

@@ -306,12 +306,12 @@ class TSNE:
             random_state_of,
         )
         from embedviz.tsne._threads import numba_threads
-        from embedviz.tsne.affinity import check_data
+        from embedviz.tsne.affinity import check_data, check_distinct_rows
 
         self._check_params()
         rng, seed = random_state_of(self.random_state)
         X = check_data(_as_array(X), self.metric)
-        _check_distinct_rows(X, self.metric)
+        check_distinct_rows(X, self.metric)
         n = X.shape[0]
         self.n_features_in_ = X.shape[1]
         self.perplexity_ = self._check_perplexity(n)
@@ -573,33 +573,6 @@ def _as_array(X):
         kind = _KINDS[A.dtype.kind]
         raise InputError(f"{want}, got a {A.ndim}-D array of {kind} of shape {A.shape}")
     return A
-
-
-def _check_distinct_rows(X, metric):
-    """InputError when every row of ``X`` is the same point under ``metric`` (for cosine:
-    points the same way, to within 1e-12 in 1 - cos): t-SNE then has nothing to separate,
-    and PCA's initialisation would divide by a zero variance. Duplicates of some rows
-    are fine. Costs O(d) for most inputs (row 1 differs from row 0) and a pass over X
-    otherwise."""
-    n = X.shape[0]
-    if metric == "euclidean":
-        if (X[1] != X[0]).any() or np.ptp(X, axis=0).any():
-            return
-        raise InputError(
-            f"X: expected at least 2 different rows, got {n} identical rows (t-SNE has "
-            "nothing to separate); check how X was built"
-        )
-    first = X[0] / np.linalg.norm(X[0])
-    for start in range(0, n, 65536):  # rows are non-zero here (check_data)
-        rows = X[start : start + 65536]
-        cos = (rows @ first) / np.linalg.norm(rows, axis=1)
-        if (cos < 1.0 - 1e-12).any():
-            return
-    raise InputError(
-        f"X: expected rows in at least 2 directions with metric='cosine', got {n} rows that "
-        "all point the same way (t-SNE has nothing to separate); check how X was built, or "
-        "use metric='euclidean' to separate them by length"
-    )
 
 
 def _differs(value, default):

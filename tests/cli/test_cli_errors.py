@@ -254,3 +254,16 @@ def test_a_pickle_under_another_name_is_opened_only_with_trust_pickle(tmp_path, 
     assert "--trust-pickle" in capsys.readouterr().err
     assert main(["tsne", str(trusted), "-o", str(out), "-q", "--trust-pickle", *fast_args]) == 0
     assert out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_words_that_are_one_point_get_one_message(tmp_path, metric, capsys):
+    path = tmp_path / "same.txt"
+    path.write_text("6 3\n" + "".join(f"{w} 1 2 3\n" for w in "abcdef"))
+    argv = ["tsne", str(path), "-o", str(tmp_path / "m.html"), "--perplexity", "1"]
+    assert main([*argv, "--metric", metric, "-q"]) == 2
+    err = capsys.readouterr().err
+    line = _one_error_line(2, err)
+    assert line.startswith("embedviz: error: word vectors: expected ") and "6 " in line
+    assert "check the file, or select other words" in line
+    assert "warning" not in err  # k-means no longer warns about one distinct point first
