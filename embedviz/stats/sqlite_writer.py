@@ -40,23 +40,22 @@ says why while it lasts. The policy is that of
   write has failed, until one succeeds: the writer thread's tries, ``flush()`` and
   ``close()`` on a file known to fail do not wait 30 s each.
 * The producers (:class:`~embedviz.stats.listener.StatsListener`, ...) flush with
-  :func:`flush_at_close` when their work ends, and interpreter exit flushes what is
-  left: both wait at most :data:`CLOSE_WAIT` seconds and log one error instead of
-  raising (the producer's work is done; what exit cannot write is lost).
+  :func:`~embedviz.stats.sqlite_close.flush_at_close` when their work ends, and
+  interpreter exit flushes what is left: both wait at most
+  :data:`~embedviz.stats.sqlite_close.CLOSE_WAIT` seconds and log one error instead of
+  raising (the producer's work is done; what exit cannot write is lost). Both are in
+  :mod:`embedviz.stats.sqlite_close` (and importable from here).
 * Once ``close()`` has begun, ``put`` raises InputError: a record accepted after
   close's final write would be lost.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
-import weakref
 
 import numpy as np
 
@@ -64,77 +63,21 @@ from embedviz._check import check_number
 from embedviz.errors import InputError, StatsWriteError
 from embedviz.stats.base import StorageEvent, event_for
 from embedviz.stats.records import EvalRecord, Record, Snapshot, Update, to_dict
+from embedviz.stats.sqlite_close import _OPEN
+from embedviz.stats.sqlite_close import CLOSE_WAIT as CLOSE_WAIT
+from embedviz.stats.sqlite_close import flush_at_close as flush_at_close
 from embedviz.stats.sqlite_file import BUSY_TIMEOUT
 from embedviz.stats.sqlite_layout import check_update_values
 
 # the storage's logger: one name to configure for everything the storage says
 log = logging.getLogger("embedviz.stats.sqlite_storage")
+# CLOSE_WAIT and flush_at_close (the end of a storage's writing, sqlite_close) stay
+# importable from here; so does _OPEN, the storages with a writer thread (_enqueue adds)
 
 _BACKLOG = 32  # batches buffered at most: put() writes itself (the writer is far behind)
 _PUT_BUSY = 0.1  # seconds put's own write waits for another process's lock on the file
 _RETRY_BUSY = 0.5  # seconds a write waits for another process's lock once the file failed
-#: seconds a producer's close and interpreter exit wait for the file (see flush_at_close)
-CLOSE_WAIT = 5.0
 _SLOW = "a write has not finished: the file is slow, or locked by another process"
-_OPEN: weakref.WeakSet = weakref.WeakSet()  # storages with a writer thread
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    """Write what open storages still buffer (their writer threads are daemons), waiting
-    at most :data:`CLOSE_WAIT` seconds for each file; what cannot be written then is
-    lost, said in one line. Never in a forked child, which holds a copy of its parent's
-    buffer and connection."""
-    for storage in list(_OPEN):
-        if storage._pid != os.getpid():
-            continue
-        try:
-            storage._flush_within(CLOSE_WAIT, quiet=True)
-        except StatsWriteError as exc:
-            log.error(
-                "at exit: %s: %d statistics record(s) are lost: not written within %g s "
-                "(%s)", exc.path, exc.unwritten, CLOSE_WAIT, exc.cause,
-            )  # fmt: skip
-        except Exception:
-            log.exception("writing statistics to %s at exit failed", storage.path)
-
-
-def flush_at_close(storage, producer: str) -> None:
-    """The flush of a statistics producer whose work is done (``StatsListener.close()``,
-    ``TSNEStats.close()``, Word2VecStats at the end of training): it never raises
-    :class:`StatsWriteError` into the training script.
-
-    A SQLite storage is given at most :data:`CLOSE_WAIT` seconds; when its file cannot
-    be written by then, one error says how many records are not written, that they stay
-    buffered in the storage, which keeps trying, and that the storage's ``close()`` says
-    whether they were written. Any other storage is flushed as it is (a
-    :class:`~embedviz.stats.remote.RemoteStatsRouter` waits 5 s and logs). Other
-    exceptions (bugs) propagate.
-
-    Parameters
-    ----------
-    storage : StatsStorage
-        The producer's storage.
-    producer : str
-        Who closes, for the message (``"StatsListener"``).
-
-    Examples
-    --------
-    >>> from embedviz.stats.storage import InMemoryStatsStorage
-    >>> flush_at_close(InMemoryStatsStorage(), "StatsListener")
-    """
-    if not isinstance(storage, SQLiteWriting):
-        storage.flush()
-        return
-    try:
-        storage._flush_within(CLOSE_WAIT, quiet=True)  # this error says it all
-    except StatsWriteError as exc:
-        log.error(
-            "%s closed, but %d statistics record(s) are not written to %s within %g s "
-            "(%s); they stay buffered in the storage, which keeps trying to write them; "
-            "the storage's close() says whether they were written",
-            producer, exc.unwritten, exc.path, CLOSE_WAIT, exc.cause,
-        )  # fmt: skip
 
 
 class SQLiteWriting:

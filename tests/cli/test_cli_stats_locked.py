@@ -8,7 +8,7 @@ import time
 import pytest
 
 from embedviz.cli import main
-from embedviz.stats import sqlite_file, sqlite_writer
+from embedviz.stats import sqlite_close, sqlite_file, sqlite_writer
 from embedviz.stats.storage import SQLiteStatsStorage
 
 
@@ -16,7 +16,8 @@ from embedviz.stats.storage import SQLiteStatsStorage
 def short_waits(monkeypatch):
     monkeypatch.setattr(sqlite_file, "BUSY_TIMEOUT", 0.3)
     monkeypatch.setattr(sqlite_writer, "BUSY_TIMEOUT", 0.3)
-    monkeypatch.setattr(sqlite_writer, "CLOSE_WAIT", 0.3)
+    monkeypatch.setattr(sqlite_close, "CLOSE_WAIT", 0.3)  # TSNEStats.close, exit
+    monkeypatch.setattr(sqlite_writer, "CLOSE_WAIT", 0.3)  # read there by the tsne command
 
 
 def test_a_locked_stats_file_costs_an_error_line_not_the_map(

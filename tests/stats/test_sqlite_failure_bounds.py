@@ -176,11 +176,11 @@ def test_close_dropping_the_unwritten_records_closes_within_the_timeout(tmp_path
 _EXIT_SCRIPT = """
 import logging, sqlite3, sys, time
 logging.basicConfig(format="%(levelname)s %(message)s")
-from embedviz.stats import sqlite_file, sqlite_writer
+from embedviz.stats import sqlite_close, sqlite_file, sqlite_writer
 from embedviz.stats.records import Update
 from embedviz.stats.storage import SQLiteStatsStorage
 sqlite_file.BUSY_TIMEOUT = sqlite_writer.BUSY_TIMEOUT = 4.0
-sqlite_writer.CLOSE_WAIT = 0.3
+sqlite_close.CLOSE_WAIT = 0.3
 path = sys.argv[1]
 storage = SQLiteStatsStorage(path, flush_interval=float(sys.argv[2]))
 other = sqlite3.connect(path, isolation_level=None)

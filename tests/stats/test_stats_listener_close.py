@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from embedviz.errors import StatsWriteError  # noqa: E402
-from embedviz.stats import sqlite_file, sqlite_writer  # noqa: E402
+from embedviz.stats import sqlite_close, sqlite_file, sqlite_writer  # noqa: E402
 from embedviz.stats.listener import StatsListener  # noqa: E402
 from embedviz.stats.records import Update  # noqa: E402
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage  # noqa: E402
@@ -27,7 +27,7 @@ def short_waits(monkeypatch):
     monkeypatch.setattr(sqlite_file, "BUSY_TIMEOUT", BUSY)
     monkeypatch.setattr(sqlite_writer, "BUSY_TIMEOUT", BUSY)
     monkeypatch.setattr(sqlite_writer, "_RETRY_BUSY", 0.1, raising=False)
-    monkeypatch.setattr(sqlite_writer, "CLOSE_WAIT", CLOSE_WAIT, raising=False)
+    monkeypatch.setattr(sqlite_close, "CLOSE_WAIT", CLOSE_WAIT)
 
 
 class Lock:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gensim.models import Word2Vec
 
-from embedviz.stats import sqlite_file, sqlite_writer
+from embedviz.stats import sqlite_close, sqlite_file, sqlite_writer
 from embedviz.stats.records import Update
 from embedviz.stats.storage import SQLiteStatsStorage
 from embedviz.stats.tsne_stats import TSNEStats
@@ -22,7 +22,7 @@ def locked_storage(tmp_path, monkeypatch):
     """A SQLite storage whose file another connection then locks; released after."""
     monkeypatch.setattr(sqlite_file, "BUSY_TIMEOUT", 0.3)
     monkeypatch.setattr(sqlite_writer, "BUSY_TIMEOUT", 0.3)
-    monkeypatch.setattr(sqlite_writer, "CLOSE_WAIT", 0.3)
+    monkeypatch.setattr(sqlite_close, "CLOSE_WAIT", 0.3)
     storage = SQLiteStatsStorage(tmp_path / "runs.db")
     storage.put(Update("warm", "0", 0, time.time(), score=1.0))
     storage.flush()
