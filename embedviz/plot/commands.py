@@ -412,7 +412,7 @@ def _close_stats(stats) -> int:
     if stats is None:
         return 0
     from embedviz.errors import StatsWriteError
-    from embedviz.stats.sqlite_writer import CLOSE_WAIT
+    from embedviz.stats.sqlite_close import CLOSE_WAIT
 
     stats.close(flush=False)
     try:

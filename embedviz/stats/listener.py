@@ -626,11 +626,11 @@ class StatsListener:
 
         Called when a ``with StatsListener(...)`` block ends. Trouble with the storage
         never stops the script here: a SQLite file is waited for at most 5 s
-        (:data:`~embedviz.stats.sqlite_writer.CLOSE_WAIT`); when it cannot be written
+        (:data:`~embedviz.stats.sqlite_close.CLOSE_WAIT`); when it cannot be written
         by then (locked by another process, disk full), one error says how many records
         are not written, and they stay buffered in the storage, which keeps trying to
         write them; the storage's ``close()`` says whether they were written (see
-        :func:`~embedviz.stats.sqlite_writer.flush_at_close`). A remote router waits
+        :func:`~embedviz.stats.sqlite_close.flush_at_close`). A remote router waits
         at most 5 s as well.
 
         Examples
@@ -646,7 +646,7 @@ class StatsListener:
         self._spare = None
         self._closed = True
         if self.enabled:
-            from embedviz.stats.sqlite_writer import flush_at_close
+            from embedviz.stats.sqlite_close import flush_at_close
 
             flush_at_close(self.storage, "StatsListener")
 

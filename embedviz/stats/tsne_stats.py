@@ -12,7 +12,7 @@ import numpy as np
 from embedviz._check import check_int
 from embedviz.stats.base import check_storage
 from embedviz.stats.records import Snapshot, StaticInfo, Update
-from embedviz.stats.sqlite_writer import flush_at_close
+from embedviz.stats.sqlite_close import flush_at_close
 from embedviz.stats.system import (
     hardware_info,
     memory_sample,
@@ -169,7 +169,7 @@ class TSNEStats:
 
         A statistics file that cannot be written never raises here: the flush waits a
         few seconds at most, then one error says how many records the storage still
-        holds (:func:`~embedviz.stats.sqlite_writer.flush_at_close`). ``flush=False``
+        holds (:func:`~embedviz.stats.sqlite_close.flush_at_close`). ``flush=False``
         leaves that to the storage's own ``close()``.
         """
         if self._closed:

@@ -13,7 +13,7 @@ from embedviz._check import check_int
 from embedviz.errors import InputError
 from embedviz.stats.base import check_storage
 from embedviz.stats.records import Snapshot, StaticInfo, Update
-from embedviz.stats.sqlite_writer import flush_at_close
+from embedviz.stats.sqlite_close import flush_at_close
 from embedviz.stats.system import (
     hardware_info,
     memory_sample,
