@@ -223,6 +223,7 @@ class StatsListener:
         from embedviz.stats import torch_stats
 
         self._torch = torch
+        self._Tensor = torch.Tensor
         self._register_hook = torch.nn.modules.module.register_module_forward_hook
         self._ts = torch_stats
         self.frequency, self.histogram_frequency, self.histogram_bins = _frequencies(
@@ -480,19 +481,22 @@ class StatsListener:
         """
         if self._closed:
             raise InputError("StatsListener.step: the listener is closed; create a new one")
-        examples = 0 if batch_size is None else _count("batch_size", batch_size)
+        if batch_size is None:
+            examples = 0
+        elif type(batch_size) is int and batch_size >= 0:
+            examples = batch_size
+        else:
+            examples = _count("batch_size", batch_size)
         if not (loss is None or type(loss) is float or self._loss_fits(loss)):
             raise InputError(
                 f"loss: expected a number or a one-element tensor, got {loss!r:.60}"
             )  # on every call (converted only on reported ones: a tensor's .item() syncs)
         self._batches += 1
         self._examples += examples
-        if not self.enabled:
-            self.iteration += 1
-            return
-        if not self._armed:
-            self.iteration += 1
-            self._arm()
+        if not self._armed:  # not reported (never on a rank that does not report)
+            self.iteration = it = self.iteration + 1
+            if self.enabled and it % self.frequency == 0:
+                self._arm()
             return
         t0 = time.perf_counter()
         try:  # a bad loss is an error of this call; the next iteration is counted as usual
@@ -510,7 +514,7 @@ class StatsListener:
 
     def _loss_fits(self, loss: Any) -> bool:
         """A loss that :func:`_number` takes, judged without reading a tensor's value."""
-        if isinstance(loss, self._torch.Tensor):
+        if isinstance(loss, self._Tensor):
             return loss.numel() == 1
         if isinstance(loss, numbers.Real):
             return not isinstance(loss, bool)
