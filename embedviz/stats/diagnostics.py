@@ -1,8 +1,8 @@
 """Read stored statistics and say what looks wrong, with evidence and advice.
 
-:func:`diagnose` returns :class:`Finding` objects for one storage; :func:`run_check`
-prints them for a file and returns an exit status (``embedviz check DB``: 1 when an
-error was found, so it can gate a CI job). The checks, per session and worker (their
+:func:`diagnose` returns :class:`Finding` objects for one storage; ``embedviz check DB``
+(:mod:`embedviz.ui.check_command`) prints them for a file and exits 1 when an error was
+found, so that it can gate a CI job. The checks, per session and worker (their
 thresholds and why: :mod:`embedviz.stats.diagnostics_checks`):
 
 * update:parameter ratio of a tensor (median over the latest third of the reports) above
@@ -32,12 +32,8 @@ a count of spikes is then a lower bound.
 
 from __future__ import annotations
 
-import sqlite3
-import sys
 from dataclasses import dataclass
-from typing import TextIO
 
-from embedviz.errors import EmbedvizError
 from embedviz.stats.diagnostics_checks import CHECKS
 from embedviz.stats.diagnostics_run import (  # noqa: F401  (re-exported)
     ACT_STD_HIGH,
@@ -205,90 +201,3 @@ def format_finding(f: Finding) -> str:
     its = f", {iterations_text(f.iterations)}" if f.iterations else ""
     return printable(f"  {f.severity.upper():7} [{f.check}] {where}{its}: {f.evidence}") + (
         f"\n          advice: {printable(f.advice)}")  # fmt: skip
-
-
-def run_check(
-    path: str,
-    stream: TextIO | None = None,
-    err: TextIO | None = None,
-    session: str | None = None,
-) -> int:
-    """Print the findings for a statistics file; the exit status for ``embedviz check``.
-
-    Returns 1 when a finding has severity ``error`` or the file holds no session (a CI
-    gate over a training that recorded nothing must fail), 0 otherwise, and 2 (after one
-    line saying why, on ``err``) when the file cannot be read as statistics or SQLite's
-    ``quick_check`` finds it damaged. Names are printed with control characters
-    escaped. ``stream`` and ``err`` default to the standard output and error as they are
-    at the call; ``err`` defaults to ``stream`` when only that is given.
-
-    Examples
-    --------
-    >>> run_check("runs.db")  # doctest: +SKIP
-    0
-    """
-    from embedviz.stats.storage import SQLiteStatsStorage
-
-    if err is None:
-        err = sys.stderr if stream is None else stream
-    if stream is None:
-        stream = sys.stdout
-    try:
-        storage = SQLiteStatsStorage(path, read_only=True)
-    except EmbedvizError as exc:
-        print(f"embedviz: error: {printable(exc)}", file=err)
-        return 2
-    errors = warnings = 0
-    try:
-        problems = storage.quick_check()
-        if problems:
-            print(
-                f"embedviz: error: {printable(path)}: damaged statistics file (SQLite "
-                f"quick_check: {printable('; '.join(problems))[:300]}); restore it from a "
-                "copy, or recover what is readable with: sqlite3 FILE .recover | sqlite3 NEW.db",
-                file=err,
-            )
-            return 2
-        sessions = storage.list_sessions()
-        print(f"{printable(path)}: {len(sessions)} session(s)", file=stream)
-        if session is not None:  # one run of a shared file
-            if session not in sessions:
-                shown = ", ".join(printable(s) for s in sessions[-5:]) or "none"
-                print(
-                    f"embedviz: error: --session '{printable(session)}': no such session in "
-                    f"{printable(path)} (newest: {shown})",
-                    file=err,
-                )
-                return 2
-            sessions = [session]
-        if not sessions:
-            print(
-                f"embedviz: error: no session recorded in {printable(path)}; the training "
-                "wrote nothing (was the listener's storage this file, and was it closed or "
-                "flushed?)",
-                file=err,
-            )
-            return 1
-        for sid in sessions:
-            for wid in storage.list_workers(sid):
-                info = storage.get_static_info(sid, wid)
-                n = storage.count_updates(sid, wid)
-                kind = f"{info.kind}, {info.model_class}" if info is not None else "no static info"
-                print(printable(f"session {sid} worker {wid} ({kind}; {n} updates)"), file=stream)
-                found = diagnose(storage, sid, wid)
-                if not found:
-                    print("  no problems found", file=stream)
-                for f in found:
-                    print(format_finding(f), file=stream)
-                    errors += f.severity == "error"
-                    warnings += f.severity == "warning"
-        print(f"summary: {errors} error(s), {warnings} warning(s)", file=stream)
-    except EmbedvizError as exc:  # a damaged page met while reading
-        print(f"embedviz: error: {printable(exc)}", file=err)
-        return 2
-    except sqlite3.DatabaseError as exc:
-        print(f"embedviz: error: {printable(path)}: damaged statistics file ({exc})", file=err)
-        return 2
-    finally:
-        storage.close()
-    return 1 if errors else 0

@@ -1,13 +1,13 @@
 """Diagnostics on runs with planted faults (issue 4 §6, §7)."""
 
-import io
 import math
 import re
 import sqlite3
 
 import pytest
 
-from embedviz.stats.diagnostics import Finding, diagnose, format_finding, printable, run_check
+from embedviz.cli import main as embedviz_main
+from embedviz.stats.diagnostics import Finding, diagnose, format_finding, printable
 from embedviz.stats.records import ActivationStats, ParamStats, StaticInfo, Update
 from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 
@@ -79,7 +79,7 @@ def test_healthy_run_with_biases_at_zero_gives_no_warning():
 
 
 @pytest.mark.torch
-def test_learning_rate_far_too_high_is_an_error(tmp_path):
+def test_learning_rate_far_too_high_is_an_error(tmp_path, capsys):
     path = tmp_path / "bad.db"
     with SQLiteStatsStorage(path) as storage:
         train_digits(storage, "too-high", lr=20.0)
@@ -93,20 +93,18 @@ def test_learning_rate_far_too_high_is_an_error(tmp_path):
         "score_exploded",
         "params_not_finite",
     }
-    out = io.StringIO()
-    assert run_check(str(path), out) == 1
-    text = out.getvalue()
+    assert embedviz_main(["check", str(path)]) == 1
+    text = capsys.readouterr().out
     assert "ERROR" in text and "advice:" in text and "session too-high worker 0" in text
     # a healthy run beside it passes the gate when checked on its own (--session)
     with SQLiteStatsStorage(path) as storage:
         put_run(storage)  # session "s"
-    out = io.StringIO()
-    assert run_check(str(path), out, session="s") == 0
-    assert "too-high" not in out.getvalue()
-    assert run_check(str(path), out, session="too-high") == 1
-    out = io.StringIO()
-    assert run_check(str(path), out, session="nope") == 2
-    assert "--session 'nope': no such session" in out.getvalue()
+    assert embedviz_main(["check", str(path), "--session", "s"]) == 0
+    assert "too-high" not in capsys.readouterr().out
+    assert embedviz_main(["check", str(path), "--session", "too-high"]) == 1
+    capsys.readouterr()
+    assert embedviz_main(["check", str(path), "--session", "nope"]) == 2
+    assert "--session: no session 'nope' in" in capsys.readouterr().err
 
 
 @pytest.mark.torch
@@ -194,34 +192,32 @@ def test_flat_learning_rate_with_a_schedule():
     assert "lr_flat" not in checks(diagnose(plain))
 
 
-def test_run_check_exit_codes(tmp_path):
+def test_check_exit_codes(tmp_path, capsys):
     good = tmp_path / "good.db"
     with SQLiteStatsStorage(good) as s:
         put_run(s)
-    out = io.StringIO()
-    assert run_check(str(good), out) == 0
-    assert "no problems found" in out.getvalue() and "0 error(s)" in out.getvalue()
+    assert embedviz_main(["check", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "no problems found" in out and "0 error(s)" in out
     junk = tmp_path / "junk.db"
     junk.write_text("not a database at all")
-    out = io.StringIO()
-    assert run_check(str(junk), out) == 2
-    assert out.getvalue().count("\n") == 1 and "not SQLite" in out.getvalue()
-    out = io.StringIO()
-    assert run_check(str(tmp_path / "missing.db"), out) == 2
-    assert "no such statistics file" in out.getvalue()
+    assert embedviz_main(["check", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not SQLite" in err
+    assert embedviz_main(["check", str(tmp_path / "missing.db")]) == 2
+    assert "no such statistics file" in capsys.readouterr().err
 
 
-def test_run_check_fails_a_file_with_no_session(tmp_path):
+def test_check_fails_a_file_with_no_session(tmp_path, capsys):
     """A CI gate over a training that recorded nothing must not pass."""
     empty = tmp_path / "empty.db"
     SQLiteStatsStorage(empty).close()
-    out, err = io.StringIO(), io.StringIO()
-    assert run_check(str(empty), out, err) == 1
-    assert "0 session(s)" in out.getvalue()
-    assert err.getvalue().startswith(f"embedviz: error: no session recorded in {empty}")
+    assert embedviz_main(["check", str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"embedviz: error: no session recorded in {empty}")
 
 
-def test_run_check_reports_a_damaged_file(tmp_path):
+def test_check_reports_a_damaged_file(tmp_path, capsys):
     path = tmp_path / "runs.db"
     with SQLiteStatsStorage(path) as s:
         put_run(s, n=400)
@@ -234,22 +230,22 @@ def test_run_check_reports_a_damaged_file(tmp_path):
     data = bytearray(path.read_bytes())
     data[(root - 1) * page_size : root * page_size] = bytes(page_size)
     path.write_bytes(bytes(data))
-    out, err = io.StringIO(), io.StringIO()
-    assert run_check(str(path), out, err) == 2
-    assert err.getvalue().count("\n") == 1
-    assert "damaged statistics file (SQLite quick_check" in err.getvalue()
+    assert embedviz_main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "damaged statistics file (SQLite quick_check" in err
     copy = tmp_path / "half.db"  # damaged where opening reads: no traceback either
     data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)
     copy.write_bytes(bytes(data))
-    err = io.StringIO()
-    assert run_check(str(copy), io.StringIO(), err) == 2
-    assert err.getvalue().startswith("embedviz: error: ") and "damaged" in err.getvalue()
+    assert embedviz_main(["check", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("embedviz: error: ") and "damaged" in err
 
 
 _EVIL = "evil\nsummary: 0 error(s)\n\x1b[8m\x9b"
 
 
-def test_names_with_control_characters_are_printed_escaped(tmp_path):
+def test_names_with_control_characters_are_printed_escaped(tmp_path, capsys):
     """A name that skipped validation (another writer, an older embedviz) still cannot
     rewrite the terminal: ``check`` prints control characters escaped."""
     f = Finding("error", "ratio_high", _EVIL, "0", "fc\n.weight\x1b[2J", (1, 5), "x\ry", "do\x07")
@@ -263,9 +259,8 @@ def test_names_with_control_characters_are_printed_escaped(tmp_path):
     con.execute("UPDATE workers SET session = ?", (_EVIL,))
     con.commit()
     con.close()
-    out = io.StringIO()
-    assert run_check(str(path), out) == 1
-    printed = out.getvalue()
+    assert embedviz_main(["check", str(path)]) == 1
+    printed = capsys.readouterr().out
     assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", printed)
     assert "session evil\\nsummary: 0 error(s)\\n\\x1b[8m\\x9b worker 0" in printed
     assert printed.splitlines()[-1].startswith("summary: 1 error(s)")
@@ -273,7 +268,7 @@ def test_names_with_control_characters_are_printed_escaped(tmp_path):
 
 
 @pytest.mark.parametrize("char", ["\u202e", "\u202a", "\u200e", "\u200f", "\u2066", "\u2069"])
-def test_bidirectional_formatting_characters_are_printed_escaped(char, tmp_path):
+def test_bidirectional_formatting_characters_are_printed_escaped(char, tmp_path, capsys):
     """A right-to-left override shows ``evil\\u202efdp.exe`` as ``evilexe.pdf``: ``check``
     escapes it like a control character, once (``--session`` too, not a repr of it)."""
     name = f"evil{char}fdp.exe"
@@ -286,7 +281,7 @@ def test_bidirectional_formatting_characters_are_printed_escaped(char, tmp_path)
     path = tmp_path / "runs.db"
     with SQLiteStatsStorage(path) as s:
         put_run(s)  # session "s"
-    out, err = io.StringIO(), io.StringIO()
-    assert run_check(str(path), out, err, session=f"{name}\n") == 2
-    assert f"--session '{escaped}\\n': no such session" in err.getvalue()
-    assert char not in err.getvalue() + out.getvalue()
+    assert embedviz_main(["check", str(path), "--session", f"{name}\n"]) == 2
+    out, err = capsys.readouterr()
+    assert f"--session: no session '{escaped}\\n' in" in err
+    assert char not in err + out

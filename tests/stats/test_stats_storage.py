@@ -1083,7 +1083,6 @@ def test_file_in_a_read_only_folder_can_be_read(tmp_path):
     read = (
         "import sys\n"
         "from embedviz.stats.storage import SQLiteStatsStorage\n"
-        "from embedviz.stats.diagnostics import run_check\n"
         "with SQLiteStatsStorage(sys.argv[1], read_only=True) as reader:\n"
         "    print(reader.count_updates('run'), reader.quick_check())\n"
         "try:\n"

@@ -4,14 +4,12 @@ the command for a file that is not ours, and ``check``'s ``-q`` and ``--worker``
 
 from __future__ import annotations
 
-import io
 import sqlite3
 
 import pytest
 
 import embedviz.cli as cli
 from embedviz.errors import FileFormatError
-from embedviz.stats.diagnostics import run_check
 from embedviz.stats.records import Update
 from embedviz.stats.storage import SQLiteStatsStorage
 from embedviz.ui import commands
@@ -165,14 +163,6 @@ def test_only_the_remote_receivers_file_may_be_a_new_path(tmp_path, kind):
 
 
 # ------------------------------------------------------------- check -q and --worker
-def test_check_prints_what_the_library_prints(sqlite_path, nan_db, capsys):
-    for path in (sqlite_path, nan_db):
-        reference = io.StringIO()
-        status = run_check(str(path), reference, io.StringIO())
-        assert cli.main(["check", str(path)]) == status
-        assert capsys.readouterr().out == reference.getvalue()
-
-
 def test_check_quiet_prints_only_warnings_and_errors_with_the_same_status(nan_db, capsys):
     assert cli.main(["check", str(nan_db)]) == 1
     full = _lines(capsys.readouterr().out)
