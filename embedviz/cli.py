@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             return status
         except EmbedvizError as exc:
             message = " ".join(str(exc).split())
-            print(f"embedviz: error: {message}", file=sys.stderr)
+            print(f"embedviz: error: {_escaped(message)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("embedviz: interrupted", file=sys.stderr)
@@ -122,9 +122,17 @@ def _drop_stdout() -> None:
         pass
 
 
+def _escaped(text: str, keep: str = "") -> str:
+    """``text`` with control and bidirectional formatting characters escaped (a file or
+    run name cannot rewrite or disguise the terminal), except those in ``keep``."""
+    from embedviz.stats.limits import CONTROL_CHARS
+
+    return CONTROL_CHARS.sub(lambda m: m[0] if m[0] in keep else repr(m[0])[1:-1], text)
+
+
 class _Formatter(logging.Formatter):
     def format(self, record):
-        text = super().format(record)
+        text = _escaped(super().format(record), keep="\n\t")
         if not record.name.startswith("embedviz"):  # a library's message routed here
             text = f"{text} ({record.name.partition('.')[0]})"
         if record.levelno >= logging.ERROR:
@@ -190,9 +198,6 @@ def _module_of(filename: str) -> str:
     if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
         return Path(parts[parts.index("site-packages") + 1]).stem
     return Path(filename).stem
-
-
-# -- embedviz check ---------------------------------------------------------------------
 
 
 if __name__ == "__main__":  # pragma: no cover

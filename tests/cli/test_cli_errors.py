@@ -267,3 +267,13 @@ def test_words_that_are_one_point_get_one_message(tmp_path, metric, capsys):
     assert line.startswith("embedviz: error: word vectors: expected ") and "6 " in line
     assert "check the file, or select other words" in line
     assert "warning" not in err  # k-means no longer warns about one distinct point first
+
+
+def test_names_in_error_lines_cannot_rewrite_the_terminal(tmp_path, capsys):
+    # a file name with ESC and a right-to-left override, given to check and report
+    path = tmp_path / "x\x1b[2Jy\u202e.db"
+    for argv in (["check", str(path)], ["report", str(path), "-o", str(tmp_path / "r.html")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "\x1b" not in err and "\u202e" not in err, err
+        assert "x\\x1b[2Jy\\u202e.db" in err
