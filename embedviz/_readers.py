@@ -237,10 +237,13 @@ def _load_word2vec_like(source, head, limit, binary, keep, unicode_errors, repor
             if binary:
                 table = read_binary(
                     f, path, count, dim, n_max, first, source.skip + after, keep,
-                    unicode_errors, report,
+                    unicode_errors, report, strict=limit is None,
                 )  # fmt: skip
             else:
-                table = read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report)
+                table = read_text(
+                    f, path, count, dim, n_max, first, keep, unicode_errors, report,
+                    strict=limit is None,
+                )  # fmt: skip
     except (EOFError, OSError, zlib.error) as exc:
         raise FileFormatError(
             f"{path}: cannot read the {source.compression or 'file'} data ({exc}); the file is "

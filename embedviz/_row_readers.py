@@ -86,7 +86,9 @@ class Table:
 # -- word2vec binary --------------------------------------------------------------------
 
 
-def read_binary(f, path, count, dim, n_max, first, offset, keep, unicode_errors, report):
+def read_binary(
+    f, path, count, dim, n_max, first, offset, keep, unicode_errors, report, strict=True
+):
     """Read up to ``n_max`` of the ``count`` records ``word<space>`` + ``dim`` float32."""
     nbytes = 4 * dim
     table = Table(dim, first)
@@ -104,7 +106,7 @@ def read_binary(f, path, count, dim, n_max, first, offset, keep, unicode_errors,
                 )
             more = f.read(_CHUNK)
             if not more:
-                _raise_binary_end(path, count, dim, r, buf[pos:], base + pos)
+                _raise_binary_end(path, count, dim, r, buf[pos:], base + pos, len(table.words))
             buf, base, pos = buf[pos:] + more, base + pos, 0
         raw = buf[pos:space].lstrip(b"\n\r")
         r += 1
@@ -116,14 +118,15 @@ def read_binary(f, path, count, dim, n_max, first, offset, keep, unicode_errors,
                 word, escaped, r, np.frombuffer(buf, dtype="<f4", count=dim, offset=space + 1)
             )
         pos = space + 1 + nbytes
-    if r == count:
+    if r == count and strict:  # a limit reads what it asks for, whatever follows
         rest = (buf[pos:] + f.read(1024)).strip()
         if rest:
+            kept = len(table.words)
             raise FileFormatError(
                 f"{path}: the header says {count} words but the file goes on after word "
-                f"{count} (byte {base + pos}); fix the count in line 1, or pass limit={count} "
-                f"(--top {count} on the command line) to read only the words it promises (if "
-                f"the count is right, the dimension {dim} in line 1 is wrong)"
+                f"{count} (byte {base + pos}); fix the count in line 1, or {_read_first(kept)} "
+                f"to read only the words it promises (if the count is right, the dimension "
+                f"{dim} in line 1 is wrong)"
             )
     return table
 
@@ -151,32 +154,33 @@ def _misaligned_error(path, r, at, raw, dim):
     )
 
 
-def _raise_binary_end(path, count, dim, i, tail, at):
+def _read_first(kept: int) -> str:
+    """The advice to read only the first ``kept`` words (counted after any filter, as
+    ``limit`` and ``--top`` count them)."""
+    return f"pass limit={kept} (--top {kept} on the command line)"
+
+
+def _raise_binary_end(path, count, dim, i, tail, at, kept):
     if not tail.strip():
         raise FileFormatError(
             f"{path}: the header says {count} words but the file ends after {i} words "
-            f"(byte {at}); fix the count in line 1, or pass limit={i} (--top {i} on the "
-            "command line)"
+            f"(byte {at}); fix the count in line 1" + (f", or {_read_first(kept)}" if kept else "")
             if i
             else f"{path}: the header says {count} words but no word follows it"
         )
     raise FileFormatError(
         f"{path}: truncated: the file ends inside word {i + 1} of {count} (byte {at}, "
         f"{len(tail)} of its at least {4 * dim + 2} bytes); download or export it again"
-        + (
-            f", or pass limit={i} (--top {i} on the command line) to read the complete "
-            "words before it"
-            if i
-            else ""
-        )
+        + (f", or {_read_first(kept)} to read the complete words before it" if kept else "")
     )
 
 
 # -- text (word2vec text, fastText .vec, GloVe) -----------------------------------------
 
 
-def read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report):
-    """Read up to ``n_max`` lines ``word v1 ... vdim`` (all of them if None)."""
+def read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report, strict=True):
+    """Read up to ``n_max`` lines ``word v1 ... vdim`` (all of them if None); ``strict``
+    (no limit given): a line beyond the header's count is an error."""
     table = Table(dim, first)
     line_no = 1 if count is not None else 0
     source = "the header" if count is not None else "line 1"
@@ -189,8 +193,7 @@ def read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report):
         if count is not None and r == count:
             raise FileFormatError(
                 f"{path}: the header says {count} words but line {line_no} holds another; "
-                f"fix the count in line 1, or pass limit={count} (--top {count} on the "
-                "command line)"
+                f"fix the count in line 1, or {_read_first(len(table.words))}"
             )
         if len(parts) > dim + 1 and not any(is_number(p) for p in parts[1:-dim]):
             parts = [b" ".join(parts[:-dim]), *parts[-dim:]]  # a word with spaces (GloVe 840B)
@@ -209,14 +212,18 @@ def read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report):
                 "not a number; every value after the word must be a decimal number"
             ) from None
         table.add(word, escaped, r, values)
-        if n_max is not None and len(table.words) == n_max and (count is None or r < count):
+        if (
+            n_max is not None
+            and len(table.words) == n_max
+            and (not strict or count is None or r < count)
+        ):
             break
     else:
         if count is not None and r < count:
             raise FileFormatError(
                 f"{path}: the header says {count} words but the file ends after {r} (line "
-                f"{line_no}); fix the count in line 1, or pass limit={r} (--top {r} on the "
-                "command line)"
+                f"{line_no}); fix the count in line 1"
+                + (f", or {_read_first(len(table.words))}" if table.words else "")
             )
     return table
 

@@ -201,3 +201,36 @@ def test_one_duplicate_is_one_word(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="embedviz.vectors"):
         load_vectors(tmp_path / "d.txt")
     assert ": 1 word appears more than once; kept the first vector" in caplog.text
+
+
+def test_limit_reads_a_text_file_with_more_rows_than_its_header(tmp_path):
+    # the advice "pass limit=3" for a header that promises 3 words must work
+    path = tmp_path / "more.txt"
+    path.write_text("3 2\na 1 2\nb 2 3\nc 3 4\nd 5 6\n")
+    with pytest.raises(FileFormatError, match=r"holds another; .* pass limit=3 \(--top 3 on"):
+        load_vectors(path)
+    assert load_vectors(path, limit=3).index_to_key == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_the_advised_limit_counts_the_words_a_filter_keeps(tmp_path, binary):
+    from gensim.models import KeyedVectors
+
+    words = ["aa", "ab", "ca", "ac", "cb", "ad"]
+    kv = KeyedVectors(3)
+    kv.add_vectors(words, np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32))
+    path = tmp_path / ("v.bin" if binary else "v.txt")
+    kv.save_word2vec_format(str(path), binary=binary)
+    data = path.read_bytes()
+    header_end = data.index(b"\n")
+    path.write_bytes(b"9 3" + data[header_end:])  # promises 9 words, holds 6
+
+    def keep(w):
+        return not w.startswith("c")
+
+    with pytest.raises(FileFormatError, match=r"pass limit=4 \(--top 4 on the command line\)"):
+        load_vectors(path, keep=keep, binary=binary)
+    # following the advice reads the 4 words kept before the end
+    assert load_vectors(path, keep=keep, limit=4, binary=binary).index_to_key == [
+        "aa", "ab", "ac", "ad"
+    ]  # fmt: skip
