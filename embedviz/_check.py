@@ -107,3 +107,14 @@ def check_choice(name: str, value: Any, allowed) -> Any:
             break
     shown = ", ".join(repr(a) for a in allowed)
     raise InputError(f"{name}: expected one of {shown}, got {value!r:.60}")
+
+
+def plural(n: int, word: str) -> str:
+    """``"1 word"``, ``"3 words"``: a count for a message.
+
+    Examples
+    --------
+    >>> plural(1, "word"), plural(3, "word")
+    ('1 word', '3 words')
+    """
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from embedviz._check import check_choice, check_int
+from embedviz._check import check_choice, check_int, plural
 from embedviz._defaults import VOCAB_DEFAULTS
 from embedviz.errors import InputError
 
@@ -119,10 +119,13 @@ def plot_vocab(
             kept = set(selection.words)  # one label per word: those of the words kept
             colour = [c for w, c in zip(before, colour, strict=True) if w in kept]
     words_, matrix, rank = selection.words, selection.vectors, selection.rank
-    if len(words_) < 2:
+    from embedviz.tsne.affinity import MIN_SAMPLES
+
+    least = 2 if getattr(tsne, "method", None) == "exact" else MIN_SAMPLES
+    if len(words_) < least:
         raise InputError(
-            f"plot_vocab needs at least 2 words to map; the selection holds {len(words_)} "
-            "(check top, words and the filters)"
+            f"plot_vocab needs at least {least} words to map (t-SNE's minimum); the selection "
+            f"holds {len(words_)} (check top, words and the filters)"
         )
     _check_distinct_vectors(tsne, matrix)
     clusters = _colours(colour, words_, matrix, random_state)
@@ -275,7 +278,8 @@ def _indexed(words, matrix, ranks, what: str):
     index = {w: i for i, w in enumerate(words)}
     if len(index) != len(words):
         raise InputError(
-            f"{what}: the word list repeats {len(words) - len(index)} words; give each word once"
+            f"{what}: the word list repeats {plural(len(words) - len(index), 'word')}; give "
+            "each word once"
         )
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:

@@ -80,9 +80,9 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
         return perplexity
     if n_samples < MIN_SAMPLES:
         raise InputError(
-            f"n_samples: expected at least {MIN_SAMPLES} points for t-SNE, got {n_samples} "
-            "(the smallest perplexity, 1, needs n_samples >= 3 * perplexity + 1); give it "
-            "more points"
+            f"X: expected at least {MIN_SAMPLES} rows (points) for t-SNE, got {n_samples} "
+            "(the smallest perplexity, 1, needs 3 * perplexity + 1 points; method='exact' "
+            "takes 2); give it more points"
         )
     if reduce:
         logger.warning(

@@ -340,7 +340,8 @@ def test_joint_probabilities_errors():
 def test_check_perplexity_needs_four_points(reduce):
     # a perplexity is at least 1, and Barnes-Hut needs n >= 3 * perplexity + 1
     assert check_perplexity(4, 30.0, reduce=True) == 1.0
-    with pytest.raises(InputError, match=r"n_samples: expected at least 4 points .* got 3"):
+    four = r"X: expected at least 4 rows \(points\) for t-SNE, got 3"
+    with pytest.raises(InputError, match=four):
         check_perplexity(3, 30.0, reduce=reduce)
     with pytest.raises(InputError, match=r"perplexity: expected a number >= 1, got 0.5"):
         check_perplexity(100, 0.5)

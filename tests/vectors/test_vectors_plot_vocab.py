@@ -128,9 +128,9 @@ def test_bad_arguments(blob_words):
         plot_vocab((words, matrix[:-1]))
     with pytest.raises(InputError, match="one label per word"):
         plot_vocab((words, matrix), tsne=_fast_tsne(), colour=[1, 2])
-    with pytest.raises(InputError, match="at least 2 words to map"):
+    with pytest.raises(InputError, match="at least 4 words to map"):
         plot_vocab((words, matrix), words=["a1", "zzz"])
-    with pytest.raises(InputError, match="the word list repeats 1 words"):
+    with pytest.raises(InputError, match="the word list repeats 1 word;"):
         plot_vocab((["a", "b", "a"], np.eye(3)))
     with pytest.raises(
         InputError,
