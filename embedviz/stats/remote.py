@@ -186,7 +186,13 @@ class RemoteStatsRouter(StatsStorage):
         self._abandoned = False
         # records waiting to be sent, oldest first: the spill file's rows, then what it
         # could not take (in memory, at most queue_size); the queue's records are newer
-        self._waiting = SpillQueue(self.spill_path, queue_size, self.url, self._answered)
+        # the session names runs are sent under, for runs the UI holds another run of
+        # under the first name (409); records enter the spill under them, and what the
+        # spill holds at a rename is rewritten then (a crash leaves the new names)
+        self._names = RunNames(self.url, self.list_workers, on_rename=self._renamed)
+        self._waiting = SpillQueue(
+            self.spill_path, queue_size, self.url, self._answered, name=self._names.named
+        )
         self._stop = threading.Event()
         self._idle = threading.Event()
         # a put counts and queues its records, and close() sets _closed, under this lock
@@ -207,9 +213,6 @@ class RemoteStatsRouter(StatsStorage):
         # many of the file's records the server has answered
         self._inherited = self._waiting.in_file
         self._replayed = 0
-        # the session names runs are sent under, for runs the UI holds another run of
-        # under the first name (409)
-        self._names = RunNames(self.url, self.list_workers)
         self._thread = threading.Thread(target=self._run, name="embedviz-remote", daemon=True)
         self._thread.start()
 
@@ -239,6 +242,11 @@ class RemoteStatsRouter(StatsStorage):
             except queue.Empty:
                 break
         self._waiting.add(payloads, bound=bound)
+
+    def _renamed(self) -> None:
+        """A run is sent under a new name from now on: so are its records waiting in
+        the spill (file and memory); later ones get it on the way in."""
+        self._waiting.rewrite(self._names.named)
 
     def _reject(self, payloads: list[str], reason: str) -> None:
         self._waiting.reject(payloads, reason)
@@ -406,8 +414,6 @@ class RemoteStatsRouter(StatsStorage):
             )
             self._waiting.add(inflight, front=True, bound=False)
         self._drain_queue_to_spill(bound=False)
-        if self._names.renamed:  # what is left goes to a later router under the new names
-            self._waiting.rewrite(self._names.named)
         self._waiting.close(*self._why_unsent(failure))
 
     def _why_unsent(self, failure: str | None) -> tuple[str, str, int]:
@@ -478,14 +484,15 @@ class RemoteStatsRouter(StatsStorage):
         """
         chunks = [payloads]
         while chunks:
-            chunk = chunks.pop(0)
-            body = self._names.named(chunk)
-            size = body_size(body)
+            # under the names the runs are sent under (idempotent: records from the
+            # spill already are)
+            chunk = self._names.named(chunks.pop(0))
+            size = body_size(chunk)
             if size > self.max_body_bytes and len(chunk) > 1:
                 half = len(chunk) // 2
                 chunks[:0] = [chunk[:half], chunk[half:]]
                 continue
-            status, message = self._post(body)
+            status, message = self._post(chunk)
             if self._abandoned:
                 return None  # close() has kept the batch; whatever came back is moot
             verdict = classify(status, len(chunk))
@@ -507,7 +514,15 @@ class RemoteStatsRouter(StatsStorage):
                 if again is not None:
                     chunks[:0] = again
                     continue
+                # taken as a 400: the record it names (the first: conflict() splits
+                # before any other) is refused alone, without asking again; the rest
+                # is sent
                 verdict = "reject"
+                if bad_position(message) == 0 and len(chunk) > 1:
+                    self._reject(chunk[:1], f"HTTP {status}: {message[:500]}")
+                    self._done(1, track)
+                    chunks[:0] = [chunk[1:]]
+                    continue
             bad = bad_position(message) if status == 400 and len(chunk) > 1 else None
             if bad is not None and bad < len(chunk):
                 # the receiver names the first bad record: send the ones before it,

@@ -19,7 +19,10 @@ the file; a batch put back in front goes to the file (it is older than both).
 holds goes to a JSON-lines file beside the spill file (or in the temporary directory):
 :attr:`unsent_path` says where, and an error says how many were lost if neither could be
 written. A spill file left with nothing in it (and no rejected records, this run's or
-an earlier one's) is removed, and an INFO line says so.
+an earlier one's) is removed, and an INFO line says so. A file kept only for its
+rejected records is reported once, as a warning saying how to read their reasons and
+that the file may then be deleted (by the router that rejected them); a later router
+using the same file mentions it at INFO only.
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ class SpillQueue:
         Names the sender in log messages (the router's URL).
     on_drop : callable, optional
         ``on_drop(n)`` when ``n`` records are dropped (the router stops waiting for them).
+    name : callable, optional
+        ``name(payloads) -> payloads``: what every record added becomes on the way in
+        (the router's session names, :meth:`RunNames.named
+        <embedviz.stats.remote_names.RunNames.named>`); applied under the lock that
+        :meth:`rewrite` takes, so a record added while a rename is made ends up under
+        the new name.
 
     Examples
     --------
@@ -71,8 +80,10 @@ class SpillQueue:
         memory_size: int,
         label: str,
         on_drop: Callable[[int], None] | None = None,
+        name: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         self.path = Path(path)
+        self._name = name
         self.memory_size = memory_size
         self.label = label
         self._on_drop = on_drop
@@ -125,6 +136,8 @@ class SpillQueue:
     def _write(self, payloads: list[str], front: bool) -> None:
         with self._file_lock:
             con = self._open()
+            if self._name is not None:
+                payloads = self._name(payloads)
             con.execute("BEGIN IMMEDIATE")
             try:
                 if front:
@@ -169,6 +182,8 @@ class SpillQueue:
     def hold(self, payloads: list[str], front: bool = False, bound: bool = True) -> None:
         """Add to memory; beyond ``memory_size`` records the newest are dropped."""
         with self._memory_lock:
+            if self._name is not None:
+                payloads = self._name(payloads)
             if front:
                 self.in_memory[:0] = payloads
             else:
@@ -251,13 +266,16 @@ class SpillQueue:
         """Replace every waiting record (file and memory) by what ``change`` makes of
         it (a list of records to a list as long, in order): for records that are to be
         sent differently than they were put (a run sent under another session name).
-        A file that cannot be written keeps its records as they are (logged)."""
+        A file that cannot be written keeps its records as they are (logged); after
+        :meth:`close` nothing happens."""
         with self._memory_lock:
             self.in_memory[:] = change(self.in_memory)
         if not self.in_file:
             return
         try:
             with self._file_lock:
+                if self._closed:
+                    return
                 con = self._open()
                 rows = con.execute("SELECT id, payload FROM spill ORDER BY id").fetchall()
                 new = change([p for _, p in rows])
@@ -326,13 +344,27 @@ class SpillQueue:
                 self.path,
                 f"; {hint}" if hint else "",
             )
-        elif self.rejected or self.rejected_before:
+        elif self.rejected:
             log.warning(
                 "remote UI %s: the spill file %s is kept: its 'rejected' table holds %d "
-                "record(s) the UI refused for good (see their reasons there)",
+                "record(s) the UI refused for good (%d of them now); nothing else is in "
+                "it. Read why with: sqlite3 %s 'SELECT reason, payload FROM rejected' "
+                "(or any SQLite reader), then delete the file (later routers with this "
+                "spill_path only mention it at INFO)",
                 self.label,
                 self.path,
                 self.rejected + self.rejected_before,
+                self.rejected,
+                self.path,
+            )
+        elif self.rejected_before:  # said at WARNING by the router that rejected them
+            log.info(
+                "remote UI %s: the spill file %s is still kept for the %d record(s) an "
+                "earlier router kept in its 'rejected' table; delete the file once you "
+                "have read their reasons",
+                self.label,
+                self.path,
+                self.rejected_before,
             )
         elif not unsaved and self.path.exists():
             self.remove_files()

@@ -9,6 +9,8 @@ the UI keeps its name. Every server and router is stopped or closed after the te
 import json
 import logging
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -259,3 +261,156 @@ def test_the_receiver_refuses_a_static_info_of_another_run_whole(make_storage, t
     finally:
         if make_storage == "sqlite":
             storage.close()
+
+
+def spill_sessions(path):
+    """The session names of the records waiting in a spill file, read from another
+    connection (as a later router would find the file if the process died now)."""
+    con = sqlite3.connect(path)
+    try:
+        rows = con.execute("SELECT payload FROM spill ORDER BY id").fetchall()
+    finally:
+        con.close()
+    return [json.loads(p)["session_id"] for (p,) in rows]
+
+
+def wait_until(cond, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_renamed_run_is_under_its_new_name_in_the_spill_before_close(ui, routers, tmp_path):
+    """Review 9, finding 1: the process dies after the rename while the UI is away (no
+    close()); what its spill file holds then, sent by a later router, goes to 'z-2'."""
+    server, storage = ui
+    first = routers(server.url, token=TOKEN)
+    first.put(static("z", 1.0e9))
+    first.put(update("z", 0, 1.0e9))
+    first.close()
+    spill = tmp_path / "spill.db"
+    router = routers(server.url, token=TOKEN, spill_path=spill)
+    router.put(static("z", 2.0e9))
+    router.put(update("z", 0, 2.0e9))
+    assert router.flush(10)
+    assert storage.list_sessions() == ["z", "z-2"]
+    server.stop()
+    for i in range(1, 6):
+        router.put(update("z", i, 2.0e9))
+    wait_until(lambda: router._waiting.in_file == 5)
+    crash = tmp_path / "crash.db"  # the file as a crash now would leave it
+    src, dst = sqlite3.connect(spill), sqlite3.connect(crash)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    assert spill_sessions(crash) == ["z-2"] * 5
+    server.start()
+    routers(server.url, token=TOKEN, spill_path=crash).close()
+    assert iterations(storage, "z") == [0]  # the first run alone
+    assert scores(storage, "z") == [1.0e9]
+    assert iterations(storage, "z-2") == list(range(6))
+
+
+def test_a_run_spilled_before_its_409_is_renamed_in_the_spill_at_once(routers, tmp_path):
+    """The run was spilled (the UI away) before the 409 renamed it: the rows the file
+    holds are rewritten at the rename, and records spilled later go in renamed."""
+    spill = tmp_path / "spill.db"
+    router = routers("http://127.0.0.1:9", spill_path=spill, batch_size=4)
+    conflict, posted = threading.Event(), []
+
+    def post(payloads):  # the UI is away, except for one 409 for run 'x''s StaticInfo
+        first = json.loads(payloads[0])
+        posted.append(first["session_id"])
+        if conflict.is_set() and first["type"] == "static" and first["session_id"] == "x":
+            conflict.clear()
+            return 409, json.dumps({"error": "records[0]: session 'x' holds another run"})
+        return 0, "connection refused"
+
+    router._post = post
+    router.put(static("x", 2.0e9))
+    for i in range(10):
+        router.put(update("x", i, 2.0e9))
+    wait_until(lambda: router._waiting.in_file == 11)
+    assert spill_sessions(spill) == ["x"] * 11
+    conflict.set()
+    wait_until(lambda: "x-2" in posted)  # renamed, then the UI was away again
+    assert spill_sessions(spill) == ["x-2"] * 11
+    for i in range(10, 15):  # spilled after the rename: under the new name
+        router.put(update("x", i, 2.0e9))
+    wait_until(lambda: router._waiting.in_file == 16)
+    assert spill_sessions(spill) == ["x-2"] * 16
+    assert [json.loads(p)["iteration"] for p in router._waiting.oldest(16)[1][1:]] == list(
+        range(15)
+    )
+
+
+def answering(accepted, refuse):
+    """A fake ``_post``: 409 naming the first record ``refuse`` refuses, else 200,
+    keeping the records it takes in ``accepted``."""
+
+    def post(payloads):
+        records = [json.loads(p) for p in payloads]
+        bad = [i for i, r in enumerate(records) if refuse(r)]
+        if bad:
+            return 409, json.dumps({"error": f"records[{bad[0]}]: holds another run"})
+        accepted.extend(records)
+        return 200, "{}"
+
+    return post
+
+
+def test_a_409_that_names_no_static_info_refuses_that_record_alone(routers, caplog):
+    """Review 9, N1: taken as a 400 (http_api.md), not as a refusal of the batch."""
+    router = routers("http://127.0.0.1:9", batch_size=100)
+    accepted = []
+    router._post = answering(accepted, lambda r: r.get("iteration") == 3)
+    for i in range(8):
+        router.put(update("w", i, 1.0e9))
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
+        assert router.flush(10)
+    assert [r["iteration"] for r in accepted] == [0, 1, 2, 4, 5, 6, 7]
+    assert router.rejected == 1 and router.sent == 7
+    assert "is sent as" not in caplog.text
+
+
+def test_a_run_that_finds_no_free_name_loses_its_static_info_only_and_says_so(
+    routers, caplog, monkeypatch
+):
+    """Every NAME-k is taken: the StaticInfo is refused (kept as rejected), the run's
+    other records are sent under the name, and an error says they merge."""
+    monkeypatch.setattr(RemoteStatsRouter, "list_workers", lambda self, session: ["0"])
+    router = routers("http://127.0.0.1:9", batch_size=100)
+    accepted = []
+    router._post = answering(accepted, lambda r: r["type"] == "static")
+    router.put(static("v", 2.0e9))
+    for i in range(4):
+        router.put(update("v", i, 2.0e9))
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
+        assert router.flush(10)
+    assert [(r["session_id"], r["iteration"]) for r in accepted] == [("v", i) for i in range(4)]
+    assert router.rejected == 1
+    [error] = [r for r in caplog.records if "cannot be renamed" in r.getMessage()]
+    assert error.levelno == logging.ERROR
+    assert "its later records go under 'v', into the run the UI holds there" in error.getMessage()
+
+
+def test_a_name_refused_in_turn_leads_every_earlier_name_to_the_next():
+    """'y' was sent as 'y-2'; a later run's StaticInfo, in the spill under 'y-2' (or
+    still queued under 'y'), is refused too: both names now lead to 'y-3', and a
+    record under 'y-3' stays there (records pass through named() more than once)."""
+    from embedviz.stats.remote_names import RunNames
+
+    renamed = []
+    names = RunNames("http://ui/api/records", lambda session: [], lambda: renamed.append(1))
+    as_json = [json.dumps(to_dict(r)) for r in (static("y", 2.0), update("y", 0, 3.0))]
+
+    def sessions(payloads):
+        return [json.loads(p)["session_id"] for p in payloads]
+
+    assert names.rename(as_json[0], replayed=True)
+    assert sessions(names.named(as_json)) == ["y-2", "y-2"]
+    assert names.rename(names.named(as_json)[0], replayed=True)
+    assert sessions(names.named(as_json)) == ["y-3", "y-3"]  # from 'y'
+    assert sessions(names.named(names.named(as_json))) == ["y-3", "y-3"]  # from 'y-2', 'y-3'
+    assert len(renamed) == 2

@@ -167,14 +167,25 @@ def test_a_file_with_an_earlier_runs_rejected_records_is_kept_and_an_empty_one_r
     first.add([rec(0), rec(1)])
     first.reject([rec(0)], "HTTP 400: bad")
     first.forget(first.oldest(2)[0], 2)
-    first.close()
+    with caplog.at_level(logging.INFO, logger="embedviz.stats.remote_spill"):
+        first.close()
     assert path.exists()  # its own rejected record keeps it
+    [said] = [r for r in caplog.records if "rejected" in r.getMessage()]
+    assert said.levelno == logging.WARNING  # said once, with how to clear it
+    assert "'rejected' table holds 1 record(s)" in said.getMessage()
+    assert f"sqlite3 {path} 'SELECT reason, payload FROM rejected'" in said.getMessage()
+    assert "then delete the file" in said.getMessage()
+    caplog.clear()
     again = queues(path)  # a later run sends what waits; the rejected row stays
     again.add([rec(2)])
     assert drain(again) == [2]
     with caplog.at_level(logging.INFO, logger="embedviz.stats.remote_spill"):
         again.close()
-    assert path.exists() and "'rejected' table holds 1 record(s)" in caplog.text
+    assert path.exists()
+    [said] = [r for r in caplog.records if "rejected" in r.getMessage()]
+    assert said.levelno == logging.INFO  # not a warning at every later close
+    assert "still kept for the 1 record(s) an earlier router kept" in said.getMessage()
+    assert "delete the file" in said.getMessage()
     con = sqlite3.connect(path)
     assert con.execute("SELECT reason FROM rejected").fetchall() == [("HTTP 400: bad",)]
     con.close()
