@@ -19,11 +19,17 @@ for long:
   its StaticInfo differs from the one the UI holds, e.g. a run spilled because its
   token was refused and resent after another run of that name reached the UI) is sent
   as ``NAME-2`` (``NAME-3``, ...: the first name under which the UI holds no records
-  of that worker), from its StaticInfo on; one warning says so. A run replaying its
-  own spill keeps its name: its StaticInfo is the one the UI holds.
+  of that worker), from its StaticInfo on; one warning says so. Its records enter the
+  spill file under the new name (what the file held of it is rewritten at the rename),
+  so a file left by a process that died sends them there too. A run replaying its
+  own spill keeps its name: its StaticInfo is the one the UI holds. A 409 naming no
+  StaticInfo, or a run that finds no free name (an error says so: its later records
+  merge into the run the UI holds), is taken as a 400.
 * A record the server rejects as malformed (400, the record its message names; the
   others of the batch are sent again) or too large (413, even when split to a single
-  record) is logged as an error and kept in the spill file's ``rejected`` table.
+  record) is logged as an error and kept in the spill file's ``rejected`` table; the
+  router's ``close()`` then says once (a warning) how to read their reasons and that
+  the file may be deleted, later routers with that file mention it at INFO.
 * :meth:`pending` counts every record not yet answered, the batch being posted
   included; :meth:`flush` waits for it. ``close()`` sends what is left for up to
   ``close_timeout`` seconds, then waits at most ``timeout + min(timeout, 2)`` s for the
