@@ -66,6 +66,7 @@ from embedviz._check import check_choice, check_int
 from embedviz._defaults import STATS_DEFAULTS
 from embedviz._lazy import lazy_exports
 from embedviz.errors import InputError
+from embedviz.stats.base import check_storage
 from embedviz.stats.limits import MAX_HISTOGRAM_BINS
 from embedviz.stats.records import ActivationStats, EvalRecord, ParamStats, Update
 from embedviz.stats.system import (
@@ -254,14 +255,7 @@ class StatsListener:
         """InputError for an argument of the wrong kind (numbers: :func:`_frequencies`)."""
         torch = self._torch
         check_choice("report_ranks", report_ranks, ("all", "zero"))
-        if not (
-            callable(getattr(storage, "put", None)) and callable(getattr(storage, "flush", None))
-        ):
-            raise InputError(
-                f"storage: expected a statistics storage (InMemoryStatsStorage, "
-                f"SQLiteStatsStorage or RemoteStatsRouter), got {type(storage).__name__} "
-                f"{storage!r:.60}; e.g. SQLiteStatsStorage('runs.db')"
-            )
+        check_storage(storage)
         if not isinstance(model, torch.nn.Module):
             raise InputError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
