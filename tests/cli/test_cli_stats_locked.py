@@ -2,6 +2,7 @@
 2): the map is still written, one error line says what was lost, exit status 1, and
 nothing waits or complains at exit. Real SQLite locks, short waits patched in."""
 
+import re
 import sqlite3
 import time
 
@@ -41,7 +42,14 @@ def test_a_locked_stats_file_costs_an_error_line_not_the_map(
     assert len(errors) in (1, 2), err
     assert all("training goes on" in line for line in errors[:-1]), err
     assert "statistics record(s) of this run are lost" in errors[-1]
-    assert "database is locked" in errors[-1] and "the other outputs were written" in errors[-1]
+    # the cause: SQLite's, or close's deadline met the writer thread's first try still
+    # waiting for the lock (both 0.3 s here)
+    assert re.search(
+        r"\((OperationalError: database is locked|a write has not finished: the file is "
+        r"slow, or locked by another process)\)",
+        errors[-1],
+    ), err
+    assert "the other outputs were written" in errors[-1]
     assert "could not be written within 0.3 s" in errors[-1]  # the bound the command used
     assert "flush()" not in err and "close()" not in err  # no Python advice on the CLI
     assert seconds < 20, seconds
