@@ -31,6 +31,7 @@ from pathlib import Path
 from embedviz._check import check_int, check_number
 from embedviz.errors import InputError, StatsWriteError
 from embedviz.stats.base import StatsStorage, StorageEvent
+from embedviz.stats.sqlite_close import _OPEN
 from embedviz.stats.sqlite_file import (
     check_meta,
     check_path,
@@ -41,7 +42,7 @@ from embedviz.stats.sqlite_file import (
 )
 from embedviz.stats.sqlite_layout import HistogramLayouts, UpdatePacker
 from embedviz.stats.sqlite_read import SQLiteReading
-from embedviz.stats.sqlite_writer import _OPEN, SQLiteWriting
+from embedviz.stats.sqlite_writer import SQLiteWriting, check_timeout
 
 __all__ = ["SQLiteStatsStorage", "StatsWriteError"]  # StatsWriteError: raised by flush/close
 
@@ -129,7 +130,9 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
         self._stopping = False
         self._failure: str | None = None  # why the last write of the file failed
         self._dropped_now = 0  # records dropped since the file last worked
-        self._taken = 0  # records taken from the buffer by the write in progress
+        self._taken = 0  # records taken from the buffer by the write in progress, not committed
+        self._committing = 0  # records of the transaction whose COMMIT is under way
+        self._given_up = False  # close(drop_unwritten=True) dropped what was not written
         self.dropped = 0  # records dropped because the file failed and the buffer is full
         self._local = threading.local()
         # every reader connection with its thread; those of ended threads are closed
@@ -176,9 +179,15 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
         return file_errors(self.path)
 
     def _close_connections(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._close_writer()
+        self._close_readers()
+
+    def _close_writer(self) -> None:
+        con, self._writer = self._writer, None
+        if con is not None:
+            con.close()
+
+    def _close_readers(self) -> None:
         with self._readers_lock:
             for _, con in self._readers:
                 con.close()
@@ -217,16 +226,20 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
         ----------
         timeout : float or None, default=None
             Seconds to wait at most for the writer thread's write in progress and for
-            another process's lock on the file. None: as long as those take; another
-            process's lock is waited for up to the 30 s busy timeout while the file
+            another process's lock on the file (beyond ``threading.TIMEOUT_MAX / 2``,
+            about 146 years, the same as that). None, the default, sets no deadline
+            (see :meth:`flush`): the write in progress is waited for as long as it
+            takes; another process's lock up to the 30 s busy timeout while the file
             works, 0.5 s once it is known to fail, so a locked file takes about 30 s
             (the writer thread's first try) and one that already failed well under 1 s.
         drop_unwritten : bool, default=False
             When the file cannot be written: False keeps the records (see Raises);
-            True gives up on them: they are dropped (counted in ``dropped``), the
-            storage is closed all the same and interpreter exit does not try them
-            again (for a program about to end that reports the loss itself, such as
-            ``embedviz tsne --stats``).
+            True gives up on them: they are dropped (counted in ``dropped``), a write
+            in progress rolls back instead of committing them, the storage is closed
+            all the same and interpreter exit does not try them again (for a program
+            about to end that reports the loss itself, such as ``embedviz tsne
+            --stats``). Only records whose ``COMMIT`` is already under way are not
+            dropped (they may yet be written); the error counts them apart.
 
         Raises
         ------
@@ -235,7 +248,8 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
             storage stays open with its records buffered (the writer thread stops
             after its write in progress), and ``close()`` may be called again once the
             file works (unless ``drop_unwritten``: then closed, the records dropped).
-            Its ``path``, ``cause`` and ``unwritten`` say the same as its message.
+            Its ``path``, ``cause`` and ``unwritten`` say the same as its message
+            (with ``drop_unwritten``, ``unwritten`` counts the records dropped).
 
         Examples
         --------
@@ -243,8 +257,7 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
         """
         if self._closed:
             return
-        if timeout is not None:
-            timeout = check_number("timeout", timeout, low=0)
+        timeout = check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._buffer_lock:
             self._stopping = True
@@ -270,20 +283,34 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
 
     def _give_up(self, exc: StatsWriteError) -> StatsWriteError:
         """``close(drop_unwritten=True)`` on a file that cannot be written: drop the
-        records (those a write in progress holds too: counted as dropped, though that
-        write may still succeed), close, and return the error saying so."""
+        buffered records and those a write in progress holds (that write checks
+        ``_given_up`` before its ``COMMIT`` and rolls back), close, and return the
+        error saying so. Records whose ``COMMIT`` is already under way are left to it
+        and counted apart. The writer connection is closed now, or by the write in
+        progress when it ends (:meth:`_flush_into`)."""
         with self._buffer_lock:
-            n = len(self._buffer) + self._taken
+            committing = self._committing
+            n = len(self._buffer) + self._taken - committing
             self._buffer = []
             self.dropped += n
-        self._closed = True
+            self._given_up = True
+            self._closed = True
         _OPEN.discard(self)
-        if self._thread is None or not self._thread.is_alive():
-            self._close_connections()  # else the thread's write in progress uses one
+        self._close_readers()
+        if self._write_lock.acquire(blocking=False):  # else its holder closes it as it ends
+            try:
+                self._close_writer()
+            finally:
+                self._write_lock.release()
+        more = (
+            f"; {committing} more were being committed at that moment and may yet be written"
+            if committing
+            else ""
+        )
         error = StatsWriteError(
             f"{self.path}: cannot write statistics ({exc.cause}); {n} record(s) are not "
-            f"written and are dropped (close(drop_unwritten=True)); free disk space or "
-            f"end what locks the file before the next run"
+            f"written and are dropped (close(drop_unwritten=True)){more}; free disk space "
+            f"or end what locks the file before the next run"
         )
         error.path, error.cause, error.unwritten = self.path, exc.cause, n
         return error

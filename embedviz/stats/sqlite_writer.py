@@ -43,8 +43,13 @@ says why while it lasts. The policy is that of
   :func:`~embedviz.stats.sqlite_close.flush_at_close` when their work ends, and
   interpreter exit flushes what is left: both wait at most
   :data:`~embedviz.stats.sqlite_close.CLOSE_WAIT` seconds and log one error instead of
-  raising (the producer's work is done; what exit cannot write is lost). Both are in
-  :mod:`embedviz.stats.sqlite_close` (and importable from here).
+  raising (the producer's work is done; what exit cannot write is lost). Both live in
+  :mod:`embedviz.stats.sqlite_close`, the one place to import them from (and to patch
+  ``CLOSE_WAIT``: it is read there).
+* ``close(timeout, drop_unwritten=True)`` gives up on what the file cannot take: the
+  buffer is dropped, and so is a write in progress, which rolls back instead of
+  committing (a flag it checks before ``COMMIT``); only a commit already under way may
+  still write its records, and the error says how many those are.
 * Once ``close()`` has begun, ``put`` raises InputError: a record accepted after
   close's final write would be lost.
 """
@@ -64,20 +69,32 @@ from embedviz.errors import InputError, StatsWriteError
 from embedviz.stats.base import StorageEvent, event_for
 from embedviz.stats.records import EvalRecord, Record, Snapshot, Update, to_dict
 from embedviz.stats.sqlite_close import _OPEN
-from embedviz.stats.sqlite_close import CLOSE_WAIT as CLOSE_WAIT
-from embedviz.stats.sqlite_close import flush_at_close as flush_at_close
 from embedviz.stats.sqlite_file import BUSY_TIMEOUT
 from embedviz.stats.sqlite_layout import check_update_values
 
 # the storage's logger: one name to configure for everything the storage says
 log = logging.getLogger("embedviz.stats.sqlite_storage")
-# CLOSE_WAIT and flush_at_close (the end of a storage's writing, sqlite_close) stay
-# importable from here; so does _OPEN, the storages with a writer thread (_enqueue adds)
 
 _BACKLOG = 32  # batches buffered at most: put() writes itself (the writer is far behind)
 _PUT_BUSY = 0.1  # seconds put's own write waits for another process's lock on the file
 _RETRY_BUSY = 0.5  # seconds a write waits for another process's lock once the file failed
 _SLOW = "a write has not finished: the file is slow, or locked by another process"
+# the longest wait: a longer timeout means the same (threading refuses waits beyond
+# TIMEOUT_MAX, about 292 years, with OverflowError)
+_LONGEST = threading.TIMEOUT_MAX / 2
+_MAX_BUSY_MS = 2**31 - 1  # SQLite's busy_timeout is a C int: a larger one means 0 (no wait)
+
+
+class _Abandoned(Exception):
+    """A write rolled back because ``close(drop_unwritten=True)`` gave its records up."""
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """``flush``'s and ``close``'s ``timeout``: None, or seconds >= 0 (InputError
+    otherwise), at most :data:`_LONGEST`."""
+    if timeout is None:
+        return None
+    return min(check_number("timeout", timeout, low=0), _LONGEST)
 
 
 class SQLiteWriting:
@@ -224,9 +241,14 @@ class SQLiteWriting:
         ----------
         timeout : float or None, default=None
             Seconds to wait at most for the writer thread's write in progress and for
-            another process's lock on the file. None: as long as the write in progress
-            takes, and for the lock up to the 30 s busy timeout while the file works,
-            0.5 s once it is known to fail (a write failed since it last worked).
+            another process's lock on the file (a timeout beyond
+            ``threading.TIMEOUT_MAX / 2``, about 146 years, means the same as that).
+            None, the default, sets no deadline, unlike
+            :meth:`RemoteStatsRouter.flush <embedviz.stats.remote.RemoteStatsRouter.flush>`
+            (whose default waits 5 s): the write in progress is waited for as long as
+            it takes, and another process's lock up to the 30 s busy timeout while the
+            file works, 0.5 s once it is known to fail (a write failed since it last
+            worked). Pass seconds to bound the whole call.
 
         Raises
         ------
@@ -240,9 +262,7 @@ class SQLiteWriting:
         --------
         >>> storage.flush(timeout=5)  # doctest: +SKIP
         """
-        if timeout is not None:
-            timeout = check_number("timeout", timeout, low=0)
-        self._flush_within(timeout)
+        self._flush_within(check_timeout(timeout))
 
     def _flush_within(self, timeout: float | None, quiet: bool = False) -> None:
         """:meth:`flush`'s work; ``quiet``: a failure of the file is noted without the
@@ -280,6 +300,8 @@ class SQLiteWriting:
         try:
             tried = self._flush_into(written, deadline, busy)
         except Exception as exc:
+            if self._given_up:  # close(drop_unwritten=True) said what became of them
+                return True
             self._note_failure(exc, quiet)
             raise
         finally:  # listeners run outside the lock (one may read, which flushes)
@@ -354,6 +376,8 @@ class SQLiteWriting:
         if not self._write_lock.acquire(timeout=wait):
             return None
         try:
+            if self._writer is None:  # closed meanwhile (close gave up)
+                return 0
             if busy is None and deadline is None:  # under the write lock: noted if failed
                 busy = BUSY_TIMEOUT if self._failure is None else _RETRY_BUSY
             if deadline is not None:
@@ -361,13 +385,19 @@ class SQLiteWriting:
                 busy = left if busy is None else min(busy, left)
             if busy == BUSY_TIMEOUT:
                 return self._flush_locked(written)
-            self._writer.execute(f"PRAGMA busy_timeout = {round(busy * 1000)}")
+            self._writer.execute(f"PRAGMA busy_timeout = {min(round(busy * 1000), _MAX_BUSY_MS)}")
             try:
                 return self._flush_locked(written)
             finally:
                 self._writer.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT * 1000)}")
-        finally:
-            self._write_lock.release()
+        finally:  # close(drop_unwritten=True) closes the writer unless it is in use:
+            with self._buffer_lock:  # then it is closed here (_give_up sets the flag
+                closing = self._given_up  # under this lock, then tries the write lock)
+                if not closing:
+                    self._write_lock.release()
+            if closing:
+                self._close_writer()
+                self._write_lock.release()
 
     def _flush_locked(self, written: list) -> int:
         """:meth:`_flush_into`'s work, under the write lock."""
@@ -393,6 +423,8 @@ class SQLiteWriting:
                             if not _record_fault(exc):
                                 raise
                             self._reject(record, exc)
+                            with self._buffer_lock:
+                                self._taken -= 1
                         else:
                             written.append(record)
                         done += 1
@@ -401,7 +433,8 @@ class SQLiteWriting:
                 done += len(chunk)
         except BaseException:
             with self._buffer_lock:  # keep them: nothing is dropped silently
-                self._buffer[:0] = records[done:]
+                if not self._given_up:  # else close counted them as dropped
+                    self._buffer[:0] = records[done:]
                 self._taken = 0
                 # the writer thread may have found the buffer empty meanwhile (this
                 # write was another thread's) and sleep until the next put: wake it
@@ -451,8 +484,12 @@ class SQLiteWriting:
         return lid
 
     def _write(self, records: list[Record]) -> None:
+        """One transaction; once committed, the records no longer count in ``_taken``.
+        Rolled back instead (:class:`_Abandoned`) when ``close(drop_unwritten=True)``
+        gave the records up before its ``COMMIT``."""
         con = self._writer
         updates, hist_sets, evals, snaps, statics = [], [], [], [], []
+        committing = False
         con.execute("BEGIN IMMEDIATE")
         try:
             ids_before = self._max_ids(con) if self._own_rows is not None else None
@@ -501,13 +538,23 @@ class SQLiteWriting:
             con.executemany(
                 "INSERT OR REPLACE INTO static(wid, timestamp, data) VALUES (?, ?, ?)", statics
             )
-            if ids_before is not None:
+            if ids_before is not None:  # before COMMIT: a poll never sees them as others'
                 after = self._max_ids(con)
                 self._own_rows.extend(
                     (t, ids_before[t], after[t]) for t in after if after[t] > ids_before[t]
                 )
+            with self._buffer_lock:  # decided here: either close drops them, or this commits
+                if self._given_up:
+                    raise _Abandoned
+                self._committing = len(records)
+            committing = True
             con.execute("COMMIT")
         except BaseException:
+            if committing:
+                with self._buffer_lock:
+                    self._committing = 0
+                    if self._given_up:  # close left them to this commit, which failed
+                        self.dropped += len(records)
             if con.in_transaction:
                 con.execute("ROLLBACK")
             # ids handed out inside the rolled-back transaction no longer exist
@@ -516,6 +563,9 @@ class SQLiteWriting:
             self._worker_layouts.clear()
             self._hist_layouts.forget_ids()
             raise
+        with self._buffer_lock:
+            self._committing = 0
+            self._taken -= len(records)
 
 
 def _record_fault(exc: BaseException) -> bool:

@@ -149,10 +149,18 @@ def test_close_with_a_timeout_returns_while_the_writer_thread_waits(tmp_path, sh
     assert _iterations(path) == list(range(4))
 
 
+def _ended(storage, seconds=BUSY + 3.0):
+    """The writer thread has ended (its try of the lock is over)."""
+    storage._thread.join(seconds)
+    return not storage._thread.is_alive()
+
+
 def test_close_dropping_the_unwritten_records_closes_within_the_timeout(tmp_path, short_waits):
     """close(timeout, drop_unwritten=True), for a program about to end: it raises
     within the timeout saying how many records are dropped, counts them in dropped, and
-    the storage is closed (a put is refused); what was written before stays."""
+    the storage is closed (a put is refused). The writer thread's write in progress,
+    which gets the lock once it goes, rolls back instead of committing them: the file
+    holds exactly what was written before, and the thread closes its connection."""
     path = tmp_path / "runs.db"
     storage = SQLiteStatsStorage(path, flush_interval=0.02)
     storage.put(_update(0))
@@ -165,12 +173,99 @@ def test_close_dropping_the_unwritten_records_closes_within_the_timeout(tmp_path
         assert elapsed < 0.2 + 0.5, elapsed
         assert error.unwritten == 3 and storage.dropped == 3
         assert "3 record(s) are not written and are dropped" in str(error)
+        assert "may yet be written" not in str(error)
         with pytest.raises(InputError, match="closed"):
             storage.put(_update(4))
         storage.close()  # closed: nothing to do
     finally:
-        lock.release()
-    assert _iterations(path)[:1] == [0]
+        lock.release()  # the thread's BEGIN now succeeds, within its busy timeout
+    assert _ended(storage)
+    assert _iterations(path) == [0]  # what the error says was not dropped
+    assert storage.dropped == 3
+    assert storage._writer is None  # closed by the thread as its write ended
+
+
+def test_close_dropping_counts_only_what_a_write_has_not_committed(tmp_path, short_waits):
+    """A write in transactions of 4 records (batch_size 1) meets the lock after its
+    first: close(drop_unwritten=True) drops the 4 the file has not got, not all 8."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, batch_size=1, flush_interval=60)
+    write, locks = storage._write, []
+
+    def write_then_lock(records):
+        write(records)
+        if not locks:  # another process takes the file after the first transaction
+            locks.append(Lock(path))
+
+    storage._write = write_then_lock
+    try:
+        storage.put_many([_update(i) for i in range(8)])
+        assert _wait_until(lambda: bool(locks))
+        error = _timed(lambda: storage.close(timeout=0.2, drop_unwritten=True))[1]
+        assert error.unwritten == 4 and storage.dropped == 4, str(error)
+        assert "4 record(s) are not written and are dropped" in str(error)
+    finally:
+        for lock in locks:
+            lock.release()
+    assert _ended(storage)
+    assert _iterations(path) == [0, 1, 2, 3]
+
+
+class _SlowCommit:
+    """The writer connection, its COMMIT held until ``go`` is set."""
+
+    def __init__(self, con):
+        self.con, self.committing, self.go = con, threading.Event(), threading.Event()
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            self.committing.set()
+            self.go.wait(10)
+        return self.con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+
+def test_close_dropping_words_apart_the_records_a_commit_under_way_may_write(tmp_path):
+    """Records whose COMMIT is under way when close(drop_unwritten=True) gives up are
+    not counted as dropped: the error says they may yet be written, and they are."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, flush_interval=0.02)
+    slow = storage._writer = _SlowCommit(storage._writer)
+    storage.put_many([_update(i) for i in range(3)])
+    assert slow.committing.wait(10)
+    error = _timed(lambda: storage.close(timeout=0.2, drop_unwritten=True))[1]
+    slow.go.set()
+    assert error.unwritten == 0 and storage.dropped == 0, str(error)
+    assert "0 record(s) are not written and are dropped" in str(error)
+    assert "; 3 more were being committed at that moment and may yet be written" in str(error)
+    assert _ended(storage)
+    assert storage._writer is None
+    assert _iterations(path) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("timeout", [1e7, 1e10, 1e300])
+def test_a_timeout_too_long_to_wait_waits_as_long_as_it_takes(tmp_path, short_waits, timeout):
+    """flush(timeout)/close(timeout) longer than threading can wait (1e10 s) or SQLite's
+    busy timeout can hold (2**31 ms; beyond, SQLite waited 0 s) wait for a lock that
+    goes, as a long timeout should, and the file is never taken as failing for it."""
+    path = tmp_path / "runs.db"
+    storage = SQLiteStatsStorage(path, flush_interval=60)
+    for i, call in enumerate([storage.flush, storage.close]):
+        storage.put(_update(i))
+        lock = Lock(path)
+        timer = threading.Timer(0.3, lock.release)
+        timer.start()
+        try:
+            call(timeout=timeout)
+        finally:
+            timer.join()
+            lock.release()
+        assert storage.failing is None
+    assert _iterations(path) == [0, 1]
+    with pytest.raises(InputError, match="timeout: expected a number >= 0, got inf"):
+        SQLiteStatsStorage(path).close(timeout=float("inf"))
 
 
 _EXIT_SCRIPT = """

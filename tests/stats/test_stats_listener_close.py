@@ -154,7 +154,7 @@ def test_flush_at_close_flushes_other_storages_and_lets_bugs_through(tmp_path, m
     """Only trouble with the file is turned into a logged error: a storage without the
     bounded flush is flushed as it is, and a bug (not an SQLite or OS error) raises."""
     memory = InMemoryStatsStorage()
-    sqlite_writer.flush_at_close(memory, "StatsListener")  # no timeout parameter there
+    sqlite_close.flush_at_close(memory, "StatsListener")  # no timeout parameter there
     storage = SQLiteStatsStorage(tmp_path / "runs.db", flush_interval=60)
     storage.put(Update("run", "0", 0, 0.0, score=1.0))
 
@@ -163,7 +163,7 @@ def test_flush_at_close_flushes_other_storages_and_lets_bugs_through(tmp_path, m
 
     monkeypatch.setattr(storage, "_write", bug)
     with pytest.raises(RuntimeError, match="a bug in the writer"):
-        sqlite_writer.flush_at_close(storage, "StatsListener")
+        sqlite_close.flush_at_close(storage, "StatsListener")
     monkeypatch.undo()
     storage.close()
     with SQLiteStatsStorage(tmp_path / "runs.db", read_only=True) as reader:
