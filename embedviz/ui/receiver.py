@@ -40,9 +40,10 @@ Delivery is at least once: a batch whose exact bytes were stored recently is ans
 While the storage's file cannot be written (disk full, locked: its ``failing``), a batch
 is answered 503 before anything of it is stored, and the router keeps it and retries;
 one error is logged per such episode, not one per request. A batch whose own write found
-the file failing stays buffered in the storage (written once the file works) and is
-remembered: sent again, it is answered 503 while the file fails and 200 once it is
-written, never stored twice.
+the file failing stays buffered in the storage (written once the file works) and its
+records are remembered one by one: sent again, in the same batch or regrouped with
+others (the router does), they are answered 503 while the file fails and 200 once the
+file works, never stored twice.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 8 * 2**20
 _RECENT = 2048  # how many stored batch digests are remembered for duplicate answers
+_PENDING = 200_000  # records buffered while the file failed, remembered until resent
 #: a refused body up to this size (or 4 times the limit, if more) is read and dropped
 #: before the answer; a larger one is answered at once and the connection closed
 DRAIN_BYTES = 64 * 2**20
@@ -77,9 +79,9 @@ _UNBOUNDED = 2**62  # tornado's limit for a chunked body, which data_received bo
 class ReceiverConfig:
     """How the receiver answers: on/off, the token (checked by
     :func:`~embedviz.stats.limits.check_token`), the body limit; and what it remembers
-    between requests: the digests of batches stored recently (``recent``) and of batches
-    buffered while the file failed (``pending``), and whether the current failure of the
-    file is logged (``refusing``)."""
+    between requests: the digests of batches stored recently (``recent``) and of the
+    records buffered while the file failed (``pending``), and whether the current
+    failure of the file is logged (``refusing``)."""
 
     enabled: bool = False
     token: str | None = None
@@ -166,8 +168,9 @@ def store_records_impl(
     """Validate ``body`` and store every record into ``get_storage()``; (status, answer).
 
     503 while the storage's file cannot be written: refused before anything is stored
-    when the file is known to fail, else when the batch's own write fails (the batch
-    then stays buffered in the storage and a resend of it is not stored again). 409,
+    when the file is known to fail, else when the batch's own write fails (its records
+    then stay buffered in the storage, and none of them is stored again when resent, in
+    any batch). 409,
     before anything is stored, for a StaticInfo of another run than the one the storage
     holds under its session and worker (:func:`other_run_impl`).
     """
@@ -183,20 +186,27 @@ def store_records_impl(
         failing = getattr(storage, "failing", None)
         if failing is not None:  # the sender keeps the batch and retries
             return _unavailable(config, storage, failing)
-        if digest not in config.pending:  # else buffered when the file failed
-            conflict = other_run_impl(storage, records)
+        fresh, held = records, []  # held: buffered when the file failed, sent again
+        if config.pending:
+            keyed = [(r, _record_digest(r)) for r in records]
+            fresh = [r for r, d in keyed if d not in config.pending]
+            held = [d for _, d in keyed if d in config.pending]
+        if fresh:
+            conflict = other_run_impl(storage, fresh)
             if conflict is not None:
                 return conflict
             try:
-                storage.put_many(records)
+                storage.put_many(fresh)
             except StorageFullError as exc:  # the sender keeps the records and retries
                 return _error(507, " ".join(str(exc).split())[:500])
-            _remember(config.pending, digest, len(records))
         try:
             storage.flush()  # committed before the router is told 200 and forgets the batch
         except StatsWriteError as exc:
+            for r in fresh:  # buffered in the storage: never put a second time
+                _remember(config.pending, _record_digest(r), 1, bound=_PENDING)
             return _unavailable(config, storage, getattr(storage, "failing", None) or str(exc))
-        config.pending.pop(digest, None)
+        for d in held:
+            config.pending.pop(d, None)
         if config.refusing:
             config.refusing = False
             log.warning("%s: storing remote records works again", _name(storage))
@@ -238,10 +248,16 @@ def other_run_impl(storage: object, records: list) -> tuple[int, dict] | None:
     return None
 
 
-def _remember(digests: OrderedDict, digest: bytes, n: int) -> None:
+def _remember(digests: OrderedDict, digest: bytes, n: int, bound: int = _RECENT) -> None:
     digests[digest] = n
-    while len(digests) > _RECENT:
+    while len(digests) > bound:
         digests.popitem(last=False)
+
+
+def _record_digest(record) -> bytes:
+    """One record's identity for duplicate detection (its fields, NaN included)."""
+    text = json.dumps(to_dict(record), sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def _name(storage: object) -> str:

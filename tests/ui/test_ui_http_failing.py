@@ -82,3 +82,26 @@ def test_the_server_answers_503_as_json_without_a_traceback(tmp_path, monkeypatc
     assert len(_iterations(tmp_path / "ui.db", "remote")) == len(
         [r for r in good_records() if r["type"] == "update"]
     )
+
+
+def test_records_buffered_while_the_file_failed_are_not_stored_again_in_another_batch(
+    tmp_path, monkeypatch
+):
+    """The batch in flight when the disk filled stays buffered in the storage; the router
+    resends its records regrouped with later ones (review 9: iteration 115 was stored
+    twice). Each record is stored once."""
+    path = tmp_path / "ui.db"
+    storage = SQLiteStatsStorage(path, batch_size=8, flush_interval=0.02)
+    disk = _FailingFile(storage, monkeypatch)
+    config = ReceiverConfig(enabled=True)
+    assert store_records_impl(config, _batch([0, 1, 2]), lambda: storage)[0] == 503
+    disk.broken = False
+    assert _wait_until(lambda: storage.failing is None)
+    # the same records, regrouped: new bytes, so the batch digest cannot tell
+    assert store_records_impl(config, _batch([1, 2, 3, 4]), lambda: storage) == (
+        200,
+        {"accepted": 4},
+    )
+    assert store_records_impl(config, _batch([0]), lambda: storage) == (200, {"accepted": 1})
+    storage.close()
+    assert _iterations(path) == [0, 1, 2, 3, 4]
