@@ -41,6 +41,11 @@ def damaged(path: Path, exc: sqlite3.Error) -> FileFormatError:
             f"{path}: damaged statistics file ({exc}); restore it from a copy, or recover "
             f"what is readable with: sqlite3 {path} .recover | sqlite3 NEW.db"
         )
+    if "full" in str(exc).lower():  # "database or disk is full"
+        return FileFormatError(
+            f"{path}: cannot write the statistics file: the disk is full "
+            f"({type(exc).__name__}: {exc}); free some space or give a path on another disk"
+        )
     return FileFormatError(  # cannot open, locked, I/O
         f"{path}: cannot open the statistics file ({type(exc).__name__}: {exc}); check that "
         f"it is a file written by SQLiteStatsStorage and that no other program holds it"
@@ -94,7 +99,10 @@ def check_writable(path: Path) -> None:
 
 def connect(path: Path, read_only: bool) -> tuple[sqlite3.Connection, bool]:
     """A connection (usable from any thread) and whether it reads the file as it is
-    (``immutable``, see :func:`_connect_read_only`); a writer's is switched to WAL."""
+    (``immutable``, see :func:`_connect_read_only`); a writer's is switched to WAL. A
+    file this call creates is removed again when it cannot be set up (a full disk)."""
+    new = not read_only and not path.exists()
+    con = None
     try:
         immutable = False
         if read_only:
@@ -116,7 +124,20 @@ def connect(path: Path, read_only: bool) -> tuple[sqlite3.Connection, bool]:
             con.execute("PRAGMA synchronous = NORMAL")
         return con, immutable
     except sqlite3.DatabaseError as exc:
+        if con is not None:
+            con.close()
+        if new:
+            _remove_new(path)
         raise damaged(path, exc) from None
+
+
+def _remove_new(path: Path) -> None:
+    """Remove a database file (and its WAL files) that a failed open has just created."""
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _connect_read_only(path: Path) -> tuple[sqlite3.Connection, bool]:

@@ -84,3 +84,33 @@ def test_rows_packed_from_arrays_equal_rows_of_histogram_objects():
     assert row[:4] == ("run", "0", 3, 1.0) and row[6] == '{"phase": "x"}'
     assert row[4] == tuple(with_objects.scalars())
     assert packer.pack_with_arrays(plain, []) == packer.pack(plain)
+
+
+def test_a_full_disk_at_open_says_so_and_leaves_no_empty_file(tmp_path, monkeypatch):
+    """Review 9: 'cannot open ... check that it is a file written by SQLiteStatsStorage
+    and that no other program holds it', and a 0-byte runs.db left behind."""
+    from embedviz.stats import sqlite_file
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    real = sqlite3.connect
+
+    class FullDisk:
+        def __init__(self, *args, **kwargs):
+            self.con = real(*args, **kwargs)  # creates the file, as SQLite does
+
+        def execute(self, sql, *args):
+            if "journal_mode" in sql:
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.con.execute(sql, *args)
+
+        def close(self):
+            self.con.close()
+
+    monkeypatch.setattr(sqlite_file.sqlite3, "connect", FullDisk)
+    path = tmp_path / "runs.db"
+    with pytest.raises(
+        FileFormatError,
+        match=r"runs.db: cannot write the statistics file: the disk is full .*free some space",
+    ):
+        SQLiteStatsStorage(path)
+    assert not path.exists() and not list(tmp_path.iterdir())
