@@ -205,6 +205,7 @@ class RemoteStatsRouter(StatsStorage):
         self._put_lock = threading.Lock()
         self._closed = False
         self._server_ok = True
+        self._last_answer: str | None = None  # the last answer that was not a success
         self._backoff = 0.0
         self._next_try = 0.0
         # the batch replayed from the spill (from the file?, its row ids) and how many
@@ -435,6 +436,8 @@ class RemoteStatsRouter(StatsStorage):
         elif self._server_ok:  # answering, but not fast enough
             why = f"the UI did not take them within close_timeout={self.close_timeout:g} s"
             level = logging.WARNING
+        elif self._last_answer is not None:  # answering, but not storing (its disk is full)
+            why, level = f"the UI could not store them ({self._last_answer})", logging.WARNING
         else:
             why, level = "the UI is unreachable", logging.WARNING
         path = str(self.spill_path)
@@ -559,6 +562,8 @@ class RemoteStatsRouter(StatsStorage):
                     f"HTTP {status}: {message[:200]}" if status else message,
                     self.spill_path,
                 )
+            # an answer (503: the UI's disk is full) says more than "unreachable"
+            self._last_answer = f"HTTP {status}: {message[:200]}" if status else None
             self._server_ok = False
             return [p for c in [chunk, *chunks] for p in c]
         return None

@@ -312,6 +312,21 @@ def test_bad_token_keeps_records_and_a_later_router_sends_them(
     assert by_worker(server.records) == {"0": list(range(21))}
 
 
+def test_records_a_ui_answers_503_for_are_not_called_unreachable(
+    tmp_path, caplog, receivers, routers
+):
+    """Review 9: the UI answered 503 (its disk full) to the end; close() said "the UI is
+    unreachable". It names the answer."""
+    server = receivers(status=503)
+    router = routers(server.url, close_timeout=0.5, spill_path=tmp_path / "spill.db")
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.remote"):
+        router.put(update("0", 1))
+        router.close()
+    assert server.requests >= 1
+    assert "not sent (the UI could not store them (HTTP 503: " in caplog.text
+    assert "unreachable" not in caplog.text
+
+
 def test_malformed_batch_is_kept_as_rejected_not_retried(tmp_path, caplog, receivers, routers):
     server = receivers(status=400)
     router = routers(server.url, close_timeout=5)
