@@ -255,17 +255,50 @@ def run_ui(
                 " (Authorization: Bearer token required)" if token else "",
             )
         if open_browser:
-            import webbrowser
-
-            webbrowser.open(url)
+            _open_browser(url)
         ui.run_until_shutdown()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         ui.stop()
         for s in storages:
-            s.close()
+            _close_received(s)
     return 0
+
+
+def _open_browser(url: str) -> None:
+    """``--open``: the default browser, or one line saying to open the URL (no display,
+    no browser installed)."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(url)
+    except Exception:  # a broken BROWSER setting
+        opened = False
+    if not opened:
+        log.warning("could not start a browser here; open %s yourself", url)
+
+
+def _close_received(storage) -> None:
+    """Close an attached file at the UI's end. While the file cannot be written (disk
+    full), the records received meanwhile were answered 503, so their senders keep them
+    and send them again: one warning says so, bounded in time, instead of the storage's
+    advice to call close() again and a second report at exit."""
+    from embedviz.errors import StatsWriteError
+    from embedviz.stats.sqlite_close import CLOSE_WAIT
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    if not isinstance(storage, SQLiteStatsStorage):
+        storage.close()
+        return
+    try:
+        storage.close(timeout=CLOSE_WAIT, drop_unwritten=True)
+    except StatsWriteError as exc:
+        log.warning(
+            "%s: %d received record(s) are not written (%s); their senders were answered "
+            "503 and keep them to send again",
+            exc.path, exc.unwritten, exc.cause,
+        )  # fmt: skip
 
 
 def run_report(

@@ -105,3 +105,32 @@ def test_records_buffered_while_the_file_failed_are_not_stored_again_in_another_
     assert store_records_impl(config, _batch([0]), lambda: storage) == (200, {"accepted": 1})
     storage.close()
     assert _iterations(path) == [0, 1, 2, 3, 4]
+
+
+def test_the_ui_ending_while_its_file_fails_says_what_its_senders_keep(
+    tmp_path, monkeypatch, caplog
+):
+    """Review 9: Ctrl-C on a UI whose disk is full exited 2 with 'call flush() or close()
+    again' and called a record lost that its sender still held."""
+    from embedviz.ui.commands import _close_received
+
+    storage = SQLiteStatsStorage(tmp_path / "ui.db", batch_size=8, flush_interval=0.02)
+    _FailingFile(storage, monkeypatch)
+    config = ReceiverConfig(enabled=True)
+    assert store_records_impl(config, _batch([0, 1]), lambda: storage)[0] == 503
+    with caplog.at_level("WARNING"):
+        _close_received(storage)  # no exception
+    assert "2 received record(s) are not written" in caplog.text
+    assert "their senders were answered 503 and keep them" in caplog.text
+    assert "close() again" not in caplog.text and storage._closed
+
+
+def test_open_without_a_browser_says_to_open_the_url(monkeypatch, caplog):
+    import webbrowser
+
+    from embedviz.ui.commands import _open_browser
+
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)
+    with caplog.at_level("WARNING"):
+        _open_browser("http://127.0.0.1:9000/train/overview")
+    assert "open http://127.0.0.1:9000/train/overview yourself" in caplog.text
