@@ -359,19 +359,24 @@ def home_view(
 
 def legend_labels(names, codes, words, rank, n_examples: int = 2) -> list[str]:
     """Cluster names (cut to :data:`MAX_LEGEND_CHARS`); numbered clusters (k-means) also
-    show their most frequent words."""
+    show their most frequent words, words with a letter or digit first (",", "/" and
+    "--" are frequent and say little)."""
     if not all(name.lstrip("-").isdigit() for name in names):
         return [short_text(name, MAX_LEGEND_CHARS) for name in names]
     order = np.arange(len(words)) if rank is None else np.argsort(rank, kind="stable")
     examples: list[list[str]] = [[] for _ in names]
-    missing = len(names)
-    for i in order:
-        ex = examples[codes[i]]
-        if len(ex) < n_examples:
-            ex.append(short_text(words[i], 12))
-            missing -= len(ex) == n_examples
+    for telling in (True, False):  # then any word, for a cluster of punctuation
+        missing = sum(len(ex) < n_examples for ex in examples)
+        for i in order:
             if missing == 0:
                 break
+            ex = examples[codes[i]]
+            word = short_text(words[i], 12)
+            if len(ex) < n_examples and word not in ex:
+                if telling and not any(ch.isalnum() for ch in words[i]):
+                    continue
+                ex.append(word)
+                missing -= len(ex) == n_examples
     return [f"{name}  {', '.join(ex)}" for name, ex in zip(names, examples, strict=True)]
 
 

@@ -273,6 +273,13 @@ def test_legend_names_numbered_clusters_by_their_frequent_words():
     assert C.legend_labels(["noun", "verb"], codes, ["a", "b", "c", "d"], None) == ["noun", "verb"]
 
 
+def test_legend_examples_are_words_before_punctuation():
+    # review 9: at 50k GloVe words the legend read "the, ," and "/, shares"
+    codes = np.array([0, 0, 1, 1, 0, 1, 1])
+    words = [",", "the", "/", "--", "city", "shares", "."]
+    assert C.legend_labels(["0", "1"], codes, words, None) == ["0  the, city", "1  shares, /"]
+
+
 def test_importing_embedviz_plot_imports_no_bokeh():
     import subprocess
     import sys
