@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import time
 import weakref
 
 from embedviz.errors import StatsWriteError
@@ -74,12 +75,15 @@ def flush_at_close(storage, producer: str) -> None:
     if getattr(type(storage), "_flush_within", None) is None:
         storage.flush()
         return
+    start = time.monotonic()
     try:
         storage._flush_within(CLOSE_WAIT, quiet=True)  # this error says it all
     except StatsWriteError as exc:
+        # "within 5 s" only when it waited: a full disk fails at once
+        waited = f" within {CLOSE_WAIT:g} s" if time.monotonic() - start >= CLOSE_WAIT / 2 else ""
         log.error(
-            "%s closed, but %d statistics record(s) are not written to %s within %g s "
-            "(%s); they stay buffered in the storage, which keeps trying to write them; "
-            "the storage's close() says whether they were written",
-            producer, exc.unwritten, exc.path, CLOSE_WAIT, exc.cause,
+            "%s closed, but %d statistics record(s) are not written to %s%s (%s); they stay "
+            "buffered in the storage, which keeps trying to write them; the storage's "
+            "close() says whether they were written",
+            producer, exc.unwritten, exc.path, waited, exc.cause,
         )  # fmt: skip
