@@ -331,8 +331,9 @@ def load_selection(
 
     The filters (or the word list) are applied while the file is read, so memory goes
     to the selected words only: the 10,000 most frequent non-stop-words of a 3-million-
-    word file cost about 10,000 rows. ``binary``, ``unicode_errors`` and
-    ``trust_pickle`` are those of :func:`load_vectors`.
+    word file cost about 10,000 rows. ``path`` may also be vectors already in memory
+    (KeyedVectors, a gensim model), as :func:`load_vectors` takes them. ``binary``,
+    ``unicode_errors`` and ``trust_pickle`` are those of :func:`load_vectors`.
 
     Examples
     --------

@@ -2,12 +2,13 @@
 connection holds locked: the README's "trouble with the storage never stops the
 training" (review 8, finding 1). Real SQLite locks, short waits patched in."""
 
-import sqlite3
 import time
 
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from test_sqlite_failure_bounds import Lock  # noqa: E402  (another connection's lock)
 
 from embedviz.errors import StatsWriteError  # noqa: E402
 from embedviz.stats import sqlite_close, sqlite_file, sqlite_writer  # noqa: E402
@@ -28,20 +29,6 @@ def short_waits(monkeypatch):
     monkeypatch.setattr(sqlite_writer, "BUSY_TIMEOUT", BUSY)
     monkeypatch.setattr(sqlite_writer, "_RETRY_BUSY", 0.1, raising=False)
     monkeypatch.setattr(sqlite_close, "CLOSE_WAIT", CLOSE_WAIT)
-
-
-class Lock:
-    """Another connection holding the file's write lock (``BEGIN EXCLUSIVE``)."""
-
-    def __init__(self, path):
-        self.con = sqlite3.connect(path, isolation_level=None)
-        self.con.execute("BEGIN EXCLUSIVE")
-
-    def release(self):
-        if self.con is not None:
-            self.con.execute("ROLLBACK")
-            self.con.close()
-            self.con = None
 
 
 def _wait_until(predicate, seconds=10.0):
