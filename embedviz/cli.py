@@ -31,6 +31,7 @@ from pathlib import Path
 
 from embedviz import __version__
 from embedviz.errors import EmbedvizError
+from embedviz.stats.limits import escape_controls
 
 logger = logging.getLogger("embedviz.cli")
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             return status
         except EmbedvizError as exc:
             message = " ".join(str(exc).split())
-            print(f"embedviz: error: {_escaped(message)}", file=sys.stderr)
+            print(f"embedviz: error: {escape_controls(message)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("embedviz: interrupted", file=sys.stderr)
@@ -122,17 +123,9 @@ def _drop_stdout() -> None:
         pass
 
 
-def _escaped(text: str, keep: str = "") -> str:
-    """``text`` with control and bidirectional formatting characters escaped (a file or
-    run name cannot rewrite or disguise the terminal), except those in ``keep``."""
-    from embedviz.stats.limits import CONTROL_CHARS
-
-    return CONTROL_CHARS.sub(lambda m: m[0] if m[0] in keep else repr(m[0])[1:-1], text)
-
-
 class _Formatter(logging.Formatter):
     def format(self, record):
-        text = _escaped(super().format(record), keep="\n\t")
+        text = escape_controls(super().format(record), keep="\n\t")
         if not record.name.startswith("embedviz"):  # a library's message routed here
             text = f"{text} ({record.name.partition('.')[0]})"
         if record.levelno >= logging.ERROR:

@@ -45,7 +45,7 @@ from embedviz.stats.diagnostics_run import (  # noqa: F401  (re-exported)
     Raw,
     _Run,
 )
-from embedviz.stats.limits import CONTROL_CHARS
+from embedviz.stats.limits import escape_controls
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -150,10 +150,7 @@ def printable(text: str) -> str:
     >>> printable("evil\\nsummary: 0 error(s)")
     'evil\\\\nsummary: 0 error(s)'
     """
-    text = str(text)
-    if CONTROL_CHARS.search(text) is None:
-        return text
-    return CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], text)
+    return escape_controls(str(text))
 
 
 def where_of(check: str, layer: str | None, named=None) -> str:

@@ -46,6 +46,20 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+def escape_controls(text: str, keep: str = "") -> str:
+    """``text`` with :data:`CONTROL_CHARS` escaped as Python writes them (``\\n``,
+    ``\\x1b``, ``\\u202e``), except the characters in ``keep``.
+
+    Examples
+    --------
+    >>> escape_controls("evil\\u202efdp.exe\\n", keep="\\n")
+    'evil\\\\u202efdp.exe\\n'
+    """
+    if CONTROL_CHARS.search(text) is None:
+        return text
+    return CONTROL_CHARS.sub(lambda m: m[0] if m[0] in keep else repr(m[0])[1:-1], text)
+
+
 _TOKEN_CHARS = re.compile(r"[ -~]+")  # printable ASCII
 
 
