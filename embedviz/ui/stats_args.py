@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from embedviz.errors import FileFormatError, InputError
+from embedviz.stats.limits import escape_controls
 
 #: the advice the storage gives for a file that is not ours; right only where a new
 #: file may be created (``embedviz ui --enable-remote``'s first file)
@@ -73,11 +74,11 @@ def open_stats(path: str | os.PathLike, command: str, *, create: bool = False, w
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters escaped (:func:`embedviz.stats.diagnostics.printable`,
-    imported when needed: the command line's parser imports this module)."""
-    from embedviz.stats.diagnostics import printable as escaped
-
-    return escaped(text)
+    """``text`` with control characters escaped, as
+    :func:`embedviz.stats.diagnostics.printable` shows names (one rule:
+    :func:`~embedviz.stats.limits.escape_controls`, light enough for the command line's
+    parser, which imports this module)."""
+    return escape_controls(str(text))
 
 
 def names_text(names: list[str], what: str) -> str:
