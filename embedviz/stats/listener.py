@@ -11,7 +11,8 @@ when ``i % frequency == 0``. Only then:
   of one per layer; removed again in ``step``, so other iterations run with no hook at
   all) records the activation mean, std and share of zeros of each of the model's leaf
   modules from their first training-mode forward pass (other modules are passed over);
-* the optimizer's step pre-hook records the gradients and copies the parameters (the
+* the optimizer's step pre-hook (registered, like the post-hook, for the reported
+  iteration only) records the gradients and copies the parameters (the
   only copy the listener ever holds, freed again after the step unless every iteration
   is reported) in one compiled call;
   the post-hook turns that copy, in place, into the update the optimizer really applied
@@ -20,9 +21,8 @@ when ``i % frequency == 0``. Only then:
 
 Histograms are taken on iterations that are multiples of ``histogram_frequency`` (and
 reported); a layer's output is read in its forward hook, before a later in-place op
-(``ReLU(inplace=True)``) can overwrite it. The optimizer hooks stay registered between
-reported iterations but return at once; a non-reported iteration costs a few counter
-checks.
+(``ReLU(inplace=True)``) can overwrite it. Between reported iterations no hook is
+registered: an iteration not reported costs ``step``'s counter checks alone.
 
 The numbers of CPU tensors come from compiled loops over the tensors' memory, one call
 per group of tensors (:mod:`embedviz.stats.torch_stats`). On one thread, a report of a
@@ -333,7 +333,7 @@ class StatsListener:
         self._last_memory = -math.inf
 
     def _start(self) -> None:
-        """Store the static info, hook the optimizer and arm iteration 0."""
+        """Store the static info and arm iteration 0 (its hooks)."""
         start_cpu_measurement()  # the first report's cpu_percent is then a real one
         if any(p.is_cpu for p in self._tensors):
             self._ts.load_kernels()  # now rather than in the first report
@@ -351,11 +351,6 @@ class StatsListener:
                 scheduler=self.scheduler,
             )
         )
-        if self.optimizer is not None:
-            self._optimizer_handles = [
-                self.optimizer.register_step_pre_hook(self._pre_step),
-                self.optimizer.register_step_post_hook(self._post_step),
-            ]
         self._arm()
 
     def _agree_session_id(self, session_id: str | None, distributed: bool) -> str:
@@ -388,13 +383,19 @@ class StatsListener:
             # one global hook (registering 5 cost 30 us cold), kept while every
             # iteration is reported
             self._forward_handles = [self._register_hook(self._forward)]
+        if self.optimizer is not None and not self._optimizer_handles:
+            # likewise the optimizer's hooks: an iteration not reported calls none
+            self._optimizer_handles = [
+                self.optimizer.register_step_pre_hook(self._pre_step),
+                self.optimizer.register_step_post_hook(self._post_step),
+            ]
 
     def _disarm(self, keep_hook: bool = False) -> None:
         """End a reported iteration; ``keep_hook`` when the next one is reported too."""
         if not keep_hook:
-            for handle in self._forward_handles:
+            for handle in self._forward_handles + self._optimizer_handles:
                 handle.remove()
-            self._forward_handles = []
+            self._forward_handles, self._optimizer_handles = [], []
         self._armed = False
         self._before = None
         self._acts, self._grads, self._stepped = {}, None, None  # this report's numbers
@@ -638,9 +639,6 @@ class StatsListener:
         if self._closed:
             return
         self._disarm()
-        for handle in self._optimizer_handles:
-            handle.remove()
-        self._optimizer_handles = []
         self._spare = None
         self._closed = True
         if self.enabled:

@@ -159,9 +159,17 @@ def test_hooks_only_on_reported_iterations(digits):
     armed = []
     with StatsListener(storage, model, opt, frequency=4, session_id="h") as listener:
         for _ in range(9):
-            armed.append(bool(_global_forward_hooks()))
+            armed.append(
+                (
+                    bool(_global_forward_hooks()),
+                    len(opt._optimizer_step_pre_hooks),
+                    len(opt._optimizer_step_post_hooks),
+                )
+            )
             train(model, opt, digits, 1, listener)
-    assert armed == [i % 4 == 0 for i in range(9)]
+    assert armed == [(True, 1, 1) if i % 4 == 0 else (False, 0, 0) for i in range(9)]
+    assert [u.iteration for u in storage.get_updates("h")] == [0, 4, 8]
+    assert all(u.params["0.weight"].update_param_ratio > 0 for u in storage.get_updates("h"))
 
 
 def test_frequency_one_keeps_its_one_hook_until_close(digits):
@@ -173,7 +181,9 @@ def test_frequency_one_keeps_its_one_hook_until_close(digits):
         for _ in range(4):
             hooks.append(dict(_global_forward_hooks()))
             train(model, opt, digits, 1, listener)
-    assert len(hooks[0]) == 1 and all(h == hooks[0] for h in hooks)  # registered once
+            hooks.append(dict(opt._optimizer_step_pre_hooks))
+    assert len(hooks[0]) == 1 and all(h == hooks[0] for h in hooks[::2])  # registered once
+    assert len(hooks[1]) == 1 and all(h == hooks[1] for h in hooks[1::2])
     assert not _global_forward_hooks()
     updates = storage.get_updates("f1")
     assert [u.iteration for u in updates] == [0, 1, 2, 3]
