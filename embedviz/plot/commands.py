@@ -406,25 +406,54 @@ def _stats_callback(args, model: Path, words: list[str]):
 
 
 def _close_stats(stats) -> int:
-    """Close the ``--stats`` recording: 0, or 1 after one error line when the file
-    cannot be written within a few seconds (locked by another process, disk full); what
-    it could not take is then given up, so nothing waits or complains at exit."""
+    """Close the ``--stats`` recording: 0 when every record of the run is in the file,
+    else 1 after one error line that counts every record not written: those the
+    storage dropped during the run while the file failed (its buffer bound, each drop
+    logged then) and those it still held when the file could not be written within a
+    few seconds at the end (locked by another process, disk full). What it could not
+    take is then given up, so nothing waits or complains at exit."""
     if stats is None:
         return 0
     from embedviz.errors import StatsWriteError
     from embedviz.stats.sqlite_close import CLOSE_WAIT
 
+    storage = stats.storage
     stats.close(flush=False)
     try:
-        stats.storage.close(timeout=CLOSE_WAIT, drop_unwritten=True)
+        storage.close(timeout=CLOSE_WAIT, drop_unwritten=True)
     except StatsWriteError as exc:
+        during = storage.dropped - exc.unwritten  # _give_up counts its own in .dropped
         logger.error(
-            "%s: %d statistics record(s) of this run are lost: the file could not be written "
-            "within %g s (%s); the other outputs were written",
-            exc.path, exc.unwritten, CLOSE_WAIT, exc.cause,
+            "%s: %d statistics record(s) of this run are lost (%s): the file could not be "
+            "written within %g s (%s); the other outputs were written; %s",
+            exc.path, during + exc.unwritten, _lost_parts(during, exc.unwritten), CLOSE_WAIT,
+            exc.cause, _STATS_ADVICE,
+        )  # fmt: skip
+        return 1
+    if storage.dropped:  # the file failed during the run, then worked again
+        logger.error(
+            "%s: %d statistics record(s) of this run are lost: dropped during the run while "
+            "the file could not be written (the records before and after are written); the "
+            "other outputs were written; %s",
+            storage.path, storage.dropped, _STATS_ADVICE,
         )  # fmt: skip
         return 1
     return 0
+
+
+_STATS_ADVICE = (
+    "end the program that holds the file locked or free disk space, then run again to "
+    "record the whole run"
+)
+
+
+def _lost_parts(during: int, at_end: int) -> str:
+    """``'3 dropped during the run, 2 not written at the end'``, either part alone
+    when the other is 0."""
+    parts = [f"{during} dropped during the run"] if during else []
+    if at_end or not parts:
+        parts.append(f"{at_end} not written at the end")
+    return ", ".join(parts)
 
 
 def _json_safe(params: dict) -> dict:
