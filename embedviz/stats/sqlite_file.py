@@ -26,6 +26,49 @@ from embedviz.stats.sqlite_layout import (
 
 #: seconds a connection waits for another's lock on the file before giving up
 BUSY_TIMEOUT = 30.0
+#: seconds a read waits for a lock on the file. In WAL mode reads never wait for
+#: writers, embedviz's or another's ``BEGIN EXCLUSIVE``; a read meets a lock only when
+#: another program keeps readers out (``PRAGMA locking_mode = EXCLUSIVE``, a file not in
+#: WAL mode inside a write, a WAL recovery after a crash), and is then refused soon
+#: with :func:`locked`'s message instead of waiting the writers' 30 s
+READ_BUSY_TIMEOUT = 2.0
+
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" or "busy" (another
+    connection's lock), not a fault of the file.
+
+    Examples
+    --------
+    >>> is_locked(sqlite3.OperationalError("database is locked"))
+    True
+    """
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def locked(path: Path, exc: sqlite3.Error) -> FileFormatError:
+    """The one error for a statistics file another program keeps locked.
+
+    Examples
+    --------
+    >>> str(locked(Path("runs.db"), sqlite3.OperationalError("database is locked")))[:48]
+    'runs.db: the statistics file is locked by anothe'
+    """
+    return FileFormatError(
+        f"{path}: the statistics file is locked by another program "
+        f"({type(exc).__name__}: {exc}); embedviz's own writers never keep readers out, so "
+        f"a program holds it exclusively (an SQLite tool inside a transaction on a file not "
+        f"in WAL mode, or one that set PRAGMA locking_mode = EXCLUSIVE); end that program "
+        f"or its transaction, then try again"
+    )
 
 
 def damaged(path: Path, exc: sqlite3.Error) -> FileFormatError:
@@ -41,12 +84,14 @@ def damaged(path: Path, exc: sqlite3.Error) -> FileFormatError:
             f"{path}: damaged statistics file ({exc}); restore it from a copy, or recover "
             f"what is readable with: sqlite3 {path} .recover | sqlite3 NEW.db"
         )
+    if is_locked(exc):
+        return locked(path, exc)
     if "full" in str(exc).lower():  # "database or disk is full"
         return FileFormatError(
             f"{path}: cannot write the statistics file: the disk is full "
             f"({type(exc).__name__}: {exc}); free some space or give a path on another disk"
         )
-    return FileFormatError(  # cannot open, locked, I/O
+    return FileFormatError(  # cannot open, I/O
         f"{path}: cannot open the statistics file ({type(exc).__name__}: {exc}); check that "
         f"it is a file written by SQLiteStatsStorage and that no other program holds it"
     )
@@ -59,6 +104,23 @@ def file_errors(path: Path):
     read); locked, busy, I/O and closed-connection errors pass as they are."""
     try:
         yield
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:
+            raise
+        raise damaged(path, exc) from None
+
+
+@contextmanager
+def read_errors(path: Path):
+    """:func:`file_errors` for a read, which also turns a lock that kept it out
+    (another program's, after :data:`READ_BUSY_TIMEOUT`) into :func:`locked`'s
+    FileFormatError naming the file."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if not is_locked(exc):
+            raise
+        raise locked(path, exc) from None
     except sqlite3.DatabaseError as exc:
         if type(exc) is not sqlite3.DatabaseError:
             raise
@@ -111,7 +173,8 @@ def connect(path: Path, read_only: bool) -> tuple[sqlite3.Connection, bool]:
             con = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
-        con.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT * 1000)}")
+        busy = READ_BUSY_TIMEOUT if read_only else BUSY_TIMEOUT
+        con.execute(f"PRAGMA busy_timeout = {round(busy * 1000)}")
         if not read_only:
             for attempt in range(50):
                 try:
@@ -157,7 +220,7 @@ def _connect_read_only(path: Path) -> tuple[sqlite3.Connection, bool]:
 
     def connect_uri(query: str) -> sqlite3.Connection:
         return sqlite3.connect(
-            f"{uri}?{query}", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None,
+            f"{uri}?{query}", uri=True, timeout=READ_BUSY_TIMEOUT, isolation_level=None,
             check_same_thread=False,
         )  # fmt: skip
 
@@ -169,8 +232,10 @@ def _connect_read_only(path: Path) -> tuple[sqlite3.Connection, bool]:
     try:
         con.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return con, False
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
         con.close()
+        if is_locked(exc):  # not the missing -shm file: read it as it is only then
+            raise
     return connect_uri("mode=ro&immutable=1"), True
 
 

@@ -2,9 +2,16 @@
 
 :class:`SQLiteReading` holds every read method of the storage's API (sessions, workers,
 static info, updates, series, evaluations, histograms, snapshots); the storage class
-mixes it in and owns the connections (``_reader()``), the write buffer (a read flushes
-it first, so a process reads what it wrote) and the caches these methods share
-(``_plans``, ``_hist_layouts``, ``_has_sets``).
+mixes it in and owns the connections (``_reader()``), the write buffer and the caches
+these methods share (``_plans``, ``_hist_layouts``, ``_has_sets``).
+
+A read never waits long for the file. It first writes what this process still buffers
+(so a process reads what it wrote), but waits at most :data:`READ_FLUSH_WAIT` for that:
+while another process holds the write lock (a ``BEGIN EXCLUSIVE``, a long
+transaction), the read shows what the file holds and the writer thread goes on trying.
+Its connection waits at most :data:`~embedviz.stats.sqlite_file.READ_BUSY_TIMEOUT` for a
+lock that keeps readers out (rare in WAL mode: another program's exclusive locking
+mode, a file not in WAL mode), then raises one FileFormatError naming the file.
 """
 
 from __future__ import annotations
@@ -13,11 +20,12 @@ import functools
 import inspect
 import json
 import sqlite3
+import time
 
 import numpy as np
 
 from embedviz.errors import InputError
-from embedviz.stats.base import HistogramArrays, scalar_getter
+from embedviz.stats.base import HistogramArrays, StorageEvent, event_for, scalar_getter
 from embedviz.stats.records import (
     HISTOGRAM_KINDS,
     EvalRecord,
@@ -28,17 +36,22 @@ from embedviz.stats.records import (
     Update,
 )
 from embedviz.stats.series import MinMaxReducer, Series, downsample_minmax, limits_of
+from embedviz.stats.sqlite_file import READ_BUSY_TIMEOUT, is_locked, read_errors
 from embedviz.stats.sqlite_layout import rebuild_plan, rebuild_update, unpack_histograms
 from embedviz.stats.validation import check_read_window
 
+#: seconds a read waits for this process's buffered records to be written first
+READ_FLUSH_WAIT = 0.5
+
 
 def _reading(method):
-    """A read method whose SQLite "malformed" errors become a FileFormatError naming the
-    file (``_file_errors``: a damaged page shows only when it is read)."""
+    """A read method whose SQLite "malformed" errors, and a lock that kept it out,
+    become a FileFormatError naming the file (:func:`~embedviz.stats.sqlite_file.
+    read_errors`: a damaged page shows only when it is read)."""
 
     @functools.wraps(method)
     def read(self, *args, **kwargs):
-        with self._file_errors():
+        with read_errors(self.path):
             return method(self, *args, **kwargs)
 
     return read
@@ -59,8 +72,38 @@ class SQLiteReading:
     each public one turns SQLite's "damaged file" errors into a FileFormatError."""
 
     def _read(self) -> sqlite3.Connection:
-        self._flush_for_read()
-        return self._reader()
+        self._flush_before_read()
+        con = self._reader()
+        if getattr(self._local, "read_busy_set", None) is not con:
+            # a writing storage's reader connections are made as its writer is: set
+            # the read's wait (once per connection)
+            con.execute(f"PRAGMA busy_timeout = {round(READ_BUSY_TIMEOUT * 1000)}")
+            self._local.read_busy_set = con
+        return con
+
+    def _flush_before_read(self) -> None:
+        """Write what this process buffers before a read, waiting at most
+        :data:`READ_FLUSH_WAIT` for the file (the writer thread's write in progress, or
+        another process's lock); a file that is locked longer or known to fail is read
+        as it is, and the writer thread keeps trying (it notes and logs the failure,
+        not a read)."""
+        if self.read_only or not self._buffer or self._failure is not None:
+            return
+        written: list = []
+        try:
+            tried = self._flush_into(written, time.monotonic() + READ_FLUSH_WAIT, READ_FLUSH_WAIT)
+        except Exception as exc:
+            if not (self._given_up or is_locked(exc)):
+                self._note_failure(exc)  # the file itself fails (disk full): say so once
+            return
+        finally:  # listeners run outside the lock (one may read, which flushes)
+            if written:
+                self._notify(
+                    StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
+                    for r in written
+                )
+        if tried and self._failure is not None:
+            self._note_recovery()
 
     def list_sessions(self) -> list[str]:
         rows = self._read().execute("SELECT session FROM workers GROUP BY session ORDER BY min(id)")
