@@ -304,8 +304,10 @@ class StatsListener:
         # its updates are valid by construction (names checked here, numbers from its
         # own loops): our storages take them without checking each one again
         self._put = getattr(storage, "_put_made_valid", storage.put)
-        # and SQLite packs their histograms from the arrays, with no Histogram objects
+        # and SQLite packs their histograms from the arrays, with no Histogram objects,
+        # and their statistics from lists of floats, with no ParamStats objects
         self._put_arrays = getattr(storage, "_put_update_arrays", None)
+        self._put_flat = getattr(storage, "_put_update_flat", None)
         # result arrays and address tables kept between reports (see torch_stats.Outputs)
         n, bins = len(self._params), self.histogram_bins
         Outputs = self._ts.Outputs
@@ -495,14 +497,16 @@ class StatsListener:
             return
         t0 = time.perf_counter()
         try:  # a bad loss is an error of this call; the next iteration is counted as usual
-            update, arrays = self._build_update(loss)
+            update, arrays, flat = self._build_update(loss)
         finally:
             self.iteration += 1
             self._disarm(keep_hook=self.iteration % self.frequency == 0)
             self._arm()
         update.collect_seconds = self._collect + time.perf_counter() - t0
         self._collect = 0.0
-        if arrays:
+        if flat is not None:
+            self._put_flat(update, *flat, arrays)
+        elif arrays:
             self._put_arrays(update, arrays)
         else:
             self._put(update)
@@ -515,9 +519,13 @@ class StatsListener:
             return not isinstance(loss, bool)
         return getattr(loss, "size", None) == 1 and hasattr(loss, "item")  # numpy
 
-    def _build_update(self, loss: Any) -> tuple[Update, list | None]:
-        """The update of this iteration, and its histograms as arrays when they go to
-        a SQLite storage as such (else they are in ``update.histograms``)."""
+    def _build_update(self, loss: Any) -> tuple[Update, list | None, tuple | None]:
+        """The update of this iteration; its histograms as arrays when they go to a
+        SQLite storage as such (else they are in ``update.histograms``); and for SQLite,
+        when every parameter was stepped with a gradient, its statistics as
+        ``(parameter names, layer names, values)`` (see
+        :meth:`~embedviz.stats.sqlite_layout.UpdatePacker.pack_flat`) instead of
+        ``update.params`` and ``update.activations``."""
         torch = self._torch
         now = time.perf_counter()
         elapsed = now - self._last_report_time
@@ -551,17 +559,30 @@ class StatsListener:
         else:
             by_name = dict(zip(self._grad_names, self._grads.moments(), strict=True))
             gm = [by_name.get(n) for n in names]
-        none = (None, None, None)
-        update.params = {
-            name: ParamStats(*p, *(g or none), *(u or none), None if u is None else _ratio(u, p))
-            for name, p, g, u in zip(names, params.moments(), gm, um, strict=True)
-        }
         acts = self._activation_stats() if self._acts else None
-        if acts is not None:
-            update.activations = {
-                n: ActivationStats(*v)
-                for n, v in zip(self._acts, acts.activation_values(), strict=True)
+        flat = None
+        if self._put_flat is not None and updates is not None and self._grad_names is names:
+            values: list[float] = []  # every parameter has all ten numbers
+            for p, g, u in zip(params.moments(), gm, um, strict=True):
+                values += p
+                values += g
+                values += u
+                values.append(_ratio(u, p))
+            if acts is not None:
+                for v in acts.activation_values():
+                    values += v
+            flat = (tuple(names), tuple(self._acts), values)
+        else:
+            none = (None, None, None)
+            update.params = {
+                n: ParamStats(*p, *(g or none), *(u or none), None if u is None else _ratio(u, p))
+                for n, p, g, u in zip(names, params.moments(), gm, um, strict=True)
             }
+            if acts is not None:
+                update.activations = {
+                    n: ActivationStats(*v)
+                    for n, v in zip(self._acts, acts.activation_values(), strict=True)
+                }
         arrays = None
         if self._bins:
             groups = [("params", params, names)]
@@ -580,7 +601,7 @@ class StatsListener:
         if time.monotonic() - self._last_memory >= 1.0:  # psutil costs ~0.1 ms
             update.memory = memory_sample()
             self._last_memory = time.monotonic()
-        return update, arrays
+        return update, arrays, flat
 
     def _activation_stats(self):
         """One TensorStats of every layer output recorded this iteration, in order."""

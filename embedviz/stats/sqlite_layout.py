@@ -37,6 +37,7 @@ import json
 import sqlite3
 import sys
 from array import array
+from dataclasses import replace
 
 import numpy as np
 
@@ -257,6 +258,24 @@ def unpack_histograms(entries, limits: bytes, counts: bytes) -> dict[str, dict]:
     return out
 
 
+_PARAM_FIELDS = len(ParamStats.__dataclass_fields__)
+
+
+def with_flat_stats(
+    u: Update, params: tuple[str, ...], layers: tuple[str, ...], values: list[float]
+) -> Update:
+    """A copy of ``u`` holding the statistics given flat (see
+    :meth:`UpdatePacker.pack_flat`) as :class:`ParamStats` and :class:`ActivationStats`."""
+    n, at = _PARAM_FIELDS, _PARAM_FIELDS * len(params)
+    return replace(
+        u,
+        params={p: ParamStats(*values[n * i : n * i + n]) for i, p in enumerate(params)},
+        activations={
+            a: ActivationStats(*values[at + 3 * i : at + 3 * i + 3]) for i, a in enumerate(layers)
+        },
+    )
+
+
 class UpdatePacker:
     """Updates as the rows that the storage buffers and writes, one tuple each:
     ``(session, worker, iteration, timestamp, names, scalars, tags, histograms)``.
@@ -307,11 +326,48 @@ class UpdatePacker:
             pack_values(values), tags, hists,
         )  # fmt: skip
 
+    def pack_flat(
+        self, u: Update, params: tuple[str, ...], layers: tuple[str, ...], values: list[float]
+    ) -> tuple:
+        """The row of ``u`` with its parameter and activation statistics given as one
+        list of floats instead of objects (``u.params`` and ``u.activations`` empty): per
+        parameter the ten :class:`ParamStats` fields in their order, then per layer the
+        three :class:`ActivationStats` fields -- the listener's numbers, without an
+        object each. The same row as :meth:`pack` makes from those objects.
+
+        Examples
+        --------
+        >>> u = Update("run", "0", 10, 0.0, score=1.5)
+        >>> row = UpdatePacker().pack_flat(u, ("w",), (), [1.0] * 10)
+        >>> row[4][:3], len(row[5]) // 8
+        (('score', 'params/w/param_mean', 'params/w/param_std'), 11)
+        """
+        if len(values) != _PARAM_FIELDS * len(params) + 3 * len(layers):
+            raise ValueError(  # never store garbage
+                f"pack_flat: {len(values)} values for {len(params)} parameters and "
+                f"{len(layers)} layers"
+            )
+        (mask, n_lr, _, _, memory, extra), head = flatten_update(u)
+        key = (mask + (True,) * (len(params) + len(layers)), n_lr, params, layers, memory, extra)
+        names = self._names_by_key.get(key)
+        if names is None:  # a new layout: its names come from the objects, once
+            return self.pack(with_flat_stats(u, params, layers, values))
+        k = sum(mask) + n_lr  # head values; memory and extra values follow the stats
+        tags = json.dumps(u.tags) if u.tags else None
+        return (
+            u.session_id, u.worker_id, u.iteration, u.timestamp, names,
+            pack_values(head[:k] + values + head[k:]), tags, None,
+        )  # fmt: skip
+
     def pack_with_arrays(self, u: Update, arrays: list[tuple]) -> tuple:
         """The row of ``u`` (without histograms of its own) with histograms given as
         arrays, ``(kind, names, lohi (n, 2), counts (n, bins))`` per kind: the same row
         as :meth:`pack` makes from the equal :class:`Histogram` objects."""
-        row = self.pack(u)
+        return self.with_histogram_arrays(self.pack(u), arrays)
+
+    def with_histogram_arrays(self, row: tuple, arrays: list[tuple] | None) -> tuple:
+        """``row`` (of an update without histograms) with histograms given as arrays
+        (see :meth:`pack_with_arrays`)."""
         if not arrays:
             return row
         # the flat key (kind, name, bins, ...), found by a short key of the groups

@@ -120,6 +120,24 @@ class SQLiteWriting:
         self._check_open_for_writing()
         self._enqueue([self._packer.pack_with_arrays(update, arrays)])
 
+    def _put_update_flat(
+        self,
+        update: Update,
+        params: tuple[str, ...],
+        layers: tuple[str, ...],
+        values: list[float],
+        arrays: list[tuple] | None,
+    ) -> None:
+        """Store an update (made valid by its producer) whose parameter and activation
+        statistics are given as one list of floats (see
+        :meth:`~embedviz.stats.sqlite_layout.UpdatePacker.pack_flat`), its histograms
+        as arrays or None. The listener's path: the row ``put`` would write for the
+        objects, packed without making them."""
+        self._check_open_for_writing()
+        packer = self._packer
+        row = packer.pack_flat(update, params, layers, values)
+        self._enqueue([packer.with_histogram_arrays(row, arrays)])
+
     def _check_open_for_writing(self) -> None:
         if self.read_only:
             raise InputError(f"{self.path}: opened with read_only=True; cannot write")

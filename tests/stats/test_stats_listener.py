@@ -325,8 +325,9 @@ class _Unused(torch.nn.Module):
 
 @pytest.mark.parametrize("make", [make_model, _Unused])
 def test_sqlite_gets_the_same_numbers_as_memory(digits, tmp_path, make):
-    """Into SQLite the listener hands its histograms over as arrays (no Histogram
-    objects); read back, every number equals what the object path stores in memory."""
+    """Into SQLite the listener hands its histograms over as arrays and its statistics
+    as floats in a list (no Histogram, ParamStats or ActivationStats objects); read back,
+    every number equals what the object path stores in memory."""
     from embedviz.stats.storage import SQLiteStatsStorage
 
     stored = []

@@ -1,13 +1,15 @@
 """The file checks (sqlite_file) and the row packing (sqlite_layout.UpdatePacker) alone,
 without a storage object."""
 
+import math
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from embedviz.errors import FileFormatError
-from embedviz.stats.records import Histogram, ParamStats, Update
+from embedviz.stats.records import ActivationStats, Histogram, ParamStats, Update
 from embedviz.stats.sqlite_file import check_meta, check_path, create_schema, damaged, file_errors
 from embedviz.stats.sqlite_layout import FILE_SCHEMA_VERSION, UpdatePacker
 
@@ -84,6 +86,40 @@ def test_rows_packed_from_arrays_equal_rows_of_histogram_objects():
     assert row[:4] == ("run", "0", 3, 1.0) and row[6] == '{"phase": "x"}'
     assert row[4] == tuple(with_objects.scalars())
     assert packer.pack_with_arrays(plain, []) == packer.pack(plain)
+
+
+def test_rows_packed_from_flat_statistics_equal_rows_of_stats_objects():
+    """The listener's path for SQLite (floats in a list) and put's path (ParamStats and
+    ActivationStats) make one row: on a new layout and on one already seen, with and
+    without the memory sample, the throughput and the tags, NaN and inf included."""
+    rng = np.random.default_rng(1)
+    params, layers = ("0.weight", "0.bias"), ("0", "1")
+    values = rng.normal(size=10 * len(params) + 3 * len(layers)).tolist()
+    values[3], values[9] = math.nan, math.inf
+    objects = {
+        "params": {p: ParamStats(*values[10 * i : 10 * i + 10]) for i, p in enumerate(params)},
+        "activations": {
+            a: ActivationStats(*values[20 + 3 * i : 23 + 3 * i]) for i, a in enumerate(layers)
+        },
+    }
+    packer = UpdatePacker()
+    heads = [
+        Update("run", "0", 0, 1.0, score=2.3, learning_rates=[0.1, 0.01], collect_seconds=1e-4),
+        Update("run", "0", 10, 2.0, score=2.1, learning_rates=[0.1, 0.01], collect_seconds=2e-4,
+               minibatches_per_sec=9.0, examples_per_sec=576.0,
+               memory={"rss_bytes": 1e8, "cpu_percent": 50.0}),
+        Update("run", "0", 20, 3.0, score=2.0, learning_rates=[0.1, 0.01], collect_seconds=3e-4,
+               minibatches_per_sec=9.5, examples_per_sec=608.0, tags={"phase": "x"}),
+    ]  # fmt: skip
+    for head in heads + heads:  # the second round finds every layout known
+        row = packer.pack_flat(head, params, layers, values)
+        expected = UpdatePacker().pack(replace(head, **objects))
+        assert row == expected  # the same bytes, NaN and inf included
+    assert packer.pack(replace(heads[1], **objects)) == packer.pack_flat(
+        heads[1], params, layers, values
+    )
+    with pytest.raises(ValueError, match="27 values for 2 parameters and 2 layers"):
+        packer.pack_flat(heads[0], params, layers, values + [0.0])
 
 
 def test_a_full_disk_at_open_says_so_and_leaves_no_empty_file(tmp_path, monkeypatch):
