@@ -33,6 +33,8 @@ class Page:
     ``background(fn)`` runs a slow read for a Python callback of the page and
     ``call_soon(fn)`` applies its result to the document; both call ``fn`` at once
     unless the server sets them (its page builders and the document's next tick).
+    ``on_sessions(names)``, when a page sets it, is told the sessions the tab offers
+    each time the server re-reads them (the compare page names those recorded since).
     """
 
     layout: object
@@ -43,6 +45,7 @@ class Page:
     )
     background: Callable[[Callable[[], object]], object] = _call_now
     call_soon: Callable[[Callable[[], object]], object] = _call_now
+    on_sessions: Callable[[list[str]], None] | None = None
 
     def refresh(self) -> int:
         """Stream whatever arrived since the last call; returns how many points were added."""

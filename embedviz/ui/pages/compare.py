@@ -13,7 +13,10 @@ names are shortened in the middle in the legends and the checkboxes, keeping the
 The evaluation chart shows while a ticked run has evaluations (a note says so
 otherwise). A table lists each run's configuration (optimizer, learning rate, batch
 size: the configured one, else examples/s over minibatches/s as the listener measured
-them) beside its final and best evaluation.
+them) beside its final and best evaluation. While the page is open, the notes, the
+evaluation chart and the table's results follow the records as they arrive (a run's
+first evaluations are drawn then), and a note names the sessions recorded since the page
+was opened (:mod:`~embedviz.ui.pages.compare_live`).
 """
 
 from __future__ import annotations
@@ -25,10 +28,8 @@ from bokeh.layouts import column, row
 from bokeh.models import (
     CheckboxGroup,
     CustomJS,
-    DataRange1d,
     DatetimeTickFormatter,
     Div,
-    LinearAxis,
     RadioButtonGroup,
     Slider,
 )
@@ -43,9 +44,23 @@ from embedviz.ui.pages.charts import (
     marks_columns_empty,
     new_marks,
 )
+from embedviz.ui.pages.compare_live import (
+    EVAL_POLL,
+    CompareNotes,
+    CompareRun,
+    EvalChart,
+    legend_right,
+)
 from embedviz.ui.pages.live import LiveSeries, UpdateFeed, pick_worker
 from embedviz.ui.pages.smoothing import SMOOTHING
-from embedviz.ui.pages.widgets import NO_VALUE, format_number, heading, note, table
+from embedviz.ui.pages.widgets import (
+    NO_VALUE,
+    format_number,
+    heading,
+    note,
+    set_table_rows,
+    table,
+)
 
 MAX_RUNS = 12
 #: runs ticked at first (the newest of the newest run's kind)
@@ -131,11 +146,6 @@ def _kind_and_start(storage, session_id: str, worker_id: str | None) -> tuple[st
     return "other", float(first.timestamps[0]) if len(first) else -np.inf
 
 
-def _named(name: str, model):
-    model.name = name
-    return model
-
-
 def run_row(storage, session_id: str, worker_id: str | None) -> tuple:
     """(run, kind, optimizer, learning rate, batch size, final eval, best eval); "—"
     where a run has no such value (a t-SNE run has no optimizer, batch or evaluation)."""
@@ -212,7 +222,10 @@ ev_none.visible = !ev.visible
 """
 
 
-def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = None) -> Page:
+def build_compare(
+    runs: list[tuple[str, object]],
+    selected: list[str] | None = None,
+) -> Page:
     """Overlay the score and evaluation curves of several runs.
 
     Parameters
@@ -229,6 +242,9 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         ``sources`` holds ``"score:<session>"`` (columns ``x``, ``rel`` seconds since the
         run's first update, ``t`` ms since the epoch, ``y``, ``ys`` smoothed) and
         ``"eval:<session>:<metric>"``, and ``"runs"`` (the configuration table).
+        ``refresh()`` streams new points, draws a run's evaluations when its first
+        arrive, and keeps the notes and the table's results up to date;
+        ``on_sessions(names)`` names the sessions recorded since in a note.
 
     Examples
     --------
@@ -268,92 +284,56 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     )
     log_plot.visible = False
     eval_plot = line_chart("Evaluation (not smoothed)", "value", name="compare_eval")
-    groups, all_lines, series, feeds, rows = [], [], [], [], []
-    not_positive = []  # runs with scores a log axis cannot draw
-    eval_ranges = {"default": [], "loss": []}
+    evals_chart = EvalChart(eval_plot, page)
+    shown: list[CompareRun] = []  # every offered run, in order
     lines = {score_plot: [], log_plot: []}  # the score lines (the marks have their own range)
-    has_evals = []
+    rows = []
     for i, (sid, storage) in enumerate(runs):
-        worker = workers[i]
-        color = colour(i, len(runs))
-        mine = []
-        if worker is None:
-            groups.append(mine)
-            has_evals.append(False)
+        run = CompareRun(
+            i, sid, storage, workers[i], colour(i, len(runs)), legend_names[i], eval_names[i],
+            kinds[i],
+        )  # fmt: skip
+        shown.append(run)
+        if run.worker is None:
             continue
-        first = storage.get_series(sid, worker, "score", max_points=None)
+        first = storage.get_series(sid, run.worker, "score", max_points=None)
         t0 = float(first.timestamps[0]) if len(first) else 0.0
 
         def rel(line, t0=t0):
             return {"rel": np.asarray(line["t"], dtype=np.float64) / 1000.0 - t0}
 
+        run.rel = rel
         marks = new_marks(f"score:{sid}:marks")
         marks.data = {**marks_columns_empty(), "t": np.zeros(0), "rel": np.zeros(0)}
         s = LiveSeries("score", sid, smooth=SMOOTHING, extra_columns=rel)
-        s.load(storage, sid, worker, marks)
+        s.load(storage, sid, run.worker, marks)
+        run.score = s
         page.sources[f"score:{sid}"] = s.source
         page.sources[f"score:{sid}:marks"] = marks
         for p in (score_plot, log_plot):
-            raw = p.line("x", "y", source=s.source, color=color, alpha=0.3, line_width=1)
+            raw = p.line("x", "y", source=s.source, color=run.color, alpha=0.3, line_width=1)
             bold = p.line(
-                "x", "ys", source=s.source, color=color, line_width=2, legend_label=legend_names[i]
+                "x", "ys", source=s.source, color=run.color, line_width=2, legend_label=run.legend
             )
             # NaN/inf as red x at the frame's edge, as on the overview (the tooltip names the run)
-            mine += [raw, bold, *add_hover(p, [], marks)]
+            run.renderers += [raw, bold, *add_hover(p, [], marks)]
             lines[p] += [raw, bold]
-        series.append(s)
-        if np.any(np.asarray(s.source.data["y"], dtype=np.float64) <= 0):
-            not_positive.append(legend_names[i])
-        evals = storage.get_evals(sid, worker)
-        metrics = sorted({m for e in evals for m in e.metrics})
-        has_evals.append(bool(metrics))
-        ev_series = []
-        for k, m in enumerate(metrics):
-            e = LiveSeries(f"eval/{m}", f"{sid} {m}", extra_columns=rel).load(storage, sid, worker)
-            page.sources[f"eval:{sid}:{m}"] = e.source
-            dash = ("solid", "dashed", "dotted", "dotdash")[k % 4]
-            # losses on the right axis, scores (accuracy) on the left
-            axis = "loss" if "loss" in m.lower() else "default"
-            r = eval_plot.line(
-                "x",
-                "y",
-                source=e.source,
-                color=color,
-                line_width=2,
-                line_dash=dash,
-                legend_label=f"{eval_names[i]} {m}",
-                y_range_name=axis,
-            )
-            dots = eval_plot.scatter(
-                "x", "y", source=e.source, color=color, size=5, y_range_name=axis
-            )
-            eval_ranges[axis] += [r, dots]
-            mine += [r, dots]
-            ev_series.append((m, e))
-        for r in mine:
-            r.visible = i in active
-        groups.append(mine)
-        all_lines += mine
-        rows.append(run_row(storage, sid, worker))
-        feeds.append(
-            (UpdateFeed(storage, sid, worker, s.last_iteration), s, storage, sid, worker, ev_series)
-        )
+        run.note_scores(s.source.data["y"])
+        evals = storage.get_evals(sid, run.worker)
+        run.n_evals = len(evals)
+        evals_chart.add(run, sorted({m for e in evals for m in e.metrics}))
+        run.row = len(rows)
+        rows.append(run_row(storage, sid, run.worker))
+        run.feed = UpdateFeed(storage, sid, run.worker, s.last_iteration)
+    for run in shown:
+        for r in run.renderers:
+            r.visible = run.index in active
     eval_plot.x_range = score_plot.x_range
-    eval_plot.y_range.renderers = eval_ranges["default"]
-    if eval_ranges["loss"]:
-        eval_plot.extra_y_ranges["loss"] = DataRange1d(
-            renderers=eval_ranges["loss"], only_visible=True
-        )
-        eval_plot.add_layout(LinearAxis(y_range_name="loss", axis_label="loss"), "right")
     log_plot.x_range = score_plot.x_range
     for p, drawn in lines.items():
         p.y_range.renderers = drawn
-    for p in (score_plot, log_plot, eval_plot):
-        if p.legend:
-            # outside the frame, right of the loss axis: inside it covered the accuracy line
-            p.legend.click_policy = "hide"
-            p.legend.label_text_font_size = "11px"
-            p.add_layout(p.legend[0], "right")
+    for p in (score_plot, log_plot):
+        legend_right(p)
     for p in (score_plot, log_plot, eval_plot):
         p.y_range.only_visible = True
     score_plot.x_range.only_visible = True
@@ -361,33 +341,29 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     ticks = CheckboxGroup(
         labels=short_labels(names, CHECKBOX_CHARS), active=active, name="runs_select"
     )
-    eval_plot.visible = any(has_evals[i] for i in active)
-    no_evals = _named(
-        "no_evals", note("Evaluation: none of the ticked runs has evaluation records.")
+    toggle = CustomJS(
+        args={"groups": [r.renderers for r in shown], "has_evals": [], "ev": eval_plot},
+        code=_TOGGLE,
     )
-    no_evals.visible = not eval_plot.visible
-    ticks.js_on_change(
-        "active",
-        CustomJS(
-            args={"groups": groups, "has_evals": has_evals, "ev": eval_plot, "ev_none": no_evals},
-            code=_TOGGLE,
-        ),
-    )
+    notes = CompareNotes(eval_plot, ticks, toggle, active[-1] if by_default and active else None)
+    toggle.args = {**toggle.args, "ev_none": notes.no_evals}
+    notes.update(shown)
+    ticks.js_on_change("active", toggle)
     x_mode = RadioButtonGroup(
         labels=["iteration", "relative time", "wall time"], active=0, name="x_mode"
     )
-    x_mode.js_on_change(
-        "active",
-        CustomJS(
-            args={
-                "renderers": all_lines,
-                "axes": [score_plot.xaxis[0], log_plot.xaxis[0], eval_plot.xaxis[0]],
-                "dt": DatetimeTickFormatter(),
-                "basic": BasicTickFormatter(),
-            },
-            code=_X_MODE,
-        ),
+    axes = [score_plot.xaxis[0], log_plot.xaxis[0], eval_plot.xaxis[0]]
+    x_switch = CustomJS(
+        args={
+            "renderers": [r for run in shown for r in run.renderers],
+            "axes": axes,
+            "dt": DatetimeTickFormatter(),
+            "basic": BasicTickFormatter(),
+        },
+        code=_X_MODE,
     )
+    x_mode.js_on_change("active", x_switch)
+    evals_chart.x_mode = x_mode
     scale = RadioButtonGroup(labels=["linear y", "log y"], active=0, name="score_scale")
     scale.js_on_change(
         "active",
@@ -405,6 +381,7 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         width=260,
         name="smoothing",
     )
+    series = [run.score for run in shown if run.score is not None]
 
     def on_smoothing(attr, old, new) -> None:
         for s in series:
@@ -419,64 +396,69 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
         widths=[240, 70, 80, 60, 70, 260, 340],
     )
     page.sources["runs"] = runs_table.source
+    ticked = [0]
 
     def refresh() -> int:
-        n = 0
-        for feed, s, storage, sid, worker, ev_series in feeds:
-            updates = feed()
+        ticked[0] += 1
+        poll = ticked[0] % EVAL_POLL == 0
+        n, drawn, changed = 0, [], False
+        for run in shown:
+            if run.feed is None:
+                continue
+            updates = run.feed()
             if updates:
-                n += s.push_updates(updates)
-            evals = storage.get_evals(sid, worker) if ev_series else []
-            for m, e in ev_series:
-                new = [
-                    ev
-                    for ev in evals
-                    if e.last_iteration is None or ev.iteration > e.last_iteration
-                ]
+                n += run.score.push_updates(updates)
+                run.note_scores(u.score for u in updates)
+            if poll and run.kind == "other":  # its static info may have come since
+                run.kind = _kind_and_start(run.storage, run.sid, run.worker)[0]
+            if not (updates or poll or run.evals):
+                continue
+            evals = run.storage.get_evals(run.sid, run.worker)
+            if len(evals) == run.n_evals:
+                continue
+            run.n_evals = len(evals)
+            metrics = sorted({m for e in evals for m in e.metrics})
+            new = [m for m in metrics if m not in run.evals]
+            for m, e in run.evals.items():  # push() keeps those after its newest point
                 n += e.push(
-                    [ev.iteration for ev in new],
-                    [ev.timestamp for ev in new],
-                    [ev.metrics.get(m) for ev in new],
+                    [ev.iteration for ev in evals],
+                    [ev.timestamp for ev in evals],
+                    [ev.metrics.get(m) for ev in evals],
                 )
+            if new:  # drawn now (read whole), shown while the run is ticked
+                added = evals_chart.add(run, new)
+                for r in added:
+                    r.visible = run.index in ticks.active
+                drawn += added
+                n += sum(len(run.evals[m].source.data["x"]) for m in new)
+            rows[run.row] = run_row(run.storage, run.sid, run.worker)
+            changed = True
+        if drawn:  # the browser's callbacks reach the new lines too
+            toggle.args = {**toggle.args, "groups": [r.renderers for r in shown]}
+            x_switch.args = {**x_switch.args, "renderers": [r for s in shown for r in s.renderers]}
+        if changed:
+            set_table_rows(runs_table, rows)
+        notes.update(shown)
         return n
 
+    def on_sessions(listed: list[str]) -> None:
+        unseen = [s for s in listed if s not in names]
+        if unseen != notes.unseen:
+            notes.unseen = unseen
+            notes.update(shown)
+
     page.refreshers.append(refresh)
-    shown_kinds = sorted(set(kinds))
-    why = (
-        [
-            _named(
-                "ticked_why",
-                note(
-                    f"Ticked at first: the newest {kinds[active[-1]]} runs. Runs of other "
-                    f"kinds ({', '.join(k for k in shown_kinds if k != kinds[active[-1]])}) "
-                    "score on other scales: tick them and choose log y."
-                ),
-            )
-        ]
-        if len(shown_kinds) > 1 and active and by_default
-        else []
-    )
+    page.on_sessions = on_sessions
     controls = column(
         heading("Runs"),
         ticks,
-        *why,
+        notes.why,
+        notes.new_runs,
         heading("x axis", 4),
         x_mode,
         heading("score axis", 4),
         scale,
-        *(
-            [
-                _named(
-                    "log_note",
-                    note(
-                        "log y leaves out scores of 0 or below, which "
-                        f"{', '.join(not_positive)} {'has' if len(not_positive) == 1 else 'have'}"
-                    ),
-                )
-            ]
-            if not_positive
-            else []
-        ),
+        notes.log_note,
         smoothing,
         note(
             "Smoothing: debiased exponential moving average; the raw line stays drawn. "
@@ -488,7 +470,7 @@ def build_compare(runs: list[tuple[str, object]], selected: list[str] | None = N
     page.layout = column(
         row(
             controls,
-            column(score_plot, log_plot, eval_plot, no_evals, sizing_mode="stretch_width"),
+            column(score_plot, log_plot, eval_plot, notes.no_evals, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         ),
         heading("Configuration and results"),

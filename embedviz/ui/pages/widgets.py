@@ -89,9 +89,14 @@ def heading(text: str, level: int = 3) -> Div:
     )
 
 
+def note_html(text: str) -> str:
+    """The HTML of a :func:`note` saying ``text`` (to change a note's text later)."""
+    return f"<span style='color:#666'>{escape(text)}</span>"
+
+
 def note(text: str) -> Div:
     """A grey line of explanation (escaped)."""
-    return Div(text=f"<span style='color:#666'>{escape(text)}</span>", sizing_mode="stretch_width")
+    return Div(text=note_html(text), sizing_mode="stretch_width")
 
 
 def format_duration(seconds: float | None) -> str:
