@@ -4,11 +4,17 @@ Each check reads series through :class:`_Run` and adds raw findings to it; the c
 (:func:`embedviz.stats.diagnostics.diagnose`) groups the same check over many tensors
 into one finding. Thresholds and why they were chosen:
 
-* score exploded: the median of the later finite scores, and of the latest half, both
-  above ``SCORE_EXPLODED`` (4) times the first score. A healthy loss falls from its first
-  value; minibatch noise moves single reports, not the median of half the run, and a
-  classifier whose typical loss is 4x its loss at initialisation (ln C) is far worse
-  than guessing. A slow climb is ``score_rising``.
+* score exploded: a jump, then a plateau. The level before a report is the median of
+  the (up to) 3 finite scores before it; the score has exploded at the first report
+  where the median of it and the next 2 is above ``SCORE_EXPLODED`` (4) times that
+  level, and more than half of the scores from there on, and of the latest half of
+  them, stay above it too. The level is measured just before the jump, not at the first
+  report: an unusually high first loss (a bad initialisation) no longer hides a later
+  explosion, a lucky low first minibatch no longer makes normal training look exploded,
+  and a score that grows slowly (a loss term weighted up over the run) never jumps 4x
+  within 3 reports. Minibatch noise moves single reports, not the median of 3 or of
+  the rest of the run; a classifier whose typical loss is 4x its loss before is far
+  worse than guessing. A slow climb is ``score_rising``.
 * score flat: over at least 20 reports, the medians of the first and last quarter
   within 2 % of each other and the robust spread (1.4826 x the median absolute
   deviation) within 5 % of the level: minibatch noise of a few per cent (a run stuck at
@@ -68,21 +74,24 @@ def check_score(run: _Run) -> None:
         )  # fmt: skip
     values, its = s.values[~bad], s.iterations[~bad]  # the trend of the finite scores
     n = len(values)
-    if n >= 4 and values[0] > 0:
-        base, later = float(values[0]), values[1:]
-        typical, latest = float(np.median(later)), float(np.median(values[n // 2 :]))
-        if typical > SCORE_EXPLODED * base and latest > SCORE_EXPLODED * base:
-            jump = int(np.argmax(later > SCORE_EXPLODED * base)) + 1
-            run.add(
-                "error", "score_exploded", None, (int(its[jump]), int(its[-1])),
-                f"score jumped from {_fmt(base)} (first report) to {_fmt(values[jump])} at "
-                f"iteration {int(its[jump])} and stayed high: median of the later reports "
-                f"{_fmt(typical)} ({typical / base:.0f}x the first), latest "
-                f"{_fmt(values[-1])}",
-                "training diverged early: lower the learning rate (often 10x), add a "
-                "warm-up, or clip gradients (torch.nn.utils.clip_grad_norm_)",
-            )  # fmt: skip
-            return
+    jump = _explosion(values)
+    if jump is not None:
+        at, level = jump
+        since = values[at:]
+        typical = float(np.median(since))
+        before = min(at, _JUMP_WINDOW)
+        run.add(
+            "error", "score_exploded", None, (int(its[at]), int(its[-1])),
+            f"score jumped from {_fmt(level)} (median of the {before} report(s) before) to "
+            f"{_fmt(values[at])} at iteration {int(its[at])} and stayed high: median of "
+            f"the {len(since)} reports since {_fmt(typical)} ({typical / level:.0f}x the "
+            f"level before), latest {_fmt(values[-1])}",
+            "the run diverged there (a step too large for the loss surface it reached): "
+            "lower the learning rate (by about 10x), warm it up over the first iterations, "
+            "or cap the gradient norm (torch.nn.utils.clip_grad_norm_); if a schedule "
+            "raised the rate just before, lower its peak",
+        )  # fmt: skip
+        return
     if n < 8:
         return
     q = max(n // 4, 2)
@@ -115,6 +124,40 @@ def check_score(run: _Run) -> None:
             "nothing is being learned: the learning rate may be far too low, parameters "
             "frozen, units dead, or gradients not reaching the model",
         )  # fmt: skip
+
+
+_JUMP_WINDOW = 3  # reports on each side of a jump: the level before, the level after
+
+
+def _explosion(values: np.ndarray) -> tuple[int, float] | None:
+    """``(index, level before)`` of the first report where the finite scores
+    ``values`` jump above ``SCORE_EXPLODED`` times their level before (that report and
+    the median of it and the next :data:`_JUMP_WINDOW` - 1) and stay there
+    (see the module docstring); None when they never do, or when fewer than 4 reports
+    or fewer than :data:`_JUMP_WINDOW` after the jump show it."""
+    n, w = len(values), _JUMP_WINDOW
+    if n < 4:
+        return None
+    pad = np.concatenate([np.full(w, np.nan), values, np.full(w, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(pad, w)  # windows[k] = pad[k:k+w]
+    last = n - w  # the last report with w reports from it on
+    if last < 1:
+        return None
+    with np.errstate(invalid="ignore"):
+        before = np.nanmedian(windows[1 : last + 1], axis=1)  # values[j-w:j], j = 1..last
+        after = np.median(windows[1 + w : last + 1 + w], axis=1)  # values[j:j+w]
+        limits = SCORE_EXPLODED * before
+        jumps = (before > 0) & (after > limits) & (values[1 : last + 1] > limits)
+    candidates = np.flatnonzero(jumps) + 1
+    for j in candidates:
+        limit = limits[j - 1]
+        since = values[j:]
+        latest = since[len(since) // 2 :]
+        if 2 * np.count_nonzero(since > limit) > len(since) and (
+            2 * np.count_nonzero(latest > limit) > len(latest)
+        ):
+            return int(j), float(before[j - 1])
+    return None
 
 
 def check_initial_loss(run: _Run) -> None:
