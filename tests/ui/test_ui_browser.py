@@ -12,9 +12,17 @@ import time
 
 import pytest
 from ui_browser_tools import DRAWN, READY, open_page, severe, wait_for
-from ui_records import EVIL, fill, fill_tsne, fill_word2vec, make_update, ratio_of
+from ui_records import (
+    EVIL,
+    fill,
+    fill_tsne,
+    fill_word2vec,
+    make_update,
+    ratio_of,
+    static_info,
+)
 
-from embedviz.stats.records import Update
+from embedviz.stats.records import EvalRecord, Update
 from embedviz.stats.storage import InMemoryStatsStorage
 from embedviz.ui.report import write_report
 from embedviz.ui.server import UIServer
@@ -209,6 +217,38 @@ def test_log_toggle_switches_the_score_chart(browser, live):
     browser.execute_script("Bokeh.documents[0].get_model_by_name('score_scale').active = 0")
     assert browser.execute_script(shown) == [True, False]  # back at once (in the browser)
     assert severe(browser) == []
+
+
+def test_first_evaluations_arriving_live_are_drawn_on_the_overview_and_compare(browser):
+    """A worker's and a run's first evaluations draw the chart then, in the browser
+    too: BokehJS broke on a Legend or a y range added to a document it shows."""
+    storage = InMemoryStatsStorage()
+    for sid in ("ov", "cmp"):
+        storage.put(static_info(sid, "0"))
+        storage.put_many([make_update(sid, "0", i, hist=False) for i in range(40)])
+    ui = UIServer(port=0, refresh_interval=0.25)
+    ui.attach(storage)
+    ui.start()
+    try:
+        for path, sid, name in (
+            ("/train/overview?session=ov", "ov", "eval_chart"),
+            ("/train/compare?session=cmp", "cmp", "compare_eval"),
+        ):
+            shown = (
+                f"const c = Bokeh.documents[0].get_model_by_name('{name}');"
+                "return c != null && c.visible"
+            )
+            open_page(browser, ui.url + path)
+            assert not browser.execute_script(shown)
+            storage.put(make_update(sid, "0", 40, hist=False))
+            storage.put(EvalRecord(sid, "0", 40, 1.8e9, {"accuracy": 0.5, "val_loss": 0.7}))
+            wait_for(browser, shown, timeout=10)
+            wait_for(browser, READY, timeout=30)
+            plots, drawn, empty_frames = browser.execute_script(DRAWN)
+            assert empty_frames == 0 and drawn == plots, (path, plots, drawn)
+            assert severe(browser) == []
+    finally:
+        ui.stop()
 
 
 @pytest.mark.slow

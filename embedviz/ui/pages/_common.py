@@ -49,4 +49,5 @@ class Page:
 
     def refresh(self) -> int:
         """Stream whatever arrived since the last call; returns how many points were added."""
-        return sum(f() for f in self.refreshers)
+        # a copy: a refresher may add one (a chart drawn when its first data arrive)
+        return sum(f() for f in list(self.refreshers))

@@ -1,10 +1,12 @@
 """The overview page (``/train/overview``): how is this run doing, at one glance.
 
 Score against iteration (raw faint, smoothed bold, linear or log y), the evaluation
-metrics when recorded, the model and performance tables, the log10 update:parameter
-ratio of every parameter tensor with the healthy band around 1e-3 shaded, the log10
-standard deviation of activations, gradients and updates (tabs), and the findings of
-:mod:`embedviz.stats.diagnostics` with their severity, evidence and advice.
+metrics when recorded (a worker without them has a taller score chart and no empty band
+beside the tables; its first evaluations draw the chart live), the model and
+performance tables, the log10 update:parameter ratio of every parameter tensor with the
+healthy band around 1e-3 shaded, the log10 standard deviation of activations,
+gradients and updates (tabs), and the findings of :mod:`embedviz.stats.diagnostics`
+with their severity, evidence and advice.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from bokeh.models import CustomJS, DataRange1d, Div, LinearAxis, RadioButtonGrou
 from embedviz.ui.findings import FINDINGS_STYLE, findings_view
 from embedviz.ui.pages._common import Page
 from embedviz.ui.pages.charts import (
+    CHART_HEIGHT,
     MULTI_MAX_POINTS,
     add_hover,
     colour,
@@ -42,6 +45,8 @@ from embedviz.ui.pages.widgets import heading, layer_label, layer_types, note, s
 
 log = logging.getLogger(__name__)
 
+#: refresh ticks between looks for a worker's first evaluation while it sends no update
+EVAL_POLL = 4
 RATIO_BAND = (-4.0, -2.0)  # log10 of the healthy range of update:parameter ratios
 RATIO_TARGET = -3.0
 
@@ -55,6 +60,7 @@ def score_view(
     kind: str = "torch",
     shading: PhaseShading | None = None,
     lazy: bool = False,
+    height: int = CHART_HEIGHT,
 ):
     """Score chart with a linear/log toggle; the series is registered in ``page``.
 
@@ -64,6 +70,7 @@ def score_view(
     :meth:`~LiveSeries.load`, and the log-scale chart, hidden at first, is built when
     the toggle first asks for it (a Python callback), so the page is lighter to send
     and lay out; otherwise both charts are in the page and the toggle works alone.
+    ``height``: the charts' (a chart made later takes the linear one's height then).
     """
     s = LiveSeries("score", "score", smooth=SMOOTHING)
     if lazy:
@@ -76,10 +83,11 @@ def score_view(
     x_label = step_name(kind)
     names = [f"{key}_linear", f"{key}_log"]
 
-    def chart(log_y: bool):
+    def chart(log_y: bool, height: int):
         p = line_chart(
             f"{title}, log scale" if log_y else f"{title} — raw and smoothed",
             y_label,
+            height=height,
             x_label=x_label,
             y_axis_type="log" if log_y else "linear",
             name=names[log_y],
@@ -89,7 +97,7 @@ def score_view(
         add_hover(p, [draw_series(p, s, "#1f77b4", smoothed_too=True)], s.marks)
         return p
 
-    linear = chart(False)
+    linear = chart(False, height)
     toggle = RadioButtonGroup(labels=["linear y", "log y"], active=0, name=f"{key}_scale")
     box = column(toggle, linear, sizing_mode="stretch_width")
     toggle.js_on_change(
@@ -102,7 +110,7 @@ def score_view(
     )
 
     def add_log() -> None:
-        log = chart(True)
+        log = chart(True, linear.height)
         log.x_range = linear.x_range
         log.visible = toggle.active == 1
         box.children = [*box.children, log]
@@ -404,12 +412,22 @@ class _Overview:
         """The score (linear or log y), the evaluation metrics and the charts of the
         run's kind (t-SNE, word2vec), with the t-SNE's phase note."""
         st, sid, wid = self.storage, self.session_id, self.worker_id
-        self.score, score_box = score_view(
-            st, sid, wid, self.page, kind=self.kind, shading=self.shading, lazy=self.defer_reads
-        )
         _, evals = eval_view(st, sid, wid, self.page)
         extra_series, extra_charts = kind_charts(
             st, sid, wid, self.kind, self.page, shading=self.shading
+        )
+        # alone beside the tables, the score takes the evaluation's room too: no empty
+        # band under it (a worker without evaluations, in a run whose others have some)
+        alone = evals is None and not extra_charts
+        self.score, score_box = score_view(
+            st,
+            sid,
+            wid,
+            self.page,
+            kind=self.kind,
+            shading=self.shading,
+            lazy=self.defer_reads,
+            height=2 * CHART_HEIGHT if alone else CHART_HEIGHT,
         )
         self.live.extend(extra_series if self.defer_reads else [self.score, *extra_series])
         kind_panel = list(extra_charts)
@@ -421,12 +439,56 @@ class _Overview:
                 )
             )
         # beside the tables, where a network's evaluation goes (no gap under a short chart)
-        return column(
+        panel = column(
             score_box,
             *([evals] if evals is not None else []),
             *kind_panel,
             sizing_mode="stretch_width",
         )
+        if evals is None:
+            self.page.refreshers.append(self._watch_evals(panel, score_box))
+        return panel
+
+    def _watch_evals(self, panel, score_box):
+        """A refresher that draws the evaluation chart when this worker's first
+        evaluations arrive (looked for on a tick that brings updates, else every
+        :data:`EVAL_POLL` ticks): the score chart gives its room back; once drawn,
+        the chart streams as one built with the page. While there are none, a note
+        says so if another worker of the session has some."""
+        st, sid, wid = self.storage, self.session_id, self.worker_id
+        others = sorted({e.worker_id for e in st.get_evals(sid)} - {wid})
+        waiting = note(
+            f"Evaluation: worker {wid} has no evaluation records (worker "
+            f"{', '.join(others[:5])} {'has' if len(others) == 1 else 'have'}); the chart "
+            "shows when they arrive."
+        )
+        waiting.name = "eval_waiting"
+        waiting.visible = bool(others)
+        panel.children.insert(1, waiting)
+        state = {"ticks": 0, "after": self.feed.after, "done": False}
+
+        def watch() -> int:
+            if state["done"]:
+                return 0
+            state["ticks"] += 1
+            moved = self.feed.after != state["after"]  # this tick brought updates
+            state["after"] = self.feed.after
+            if not (moved or state["ticks"] % EVAL_POLL == 0):
+                return 0
+            if not st.get_evals(sid, wid):
+                return 0
+            series, chart = eval_view(st, sid, wid, self.page)
+            if chart is None:  # records without metrics: looked for again
+                return 0
+            state["done"] = True
+            for c in score_box.children:
+                if c.name in ("score_linear", "score_log"):
+                    c.height = CHART_HEIGHT
+            rest = [c for c in panel.children if c is not waiting]
+            panel.children = [rest[0], chart, *rest[1:]]
+            return sum(len(s.source.data["x"]) for s in series)
+
+        return watch
 
     def ratio_panel(self) -> list:
         """The log10 update:parameter ratio of every tensor (a network's panels only when
