@@ -25,9 +25,12 @@ shows (two copies of ``runs.db`` both holding ``baseline``) is listed as
 :class:`~embedviz.ui.session_view.SessionView` (the storage's read API, that session
 under the label), so the pages read it like any other
 and cannot write through it; a warning names such sessions once, and a label, once
-given, stays. The receiver writes into the first attached SQLite storage, or into an
-in-memory storage it attaches itself. It binds 127.0.0.1 unless told otherwise, and
-accepts websocket connections only from the address it serves. With a ``token``, every
+given, stays. A page opens on the first file's session of such a name (the one the name
+alone means), and a note under the dropdowns says which file holds which
+(:func:`~embedviz.ui.shell.same_name_note`). The receiver writes into the first
+attached SQLite storage, or into an in-memory storage it attaches itself. It binds
+127.0.0.1 unless told otherwise, and accepts websocket connections only from the
+address it serves. With a ``token``, every
 page, websocket and JSON route requires it (:mod:`embedviz.ui.auth`; the BokehJS files stay open).
 """
 
@@ -440,12 +443,13 @@ class UIServer:
         loads its runs at start), so that the page a user opens first is served from
         memory; the diagnostics are not run."""
         from embedviz.ui.pages.overview import build_overview
+        from embedviz.ui.shell import default_session
 
         try:
-            sessions = self.sessions()
-            if not sessions:
+            session_id = default_session(self, "/train/overview")
+            if session_id is None:
                 return
-            session_id, storage = sessions[-1]
+            storage = dict(self.sessions())[session_id]
             reads = self.series_cache.wrap(storage)
             page = build_overview(reads, session_id, findings=False, defer_reads=True)
             for read, _ in page.deferred:

@@ -27,7 +27,8 @@ from bokeh.models import Div, Select
 
 from embedviz.ui.findings import LiveFindings
 from embedviz.ui.pages._common import Page
-from embedviz.ui.pages.widgets import escape
+from embedviz.ui.pages.widgets import escape, note_html
+from embedviz.ui.session_view import SessionView
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +129,70 @@ def listed_sessions(server, path: str, kinds: dict | None = None) -> list[str]:
     return out
 
 
+def _session_id(label: str, storage) -> str:
+    """The storage's own id of the session shown as ``label``."""
+    return storage.session_id if isinstance(storage, SessionView) else label
+
+
 def default_session(server, path: str) -> str | None:
-    """The newest session; on the embeddings page the newest t-SNE/word2vec one (the
-    newest session when there is none)."""
+    """The newest session (the last listed); on the embeddings page the newest
+    t-SNE/word2vec one (the newest session when there is none).
+
+    When that one is a second file's session of a name an earlier file holds too
+    (shown as ``NAME (file.db)``), the first file's session of that name: the one the
+    name alone means (``?session=NAME``), as in the order the files were given.
+    """
     sessions = server.sessions()
     if not sessions:
         return None
+    newest = sessions[-1][0]
     if path == "/embeddings":
         listed = listed_sessions(server, path)
         if listed:
-            return listed[-1]
-    return sessions[-1][0]
+            newest = listed[-1]
+    storages = dict(sessions)
+    sid = _session_id(newest, storages[newest])
+    return next(label for label, st in sessions if _session_id(label, st) == sid)
+
+
+def same_name_note(server, path: str, session_id: str | None) -> str:
+    """Which file holds which session, where several attached files hold a session of
+    one name ("" where none do): on the compare page for every such name, on the others
+    for the session shown.
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> from embedviz.stats.records import Update
+    >>> from embedviz.ui.server import UIServer
+    >>> ui, a, b = UIServer(port=0), InMemoryStatsStorage(), InMemoryStatsStorage()
+    >>> for st, name in ((a, "a.db"), (b, "b.db")):
+    ...     st.put(Update("mlp", "0", 1, 0.0, score=1.0)); _ = ui.attach(st, name)
+    >>> same_name_note(ui, "/train/overview", "mlp")
+    "Files a.db and b.db both hold a session 'mlp': 'mlp' is a.db's, 'mlp (b.db)' is b.db's."
+    """
+    named = getattr(server, "named_storages", None)
+    if named is None:
+        return ""
+    names = {id(st): name for name, st in named()}
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for label, st in server.sessions():
+        real = st.storage if isinstance(st, SessionView) else st
+        groups.setdefault(_session_id(label, st), []).append((label, names.get(id(real), "?")))
+    texts = []
+    for sid, group in groups.items():
+        if len(group) < 2 or (
+            path != "/train/compare" and all(label != session_id for label, _ in group)
+        ):
+            continue
+        files = [name for _, name in group]
+        both = "both" if len(files) == 2 else "all"
+        texts.append(
+            f"Files {', '.join(files[:-1])} and {files[-1]} {both} hold a session {sid!r}: "
+            + ", ".join(f"{label!r} is {name}'s" for label, name in group)
+            + "."
+        )
+    return " ".join(texts)
 
 
 class Tab:
@@ -184,6 +238,9 @@ class Tab:
             title="Worker", options=[""], value="", width=140, name="worker_select"
         )
         self._set_worker_options()
+        # which file holds the session shown, where two files hold one of that name
+        self.origin = Div(text="", visible=False, sizing_mode="stretch_width", name="origin")
+        self._show_origin()
         self.session_select.on_change("value", self._on_session)
         self.worker_select.on_change("value", self._on_worker)
         controls = [self.session_select]
@@ -197,6 +254,7 @@ class Tab:
             column(
                 self.nav,
                 *([bar] if bar else []),
+                self.origin,
                 self.holder,
                 sizing_mode="stretch_width",
                 name="root",
@@ -206,6 +264,11 @@ class Tab:
         doc.add_periodic_callback(self.tick, int(server.refresh_interval * 1000))
 
     # -- building --------------------------------------------------------------------
+    def _show_origin(self) -> None:
+        text = same_name_note(self.server, self.path, self.session_id)
+        self.origin.text = note_html(text) if text else ""
+        self.origin.visible = bool(text)
+
     def _storage(self):
         return dict(self.server.sessions()).get(self.session_id)
 
@@ -229,6 +292,7 @@ class Tab:
         """
         self.generation += 1
         generation = self.generation
+        self._show_origin()
         if self.findings is not None:
             self.findings.stop()
             self.findings = None
@@ -383,6 +447,7 @@ class Tab:
         if known != self.known:
             self.known = known
             self.session_select.options = known or [""]
+            self._show_origin()  # a new session may share a name with another file's
             if self.session_id is None and known:
                 if self.wanted is None:
                     self.session_id = default_session(self.server, self.path)

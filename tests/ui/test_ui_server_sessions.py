@@ -4,6 +4,7 @@ is shown once."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import shutil
@@ -170,3 +171,105 @@ def test_api_sessions_gives_the_label_beside_the_session_id(two_files):
         ("mlp", "mlp (dup.db)", str(dup)),
         ("second", "second (dup.db)", str(dup)),
     ]
+
+
+# -- which session a page opens on, and which file holds it (issue 5, session 8) -----------
+@pytest.fixture
+def no_page_builds(monkeypatch):
+    """Tabs whose pages are not built (the page builders are tested on their own)."""
+    from embedviz.ui import shell
+    from embedviz.ui.pages._common import Page
+
+    monkeypatch.setattr(shell, "build_page", lambda *args: Page(layout=None))
+
+
+def _tab(ui, path, session=None):
+    """A browser tab's state (Tab) on a bare Bokeh document, ``?session=`` as given."""
+    from bokeh.document import Document
+
+    from embedviz.ui.shell import Tab
+
+    doc = Document()
+    if session is not None:
+
+        class _Request:
+            arguments = {"session": [session.encode()]}
+
+        class _Context:
+            request = _Request()
+
+        doc._session_context = lambda: _Context()
+    return Tab(ui, path, doc)
+
+
+def test_pages_open_on_the_first_file_s_session_of_a_shared_name(two_files, no_page_builds):
+    from embedviz.ui.shell import default_session
+
+    runs, dup = two_files
+    ui, opened = _server(runs, dup)
+    try:
+        # the last listed is dup.db's "second": the name alone means runs.db's
+        assert [label for label, _ in ui.sessions()][-1] == "second (dup.db)"
+        for path in ("/train/overview", "/train/compare", "/embeddings"):
+            assert default_session(ui, path) == "second", path
+        tab = _tab(ui, "/train/overview")
+        assert tab.session_id == "second" and tab._storage() is opened[0]
+        assert tab.session_select.options == ["mlp", "second", "mlp (dup.db)", "second (dup.db)"]
+        assert tab.origin.visible
+        text = html.unescape(tab.origin.text)
+        assert f"'second' is {runs}'s, 'second (dup.db)' is {dup}'s" in text
+        assert "'mlp'" not in html.unescape(tab.origin.text)  # only the session shown
+        # the other file's copy is one choice away, and says whose it is
+        tab.session_select.value = "mlp (dup.db)"
+        view = tab._storage()
+        assert isinstance(view, SessionView) and view.storage is opened[1]
+        assert view.count_updates("mlp (dup.db)", "0") == 50  # dup.db's 40 + 10
+        assert f"'mlp' is {runs}'s, 'mlp (dup.db)' is {dup}'s" in html.unescape(tab.origin.text)
+        assert "second" not in html.unescape(tab.origin.text)
+        # the compare page names every shared name
+        compare = _tab(ui, "/train/compare")
+        assert "'mlp (dup.db)' is" in html.unescape(compare.origin.text)
+        assert "'second (dup.db)' is" in html.unescape(compare.origin.text)
+        # a labelled session named in the URL opens as it is
+        assert _tab(ui, "/train/model", "second (dup.db)").session_id == "second (dup.db)"
+    finally:
+        ui.builders.shutdown(wait=True)
+        for st in opened:
+            st.close()
+
+
+def test_unique_names_open_on_the_last_listed_session_without_a_note(no_page_builds):
+    from embedviz.ui.shell import default_session
+
+    a, b = InMemoryStatsStorage(), InMemoryStatsStorage()
+    a.put(make_update("x", "0", 0, hist=False))
+    b.put(make_update("y", "0", 0, hist=False))
+    b.put(make_update("z", "0", 0, hist=False))
+    ui = UIServer(port=0)
+    ui.attach(a, "a.db")
+    ui.attach(b, "b.db")
+    try:
+        assert [label for label, _ in ui.sessions()] == ["x", "y", "z"]
+        assert default_session(ui, "/train/overview") == "z"
+        for path in ("/train/overview", "/train/compare"):
+            tab = _tab(ui, path)
+            assert tab.session_id == "z" and not tab.origin.visible and tab.origin.text == ""
+    finally:
+        ui.builders.shutdown(wait=True)
+
+
+def test_a_name_shared_later_gets_its_note_on_the_next_session_look(no_page_builds):
+    a, b = InMemoryStatsStorage(), InMemoryStatsStorage()
+    a.put(make_update("x", "0", 0, hist=False))
+    ui = UIServer(port=0)
+    ui.attach(a, "a.db")
+    ui.attach(b, "b.db")
+    try:
+        tab = _tab(ui, "/train/overview")
+        assert tab.session_id == "x" and not tab.origin.visible
+        b.put(make_update("x", "0", 0, hist=False))  # b.db gets a run of that name
+        tab._refresh_sessions()
+        assert tab.session_select.options == ["x", "x (b.db)"]
+        assert tab.origin.visible and "'x (b.db)' is b.db's" in html.unescape(tab.origin.text)
+    finally:
+        ui.builders.shutdown(wait=True)
