@@ -15,8 +15,8 @@ thresholds and why: :mod:`embedviz.stats.diagnostics_checks`):
   outside), or falling below a tenth of its first value (collapsing); dead ReLUs: over
   90 % exact zeros (an error when every value is zero). Layers that only reshape, pool
   or drop out are not judged;
-* score NaN or infinite (error), exploded early and stayed high (error), rising (error),
-  or flat (warning);
+* score NaN or infinite (error), jumped 4x above its level before and stayed high
+  (error), rising (error), or flat (warning);
 * the first score far from ln(n_classes) when the static info's ``config`` names
   ``n_classes`` (a classifier's loss at initialisation should be near it);
 * parameters: NaN/inf statistics (error), mean magnitude growing tenfold from a floor

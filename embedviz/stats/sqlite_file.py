@@ -116,15 +116,12 @@ def read_errors(path: Path):
     (another program's, after :data:`READ_BUSY_TIMEOUT`) into :func:`locked`'s
     FileFormatError naming the file."""
     try:
-        yield
+        with file_errors(path):
+            yield
     except sqlite3.OperationalError as exc:
         if not is_locked(exc):
             raise
         raise locked(path, exc) from None
-    except sqlite3.DatabaseError as exc:
-        if type(exc) is not sqlite3.DatabaseError:
-            raise
-        raise damaged(path, exc) from None
 
 
 def check_path(path: Path, read_only: bool) -> None:

@@ -38,7 +38,7 @@ from embedviz.stats.sqlite_file import (
     check_writable,
     connect,
     create_schema,
-    file_errors,
+    read_errors,
 )
 from embedviz.stats.sqlite_layout import HistogramLayouts, UpdatePacker
 from embedviz.stats.sqlite_read import SQLiteReading
@@ -170,13 +170,13 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
             self._writer = self._connect()
             create_schema(self._writer, self.path)
         check_meta(self._reader(), self.path)
-        with self._file_errors():
+        with self._read_errors():
             self._poll_from = self._max_ids()
 
-    def _file_errors(self):
-        """SQLite's "malformed" as a FileFormatError naming the file (see
-        :func:`~embedviz.stats.sqlite_file.file_errors`)."""
-        return file_errors(self.path)
+    def _read_errors(self):
+        """SQLite's "malformed", and a lock that keeps a read out, as a FileFormatError
+        naming the file (see :func:`~embedviz.stats.sqlite_file.read_errors`)."""
+        return read_errors(self.path)
 
     def _close_connections(self) -> None:
         self._close_writer()
@@ -326,7 +326,7 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
         []
         """
         limit = check_int("limit", limit, low=1)
-        with self._file_errors():
+        with self._read_errors():
             rows = self._read().execute(f"PRAGMA quick_check({limit})").fetchall()
         problems = [str(r[0]) for r in rows]
         return [] if problems == ["ok"] else problems
@@ -350,7 +350,7 @@ class SQLiteStatsStorage(SQLiteReading, SQLiteWriting, StatsStorage):
         self.flush()
         if self._own_rows is None:
             self._own_rows = []
-        with self._file_errors():
+        with self._read_errors():
             events = self._new_events()
         self._notify(events)
         return events

@@ -217,15 +217,6 @@ class SQLiteWriting:
         if dropping:
             log.error(dropping)
 
-    def _flush_for_read(self) -> None:
-        """Write the buffer before a read (a process reads what it wrote); while the
-        file fails, reads see what it holds (the writer thread keeps trying)."""
-        if self._buffer and self._failure is None:
-            try:
-                self._write_buffer()
-            except Exception:
-                pass  # logged by _note_failure
-
     def _write_loop(self) -> None:
         """The writer thread: a batch when full, or when its oldest record has waited
         ``flush_interval``; while the file fails, a try every ``flush_interval``."""

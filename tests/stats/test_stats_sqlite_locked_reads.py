@@ -127,6 +127,9 @@ def test_a_read_of_a_file_not_in_wal_mode_locked_for_a_write_fails_soon_and_says
         with pytest.raises(FileFormatError, match=r"runs\.db: the statistics file is locked"):
             reader.get_updates("run")
         elapsed = time.monotonic() - start
+        for read in (reader.poll, reader.quick_check):  # the UI's poll, embedviz check
+            with pytest.raises(FileFormatError, match=r"runs\.db: the statistics file is locked"):
+                read()
     finally:
         other.execute("ROLLBACK")
         other.close()
