@@ -69,9 +69,10 @@ def test_adagrad_step_is_the_gradient_over_the_root_of_its_squared_sum():
     #   g = (0.5, -0.5):  steps 1, -0.5/sqrt(0.5);      u = -2, -1 + sqrt(2)
     # (up to the 1e-8 added to the root)
     grads = [np.array([[3.0, -1.0, 0.5]]), np.array([[4.0, 0.0, -0.5]])]
-    expected = [
+    root2 = np.sqrt(2.0)
+    expected = [  # (update, y) after each step
         (np.array([[-2.0, 2.0, -2.0]]), np.array([[-2.0, 2.0, -2.0]])),
-        (np.array([[-2.6, 1.0, -1.0 + np.sqrt(2.0)]]), np.array([[-4.6, 3.0, -3.0 + np.sqrt(2.0)]])),
+        (np.array([[-2.6, 1.0, -1.0 + root2]]), np.array([[-4.6, 3.0, -3.0 + root2]])),
     ]
     opt = GradientDescent((1, 3), learning_rate=2.0, use_adagrad=True, min_gain=0.9)
     Y = np.zeros((1, 3))
