@@ -298,12 +298,13 @@ def bench_big(args) -> None:
     print(f"peak RSS of the server process: {rss_mib():.0f} MiB")
 
 
-def writer(url: str, session: str, n: int, spill: str) -> None:
+def writer(url: str, session: str, n: int, spill: str, started: float) -> None:
     from embedviz.stats.remote import RemoteStatsRouter
 
     rng = np.random.default_rng(abs(hash(session)) % 2**32)
     router = RemoteStatsRouter(url, spill_path=spill, batch_size=100)
-    router.put(StaticInfo(session, "0", time.time(), model_class="Bench"))
+    # the StaticInfo the UI was seeded with: the same run (another one would be renamed)
+    router.put(StaticInfo(session, "0", started, model_class="Bench"))
     for i in range(n):
         router.put(synthetic_update(session, "0", i, 10, rng))
         if i % 50 == 0:
@@ -326,8 +327,9 @@ def bench_load(args) -> None:
     ui.start()
     sessions = [f"writer-{k}" for k in range(args.writers)]
     # seed the sessions so the pages can open on them before the writers start
+    started = time.time()
     for s in sessions:
-        st.put(StaticInfo(s, "0", time.time(), model_class="Bench"))
+        st.put(StaticInfo(s, "0", started, model_class="Bench"))
     st.flush()
     d = driver()
     handles = []
@@ -341,7 +343,9 @@ def bench_load(args) -> None:
         ctx = mp.get_context("spawn")
         t0 = time.perf_counter()
         procs = [
-            ctx.Process(target=writer, args=(ui.url, s, args.updates, str(tmp / f"{s}.spill")))
+            ctx.Process(
+                target=writer, args=(ui.url, s, args.updates, str(tmp / f"{s}.spill"), started)
+            )
             for s in sessions
         ]
         for p in procs:

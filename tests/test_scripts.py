@@ -1,0 +1,107 @@
+"""The benchmark scripts still run, each at a tiny size in its own process.
+
+They are run by hand, so nothing else would notice one breaking (review 10: a change to
+the UI's receiver had made ``bench_ui.py load`` lose every record). Sizes here check the
+harness, not the speed: the numbers are in BENCHMARKS.md.
+"""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from embedviz._browser import missing_reason
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+pytestmark = pytest.mark.slow
+
+
+def _needs(*modules: str) -> None:
+    for name in modules:
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not installed")
+
+
+def _needs_browser() -> None:
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def _run(tmp_path: Path, script: str, *args: str, timeout: int = 300) -> str:
+    """The script's standard output; the test fails with its output when it fails."""
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def test_bench_tsne_compares_with_scikit_learn(tmp_path):
+    out = _run(
+        tmp_path, "bench_tsne.py", "--n", "600", "--max-iter", "250", "--stop-lying-iter", "50",
+        "--dims", "2", "--methods", "embedviz", "sklearn",
+    )  # fmt: skip
+    assert "| 2D | 600 | embedviz |" in out and "| 2D | 600 | sklearn |" in out
+    assert "Ratios embedviz / peer" in out
+
+
+def test_bench_gradient_against_opentsne(tmp_path):
+    _needs("openTSNE")
+    out = _run(
+        tmp_path, "bench_gradient.py", "--sizes", "1000", "--dims", "2", "--repeat", "1",
+        "--error-rows", "200",
+    )  # fmt: skip
+    assert "speed-up" in out and "  1000  2 |" in out
+
+
+def test_bench_listener_quick(tmp_path):
+    _needs("torch")
+    out = _run(tmp_path, "bench_listener.py", "--quick", "--skip", "phases", "large")
+    assert "model=MLP 64-256-256-10  listener=default (freq 10, hist 100)" in out
+    assert "ratio (best/best)=" in out
+    assert "SQLite writes: 2000 updates x 50 tensors" in out
+
+
+def test_bench_page_opens_both_pages(tmp_path):
+    _needs_browser()
+    out = _run(tmp_path, "bench_page.py", "--sizes", "2000")
+    lines = [line.split() for line in out.splitlines() if line.startswith(("2D 2000", "3D 2000"))]
+    assert len(lines) == 2 and all(line[-1] == "0" for line in lines)  # no console errors
+
+
+def test_bench_ui_load_loses_nothing(tmp_path):
+    _needs_browser()
+    out = _run(
+        tmp_path, "bench_ui.py", "load", "--writers", "2", "--updates", "50", "--pages", "2",
+        "--path", str(tmp_path / "ui"),
+    )  # fmt: skip
+    assert "2 writers x 50 updates: 100 stored" in out and "lost: 0" in out
+    assert "2 open pages all reached the last iteration" in out
+
+
+def test_bench_ui_big_opens_the_overview(tmp_path):
+    _needs_browser()
+    out = _run(
+        tmp_path, "bench_ui.py", "big", "--updates", "2000", "--tensors", "5", "--opens", "1",
+        "--path", str(tmp_path / "big.db"),
+    )  # fmt: skip
+    assert "browser open of /train/overview until drawn" in out
+    assert "peak RSS of the server process" in out
+
+
+def test_bench_ui_overhead_runs_the_three_cases(tmp_path):
+    _needs("torch")
+    _needs_browser()
+    out = _run(
+        tmp_path, "bench_ui.py", "overhead", "--iterations", "300", "--repeats", "1",
+        "--path", str(tmp_path / "ui"),
+    )  # fmt: skip
+    assert "UI no tab / no UI" in out and "UI open / no UI" in out
