@@ -9,6 +9,7 @@ from tsne_quick import quick
 from embedviz import TSNE
 from embedviz._defaults import TSNE_DEFAULTS
 from embedviz.errors import InputError
+from embedviz.tsne.optimizer import GradientDescent
 
 
 def test_defaults_are_the_shared_ones():
@@ -49,8 +50,18 @@ def test_kl_falls(small):
     reason="needs 2 numba threads: with NUMBA_NUM_THREADS < 2, n_jobs=2 runs on 1 thread",
 )
 def test_same_seed_same_embedding_whatever_the_threads(small):
-    one = quick(n_jobs=1).fit_transform(small)
-    two = quick(n_jobs=2).fit_transform(small)
+    threads = {1: set(), 2: set()}
+
+    def run(n_jobs):
+        def count(iteration, kl, Y):
+            threads[n_jobs].add(numba.get_num_threads())
+
+        return quick(n_jobs=n_jobs, callbacks=[count]).fit_transform(small)
+
+    one, two = run(1), run(2)
+    # n_jobs really sets numba's thread count during the fit (callbacks run inside it),
+    # so the comparison below is between a 1-thread and a 2-thread run
+    assert threads == {1: {1}, 2: {2}}
     again = quick(n_jobs=2).fit_transform(small)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(two, again)
@@ -68,8 +79,16 @@ def test_barnes_hut_close_to_exact(small):
     assert trustworthiness(X, exact.embedding_, n_neighbors=10) > 0.9
 
 
-def test_schedule_exaggeration_and_momentum(small):
+def test_schedule_exaggeration_and_momentum(small, monkeypatch):
     seen = {}
+    applied = []  # the momentum each optimiser step really gets
+    step = GradientDescent.step
+
+    def spy(self, Y, grad, momentum):
+        applied.append(momentum)
+        return step(self, Y, grad, momentum)
+
+    monkeypatch.setattr(GradientDescent, "step", spy)
 
     def record(iteration, kl, Y, info):
         seen[iteration] = info
@@ -80,6 +99,7 @@ def test_schedule_exaggeration_and_momentum(small):
         stop_lying_iter=20,
         switch_momentum_iter=40,
         early_exaggeration=7.0,
+        final_momentum=0.7,
         callbacks=[record],
         callback_every=1,
     ).fit(small)
@@ -87,9 +107,33 @@ def test_schedule_exaggeration_and_momentum(small):
     assert {seen[i]["exaggeration"] for i in range(1, 21)} == {7.0}
     assert {seen[i]["exaggeration"] for i in range(21, 61)} == {1.0}
     assert {seen[i]["phase"] for i in range(1, 21)} == {"exaggeration"}
-    assert {seen[i]["momentum"] for i in range(1, 41)} == {0.5}
-    assert {seen[i]["momentum"] for i in range(41, 61)} == {0.8}
+    assert applied == [0.5] * 40 + [0.7] * 20
+    assert [seen[i]["momentum"] for i in range(1, 61)] == applied
     assert all(seen[i]["grad_norm"] > 0 for i in seen)
+
+
+def test_final_momentum_changes_the_steps_from_the_switch_on(small):
+    """Two runs that differ only in final_momentum: the same layouts up to
+    switch_momentum_iter, different ones from the next step on."""
+
+    def frames(final_momentum):
+        kept = []
+        quick(
+            max_iter=30,
+            stop_lying_iter=10,
+            switch_momentum_iter=20,
+            final_momentum=final_momentum,
+            n_jobs=1,
+            callbacks=[lambda it, kl, Y: kept.append(Y)],
+            callback_every=1,
+        ).fit(small[:150])
+        return kept
+
+    a, b = frames(0.8), frames(0.3)
+    for it in range(1, 21):
+        np.testing.assert_array_equal(a[it - 1], b[it - 1], err_msg=f"iteration {it}")
+    for it in range(21, 31):
+        assert not np.allclose(a[it - 1], b[it - 1]), it
 
 
 def test_callback_can_stop_and_kl_only_when_asked(small):
@@ -170,7 +214,18 @@ def test_too_few_points_for_the_perplexity(small):
         ({"max_iter": True}, r"max_iter: expected an integer >= 1, got True"),
         ({"learning_rate": "fast"}, r"learning_rate: expected 'auto' or a number > 0, got 'fast'"),
         ({"learning_rate": 0}, r"learning_rate: expected 'auto' or a number > 0, got 0"),
-        ({"momentum": 1.5}, r"momentum: expected a number from 0 to 1, got 1\.5"),
+        ({"momentum": 1.5}, r"^momentum: expected a number from 0 to 1, got 1\.5$"),
+        ({"final_momentum": 1.5}, r"^final_momentum: expected a number from 0 to 1, got 1\.5$"),
+        ({"final_momentum": -0.1}, r"^final_momentum: expected a number from 0 to 1, got -0\.1$"),
+        ({"stop_lying_iter": -1}, r"^stop_lying_iter: expected an integer >= 0, got -1$"),
+        ({"stop_lying_iter": 2.5}, r"^stop_lying_iter: expected an integer >= 0, got 2\.5$"),
+        ({"switch_momentum_iter": -1}, r"^switch_momentum_iter: expected an integer >= 0, got -1$"),
+        ({"callback_every": 0}, r"^callback_every: expected an integer >= 1, got 0$"),
+        ({"early_exaggeration": 0}, r"^early_exaggeration: expected a number > 0, got 0$"),
+        ({"early_exaggeration": np.inf}, r"^early_exaggeration: expected a number > 0, got inf$"),
+        ({"min_gain": -1}, r"^min_gain: expected a number >= 0, got -1$"),
+        ({"tolerance": 0}, r"^tolerance: expected a number > 0, got 0$"),
+        ({"tolerance": "tight"}, r"^tolerance: expected a number > 0, got 'tight'$"),
         ({"method": "fft"}, r"method: expected one of 'barnes_hut', 'exact', got 'fft'"),
         ({"metric": "manhattan"}, r"metric: expected one of 'euclidean', 'cosine', got 'manh"),
         ({"init": "spectral"}, r"init: expected 'pca', 'random' or an array.*, got 'spectral'"),
