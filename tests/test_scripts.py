@@ -105,3 +105,9 @@ def test_bench_ui_overhead_runs_the_three_cases(tmp_path):
         "--path", str(tmp_path / "ui"),
     )  # fmt: skip
     assert "UI no tab / no UI" in out and "UI open / no UI" in out
+
+
+def test_bench_neighbors_exact(tmp_path):
+    out = _run(tmp_path, "bench_neighbors.py", "--sizes", "1000", "--k", "30", "--methods", "exact")
+    row = next(line.split() for line in out.splitlines() if " exact " in line)
+    assert row[0] == "1000" and float(row[-1]) == 1.0  # exact neighbours find themselves
