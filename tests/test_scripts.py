@@ -110,4 +110,4 @@ def test_bench_ui_overhead_runs_the_three_cases(tmp_path):
 def test_bench_neighbors_exact(tmp_path):
     out = _run(tmp_path, "bench_neighbors.py", "--sizes", "1000", "--k", "30", "--methods", "exact")
     row = next(line.split() for line in out.splitlines() if " exact " in line)
-    assert row[0] == "1000" and float(row[-1]) == 1.0  # exact neighbours find themselves
+    assert row[0] == "1000" and float(row[-1]) == 1.0  # the reference recall
