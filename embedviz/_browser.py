@@ -5,6 +5,7 @@ selenium drives them. The flags keep a headless Chromium quiet on a machine with
 display, a GPU or a network.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,16 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--no-first-run",
 )
+
+
+#: Set (to anything but "" or "0") where the browser tests must run, as CI does: a
+#: missing or broken Chromium then fails them instead of skipping them.
+REQUIRE_ENV = "EMBEDVIZ_REQUIRE_BROWSER"
+
+
+def required() -> bool:
+    """Whether a missing browser is a failure here (:data:`REQUIRE_ENV` is set)."""
+    return os.environ.get(REQUIRE_ENV, "") not in ("", "0")
 
 
 def missing_reason() -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from embedviz._browser import missing_reason
+from embedviz._browser import missing_reason, required
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -28,7 +28,7 @@ def _needs(*modules: str) -> None:
 def _needs_browser() -> None:
     reason = missing_reason()
     if reason:
-        pytest.skip(reason)
+        (pytest.fail if required() else pytest.skip)(reason)
 
 
 def _run(tmp_path: Path, script: str, *args: str, timeout: int = 300) -> str:

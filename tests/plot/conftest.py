@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedviz._browser import headless_chromium, missing_reason
+from embedviz._browser import headless_chromium, missing_reason, required
 
 # words that must stay text wherever they appear (a vocabulary can hold anything)
 EVIL_WORDS = [
@@ -51,10 +51,11 @@ def small_map(rng):
 # ------------------------------------------------------------------------- browser
 @pytest.fixture(scope="session")
 def browser():
-    """A headless Chromium; skipped (with the reason) where it is not installed."""
+    """A headless Chromium; skipped (with the reason) where it is not installed, a
+    failure where it is required (CI)."""
     reason = missing_reason()
     if reason:
-        pytest.skip(reason)
+        (pytest.fail if required() else pytest.skip)(reason)
     driver = headless_chromium(window_size=(1280, 900))
     yield driver
     driver.quit()
