@@ -208,7 +208,8 @@ def read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report, s
         except ValueError:
             bad = next(p for p in parts[1:] if not is_number(p))
             raise FileFormatError(
-                f"{path}: line {line_no} (word {word!r}): {bad.decode(errors='replace')!r} is "
+                f"{path}: line {line_no} (word {_shown(word)}): "
+                f"{_shown(bad.decode(errors='replace'))} is "
                 "not a number; every value after the word must be a decimal number"
             ) from None
         table.add(word, escaped, r, values)
@@ -228,6 +229,12 @@ def read_text(f, path, count, dim, n_max, first, keep, unicode_errors, report, s
     return table
 
 
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a one-line message, cut to ``limit`` characters (a damaged
+    row can hold a 'word' of hundreds of characters)."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
 def is_number(token: bytes) -> bool:
     try:
         float(token)
@@ -239,7 +246,7 @@ def is_number(token: bytes) -> bool:
 def _ragged(path, line_no, parts, dim, source):
     word = parts[0].decode(errors="replace")
     return FileFormatError(
-        f"{path}: line {line_no} (word {word!r}) has {len(parts) - 1} values, but {source} "
+        f"{path}: line {line_no} (word {_shown(word)}) has {len(parts) - 1} values, but {source} "
         f"{'says' if source == 'the header' else 'has'} {dim}; every row needs the word and "
         f"exactly {dim} numbers"
     )

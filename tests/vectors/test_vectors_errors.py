@@ -234,3 +234,19 @@ def test_the_advised_limit_counts_the_words_a_filter_keeps(tmp_path, binary):
     assert load_vectors(path, keep=keep, limit=4, binary=binary).index_to_key == [
         "aa", "ab", "ac", "ad"
     ]  # fmt: skip
+
+
+def test_a_long_damaged_word_is_cut_in_the_message(tmp_path):
+    """Review 10: a damaged row's 'word' of ~450 characters with NUL bytes was repeated
+    whole in the one-line message."""
+    word = "x\x00" + "garbage" * 60
+    path = tmp_path / "v.txt"
+    path.write_text(f"a 1 2\n{word}\nb 1 {'9' * 100}z\n")
+    with pytest.raises(FileFormatError) as e:
+        load_vectors(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: line 2 (word 'x\\x00garbagegarbage")
+    assert "…') has 0 values, but line 1 has 2" in message and len(message) < len(word)
+    path.write_text(f"a 1 2\nb 1 {'9' * 100}z\n")
+    with pytest.raises(FileFormatError, match=r"line 2 \(word 'b'\): '9{39}…' is not a number"):
+        load_vectors(path)
