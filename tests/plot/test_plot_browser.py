@@ -79,6 +79,15 @@ def test_2d_page_opens_draws_and_logs_no_errors(page_2d):
     assert page_2d.js("return window.__xss") is None
 
 
+def test_the_console_check_sees_errors(page_2d):
+    """A positive control for every ``errors() == []`` (review 10): an error and a
+    warning the page logs are read back."""
+    page_2d.errors()  # what the page logged so far
+    page_2d.js("console.error('control: an error'); console.warn('control: a warning')")
+    messages = " ".join(e["message"] for e in page_2d.errors())
+    assert "control: an error" in messages and "control: a warning" in messages
+
+
 def test_2d_search_selects_the_word(page_2d, small_map):
     words = small_map["words"]
     type_search(page_2d, "word7")
