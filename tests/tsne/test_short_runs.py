@@ -14,6 +14,7 @@ import pytest
 from sklearn.manifold import trustworthiness
 
 from embedviz import TSNE
+from embedviz.tsne.optimizer import GradientDescent
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "glove-5k.bin"
 
@@ -42,10 +43,18 @@ def test_short_run_on_frequent_words_is_not_a_point(frequent_words, metric, bar,
     assert tsne.kl_divergence_ < 1.2  # a collapsed layout has KL(P || uniform) ~ 2.06
 
 
-def test_exaggeration_ends_when_it_has_collapsed_the_layout(frequent_words):
+def test_exaggeration_ends_when_it_has_collapsed_the_layout(frequent_words, monkeypatch):
     init = np.random.default_rng(0).normal(scale=1e-4, size=(len(frequent_words), 2))
     spread0 = _spread(init)
     seen = {}
+    applied = []  # the momentum each optimiser step really gets
+    step = GradientDescent.step
+
+    def spy(self, Y, grad, momentum):
+        applied.append(momentum)
+        return step(self, Y, grad, momentum)
+
+    monkeypatch.setattr(GradientDescent, "step", spy)
 
     def record(iteration, kl, Y, info):
         seen[iteration] = (info["exaggeration"], info["momentum"], _spread(Y))
@@ -60,8 +69,9 @@ def test_exaggeration_ends_when_it_has_collapsed_the_layout(frequent_words):
     assert {seen[i][0] for i in range(end + 1, 121)} == {1.0}
     assert all(seen[i][2] >= 1e-3 * spread0 for i in range(1, end))
     assert seen[end][2] < 1e-3 * spread0
-    # the momentum keeps its own schedule
-    assert {seen[i][1] for i in seen} == {0.5}
+    # the momentum keeps its own schedule (switch_momentum_iter=250: 0.5 throughout)
+    assert applied == [0.5] * 120
+    assert [seen[i][1] for i in range(1, 121)] == applied
     # and the layout grows again once the exaggeration is off
     assert seen[120][2] > 100 * spread0
 
