@@ -17,7 +17,9 @@ when ``i % frequency == 0``. Only then:
   is reported) in one compiled call;
   the post-hook turns that copy, in place, into the update the optimizer really applied
   (after momentum, Adam, weight decay) and sums parameters and updates in the same pass;
-* ``step`` turns the numbers into one :class:`~embedviz.stats.records.Update`.
+* ``step`` turns the numbers into one :class:`~embedviz.stats.records.Update` (for a
+  SQLite storage, the head of one: the statistics go to its packer as a list of floats
+  and the histograms as arrays, without an object per tensor).
 
 Histograms are taken on iterations that are multiples of ``histogram_frequency`` (and
 reported); a layer's output is read in its forward hook, before a later in-place op
