@@ -27,6 +27,7 @@ from bokeh.models import Div, Select
 
 from embedviz.ui.findings import LiveFindings
 from embedviz.ui.pages._common import Page
+from embedviz.ui.pages.prune import prune_on_swap
 from embedviz.ui.pages.widgets import escape, note_html
 from embedviz.ui.session_view import SessionView
 
@@ -246,7 +247,8 @@ class Tab:
         controls = [self.session_select]
         if path not in ("/train/compare",):
             controls.append(self.worker_select)
-        self.holder = column(sizing_mode="stretch_width", name="page_holder")
+        # the browser drops a replaced page's models at once (BokehJS 3.9 kept them)
+        self.holder = prune_on_swap(column(sizing_mode="stretch_width", name="page_holder"))
         self.page = Page(layout=None)
         self.show()
         bar = row(*controls, sizing_mode="stretch_width") if path != "/train/compare" else None

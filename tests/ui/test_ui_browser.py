@@ -189,9 +189,11 @@ def test_choosing_a_layer_with_a_hostile_name_keeps_it_text(browser, live):
     )
     wait_for(
         browser,
-        # the old panel's models may linger in the document until BokehJS collects them
-        "return [...Bokeh.documents[0].all_models].some(m => m.name == 'layer:table' "
-        "&& m.source.data.parameter[0].endsWith('.bias'))",
+        # the old panel's models leave the document right after the new one comes
+        # (get_model_by_name throws on two of a name: tried again)
+        "try { const t = Bokeh.documents[0].get_model_by_name('layer:table');"
+        "return t != null && t.source.data.parameter[0].endsWith('.bias') }"
+        "catch (e) { return false }",
         timeout=15,
     )
     wait_for(browser, READY, timeout=30)

@@ -19,6 +19,7 @@ from embedviz.ui.pages._common import Page
 from embedviz.ui.pages.charts import add_hover, draw_series, line_chart, new_marks
 from embedviz.ui.pages.kinds import PhaseShading, exaggeration_span, session_kind, step_name
 from embedviz.ui.pages.live import LiveSeries, UpdateFeed, pick_worker
+from embedviz.ui.pages.prune import prune_on_swap
 from embedviz.ui.pages.widgets import escape
 
 MAX_SNAPSHOT_POINTS = 5000
@@ -119,7 +120,7 @@ def build_embeddings(storage, session_id: str, worker_id: str | None = None) -> 
         name="snapshot_select",
         visible=bool(options),  # an empty selector says nothing; shown with the first
     )
-    holder = column(sizing_mode="stretch_width", name="snapshot_holder")
+    holder = prune_on_swap(column(sizing_mode="stretch_width", name="snapshot_holder"))
 
     def show(key: str) -> None:
         sn = by_iteration.get(key)

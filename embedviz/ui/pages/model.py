@@ -26,6 +26,7 @@ from embedviz.ui.pages._common import Page
 from embedviz.ui.pages.kinds import NO_LAYERS, session_kind
 from embedviz.ui.pages.layer_panel import LayerPanel
 from embedviz.ui.pages.live import pick_worker
+from embedviz.ui.pages.prune import prune_on_swap
 from embedviz.ui.pages.widgets import heading, layer_label, layer_types, note
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def build_model(
             page.deferred.append((read, fill))
         else:
             fill(read())
-    holder = column(panel.layout, sizing_mode="stretch_width")
+    holder = prune_on_swap(column(panel.layout, sizing_mode="stretch_width"))
     current = {"panel": panel}
     page.refreshers.append(lambda: current["panel"].refresh())
 
