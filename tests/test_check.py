@@ -37,7 +37,7 @@ def test_none_passes_only_when_allowed():
     assert check_number("t", None, 0, allow_none=True) is None
     with pytest.raises(InputError, match="or None"):
         check_number("t", -1, 0, allow_none=True)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match=r"^t: expected a number >= 0, got None$"):
         check_number("t", None, 0)
 
 
