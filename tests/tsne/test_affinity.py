@@ -205,6 +205,7 @@ def test_perplexity_of_every_row_reaches_target(digits):
 # Run in a process of its own with NUMBA_NUM_THREADS=2, so that the comparison means
 # something on a runner with one CPU too (where numba would otherwise have 1 thread).
 _ONE_AND_TWO_THREADS = """
+import numba
 import numpy as np
 from sklearn.datasets import load_digits
 from embedviz.tsne._threads import numba_threads
