@@ -9,6 +9,7 @@ from tsne_quick import quick
 from embedviz import TSNE
 from embedviz._defaults import TSNE_DEFAULTS
 from embedviz.errors import InputError
+from embedviz.tsne import affinity
 from embedviz.tsne.optimizer import GradientDescent
 
 
@@ -242,9 +243,13 @@ def test_too_few_points_for_the_perplexity(small):
         ({"pca_components": 500}, r"pca_components: expected at most .* 64, got 500"),
     ],
 )
-def test_bad_parameters(small, params, match):
+def test_bad_parameters(small, params, match, monkeypatch):
+    searched = []
+    monkeypatch.setattr(affinity, "nearest_neighbors", lambda *a, **k: searched.append(a))
     with pytest.raises(InputError, match=match):
         quick(**params).fit(small)
+    # said before any work: the neighbour search takes minutes on large inputs
+    assert searched == []
 
 
 def test_numpy_scalars_work_as_python_numbers(small):
