@@ -202,7 +202,8 @@ class TSNE:
     ``minGain(x)``                      ``min_gain=x``
     ==================================  ==========================================
 
-    Unlike Deeplearning4j's, the tree here really splits (theta matters at every N) and
+    Unlike Deeplearning4j's, the tree here really splits (theta trades accuracy for speed
+    from 257 points on; below that every pair is computed exactly, whatever theta) and
     the input similarities always follow the perplexity.
 
     Examples
