@@ -442,8 +442,9 @@ class Tab:
 
     def _refresh_sessions(self) -> None:
         known = listed_sessions(self.server, self.path, self.kinds)
-        if self.page.on_sessions is not None:  # the compare page names the new ones
-            self.page.on_sessions(known)
+        if self.page.on_sessions is not None:  # the compare page adds the new ones
+            storages = dict(self.server.sessions())
+            self.page.on_sessions([(s, storages[s]) for s in known if s in storages])
         if self.session_id is not None and self.session_id not in known:
             known = [*known, self.session_id]
         if known != self.known:

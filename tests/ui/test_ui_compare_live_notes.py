@@ -1,7 +1,7 @@
 """The compare page's notes and evaluation chart follow the data live (issue 5, left
-alone in session 7): evaluations, scores of 0 or below, a run's kind and new sessions
-that arrive while the page is open update them on the page's refresh, without a rebuild,
-and nothing is worked out again while nothing changed."""
+alone in session 7): evaluations, scores of 0 or below and a run's kind that arrive
+while the page is open update them on the page's refresh, without a rebuild, and nothing
+is worked out again while nothing changed (new sessions: test_ui_compare_new_runs.py)."""
 
 from __future__ import annotations
 
@@ -109,17 +109,6 @@ def test_a_run_s_kind_known_later_updates_why_the_others_are_not_ticked():
     for _ in range(EVAL_POLL):
         page.refresh()
     assert why.visible and "newest word2vec runs" in why.text and "(torch)" in why.text
-
-
-def test_sessions_recorded_since_the_page_opened_are_named():
-    st = _storage_without_evals()
-    page = build_compare([("a", st), ("b", st)])
-    new_runs = _get(page, "new_runs")
-    assert not new_runs.visible and page.on_sessions is not None
-    page.on_sessions(["a", "b"])
-    assert not new_runs.visible
-    page.on_sessions(["a", "b", "c (runs.db)"])
-    assert new_runs.visible and "c (runs.db)" in new_runs.text and "Reload" in new_runs.text
 
 
 class _CountingStorage:

@@ -33,8 +33,9 @@ class Page:
     ``background(fn)`` runs a slow read for a Python callback of the page and
     ``call_soon(fn)`` applies its result to the document; both call ``fn`` at once
     unless the server sets them (its page builders and the document's next tick).
-    ``on_sessions(names)``, when a page sets it, is told the sessions the tab offers
-    each time the server re-reads them (the compare page names those recorded since).
+    ``on_sessions(sessions)``, when a page sets it, is told the sessions the tab offers,
+    as ``(name, storage)`` pairs, each time the server re-reads them (the compare page
+    adds those recorded since it was built).
     """
 
     layout: object
@@ -45,7 +46,7 @@ class Page:
     )
     background: Callable[[Callable[[], object]], object] = _call_now
     call_soon: Callable[[Callable[[], object]], object] = _call_now
-    on_sessions: Callable[[list[str]], None] | None = None
+    on_sessions: Callable[[list[tuple[str, object]]], None] | None = None
 
     def refresh(self) -> int:
         """Stream whatever arrived since the last call; returns how many points were added."""

@@ -15,8 +15,9 @@ otherwise). A table lists each run's configuration (optimizer, learning rate, ba
 size: the configured one, else examples/s over minibatches/s as the listener measured
 them) beside its final and best evaluation. While the page is open, the notes, the
 evaluation chart and the table's results follow the records as they arrive (a run's
-first evaluations are drawn then), and a note names the sessions recorded since the page
-was opened (:mod:`~embedviz.ui.pages.compare_live`).
+first evaluations are drawn then; :mod:`~embedviz.ui.pages.compare_live`), and sessions
+recorded since the page was opened join it, up to :data:`MAX_RUNS` runs
+(:mod:`~embedviz.ui.pages.compare_runs`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bokeh.models import (
     CustomJS,
     DatetimeTickFormatter,
     Div,
+    Legend,
     RadioButtonGroup,
     Slider,
 )
@@ -38,11 +40,8 @@ from bokeh.models.formatters import BasicTickFormatter
 from embedviz.ui.pages._common import Page
 from embedviz.ui.pages.charts import (
     SHOW_SCALE,
-    add_hover,
     colour,
     line_chart,
-    marks_columns_empty,
-    new_marks,
 )
 from embedviz.ui.pages.compare_live import (
     EVAL_POLL,
@@ -51,7 +50,14 @@ from embedviz.ui.pages.compare_live import (
     EvalChart,
     legend_right,
 )
-from embedviz.ui.pages.live import LiveSeries, UpdateFeed, pick_worker
+from embedviz.ui.pages.compare_runs import (
+    NewRuns,
+    draw_score,
+    read_score,
+    unique_label,
+    x_field,
+)
+from embedviz.ui.pages.live import pick_worker
 from embedviz.ui.pages.smoothing import SMOOTHING
 from embedviz.ui.pages.widgets import (
     NO_VALUE,
@@ -243,8 +249,10 @@ def build_compare(
         run's first update, ``t`` ms since the epoch, ``y``, ``ys`` smoothed) and
         ``"eval:<session>:<metric>"``, and ``"runs"`` (the configuration table).
         ``refresh()`` streams new points, draws a run's evaluations when its first
-        arrive, and keeps the notes and the table's results up to date;
-        ``on_sessions(names)`` names the sessions recorded since in a note.
+        arrive, draws the runs recorded since the page was built, and keeps the notes
+        and the table's results up to date; ``on_sessions([(name, storage), ...])``
+        starts reading the sessions the page does not have (past :data:`MAX_RUNS`
+        runs a note names them).
 
     Examples
     --------
@@ -254,7 +262,9 @@ def build_compare(
     >>> build_compare([("a", st)]).sources["score:a"].data["rel"].tolist()
     [0.0]
     """
-    runs = list(runs)[-MAX_RUNS:]
+    runs = list(runs)
+    older = {sid for sid, _ in runs[:-MAX_RUNS]}  # listed at build, not offered: not new
+    runs = runs[-MAX_RUNS:]
     page = Page(layout=None)
     if not runs:
         page.layout = Div(text="<i>No runs recorded yet.</i>")
@@ -296,35 +306,15 @@ def build_compare(
         shown.append(run)
         if run.worker is None:
             continue
-        first = storage.get_series(sid, run.worker, "score", max_points=None)
-        t0 = float(first.timestamps[0]) if len(first) else 0.0
-
-        def rel(line, t0=t0):
-            return {"rel": np.asarray(line["t"], dtype=np.float64) / 1000.0 - t0}
-
-        run.rel = rel
-        marks = new_marks(f"score:{sid}:marks")
-        marks.data = {**marks_columns_empty(), "t": np.zeros(0), "rel": np.zeros(0)}
-        s = LiveSeries("score", sid, smooth=SMOOTHING, extra_columns=rel)
-        s.load(storage, sid, run.worker, marks)
-        run.score = s
-        page.sources[f"score:{sid}"] = s.source
-        page.sources[f"score:{sid}:marks"] = marks
-        for p in (score_plot, log_plot):
-            raw = p.line("x", "y", source=s.source, color=run.color, alpha=0.3, line_width=1)
-            bold = p.line(
-                "x", "ys", source=s.source, color=run.color, line_width=2, legend_label=run.legend
-            )
-            # NaN/inf as red x at the frame's edge, as on the overview (the tooltip names the run)
-            run.renderers += [raw, bold, *add_hover(p, [], marks)]
-            lines[p] += [raw, bold]
-        run.note_scores(s.source.data["y"])
+        read_score(run, SMOOTHING)
+        page.sources[f"score:{sid}"] = run.score.source
+        page.sources[f"score:{sid}:marks"] = run.score.marks
+        draw_score(run, (score_plot, log_plot), lines)
         evals = storage.get_evals(sid, run.worker)
         run.n_evals = len(evals)
         evals_chart.add(run, sorted({m for e in evals for m in e.metrics}))
         run.row = len(rows)
         rows.append(run_row(storage, sid, run.worker))
-        run.feed = UpdateFeed(storage, sid, run.worker, s.last_iteration)
     for run in shown:
         for r in run.renderers:
             r.visible = run.index in active
@@ -333,6 +323,10 @@ def build_compare(
     for p, drawn in lines.items():
         p.y_range.renderers = drawn
     for p in (score_plot, log_plot):
+        if not p.legend:  # made now: runs recorded later join it (see compare_runs)
+            p.add_layout(
+                Legend(items=[], click_policy="hide", label_text_font_size="11px"), "right"
+            )
         legend_right(p)
     for p in (score_plot, log_plot, eval_plot):
         p.y_range.only_visible = True
@@ -346,6 +340,7 @@ def build_compare(
         code=_TOGGLE,
     )
     notes = CompareNotes(eval_plot, ticks, toggle, active[-1] if by_default and active else None)
+    notes.max_runs = MAX_RUNS
     toggle.args = {**toggle.args, "ev_none": notes.no_evals}
     notes.update(shown)
     ticks.js_on_change("active", toggle)
@@ -398,10 +393,58 @@ def build_compare(
     page.sources["runs"] = runs_table.source
     ticked = [0]
 
+    def make(index, sid, storage, worker, color) -> CompareRun:
+        kind = _kind_and_start(storage, sid, worker)[0]
+        return CompareRun(index, sid, storage, worker, color, sid, sid, kind)
+
+    def read_rest(run: CompareRun) -> tuple:
+        evals = run.storage.get_evals(run.sid, run.worker)
+        metrics = sorted({m for e in evals for m in e.metrics})
+        return run_row(run.storage, run.sid, run.worker), metrics, len(evals)
+
+    new_runs = NewRuns(
+        page, names, MAX_RUNS - len(names), make, read_rest, lambda: smoothing.value, older
+    )
+    colours = {run.color for run in shown}
+
+    def add(run: CompareRun, rest: tuple) -> int:
+        """Draw a run recorded since the page was built (read by ``new_runs``)."""
+        row, metrics, n_evals = rest
+        run.legend = unique_label(run.sid, [r.legend for r in shown], short_label, LEGEND_CHARS)
+        run.eval_legend = unique_label(
+            run.sid, [r.eval_legend for r in shown], short_label, EVAL_LEGEND_CHARS
+        )
+        ticked_kinds = {shown[i].kind for i in ticks.active if i < len(shown)}
+        tick = len(ticks.active) < DEFAULT_TICKED and ticked_kinds == {run.kind}
+        shown.append(run)
+        page.sources[f"score:{run.sid}"] = run.score.source
+        page.sources[f"score:{run.sid}:marks"] = run.score.marks
+        draw_score(run, (score_plot, log_plot), lines, x_field(x_mode))
+        for p, drawn in lines.items():
+            p.y_range.renderers = list(drawn)
+        series.append(run.score)
+        run.n_evals = n_evals
+        evals_chart.add(run, metrics)
+        for r in run.renderers:
+            r.visible = tick
+        run.row = len(rows)
+        rows.append(row)
+        set_table_rows(runs_table, rows)
+        runs_table.height = min(30 + 25 * len(rows), 420)  # as table() sizes it
+        label = unique_label(run.sid, list(ticks.labels), short_label, CHECKBOX_CHARS)
+        ticks.labels = [*ticks.labels, label]
+        # the browser's callbacks reach its lines before its checkbox is ticked
+        toggle.args = {**toggle.args, "groups": [r.renderers for r in shown]}
+        x_switch.args = {**x_switch.args, "renderers": [r for s in shown for r in s.renderers]}
+        if tick:
+            ticks.active = [*ticks.active, run.index]
+        return len(run.score.source.data["x"]) + 1
+
     def refresh() -> int:
         ticked[0] += 1
         poll = ticked[0] % EVAL_POLL == 0
-        n, drawn, changed = 0, [], False
+        n = sum(add(run, rest) for run, rest in new_runs.take())
+        drawn, changed = [], False
         for run in shown:
             if run.feed is None:
                 continue
@@ -441,8 +484,8 @@ def build_compare(
         notes.update(shown)
         return n
 
-    def on_sessions(listed: list[str]) -> None:
-        unseen = [s for s in listed if s not in names]
+    def on_sessions(listed: list[tuple[str, object]]) -> None:
+        unseen = new_runs.offer(listed, colours)
         if unseen != notes.unseen:
             notes.unseen = unseen
             notes.update(shown)

@@ -5,7 +5,8 @@ beside the charts (:class:`CompareNotes`).
 The notes state facts about the data: which ticked runs have evaluations (else the
 evaluation chart is hidden and a note says why), which runs have scores of 0 or below
 (log y leaves them out), which kinds of runs the page offers (why the others are not
-ticked at first), and which sessions were recorded since the page was opened. The
+ticked at first), and which sessions were recorded since the page was opened that it
+has no room for (new sessions join the page live: :mod:`~.compare_runs`). The
 page's periodic refresh keeps those facts per run as records stream in; the notes are
 worked out again only when one of them changed.
 """
@@ -153,7 +154,9 @@ class CompareNotes:
         self.log_note = _named("log_note", note(""))
         self.why = _named("ticked_why", note(""))
         self.new_runs = _named("new_runs", note(""))
-        self.unseen: list[str] = []  # sessions recorded since the page was built
+        # sessions recorded since the page was built that it has no room for
+        self.unseen: list[str] = []
+        self.max_runs = 12  # the most runs the page offers (set by the page)
         self._key = None
         self.updates = 0  # how often the notes were worked out (a test counts them)
 
@@ -197,8 +200,8 @@ class CompareNotes:
         self.new_runs.visible = bool(self.unseen)
         shown = ", ".join(self.unseen[:5]) + (" …" if len(self.unseen) > 5 else "")
         self.new_runs.text = note_html(
-            f"Recorded since this page was opened: {shown}. Reload the page to compare "
-            f"{'it' if len(self.unseen) == 1 else 'them'}."
+            f"Recorded since this page was opened, past the {self.max_runs} runs it "
+            f"compares: {shown}. Reload the page to compare the newest {self.max_runs}."
             if self.unseen
             else ""
         )
