@@ -29,6 +29,9 @@ def two_runs():
     return storage
 
 
+SWITCHES = 8  # 20 in the measurement reported in pages/prune.py
+
+
 class LoopDocument(Document):
     """A Document whose next-tick callbacks wait in a queue the test runs (the
     server's IOLoop); the diagnostics' delayed start is dropped. Once a page is shown
@@ -76,7 +79,7 @@ def test_switches_leave_the_server_document_with_one_page(two_runs, path, choice
         first = len(doc.models)
         assert first > 100 and len(doc.roots) == 1
         old = []
-        for k in range(20):
+        for k in range(SWITCHES):
             old.append(weakref.ref(tab.page))
             if choice == "session":
                 tab.session_select.value = "ab"[k % 2]  # opened on the newest, b
@@ -84,7 +87,7 @@ def test_switches_leave_the_server_document_with_one_page(two_runs, path, choice
                 tab.worker_select.value = "10"[k % 2]
             doc.run_until(_shown(tab))
             tab.tick()
-        assert tab.session_id == "b" and tab.worker_id in (None, "0")
+        assert tab.session_id == "b" and tab.worker_id in (None, "0")  # an even count
         assert len(doc.models) == first and len(doc.roots) == 1
         # the tab's one periodic callback; no old page is still referenced
         assert len(doc.session_callbacks) == 1
@@ -120,6 +123,7 @@ def _switch(browser, select: str, value: str, nav_has: str | None = None) -> Non
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_switches_leave_only_the_new_page_in_the_browser(browser, two_runs):
     ui = UIServer(port=0, refresh_interval=0.25)
     ui.attach(two_runs)
@@ -128,14 +132,14 @@ def test_switches_leave_only_the_new_page_in_the_browser(browser, two_runs):
         open_page(browser, ui.url + "/train/overview?session=a")
         first, charts = browser.execute_script(COUNT, "eval_chart")
         assert charts == 1
-        for sid in "baba":
+        for sid in "ba":
             _switch(browser, "session_select", sid, f"session={sid}")
         # within seconds, not the 30 s of quiet BokehJS waits for
         wait_for(
             browser, COUNT.replace("return", "const c =") + "; return c[1] == 1", 5, "eval_chart"
         )
         count, _ = browser.execute_script(COUNT, "eval_chart")
-        assert count <= first + 5, (first, count)  # 5 switches kept ~5x before
+        assert count <= first + 5, (first, count)  # each switch kept a whole page before
         # a layer and a worker chosen on the model page
         open_page(browser, ui.url + "/train/model?session=a")
         first, _ = browser.execute_script(COUNT, "layer:table")
@@ -146,7 +150,7 @@ def test_switches_leave_only_the_new_page_in_the_browser(browser, two_runs):
             "return t != null && t.source.data.parameter.some(p => p.startsWith('2.'))",
             10,
         )
-        for worker in "101":
+        for worker in "10":
             _switch(browser, "worker_select", worker)
         wait_for(
             browser, COUNT.replace("return", "const c =") + "; return c[1] == 1", 5, "layer:table"
