@@ -8,12 +8,11 @@ from ui_records import fill, fill_tsne, fill_word2vec, static_info
 
 from embedviz.stats.records import StaticInfo, Update
 from embedviz.stats.storage import InMemoryStatsStorage
-from embedviz.ui.pages.compare import (
+from embedviz.ui.pages.compare import build_compare, default_ticked
+from embedviz.ui.pages.compare_runs import (
     CHECKBOX_CHARS,
     EVAL_LEGEND_CHARS,
     LEGEND_CHARS,
-    build_compare,
-    default_ticked,
     short_label,
     short_labels,
 )

@@ -22,8 +22,6 @@ recorded since the page was opened join it, up to :data:`MAX_RUNS` runs
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from bokeh.layouts import column, row
 from bokeh.models import (
@@ -51,9 +49,13 @@ from embedviz.ui.pages.compare_live import (
     legend_right,
 )
 from embedviz.ui.pages.compare_runs import (
+    CHECKBOX_CHARS,
+    EVAL_LEGEND_CHARS,
+    LEGEND_CHARS,
     NewRuns,
     draw_score,
     read_score,
+    short_labels,
     unique_label,
     x_field,
 )
@@ -71,59 +73,12 @@ from embedviz.ui.pages.widgets import (
 MAX_RUNS = 12
 #: runs ticked at first (the newest of the newest run's kind)
 DEFAULT_TICKED = 3
-#: the most characters of a run's name in a legend entry and a checkbox label (longer
-#: names are shortened in the middle; the legends sit right of the charts and the
-#: checkboxes in a 330 px column, which cut longer ones off)
-LEGEND_CHARS = 34
-EVAL_LEGEND_CHARS = 30
-CHECKBOX_CHARS = 44
-#: a label's trailing ``(runs.db)``: the file that tells two runs of one name apart
-_FILE_SUFFIX = re.compile(r"^(.*\S) (\([^()]+\))$")
 HIGHER_IS_BETTER = ("acc", "f1", "precision", "recall", "auc", "top", "bleu", "map")
 
 
 def _better_is_higher(metric: str) -> bool:
     m = metric.lower()
     return any(k in m for k in HIGHER_IS_BETTER)
-
-
-def _middle(text: str, n: int) -> str:
-    """``text`` cut to ``n`` characters by an ellipsis in the middle, keeping its end
-    (a session name's random tail)."""
-    if len(text) <= n:
-        return text
-    tail = min(7, (n - 1) // 2)
-    return text[: n - 1 - tail] + "…" + text[len(text) - tail :]
-
-
-def short_label(name: str, limit: int = LEGEND_CHARS) -> str:
-    """``name`` in at most ``limit`` characters: shortened in the middle, keeping its
-    start and end, and a trailing ``(file)`` that tells two files' runs apart (a file
-    longer than 20 or leaving under 13 for the name keeps its end: ``(…data/runs.db)``).
-
-    Examples
-    --------
-    >>> short_label("sequential-20261123-013644-48e9c5 (demo_copy.db)", 34)
-    'sequential-…-48e9c5 (demo_copy.db)'
-    >>> short_label("tsne-20261123-013644-15a769", 34)
-    'tsne-20261123-013644-15a769'
-    """
-    if len(name) <= limit:
-        return name
-    m = _FILE_SUFFIX.match(name)
-    base, suffix = (m.group(1), f" {m.group(2)}") if m else (name, "")
-    room = max(min(limit - 13, 20), 8)  # the most the file may take: 13 stay for the name
-    if len(suffix) > room:
-        suffix = f" (…{suffix[2:-1][-(room - 4) :]})"
-    return _middle(base, limit - len(suffix)) + suffix
-
-
-def short_labels(names: list[str], limit: int) -> list[str]:
-    """:func:`short_label` of each name; a name whose short label another name shares
-    keeps its full length (two runs are never shown under one label)."""
-    short = [short_label(n, limit) for n in names]
-    counts = {s: short.count(s) for s in short}
-    return [s if counts[s] == 1 else n for s, n in zip(short, names, strict=True)]
 
 
 def default_ticked(kinds: list[str], starts: list[float], n: int = DEFAULT_TICKED) -> list[int]:
@@ -410,10 +365,8 @@ def build_compare(
     def add(run: CompareRun, rest: tuple) -> int:
         """Draw a run recorded since the page was built (read by ``new_runs``)."""
         row, metrics, n_evals = rest
-        run.legend = unique_label(run.sid, [r.legend for r in shown], short_label, LEGEND_CHARS)
-        run.eval_legend = unique_label(
-            run.sid, [r.eval_legend for r in shown], short_label, EVAL_LEGEND_CHARS
-        )
+        run.legend = unique_label(run.sid, [r.legend for r in shown], LEGEND_CHARS)
+        run.eval_legend = unique_label(run.sid, [r.eval_legend for r in shown], EVAL_LEGEND_CHARS)
         ticked_kinds = {shown[i].kind for i in ticks.active if i < len(shown)}
         tick = len(ticks.active) < DEFAULT_TICKED and ticked_kinds == {run.kind}
         shown.append(run)
@@ -431,7 +384,7 @@ def build_compare(
         rows.append(row)
         set_table_rows(runs_table, rows)
         runs_table.height = min(30 + 25 * len(rows), 420)  # as table() sizes it
-        label = unique_label(run.sid, list(ticks.labels), short_label, CHECKBOX_CHARS)
+        label = unique_label(run.sid, list(ticks.labels), CHECKBOX_CHARS)
         ticks.labels = [*ticks.labels, label]
         # the browser's callbacks reach its lines before its checkbox is ticked
         toggle.args = {**toggle.args, "groups": [r.renderers for r in shown]}

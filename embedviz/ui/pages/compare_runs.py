@@ -1,6 +1,7 @@
-"""The compare page's runs: reading a run's score (:func:`read_score`), drawing it
-(:func:`draw_score`), and adding the sessions recorded while the page is open
-(:class:`NewRuns`), as TensorBoard adds new runs to its run list live.
+"""The compare page's runs: the labels they are shown under (:func:`short_label`),
+reading a run's score (:func:`read_score`), drawing it (:func:`draw_score`), and adding
+the sessions recorded while the page is open (:class:`NewRuns`), as TensorBoard adds
+new runs to its run list live.
 
 A new session is read in the server's page builders (its score, its row of the table)
 and drawn on the page's next refresh, inside the tick that sends the page's other
@@ -17,8 +18,8 @@ note instead (a reload offers the newest).
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Callable
 
 import numpy as np
 from bokeh.palettes import Category10_10, Category20_20
@@ -28,6 +29,54 @@ from embedviz.ui.pages.compare_live import X_FIELDS, CompareRun
 from embedviz.ui.pages.live import LiveSeries, UpdateFeed, pick_worker
 
 log = logging.getLogger(__name__)
+
+#: the most characters of a run's name in a legend entry and a checkbox label (longer
+#: names are shortened in the middle; the legends sit right of the charts and the
+#: checkboxes in a 330 px column, which cut longer ones off)
+LEGEND_CHARS = 34
+EVAL_LEGEND_CHARS = 30
+CHECKBOX_CHARS = 44
+#: a label's trailing ``(runs.db)``: the file that tells two runs of one name apart
+_FILE_SUFFIX = re.compile(r"^(.*\S) (\([^()]+\))$")
+
+
+def _middle(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters by an ellipsis in the middle, keeping its end
+    (a session name's random tail)."""
+    if len(text) <= n:
+        return text
+    tail = min(7, (n - 1) // 2)
+    return text[: n - 1 - tail] + "…" + text[len(text) - tail :]
+
+
+def short_label(name: str, limit: int = LEGEND_CHARS) -> str:
+    """``name`` in at most ``limit`` characters: shortened in the middle, keeping its
+    start and end, and a trailing ``(file)`` that tells two files' runs apart (a file
+    longer than 20 or leaving under 13 for the name keeps its end: ``(…data/runs.db)``).
+
+    Examples
+    --------
+    >>> short_label("sequential-20261123-013644-48e9c5 (demo_copy.db)", 34)
+    'sequential-…-48e9c5 (demo_copy.db)'
+    >>> short_label("tsne-20261123-013644-15a769", 34)
+    'tsne-20261123-013644-15a769'
+    """
+    if len(name) <= limit:
+        return name
+    m = _FILE_SUFFIX.match(name)
+    base, suffix = (m.group(1), f" {m.group(2)}") if m else (name, "")
+    room = max(min(limit - 13, 20), 8)  # the most the file may take: 13 stay for the name
+    if len(suffix) > room:
+        suffix = f" (…{suffix[2:-1][-(room - 4) :]})"
+    return _middle(base, limit - len(suffix)) + suffix
+
+
+def short_labels(names: list[str], limit: int) -> list[str]:
+    """:func:`short_label` of each name; a name whose short label another name shares
+    keeps its full length (two runs are never shown under one label)."""
+    short = [short_label(n, limit) for n in names]
+    counts = {s: short.count(s) for s in short}
+    return [s if counts[s] == 1 else n for s, n in zip(short, names, strict=True)]
 
 
 def read_score(run: CompareRun, smoothing: float) -> CompareRun:
@@ -83,9 +132,16 @@ def free_colour(used: set[str]) -> str:
     return Category20_20[len(used) % 20]
 
 
-def unique_label(name: str, taken: list[str], short: Callable[[str, int], str], n: int) -> str:
-    """``short(name, n)``, or ``name`` whole where another run already has that label."""
-    label = short(name, n)
+def unique_label(name: str, taken: list[str], limit: int) -> str:
+    """:func:`short_label` of ``name``, or ``name`` whole where a run shown already has
+    that label (two runs are never shown under one label).
+
+    Examples
+    --------
+    >>> unique_label("run-20261123-aaaaaaaaaaaaaaaa-1", ["run-202…aaaaa-1"], 15)
+    'run-20261123-aaaaaaaaaaaaaaaa-1'
+    """
+    label = short_label(name, limit)
     return name if label in taken else label
 
 
