@@ -454,7 +454,11 @@ def bench_overhead(args) -> None:
     listener_kwargs = {"frequency": args.frequency, "histogram_frequency": 10 * args.frequency}
     data = _data()
     ui, url = _start_ui(files["UI open"])
-    d = driver()
+    try:
+        d = driver()
+    except BaseException:  # no browser: stop the UI started for it
+        ui.kill()
+        raise
     chrome = [d.service.process.pid]
     if args.pin:  # training on CPU 0; the UI server and the browser (all its processes) on 1
         os.sched_setaffinity(0, {0})
