@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from embedviz.errors import InputError
-from embedviz.stats.base import HistogramArrays, StorageEvent, event_for, scalar_getter
+from embedviz.stats.base import HistogramArrays, scalar_getter
 from embedviz.stats.records import (
     HISTOGRAM_KINDS,
     EvalRecord,
@@ -97,11 +97,7 @@ class SQLiteReading:
                 self._note_failure(exc)  # the file itself fails (disk full): say so once
             return
         finally:  # listeners run outside the lock (one may read, which flushes)
-            if written:
-                self._notify(
-                    StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
-                    for r in written
-                )
+            self._announce(written)
         if tried and self._failure is not None:
             self._note_recovery()
 

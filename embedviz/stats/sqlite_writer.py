@@ -314,11 +314,7 @@ class SQLiteWriting:
             self._note_failure(exc, quiet)
             raise
         finally:  # listeners run outside the lock (one may read, which flushes)
-            if written:
-                self._notify(
-                    StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
-                    for r in written
-                )
+            self._announce(written)
         if tried is None:
             return False
         if tried and self._failure is not None:
@@ -370,6 +366,15 @@ class SQLiteWriting:
             )  # fmt: skip
         else:
             log.warning("%s: writing statistics works again; nothing was lost", self.path)
+
+    def _announce(self, written: list) -> None:
+        """Tell the listeners about records just written (rows packed from updates, or
+        records)."""
+        if written:
+            self._notify(
+                StorageEvent("update", r[0], r[1], r[2]) if type(r) is tuple else event_for(r)
+                for r in written
+            )
 
     def _flush_into(
         self, written: list, deadline: float | None = None, busy: float | None = None

@@ -6,28 +6,14 @@ record the file holds afterwards. Real SQLite locks; short waits and a buffer bo
 one record patched in, so that drops happen within a run of a few updates."""
 
 import re
-import sqlite3
 
 import pytest
+from sqlite_lock import Lock
 
 import embedviz.stats.storage as storage_module
 from embedviz.cli import main
 from embedviz.stats import sqlite_close, sqlite_file, sqlite_writer
 from embedviz.stats.storage import SQLiteStatsStorage
-
-
-class _Lock:
-    """Another connection holding the file's write lock (``BEGIN EXCLUSIVE``)."""
-
-    def __init__(self, path):
-        self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.con.execute("BEGIN EXCLUSIVE")
-
-    def release(self):
-        if self.con is not None:
-            self.con.execute("ROLLBACK")
-            self.con.close()
-            self.con = None
 
 
 @pytest.fixture
@@ -88,7 +74,7 @@ def test_the_last_line_counts_records_dropped_during_the_run(
     _, opened = counting_storage
     db, page = tmp_path / "runs.db", tmp_path / "m.html"
     SQLiteStatsStorage(db).close()
-    lock = _Lock(db)
+    lock = Lock(db)
     try:
         rc = _run(small_model, fast_args, db, page)
     finally:
@@ -117,7 +103,7 @@ def test_records_dropped_while_the_file_failed_for_a_while_are_reported(
     counting, opened = counting_storage
     db, page = tmp_path / "runs.db", tmp_path / "m.html"
     SQLiteStatsStorage(db).close()
-    lock = _Lock(db)
+    lock = Lock(db)
     counting.on_drop = lock.release
     try:
         rc = _run(small_model, fast_args, db, page)

@@ -5,13 +5,13 @@ records a write in progress holds are counted, interpreter exit is bounded and s
 one line. Real SQLite locks; the busy timeout is patched short (30 s in use)."""
 
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
+from sqlite_lock import Lock
 
 from embedviz.errors import InputError, StatsWriteError
 from embedviz.stats import sqlite_file, sqlite_writer
@@ -28,20 +28,6 @@ def short_waits(monkeypatch):
     monkeypatch.setattr(sqlite_file, "BUSY_TIMEOUT", BUSY)
     monkeypatch.setattr(sqlite_writer, "BUSY_TIMEOUT", BUSY)
     monkeypatch.setattr(sqlite_writer, "_RETRY_BUSY", RETRY_BUSY, raising=False)
-
-
-class Lock:
-    """Another connection holding the file's write lock (``BEGIN EXCLUSIVE``)."""
-
-    def __init__(self, path):
-        self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.con.execute("BEGIN EXCLUSIVE")
-
-    def release(self):
-        if self.con is not None:
-            self.con.execute("ROLLBACK")
-            self.con.close()
-            self.con = None
 
 
 def _update(i):

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_sqlite_failure_bounds import Lock  # noqa: E402  (another connection's lock)
+from sqlite_lock import Lock  # noqa: E402  (another connection's lock)
 
 from embedviz.errors import StatsWriteError  # noqa: E402
 from embedviz.stats import sqlite_close, sqlite_file, sqlite_writer  # noqa: E402

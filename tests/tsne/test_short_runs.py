@@ -14,7 +14,6 @@ import pytest
 from sklearn.manifold import trustworthiness
 
 from embedviz import TSNE
-from embedviz.tsne.optimizer import GradientDescent
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "glove-5k.bin"
 
@@ -43,18 +42,11 @@ def test_short_run_on_frequent_words_is_not_a_point(frequent_words, metric, bar,
     assert tsne.kl_divergence_ < 1.2  # a collapsed layout has KL(P || uniform) ~ 2.06
 
 
-def test_exaggeration_ends_when_it_has_collapsed_the_layout(frequent_words, monkeypatch):
+def test_exaggeration_ends_when_it_has_collapsed_the_layout(frequent_words, applied_momentum):
     init = np.random.default_rng(0).normal(scale=1e-4, size=(len(frequent_words), 2))
     spread0 = _spread(init)
     seen = {}
-    applied = []  # the momentum each optimiser step really gets
-    step = GradientDescent.step
-
-    def spy(self, Y, grad, momentum):
-        applied.append(momentum)
-        return step(self, Y, grad, momentum)
-
-    monkeypatch.setattr(GradientDescent, "step", spy)
+    applied = applied_momentum  # the momentum each optimiser step really gets
 
     def record(iteration, kl, Y, info):
         seen[iteration] = (info["exaggeration"], info["momentum"], _spread(Y))

@@ -10,7 +10,6 @@ from embedviz import TSNE
 from embedviz._defaults import TSNE_DEFAULTS
 from embedviz.errors import InputError
 from embedviz.tsne import affinity
-from embedviz.tsne.optimizer import GradientDescent
 
 
 def test_defaults_are_the_shared_ones():
@@ -80,16 +79,9 @@ def test_barnes_hut_close_to_exact(small):
     assert trustworthiness(X, exact.embedding_, n_neighbors=10) > 0.9
 
 
-def test_schedule_exaggeration_and_momentum(small, monkeypatch):
+def test_schedule_exaggeration_and_momentum(small, applied_momentum):
     seen = {}
-    applied = []  # the momentum each optimiser step really gets
-    step = GradientDescent.step
-
-    def spy(self, Y, grad, momentum):
-        applied.append(momentum)
-        return step(self, Y, grad, momentum)
-
-    monkeypatch.setattr(GradientDescent, "step", spy)
+    applied = applied_momentum  # the momentum each optimiser step really gets
 
     def record(iteration, kl, Y, info):
         seen[iteration] = info
