@@ -4,8 +4,10 @@ needed before."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from ui_browser_tools import DRAWN, open_page, severe, wait_for
+from ui_browser_tools import DRAWN, VIEWS, open_page, severe, wait_for
 from ui_records import make_update
 
 from embedviz.stats.records import EvalRecord, StaticInfo, Update
@@ -201,6 +203,84 @@ def test_a_run_recorded_after_the_compare_page_opened_is_drawn_in_the_browser(br
             "return late.length == 2 && late.every(r => !r.visible)"
         )
         wait_for(browser, hidden, timeout=5)
+        assert severe(browser) == []
+    finally:
+        ui.stop()
+
+
+# each paint of the two charts the new runs change: the left edge of the frame (the frame
+# laid out left of the canvas, the lines, grid and title were drawn into the canvas's
+# first pixel column, which BokehJS's half-pixel-offset clear never clears again)
+_WATCH_PAINTS = (
+    VIEWS
+    + """
+window.frame_lefts = []
+for (const name of ['compare_score', 'compare_eval']) {
+  const v = view_of(Bokeh.documents[0].get_model_by_name(name))
+  const paint = v.paint.bind(v)
+  v.paint = (...args) => { window.frame_lefts.push(v.frame.bbox.left); return paint(...args) }
+}
+return true
+"""
+)
+
+# the coloured pixels of the first pixel column of each chart's canvas (left of its axis)
+_FIRST_COLUMN = (
+    VIEWS
+    + """
+const out = {}
+for (const name of ['compare_score', 'compare_eval']) {
+  const c = view_of(Bokeh.documents[0].get_model_by_name(name)).canvas_view.primary.canvas
+  const px = c.getContext('2d').getImageData(0, 0, 1, c.height).data
+  out[name] = []
+  for (let y = 0; y < c.height; y++) {
+    const [r, g, b, a] = px.slice(4 * y, 4 * y + 4)
+    if (a > 0 && Math.min(r, g, b) < 235) out[name].push(y)
+  }
+}
+return out
+"""
+)
+
+
+@pytest.mark.browser
+def test_a_run_added_live_leaves_no_stray_pixels_left_of_the_score_chart(browser):
+    # seen in session 8: a 1-pixel column of the charts' lines, grid and title left of the
+    # score chart's axis after a run with evaluations joined the page (a legend that
+    # grows was first measured as wide as the chart, its frame laid out left of the canvas)
+    st = InMemoryStatsStorage()
+    for sid, n, t0 in (("mlp-lr0.1", 300, 1.7e9), ("mlp-lr0.01", 250, 1.7e9 + 100)):
+        _run(st, sid, n=n, t0=t0)
+        for i in range(49, n, 50):
+            st.put(
+                EvalRecord(
+                    sid, "0", i, t0 + i, {"accuracy": 0.5 + i / 1e3, "val_loss": 1 - i / 500}
+                )
+            )
+    ui = UIServer(port=0, refresh_interval=0.25)
+    ui.attach(st)
+    ui.start()
+    try:
+        open_page(browser, ui.url + "/train/compare")
+        assert browser.execute_script(_WATCH_PAINTS)
+        assert browser.execute_script(_FIRST_COLUMN) == {"compare_score": [], "compare_eval": []}
+        sid, t0 = "mlp-lr0.05-recorded-later", 1.7e9 + 500
+        _run(st, sid, n=120, t0=t0)
+        for i in (49, 99):
+            st.put(
+                EvalRecord(
+                    sid, "0", i, t0 + i, {"accuracy": 0.5 + i / 1e3, "val_loss": 1 - i / 500}
+                )
+            )
+        wait_for(
+            browser,
+            "return Bokeh.documents[0].get_model_by_name('runs_select').labels.length == 3",
+            timeout=15,
+        )
+        time.sleep(1.5)  # the following refreshes and paints
+        assert browser.execute_script(_FIRST_COLUMN) == {"compare_score": [], "compare_eval": []}
+        lefts = browser.execute_script("return window.frame_lefts")
+        assert lefts and min(lefts) >= 0, sorted(set(lefts))
         assert severe(browser) == []
     finally:
         ui.stop()

@@ -82,7 +82,8 @@ class EvalChart:
         self.plot, self.page = plot, page
         # made now, though empty: a Legend added to a document shown in a browser is
         # broken there (BokehJS 3.9: "Legend.name is unset"); lines added live join it
-        plot.add_layout(Legend(items=[], click_policy="hide", label_text_font_size="11px"), "right")
+        plot.add_layout(Legend(items=[]), "right")
+        legend_right(plot)
         # so is a y range added later ("missing 'loss' range"): the losses' range and
         # axis are made now too, the axis shown once a loss is drawn
         plot.extra_y_ranges = {**plot.extra_y_ranges, "loss": DataRange1d(only_visible=True)}
@@ -122,17 +123,25 @@ class EvalChart:
         self.loss_axis.visible = bool(self.ranges["loss"])
 
 
+# BokehJS 3.9 lays a legend out as an HTML element: when its items change (a run added
+# live) it first measures as wide as the whole chart, the frame is laid out left of the
+# canvas for a paint, and what that paint drew into the canvas's first pixel column stays
+# (its clear is offset by half a pixel): stray marks left of the axis. Sized to its items.
+LEGEND_CSS = ":host { width: max-content; }"
+
+
 def legend_right(p) -> None:
     """``p``'s legend (if any) outside the frame, right of the axes: inside it covered
-    the lines; a click hides a line."""
+    the lines; a click hides a line; as wide as its items (:data:`LEGEND_CSS`)."""
     if not p.legend:
         return
     legend = p.legend[0]
-    if legend in p.right:
-        return
     legend.click_policy = "hide"
     legend.label_text_font_size = "11px"
-    p.add_layout(legend, "right")
+    if LEGEND_CSS not in legend.stylesheets:
+        legend.stylesheets = [*legend.stylesheets, LEGEND_CSS]
+    if legend not in p.right:
+        p.add_layout(legend, "right")
 
 
 def _named(name: str, model):
