@@ -206,15 +206,16 @@ def test_a_spill_with_two_runs_of_one_name_sends_each_to_its_own_session(ui, rou
     assert scores(storage, "y-3") == [3.0e9, 3.0e9 + 1, 3.0e9 + 2]
 
 
-def test_what_a_renamed_run_leaves_in_the_spill_goes_under_its_new_name(ui, routers, tmp_path):
-    """A router that renamed its run and is closed before sending the rest rewrites the
-    spill file, so that a later router sends the rest under the new name too (its
-    records carry no StaticInfo the UI could refuse)."""
+def renamed_then_away(ui, routers, spill, first_updates):
+    """A router whose run 'z' the UI renamed to 'z-2' (another run 'z', with
+    ``first_updates`` updates, reached it first), then the UI stopped and 5 more updates
+    put: they wait in the spill file ``spill``."""
     server, storage = ui
     first = routers(server.url, token=TOKEN)
     first.put(static("z", 1.0e9))
+    for i in range(first_updates):
+        first.put(update("z", i, 1.0e9))
     first.close()
-    spill = tmp_path / "spill.db"
     router = routers(server.url, token=TOKEN, spill_path=spill)
     router.put(static("z", 2.0e9))
     router.put(update("z", 0, 2.0e9))
@@ -223,12 +224,19 @@ def test_what_a_renamed_run_leaves_in_the_spill_goes_under_its_new_name(ui, rout
     server.stop()
     for i in range(1, 6):
         router.put(update("z", i, 2.0e9))
+    return router
+
+
+def test_what_a_renamed_run_leaves_in_the_spill_goes_under_its_new_name(ui, routers, tmp_path):
+    """A router that renamed its run and is closed before sending the rest rewrites the
+    spill file, so that a later router sends the rest under the new name too (its
+    records carry no StaticInfo the UI could refuse)."""
+    server, storage = ui
+    spill = tmp_path / "spill.db"
+    router = renamed_then_away(ui, routers, spill, first_updates=0)
     router.close_timeout = 0.3
     router.close()
-    con = sqlite3.connect(spill)
-    kept = [json.loads(p)["session_id"] for (p,) in con.execute("SELECT payload FROM spill")]
-    con.close()
-    assert kept == ["z-2"] * 5
+    assert spill_sessions(spill) == ["z-2"] * 5
     server.start()
     routers(server.url, token=TOKEN, spill_path=spill).close()
     assert iterations(storage, "z") == [] and iterations(storage, "z-2") == list(range(6))
@@ -285,19 +293,8 @@ def test_a_renamed_run_is_under_its_new_name_in_the_spill_before_close(ui, route
     """Review 9, finding 1: the process dies after the rename while the UI is away (no
     close()); what its spill file holds then, sent by a later router, goes to 'z-2'."""
     server, storage = ui
-    first = routers(server.url, token=TOKEN)
-    first.put(static("z", 1.0e9))
-    first.put(update("z", 0, 1.0e9))
-    first.close()
     spill = tmp_path / "spill.db"
-    router = routers(server.url, token=TOKEN, spill_path=spill)
-    router.put(static("z", 2.0e9))
-    router.put(update("z", 0, 2.0e9))
-    assert router.flush(10)
-    assert storage.list_sessions() == ["z", "z-2"]
-    server.stop()
-    for i in range(1, 6):
-        router.put(update("z", i, 2.0e9))
+    router = renamed_then_away(ui, routers, spill, first_updates=1)
     wait_until(lambda: router._waiting.in_file == 5)
     crash = tmp_path / "crash.db"  # the file as a crash now would leave it
     src, dst = sqlite3.connect(spill), sqlite3.connect(crash)
