@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from embedviz._browser import missing_reason, required
+from browser_needed import need_browser
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -26,12 +25,6 @@ def _needs(*modules: str) -> None:
     for name in modules:
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} is not installed")
-
-
-def _needs_browser() -> None:
-    reason = missing_reason()
-    if reason:
-        (pytest.fail if required() else pytest.skip)(reason)
 
 
 def _run(tmp_path: Path, script: str, *args: str, timeout: int = 300) -> str:
@@ -75,14 +68,14 @@ def test_bench_listener_quick(tmp_path):
 
 
 def test_bench_page_opens_both_pages(tmp_path):
-    _needs_browser()
+    need_browser()
     out = _run(tmp_path, "bench_page.py", "--sizes", "2000")
     lines = [line.split() for line in out.splitlines() if line.startswith(("2D 2000", "3D 2000"))]
     assert len(lines) == 2 and all(line[-1] == "0" for line in lines)  # no console errors
 
 
 def test_bench_ui_load_loses_nothing(tmp_path):
-    _needs_browser()
+    need_browser()
     out = _run(
         tmp_path, "bench_ui.py", "load", "--writers", "2", "--updates", "50", "--pages", "2",
         "--path", str(tmp_path / "ui"),
@@ -92,7 +85,7 @@ def test_bench_ui_load_loses_nothing(tmp_path):
 
 
 def test_bench_ui_big_opens_the_overview(tmp_path):
-    _needs_browser()
+    need_browser()
     out = _run(
         tmp_path, "bench_ui.py", "big", "--updates", "2000", "--tensors", "5", "--opens", "1",
         "--path", str(tmp_path / "big.db"),
@@ -103,7 +96,7 @@ def test_bench_ui_big_opens_the_overview(tmp_path):
 
 def test_bench_ui_overhead_runs_the_three_cases(tmp_path):
     _needs("torch")
-    _needs_browser()
+    need_browser()
     out = _run(
         tmp_path, "bench_ui.py", "overhead", "--iterations", "300", "--repeats", "1",
         "--path", str(tmp_path / "ui"),

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_needed import need_browser
 
-from embedviz._browser import headless_chromium, missing_reason, required
+from embedviz._browser import headless_chromium
 
 # words that must stay text wherever they appear (a vocabulary can hold anything)
 EVIL_WORDS = [
@@ -53,9 +54,7 @@ def small_map(rng):
 def browser():
     """A headless Chromium; skipped (with the reason) where it is not installed, a
     failure where it is required (CI)."""
-    reason = missing_reason()
-    if reason:
-        (pytest.fail if required() else pytest.skip)(reason)
+    need_browser()
     driver = headless_chromium(window_size=(1280, 900))
     yield driver
     driver.quit()
