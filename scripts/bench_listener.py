@@ -1,13 +1,19 @@
 """Benchmarks for the training statistics (issue 4, Targets).
 
-1. Listener overhead: training time with / without ``StatsListener`` in the same process,
-   in ``--repeats`` rounds of one run per configuration (so drifting load hits every
-   configuration alike): an MLP and a small CNN on scikit-learn's digits, at the default
-   frequency (10, histograms every 100) and at frequency 1 with histograms every
-   iteration. The listener writes into a real SQLite file.
-2. SQLite write rate: updates/s with 50 parameter tensors each.
-3. Reading the newest 100 updates of a large file (default 1,000,000 updates).
-4. Where the overhead goes (``phases``): every iteration of the default listener timed
+1. Listener overhead in turns (``paired``, the steadiest on a shared machine): two copies
+   of one training in one process, one with the listener, trained alternately 100
+   iterations at a time (~0.1 s), each turn timed; the ratio of all CPU time (the
+   storage's writer thread counted to the listener), and the median and quartiles of the
+   turns' own ratios. Load that changes more slowly than a turn hits both alike.
+2. Listener overhead in whole runs (``overhead``): training time with / without
+   ``StatsListener`` in the same process, in ``--repeats`` rounds of one run per
+   configuration (so drifting load hits every configuration alike). Both: an MLP and a
+   small CNN on scikit-learn's digits, at the default frequency (10, histograms every
+   100) and at frequency 1 with histograms every iteration, the listener writing into a
+   real SQLite file.
+3. SQLite write rate (``writes``): updates/s with 50 parameter tensors each.
+4. Reading the newest 100 updates of a large file (``large``, default 1,000,000 updates).
+5. Where the overhead goes (``phases``): every iteration of the default listener timed
    in four parts (forward, loss and backward, ``optimizer.step()``, ``listener.step()``)
    against the same training without it, by position in the reporting cycle
    (``iteration % 10``; 0 is the reported one): what a report costs, what it costs the
@@ -18,11 +24,11 @@ Usage::
     python scripts/bench_listener.py            # everything (the large file takes minutes)
     python scripts/bench_listener.py --quick    # small sizes, a smoke test
 
-torch runs on one thread (``--threads``). Overheads are ratios of CPU time of the whole
-process (the storage's writer thread included): best against best, median against
-median, and the median of the rounds' own ratios (the steadiest on a shared machine);
-and the median of the rounds' ratios of wall time, the time the user waits (work the
-listener does on another thread shows in CPU time, not here).
+torch runs on one thread (``--threads``). The whole runs' overheads are ratios of CPU
+time of the whole process (the storage's writer thread included): best against best,
+median against median, and the median of the rounds' own ratios; and the median of the
+rounds' ratios of wall time, the time the user waits (work the listener does on another
+thread shows in CPU time, not here). The turns of ``paired`` are of both kinds.
 """
 
 from __future__ import annotations
@@ -189,6 +195,96 @@ def bench_overhead(iterations: int, repeats: int, db_dir: str, storage="sqlite")
     return rows
 
 
+def _paired_run(make_model, data, blocks, block, listener_kwargs, db_dir, batch=64):
+    """Two copies of one training in one process, the first with the listener (into a
+    new SQLite file), trained in turns of ``block`` iterations, ABBA order. Per turn the
+    CPU seconds of this thread and the wall seconds: arrays (blocks, 2), column 0 with the
+    listener; and the CPU seconds of the process's other threads (the storage's writer)
+    over the whole run."""
+    import numpy as np
+    import torch
+
+    from embedviz.stats.listener import StatsListener
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    X, y = data
+    n = len(X) - batch
+    runs = []
+    for listen in (True, False):
+        torch.manual_seed(0)
+        model = make_model()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        listener = None
+        if listen:
+            storage = SQLiteStatsStorage(Path(db_dir) / f"paired-{time.time_ns()}.db")
+            listener = StatsListener(storage, model, opt, **listener_kwargs)
+        runs.append((model, opt, listener, [0]))
+
+    def turn(model, opt, listener, position):
+        for _ in range(block):
+            start = (position[0] * batch) % n
+            position[0] += 1
+            xb, yb = X[start : start + batch], y[start : start + batch]
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            if listener is not None:
+                listener.step(loss, batch_size=batch)
+
+    cpu, wall = np.zeros((blocks, 2)), np.zeros((blocks, 2))
+    gc.collect()
+    process0, thread0 = time.process_time(), time.thread_time()
+    for k in range(blocks):
+        for which in (0, 1) if k % 2 == 0 else (1, 0):
+            c, w = time.thread_time(), time.perf_counter()
+            turn(*runs[which])
+            cpu[k, which], wall[k, which] = time.thread_time() - c, time.perf_counter() - w
+    others = (time.process_time() - process0) - (time.thread_time() - thread0)
+    listener = runs[0][2]
+    listener.close()
+    listener.storage.close()
+    return cpu, wall, others
+
+
+def bench_paired(iterations: int, db_dir: str, block: int = 100) -> list[str]:
+    """Lines of a table: the listener's overhead measured in turns (see :func:`_paired_run`).
+
+    A turn of ``block`` iterations takes ~0.1 s, so load that changes more slowly than
+    that hits both trainings alike; the median of the turns' ratios also ignores the turns
+    an outside process interrupted. ``block`` is a whole number of histogram cycles, so
+    every turn holds the same reports."""
+    import numpy as np
+
+    data = _data()
+    configs = {
+        "default (freq 10, hist 100)": {},
+        "freq 1 + all histograms": {"frequency": 1, "histogram_frequency": 1},
+    }
+    blocks = max(2, iterations // block)
+    lines = [
+        "  model              listener                      CPU ratio  median turn (CPU)"
+        "  median turn (wall)  quartiles (wall)"
+    ]
+    for model_name, make in (("MLP 64-256-256-10", _mlp), ("CNN 2 conv + 2 fc", _cnn)):
+        _paired_run(make, data, 2, block, {}, db_dir)  # warm up (numba, torch, allocator)
+        for name, kwargs in configs.items():
+            cpu, wall, others = _paired_run(make, data, blocks, block, kwargs, db_dir)
+            turn_cpu, turn_wall = cpu[:, 0] / cpu[:, 1], wall[:, 0] / wall[:, 1]
+            q1, q3 = np.percentile(turn_wall, [25, 75])
+            lines.append(
+                f"  {model_name:18s} {name:28s} "
+                f"{(cpu[:, 0].sum() + others) / cpu[:, 1].sum():9.3f}  "
+                f"{np.median(turn_cpu):17.3f}  {np.median(turn_wall):18.3f}  "
+                f"{q1:.3f}-{q3:.3f}"
+            )
+    lines.append(
+        f"  ({blocks} turns of {block} iterations each; CPU ratio: all CPU time of the "
+        "process, the storage's writer thread counted to the listener)"
+    )
+    return lines
+
+
 def _train_parts(make_model, data, iterations, listen, batch=64):
     """Per iteration (rows) the wall seconds of forward, loss and backward, optimizer
     step, ``listener.step`` (columns); the default listener into :class:`_Discard`."""
@@ -349,7 +445,10 @@ def main(argv=None) -> int:
         help="where the listener writes (discard: its own cost alone)",
     )  # fmt: skip
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["overhead", "phases", "writes", "large"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["paired", "overhead", "phases", "writes", "large"],
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -358,6 +457,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
+        if "paired" not in args.skip:
+            print("listener overhead, two trainings in turns in one process")
+            for line in bench_paired(3 * args.iterations, tmp):
+                print(line)
         if "overhead" not in args.skip:
             print("listener overhead (same process, interleaved runs)")
             for row in bench_overhead(args.iterations, args.repeats, tmp, args.storage):
