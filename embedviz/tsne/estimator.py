@@ -8,6 +8,12 @@ The work is split into plain-Python modules over numba kernels:
 :mod:`~embedviz.tsne.affinity` (neighbours, perplexity, P),
 :mod:`~embedviz.tsne.objective` (gradient and KL), :mod:`~embedviz.tsne.optimizer`
 (the update rule) and :mod:`~embedviz.tsne.callbacks` (progress, callbacks).
+
+This module holds :class:`TSNE`'s parameters, ``fit`` and the steps it runs before the
+iterations (the affinities, the objective); the checks of the parameters and of ``X``
+are :class:`~embedviz.tsne._validate.ParameterChecks`, the iterations (schedule,
+callbacks, final KL) :class:`~embedviz.tsne._iterations.Iterations`, and the seed, the
+preprocessing and the initial layout are in :mod:`embedviz.tsne._prepare`.
 """
 
 import logging
@@ -15,24 +21,24 @@ import time
 
 import numpy as np
 
-from embedviz._check import check_choice, check_int, check_number
 from embedviz._defaults import TSNE_DEFAULTS
 from embedviz.errors import InputError
+from embedviz.tsne._iterations import Iterations
+from embedviz.tsne._validate import (  # noqa: F401  (METHODS, METRICS re-exported)
+    METHODS,
+    METRICS,
+    ParameterChecks,
+    _as_array,
+)
 
 logger = logging.getLogger("embedviz.tsne")
 
 _D = TSNE_DEFAULTS
-# Early exaggeration ends once it has shrunk the embedding to this fraction of its initial
-# spread (see the Notes of TSNE). Runs that do not collapse dip at most ~28-fold (measured:
-# random init, 5,000 GloVe words); collapsing ones shrink ~1e16-fold by iteration 250.
-_COLLAPSE_RATIO = 1e-3
-METHODS = ("barnes_hut", "exact")
-METRICS = ("euclidean", "cosine")
 #: learning_rate="auto" with use_adagrad=True (see the TSNE docstring for the measurements)
 ADAGRAD_AUTO_LEARNING_RATE = 5.0
 
 
-class TSNE:
+class TSNE(ParameterChecks, Iterations):
     """t-Distributed Stochastic Neighbour Embedding, Barnes-Hut accelerated.
 
     Parameters
@@ -336,57 +342,6 @@ class TSNE:
             return ADAGRAD_AUTO_LEARNING_RATE
         return max(n / self.early_exaggeration, 50.0)
 
-    def _check_params(self):
-        from embedviz.tsne._threads import resolve_n_jobs
-
-        check_int("n_components", self.n_components, low=1)
-        check_choice("method", self.method, METHODS)
-        if self.method == "barnes_hut" and self.n_components > 3:
-            raise InputError(
-                "n_components: expected 1, 2 or 3 with method='barnes_hut' (a space-partitioning "
-                f"tree), got {self.n_components!r}; use method='exact' for more"
-            )
-        check_choice("metric", self.metric, METRICS)
-        check_number("perplexity", self.perplexity, low=1)
-        check_number("theta", self.theta, low=0)
-        check_int("max_iter", self.max_iter, low=1)
-        check_int("stop_lying_iter", self.stop_lying_iter, low=0)
-        check_int("switch_momentum_iter", self.switch_momentum_iter, low=0)
-        check_int("callback_every", self.callback_every, low=1)
-        check_number("early_exaggeration", self.early_exaggeration, low=0, low_open=True)
-        _check_learning_rate(self.learning_rate)
-        check_number("momentum", self.momentum, low=0, high=1)
-        check_number("final_momentum", self.final_momentum, low=0, high=1)
-        check_number("min_gain", self.min_gain, low=0)
-        check_number("tolerance", self.tolerance, low=0, low_open=True)
-        if self.pca_components is not None:
-            check_int("pca_components", self.pca_components, low=1)
-        resolve_n_jobs(self.n_jobs)  # the same rule as joblib's: -1 all, -2 all but one
-        callbacks = () if self.callbacks is None else self.callbacks
-        if callable(callbacks):
-            callbacks = (callbacks,)
-        for cb in callbacks:
-            if not callable(cb):
-                raise InputError(f"callbacks: expected callables, got {cb!r:.60}")
-        self._callbacks = tuple(callbacks)
-        if isinstance(self.init, str) and self.init not in ("pca", "random"):
-            raise InputError(
-                "init: expected 'pca', 'random' or an array of shape (N, n_components), "
-                f"got {self.init!r:.60}"
-            )
-
-    def _check_perplexity(self, n):
-        from embedviz.tsne.affinity import check_perplexity
-
-        if self.method == "exact":  # P over all points: any perplexity below N works
-            if self.perplexity >= n:
-                raise InputError(
-                    f"perplexity: expected a number below the number of points ({n}) with "
-                    f"method='exact', got {self.perplexity!r}; pass a smaller perplexity"
-                )
-            return float(self.perplexity)
-        return check_perplexity(n, self.perplexity, reduce=self.reduce_perplexity)
-
     def _affinities(self, X, seed):
         from embedviz.tsne.affinity import joint_probabilities, nearest_neighbors
 
@@ -427,154 +382,6 @@ class TSNE:
             return ExactGradient(self.P_, self.n_components)
         return BarnesHutGradient(self.P_, self.n_components, theta=self.theta)
 
-    def _optimize(self, Y, objective):
-        from embedviz.tsne.callbacks import ProgressBar, run_callbacks
-        from embedviz.tsne.optimizer import GradientDescent
-
-        n = Y.shape[0]
-        optimizer = GradientDescent(
-            Y.shape, self.learning_rate_, use_adagrad=self.use_adagrad, min_gain=self.min_gain
-        )
-        callbacks = self._callbacks
-        track_kl = bool(callbacks) or self.verbose
-        self.kl_history_ = []
-        self.stop_lying_iter_ = stop_lying = self.stop_lying_iter
-        collapsed_below = _COLLAPSE_RATIO * _spread(Y)
-        iteration = 0
-        with ProgressBar(total=self.max_iter, disable=not self.verbose) as bar:
-            warm = time.perf_counter()
-            with bar.warming_up():
-                _warm_up(objective)
-            start = time.perf_counter()
-            self.timings_["compile"] = start - warm
-            for iteration in range(1, self.max_iter + 1):
-                exaggerating = iteration <= stop_lying
-                if exaggerating and _spread(Y) < collapsed_below:
-                    self.stop_lying_iter_ = stop_lying = iteration - 1
-                    exaggerating = False
-                    logger.info(
-                        "t-SNE: early exaggeration ended at iteration %d instead of %d: it had "
-                        "shrunk the embedding %.0f-fold (every direction contracts)",
-                        stop_lying,
-                        self.stop_lying_iter,
-                        1 / _COLLAPSE_RATIO,
-                    )
-                exaggeration = self.early_exaggeration if exaggerating else 1.0
-                momentum = (
-                    self.momentum if iteration <= self.switch_momentum_iter else self.final_momentum
-                )
-                report = track_kl and (
-                    iteration % self.callback_every == 0 or iteration == self.max_iter
-                )
-                grad, kl = objective(Y, exaggeration, compute_kl=report)
-                optimizer.step(Y, grad, momentum)
-                phase = "exaggeration" if exaggerating else "main"
-                if not np.isfinite(Y).all():
-                    raise FloatingPointError(
-                        f"the embedding diverged at iteration {iteration} (NaN or inf); "
-                        f"try a smaller learning_rate (used {self.learning_rate_:g})"
-                    )
-                stop = False
-                if report:
-                    self.kl_history_.append((iteration, float(kl)))
-                    info = {
-                        "phase": phase,
-                        "grad_norm": float(np.linalg.norm(grad)),
-                        "exaggeration": float(exaggeration),
-                        "momentum": float(momentum),
-                        "learning_rate": self.learning_rate_,
-                        "elapsed": time.perf_counter() - start,
-                        "n_samples": n,
-                        "max_iter": self.max_iter,
-                    }
-                    stop = run_callbacks(callbacks, iteration, float(kl), Y, info)
-                bar.update(iteration, phase, kl if report else None)
-                if stop:
-                    logger.info("t-SNE stopped by a callback at iteration %d", iteration)
-                    break
-            # the KL of the final embedding: the last iteration's KL (when it computed
-            # one) is that of the embedding before its step, so one more evaluation
-            _, kl = objective(Y, 1.0, compute_kl=True)
-            self.kl_divergence_ = float(kl)
-            bar.finish(self.kl_divergence_)
-        self.n_iter_ = iteration
-        self.timings_["optimize"] = time.perf_counter() - start
-        compiled = (
-            f" (after {bar.compile_seconds:.1f} s compiling the kernels)"
-            if bar.compile_seconds is not None
-            else ""
-        )
-        logger.info(
-            "t-SNE: %d iterations in %.2f s%s, KL %.4f",
-            iteration,
-            self.timings_["optimize"],
-            compiled,
-            self.kl_divergence_,
-        )
-
-
-def _warm_up(objective):
-    """Run the kernels of ``objective`` once on 8 points, before the progress bar counts
-    iterations: numba compiles them on a first run (seconds; cached afterwards, then this
-    costs ~1 ms). The argument types are those of the real run (float64 layout, int32
-    column indices, the same dimension), so nothing compiles again at iteration 1."""
-    import scipy.sparse as sp
-
-    from embedviz.tsne._threads import numba_threads
-
-    n, d = 8, objective.n_components
-    uniform = sp.csr_matrix((np.ones((n, n)) - np.eye(n)) / (n * (n - 1)))
-    tiny = type(objective)(uniform, d)
-    with numba_threads(1):  # waking the other threads for 8 points costs ~15 ms
-        tiny(np.random.RandomState(0).standard_normal((n, d)), 1.0, compute_kl=True)
-
-
-def _spread(Y):
-    """Root-mean-square distance of the rows of ``Y`` to their centroid.
-
-    From the sums (mean |y|^2 - |centroid|^2), without the N x d copy of the centred
-    rows that every exaggeration iteration would otherwise allocate. When the embedding
-    sits far from the origin compared with its spread, the difference of the two sums
-    loses digits: then the centred rows are summed instead.
-    """
-    n = len(Y)
-    centroid = Y.sum(axis=0) / n
-    far = float(centroid @ centroid)
-    squared = float(np.vdot(Y, Y)) / n - far
-    if squared <= 1e-8 * far:  # under ~1e-8 of the digits left: the exact two passes
-        centred = Y - centroid
-        squared = float(np.vdot(centred, centred)) / n
-    return float(np.sqrt(max(squared, 0.0)))
-
-
-_KINDS = {"U": "str", "S": "bytes", "O": "object"}
-
-
-def _as_array(X):
-    """``X`` as a numpy array when it is one of numbers or any 2-D one (check_data says
-    what else is wrong), else one InputError saying what ``fit`` takes: its
-    "reshape a single feature" advice fits 1-D numbers only."""
-    import scipy.sparse as sp
-
-    if sp.issparse(X):
-        return X  # check_data says how to convert it
-    want = "X: expected a 2-D array of numbers of shape (n_samples, n_features), one row per point"
-    try:
-        A = np.asarray(X)
-    except (TypeError, ValueError) as exc:  # rows of different lengths
-        reason = str(exc).split(".")[0]
-        raise InputError(
-            f"{want}, got a {type(X).__name__} that numpy cannot make into one ({reason}); "
-            "give every row the same number of values"
-        ) from None
-    if A.ndim == 0:
-        got = "None" if X is None else f"{type(X).__name__} {X!r:.60}"
-        raise InputError(f"{want}, got {got}")
-    if A.ndim != 2 and A.dtype.kind in _KINDS:
-        kind = _KINDS[A.dtype.kind]
-        raise InputError(f"{want}, got a {A.ndim}-D array of {kind} of shape {A.shape}")
-    return A
-
 
 def _differs(value, default):
     if isinstance(value, np.ndarray) or isinstance(default, np.ndarray):
@@ -583,15 +390,3 @@ def _differs(value, default):
         return bool(value != default)
     except Exception:  # objects whose comparison is not a bool
         return True
-
-
-def _check_learning_rate(value):
-    """``learning_rate``: "auto" or a finite number > 0."""
-    if isinstance(value, str) and value == "auto":
-        return
-    try:
-        check_number("learning_rate", value, low=0, low_open=True)
-    except InputError:
-        raise InputError(
-            f"learning_rate: expected 'auto' or a number > 0, got {value!r:.60}"
-        ) from None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tsne_quick import quick
 
-from embedviz.tsne.estimator import _spread
+from embedviz.tsne._iterations import _spread
 from embedviz.tsne.objective import exact_kl_gradient
 
 
