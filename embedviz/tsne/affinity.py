@@ -28,10 +28,10 @@ import scipy.sparse as sp
 
 from embedviz._check import check_choice, check_int, check_number
 from embedviz.errors import InputError
+from embedviz.tsne._validate import METRICS
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("euclidean", "cosine")
 METHODS = ("auto", "exact", "approx")
 
 # method="auto" searches exactly up to this many points. Measured with
