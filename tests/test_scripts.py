@@ -111,3 +111,16 @@ def test_bench_neighbors_exact(tmp_path):
     out = _run(tmp_path, "bench_neighbors.py", "--sizes", "1000", "--k", "30", "--methods", "exact")
     row = next(line.split() for line in out.splitlines() if " exact " in line)
     assert row[0] == "1000" and float(row[-1]) == 1.0  # the reference recall
+
+
+def test_demo_run_passes_embedviz_check_and_the_planted_fault_fails_it(tmp_path):
+    """The README's demo and CI gate together: ``embedviz check`` passes the healthy demo
+    run (it once failed it on minibatch noise) and fails ``--fault high-lr``."""
+    _needs("torch")
+    check = [sys.executable, "-m", "embedviz", "check", "-q"]
+    for args, status in (([], 0), (["--fault", "high-lr"], 1)):
+        db = tmp_path / f"demo{status}.db"
+        _run(tmp_path, "demo_train.py", str(db), "--epochs", "15", *args)
+        got = subprocess.run([*check, str(db)], capture_output=True, text=True, timeout=120)
+        assert got.returncode == status, got.stdout + got.stderr
+        assert ("ERROR" in got.stdout) == bool(status)
