@@ -36,7 +36,6 @@ class Iterations:
             Y.shape, self.learning_rate_, use_adagrad=self.use_adagrad, min_gain=self.min_gain
         )
         callbacks = self._callbacks
-        track_kl = bool(callbacks) or self.verbose
         self.kl_history_ = []
         self.stop_lying_iter_ = stop_lying = self.stop_lying_iter
         collapsed_below = _COLLAPSE_RATIO * _spread(Y)
@@ -63,9 +62,10 @@ class Iterations:
                 momentum = (
                     self.momentum if iteration <= self.switch_momentum_iter else self.final_momentum
                 )
-                report = track_kl and (
-                    iteration % self.callback_every == 0 or iteration == self.max_iter
-                )
+                # the KL comes with the gradient (one log per non-zero of P: ~1 ms on
+                # 5,000 GloVe words, ~1 % of a fit at callback_every=50), so the history
+                # is kept whether or not anything reads it during the run
+                report = iteration % self.callback_every == 0 or iteration == self.max_iter
                 grad, kl = objective(Y, exaggeration, compute_kl=report)
                 optimizer.step(Y, grad, momentum)
                 phase = "exaggeration" if exaggerating else "main"
@@ -77,6 +77,7 @@ class Iterations:
                 stop = False
                 if report:
                     self.kl_history_.append((iteration, float(kl)))
+                if report and callbacks:
                     info = {
                         "phase": phase,
                         "grad_norm": float(np.linalg.norm(grad)),
