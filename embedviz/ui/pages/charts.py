@@ -14,14 +14,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from bokeh.events import LegendItemClick
 from bokeh.models import (
     BasicTickFormatter,
     CDSView,
     ColumnDataSource,
+    CustomJS,
+    GlyphRenderer,
     GroupFilter,
     HoverTool,
     Legend,
     LegendItem,
+    Line,
     LinearScale,
     Range1d,
 )
@@ -196,14 +200,50 @@ def add_hover(
     return []
 
 
-def add_legend(p, renderers: Sequence, labels: Sequence[str], limit: int = 12) -> None:
+# BokehJS 3.9 re-renders a legend's entries (a canvas and DOM nodes each, and a style
+# and layout pass of the page) whenever any model its items reach changes: the lines'
+# sources too, so every streamed point did (about a third of the browser's work per
+# live update of the overview). The entries therefore name stand-ins: a line renderer
+# each, of the same look, on an empty source that never changes; a click hides the
+# stand-in (the legend greys the entry) and this callback of the legend, run just
+# before, has the drawn line follow it (args ``drawn``, ``stand_ins``)
+LEGEND_FOLLOW = """
+setTimeout(() => { stand_ins.forEach((s, i) => { drawn[i].visible = s.visible }) }, 0)
+"""
+
+
+def add_legend(
+    p,
+    renderers: Sequence,
+    labels: Sequence[str],
+    colors: Sequence[str],
+    *,
+    dashes: Sequence[str] | None = None,
+    width: float = 1.5,
+    limit: int = 12,
+) -> None:
     """A legend right of the frame naming each line (when there are at most ``limit``);
-    clicking an entry hides its line."""
+    clicking an entry hides its line.
+
+    ``colors``, ``dashes`` and ``width``: the look of each line in ``renderers``, drawn
+    by the entry's stand-in (see :data:`LEGEND_FOLLOW`): a live chart's streamed points
+    never make the browser rebuild the legend.
+    """
     if not renderers or len(renderers) > limit:
         return
+    dashes = list(dashes) if dashes is not None else ["solid"] * len(renderers)
+    stand_ins = []
+    for r, color, dash in zip(renderers, colors, dashes, strict=True):
+        stand_in = GlyphRenderer(
+            data_source=ColumnDataSource({"x": [], "y": []}),
+            glyph=Line(x="x", y="y", line_color=color, line_width=width, line_dash=dash),
+            visible=r.visible,
+        )
+        p.renderers.append(stand_in)
+        stand_ins.append(stand_in)
     items = [
-        LegendItem(label=str(lab)[:40], renderers=[r])
-        for lab, r in zip(labels, renderers, strict=True)
+        LegendItem(label=str(lab)[:40], renderers=[s])
+        for lab, s in zip(labels, stand_ins, strict=True)
     ]
     legend = Legend(
         items=items,
@@ -212,6 +252,10 @@ def add_legend(p, renderers: Sequence, labels: Sequence[str], limit: int = 12) -
         spacing=0,
         padding=4,
         margin=4,
+    )
+    legend.js_on_event(
+        LegendItemClick,
+        CustomJS(args={"drawn": list(renderers), "stand_ins": stand_ins}, code=LEGEND_FOLLOW),
     )
     p.add_layout(legend, "right")
 

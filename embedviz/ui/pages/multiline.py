@@ -273,7 +273,15 @@ def draw_multi(p, ms: MultiSeries, y_format: str = "{0.0000g}") -> list:
         )
     add_hover(p, [], ms.marks)
     if len(drawn) == len(ms.labels):  # one renderer per series: name each
-        add_legend(p, drawn, ms.labels, limit=LEGEND_LIMIT)
+        add_legend(
+            p,
+            drawn,
+            ms.labels,
+            ms.colors,
+            dashes=ms.dashes,
+            width=LINE_WIDTH,
+            limit=LEGEND_LIMIT,
+        )
     return drawn
 
 
