@@ -99,6 +99,18 @@ class Iterations:
             self.kl_divergence_ = float(kl)
             bar.finish(self.kl_divergence_)
         self.n_iter_ = iteration
+        if stop_lying >= iteration:  # the exaggeration was still on at the end
+            self.stop_lying_iter_ = iteration
+            if not stop and self.early_exaggeration != 1.0:
+                logger.warning(
+                    "t-SNE: max_iter=%d leaves no iteration after early exaggeration "
+                    "(stop_lying_iter=%d): all %d iterations were exaggerated, so the layout "
+                    "is the exaggerated one (clusters tighter and further apart, a higher KL "
+                    "than a full run's); set max_iter above stop_lying_iter",
+                    self.max_iter,
+                    self.stop_lying_iter,
+                    iteration,
+                )
         self.timings_["optimize"] = time.perf_counter() - start
         compiled = (
             f" (after {bar.compile_seconds:.1f} s compiling the kernels)"

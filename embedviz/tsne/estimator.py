@@ -54,7 +54,8 @@ class TSNE(ParameterChecks, Iterations):
         when ``s / d < theta``. 0 gives the exact gradient (slowly). scikit-learn calls
         it ``angle``.
     max_iter : int, default=1000
-        Number of gradient-descent iterations.
+        Number of gradient-descent iterations. At or below ``stop_lying_iter`` every
+        iteration is exaggerated and the layout is the exaggerated one (a warning says so).
     stop_lying_iter : int, default=250
         Iteration at which early exaggeration ends, or earlier if it collapses the
         embedding (see Notes); the iteration it really ended is ``stop_lying_iter_``.
@@ -147,7 +148,8 @@ class TSNE(ParameterChecks, Iterations):
     learning_rate_ : float
     stop_lying_iter_ : int
         The last exaggerated iteration: ``stop_lying_iter``, or earlier when the
-        exaggeration collapsed the embedding.
+        exaggeration collapsed the embedding, or the last iteration run (``n_iter_``)
+        when the run ended first.
     perplexity_ : float
         The perplexity used (lowered only with ``reduce_perplexity=True``).
     neighbors_ : tuple of ndarray
