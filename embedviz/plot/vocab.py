@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from embedviz._check import check_choice, check_int, plural
+from embedviz._check import check_choice, check_int
 from embedviz._defaults import VOCAB_DEFAULTS
 from embedviz.errors import InputError
 
@@ -50,15 +50,18 @@ def plot_vocab(
 
     Parameters
     ----------
-    vectors : str, Path, KeyedVectors, Word2Vec/FastText model, (words, matrix) or Selection
+    vectors : str, Path, KeyedVectors, gensim model, (words, matrix), mapping or Selection
         A word-vector file (any format :func:`~embedviz.vectors.load_vectors` reads), gensim
         vectors or model, a pair of a word list and an (N, d) array (rank = list order),
-        or the result of :func:`~embedviz.vectors.select_words` or
+        a mapping ``{word: vector}`` of equal-length vectors (rank = its order), or the
+        result of :func:`~embedviz.vectors.select_words` or
         :func:`~embedviz.vectors.load_selection`.
     tsne : TSNE or estimator with fit_transform, default=None
         The t-SNE to run (it is fitted in place). None builds
         ``TSNE(n_components=dims, metric="cosine", random_state=random_state,
-        reduce_perplexity=True)`` (the perplexity shrinks for small vocabularies).
+        reduce_perplexity=True)``: the perplexity is lowered for small vocabularies, with
+        a warning. A t-SNE given here keeps its own perplexity (an InputError names the
+        largest that fits when the words are too few), as ``embedviz tsne --perplexity``.
         With the cosine metric, words whose vector is all zeros (padding tokens) have
         no direction: they are left out with a warning naming them.
     top : int, default=None
@@ -72,10 +75,12 @@ def plot_vocab(
         2-D or 3-D map; defaults to ``tsne.n_components`` or 2.
     colour : None, int, "none", mapping or sequence, default=None
         None: k-means with 12 clusters (of the unit-length vectors); an int: k-means with
-        that many; "none": one colour; a mapping word -> label, or one label per word
-        (the legend is then titled "label" and sorted naturally: L2 before L10).
+        that many (at most one per word: more are cut, with a warning), 0 or "none": one
+        colour (as ``embedviz tsne --clusters 0``); a mapping word -> label, or one label
+        per word (the legend is then titled "label" and sorted naturally: L2 before L10).
     output : str or Path, default=None
-        Write the page here (self-contained HTML).
+        Write the page here (self-contained HTML; a name not ending in .html or .htm is
+        written as given, with a warning).
     include, exclude, drop_stopwords, drop_punctuation
         Filters passed to :func:`~embedviz.vectors.select_words`.
     n_neighbors : int, default=10
@@ -107,9 +112,17 @@ def plot_vocab(
             f"output: expected a file in an existing directory, got {str(output)!r:.80} (no "
             f"directory {str(Path(output).parent)!r:.80}); create it or choose another path"
         )
+    if output is not None and Path(output).suffix.lower() not in (".html", ".htm"):
+        logger.warning(
+            "output %r does not end in .html or .htm: the page written there is HTML (open "
+            "it in a browser)",
+            str(output),
+        )
     check_int("n_neighbors", n_neighbors, low=0)  # 0: no neighbour lists
+    from embedviz.plot._vocab_sources import selection_of
+
     tsne, dims = _tsne(tsne, dims, random_state)
-    selection, source_name = _selection(
+    selection, source_name = selection_of(
         vectors, top, words, include, exclude, drop_stopwords, drop_punctuation
     )
     if getattr(tsne, "metric", None) == "cosine":
@@ -146,8 +159,7 @@ def plot_vocab(
     if output is not None:
         from embedviz.plot.export import save_html
 
-        path = save_html(layout, output, title=title)
-        logger.info("wrote %s", path)
+        save_html(layout, output, title=title)  # which logs where it wrote the page
     return layout, table
 
 
@@ -219,80 +231,6 @@ def _per_word(colour, n: int) -> bool:
     )
 
 
-def _selection(vectors, top, words, include, exclude, drop_stopwords, drop_punctuation):
-    """The selection to map and the name of its source (the page's default title)."""
-    from embedviz.vectors import Selection, load_selection, select_words
-
-    filtered = (include, exclude, words) != (None, None, None) or drop_stopwords or drop_punctuation
-    if isinstance(vectors, Selection):
-        if top is None and not filtered:
-            return vectors, "embedviz"
-        # select again from the selection: its words in order, their ranks kept
-        kv = _indexed(vectors.words, vectors.vectors, vectors.rank, "the Selection")
-        vectors = None
-    pair = isinstance(vectors, tuple) and len(vectors) == 2
-    if top is None and words is None and not pair:  # a pair is mapped whole
-        top = VOCAB_DEFAULTS["top"]
-    filters = dict(
-        top=top,
-        words=words,
-        include=include,
-        exclude=exclude,
-        drop_stopwords=drop_stopwords,
-        drop_punctuation=drop_punctuation,
-    )
-    if vectors is None:
-        pass  # a Selection, indexed above
-    elif isinstance(vectors, (str, Path)):
-        return load_selection(vectors, **filters), Path(vectors).name
-    elif pair:
-        names, matrix = vectors
-        names = [str(w) for w in names]
-        try:
-            matrix = np.asarray(matrix, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise InputError(
-                f"(words, matrix): expected a matrix of numbers, got one that does not "
-                f"convert ({exc})"
-            ) from None
-        if matrix.ndim != 2 or matrix.shape[0] != len(names):
-            raise InputError(
-                f"(words, matrix): expected a matrix with one row per word ({len(names)}), "
-                f"got shape {matrix.shape}"
-            )
-        kv = _indexed(names, matrix, None, "(words, matrix)")
-    else:
-        kv = getattr(vectors, "wv", vectors)
-        if not hasattr(kv, "key_to_index") or not hasattr(kv, "vectors"):
-            raise InputError(
-                "vectors: expected a file path, gensim KeyedVectors, a Word2Vec/FastText model, "
-                f"(words, matrix) or a Selection, got {type(vectors).__name__}"
-            )
-    return select_words(kv, **filters), "embedviz"
-
-
-def _indexed(words, matrix, ranks, what: str):
-    """Words and vectors with the attributes select_words reads (gensim is not needed)."""
-    from embedviz._readers import Raw
-
-    index = {w: i for i, w in enumerate(words)}
-    if len(index) != len(words):
-        raise InputError(
-            f"{what}: the word list repeats {plural(len(words) - len(index), 'word')}; give "
-            "each word once"
-        )
-    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
-    if bad.size:
-        i = int(bad[0])
-        raise InputError(
-            f"{what}: {bad.size} vector(s) hold NaN or infinity, first the word {words[i]!r} "
-            f"(position {i + 1}); drop or fix those words"
-        )
-    if ranks is None:
-        ranks = np.arange(1, len(words) + 1, dtype=np.int64)
-    return Raw(list(words), index, np.ascontiguousarray(matrix), np.asarray(ranks, np.int64))
-
-
 def _tsne(tsne, dims, random_state):
     if dims is not None:
         check_choice("dims", dims, (2, 3))
@@ -308,8 +246,11 @@ def _tsne(tsne, dims, random_state):
         )
         return tsne, dims
     if not hasattr(tsne, "fit_transform"):
+        kind = type(tsne)
         raise InputError(
-            f"tsne: expected an estimator with fit_transform, got {type(tsne).__name__}"
+            "tsne: expected embedviz.TSNE or another estimator with fit_transform (such as "
+            f"sklearn.manifold.TSNE), got {kind.__module__}.{kind.__qualname__}, which has "
+            "none; pass embedviz.TSNE(...) or leave tsne out"
         )
     own = getattr(tsne, "n_components", dims or 2)
     if dims is not None and own != dims:
@@ -331,9 +272,18 @@ def _colours(colour, words, matrix, random_state):
         return None
     if colour is None or (isinstance(colour, (int, np.integer)) and not isinstance(colour, bool)):
         k = VOCAB_DEFAULTS["clusters"] if colour is None else int(colour)
-        if k < 1:
-            raise InputError(f"colour: expected a number of clusters >= 1, got {k}")
-        return kmeans_labels(matrix, min(k, n), random_state)
+        if k == 0:  # as embedviz tsne --clusters 0
+            return None
+        if k < 0:
+            raise InputError(f"colour: expected a number of clusters >= 0 (0: one colour), got {k}")
+        if k > n:
+            logger.warning(
+                "colour=%d asks for more clusters than there are words (%d): using %d, one "
+                "word each (ask for fewer to see groups)",
+                k, n, n,
+            )  # fmt: skip
+            k = n
+        return kmeans_labels(matrix, k, random_state)
     if isinstance(colour, Mapping):
         labels = [str(colour.get(w, UNLABELLED)) for w in words]
         missing = sum(w not in colour for w in words)

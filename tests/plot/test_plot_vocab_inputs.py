@@ -66,9 +66,13 @@ class _NoFit:
     "kwargs, match",
     [
         ({"dims": 4}, r"dims: expected one of 2, 3, got 4"),
-        ({"tsne": _NoFit()}, r"tsne: expected an estimator with fit_transform, got _NoFit"),
+        (
+            {"tsne": _NoFit()},
+            r"tsne: expected embedviz.TSNE or another estimator with fit_transform \(such as "
+            r"sklearn.manifold.TSNE\), got test_plot_vocab_inputs._NoFit, which has none; pass",
+        ),
         ({"dims": 3}, r"dims: expected the n_components of the t-SNE given \(2\), got 3; make"),
-        ({"colour": 0}, r"colour: expected a number of clusters >= 1, got 0"),
+        ({"colour": -1}, r"colour: expected a number of clusters >= 0 \(0: one colour\), got -1"),
         ({"colour": ["a", "b"]}, r"colour: expected one label per word \(45 words\), got 2 "),
         ({"colour": 2.5}, r"colour: expected None, a number of clusters, .* got 2\.5"),
     ],
