@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import re
 from pathlib import Path
 
 from embedviz._defaults import TSNE_DEFAULTS, VOCAB_DEFAULTS
@@ -23,10 +21,19 @@ from embedviz.plot._command_files import (
     check_directory,
     check_distinct,
     check_writable,
-    default_output,
     read_labels,
     read_word_list,
     write_outputs,
+)
+from embedviz.plot._command_options import (
+    check_options,
+    check_page_suffix,
+    choose_perplexity,
+    clusters_colour,
+    option_message,
+    option_names_in_log,
+    page_path,
+    tsne_params,
 )
 
 logger = logging.getLogger("embedviz.cli")
@@ -95,7 +102,15 @@ def add_tsne_command(subparsers) -> None:
         default=V["metric"],
         help="distance between word vectors",
     )
-    number("--perplexity", float, D["perplexity"], "effective number of neighbours")
+    t.add_argument(
+        "--perplexity",
+        type=float,
+        default=None,  # resolved in run_tsne: D["perplexity"], lowered for few words
+        metavar="X",
+        help=f"effective number of neighbours (default: {D['perplexity']:g}, lowered with a "
+        f"warning when fewer than {3 * D['perplexity'] + 1:g} words are selected; a value "
+        "given here is never lowered)",
+    )
     number("--theta", float, D["theta"], "Barnes-Hut accuracy")
     number("--max-iter", int, D["max_iter"], "iterations")
     number(
@@ -137,17 +152,19 @@ def add_tsne_command(subparsers) -> None:
         dest="normalize",
         action="store_false",
         default=D["normalize"],
-        help="do not centre and scale the vectors",
+        help="do not centre and scale the vectors (--metric euclidean only: cosine "
+        "distances ignore the scale and the vectors are never centred for them)",
     )
-    number("--seed", int, V["seed"], "random seed")
+    number("--seed", int, V["seed"], "random seed, 0 to 4294967295")
     number("--threads", int, D["n_jobs"], "-1: all cores")
     c = p.add_argument_group("colours and output")
     c.add_argument(
         "--clusters",
         type=_cluster_count,
-        default=V["clusters"],
+        default=None,  # resolved in clusters_colour: V["clusters"], at most one per word
         metavar="K",
-        help="colour by K k-means clusters (0: one colour)",
+        help=f"colour by K k-means clusters (default: {V['clusters']}; 0: one colour; at "
+        "most one per word)",
     )
     c.add_argument(
         "--labels", metavar="FILE", help="colour by labels from a TSV file: word<TAB>label per line"
@@ -212,33 +229,10 @@ def _learning_rate(text: str):
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
-def tsne_params(args: argparse.Namespace) -> dict:
-    """The :class:`~embedviz.TSNE` keyword arguments that ``embedviz tsne`` options give."""
-    return {
-        "n_components": args.dims,
-        "perplexity": args.perplexity,
-        "theta": args.theta,
-        "max_iter": args.max_iter,
-        "stop_lying_iter": args.stop_lying_iter,
-        "early_exaggeration": args.early_exaggeration,
-        "learning_rate": args.learning_rate,
-        "momentum": args.momentum,
-        "final_momentum": args.final_momentum,
-        "switch_momentum_iter": args.switch_momentum_iter,
-        "use_adagrad": args.adagrad,
-        "pca_components": args.pca,
-        "normalize": args.normalize,
-        "metric": args.metric,
-        "random_state": args.seed,
-        "n_jobs": args.threads,
-        "verbose": not args.quiet,
-    }
-
-
 def run_tsne(args: argparse.Namespace) -> int:
     """``embedviz tsne``: load, select, embed, draw and write."""
     model = Path(args.model)
-    output = Path(args.output) if args.output else default_output(model)
+    output = page_path(args.output, model)
     outputs = [("page", output)] + [
         (what, Path(value))
         for what, value in (
@@ -254,9 +248,10 @@ def run_tsne(args: argparse.Namespace) -> int:
         if value
     ]
     check_distinct(outputs, inputs)
-    _check_options(args)
+    check_options(args)
     for what, path in outputs:  # fail before a long run, not after it
         check_writable(path, what)
+    check_page_suffix(output)
     if args.projector:
         check_directory(Path(args.projector), "projector files")
     words = read_word_list(args.words) if args.words else None
@@ -281,26 +276,23 @@ def run_tsne(args: argparse.Namespace) -> int:
             f"t-SNE needs at least {MIN_SAMPLES} words (at the smallest perplexity, 1), but "
             f"{n} are selected from {model}; select more words (--top, --words)"
         )
-    if n < 3 * args.perplexity + 1:
-        raise InputError(
-            f"--perplexity {args.perplexity:g} needs at least {math.ceil(3 * args.perplexity + 1)} "
-            f"words, but {n} are selected from {model}; pass --perplexity {(n - 1) / 3:.4g} "
-            "or less, or select more words"
-        )
+    params = tsne_params(args)
+    params["perplexity"] = choose_perplexity(args.perplexity, n, model)
     if args.pca is not None and args.pca > min(n, dim):
         raise InputError(
             f"--pca {args.pca}: {n} words of {dim} dimensions have at most {min(n, dim)} "
             f"principal components; pass --pca {min(n, dim)} or less, or leave it out"
         )
-    stats = _stats_callback(args, model, selection.words) if args.stats else None
-    tsne = TSNE(**tsne_params(args), callbacks=(stats,) if stats else ())
-    colour = labels if labels is not None else (args.clusters or "none")
+    stats = _stats_callback(args, model, selection.words, params) if args.stats else None
+    tsne = TSNE(**params, callbacks=(stats,) if stats else ())
+    colour = labels if labels is not None else clusters_colour(args.clusters, n)
     title = args.title or model.name
     try:
-        layout, table = plot_vocab(selection, tsne=tsne, colour=colour, title=title)
+        with option_names_in_log():
+            layout, table = plot_vocab(selection, tsne=tsne, colour=colour, title=title)
     except InputError as exc:
         _close_stats(stats)
-        raise InputError(_option_message(str(exc))) from None
+        raise InputError(option_message(str(exc))) from None
     except BaseException:
         _close_stats(stats)
         raise
@@ -339,67 +331,14 @@ def _select(args, model: Path, words: list[str] | None):
     return selection
 
 
-#: the option that sets each estimator parameter, for messages meant for CLI users
-
-
-OPTION_NAMES = {
-    "n_components": "--dims",
-    "perplexity": "--perplexity",
-    "theta": "--theta",
-    "max_iter": "--max-iter",
-    "stop_lying_iter": "--stop-lying-iter",
-    "early_exaggeration": "--early-exaggeration",
-    "learning_rate": "--learning-rate",
-    "momentum": "--momentum",
-    "final_momentum": "--final-momentum",
-    "switch_momentum_iter": "--switch-momentum-iter",
-    "pca_components": "--pca",
-    "metric": "--metric",
-    "random_state": "--seed",
-    "n_jobs": "--threads",
-}
-
-
-_PARAMETER = re.compile(
-    r"(?<![\w-])(" + "|".join(sorted(OPTION_NAMES, key=len, reverse=True)) + r")\b(=)?"
-)
-
-
-def _option_message(text: str) -> str:
-    """An estimator's message with its parameter names replaced by the options:
-    ``n_jobs: ..., got 0; pass e.g. n_jobs=-1`` becomes ``--threads: ..., got 0; pass
-    e.g. --threads -1``."""
-    return _PARAMETER.sub(lambda m: OPTION_NAMES[m[1]] + (" " if m[2] else ""), text)
-
-
-def _check_options(args: argparse.Namespace) -> None:
-    """The t-SNE options and the regular expressions, checked before anything is read."""
-    from embedviz.tsne.estimator import TSNE
-
-    try:
-        TSNE(**tsne_params(args))._check_params()
-    except InputError as exc:
-        raise InputError(_option_message(str(exc))) from None
-    for option, pattern in (("--include", args.include), ("--exclude", args.exclude)):
-        if pattern is None:
-            continue
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise InputError(
-                f"{option} {pattern!r} is not a valid regular expression ({exc}); escape "
-                "special characters with a backslash, e.g. '\\('"
-            ) from None
-
-
-def _stats_callback(args, model: Path, words: list[str]):
+def _stats_callback(args, model: Path, words: list[str], params: dict):
     try:
         from embedviz.stats.listener import TSNEStats
         from embedviz.stats.storage import SQLiteStatsStorage
     except ImportError as exc:  # pragma: no cover - the stats package ships with embedviz
         raise InputError(f"--stats is not available in this installation ({exc})") from None
     storage = SQLiteStatsStorage(args.stats)
-    config = {"model": str(model), "n_words": len(words), **_json_safe(tsne_params(args))}
+    config = {"model": str(model), "n_words": len(words), **_json_safe(params)}
     stats = TSNEStats(storage, config=config, labels=words)
     logger.info("recording the t-SNE run as session %s in %s", stats.session_id, args.stats)
     return stats

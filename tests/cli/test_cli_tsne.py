@@ -10,6 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from embedviz._defaults import TSNE_DEFAULTS, VOCAB_DEFAULTS
 from embedviz.cli import build_parser, main
+from embedviz.plot._command_options import clusters_colour
 from embedviz.plot.commands import tsne_params
 
 
@@ -290,7 +291,9 @@ def test_defaults_are_the_shared_defaults():
             assert value == VOCAB_DEFAULTS[vocab_keys[name]], name
         else:
             assert value == TSNE_DEFAULTS[name] == api[name], name
-    assert args.clusters == VOCAB_DEFAULTS["clusters"]
+    assert args.clusters is None  # resolved in run_tsne: at most one cluster per word
+    assert clusters_colour(None, 1000) == VOCAB_DEFAULTS["clusters"]
+    assert args.perplexity is None  # resolved in run_tsne: lowered for few words
     assert args.top is None  # resolved in run_tsne: VOCAB_DEFAULTS["top"], or all of --words
     # and every option reaches the estimator under its own name
     argv = ["tsne", "m", "--perplexity", "7", "--theta", "0.3", "--max-iter", "11"]
@@ -320,9 +323,7 @@ def test_import_is_light_and_help_fast():
     proc = subprocess.run(
         [sys.executable, "-m", "embedviz.cli", "tsne", "--help"], capture_output=True, text=True
     )
-    assert (
-        proc.returncode == 0 and "--perplexity" in proc.stdout and "(default: 30.0)" in proc.stdout
-    )
+    assert proc.returncode == 0 and "--perplexity" in proc.stdout and "(default: 30," in proc.stdout
 
 
 def test_clusters_0_draws_one_colour(tmp_path, small_model, fast_args):
