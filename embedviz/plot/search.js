@@ -10,6 +10,7 @@ if (query === "") {
   message.text = ""
 } else {
   let test = null
+  let wanted = null
   if (regex) {
     try {
       const re = new RegExp(query, "i")
@@ -18,7 +19,7 @@ if (query === "") {
       message.text = '<span style="color:#b00">' + ev.escape(err.message) + "</span>"
     }
   } else {
-    const wanted = new Set(query.toLowerCase().split(/\s+/))
+    wanted = new Set(query.toLowerCase().split(/\s+/))
     test = (w) => wanted.has(w.toLowerCase())
   }
   if (test != null) {
@@ -31,6 +32,12 @@ if (query === "") {
     const what = regex ? "regex /" + query + "/" : "“" + query + "”"
     let text = hits.length + (hits.length == 1 ? " match" : " matches") + " for " + what
     if (hits.length > max_search_labels) text += " (labels on the " + max_search_labels + " most frequent)"
+    if (wanted != null && hits.length > 0) {
+      // the words of an exact search that found nothing (a typo among several words)
+      const found = new Set(hits.map((i) => words[i].toLowerCase()))
+      const missing = new Set(query.split(/\s+/).filter((w) => !found.has(w.toLowerCase())))
+      if (missing.size > 0) text += "; no match: " + [...missing].join(" ")
+    }
     message.text = ev.escape(text)
     // no match (also after a partial query that matched while typing): the whole map
     if (hits.length > 0) ev.zoom_to(sel, x_range, y_range, home)

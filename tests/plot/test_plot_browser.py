@@ -101,6 +101,20 @@ def test_2d_search_selects_the_word(page_2d, small_map):
     assert page_2d.errors() == []
 
 
+def test_2d_search_names_the_words_that_matched_nothing(page_2d, small_map):
+    words = small_map["words"]
+    type_search(page_2d, "word7 Zzzz <b>x</b>")
+    page_2d.wait_for(N_SELECTED + " == 1")
+    assert selected(page_2d) == [words.index("word7")]
+    message = page_2d.model("embedviz_message", "m.text")
+    assert message.startswith("1 match for")
+    assert message.endswith("; no match: Zzzz &lt;b&gt;x&lt;/b&gt;")  # as typed, escaped
+    type_search(page_2d, "word7 word8")  # every word found: nothing to name
+    page_2d.wait_for(N_SELECTED + " == 2")
+    assert "no match" not in page_2d.model("embedviz_message", "m.text")
+    assert page_2d.errors() == []
+
+
 def test_2d_regex_search_and_invalid_regex(page_2d, small_map):
     words = small_map["words"]
     page_2d.model("embedviz_regex", "(m.active = true)")
