@@ -202,15 +202,19 @@ def _load_word2vec_like(source, head, limit, binary, keep, unicode_errors, repor
         report.header_count = count
         if source.total == len(head) and not head[after:].strip():  # head: the whole data
             raise FileFormatError(f"{path}: the header says {count} words but no word follows it")
+        rest = head[after:]
+        text_like = _looks_like_text_row(_first_line(rest)[0], dim) or _is_text(rest)
+        forced_binary = binary is True and text_like
         if binary is None:
-            rest = head[after:]
-            binary = not (_looks_like_text_row(_first_line(rest)[0], dim) or _is_text(rest))
+            binary = not text_like
         report.format = "word2vec-binary" if binary else "word2vec-text"
         _check_header_dim(source, dim, after, binary)
     else:
         if binary:
+            glove = _looks_like_text_row(line, None)
             raise FileFormatError(
                 f"{path}: binary word2vec needs a first line 'COUNT DIM', found {line[:60]!r}"
+                + ("; the file looks like GloVe text: leave out binary=True" if glove else "")
             )
         if not _looks_like_text_row(line, None):
             _reject_non_vectors(path, head)
@@ -235,10 +239,15 @@ def _load_word2vec_like(source, head, limit, binary, keep, unicode_errors, repor
         with _open(path, source.compression) as f:
             f.read(source.skip + after)
             if binary:
-                table = read_binary(
-                    f, path, count, dim, n_max, first, source.skip + after, keep,
-                    unicode_errors, report, strict=limit is None,
-                )  # fmt: skip
+                try:
+                    table = read_binary(
+                        f, path, count, dim, n_max, first, source.skip + after, keep,
+                        unicode_errors, report, strict=limit is None,
+                    )  # fmt: skip
+                except FileFormatError as exc:
+                    if forced_binary:  # the advice of the binary reader does not apply
+                        raise _forced_binary_error(path, dim, exc) from None
+                    raise
             else:
                 table = read_text(
                     f, path, count, dim, n_max, first, keep, unicode_errors, report,
@@ -252,6 +261,16 @@ def _load_word2vec_like(source, head, limit, binary, keep, unicode_errors, repor
     vectors = table.vectors()
     _check_finite(path, table.words, vectors)
     return _deduplicate(table.words, vectors, table.ranks, table.escaped, report)
+
+
+def _forced_binary_error(path, dim: int, exc: FileFormatError) -> FileFormatError:
+    """binary=True on what looks like word2vec text: say so, with what failed."""
+    reason = str(exc).removeprefix(f"{path}: ").split("; ")[0]
+    return FileFormatError(
+        f"{path}: binary=True reads it as word2vec binary, but it looks like word2vec text "
+        f"(words and {dim} numbers a line) and does not read as binary ({reason}); leave "
+        "out binary=True to have the format sniffed, or pass binary=False"
+    )
 
 
 def _check_header_dim(source: _Source, dim: int, after: int, binary: bool) -> None:

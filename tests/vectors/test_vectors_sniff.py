@@ -107,3 +107,24 @@ def test_binary_junk_is_quoted_from_its_first_bytes(tmp_path):
     with pytest.raises(FileFormatError, match=r"binary data .*\(starts b'\\x00\\x01") as info:
         load_vectors(path)
     assert "b''" not in str(info.value)
+
+
+def _text_vectors(tmp_path, header: bool) -> Path:
+    rng = np.random.default_rng(3)
+    rows = [f"w{i} " + " ".join(f"{v:.5f}" for v in rng.normal(size=5)) for i in range(22)]
+    path = tmp_path / ("text_named.bin" if header else "glove_named.bin")
+    path.write_text(("22 5\n" if header else "") + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_binary_true_on_a_text_file_says_it_looks_like_text(tmp_path, header):
+    path = _text_vectors(tmp_path, header)
+    assert len(load_vectors(path)) == 22  # sniffed: text
+    kind = "word2vec text" if header else "GloVe text"
+    with pytest.raises(FileFormatError) as error:
+        load_vectors(path, binary=True)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ")
+    assert f"looks like {kind}" in message and "leave out binary=True" in message
+    assert "fix the count" not in message  # the binary reader's advice does not apply
