@@ -265,7 +265,7 @@ def _load_word2vec_like(source, head, limit, binary, keep, unicode_errors, repor
 
 def _forced_binary_error(path, dim: int, exc: FileFormatError) -> FileFormatError:
     """binary=True on what looks like word2vec text: say so, with what failed."""
-    reason = str(exc).removeprefix(f"{path}: ").split("; ")[0]
+    reason = str(exc).removeprefix(f"{path}: ").split("; ")[0].split(": ")[0]  # what, not why
     return FileFormatError(
         f"{path}: binary=True reads it as word2vec binary, but it looks like word2vec text "
         f"(words and {dim} numbers a line) and does not read as binary ({reason}); leave "
