@@ -111,7 +111,9 @@ def test_binary_header_dimension_wrong(tmp_path, newline, header_dim):
 def test_text_file_forced_to_binary(tmp_path):
     path = _write(tmp_path / "good.txt", _text_bytes(f"{N} {DIM}", _vectors()))
     assert load_vectors(path).index_to_key[:2] == ["w0", "w1"]
-    with pytest.raises(FileFormatError, match=r"not word2vec binary \(a text file read with"):
+    with pytest.raises(
+        FileFormatError, match=r"looks like word2vec text .*; leave out binary=True to have"
+    ):
         load_vectors(path, binary=True)
 
 
