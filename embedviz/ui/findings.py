@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 # while a run grows, its findings are diagnosed again at most this often (in the
 # findings runner: a child process at low priority, never on the page's hot path)
 REFRESH_S = 15.0
+# and at most this share of the time: a diagnosis that took d seconds is not repeated
+# for d / MAX_SHARE seconds from its start. Low priority is not free on a machine whose
+# other cores train: a diagnosis of a long run (about 5 s for 100k iterations x 50
+# tensors) every 15 s keeps a core a third busy streaming the file, and that memory
+# traffic slows the training beside it (a memory-bound loop on the other vCPU: +32 %)
+MAX_SHARE = 0.1
 
 FINDINGS_STYLE = {"max-height": "480px", "overflow-y": "auto"}
 _COLOURS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
@@ -106,9 +112,10 @@ class LiveFindings:
 
     :meth:`start` asks ``runner`` (a :class:`~embedviz.ui.diagnose.FindingsRunner`) for
     the findings; :meth:`tick` (the tab's periodic callback) asks again when at least
-    ``every_s`` passed since the last diagnosis started, none is running, and the
-    worker's newest iteration moved. The Div says "As of iteration N". ``call_soon``
-    puts the text into the document (its next-tick callback).
+    ``every_s`` passed since the last diagnosis started, and at least its duration
+    divided by ``max_share`` (a slow diagnosis of a long run is repeated less often),
+    none is running, and the worker's newest iteration moved. The Div says "As of
+    iteration N". ``call_soon`` puts the text into the document (its next-tick callback).
 
     Examples
     --------
@@ -132,6 +139,7 @@ class LiveFindings:
         call_soon: Callable[[Callable[[], None]], object],
         every_s: float = REFRESH_S,
         clock: Callable[[], float] = time.monotonic,
+        max_share: float = MAX_SHARE,
     ) -> None:
         self.div, self.runner, self.storage = div, runner, storage
         self.session_id, self.call_soon = session_id, call_soon
@@ -140,6 +148,8 @@ class LiveFindings:
             worker_id = workers[0] if workers else None
         self.worker_id = worker_id
         self.every_s, self.clock = float(every_s), clock
+        self.max_share = float(max_share)
+        self.took = 0.0  # seconds the last diagnosis took (clock() from start to answer)
         self.busy = False
         self.stopped = False
         self.types: dict[str, str] = {}  # layer name -> class, from the static info
@@ -168,7 +178,10 @@ class LiveFindings:
             self.div.text = "<i>The diagnostics failed; see the UI's log.</i>"
             return
 
+        started = self.started_at
+
         def done(future) -> None:
+            self.took = max(0.0, self.clock() - started)
             try:
                 text = findings_html(future.result(), as_of=at, types=types)
             except Exception:
@@ -191,7 +204,7 @@ class LiveFindings:
         """Diagnose again when due and the run grew; returns whether it started."""
         if self.stopped or self.busy or self.started_at is None:
             return False
-        if self.clock() - self.started_at < self.every_s:
+        if self.clock() - self.started_at < max(self.every_s, self.took / self.max_share):
             return False
         newest = self._newest()
         if newest is None or newest == self.asked:

@@ -96,3 +96,45 @@ def test_embeddings_page_lists_only_tsne_and_word2vec_sessions():
     # the pending run's kind becomes known later: listed from then on
     st.put(StaticInfo("pending", "0", 1.0, kind="tsne"))
     assert listed_sessions(server, "/embeddings", kinds) == ["tsne-run", "w2v-run", "pending"]
+
+
+class SlowRunner:
+    """A findings runner whose diagnosis takes ``seconds`` of the test's clock."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock, self.seconds, self.asked = clock, seconds, 0
+
+    def submit(self, storage, session_id, worker_id=None):
+        from concurrent.futures import Future
+
+        self.asked += 1
+        future = Future()
+        self.clock.now += self.seconds  # the diagnosis runs this long
+        future.set_result([])
+        return future
+
+
+def test_a_slow_diagnosis_is_repeated_less_often():
+    st = InMemoryStatsStorage()
+    fill(st, session="run", n=20)
+    clock = Clock()
+    runner = SlowRunner(clock, 4.0)  # a long run's diagnosis: 4 s
+    live = LiveFindings(
+        Div(), runner, st, "run", None, lambda f: f(), every_s=15.0, clock=clock, max_share=0.1
+    )
+    live.start()
+    assert runner.asked == 1 and live.took == 4.0 and not live.busy
+    for i, wait in enumerate((12.0, 20.0), start=20):  # 16 s, then 36 s after its start
+        st.put(make_update("run", "0", i))
+        clock.now += wait
+        assert not live.tick(), "repeated before 4 s / 0.1 = 40 s had passed"
+    clock.now += 4.0  # 40 s after the start: due
+    assert live.tick() and runner.asked == 2
+    # a quick diagnosis keeps the every_s rhythm
+    runner.seconds = 0.5
+    clock.now += 40.0
+    st.put(make_update("run", "0", 30))
+    assert live.tick() and live.took == 0.5
+    st.put(make_update("run", "0", 31))
+    clock.now += 15.0
+    assert live.tick() and runner.asked == 4
