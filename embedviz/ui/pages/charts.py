@@ -232,10 +232,10 @@ def add_legend(
     if not renderers or len(renderers) > limit:
         return
     dashes = list(dashes) if dashes is not None else ["solid"] * len(renderers)
-    stand_ins = []
+    stand_ins, empty = [], ColumnDataSource({"x": [], "y": []})  # one source for all
     for r, color, dash in zip(renderers, colors, dashes, strict=True):
         stand_in = GlyphRenderer(
-            data_source=ColumnDataSource({"x": [], "y": []}),
+            data_source=empty,
             glyph=Line(x="x", y="y", line_color=color, line_width=width, line_dash=dash),
             visible=r.visible,
         )
