@@ -11,7 +11,7 @@ import math
 import time
 
 import pytest
-from ui_browser_tools import DRAWN, READY, open_page, severe, wait_for
+from ui_browser_tools import DRAWN, READY, VIEWS, open_page, severe, wait_for
 from ui_records import (
     EVIL,
     fill,
@@ -249,6 +249,43 @@ def test_first_evaluations_arriving_live_are_drawn_on_the_overview_and_compare(b
             plots, drawn, empty_frames = browser.execute_script(DRAWN)
             assert empty_frames == 0 and drawn == plots, (path, plots, drawn)
             assert severe(browser) == []
+    finally:
+        ui.stop()
+
+
+def test_a_metric_first_recorded_later_is_drawn_on_the_overview(browser):
+    """A worker with evaluations that starts recording a loss: its line, dots, legend
+    entry and right axis appear in the browser (the loss range was made with the chart:
+    BokehJS breaks on a y range added to a figure it shows)."""
+    storage = InMemoryStatsStorage()
+    storage.put(static_info("late", "0"))
+    storage.put_many([make_update("late", "0", i, hist=False) for i in range(40)])
+    storage.put(EvalRecord("late", "0", 20, 1.7e9 + 2.0, {"accuracy": 0.5}))
+    ui = UIServer(port=0, refresh_interval=0.25)
+    ui.attach(storage)
+    ui.start()
+    try:
+        open_page(browser, ui.url + "/train/overview?session=late")
+        storage.put(make_update("late", "0", 40, hist=False))
+        storage.put(EvalRecord("late", "0", 40, 1.7e9 + 4.0, {"accuracy": 0.6, "val_loss": 0.7}))
+        drawn = (
+            "const d = Bokeh.documents[0], c = d.get_model_by_name('eval_chart');"
+            "const s = d.get_model_by_name('series:eval/val_loss');"
+            "const legend = c.right.find(m => m.items !== undefined);"
+            "const axis = c.right.find(m => m.y_range_name == 'loss');"
+            "return s != null && s.data.y.length == 1 && axis.visible && "
+            "legend.items.map(i => i.label.value).join() == 'accuracy,val_loss'"
+        )
+        wait_for(browser, drawn, timeout=10)
+        wait_for(browser, READY, timeout=30)
+        entries = browser.execute_script(
+            VIEWS + "const c = Bokeh.documents[0].get_model_by_name('eval_chart');"
+            "return view_of(c.right.find(m => m.items !== undefined)).entries.length"
+        )
+        assert entries == 2
+        plots, drawn_plots, empty_frames = browser.execute_script(DRAWN)
+        assert empty_frames == 0 and drawn_plots == plots
+        assert severe(browser) == []
     finally:
         ui.stop()
 

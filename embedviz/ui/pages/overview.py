@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 
 from bokeh.layouts import column, row
-from bokeh.models import CustomJS, DataRange1d, Div, LinearAxis, RadioButtonGroup
+from bokeh.models import CustomJS, Div, RadioButtonGroup
 
 from embedviz.ui.findings import FINDINGS_STYLE, findings_view
 from embedviz.ui.pages._common import Page
@@ -24,10 +24,8 @@ from embedviz.ui.pages.charts import (
     CHART_HEIGHT,
     MULTI_MAX_POINTS,
     add_hover,
-    colour,
     draw_series,
     line_chart,
-    new_marks,
 )
 from embedviz.ui.pages.info_tables import first_point, model_rows, performance_rows
 from embedviz.ui.pages.kinds import (
@@ -40,6 +38,7 @@ from embedviz.ui.pages.kinds import (
 )
 from embedviz.ui.pages.live import LiveSeries, UpdateFeed, fetch_many, pick_worker
 from embedviz.ui.pages.multiline import MultiSeries, multi_chart, multi_series_chart
+from embedviz.ui.pages.overview_evals import eval_view
 from embedviz.ui.pages.smoothing import SMOOTHING
 from embedviz.ui.pages.widgets import heading, layer_label, layer_types, note, set_table_rows, table
 
@@ -125,61 +124,6 @@ def score_view(
     else:
         add_log()
     return s, box
-
-
-def eval_view(storage, session_id: str, worker_id: str, page: Page):
-    """Evaluation metrics (never smoothed) or None when none were recorded."""
-    evals = storage.get_evals(session_id, worker_id)
-    metrics = sorted({m for e in evals for m in e.metrics})
-    if not metrics:
-        return [], None
-    p = line_chart("Evaluation (held-out set, not smoothed)", "value", name="eval_chart")
-    drawn, series = [], []
-    marks = new_marks("eval:marks")
-    page.sources["eval:marks"] = marks
-    # losses and scores (accuracy) differ in scale: losses get their own axis on the right
-    losses = [m for m in metrics if "loss" in m.lower()]
-    split = 0 < len(losses) < len(metrics)
-    if split:
-        p.extra_y_ranges["loss"] = DataRange1d()
-        p.add_layout(LinearAxis(y_range_name="loss", axis_label="loss"), "right")
-    for i, m in enumerate(metrics):
-        s = LiveSeries(f"eval/{m}", m).load(storage, session_id, worker_id, marks)
-        page.sources[f"eval/{m}"] = s.source
-        axis = {"y_range_name": "loss"} if split and m in losses else {}
-        color = colour(i, len(metrics))
-        d = p.line("x", "y", source=s.source, color=color, line_width=2, name=m, **axis)
-        dots = p.scatter("x", "y", source=s.source, color=color, size=6, legend_label=m, **axis)
-        if axis:
-            p.extra_y_ranges["loss"].renderers = [*p.extra_y_ranges["loss"].renderers, d, dots]
-        elif split:
-            p.y_range.renderers = [*p.y_range.renderers, d, dots]
-        drawn.append(d)
-        series.append(s)
-    # outside the frame: inside, it hid the first evaluations (top left) or the last
-    p.legend.click_policy = "hide"
-    p.add_layout(p.legend[0], "right")
-    add_hover(p, drawn, marks)
-
-    state = {"after": max((s.last_iteration or -1) for s in series)}
-
-    def refresh() -> int:
-        new = storage.get_evals(session_id, worker_id)
-        new = [e for e in new if e.iteration > state["after"]]
-        if not new:
-            return 0
-        state["after"] = new[-1].iteration
-        n = 0
-        for s, m in zip(series, metrics, strict=True):
-            n += s.push(
-                [e.iteration for e in new],
-                [e.timestamp for e in new],
-                [e.metrics.get(m) for e in new],
-            )
-        return n
-
-    page.refreshers.append(refresh)
-    return series, p
 
 
 def multi_reader(group: list, live: list, feed: UpdateFeed):
