@@ -78,19 +78,21 @@ def choose_perplexity(given: float | None, n: int, model: Path) -> float:
     """The perplexity for ``n`` words: ``--perplexity`` as given, refused when the words are
     too few for it; when not given, the default lowered to what the words allow (one
     warning), as :func:`~embedviz.plot.plot_vocab` does with its own t-SNE."""
+    from embedviz.tsne.affinity import largest_perplexity
+
     perplexity = TSNE_DEFAULTS["perplexity"] if given is None else given
     if n >= 3 * perplexity + 1:
         return perplexity
-    largest = (n - 1) / 3
+    largest = largest_perplexity(n)
     if given is not None:
         raise InputError(
             f"--perplexity {given:g} needs at least {math.ceil(3 * given + 1)} words, but {n} "
-            f"are selected from {model}; pass --perplexity {largest:.4g} or less (or leave it "
+            f"are selected from {model}; pass --perplexity {largest:.12g} or less (or leave it "
             "out to have it lowered), or select more words"
         )
     logger.warning(
         "only %d words are selected from %s: the default perplexity %g needs at least %d; "
-        "using perplexity %.4g instead (--perplexity chooses one)",
+        "using perplexity %.12g instead (--perplexity chooses one)",
         n, model, perplexity, math.ceil(3 * perplexity + 1), largest,
     )  # fmt: skip
     return largest

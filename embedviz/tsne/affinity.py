@@ -60,7 +60,7 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
         Requested perplexity, >= 1 (a perplexity is 2 to the power of an entropy).
     reduce : bool, default=False
         If True and the perplexity is too large, return the largest one that fits
-        (``(n_samples - 1) / 3``) and log a warning instead of raising.
+        (:func:`largest_perplexity`) and log a warning instead of raising.
 
     Returns
     -------
@@ -75,7 +75,7 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
     10.0
     """
     perplexity = _positive_perplexity(perplexity)
-    largest = (n_samples - 1) / 3.0
+    largest = largest_perplexity(n_samples)
     if n_samples >= 3.0 * perplexity + 1.0:
         return perplexity
     if n_samples < MIN_SAMPLES:
@@ -87,17 +87,29 @@ def check_perplexity(n_samples: int, perplexity: float, reduce: bool = False) ->
     if reduce:
         logger.warning(
             "perplexity=%g is too large for %d points (needs n_samples >= 3 * perplexity + 1); "
-            "using perplexity=%g instead.",
+            "using perplexity=%.12g instead.",
             perplexity,
             n_samples,
             largest,
         )
         return largest
     raise InputError(
-        f"perplexity: expected at most {largest:g} for {n_samples} points, got "
+        f"perplexity: expected at most {largest:.12g} for {n_samples} points, got "
         f"{perplexity:g} (t-SNE needs n_samples >= 3 * perplexity + 1); pass a smaller "
         "perplexity, or TSNE(reduce_perplexity=True) to lower it automatically"
     )
+
+
+def largest_perplexity(n_samples: int) -> float:
+    """The largest perplexity ``n_samples`` points allow (``n_samples >= 3 * perplexity +
+    1``), rounded down to two decimals, so that the value a message names is accepted.
+
+    Examples
+    --------
+    >>> largest_perplexity(12), largest_perplexity(31)
+    (3.66, 10.0)
+    """
+    return math.floor((n_samples - 1) / 3 * 100) / 100
 
 
 def _positive_perplexity(perplexity) -> float:

@@ -4,6 +4,7 @@ they chose is kept or refused), and the options' messages speak in options."""
 
 import csv
 import logging
+import re
 
 import pytest
 
@@ -34,14 +35,14 @@ def test_default_perplexity_is_lowered_for_few_words_as_in_plot_vocab(
     warnings = _lines(capsys.readouterr().err, "warning")
     assert len(warnings) == 1, warnings
     assert "default perplexity 30 needs at least 91" in warnings[0]
-    assert "using perplexity 6.333 instead" in warnings[0]
+    assert "using perplexity 6.33 instead" in warnings[0]
     assert len(_csv_rows(table)) == 20
     # plot_vocab's own t-SNE does the same, with one warning
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="embedviz"):
         plot_vocab(path, top=20)
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(said) == 1 and "using perplexity=6.33333" in said[0]
+    assert len(said) == 1 and "using perplexity=6.33" in said[0]
 
 
 def test_a_perplexity_the_user_chose_is_refused_when_too_large(tmp_path, small_model, capsys):
@@ -50,11 +51,25 @@ def test_a_perplexity_the_user_chose_is_refused_when_too_large(tmp_path, small_m
     assert main([*argv, "--perplexity", "30"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("embedviz: error: --perplexity 30 needs at least 91 words, but 20 are")
-    assert "pass --perplexity 6.333 or less" in err and len(err.splitlines()) == 1
+    assert "pass --perplexity 6.33 or less" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "m.html").exists()
     # a t-SNE passed to plot_vocab keeps its perplexity too: refused, naming what fits
-    with pytest.raises(InputError, match=r"perplexity: expected at most 6\.33333 for 20 points"):
+    with pytest.raises(InputError, match=r"perplexity: expected at most 6\.33 for 20 points"):
         plot_vocab(path, top=20, tsne=TSNE(perplexity=30, metric="cosine"))
+
+
+@pytest.mark.parametrize("n", [4, 12, 13, 20, 301, 30_001])
+def test_the_largest_perplexity_named_is_accepted(n):
+    """The value a refusal names is taken as given (12 words once said 3.667, which 12
+    words refuse: (12 - 1) / 3 = 3.666...)."""
+    from embedviz.tsne.affinity import check_perplexity, largest_perplexity
+
+    largest = largest_perplexity(n)
+    with pytest.raises(InputError) as refused:
+        check_perplexity(n, largest + 0.01)
+    named = re.search(r"at most (\S+) for", str(refused.value)).group(1)
+    assert float(named) == largest and check_perplexity(n, float(named)) == largest
+    assert largest > (n - 1) / 3 - 0.01
 
 
 def test_max_iter_within_exaggeration_warns_in_options(tmp_path, small_model, capsys):
@@ -84,6 +99,14 @@ def test_more_clusters_than_words(tmp_path, small_model, capsys, caplog):
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("colour=50 asks for more clusters than there are words (20)" in m for m in said)
     assert len(set(table["cluster"].tolist())) == 20
+    # the default (12) on 8 words is cut without a word, in both entry points
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="embedviz"):
+        _, table = plot_vocab(path, top=8, tsne=TSNE(perplexity=2, max_iter=300))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert len(set(table["cluster"].tolist())) == 8
+    assert main([*argv[:3], "8", *argv[4:], "--perplexity", "2", *SHORT]) == 0
+    assert _lines(capsys.readouterr().err, "warning") == []
 
 
 def test_colour_0_is_one_colour_as_clusters_0(small_model):
