@@ -276,13 +276,13 @@ def _colours(colour, words, matrix, random_state):
             return None
         if k < 0:
             raise InputError(f"colour: expected a number of clusters >= 0 (0: one colour), got {k}")
-        if k > n:
+        if k > n and colour is not None:  # the default is cut silently, as the CLI's
             logger.warning(
                 "colour=%d asks for more clusters than there are words (%d): using %d, one "
                 "word each (ask for fewer to see groups)",
                 k, n, n,
             )  # fmt: skip
-            k = n
+        k = min(k, n)
         return kmeans_labels(matrix, k, random_state)
     if isinstance(colour, Mapping):
         labels = [str(colour.get(w, UNLABELLED)) for w in words]
