@@ -14,10 +14,11 @@ into one finding. Thresholds and why they were chosen:
   and a score that grows slowly (a loss term weighted up over the run) never jumps 4x
   within 3 reports. Minibatch noise moves single reports, not the median of 3 or of
   the rest of the run; a classifier whose typical loss is 4x its loss before is far
-  worse than guessing. The median after the jump must also be above every one of the
-  (up to) 10 reports before it: near zero, a minibatch loss spreads over several times
-  its level (0.004-0.1 late in the README's demo), and a dip of 3 lucky reports followed
-  by scores still inside that spread is noise, not a jump. A slow climb is
+  worse than guessing. The median after the jump must also be above the 80th
+  percentile of the (up to) 10 reports before it: near zero, a minibatch loss spreads
+  over several times its level (0.004-0.1 late in the README's demo), and a dip of 3
+  lucky reports followed by scores still inside that spread is noise, not a jump; one
+  spike among those 10 does not hide a real jump after it. A slow climb is
   ``score_rising``.
 * score flat: over at least 20 reports, the medians of the first and last quarter
   within 2 % of each other and the robust spread (1.4826 x the median absolute
@@ -131,16 +132,16 @@ def check_score(run: _Run) -> None:
 
 
 _JUMP_WINDOW = 3  # reports on each side of a jump: the level before, the level after
-_RECENT = 10  # reports before a jump whose every score the level after must exceed
+_RECENT = 10  # reports before a jump, most of which the level after must exceed
 
 
 def _explosion(values: np.ndarray) -> tuple[int, float] | None:
     """``(index, level before)`` of the first report where the finite scores
     ``values`` jump above ``SCORE_EXPLODED`` times their level before (that report and
-    the median of it and the next :data:`_JUMP_WINDOW` - 1) and above the highest of the
-    :data:`_RECENT` reports before it, and stay there (see the module docstring); None
-    when they never do, or when fewer than 4 reports or fewer than :data:`_JUMP_WINDOW`
-    after the jump show it."""
+    the median of it and the next :data:`_JUMP_WINDOW` - 1) and above the 80th
+    percentile of the :data:`_RECENT` reports before it, and stay there (see the module
+    docstring); None when they never do, or when fewer than 4 reports or fewer than
+    :data:`_JUMP_WINDOW` after the jump show it."""
     n, w = len(values), _JUMP_WINDOW
     if n < 4:
         return None
@@ -156,7 +157,7 @@ def _explosion(values: np.ndarray) -> tuple[int, float] | None:
         jumps = (before > 0) & (after > limits) & (values[1 : last + 1] > limits)
     candidates = np.flatnonzero(jumps) + 1
     for j in candidates:
-        if after[j - 1] <= values[max(0, j - _RECENT) : j].max():
+        if after[j - 1] <= np.percentile(values[max(0, j - _RECENT) : j], 80):
             continue  # inside the spread of the scores just before: noise
         limit = limits[j - 1]
         since = values[j:]

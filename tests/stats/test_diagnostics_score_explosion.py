@@ -106,6 +106,13 @@ def test_noise_after_a_lucky_dip_near_zero_is_not_an_explosion():
     assert f.iterations == (500, 640)
 
 
+def test_one_spike_before_a_jump_does_not_hide_it():
+    """Steady at 1, one spike of 8 among the ten reports before a jump to a steady 6x."""
+    scores = [1.0] * 20 + [8.0] + [1.0] * 5 + [6.0] * 20
+    (f,) = exploded(run_of(scores))
+    assert f.iterations == (260, 450)
+
+
 def test_a_healthy_noisy_run_has_no_finding():
     assert diagnose(run_of(noisy(lambda i: 2.3 * math.exp(-i / 15) + 0.1, n=60))) == []
 
