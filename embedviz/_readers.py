@@ -244,9 +244,9 @@ def _load_word2vec_like(source, head, limit, binary, keep, unicode_errors, repor
                         f, path, count, dim, n_max, first, source.skip + after, keep,
                         unicode_errors, report, strict=limit is None,
                     )  # fmt: skip
-                except FileFormatError as exc:
+                except FileFormatError:
                     if forced_binary:  # the advice of the binary reader does not apply
-                        raise _forced_binary_error(path, dim, exc) from None
+                        raise _forced_binary_error(path, dim) from None
                     raise
             else:
                 table = read_text(
@@ -263,13 +263,13 @@ def _load_word2vec_like(source, head, limit, binary, keep, unicode_errors, repor
     return _deduplicate(table.words, vectors, table.ranks, table.escaped, report)
 
 
-def _forced_binary_error(path, dim: int, exc: FileFormatError) -> FileFormatError:
-    """binary=True on what looks like word2vec text: say so, with what failed."""
-    reason = str(exc).removeprefix(f"{path}: ").split("; ")[0].split(": ")[0]  # what, not why
+def _forced_binary_error(path, dim: int) -> FileFormatError:
+    """binary=True on what looks like word2vec text (the binary reader's own advice, to
+    fix the header, does not apply)."""
     return FileFormatError(
         f"{path}: binary=True reads it as word2vec binary, but it looks like word2vec text "
-        f"(words and {dim} numbers a line) and does not read as binary ({reason}); leave "
-        "out binary=True to have the format sniffed, or pass binary=False"
+        f"(words and {dim} numbers a line) and does not read as binary; leave out "
+        "binary=True to have the format sniffed, or pass binary=False"
     )
 
 

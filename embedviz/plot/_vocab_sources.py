@@ -83,6 +83,11 @@ def _pair_of_mapping(mapping) -> _Pair:
         raise InputError(f"{what}: expected at least one word, got an empty mapping")
     rows, first = [], None
     for position, (word, vector) in enumerate(mapping.items(), start=1):
+        if not isinstance(word, str):
+            raise InputError(
+                f"{what}: expected words (str) as keys, got {type(word).__name__} "
+                f"{word!r:.40} (position {position}); convert the keys to str (decode bytes)"
+            )
         try:
             row = np.asarray(vector, dtype=np.float32)
         except (TypeError, ValueError):
@@ -91,13 +96,19 @@ def _pair_of_mapping(mapping) -> _Pair:
                 f"{type(vector).__name__} {vector!r:.40} for {word!r:.40} (position "
                 f"{position}); give each word a list or array of numbers"
             ) from None
+        if row.ndim != 1:
+            raise InputError(
+                f"{what}: expected a 1-D vector of numbers for each word, got shape "
+                f"{row.shape} for {word!r:.40} (position {position}); give each word a list "
+                "or 1-D array of numbers"
+            )
         first = first or (word, row.shape)
         if not row.size:
             raise InputError(
                 f"{what}: expected a vector of numbers for each word, got an empty one for "
                 f"{word!r:.40} (position {position}); drop the word or give it its vector"
             )
-        if row.ndim != 1 or row.shape != first[1]:
+        if row.shape != first[1]:
             raise InputError(
                 f"{what}: expected vectors of one length, got shape {first[1]} for "
                 f"{first[0]!r:.40} and {row.shape} for {word!r:.40} (position {position}); "

@@ -55,6 +55,10 @@ def _bad(words_matrix, case):
         mapping["w7"] = matrix[:2]
     elif case == "nan":
         mapping["w9"] = np.full(12, np.nan)
+    elif case == "scalar first":
+        mapping = {"a": 0.5, **mapping}
+    elif case == "bytes key":
+        mapping[b"cat"] = matrix[0]
     return mapping
 
 
@@ -66,7 +70,11 @@ def _bad(words_matrix, case):
                    "(position 8); give every word a 1-D vector of the same length"),
         ("text", "expected a vector of numbers for each word, got str '0.1 0.2' for 'w7' "
                  "(position 8)"),
-        ("nested", "got shape (12,) for 'w0' and (2, 12) for 'w7'"),
+        ("nested", "expected a 1-D vector of numbers for each word, got shape (2, 12) for "
+                   "'w7' (position 8)"),
+        ("scalar first", "got shape () for 'a' (position 1)"),
+        ("bytes key", "expected words (str) as keys, got bytes b'cat' (position 46); convert "
+                      "the keys to str"),
         ("nan", "1 vector(s) hold NaN or infinity, first the word 'w9' (position 10)"),
     ],
 )  # fmt: skip
