@@ -56,7 +56,8 @@ def page_path(name: str | None, model: Path) -> Path:
     if name in ("", "-"):
         got = "an empty name" if name == "" else "'-' (the page is a file, not standard output)"
         raise InputError(
-            f"-o/--output: expected a file name ending in .html for the page, got {got}; "
+            f"-o/--output: expected a file name ending in .html or .htm for the page, got "
+            f"{got}; "
             f"name a file, or leave -o out to write {default_output(model)}"
         )
     return Path(name)
@@ -68,9 +69,11 @@ def check_page_suffix(path: Path) -> None:
     named as the page), whose messages say more."""
     if path.suffix.lower() in (".html", ".htm"):
         return
+    name = str(path)
+    stem = name[: -len(path.suffix)] if path.suffix else name.rstrip(".")
     raise InputError(
         "-o/--output: expected a file name ending in .html or .htm (the page is HTML), got "
-        f"{str(path)!r:.80}; name it e.g. {str(path.with_suffix('.html'))!r:.80}"
+        f"{name!r:.80}; name it e.g. {stem + '.html'!r:.80}"
     )
 
 
@@ -137,8 +140,6 @@ def option_names_in_log():
 
 
 #: the option that sets each estimator parameter, for messages meant for CLI users
-
-
 OPTION_NAMES = {
     "n_components": "--dims",
     "perplexity": "--perplexity",

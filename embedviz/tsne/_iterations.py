@@ -8,7 +8,11 @@ collapsed the embedding, see the Notes of TSNE; the momentum switch at
 per iteration, the KL and the callbacks every ``callback_every`` iterations and at the
 last, the progress bar, and the KL of the final embedding. It sets the fitted
 ``kl_history_``, ``stop_lying_iter_``, ``kl_divergence_``, ``n_iter_`` and the
-"compile" and "optimize" entries of ``timings_``.
+"compile" and "optimize" entries of ``timings_``. It reads TSNE's parameters of the
+optimisation (``max_iter``, ``stop_lying_iter``, ``early_exaggeration``,
+``switch_momentum_iter``, ``momentum``, ``final_momentum``, ``use_adagrad``, ``min_gain``,
+``callback_every``, ``verbose``) and what ``fit`` resolved before it (``learning_rate_``,
+``_callbacks``).
 """
 
 import logging

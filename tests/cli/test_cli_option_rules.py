@@ -120,6 +120,7 @@ def test_colour_0_is_one_colour_as_clusters_0(small_model):
         ("map.png", "expected a file name ending in .html or .htm (the page is HTML), got "),
         ("-", "got '-' (the page is a file, not standard output)"),
         ("", "got an empty name; name a file, or leave -o out to write small.html"),
+        ("map.", "got 'map.'; name it e.g. 'map.html'"),
     ],
 )
 def test_page_names_that_are_not_html_pages(
@@ -134,6 +135,12 @@ def test_page_names_that_are_not_html_pages(
     if name == "map.png":
         assert err.endswith("name it e.g. 'map.html'\n")
     assert list(work.iterdir()) == []  # nothing written, not even a file called '-'
+
+
+def test_page_suffix_in_capitals_is_a_page(tmp_path, small_model):
+    page = tmp_path / "MAP.HTML"
+    argv = ["tsne", str(small_model[0]), "-o", str(page), "--perplexity", "5", "-q", *SHORT]
+    assert main(argv) == 0 and page.read_text().lstrip().lower().startswith("<!doctype html")
 
 
 def test_seed_out_of_range_is_a_command_line_message(tmp_path, small_model, capsys):

@@ -45,3 +45,22 @@ def test_no_warning_when_exaggeration_ends_or_a_callback_stops(few, caplog):
     assert stopped.n_iter_ == stopped.stop_lying_iter_ == 40  # ended with the run
     assert none.stop_lying_iter_ == 60  # a factor of 1 changes nothing
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("max_iter", [100, 101])
+def test_the_warning_is_given_exactly_when_every_iteration_was_exaggerated(few, caplog, max_iter):
+    """At the edge: max_iter equal to stop_lying_iter (100), and one more."""
+    seen = []
+
+    def record(iteration, kl, Y, info):
+        seen.append(info["exaggeration"])
+
+    record.wants_info = True
+    with caplog.at_level(logging.WARNING, logger="embedviz.tsne"):
+        tsne = quick(max_iter=max_iter, early_exaggeration=4.0, callbacks=[record])
+        tsne.callback_every = 1
+        tsne.fit(few)
+    every = all(e == 4.0 for e in seen)
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(seen) == max_iter and len(warned) == int(every)
+    assert tsne.stop_lying_iter_ == (max_iter if every else 100)
