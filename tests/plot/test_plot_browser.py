@@ -109,7 +109,7 @@ def test_2d_search_names_the_words_that_matched_nothing(page_2d, small_map):
     message = page_2d.model("embedviz_message", "m.text")
     assert message.startswith("1 match for")
     assert message.endswith("; no match: Zzzz &lt;b&gt;x&lt;/b&gt;")  # as typed, escaped
-    type_search(page_2d, "word7 word8")  # every word found: nothing to name
+    type_search(page_2d, "word7 WORD8")  # every word found (any case): nothing to name
     page_2d.wait_for(N_SELECTED + " == 2")
     assert "no match" not in page_2d.model("embedviz_message", "m.text")
     assert page_2d.errors() == []
