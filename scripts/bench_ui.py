@@ -33,8 +33,10 @@
     it shows the session as soon as it is recorded and then updates live). Runs
     interleaved; prints the ratios of training CPU time (``process_time`` of the
     training loop, the storage's writer thread included) and of wall time (the whole
-    ``_train`` call) with / without the UI, the CPU the UI server and Chromium used
-    meanwhile, and how long after the run the page showed its last iteration.
+    ``_train`` call) with / without the UI, the CPU the UI server (its diagnostics'
+    child processes included) and Chromium used meanwhile (seconds, and the share of a
+    core over the run's wall time), and how long after the run the page showed its
+    last iteration.
 
 All need headless Chromium (/usr/bin/chromium, chromedriver) for the browser part.
 """
@@ -386,7 +388,11 @@ def bench_load(args) -> None:
 
 
 def _cpu_seconds(pids) -> float:
-    """CPU seconds (user + system) of processes and all their descendants."""
+    """CPU seconds (user + system) of processes and all their descendants, those that
+    ended too (the CPU of children a process waited for, which Linux adds to its
+    ``children_user`` and ``children_system``): the UI's diagnostics run in short-lived
+    child processes, which a sum over the living ones counted or not depending on
+    whether one was running at that moment."""
     import psutil
 
     total = 0.0
@@ -399,7 +405,7 @@ def _cpu_seconds(pids) -> float:
         for p in procs:
             try:
                 t = p.cpu_times()
-                total += t.user + t.system
+                total += t.user + t.system + t.children_user + t.children_system
             except psutil.NoSuchProcess:
                 pass
     return total
@@ -523,9 +529,13 @@ def bench_overhead(args) -> None:
                     f"best {min(cpu[cond]) / min(cpu['no UI']):.3f}; wall median "
                     f"{statistics.median(wall[cond]) / statistics.median(wall['no UI']):.3f}"
                 )
+            open_wall = wall["UI open"]
+            share = [(u / w, c / w) for u, c, w in zip(ui_cpu, chrome_cpu, open_wall, strict=True)]
             print(
                 f"  meanwhile per run (median): UI server CPU {statistics.median(ui_cpu):.2f} s, "
-                f"Chromium CPU {statistics.median(chrome_cpu):.2f} s; the page showed the "
+                f"Chromium CPU {statistics.median(chrome_cpu):.2f} s (of a core over the "
+                f"run: {statistics.median(x[0] for x in share):.2f} and "
+                f"{statistics.median(x[1] for x in share):.2f}); the page showed the "
                 f"last iteration {statistics.median(lag):.2f} s (max {max(lag):.2f} s) "
                 "after the run ended"
             )
