@@ -94,6 +94,20 @@ class _Discard:
         pass
 
 
+def _step(model, opt, X, y, i: int, batch: int):
+    """Training iteration ``i``: the ``i``-th minibatch (in turn), its loss, its step."""
+    import torch
+
+    start = (i * batch) % (len(X) - batch)
+    opt.zero_grad()
+    loss = torch.nn.functional.cross_entropy(
+        model(X[start : start + batch]), y[start : start + batch]
+    )
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def _train(make_model, data, iterations, listener_kwargs, db_dir, batch=64, storage="sqlite"):
     """(CPU seconds of this process, wall seconds) for ``iterations`` steps (setup
     outside the timing).
@@ -118,16 +132,10 @@ def _train(make_model, data, iterations, listener_kwargs, db_dir, batch=64, stor
         else:
             storage = SQLiteStatsStorage(Path(db_dir) / f"bench-{time.time_ns()}.db")
         listener = StatsListener(storage, model, opt, **listener_kwargs)
-    n = len(X) - batch
     gc.collect()  # start every run with no garbage of the previous runs to collect
     t0, w0 = time.process_time(), time.perf_counter()
     for i in range(iterations):
-        start = (i * batch) % n
-        xb, yb = X[start : start + batch], y[start : start + batch]
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
+        loss = _step(model, opt, X, y, i, batch)
         if listener is not None:
             listener.step(loss, batch_size=batch)
     seconds = time.process_time() - t0, time.perf_counter() - w0
@@ -208,7 +216,6 @@ def _paired_run(make_model, data, blocks, block, listener_kwargs, db_dir, batch=
     from embedviz.stats.storage import SQLiteStatsStorage
 
     X, y = data
-    n = len(X) - batch
     runs = []
     for listen in (True, False):
         torch.manual_seed(0)
@@ -222,13 +229,8 @@ def _paired_run(make_model, data, blocks, block, listener_kwargs, db_dir, batch=
 
     def turn(model, opt, listener, position):
         for _ in range(block):
-            start = (position[0] * batch) % n
+            loss = _step(model, opt, X, y, position[0], batch)
             position[0] += 1
-            xb, yb = X[start : start + batch], y[start : start + batch]
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xb), yb)
-            loss.backward()
-            opt.step()
             if listener is not None:
                 listener.step(loss, batch_size=batch)
 

@@ -65,7 +65,8 @@ def test_bench_listener_quick(tmp_path):
     assert "model=MLP 64-256-256-10  listener=default (freq 10, hist 100)" in out
     assert "ratio (best/best)=" in out
     paired = [line.split() for line in out.splitlines() if line.startswith("  MLP 64-256")]
-    assert len(paired) == 2 and all(float(line[-3]) > 0 for line in paired)  # ratios
+    # the ratios of the two trainings in turns: the listener's run is the same training
+    assert len(paired) == 2 and all(0.5 < float(line[-3]) < 5 for line in paired)
     assert "SQLite writes: 2000 updates x 50 tensors" in out
 
 
