@@ -70,6 +70,22 @@ def test_streamed_points_keep_the_legend_entries(browser, live):
     assert severe(browser) == []
 
 
+def test_every_legend_entry_draws_its_line_swatch(browser, live):
+    """The stand-ins' swatches are painted (on an empty source BokehJS painted none: the
+    entries were names without colours)."""
+    ui, _ = live
+    open_page(browser, ui.url + "/train/overview?session=mlp")
+    painted = (
+        LEGEND + "return view.entries.map(e => {"
+        "const c = e.el.querySelector('canvas.bk-glyph');"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "let n = 0; for (let k = 3; k < d.length; k += 4) n += d[k] > 0; return n })"
+    )
+    for fig in ("ratio", "std_act"):
+        counts = browser.execute_script(painted, fig)
+        assert counts and all(n > 0 for n in counts), (fig, counts)
+
+
 def test_a_legend_entry_hides_and_shows_its_line(browser, live):
     ui, _ = live
     open_page(browser, ui.url + "/train/overview?session=mlp")

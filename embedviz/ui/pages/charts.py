@@ -204,7 +204,8 @@ def add_hover(
 # and layout pass of the page) whenever any model its items reach changes: the lines'
 # sources too, so every streamed point did (about a third of the browser's work per
 # live update of the overview). The entries therefore name stand-ins: a line renderer
-# each, of the same look, on an empty source that never changes; a click hides the
+# each, of the same look, on a source that never changes, of one NaN point (nothing is
+# drawn on the chart; for an empty source BokehJS draws no swatch); a click hides the
 # stand-in (the legend greys the entry) and this callback of the legend, run just
 # before, has the drawn line follow it (args ``drawn``, ``stand_ins``)
 LEGEND_FOLLOW = """
@@ -232,7 +233,7 @@ def add_legend(
     if not renderers or len(renderers) > limit:
         return
     dashes = list(dashes) if dashes is not None else ["solid"] * len(renderers)
-    stand_ins, empty = [], ColumnDataSource({"x": [], "y": []})  # one source for all
+    stand_ins, empty = [], ColumnDataSource({"x": [math.nan], "y": [math.nan]})  # one for all
     for r, color, dash in zip(renderers, colors, dashes, strict=True):
         stand_in = GlyphRenderer(
             data_source=empty,
