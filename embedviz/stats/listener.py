@@ -7,10 +7,11 @@ How :class:`StatsListener` stays cheap
 Iteration ``i`` (counted by :meth:`StatsListener.step`, starting at 0) is *reported*
 when ``i % frequency == 0``. Only then:
 
-* one global forward hook (``register_module_forward_hook``: one registration instead
-  of one per layer; removed again in ``step``, so other iterations run with no hook at
-  all) records the activation mean, std and share of zeros of each of the model's leaf
-  modules from their first training-mode forward pass (other modules are passed over);
+* a forward hook on each of the model's leaf modules (removed again in ``step``, so
+  other iterations run with no hook at all; never a global hook, which would slow every
+  other model of the process and make a ``torch.compile``'d one recompile) records the
+  activation mean, std and share of zeros of each leaf's output from its first
+  training-mode forward pass;
 * the optimizer's step pre-hook (registered, like the post-hook, for the reported
   iteration only) records the gradients and copies the parameters (the
   only copy the listener ever holds, freed again after the step unless every iteration
@@ -227,7 +228,6 @@ class StatsListener:
 
         self._torch = torch
         self._Tensor = torch.Tensor
-        self._register_hook = torch.nn.modules.module.register_module_forward_hook
         self._ts = torch_stats
         self.frequency, self.histogram_frequency, self.histogram_bins = _frequencies(
             frequency, histogram_frequency, histogram_bins
@@ -384,9 +384,9 @@ class StatsListener:
         hist_now = self.histogram_frequency > 0 and self.iteration % self.histogram_frequency == 0
         self._bins = self.histogram_bins if hist_now else 0
         if self.collect_activations and not self._forward_handles:
-            # one global hook (registering 5 cost 30 us cold), kept while every
-            # iteration is reported
-            self._forward_handles = [self._register_hook(self._forward)]
+            # kept while every iteration is reported
+            hook = self._forward
+            self._forward_handles = [m.register_forward_hook(hook) for _, m in self._leaves]
         if self.optimizer is not None and not self._optimizer_handles:
             # likewise the optimizer's hooks: an iteration not reported calls none
             self._optimizer_handles = [
@@ -405,10 +405,10 @@ class StatsListener:
         self._acts, self._grads, self._stepped = {}, None, None  # this report's numbers
 
     def _forward(self, module, inputs, output) -> None:
-        """The forward hook of every module (global, armed iterations only): records the
-        output of our model's leaves, in training mode, once per iteration."""
-        name = self._leaf_names.get(module)
-        if name is None or name in self._acts:
+        """The forward hook of the model's leaves (armed iterations only): records a
+        leaf's output, in training mode, once per iteration."""
+        name = self._leaf_names[module]
+        if name in self._acts:  # called again in this iteration (a shared layer)
             return
         if not (module.training and self._torch.is_grad_enabled()):
             return

@@ -130,6 +130,11 @@ def _global_forward_hooks():
     return torch.nn.modules.module._global_forward_hooks
 
 
+def _forward_hooks(model):
+    """The forward hooks on the model's modules, by module name."""
+    return {n: dict(m._forward_hooks) for n, m in model.named_modules() if m._forward_hooks}
+
+
 def test_close_removes_every_hook_and_training_is_identical(digits):
     ref_model = make_model(1)
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1, momentum=0.9)
@@ -140,7 +145,8 @@ def test_close_removes_every_hook_and_training_is_identical(digits):
     storage = InMemoryStatsStorage()
     listener = StatsListener(storage, model, opt, frequency=2, histogram_frequency=4)
     assert opt._optimizer_step_pre_hooks and opt._optimizer_step_post_hooks
-    assert _global_forward_hooks()  # armed for iteration 0
+    leaves = [n for n, m in model.named_modules() if not list(m.children())]
+    assert sorted(_forward_hooks(model)) == sorted(leaves)  # armed for iteration 0
     train(model, opt, digits, 25, listener)
     listener.close()
     assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
@@ -161,7 +167,7 @@ def test_hooks_only_on_reported_iterations(digits):
         for _ in range(9):
             armed.append(
                 (
-                    bool(_global_forward_hooks()),
+                    bool(_forward_hooks(model)),
                     len(opt._optimizer_step_pre_hooks),
                     len(opt._optimizer_step_post_hooks),
                 )
@@ -179,15 +185,31 @@ def test_frequency_one_keeps_its_one_hook_until_close(digits):
     hooks = []
     with StatsListener(storage, model, opt, frequency=1, session_id="f1") as listener:
         for _ in range(4):
-            hooks.append(dict(_global_forward_hooks()))
+            hooks.append(_forward_hooks(model))
             train(model, opt, digits, 1, listener)
             hooks.append(dict(opt._optimizer_step_pre_hooks))
-    assert len(hooks[0]) == 1 and all(h == hooks[0] for h in hooks[::2])  # registered once
+    assert len(hooks[0]) == 3 and all(h == hooks[0] for h in hooks[::2])  # registered once
     assert len(hooks[1]) == 1 and all(h == hooks[1] for h in hooks[1::2])
-    assert not _global_forward_hooks()
+    assert not _forward_hooks(model)
     updates = storage.get_updates("f1")
     assert [u.iteration for u in updates] == [0, 1, 2, 3]
     assert all(len(u.activations) == len(updates[0].activations) > 0 for u in updates)
+
+
+@pytest.mark.parametrize("frequency", [1, 3])
+def test_another_model_in_the_process_runs_without_any_hook(digits, frequency):
+    """The listener hooks its model's leaves only: a second model (a teacher, an EMA
+    copy, an evaluation model) is never slowed by a hook, on reported iterations too,
+    and a torch.compile'd one is not made to recompile."""
+    model, other = make_model(), make_model(2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    armed = []
+    with StatsListener(InMemoryStatsStorage(), model, opt, frequency=frequency) as listener:
+        for _ in range(4):
+            armed.append(bool(_forward_hooks(model)))
+            assert not _global_forward_hooks() and not _forward_hooks(other)
+            train(model, opt, digits, 1, listener)
+    assert armed == [i % frequency == 0 for i in range(4)]
 
 
 def test_histograms_on_their_cadence(digits):
