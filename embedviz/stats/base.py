@@ -193,7 +193,12 @@ class StatsReader(Protocol):
     def list_series(self, session_id: str, worker_id: str) -> list[str]: ...
 
     def get_series(
-        self, session_id: str, worker_id: str, name: str, max_points: int | None = None
+        self,
+        session_id: str,
+        worker_id: str,
+        name: str,
+        max_points: int | None = None,
+        after_iteration: int | None = None,
     ) -> Series: ...
 
     def get_series_many(
@@ -202,7 +207,40 @@ class StatsReader(Protocol):
         worker_id: str,
         names: list[str],
         max_points: int | None | dict[str, int | None] = None,
-    ) -> dict[str, Series]: ...
+        after_iteration: int | None = None,
+    ) -> dict[str, Series]:
+        """Several scalar series of one worker, name -> :class:`~embedviz.stats.series.Series`.
+
+        Parameters
+        ----------
+        session_id, worker_id : str
+        names : list of str
+            Series names (:meth:`list_series`); ``eval/<metric>`` for evaluations.
+        max_points : int, dict or None, default=None
+            One limit for all, or name -> limit (names left out are read whole); each
+            series is min/max downsampled to it (:func:`~embedviz.stats.series.
+            downsample_minmax`: spikes, the first NaN/inf of a bucket and the newest
+            point survive). None: every point.
+        after_iteration : int or None, default=None
+            Only the points of iterations strictly greater (what a live page has not
+            drawn yet), checked as ``get_updates``'s; the downsampling then buckets those
+            points only: the result equals the whole series filtered, then downsampled.
+
+        Returns
+        -------
+        dict of str to Series
+            Empty series for a name with no (newer) point.
+
+        Examples
+        --------
+        >>> from embedviz.stats.storage import InMemoryStatsStorage
+        >>> from embedviz.stats.records import Update
+        >>> st = InMemoryStatsStorage()
+        >>> st.put_many([Update("run", "0", i, float(i), score=1.0 / i) for i in (1, 2, 4)])
+        >>> st.get_series_many("run", "0", ["score"], after_iteration=1)["score"].iterations
+        array([2, 4])
+        """
+        ...
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]: ...
 

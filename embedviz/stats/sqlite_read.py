@@ -253,9 +253,16 @@ class SQLiteReading:
         return list(names)
 
     def get_series(
-        self, session_id: str, worker_id: str, name: str, max_points: int | None = None
+        self,
+        session_id: str,
+        worker_id: str,
+        name: str,
+        max_points: int | None = None,
+        after_iteration: int | None = None,
     ) -> Series:
-        return self.get_series_many(session_id, worker_id, [name], max_points)[name]
+        return self.get_series_many(
+            session_id, worker_id, [name], max_points, after_iteration=after_iteration
+        )[name]
 
     _READ_CHUNK = 1024  # rows fetched at a time by get_series_many
 
@@ -265,17 +272,21 @@ class SQLiteReading:
         worker_id: str,
         names: list[str],
         max_points: int | None | dict[str, int | None] = None,
+        after_iteration: int | None = None,
     ) -> dict[str, Series]:
         """Several series of one worker read in one pass (much faster than one by one).
 
         ``max_points`` is one limit for all, or a mapping of name to limit (names it
         leaves out are read whole), so that a chart's few full series and its many
-        downsampled ones still cost one pass.
+        downsampled ones still cost one pass. ``after_iteration``: only the rows of
+        iterations strictly greater (``AND iteration > ?``, found with the
+        ``(wid, iteration)`` index), counted and downsampled alone.
 
         The rows are read in chunks of :attr:`_READ_CHUNK` and downsampled as they come
         (:class:`~embedviz.stats.series.MinMaxReducer`), so memory holds the chunk and
         the kept points, not the whole file.
         """
+        after, _ = check_read_window(after_iteration, None)
         names = list(dict.fromkeys(names))
         for name in names:
             if not name.startswith("eval/"):
@@ -294,9 +305,9 @@ class SQLiteReading:
             per_worker = limits if len(wids) == 1 else dict.fromkeys(names)
             for wid, _ in wids:
                 if eval_names:
-                    self._read_evals(con, wid, eval_names, parts)
+                    self._read_evals(con, wid, eval_names, parts, after)
                 if scalar_names:
-                    self._read_scalars(con, wid, scalar_names, per_worker, parts)
+                    self._read_scalars(con, wid, scalar_names, per_worker, parts, after)
         finally:
             if own:
                 con.execute("COMMIT")
@@ -314,10 +325,11 @@ class SQLiteReading:
         return out
 
     @staticmethod
-    def _read_evals(con, wid: int, eval_names: list[str], parts: dict) -> None:
+    def _read_evals(con, wid: int, eval_names: list[str], parts: dict, after: int | None) -> None:
+        where, args = _after_clause(wid, after)
         rows = con.execute(
-            "SELECT iteration, timestamp, metrics FROM evals WHERE wid = ? ORDER BY iteration, id",
-            (wid,),
+            f"SELECT iteration, timestamp, metrics FROM evals WHERE {where} ORDER BY iteration, id",
+            args,
         ).fetchall()
         decoded = [(it, ts, json.loads(m)) for it, ts, m in rows]
         for name in eval_names:
@@ -328,9 +340,12 @@ class SQLiteReading:
                     Series(np.asarray(it, np.int64), np.asarray(ts), np.asarray(vals))
                 )
 
-    def _read_scalars(self, con, wid: int, names: list[str], limits: dict, parts: dict) -> None:
-        """Stream the worker's updates once, feeding one reducer per group of names that
-        the same layouts hold (so they share their point count) and share a limit."""
+    def _read_scalars(
+        self, con, wid: int, names: list[str], limits: dict, parts: dict, after: int | None
+    ) -> None:
+        """Stream the worker's updates (after iteration ``after``) once, feeding one
+        reducer per group of names that the same layouts hold (so they share their point
+        count) and share a limit."""
         lids = [
             r[0]
             for r in con.execute(
@@ -339,14 +354,15 @@ class SQLiteReading:
         ]
         if not lids:
             return
+        where, args = _after_clause(wid, after)
         if len(lids) == 1:
             counts = {lids[0]: con.execute(
-                "SELECT count(*) FROM updates WHERE wid = ?", (wid,)
+                f"SELECT count(*) FROM updates WHERE {where}", args
             ).fetchone()[0]}  # fmt: skip
         else:
             counts = dict(
                 con.execute(
-                    "SELECT layout, count(*) FROM updates WHERE wid = ? GROUP BY layout", (wid,)
+                    f"SELECT layout, count(*) FROM updates WHERE {where} GROUP BY layout", args
                 ).fetchall()
             )
         layouts = {lid: self._layout_plan(con, lid)[0] for lid in lids}
@@ -368,11 +384,11 @@ class SQLiteReading:
             lid = lids[0]
             in_order = [n for group in groups.values() for n in group]
             columns = ", ".join(f"substr(scalars, {8 * index[lid][n] + 1}, 8)" for n in in_order)
-            sql = f"SELECT iteration, timestamp, layout, {columns} FROM updates WHERE wid = ?"
+            sql = f"SELECT iteration, timestamp, layout, {columns} FROM updates WHERE {where}"
         else:
-            sql = "SELECT iteration, timestamp, layout, scalars FROM updates WHERE wid = ?"
+            sql = f"SELECT iteration, timestamp, layout, scalars FROM updates WHERE {where}"
         order = " ORDER BY iteration, id" if len(lids) == 1 else " ORDER BY iteration, layout, id"
-        cursor = con.execute(sql + order, (wid,))
+        cursor = con.execute(sql + order, args)
         while rows := cursor.fetchmany(self._READ_CHUNK):
             cols = list(zip(*rows, strict=True))
             it = np.asarray(cols[0], np.int64)
@@ -511,6 +527,13 @@ class SQLiteReading:
                     out.append(Snapshot(session_id, worker, it, ts, k, d["labels"], d["vectors"]))
         out.sort(key=lambda s: s.iteration)
         return out
+
+
+def _after_clause(wid: int, after: int | None) -> tuple[str, tuple]:
+    """The WHERE clause and arguments of one worker's rows after iteration ``after``."""
+    if after is None:
+        return "wid = ?", (wid,)
+    return "wid = ? AND iteration > ?", (wid, after)
 
 
 def _counts(blobs, bins: int) -> np.ndarray:

@@ -38,16 +38,22 @@ Safe to call from another thread while training writes.
     ``param_mean_magnitude``, ``grad_*``, ``update_*``, ``update_param_ratio``),
     ``activations/<layer>/<mean|std|zero_fraction>``, ``memory/<key>``, ``extra/<key>``
     (``kl``, ``grad_norm``, ``alpha``, ``words_per_sec``, ``loss``) and ``eval/<metric>``.
-``get_series(session_id, worker_id, name, max_points=None) -> Series``
+``get_series(session_id, worker_id, name, max_points=None, after_iteration=None) -> Series``
     ``Series(iterations, timestamps, values)`` as numpy arrays sorted by iteration,
     only the updates that hold ``name``. With ``max_points`` the series is downsampled
     by :func:`~embedviz.stats.series.downsample_minmax`: per bucket the min and max
     finite value and the first NaN/inf survive, and the newest point is always kept.
-``get_series_many(session_id, worker_id, names, max_points=None) -> dict[str, Series]``
-    The same for several names at once; on SQLite one pass over the rows instead of one
-    per name (use it to open a page with many series). The rows are read in chunks and
-    downsampled as they come, so with ``max_points`` memory holds one chunk and the kept
-    points (about ``1.5 * max_points`` per series), never the whole file.
+    ``after_iteration`` keeps only the points of iterations strictly greater (checked as
+    ``get_updates``'s), before downsampling: the result is what filtering the whole
+    series would give, downsampled (a live page reads only what is new, without the
+    cost of whole :class:`~embedviz.stats.records.Update` records).
+``get_series_many(session_id, worker_id, names, max_points=None, after_iteration=None)``
+    ``-> dict[str, Series]``: the same for several names at once; on SQLite one pass
+    over the rows instead of one per name (use it to open a page with many series), and
+    with ``after_iteration`` only over the newer rows (the ``(wid, iteration)`` index).
+    The rows are read in chunks and downsampled as they come, so with ``max_points``
+    memory holds one chunk and the kept points (about ``1.5 * max_points`` per series),
+    never the whole file.
 ``get_evals(session_id, worker_id=None) -> list[EvalRecord]``
     Sorted by iteration; never smoothed.
 ``get_histograms(session_id, worker_id, kind, name) -> list[tuple[int, Histogram]]``
@@ -397,15 +403,22 @@ class InMemoryStatsStorage(StatsStorage):
         return list(names)
 
     def get_series(
-        self, session_id: str, worker_id: str, name: str, max_points: int | None = None
+        self,
+        session_id: str,
+        worker_id: str,
+        name: str,
+        max_points: int | None = None,
+        after_iteration: int | None = None,
     ) -> Series:
+        after_iteration, _ = check_read_window(after_iteration, None)
         if name.startswith("eval/"):
             metric = name[5:]
-            records = self._select(self._evals, session_id, worker_id)
+            records = self._after(self._select(self._evals, session_id, worker_id), after_iteration)
             rows = [(e.iteration, e.timestamp, e.metrics.get(metric)) for e in records]
         else:
             get = scalar_getter(name)
             records = self._select(self._updates, session_id, worker_id)
+            records = self._after(records, after_iteration)
             rows = [(u.iteration, u.timestamp, get(u)) for u in records]
         rows = [r for r in rows if r[2] is not None]
         if not rows:
@@ -416,15 +429,27 @@ class InMemoryStatsStorage(StatsStorage):
         )
         return series.take(downsample_minmax(series.values, max_points))
 
+    @staticmethod
+    def _after(records: list, after_iteration: int | None) -> list:
+        """The records (sorted by iteration) with an iteration above ``after_iteration``."""
+        if after_iteration is None:
+            return records
+        return records[bisect.bisect_right(records, after_iteration, key=lambda r: r.iteration) :]
+
     def get_series_many(
         self,
         session_id: str,
         worker_id: str,
         names: list[str],
         max_points: int | None | dict[str, int | None] = None,
+        after_iteration: int | None = None,
     ) -> dict[str, Series]:
+        check_read_window(after_iteration, None)
         limits = limits_of(list(dict.fromkeys(names)), max_points)
-        return {n: self.get_series(session_id, worker_id, n, m) for n, m in limits.items()}
+        return {
+            n: self.get_series(session_id, worker_id, n, m, after_iteration)
+            for n, m in limits.items()
+        }
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
         return self._select(self._evals, session_id, worker_id)
