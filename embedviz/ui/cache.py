@@ -118,15 +118,30 @@ class CachedReads:
     def __getattr__(self, name: str):
         return getattr(self._storage, name)
 
-    def get_series(self, session_id, worker_id, name, max_points=None) -> Series:
-        return self.get_series_many(session_id, worker_id, [name], max_points)[name]
+    def get_series(
+        self, session_id, worker_id, name, max_points=None, after_iteration=None
+    ) -> Series:
+        return self.get_series_many(
+            session_id, worker_id, [name], max_points, after_iteration=after_iteration
+        )[name]
 
-    def get_series_many(self, session_id, worker_id, names, max_points=None) -> dict:
-        """As the storage's; ``max_points`` may give each name its own limit (a mapping)."""
+    def get_series_many(
+        self, session_id, worker_id, names, max_points=None, after_iteration=None
+    ) -> dict:
+        """As the storage's; ``max_points`` may give each name its own limit (a mapping).
+        A read ``after_iteration`` (a live page's new points) goes straight to the
+        storage: it is small, and not what a page build reads again."""
         storage = self._storage
         names = list(dict.fromkeys(names))
         limits = limits_of(names, max_points)
         many = getattr(storage, "get_series_many", None)
+        if after_iteration is not None:
+            if many is not None:
+                return many(session_id, worker_id, names, limits, after_iteration=after_iteration)
+            return {
+                n: storage.get_series(session_id, worker_id, n, limits[n], after_iteration)
+                for n in names
+            }
         if worker_id is None or any(n.startswith("eval/") for n in names):
             if many is not None:
                 return many(session_id, worker_id, names, max_points=max_points)

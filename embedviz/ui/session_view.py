@@ -83,9 +83,16 @@ class SessionView:
         return self.storage.list_series(self._sid(session_id), worker_id)
 
     def get_series(
-        self, session_id: str, worker_id: str, name: str, max_points: int | None = None
+        self,
+        session_id: str,
+        worker_id: str,
+        name: str,
+        max_points: int | None = None,
+        after_iteration: int | None = None,
     ) -> Series:
-        return self.storage.get_series(self._sid(session_id), worker_id, name, max_points)
+        return self.storage.get_series(
+            self._sid(session_id), worker_id, name, max_points, after_iteration=after_iteration
+        )
 
     def get_series_many(
         self,
@@ -93,9 +100,14 @@ class SessionView:
         worker_id: str,
         names: list[str],
         max_points: int | None | dict[str, int | None] = None,
+        after_iteration: int | None = None,
     ) -> dict[str, Series]:
         return self.storage.get_series_many(
-            self._sid(session_id), worker_id, names, max_points=max_points
+            self._sid(session_id),
+            worker_id,
+            names,
+            max_points=max_points,
+            after_iteration=after_iteration,
         )
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:

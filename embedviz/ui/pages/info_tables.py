@@ -110,16 +110,18 @@ LAST = "(last report)"  # the listener's window before the newest update
 
 
 def performance_rows(
-    storage, session_id: str, worker_id: str, info, first, kind: str = "torch"
+    storage, session_id: str, worker_id: str, info, first, kind: str = "torch", latest=None
 ) -> list[tuple]:
     """Rows (property, value): start, runtime, last update, the last iteration recorded
     (iterations count from 0 and are recorded every ``frequency``; word2vec's epochs,
     from 1), speeds, each labelled with its span: steps/s averaged over the run, and
     steps/s and examples/s (words/s) of the last report, side by side (the same window).
     Speeds a kind does not record are left out (t-SNE has no examples/s); one it
-    records but that is missing reads "—".
+    records but that is missing reads "—". ``latest``: the newest update when the
+    caller has just read it (else it is read).
     """
-    latest = storage.get_latest_update(session_id, worker_id)
+    if latest is None:
+        latest = storage.get_latest_update(session_id, worker_id)
     steps = "epochs" if kind == "word2vec" else "iterations"
     last = "epochs" if kind == "word2vec" else "last iteration"  # epochs count from 1
     if latest is None or first is None:

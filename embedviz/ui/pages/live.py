@@ -3,9 +3,11 @@
 Series come from the storage already downsampled by min/max per bucket (spikes and the
 newest point survive, see :func:`embedviz.stats.series.downsample_minmax`). A
 :class:`LiveSeries` holds one drawn series's line and marks sources; a page's
-``refresh()`` reads what arrived since the last call (:class:`UpdateFeed`) and streams
-only those points (``ColumnDataSource.stream``), thinned to the resolution drawn
-(:func:`thin_batch`).
+``refresh()`` reads what arrived since the last call and streams only those points
+(``ColumnDataSource.stream``), thinned to the resolution drawn (:func:`thin_batch`):
+the new points of the series it draws (:class:`SeriesFeed`, the storage's
+``get_series_many(after_iteration=)``: a few columns of the new rows), or the new
+records whole (:class:`UpdateFeed`) where a page needs more of them.
 """
 
 from __future__ import annotations
@@ -17,24 +19,28 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 
 from embedviz.stats.base import scalar_getter
-from embedviz.stats.series import downsample_minmax, limits_of
+from embedviz.stats.series import Series, downsample_minmax, limits_of
 from embedviz.ui.pages.charts import MAX_POINTS, mark_columns, marks_columns_empty
 from embedviz.ui.pages.smoothing import ema, log10_or_nonfinite, smoothing_weight
 
 
-def fetch_many(storage, session_id: str, worker_id: str, names, max_points=MAX_POINTS):
+def fetch_many(
+    storage, session_id: str, worker_id: str, names, max_points=MAX_POINTS, after_iteration=None
+):
     """Several downsampled series in one pass (``get_series_many``), name -> Series.
 
-    ``max_points`` is one limit for all or a mapping of name to limit (None: whole).
+    ``max_points`` is one limit for all or a mapping of name to limit (None: whole);
+    ``after_iteration``: only the points of later iterations (None: all).
     """
     names = list(dict.fromkeys(names))
     if not names:
         return {}
+    after = {} if after_iteration is None else {"after_iteration": after_iteration}
     many = getattr(storage, "get_series_many", None)
     if many is not None:
-        return many(session_id, worker_id, names, max_points=max_points)
+        return many(session_id, worker_id, names, max_points=max_points, **after)
     limits = limits_of(names, max_points)
-    return {n: storage.get_series(session_id, worker_id, n, limits[n]) for n in names}
+    return {n: storage.get_series(session_id, worker_id, n, limits[n], **after) for n in names}
 
 
 def thin_batch(drawn_x, new_x: np.ndarray, new_values: np.ndarray, max_points: int):
@@ -184,6 +190,22 @@ class LiveSeries:
         if not rows:
             return 0
         it, ts, vals = (np.asarray(c) for c in zip(*rows, strict=True))
+        return self._push_points(it.astype(np.int64), ts.astype(np.float64), vals)
+
+    def push_series(self, series: Series) -> int:
+        """Stream the points of ``series`` (this series's newer points, e.g. read with
+        ``get_series_many(after_iteration=...)``) after ``last_iteration``; returns how
+        many."""
+        it = np.asarray(series.iterations, np.int64)
+        new = slice(None) if self.last_iteration is None else it > self.last_iteration
+        it = it[new]
+        if not len(it):
+            return 0
+        ts = np.asarray(series.timestamps, np.float64)[new]
+        return self._push_points(it, ts, np.asarray(series.values)[new])
+
+    def _push_points(self, it: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> int:
+        """Stream points after ``last_iteration`` (iterations increasing, at least one)."""
         vals = vals.astype(np.float64)
         values = vals if self.transform is None else self.transform(vals)
         smoothed = self._smooth(values) if self.smooth is not None else None  # every point
@@ -197,7 +219,7 @@ class LiveSeries:
             line.update(self.extra_columns(line))
         self._append(line, marks)
         self.last_iteration = int(it[-1])
-        return len(rows)
+        return len(it)
 
     def resmooth(self, weight: float) -> None:
         """Recompute the ``ys`` column with another smoothing weight (drawn points only)."""
@@ -247,7 +269,8 @@ def pick_worker(storage, session_id: str, worker_id: str | None) -> str | None:
 
 
 class UpdateFeed:
-    """New updates of one worker since the last call, shared by a page's series."""
+    """New updates of one worker since the last call, shared by a page's series
+    (whole records: :class:`SeriesFeed` is far cheaper for a page that draws series)."""
 
     def __init__(self, storage, session_id: str, worker_id: str, after: int | None) -> None:
         self.storage, self.session_id, self.worker_id = storage, session_id, worker_id
@@ -260,6 +283,50 @@ class UpdateFeed:
         if updates:
             self.after = updates[-1].iteration
         return updates
+
+
+class SeriesFeed:
+    """The new points of some series of one worker since the last call, and the newest
+    update (for a page's tables), without reading whole records.
+
+    Each call reads the newest update (``get_latest_update``: one row) and, when it is
+    newer than ``after``, the points of ``names`` after ``after`` in one pass
+    (``get_series_many(after_iteration=after)``, every point: a live series thins them
+    itself, see :func:`thin_batch`); ``after`` then moves to the newest iteration seen.
+    A row that arrives between the two reads is read with the series, and its
+    iteration is read again next time (a live series streams only points after its
+    last one).
+
+    Examples
+    --------
+    >>> from embedviz.stats.storage import InMemoryStatsStorage
+    >>> from embedviz.stats.records import Update
+    >>> st = InMemoryStatsStorage(); st.put(Update("run", "0", 1, 0.0, score=2.0))
+    >>> feed = SeriesFeed(st, "run", "0", after=1)
+    >>> feed(["score"])
+    ({}, None)
+    >>> st.put(Update("run", "0", 2, 1.0, score=1.5))
+    >>> series, latest = feed(["score"])
+    >>> series["score"].values.tolist(), latest.iteration, feed.after
+    ([1.5], 2, 2)
+    """
+
+    def __init__(self, storage, session_id: str, worker_id: str, after: int | None) -> None:
+        self.storage, self.session_id, self.worker_id = storage, session_id, worker_id
+        self.after = after
+
+    def __call__(self, names) -> tuple[dict, object]:
+        """``(name -> Series of the new points, newest update)``; ``({}, None)`` when
+        nothing was recorded since the last call."""
+        latest = self.storage.get_latest_update(self.session_id, self.worker_id)
+        if latest is None or (self.after is not None and latest.iteration <= self.after):
+            return {}, None
+        series = fetch_many(
+            self.storage, self.session_id, self.worker_id, names, None, after_iteration=self.after
+        )
+        ends = [int(s.iterations[-1]) for s in series.values() if len(s)]
+        self.after = max([latest.iteration, *ends])
+        return series, latest
 
 
 def last_iteration(storage, session_id: str, worker_id: str) -> int | None:

@@ -180,7 +180,7 @@ class MultiSeries:
         updates = list(updates)
         if not updates:
             return 0
-        rows, marks, added, compact = self._new_rows(), [], 0, False
+        new = []
         for k, get in enumerate(self._getters):
             after = int(self._x[k][-1]) if len(self._x[k]) else None
             got = [
@@ -188,10 +188,33 @@ class MultiSeries:
                 for u in updates
                 if (after is None or u.iteration > after) and (v := get(u)) is not None
             ]
-            if not got:
-                continue
             x = np.fromiter((g[0] for g in got), np.int64, len(got))
-            values = self._drawn(np.fromiter((g[1] for g in got), np.float64, len(got)))
+            new.append((x, np.fromiter((g[1] for g in got), np.float64, len(got))))
+        return self._push_points(new)
+
+    def push_series(self, fetched: dict) -> int:
+        """Stream the new points of every series in ``fetched`` (name -> Series, e.g.
+        read with ``get_series_many(after_iteration=...)``; names left out have none);
+        returns how many points were added."""
+        new = []
+        for k, name in enumerate(self.names):
+            s = fetched.get(name)
+            if s is None or not len(s):
+                new.append((np.zeros(0, np.int64), np.zeros(0)))
+                continue
+            x = np.asarray(s.iterations, np.int64)
+            keep = x > self._x[k][-1] if len(self._x[k]) else slice(None)
+            new.append((x[keep], np.asarray(s.values, np.float64)[keep]))
+        return self._push_points(new)
+
+    def _push_points(self, new: list[tuple[np.ndarray, np.ndarray]]) -> int:
+        """Stream, per series, its points ``(iterations, raw values)`` after its newest."""
+        rows, marks, added, compact = self._new_rows(), [], 0, False
+        for k, (x, raw) in enumerate(new):
+            if not len(x):
+                continue
+            values = self._drawn(raw)
+            n_new = len(x)
             keep = thin_batch(self._x[k], x, values, self.max_points)
             x, values = x[keep], values[keep]
             y = np.where(np.isfinite(values), values, np.nan)
@@ -202,7 +225,7 @@ class MultiSeries:
             self._y[k] = np.concatenate([self._y[k], y])
             marks.append(mark_columns(x, values, self.labels[k], self._zeros))
             compact |= len(self._x[k]) > 2 * self.max_points
-            added += len(got)
+            added += n_new
         if not added:
             return 0
         if compact or self._rows + len(rows["xs"]) > ROWS_PER_SERIES * len(self.names):

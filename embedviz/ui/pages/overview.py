@@ -36,7 +36,7 @@ from embedviz.ui.pages.kinds import (
     session_kind,
     step_name,
 )
-from embedviz.ui.pages.live import LiveSeries, UpdateFeed, fetch_many, pick_worker
+from embedviz.ui.pages.live import LiveSeries, SeriesFeed, fetch_many, pick_worker
 from embedviz.ui.pages.multiline import MultiSeries, multi_chart, multi_series_chart
 from embedviz.ui.pages.overview_evals import eval_view
 from embedviz.ui.pages.smoothing import SMOOTHING
@@ -126,31 +126,38 @@ def score_view(
     return s, box
 
 
-def multi_reader(group: list, live: list, feed: UpdateFeed):
+def late_points(storage, session_id: str, worker_id: str, names, after: int | None) -> dict:
+    """The points of ``names`` after iteration ``after`` (none when ``after`` is None:
+    nothing was recorded when the page was built, so its read has everything)."""
+    if after is None:
+        return {}
+    return fetch_many(storage, session_id, worker_id, names, None, after_iteration=after)
+
+
+def multi_reader(group: list, live: list, feed: SeriesFeed):
     """``(read, fill)`` for charts left empty at build: ``read()`` (any thread) reads
     their series in one pass; ``fill(fetched)`` (the document's thread) loads them,
-    streams what arrived after the page's newest iteration at build and makes them live.
+    streams what arrived after the live feed's newest iteration when ``multi_reader``
+    was called and makes them live.
     """
     after = feed.after
     storage, session_id, worker_id = feed.storage, feed.session_id, feed.worker_id
+    names = [n for ms in group for n in ms.names]
 
     def read():
-        names = [n for ms in group for n in ms.names]
         return fetch_many(storage, session_id, worker_id, names, group[0].max_points)
 
     def fill(fetched) -> None:
-        late = []
-        if after is not None:
-            late = storage.get_updates(session_id, worker_id, after_iteration=after)
+        late = late_points(storage, session_id, worker_id, names, after)
         for ms in group:
             ms.load(storage, session_id, worker_id, fetched)
-            ms.push_updates(late)
+            ms.push_series(late)
             live.append(ms)
 
     return read, fill
 
 
-def _load_on_choice(page: Page, pending: dict, live: list, feed: UpdateFeed, box, choice):
+def _load_on_choice(page: Page, pending: dict, live: list, feed: SeriesFeed, box, choice):
     """A callback for the std choice that builds a tab's chart when it is first chosen
     (into ``box``) and reads its series through ``page.background`` (the server's page
     builders), filled in by ``page.call_soon`` (the document's next tick)."""
@@ -263,7 +270,7 @@ class _Overview:
         # the newest point when the page was built; the live feed starts after it
         self.after = latest.iteration if latest is not None else None
         self.newest = (latest.iteration, latest.timestamp) if latest is not None else None
-        self.feed = UpdateFeed(storage, session_id, worker_id, self.after)
+        self.feed = SeriesFeed(storage, session_id, worker_id, self.after)
         self.shading = None
         if self.kind == "tsne":
             spans = exaggeration_span(storage.get_updates(session_id, worker_id))
@@ -341,14 +348,14 @@ class _Overview:
         after the page was built, and make those charts live."""
         st, sid, wid = self.storage, self.session_id, self.worker_id
         fetched, self.first = got
-        late = []
-        if self.after is not None:
-            late = st.get_updates(sid, wid, after_iteration=self.after)
+        names = [self.score.name, *(n for ms in self.now for n in ms.names)]
+        late = late_points(st, sid, wid, names, self.after)
         self.score.load(st, sid, wid, series=fetched[self.score.name])
-        self.score.push_updates(late)
+        if self.score.name in late:
+            self.score.push_series(late[self.score.name])
         for ms in self.now:
             ms.load(st, sid, wid, fetched)
-            ms.push_updates(late)
+            ms.push_series(late)
         self.live.extend([self.score, *self.now])
         self._show_performance(self.newest)
 
@@ -537,20 +544,37 @@ class _Overview:
             width=440,
         )
 
-    def _show_performance(self, newest) -> None:
+    def _show_performance(self, newest, latest=None) -> None:
         st, sid, wid = self.storage, self.session_id, self.worker_id
-        rows = performance_rows(st, sid, wid, self.info, self.first or newest, self.kind)
+        rows = performance_rows(
+            st, sid, wid, self.info, self.first or newest, self.kind, latest=latest
+        )
         set_table_rows(self.perf_table, rows)
 
     def refresh(self) -> int:
-        """Stream what arrived since the last call into the live series and the tables."""
-        updates = self.feed()
-        if not updates:
+        """Stream what arrived since the last call into the live series and the tables.
+
+        Reads the new points of the series drawn (:class:`~embedviz.ui.pages.live.
+        SeriesFeed`: a few columns of the new rows) and the newest update (the
+        performance table), never every new record whole; a t-SNE run's phase shading
+        also reads its new records (a handful of scalars each, no histograms).
+        """
+        after = self.feed.after
+        names = [n for s in self.live for n in (s.names if hasattr(s, "names") else [s.name])]
+        series, latest = self.feed(names)
+        if latest is None:
             return 0
         if self.shading is not None:
-            self.shading.update(updates)
+            st, sid, wid = self.storage, self.session_id, self.worker_id
+            self.shading.update(st.get_updates(sid, wid, after_iteration=after))
         if self.first is None and self.score in self.live:  # not while the deferred read runs
             self.first = first_point(self.storage, self.session_id, self.worker_id)
-        n = sum(s.push_updates(updates) for s in self.live)
-        self._show_performance((updates[-1].iteration, updates[-1].timestamp))
+        n = 0
+        for s in self.live:
+            if isinstance(s, LiveSeries):
+                if s.name in series:
+                    n += s.push_series(series[s.name])
+            else:
+                n += s.push_series(series)
+        self._show_performance((latest.iteration, latest.timestamp), latest)
         return n
