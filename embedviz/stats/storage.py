@@ -374,10 +374,7 @@ class InMemoryStatsStorage(StatsStorage):
         last: int | None = None,
     ) -> list[Update]:
         after_iteration, last = check_read_window(after_iteration, last)
-        updates = self._select(self._updates, session_id, worker_id)
-        if after_iteration is not None:
-            start = bisect.bisect_right(updates, after_iteration, key=lambda u: u.iteration)
-            updates = updates[start:]
+        updates = self._after(self._select(self._updates, session_id, worker_id), after_iteration)
         if last is not None:
             updates = updates[-last:] if last > 0 else []
         return updates
