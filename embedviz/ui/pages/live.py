@@ -19,7 +19,7 @@ import numpy as np
 from bokeh.models import ColumnDataSource
 
 from embedviz.stats.base import scalar_getter
-from embedviz.stats.series import Series, downsample_minmax, limits_of
+from embedviz.stats.series import downsample_minmax, limits_of
 from embedviz.ui.pages.charts import MAX_POINTS, mark_columns, marks_columns_empty
 from embedviz.ui.pages.smoothing import ema, log10_or_nonfinite, smoothing_weight
 
@@ -192,10 +192,20 @@ class LiveSeries:
         it, ts, vals = (np.asarray(c) for c in zip(*rows, strict=True))
         return self._push_points(it.astype(np.int64), ts.astype(np.float64), vals)
 
-    def push_series(self, series: Series) -> int:
-        """Stream the points of ``series`` (this series's newer points, e.g. read with
-        ``get_series_many(after_iteration=...)``) after ``last_iteration``; returns how
-        many."""
+    @property
+    def names(self) -> list[str]:
+        """The series read for this chart (as :attr:`MultiSeries.names
+        <embedviz.ui.pages.multiline.MultiSeries.names>`)."""
+        return [self.name]
+
+    def push_series(self, fetched: dict) -> int:
+        """Stream this series's points in ``fetched`` (name -> Series, e.g. read with
+        ``get_series_many(after_iteration=...)``; none when its name is left out) after
+        ``last_iteration``, as :meth:`MultiSeries.push_series
+        <embedviz.ui.pages.multiline.MultiSeries.push_series>`; returns how many."""
+        series = fetched.get(self.name)
+        if series is None:
+            return 0
         it = np.asarray(series.iterations, np.int64)
         new = slice(None) if self.last_iteration is None else it > self.last_iteration
         it = it[new]

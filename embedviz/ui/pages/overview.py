@@ -348,11 +348,10 @@ class _Overview:
         after the page was built, and make those charts live."""
         st, sid, wid = self.storage, self.session_id, self.worker_id
         fetched, self.first = got
-        names = [self.score.name, *(n for ms in self.now for n in ms.names)]
+        names = [n for s in (self.score, *self.now) for n in s.names]
         late = late_points(st, sid, wid, names, self.after)
         self.score.load(st, sid, wid, series=fetched[self.score.name])
-        if self.score.name in late:
-            self.score.push_series(late[self.score.name])
+        self.score.push_series(late)
         for ms in self.now:
             ms.load(st, sid, wid, fetched)
             ms.push_series(late)
@@ -560,8 +559,7 @@ class _Overview:
         also reads its new records (a handful of scalars each, no histograms).
         """
         after = self.feed.after
-        names = [n for s in self.live for n in (s.names if hasattr(s, "names") else [s.name])]
-        series, latest = self.feed(names)
+        series, latest = self.feed([n for s in self.live for n in s.names])
         if latest is None:
             return 0
         if self.shading is not None:
@@ -569,12 +567,6 @@ class _Overview:
             self.shading.update(st.get_updates(sid, wid, after_iteration=after))
         if self.first is None and self.score in self.live:  # not while the deferred read runs
             self.first = first_point(self.storage, self.session_id, self.worker_id)
-        n = 0
-        for s in self.live:
-            if isinstance(s, LiveSeries):
-                if s.name in series:
-                    n += s.push_series(series[s.name])
-            else:
-                n += s.push_series(series)
+        n = sum(s.push_series(series) for s in self.live)
         self._show_performance((latest.iteration, latest.timestamp), latest)
         return n
