@@ -25,8 +25,8 @@ from embedviz.ui.pages.widgets import note, note_html
 #: the x columns of the three x axes (iteration, relative time, wall time)
 X_FIELDS = ("x", "rel", "t")
 DASHES = ("solid", "dashed", "dotted", "dotdash")
-#: refresh ticks between reads of the evaluations of a run that sent no new update
-#: (a run sending updates is read on the tick that brings them)
+#: refresh ticks between reads of the evaluations of a run (or overview worker) that
+#: sent no new update (one sending updates is read on the tick that brings them)
 EVAL_POLL = 4
 NO_EVALS = "Evaluation: none of the ticked runs has evaluation records."
 
@@ -71,6 +71,34 @@ def _float(v) -> float | None:
     return None if v is None else float(v)
 
 
+def is_loss(metric: str) -> bool:
+    """Whether an evaluation metric is drawn as a loss (its name says so)."""
+    return "loss" in metric.lower()
+
+
+class LossAxis:
+    """An evaluation chart's right y axis for losses beside its default one (losses and
+    scores such as accuracy differ in scale). The range and axis are made with the
+    chart, the axis hidden while unused: BokehJS 3.9 breaks on a y range added to a
+    figure it shows ("missing 'loss' range"). Each range follows its own renderers
+    (:meth:`add`); put the axis on the right before the legend, next to the frame."""
+
+    def __init__(self, plot, only_visible: bool = False) -> None:
+        self.plot = plot
+        loss = DataRange1d(only_visible=only_visible)
+        plot.extra_y_ranges = {**plot.extra_y_ranges, "loss": loss}
+        self.axis = LinearAxis(y_range_name="loss", axis_label="loss", visible=False)
+        plot.right = [self.axis, *plot.right]  # next to the frame, left of a legend
+        self.ranges: dict[str, list] = {"default": [], "loss": []}
+
+    def add(self, axis: str, renderers: list) -> None:
+        """Renderers drawn against ``axis`` ("default" or "loss"); the ranges follow."""
+        self.ranges[axis] += renderers
+        self.plot.y_range.renderers = list(self.ranges["default"])
+        self.plot.extra_y_ranges["loss"].renderers = list(self.ranges["loss"])
+        self.axis.visible = bool(self.ranges["loss"])
+
+
 class EvalChart:
     """The compare page's evaluation chart: losses on a right axis, the rest on the left.
 
@@ -84,12 +112,7 @@ class EvalChart:
         # broken there (BokehJS 3.9: "Legend.name is unset"); lines added live join it
         plot.add_layout(Legend(items=[]), "right")
         legend_right(plot)
-        # so is a y range added later ("missing 'loss' range"): the losses' range and
-        # axis are made now too, the axis shown once a loss is drawn
-        plot.extra_y_ranges = {**plot.extra_y_ranges, "loss": DataRange1d(only_visible=True)}
-        self.loss_axis = LinearAxis(y_range_name="loss", axis_label="loss", visible=False)
-        plot.right = [self.loss_axis, *plot.right]  # next to the frame, left of the legend
-        self.ranges: dict[str, list] = {"default": [], "loss": []}
+        self.losses = LossAxis(plot, only_visible=True)  # so is a y range added later
         self.x_mode = None  # the x axis choice, set once made (new lines follow it)
 
     def add(self, run: CompareRun, metrics: list[str]) -> list:
@@ -103,24 +126,17 @@ class EvalChart:
             e.load(run.storage, run.sid, run.worker)
             self.page.sources[f"eval:{run.sid}:{m}"] = e.source
             dash = DASHES[len(run.evals) % len(DASHES)]
-            axis = "loss" if "loss" in m.lower() else "default"
+            axis = "loss" if is_loss(m) else "default"
             style = {"source": e.source, "color": run.color, "y_range_name": axis}
             r = self.plot.line(
                 x, "y", line_width=2, line_dash=dash, legend_label=f"{run.eval_legend} {m}", **style
             )
             dots = self.plot.scatter(x, "y", size=5, **style)
-            self.ranges[axis] += [r, dots]
+            self.losses.add(axis, [r, dots])
             new += [r, dots]
             run.evals[m] = e
         run.renderers += new
-        self.fit()
         return new
-
-    def fit(self) -> None:
-        """The y ranges follow the drawn lines; the legend sits right of the frame."""
-        self.plot.y_range.renderers = list(self.ranges["default"])
-        self.plot.extra_y_ranges["loss"].renderers = list(self.ranges["loss"])
-        self.loss_axis.visible = bool(self.ranges["loss"])
 
 
 # BokehJS 3.9 lays a legend out as an HTML element: when its items change (a run added

@@ -27,6 +27,7 @@ from embedviz.ui.pages.charts import (
     draw_series,
     line_chart,
 )
+from embedviz.ui.pages.compare_live import EVAL_POLL
 from embedviz.ui.pages.info_tables import first_point, model_rows, performance_rows
 from embedviz.ui.pages.kinds import (
     PhaseShading,
@@ -44,8 +45,6 @@ from embedviz.ui.pages.widgets import heading, layer_label, layer_types, note, s
 
 log = logging.getLogger(__name__)
 
-#: refresh ticks between looks for a worker's first evaluation while it sends no update
-EVAL_POLL = 4
 RATIO_BAND = (-4.0, -2.0)  # log10 of the healthy range of update:parameter ratios
 RATIO_TARGET = -3.0
 
@@ -402,9 +401,10 @@ class _Overview:
     def _watch_evals(self, panel, score_box):
         """A refresher that draws the evaluation chart when this worker's first
         evaluations arrive (looked for on a tick that brings updates, else every
-        :data:`EVAL_POLL` ticks): the score chart gives its room back; once drawn,
-        the chart streams as one built with the page. While there are none, a note
-        says so if another worker of the session has some."""
+        :data:`~embedviz.ui.pages.compare_live.EVAL_POLL` ticks, as on the compare page):
+        the score chart gives its room back; once drawn, the chart streams as one built
+        with the page. While there are none, a note says so if another worker of the
+        session has some."""
         st, sid, wid = self.storage, self.session_id, self.worker_id
         others = sorted({e.worker_id for e in st.get_evals(sid)} - {wid})
         waiting = note(

@@ -12,17 +12,12 @@ and an entry hides its metric's line and dots.
 
 from __future__ import annotations
 
-from bokeh.models import DataRange1d, HoverTool, Legend, LinearAxis
+from bokeh.models import HoverTool, Legend
 
 from embedviz.ui.pages._common import Page
 from embedviz.ui.pages.charts import add_hover, colour, line_chart, new_marks
-from embedviz.ui.pages.compare_live import legend_right
+from embedviz.ui.pages.compare_live import LossAxis, is_loss, legend_right
 from embedviz.ui.pages.live import LiveSeries
-
-
-def is_loss(metric: str) -> bool:
-    """Whether ``metric`` is drawn as a loss (its name says so)."""
-    return "loss" in metric.lower()
 
 
 class EvalChart:
@@ -43,12 +38,9 @@ class EvalChart:
         # losses go right when the chart holds scores too (decided by the metrics read
         # now: a chart of losses only keeps them, and later metrics, on the left axis)
         self.losses_right = not all(is_loss(m) for m in metrics)
-        p.extra_y_ranges = {**p.extra_y_ranges, "loss": DataRange1d()}
-        self.loss_axis = LinearAxis(y_range_name="loss", axis_label="loss", visible=False)
-        p.add_layout(self.loss_axis, "right")
+        self.losses = LossAxis(p)
         self.series: list[LiveSeries] = []
         self.drawn: list = []  # each metric's line (the hover tool's renderers)
-        self.ranges: dict[str, list] = {"default": [], "loss": []}
         # made before any line (as on the compare page): legend_label finds it
         p.add_layout(Legend(items=[]), "right")
         legend_right(p)  # outside the frame: inside, it hid the first or last points
@@ -74,14 +66,10 @@ class EvalChart:
             style["y_range_name"] = "loss"
         line = self.plot.line("x", "y", line_width=2, name=metric, legend_label=metric, **style)
         dots = self.plot.scatter("x", "y", size=6, legend_label=metric, **style)
-        self.ranges[axis] += [line, dots]
+        self.losses.add(axis, [line, dots])  # the loss axis shows once a loss is on it
         self.series.append(s)
         self.drawn.append(line)
         self.line_hover.renderers = list(self.drawn)
-        # each axis follows its own lines; the loss axis shows once a loss is on it
-        self.plot.y_range.renderers = list(self.ranges["default"])
-        self.plot.extra_y_ranges["loss"].renderers = list(self.ranges["loss"])
-        self.loss_axis.visible = bool(self.ranges["loss"])
         return s
 
     @property
