@@ -323,3 +323,31 @@ def _before_step(
     if grads:
         _group(g_addresses, sizes, itemsizes, sums, lohi, counts)
     _copy(p_addresses, sizes, itemsizes, start, offsets)
+
+
+@njit(cache=True, nogil=True)
+def _assemble(p, g, u, a, out):  # pragma: no cover - compiled
+    """The listener's numbers of one report into ``out``, in the order of
+    :meth:`~embedviz.stats.sqlite_layout.UpdatePacker.pack_flat`: per parameter ``k``
+    the mean, std and mean ``|x|`` (columns 4-6 of :func:`_finish`'s rows) of ``p[k]``
+    (parameters), ``g[k]`` (gradients) and ``u[k]`` (updates), then the update:parameter
+    ratio (mean ``|update|`` / mean ``|parameter|``; inf for a moved zero parameter, 0
+    for an unmoved one); then per layer ``j`` the mean, std and share of zeros of
+    ``a[j]`` (columns 4, 5, 7)."""
+    for k in range(p.shape[0]):
+        o = 10 * k
+        for j in range(3):
+            out[o + j] = p[k, 4 + j]
+            out[o + 3 + j] = g[k, 4 + j]
+            out[o + 6 + j] = u[k, 4 + j]
+        if p[k, 6] > 0:
+            out[o + 9] = u[k, 6] / p[k, 6]
+        elif u[k, 6] > 0:
+            out[o + 9] = np.inf
+        else:
+            out[o + 9] = 0.0
+    o = 10 * p.shape[0]
+    for j in range(a.shape[0]):
+        out[o + 3 * j] = a[j, 4]
+        out[o + 3 * j + 1] = a[j, 5]
+        out[o + 3 * j + 2] = a[j, 7]

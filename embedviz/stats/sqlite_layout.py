@@ -327,13 +327,18 @@ class UpdatePacker:
         )  # fmt: skip
 
     def pack_flat(
-        self, u: Update, params: tuple[str, ...], layers: tuple[str, ...], values: list[float]
+        self,
+        u: Update,
+        params: tuple[str, ...],
+        layers: tuple[str, ...],
+        values: list[float] | np.ndarray,
     ) -> tuple:
         """The row of ``u`` with its parameter and activation statistics given as one
-        list of floats instead of objects (``u.params`` and ``u.activations`` empty): per
-        parameter the ten :class:`ParamStats` fields in their order, then per layer the
-        three :class:`ActivationStats` fields -- the listener's numbers, without an
-        object each. The same row as :meth:`pack` makes from those objects.
+        list (or float64 array) of floats instead of objects (``u.params`` and
+        ``u.activations`` empty): per parameter the ten :class:`ParamStats` fields in
+        their order, then per layer the three :class:`ActivationStats` fields -- the
+        listener's numbers, without an object each. The same row as :meth:`pack` makes
+        from those objects.
 
         Examples
         --------
@@ -350,13 +355,19 @@ class UpdatePacker:
         (mask, n_lr, _, _, memory, extra), head = flatten_update(u)
         key = (mask + (True,) * (len(params) + len(layers)), n_lr, params, layers, memory, extra)
         names = self._names_by_key.get(key)
+        array = isinstance(values, np.ndarray)
         if names is None:  # a new layout: its names come from the objects, once
-            return self.pack(with_flat_stats(u, params, layers, values))
+            listed = values.tolist() if array else values
+            return self.pack(with_flat_stats(u, params, layers, listed))
         k = sum(mask) + n_lr  # head values; memory and extra values follow the stats
+        if array:  # the listener's array, as it is
+            stats = values.astype("<f8", copy=False).tobytes()
+            packed = pack_values(head[:k]) + stats + pack_values(head[k:])
+        else:
+            packed = pack_values(head[:k] + values + head[k:])
         tags = json.dumps(u.tags) if u.tags else None
         return (
-            u.session_id, u.worker_id, u.iteration, u.timestamp, names,
-            pack_values(head[:k] + values + head[k:]), tags, None,
+            u.session_id, u.worker_id, u.iteration, u.timestamp, names, packed, tags, None,
         )  # fmt: skip
 
     def pack_with_arrays(self, u: Update, arrays: list[tuple]) -> tuple:

@@ -29,7 +29,7 @@ from array import array
 import numpy as np
 import torch
 
-from embedviz.stats._tensor_kernels import _before_step, _group, _step, _tensor
+from embedviz.stats._tensor_kernels import _assemble, _before_step, _group, _step, _tensor
 from embedviz.stats.records import Histogram
 
 _FULL = (torch.float32, torch.float64)
@@ -99,6 +99,13 @@ class TensorStats:
         for r, n in zip(rows, self.numels, strict=True):
             r += _moments(r, n) + [1.0 - r[3] / n if n else math.nan]
         return rows
+
+    def sums_array(self) -> np.ndarray:
+        """The rows of :meth:`_rows` as an array (n, 8): the compiled loops' own."""
+        s = self._sums
+        if isinstance(s, np.ndarray):
+            return s
+        return np.array(self._rows(), np.float64).reshape(-1, 8)
 
     def moments(self) -> list[list[float]]:
         """Per tensor ``[mean, sample std, mean |x|]`` (std 0 for one element)."""
@@ -406,6 +413,34 @@ def step_stats(
     return tensor_stats(detached, bins), tensor_stats(copies, bins)
 
 
+_NO_LAYERS = np.zeros((0, 8))
+
+
+def flat_values(
+    params: TensorStats,
+    grads: TensorStats,
+    updates: TensorStats,
+    acts: TensorStats | None,
+    out: np.ndarray,
+) -> np.ndarray:
+    """A report's numbers in the order of
+    :meth:`~embedviz.stats.sqlite_layout.UpdatePacker.pack_flat` (per parameter the ten
+    :class:`~embedviz.stats.records.ParamStats` fields, then per layer the three
+    :class:`~embedviz.stats.records.ActivationStats` fields), written by one compiled
+    call into the start of ``out`` (float64, long enough), which is returned.
+
+    Examples
+    --------
+    >>> w = tensor_stats([torch.tensor([1.0, -1.0])])
+    >>> flat_values(w, w, w, None, np.zeros(10)).tolist()
+    [0.0, 1.4142135623730951, 1.0, 0.0, 1.4142135623730951, 1.0, 0.0, 1.4142135623730951, 1.0, 1.0]
+    """
+    layers = _NO_LAYERS if acts is None else acts.sums_array()
+    values = out[: 10 * len(params.numels) + 3 * len(layers)]
+    _assemble(params.sums_array(), grads.sums_array(), updates.sums_array(), layers, values)
+    return values
+
+
 def load_kernels() -> None:
     """Compile (first use on a machine) or load from numba's cache (~0.5 s) every
     compiled loop, on two float32 values: the loops take addresses, so these
@@ -419,7 +454,8 @@ def load_kernels() -> None:
     layout = ParamLayout([x])
     x.grad = x.detach().clone()
     _, copy = layout.before_step([x.grad], 2, out)  # _before_step
-    step_stats([x], copy, 2, out=(out, Outputs(1, 2)))  # _step
+    p, u = step_stats([x], copy, 2, out=(out, Outputs(1, 2)))  # _step
+    flat_values(p, p, u, p, np.zeros(13))  # _assemble
     x.grad = None
 
 

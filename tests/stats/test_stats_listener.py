@@ -1,5 +1,6 @@
 """StatsListener on a real MLP on scikit-learn's digits (issue 4 §2, §3, §7)."""
 
+import math
 import sys
 
 import numpy as np
@@ -597,6 +598,33 @@ def test_moments_and_activation_rows_match_numpy(compiled):
         act_mean, act_std, zeros = row
         np.testing.assert_allclose([act_mean, act_std], ref[:2], rtol=rel, atol=1e-9)
         assert zeros == pytest.approx(np.mean(x == 0))  # NaN is not a zero
+
+
+@pytest.mark.parametrize("compiled", [None, False])
+def test_flat_values_are_the_numbers_of_the_objects(compiled):
+    """SQLite's path (one compiled call writes the numbers in the packer's order) gives
+    what the objects of the in-memory path hold, the ratio's edge cases included: a
+    zero parameter moved (inf), a zero parameter not moved (0), NaN."""
+    from embedviz.stats import torch_stats
+    from embedviz.stats.listener import _ratio
+
+    nan = float("nan")
+    params = [torch.zeros(3), torch.zeros(2), torch.tensor([1.0, -2.0]), torch.ones(4)]
+    updates = [torch.tensor([0.0, 1e-3, 0.0]), torch.zeros(2), torch.tensor([nan, 0.1]),
+               torch.full((4,), 1e-3)]  # fmt: skip
+    grads = [torch.randn(t.shape, generator=torch.Generator().manual_seed(3)) for t in params]
+    layers = [torch.tensor([0.0, 1.0, 2.0]), torch.tensor([-1.0, nan])]
+    p, g, u, a = (torch_stats.tensor_stats(ts, compiled=compiled)
+                  for ts in (params, grads, updates, layers))  # fmt: skip
+    got = torch_stats.flat_values(p, g, u, a, np.full(64, -1.0))
+    expected = []
+    for pm, gm, um in zip(p.moments(), g.moments(), u.moments(), strict=True):
+        expected += [*pm, *gm, *um, _ratio(um, pm)]
+    for row in a.activation_values():
+        expected += row
+    assert len(got) == 10 * 4 + 3 * 2
+    np.testing.assert_array_equal(got, expected)  # NaN where NaN
+    assert got[9::10][:2].tolist() == [math.inf, 0.0]
 
 
 def test_activation_histogram_is_taken_before_an_in_place_relu(digits):

@@ -89,7 +89,7 @@ def test_rows_packed_from_arrays_equal_rows_of_histogram_objects():
 
 
 def test_rows_packed_from_flat_statistics_equal_rows_of_stats_objects():
-    """The listener's path for SQLite (floats in a list) and put's path (ParamStats and
+    """The listener's path for SQLite (floats in a list or an array) and put's path (ParamStats and
     ActivationStats) make one row: on a new layout and on one already seen, with and
     without the memory sample, the throughput and the tags, NaN and inf included."""
     rng = np.random.default_rng(1)
@@ -112,9 +112,10 @@ def test_rows_packed_from_flat_statistics_equal_rows_of_stats_objects():
                minibatches_per_sec=9.5, examples_per_sec=608.0, tags={"phase": "x"}),
     ]  # fmt: skip
     for head in heads + heads:  # the second round finds every layout known
-        row = packer.pack_flat(head, params, layers, values)
         expected = UpdatePacker().pack(replace(head, **objects))
-        assert row == expected  # the same bytes, NaN and inf included
+        for given in (values, np.array(values)):  # a list, or the listener's array
+            row = packer.pack_flat(head, params, layers, given)
+            assert row == expected  # the same bytes, NaN and inf included
     assert packer.pack(replace(heads[1], **objects)) == packer.pack_flat(
         heads[1], params, layers, values
     )
