@@ -253,13 +253,17 @@ def _copy(addresses, sizes, itemsizes, start, offsets):  # pragma: no cover - co
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def _pair(a, b, bits_a, bits_b, low_bits, p_row, u_row, p_hist, u_hist):  # pragma: no cover
     """One pass over the parameters ``a`` and the copy ``b`` taken before the step: the
-    update ``a - b`` (in their own precision, exact as torch) replaces ``b`` and the sums
-    of both go into ``p_row``/``u_row`` (see :func:`_sums`); then their histograms."""
+    update ``a - b`` (in their own precision, exact as torch) and the sums of both go
+    into ``p_row``/``u_row`` (see :func:`_sums`); then their histograms. The update
+    replaces ``b`` when its histogram is asked for (else ``b`` is only read: no
+    write-back of the copy's memory on a report without histograms)."""
     s, s2, sa, nz = 0.0, 0.0, 0.0, 0
     t, t2, ta, nzu = 0.0, 0.0, 0.0, 0
+    keep = u_hist[1].shape[0] > 0
     for i in range(a.shape[0]):
         u = a[i] - b[i]
-        b[i] = u
+        if keep:  # the same in every round: the compiler makes two loops
+            b[i] = u
         v = np.float64(a[i])
         w = np.float64(u)
         s += v

@@ -16,10 +16,10 @@ when ``i % frequency == 0``. Only then:
   iteration only) records the gradients and copies the parameters (the
   only copy the listener ever holds, freed again after the step unless every iteration
   is reported) in one compiled call;
-  the post-hook turns that copy, in place, into the update the optimizer really applied
+  the post-hook computes from that copy the update the optimizer really applied
   (after momentum, Adam, weight decay) and sums parameters and updates in the same pass;
 * ``step`` turns the numbers into one :class:`~embedviz.stats.records.Update` (for a
-  SQLite storage, the head of one: the statistics go to its packer as a list of floats
+  SQLite storage, the head of one: the statistics go to its packer as one array
   and the histograms as arrays, without an object per tensor).
 
 Histograms are taken on iterations that are multiples of ``histogram_frequency`` (and
@@ -500,7 +500,7 @@ class StatsListener:
         if not self._armed or self._before is None:
             return
         t0 = time.perf_counter()
-        self._stepped = self._ts.step_stats(  # the update lands in the copy, in place
+        self._stepped = self._ts.step_stats(  # the update from the copy
             self._tensors, self._before, self._bins, out=(self._out_params, self._out_updates)
         )
         if self.frequency == 1:  # every iteration is reported: reuse the memory

@@ -13,7 +13,8 @@ vectorises, where a float min/max loop does not -- and also reveal NaN and inf; 
 computes a chunk's bin numbers in a vectorised loop, in the values' own precision, then
 counts them into eight partial histograms (~0.3 ns per value). The update the optimizer
 applied is computed in the same pass as the statistics of parameters and updates
-(:func:`step_stats`), in place in the listener's one copy of the parameters.
+(:func:`step_stats`), from the listener's one copy of the parameters (and written into
+it, in place, when its histogram is asked for).
 
 Tensors on other devices use torch reductions, queued without a sync; their numbers are
 moved to Python with one ``tolist()`` per group.
@@ -392,7 +393,8 @@ def step_stats(
     out: tuple[Outputs, Outputs] | None = None,
 ) -> tuple[TensorStats, TensorStats]:
     """Statistics of the parameters and of the update ``params - before`` the optimizer
-    applied; the update is written into ``before``, in place."""
+    applied. The update is written into ``before``, in place, when ``bins`` asks for
+    histograms (on the compiled path; the general path always writes it)."""
     lay = before.layout
     if lay is not None and lay.fits(params):
         numels = lay.numels
