@@ -166,12 +166,16 @@ class _Hooks:
     registration methods.
     """
 
+    DIRECT = True  # False: always the registration methods (tests)
+
     def __init__(self, torch, table: list[tuple[Any, str, str, Any]]) -> None:
         from collections import OrderedDict
 
         self.table = table  # (module or optimizer, its hooks dict, its register method, hook)
         self.id = torch.utils.hooks.RemovableHandle(OrderedDict()).id
-        self.direct = all(isinstance(getattr(o, d, None), dict) for o, d, _, _ in table)
+        self.direct = self.DIRECT and all(
+            isinstance(getattr(o, d, None), dict) for o, d, _, _ in table
+        )
         self.handles: list = []
         self.on = False
 

@@ -197,6 +197,45 @@ def test_frequency_one_keeps_its_one_hook_until_close(digits):
     assert all(len(u.activations) == len(updates[0].activations) > 0 for u in updates)
 
 
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_listeners_hooks_live_beside_the_users_own(digits, monkeypatch, direct):
+    """Its hooks go into torch's hook dicts under an id no other hook gets (or, for a
+    torch that keeps them elsewhere, through the registration methods): the user's
+    own hooks, registered before and during training, run on every iteration and
+    stay; the recorded numbers are the same either way."""
+    from embedviz.stats import listener as listener_module
+
+    monkeypatch.setattr(listener_module._Hooks, "DIRECT", direct)
+    model = make_model(1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    calls = []
+    mine = [model[0].register_forward_hook(lambda *a: calls.append("before"))]
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, frequency=3, session_id="s") as listener:
+        assert listener._hooks.direct is direct
+        train(model, opt, digits, 2, listener)
+        mine.append(model[0].register_forward_hook(lambda *a: calls.append("during")))
+        mine.append(opt.register_step_post_hook(lambda *a: calls.append("step")))
+        assert listener._hooks.id not in {h.id for h in mine}
+        train(model, opt, digits, 5, listener)
+    assert calls.count("before") == 7 and calls.count("during") == calls.count("step") == 5
+    assert list(model[0]._forward_hooks) == [h.id for h in mine[:2]]
+    assert list(opt._optimizer_step_post_hooks) == [mine[2].id]
+    assert not opt._optimizer_step_pre_hooks
+    updates = storage.get_updates("s")
+    assert [u.iteration for u in updates] == [0, 3, 6]
+    reference = InMemoryStatsStorage()  # the other path, the same numbers
+    monkeypatch.setattr(listener_module._Hooks, "DIRECT", not direct)
+    model = make_model(1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with StatsListener(reference, model, opt, frequency=3, session_id="s") as listener:
+        train(model, opt, digits, 2, listener)
+        train(model, opt, digits, 5, listener)
+    assert [(u.params, u.activations) for u in reference.get_updates("s")] == [
+        (u.params, u.activations) for u in updates
+    ]
+
+
 @pytest.mark.parametrize("frequency", [1, 3])
 def test_another_model_in_the_process_runs_without_any_hook(digits, frequency):
     """The listener hooks its model's leaves only: a second model (a teacher, an EMA
