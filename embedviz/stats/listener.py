@@ -73,6 +73,7 @@ from embedviz._lazy import lazy_exports
 from embedviz.errors import InputError
 from embedviz.stats.base import check_storage
 from embedviz.stats.limits import MAX_HISTOGRAM_BINS
+from embedviz.stats.listener_hooks import ListenerHooks
 from embedviz.stats.records import ActivationStats, EvalRecord, ParamStats, Update
 from embedviz.stats.system import (
     memory_sample,
@@ -154,51 +155,7 @@ def _frequencies(frequency, histogram_frequency, histogram_bins) -> tuple[int, i
     return frequency, hf, bins
 
 
-class _Hooks:
-    """The listener's hooks, put on for a reported iteration and taken off after it.
-
-    Each goes into the dict that ``register_forward_hook`` (or the optimizer's
-    ``register_step_pre_hook``/``register_step_post_hook``) writes to, under one id that
-    torch hands out for a hook, and comes out of it again, which is what those methods
-    and ``handle.remove()`` do, without a handle per hook and report: registering and
-    removing the seven hooks of a small MLP, cold every 10 iterations, cost ~0.7 % of
-    its training (measured). A torch that keeps its hooks elsewhere gets the
-    registration methods.
-    """
-
-    DIRECT = True  # False: always the registration methods (tests)
-
-    def __init__(self, torch, table: list[tuple[Any, str, str, Any]]) -> None:
-        from collections import OrderedDict
-
-        self.table = table  # (module or optimizer, its hooks dict, its register method, hook)
-        self.id = torch.utils.hooks.RemovableHandle(OrderedDict()).id
-        self.direct = self.DIRECT and all(
-            isinstance(getattr(o, d, None), dict) for o, d, _, _ in table
-        )
-        self.handles: list = []
-        self.on = False
-
-    def attach(self) -> None:
-        if self.direct:
-            for owner, hooks, _, hook in self.table:
-                getattr(owner, hooks)[self.id] = hook
-        else:
-            self.handles = [getattr(o, register)(hook) for o, _, register, hook in self.table]
-        self.on = True
-
-    def detach(self) -> None:
-        if self.direct:
-            for owner, hooks, _, _ in self.table:
-                getattr(owner, hooks).pop(self.id, None)
-        else:
-            for handle in self.handles:
-                handle.remove()
-            self.handles = []
-        self.on = False
-
-
-class StatsListener:
+class StatsListener(ListenerHooks):
     """Record training statistics of a PyTorch model into a storage.
 
     Parameters
@@ -367,18 +324,7 @@ class StatsListener:
         # a report's numbers for SQLite, in its packer's order (see ts.flat_values)
         self._values = np.empty(10 * n + 3 * len(self._leaves))
         self.iteration = 0
-        table = []
-        if self.collect_activations:
-            hook = self._forward
-            table += [(m, "_forward_hooks", "register_forward_hook", hook) for _, m in self._leaves]
-        if self.optimizer is not None:
-            table += [
-                (self.optimizer, "_optimizer_step_pre_hooks", "register_step_pre_hook",
-                 self._pre_step),
-                (self.optimizer, "_optimizer_step_post_hooks", "register_step_post_hook",
-                 self._post_step),
-            ]  # fmt: skip
-        self._hooks = _Hooks(self._torch, table)
+        self._hooks = self._make_hooks()
         self._armed = False
         self._bins = 0  # histogram bins on this reported iteration, 0 for none
         self._before = None  # the one copy of the parameters, between the step hooks
@@ -433,84 +379,6 @@ class StatsListener:
             dist.broadcast_object_list(box, src=0)
             sid = box[0]
         return sid
-
-    # -- hooks ---------------------------------------------------------------------
-    def _arm(self) -> None:
-        """Prepare iteration ``self.iteration`` if it is reported."""
-        self._armed = self.iteration % self.frequency == 0
-        if not self._armed:
-            return
-        hist_now = self.histogram_frequency > 0 and self.iteration % self.histogram_frequency == 0
-        self._bins = self.histogram_bins if hist_now else 0
-        if not self._hooks.on:  # kept while every iteration is reported
-            self._hooks.attach()
-
-    def _disarm(self, keep_hook: bool = False) -> None:
-        """End a reported iteration; ``keep_hook`` when the next one is reported too."""
-        if not keep_hook and self._hooks.on:  # an iteration not reported calls no hook
-            self._hooks.detach()
-        self._armed = False
-        self._before = None
-        self._acts, self._grads, self._stepped = {}, None, None  # this report's numbers
-
-    def _forward(self, module, inputs, output) -> None:
-        """The forward hook of the model's leaves (armed iterations only): records a
-        leaf's output, in training mode, once per iteration."""
-        name = self._leaf_names[module]
-        if name in self._acts:  # called again in this iteration (a shared layer)
-            return
-        if not (module.training and self._torch.is_grad_enabled()):
-            return
-        t0 = time.perf_counter()
-        if isinstance(output, tuple | list):
-            output = next((o for o in output if isinstance(o, self._torch.Tensor)), None)
-        if isinstance(output, self._torch.Tensor) and output.numel():
-            # now, before a later in-place op (ReLU) can overwrite the output; on the
-            # CPU into row k of the kept arrays (None), else a TensorStats of its own
-            k = len(self._acts)
-            stats = self._ts.layer_stats(output, self._bins, self._out_acts, k)
-            self._acts[name] = (output.numel(), stats)
-        self._collect += time.perf_counter() - t0
-
-    def _pre_step(self, optimizer, args, kwargs) -> None:
-        if not self._armed:
-            return
-        t0 = time.perf_counter()
-        params = self._tensors  # read only through data pointers, detach or no_grad
-        lay = self._layout
-        if lay is None or not lay.fits(params):
-            lay = self._layout = self._ts.ParamLayout.of(params)
-        if lay is None:
-            self._record_grads()
-            self._before = self._ts.ParamCopy(params)
-        else:  # gradients and copy in one compiled call
-            grads = [p.grad for p in params]
-            stats, self._before = lay.before_step(
-                grads, self._bins, self._out_grads, spare=self._spare
-            )
-            self._spare = None
-            if stats is None:
-                self._record_grads()
-            else:
-                self._grad_names, self._grads = self._names_list, stats
-        self._collect += time.perf_counter() - t0
-
-    def _record_grads(self) -> None:
-        grads = [(n, p.grad) for n, p in self._params if p.grad is not None]
-        self._grad_names = [n for n, _ in grads]
-        self._grads = self._ts.tensor_stats([g for _, g in grads], self._bins, out=self._out_grads)
-
-    def _post_step(self, optimizer, args, kwargs) -> None:
-        if not self._armed or self._before is None:
-            return
-        t0 = time.perf_counter()
-        self._stepped = self._ts.step_stats(  # the update from the copy
-            self._tensors, self._before, self._bins, out=(self._out_params, self._out_updates)
-        )
-        if self.frequency == 1:  # every iteration is reported: reuse the memory
-            self._spare = self._before
-        self._before = None
-        self._collect += time.perf_counter() - t0
 
     # -- the public loop API -------------------------------------------------------------
     def step(self, loss: Any = None, batch_size: int | None = None) -> None:

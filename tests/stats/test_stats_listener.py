@@ -203,9 +203,9 @@ def test_the_listeners_hooks_live_beside_the_users_own(digits, monkeypatch, dire
     torch that keeps them elsewhere, through the registration methods): the user's
     own hooks, registered before and during training, run on every iteration and
     stay; the recorded numbers are the same either way."""
-    from embedviz.stats import listener as listener_module
+    from embedviz.stats import listener_hooks
 
-    monkeypatch.setattr(listener_module._Hooks, "DIRECT", direct)
+    monkeypatch.setattr(listener_hooks.Hooks, "DIRECT", direct)
     model = make_model(1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     calls = []
@@ -225,7 +225,7 @@ def test_the_listeners_hooks_live_beside_the_users_own(digits, monkeypatch, dire
     updates = storage.get_updates("s")
     assert [u.iteration for u in updates] == [0, 3, 6]
     reference = InMemoryStatsStorage()  # the other path, the same numbers
-    monkeypatch.setattr(listener_module._Hooks, "DIRECT", not direct)
+    monkeypatch.setattr(listener_hooks.Hooks, "DIRECT", not direct)
     model = make_model(1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     with StatsListener(reference, model, opt, frequency=3, session_id="s") as listener:
