@@ -63,6 +63,7 @@ import math
 import numbers
 import operator
 import time
+import weakref
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,8 @@ from embedviz.stats.torch_static import distributed, static_info, unwrap_model
 from embedviz.stats.validation import check_name
 
 log = logging.getLogger(__name__)
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()  # listeners not closed (for a warning)
 
 __all__ = ["StatsListener", "Word2VecStats", "TSNEStats"]  # noqa: F822 (lazy)
 
@@ -169,11 +172,16 @@ class StatsListener(ListenerHooks):
     optimizer : torch.optim.Optimizer or None
         Hooked to record the real update; without it no update statistics.
     frequency : int, default=10
-        Report every ``frequency`` iterations (iteration 0 included). This and every
-        later parameter are keyword-only.
+        Report every ``frequency`` iterations (iteration 0 included). A reported
+        iteration without an ``optimizer.step()`` (gradient accumulation) waits for the
+        next step, at most until the next report is due, so that its record has the
+        gradient and update statistics. This and every later parameter are
+        keyword-only.
     histogram_frequency : int, default=100
         Histograms of parameters, gradients, updates and activations every this many
-        iterations (only on reported ones); 0 turns histograms off.
+        iterations (only on reported ones, so in effect every least common multiple of
+        the two frequencies; a warning says so when that differs); 0 turns histograms
+        off.
     histogram_bins : int, default=30
     session_id : str or None, default=None
         Default: a new id (shared by all ranks under torch.distributed).
@@ -183,16 +191,26 @@ class StatsListener(ListenerHooks):
     report_ranks : {"all", "zero"}, default="all"
         Under torch.distributed, whether every rank reports or only rank 0.
     activations : bool, default=True
-        Record activation statistics with forward hooks.
-    scheduler : object or None
-        A learning-rate scheduler; its class is recorded so that diagnostics can flag a
-        learning rate that stays flat although a schedule was configured.
+        Record activation statistics with forward hooks: the mean, std and share of
+        zeros of each leaf module's output, from its first call in a reported
+        iteration, in training mode with gradients enabled (a model run under
+        ``model.eval()`` or ``torch.no_grad()`` records none; a warning says so once).
+    scheduler : torch learning-rate scheduler or None
+        Its class is recorded so that diagnostics can flag a learning rate that stays
+        flat although a schedule was configured.
     config : dict or None
         Free-form facts stored with the static info (batch size, ``n_classes`` of a
         classifier, ...).
 
     Notes
     -----
+    The parameters reported on are those that require a gradient (a frozen part of the
+    model is left out; the static info's counts include it). Parameter statistics are
+    those after the optimizer step; the learning rates those the step used.
+
+    A listener keeps hooks on the model and the optimizer until :meth:`close` (or the
+    end of its ``with`` block): close one before making another for the same model.
+
     Creating a listener for a model on the CPU compiles its statistics loops the first
     time on a machine (~6 s) and loads them from numba's cache after that (~0.6 s).
 
@@ -235,7 +253,26 @@ class StatsListener(ListenerHooks):
         self.frequency, self.histogram_frequency, self.histogram_bins = _frequencies(
             frequency, histogram_frequency, histogram_bins
         )
+        hf = self.histogram_frequency
+        if hf and hf % self.frequency:
+            log.warning(
+                "histogram_frequency=%d is not a multiple of frequency=%d: histograms are "
+                "taken on reported iterations only, so every %d iterations; pass a "
+                "multiple of frequency to choose",
+                hf, self.frequency, math.lcm(hf, self.frequency),
+            )  # fmt: skip
         self._check_args(storage, model, optimizer, report_ranks, config)
+        if not isinstance(activations, bool):
+            raise InputError(f"activations: expected True or False, got {activations!r:.60}")
+        if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+            raise InputError(
+                f"scheduler: expected a learning-rate scheduler (an object with a step() "
+                f"method, such as torch.optim.lr_scheduler.StepLR) or None, got "
+                f"{type(scheduler).__name__} {scheduler!r:.60}"
+            )
+        for name, value in (("session_id", session_id), ("worker_id", worker_id)):
+            if value is not None and not str(value):
+                raise InputError(f"{name}: expected a non-empty name or None, got ''")
         self.storage = storage
         inner, compiled = unwrap_model(model)
         if compiled and activations:
@@ -340,10 +377,27 @@ class StatsListener(ListenerHooks):
         self._last_report_time = time.perf_counter()
         self._closed = False
         self._last_memory = -math.inf
+        self._rates: list[float] | None = None  # the learning rates the step used
+        self._due = 0  # the iteration whose report is being recorded (it may wait)
+        self._untrained = False  # a hooked forward pass ran in eval mode or no_grad
+        self._warned: set[str] = set()
 
     def _start(self) -> None:
         """Store the static info and arm iteration 0 (its hooks)."""
         start_cpu_measurement()  # the first report's cpu_percent is then a real one
+        for other in list(_OPEN):
+            if other.model is self.model or (
+                self.optimizer is not None and other.optimizer is self.optimizer
+            ):
+                log.warning(
+                    "another StatsListener (session %r) on this model or optimizer is "
+                    "still open: it keeps its hooks, and copies the parameters at every "
+                    "optimizer step while it waits for a report; close() it first, or use "
+                    "'with StatsListener(...)'",
+                    other.session_id,
+                )
+                break
+        _OPEN.add(self)
         if any(p.is_cpu for p in self._tensors):
             self._ts.load_kernels()  # now rather than in the first report
         config = dict(self.config)
@@ -414,6 +468,8 @@ class StatsListener(ListenerHooks):
             if self.enabled and it % self.frequency == 0:
                 self._arm()
             return
+        if self._stepped is None and self.optimizer is not None and self._wait_for_step():
+            return
         t0 = time.perf_counter()
         try:  # a bad loss is an error of this call; the next iteration is counted as usual
             update, arrays, flat = self._build_update(loss)
@@ -429,6 +485,32 @@ class StatsListener(ListenerHooks):
             self._put_arrays(update, arrays)
         else:
             self._put(update)
+
+    def _wait_for_step(self) -> bool:
+        """True when the reported iteration saw no optimizer step (gradient
+        accumulation) and its report waits for the next one, which records it; at the
+        latest the iteration before the next report is due reports without one (a
+        warning, once, says so)."""
+        it = self.iteration + 1
+        if it % self.frequency:
+            self.iteration = it
+            self._acts = {}  # the report's activations: those of the iteration stepped
+            return True
+        self._warn_once(
+            "no step",
+            "StatsListener: iteration %d is reported without an optimizer.step() since "
+            "iteration %d, so its record has no gradient or update statistics; call "
+            "listener.step() once per optimizer.step() (with gradient accumulation, after "
+            "the step)",
+            self.iteration,
+            self._due,
+        )
+        return False
+
+    def _warn_once(self, key: str, message: str, *args) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
 
     def _loss_fits(self, loss: Any) -> bool:
         """A loss that :func:`_number` takes, judged without reading a tensor's value."""
@@ -457,7 +539,9 @@ class StatsListener(ListenerHooks):
             if self._examples:
                 update.examples_per_sec = self._examples / elapsed
         self._last_report_time, self._batches, self._examples = now, 0, 0
-        if self.optimizer is not None:
+        if self._rates is not None:  # read in the step's pre-hook: the rates it used
+            update.learning_rates = self._rates
+        elif self.optimizer is not None:
             update.learning_rates = [float(g["lr"]) for g in self.optimizer.param_groups]
 
         names = self._names_list
@@ -471,6 +555,14 @@ class StatsListener(ListenerHooks):
         if self._grads is None and self.optimizer is None:
             self._record_grads()
         acts = self._activation_stats() if self._acts else None
+        if acts is None and self._untrained:
+            self._warn_once(
+                "eval",
+                "StatsListener: no activation statistics at iteration %d: the model ran "
+                "in eval mode (model.eval()) or under torch.no_grad(); they are recorded "
+                "from training-mode forward passes only",
+                it,
+            )
         flat = None
         if self._put_flat is not None and updates is not None and self._grad_names is names:
             # every parameter has all ten numbers: one compiled call, no object each
@@ -571,6 +663,7 @@ class StatsListener(ListenerHooks):
         """
         if self._closed:
             return
+        _OPEN.discard(self)
         self._disarm()
         self._spare = None
         self._closed = True

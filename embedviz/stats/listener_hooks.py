@@ -78,6 +78,7 @@ class ListenerHooks:
         self._armed = self.iteration % self.frequency == 0
         if not self._armed:
             return
+        self._due = self.iteration
         hist_now = self.histogram_frequency > 0 and self.iteration % self.histogram_frequency == 0
         self._bins = self.histogram_bins if hist_now else 0
         if not self._hooks.on:  # kept while every iteration is reported
@@ -88,7 +89,8 @@ class ListenerHooks:
         if not keep_hook and self._hooks.on:  # an iteration not reported calls no hook
             self._hooks.detach()
         self._armed = False
-        self._before = None
+        self._before = self._rates = None
+        self._untrained = False
         self._acts, self._grads, self._stepped = {}, None, None  # this report's numbers
 
     def _forward(self, module, inputs, output) -> None:
@@ -98,6 +100,7 @@ class ListenerHooks:
         if name in self._acts:  # called again in this iteration (a shared layer)
             return
         if not (module.training and self._torch.is_grad_enabled()):
+            self._untrained = True
             return
         t0 = time.perf_counter()
         if isinstance(output, tuple | list):
@@ -114,6 +117,7 @@ class ListenerHooks:
         if not self._armed:
             return
         t0 = time.perf_counter()
+        self._rates = [float(g["lr"]) for g in optimizer.param_groups]  # this step's
         params = self._tensors  # read only through data pointers, detach or no_grad
         lay = self._layout
         if lay is None or not lay.fits(params):

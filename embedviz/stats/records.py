@@ -46,8 +46,10 @@ HISTOGRAM_KINDS = ("params", "grads", "updates", "activations")
 class ParamStats:
     """Statistics of one parameter tensor at one iteration.
 
-    ``update`` is the change the optimizer actually applied (after momentum, Adam,
-    weight decay): ``param_after - param_before``. ``update_param_ratio`` is
+    ``param_*`` describe the parameter after the optimizer step (as the next forward
+    pass sees it); ``grad_*`` the gradient that step used; ``update`` is the change the
+    optimizer actually applied (after momentum, Adam, weight decay):
+    ``param_after - param_before``. ``update_param_ratio`` is
     ``update_mean_magnitude / param_mean_magnitude`` (healthy near 1e-3). Gradient and
     update fields are ``None`` when the tensor had no gradient or was not stepped.
     """
