@@ -3,7 +3,8 @@
 :func:`diagnose` returns :class:`Finding` objects for one storage; ``embedviz check DB``
 (:mod:`embedviz.ui.check_command`) prints them for a file and exits 1 when an error was
 found, so that it can gate a CI job. The checks, per session and worker (their
-thresholds and why: :mod:`embedviz.stats.diagnostics_checks`):
+thresholds and why: :mod:`embedviz.stats.diagnostics_checks`, the schedule's
+:mod:`embedviz.stats.diagnostics_schedule`):
 
 * update:parameter ratio of a tensor (median over the latest third of the reports) above
   1e-2 (an error above 1e-1) or below 1e-4 -- a healthy ratio is near 1e-3 (Karpathy's
@@ -18,10 +19,17 @@ thresholds and why: :mod:`embedviz.stats.diagnostics_checks`):
 * score NaN or infinite (error), jumped 4x above its level before and stayed high
   (error), rising (error), or flat (warning);
 * the first score far from ln(n_classes) when the static info's ``config`` names
-  ``n_classes`` (a classifier's loss at initialisation should be near it);
+  ``n_classes`` (a classifier's loss at initialisation should be near it); an
+  ``n_classes`` that is not an int >= 2 is a warning (``bad_config``: that check was
+  skipped);
+* a PyTorch run none of whose reports has update statistics (``no_update_stats``: no
+  optimizer given, or ``listener.step()`` called on micro-batches without a step);
 * parameters: NaN/inf statistics (error), mean magnitude growing tenfold from a floor
   and still growing, or a thousandfold at once (warning);
-* a learning rate that never changes although a scheduler was configured.
+* a learning rate that never changes although a scheduler was configured: a warning
+  where the scheduler's recorded step count never advanced, or passed its first change
+  (``step_size``, ``milestones``, ... of ``config["lr_scheduler_args"]``), else at most
+  an INFO; never for ReduceLROnPlateau (flat by design while the score improves).
 
 The same check over several tensors or layers is one finding naming them all (``layer``
 holds the names joined by ``", "``, ``layers`` and ``details`` each one and its own
@@ -58,7 +66,8 @@ class Finding:
     ``score_rising``, ``score_flat``, ``initial_loss``, ``ratio_high``, ``ratio_low``,
     ``ratio_early``, ``ratio_spike``, ``vanishing_gradients``,
     ``activations_collapsing``, ``activation_std``, ``dead_units``,
-    ``params_not_finite``, ``params_diverging``, ``lr_flat``); ``iterations`` is
+    ``params_not_finite``, ``params_diverging``, ``lr_flat``, ``no_update_stats``,
+    ``bad_config``); ``iterations`` is
     ``(first, last)`` of the iterations that show it; ``layer`` is the parameter tensor,
     layer or ``lr/<group>`` series (None for run-wide findings such as the score), or
     several of them joined by ``", "`` when the check fired on each. ``layers`` holds

@@ -58,6 +58,7 @@ from embedviz.stats.diagnostics_run import (
     _span,
     passes_through,
 )
+from embedviz.stats.diagnostics_schedule import check_schedule
 
 # -- score ----------------------------------------------------------------------------
 
@@ -115,13 +116,12 @@ def check_score(run: _Run) -> None:
     level = max(abs(mhead), 1e-12)
     spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
     if abs(mtail - mhead) <= 0.02 * level and spread <= 0.05 * level:
-        config = run.static.config if run.static is not None else {}
-        n_classes = config.get("n_classes")
+        n_classes = n_classes_of(run)
         chance = ""
-        if isinstance(n_classes, int | float) and n_classes >= 2:
+        if n_classes is not None:
             expected = math.log(n_classes)
             if abs(mtail - expected) <= 0.05 * expected:
-                chance = f", the loss of guessing among {int(n_classes)} classes"
+                chance = f", the loss of guessing among {n_classes} classes"
         run.add(
             "warning", "score_flat", None, _span(its),
             f"score stayed near {_fmt(mtail)} over {n} reports (first-quarter median "
@@ -169,10 +169,31 @@ def _explosion(values: np.ndarray) -> tuple[int, float] | None:
     return None
 
 
+def n_classes_of(run: _Run) -> int | None:
+    """The static info's ``config["n_classes"]`` when it is a class count (an int >= 2,
+    or a float equal to one), else None (:func:`check_initial_loss` reports a bad one)."""
+    config = run.static.config if run.static is not None else {}
+    n = config.get("n_classes") if isinstance(config, dict) else None
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)
+    return n if type(n) is int and n >= 2 else None
+
+
 def check_initial_loss(run: _Run) -> None:
     config = run.static.config if run.static is not None else {}
-    n_classes = config.get("n_classes")
-    if not isinstance(n_classes, int | float) or n_classes < 2:
+    n_classes = n_classes_of(run)
+    if n_classes is None:
+        given = config.get("n_classes") if isinstance(config, dict) else None
+        if given is not None:  # given, but not a class count: say the check was skipped
+            run.add(
+                "warning", "bad_config", None, None,
+                f"config n_classes is {given!r:.60} ({type(given).__name__}): expected the "
+                "number of classes, an int >= 2; the initial-loss check (the first score "
+                "of a classifier near ln(n_classes)) was skipped",
+                "pass the number of classes as an int, e.g. StatsListener(..., "
+                "config={'n_classes': 10}), or leave n_classes out for a model that is not "
+                "a classifier",
+            )  # fmt: skip
         return
     s = run.series("score")
     if not len(s) or not np.isfinite(s.values[0]):
@@ -182,8 +203,8 @@ def check_initial_loss(run: _Run) -> None:
     if not expected / 2 <= got <= 2 * expected:
         run.add(
             "warning", "initial_loss", None, (int(s.iterations[0]), int(s.iterations[0])),
-            f"first score {_fmt(got)}; a {int(n_classes)}-class cross-entropy starts near "
-            f"ln({int(n_classes)}) = {_fmt(expected)}",
+            f"first score {_fmt(got)}; a {n_classes}-class cross-entropy starts near "
+            f"ln({n_classes}) = {_fmt(expected)}",
             "verify the loss at initialisation: the last layer's initial weights may be too "
             "large, the loss may be summed instead of averaged, or labels may be wrong",
         )  # fmt: skip
@@ -213,6 +234,34 @@ def _against_weights(run: _Run, name: str, values, its):
         scale.append(np.interp(its, got.iterations[ok], got.values[ok]))
     p, ref = scale
     return values * p / np.maximum(np.maximum(p, ref), 1e-30)
+
+
+def check_update_stats(run: _Run) -> None:
+    """A PyTorch run with reports none of which has update statistics: the update
+    checks below had nothing to read, which ``embedviz check`` must not pass silently."""
+    if run.static is None or run.static.kind != "torch" or not run.n_updates:
+        return
+    if run.with_suffix("params/", "/update_param_ratio"):
+        return
+    n = run.n_updates
+    reports = f"{n} report{'s' if n != 1 else ''}"
+    if not run.static.optimizer:
+        run.add(
+            "warning", "no_update_stats", None, None,
+            f"no update statistics recorded ({reports}, no optimizer given to the "
+            "StatsListener): the update:parameter ratio checks could not run",
+            "pass the optimizer: StatsListener(storage, model, optimizer, ...)",
+        )  # fmt: skip
+        return
+    run.add(
+        "warning", "no_update_stats", None, None,
+        f"no update statistics recorded: none of the {reports} saw a step of the "
+        "optimizer given to the StatsListener, so the update:parameter ratio checks "
+        "could not run",
+        "call listener.step() once per optimizer.step() (with gradient accumulation, after "
+        "the step, not once per micro-batch), and give the listener the optimizer that is "
+        "stepped (a re-created optimizer needs a new listener)",
+    )  # fmt: skip
 
 
 def check_ratios(run: _Run) -> None:
@@ -345,7 +394,7 @@ def _vanishing(run: _Run, medians: dict[str, float]) -> None:
     )  # fmt: skip
 
 
-# -- activations, parameters, learning rate ---------------------------------------------
+# -- activations, parameters ----------------------------------------------------------
 
 
 def check_activations(run: _Run) -> None:
@@ -445,24 +494,6 @@ def check_params(run: _Run) -> None:
             )  # fmt: skip
 
 
-def check_schedule(run: _Run) -> None:
-    config = run.static.config if run.static is not None else {}
-    scheduler = config.get("lr_scheduler") or config.get("lr_schedule")
-    if not scheduler:
-        return
-    for name in run.names:
-        if not name.startswith("lr/"):
-            continue
-        s = run.series(name)
-        if len(s) >= 3 and np.all(s.values == s.values[0]):
-            run.add(
-                "warning", "lr_flat", name, _span(s.iterations),
-                f"learning rate stayed {_fmt(float(s.values[0]))} over {len(s)} reports "
-                f"although {scheduler} was configured",
-                "call scheduler.step() (once per epoch or iteration, as the scheduler expects)",
-            )  # fmt: skip
-
-
 # dead units first: the ratio advice depends on them
-CHECKS = (check_score, check_initial_loss, check_activations, check_ratios, check_params,
-          check_schedule)  # fmt: skip
+CHECKS = (check_score, check_initial_loss, check_activations, check_update_stats,
+          check_ratios, check_params, check_schedule)  # fmt: skip

@@ -17,6 +17,9 @@ RATIO_LOW, RATIO_HIGH, RATIO_ERROR = 1e-4, 1e-2, 1e-1
 ACT_STD_LOW, ACT_STD_HIGH = 0.5, 2.0
 SCORE_EXPLODED = 4.0
 _ACT_STD_WARN = 10.0  # this many times outside the band: a warning, not info
+#: the series of the scheduler's step count (``scheduler.last_epoch``) at each report,
+#: where the listener records it (``Update.extra["lr_scheduler_steps"]``)
+SCHEDULER_STEPS = "extra/lr_scheduler_steps"
 
 # Series are read min/max-downsampled to this many points (spikes and NaN survive), as
 # many at once as fit in _POINT_BUDGET points: one pass over a SQLite file reads every
@@ -48,7 +51,7 @@ def _read_by_checks(name: str) -> bool:
     """Whether one of the checks reads this series (the others are never fetched)."""
     head = name.partition("/")[0]
     return (
-        name == "score"
+        name in ("score", SCHEDULER_STEPS)
         or head == "lr"
         or head == "params"
         and name.endswith(("/update_param_ratio", "/param_mean_magnitude"))
@@ -98,7 +101,9 @@ class _Run:
         self._asked: set[str] = set()
         self._kept: dict = {}  # magnitudes: asked again (bias ratios, parameter growth)
         count = getattr(storage, "count_updates", None)
-        n = count(session_id, worker_id) if count is not None else _POINTS
+        #: updates stored for this worker (None: the storage cannot count them)
+        self.n_updates = count(session_id, worker_id) if count is not None else None
+        n = self.n_updates if self.n_updates is not None else _POINTS
         self.downsampled = n > _POINTS  # counts of events found are then lower bounds
         self._batch = max(16, _POINT_BUDGET // max(1, min(n, _POINTS)))
 

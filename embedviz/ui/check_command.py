@@ -33,8 +33,10 @@ def run_check_command(
     """``embedviz check``: print the diagnostics of every run (session and worker) of a
     statistics file, or of the one session and worker asked for; the exit status.
 
-    Returns 1 when a finding is an error or the file holds no session (a CI gate over a
-    training that recorded nothing fails), else 0. ``quiet`` prints only the warnings
+    Returns 1 when a finding is an error, or when the file holds no session or the
+    runs checked hold no update (a CI gate over a training that recorded nothing
+    fails), else 0; a run without updates is a warning (``no_updates``), not "no
+    problems found". ``quiet`` prints only the warnings
     and errors, each under its run's line, and no summary. A file that cannot be read,
     or an unknown session or worker, raises (the command line prints one line, exit
     status 2) before anything is printed. Names are printed with control characters
@@ -61,7 +63,7 @@ def run_check_command(
     stream = sys.stdout if stream is None else stream
     err = sys.stderr if err is None else err
     storage = open_stats(path, "check")
-    errors = warnings = 0
+    errors = warnings = recorded = 0
     try:
         problems = storage.quick_check()
         if problems:
@@ -102,23 +104,51 @@ def run_check_command(
             errors += sum(f.severity == "error" for f in found)
             warnings += sum(f.severity == "warning" for f in found)
             shown = [f for f in found if f.severity != "info"] if quiet else found
-            if quiet and not shown:
-                continue
             info = storage.get_static_info(sid, wid)
             kind = f"{info.kind}, {info.model_class}" if info is not None else "no static info"
             n = storage.count_updates(sid, wid)
-            print(printable(f"session {sid} worker {wid} ({kind}; {n} updates)"), file=stream)
+            recorded += n
+            if n == 0:  # nothing to check is not "no problems found"
+                warnings += 1
+                nothing = _no_updates(sid, wid)
+                found, shown = [nothing, *found], [nothing, *shown]
+            elif quiet and not shown:
+                continue
+            header = f"session {sid} worker {wid} ({kind}; {n} update{'s' if n != 1 else ''})"
+            print(printable(header), file=stream)
             if not found:
                 print("  no problems found", file=stream)
             for f in shown:
                 print(format_finding(f), file=stream)
         if not quiet:
             print(f"summary: {errors} error(s), {warnings} warning(s)", file=stream)
+        if runs and not recorded:
+            print(
+                f"embedviz: error: no updates recorded in {printable(path)} for the runs "
+                "checked; the training reported nothing (did it stop before its first "
+                "report, or run no iteration?)",
+                file=err,
+            )
+            return 1
     except sqlite3.DatabaseError as exc:  # a damaged page met while reading
         raise FileFormatError(f"{path}: damaged statistics file ({exc})") from None
     finally:
         storage.close()
     return 1 if errors else 0
+
+
+def _no_updates(session_id: str, worker_id: str):
+    """The warning of a run that recorded no update: nothing of it could be checked."""
+    from embedviz.stats.diagnostics import Finding
+
+    return Finding(
+        "warning", "no_updates", session_id, worker_id, None, None,
+        "no updates recorded, so nothing could be checked",
+        "the training stopped before its first report or ran no iteration; call "
+        "listener.step() once per iteration (a run in progress reports at iteration 0, "
+        "after its first step)",
+        where="run",
+    )  # fmt: skip
 
 
 def add_check_command(subparsers) -> None:
@@ -130,7 +160,8 @@ def add_check_command(subparsers) -> None:
             "Read a statistics file and print findings (exploding or vanishing updates, loss "
             "spikes, dead units, divergence, ...) with their evidence and advice, for every "
             "session and worker (or those given). Exit status: 0, 1 when a finding is an "
-            "error or the file holds no session, 2 when the file or an option is wrong."
+            "error or the file holds no session or no update, 2 when the file or an "
+            "option is wrong."
         ),
         epilog="example: embedviz check runs.db (in CI: embedviz check -q runs.db)",
     )

@@ -1,5 +1,6 @@
 """Diagnostics on runs with planted faults (issue 4 §6, §7)."""
 
+import json
 import math
 import re
 import sqlite3
@@ -285,3 +286,232 @@ def test_bidirectional_formatting_characters_are_printed_escaped(char, tmp_path,
     out, err = capsys.readouterr()
     assert f"--session: no session '{escaped}\\n' in" in err
     assert char not in err + out
+
+
+# -- a learning-rate schedule (review 13, finding 4) -------------------------------------
+
+
+def digits_with_schedule(storage, make_scheduler, epochs=4, per_epoch=None, frequency=5):
+    """An MLP on digits, ``make_scheduler(optimizer)`` stepped as ``per_epoch(scheduler,
+    epoch_loss)`` after each epoch (None: never stepped); the session id."""
+    torch = pytest.importorskip("torch")
+    from sklearn.datasets import load_digits
+
+    from embedviz.stats.listener import StatsListener
+
+    X, y = load_digits(return_X_y=True)
+    X, y = torch.tensor(X[:640] / 16.0, dtype=torch.float32), torch.tensor(y[:640])
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = make_scheduler(opt)
+    with StatsListener(storage, model, opt, frequency=frequency, scheduler=scheduler) as listener:
+        for _ in range(epochs):
+            total = 0.0
+            for start in range(0, len(X), 32):
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(
+                    model(X[start : start + 32]), y[start : start + 32]
+                )
+                loss.backward()
+                opt.step()
+                listener.step(loss, batch_size=32)
+                total += loss.item()
+            if per_epoch is not None:
+                per_epoch(scheduler, total)
+    return listener.session_id
+
+
+def lr_flat(storage, severity=None):
+    return [f for f in diagnose(storage) if f.check == "lr_flat"
+            and (severity is None or f.severity == severity)]  # fmt: skip
+
+
+@pytest.mark.torch
+def test_a_plateau_scheduler_keeping_the_rate_is_not_flagged():
+    """ReduceLROnPlateau keeps the rate while the loss improves: flat by design."""
+    torch = pytest.importorskip("torch")
+    storage = InMemoryStatsStorage()
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau
+    sid = digits_with_schedule(storage, lambda o: plateau(o, patience=5),
+                               per_epoch=lambda s, loss: s.step(loss))  # fmt: skip
+    lr = storage.get_series(sid, "0", "lr/0").values
+    assert len(lr) >= 3 and (lr == lr[0]).all()  # the rate really stayed flat
+    assert lr_flat(storage) == []
+
+
+@pytest.mark.torch
+def test_a_step_schedule_whose_first_step_lies_beyond_the_run_is_no_warning():
+    torch = pytest.importorskip("torch")
+    storage = InMemoryStatsStorage()
+    step_lr = torch.optim.lr_scheduler.StepLR
+    digits_with_schedule(storage, lambda o: step_lr(o, 1000, 0.1),
+                         per_epoch=lambda s, loss: s.step())  # fmt: skip
+    assert lr_flat(storage, "warning") == [] and lr_flat(storage, "error") == []
+    for f in lr_flat(storage):  # at most a question, not "call scheduler.step()"
+        assert f.severity == "info" and "fine while the schedule's first change" in f.advice
+
+
+@pytest.mark.torch
+def test_a_schedule_never_stepped_over_a_long_run_is_still_flagged():
+    torch = pytest.importorskip("torch")
+    storage = InMemoryStatsStorage()
+    exponential = torch.optim.lr_scheduler.ExponentialLR
+    digits_with_schedule(storage, lambda o: exponential(o, 0.5), epochs=3)  # never stepped
+    (flat,) = lr_flat(storage)
+    assert "ExponentialLR" in flat.evidence and flat.where == "learning rate (group 0)"
+    assert "scheduler.step()" in flat.advice
+
+
+def put_scheduled(storage, name, facts=None, steps=None, n=30, lr=lambda i: 0.1):
+    """A healthy planted run (iterations 0, 5, ...) with a scheduler ``name``, its
+    ``facts`` and, when given, its step count ``steps(i)`` at report ``i``."""
+    config = {"lr_scheduler": name}
+    if facts is not None:
+        config["lr_scheduler_args"] = facts
+    storage.put(StaticInfo("s", "0", 0.0, config=config))
+    for i in range(n):
+        extra = {"lr_scheduler_steps": float(steps(i))} if steps is not None else {}
+        storage.put(Update("s", "0", 5 * i, float(i), score=2.0 / (1 + i),
+                           learning_rates=[lr(i)], extra=extra))  # fmt: skip
+    return storage
+
+
+def test_a_flat_rate_is_judged_from_the_schedulers_facts_and_step_count():
+    def flat(name, facts=None, steps=None):
+        return lr_flat(put_scheduled(InMemoryStatsStorage(), name, facts, steps))
+
+    # the last report is at iteration 145: a first change after 1000 steps is ahead
+    assert flat("StepLR", {"step_size": 1000, "gamma": 0.1}) == []
+    assert flat("MultiStepLR", {"milestones": [500, 800], "gamma": 0.1}) == []
+    assert flat("StepLR", {"step_size": 10, "gamma": 1.0}) == []  # gamma 1 keeps it
+    assert flat("ReduceLROnPlateau", {"factor": 0.1}, steps=lambda i: 0) == []
+    # facts not recorded: a question (INFO), never "call scheduler.step()" as an order
+    (f,) = flat("StepLR")
+    assert f.severity == "info" and "although StepLR was configured" in f.evidence
+    # the step count recorded: never advanced -> a warning that says so
+    (f,) = flat("StepLR", {"step_size": 10, "gamma": 0.5}, steps=lambda i: 0)
+    assert f.severity == "warning" and "was not stepped" in f.evidence
+    assert "its step count stayed 0" in f.evidence and "after 10 steps" in f.evidence
+    # stepped past its first change and still flat: the scheduler drives another optimizer
+    (f,) = flat("StepLR", {"step_size": 10, "gamma": 0.5}, steps=lambda i: i)
+    assert f.severity == "warning" and "stepped 29 times" in f.evidence
+    assert "another optimizer" in f.advice
+    # stepped, its first change still ahead: nothing
+    assert flat("StepLR", {"step_size": 100, "gamma": 0.5}, steps=lambda i: i) == []
+    # a rate that changes is never flagged
+    moving = put_scheduled(InMemoryStatsStorage(), "StepLR", steps=lambda i: 0,
+                           lr=lambda i: 0.1 if i < 10 else 0.05)  # fmt: skip
+    assert lr_flat(moving) == []
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "name, kw",
+    [("StepLR", {"step_size": 7, "gamma": 0.5}), ("MultiStepLR", {"milestones": [9, 4]}),
+     ("ConstantLR", {"factor": 0.5, "total_iters": 6}), ("ExponentialLR", {"gamma": 0.9}),
+     ("CosineAnnealingLR", {"T_max": 20}), ("LinearLR", {}), ("PolynomialLR", {}),
+     ("ExponentialLR", {"gamma": 1.0})],
+)  # fmt: skip
+def test_the_first_change_read_from_the_facts_is_torchs(name, kw):
+    """The step after which the check expects the rate to have changed is the one at
+    which torch's own scheduler changes it (stepped here until it does)."""
+    torch = pytest.importorskip("torch")
+    from embedviz.stats.diagnostics_schedule import _first_change, scheduler_facts
+
+    opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    scheduler = getattr(torch.optim.lr_scheduler, name)(opt, **kw)
+    start, changed = opt.param_groups[0]["lr"], math.inf
+    for k in range(1, 50):
+        opt.step()
+        scheduler.step()
+        if opt.param_groups[0]["lr"] != start:
+            changed = k
+            break
+    facts = scheduler_facts(scheduler)
+    assert facts == json.loads(json.dumps(facts))  # JSON types, as the static info holds
+    assert _first_change(name, facts) == changed
+
+
+# -- what the checks could not read (review 13, findings 3 and 7) -------------------------
+
+
+@pytest.mark.torch
+def test_a_run_without_update_statistics_is_a_warning_not_a_pass(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from embedviz.stats.listener import StatsListener
+
+    path = tmp_path / "no-optimizer.db"
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with SQLiteStatsStorage(path) as storage:
+        with StatsListener(storage, model, None, frequency=2, session_id="plain") as listener:
+            for _ in range(12):
+                loss = model(torch.randn(16, 4)).pow(2).mean()
+                loss.backward()
+                listener.step(loss)
+        (f,) = [f for f in diagnose(storage) if f.check == "no_update_stats"]
+    assert f.severity == "warning" and "no optimizer given" in f.evidence
+    assert embedviz_main(["check", "-q", str(path)]) == 0
+    assert "WARNING [no_update_stats]" in capsys.readouterr().out
+
+
+def test_reports_without_any_update_ratio_are_named():
+    """Gradient accumulation reported on micro-batches without a step: every record
+    lacks the update statistics, although an optimizer was given."""
+    storage = InMemoryStatsStorage()
+    storage.put(StaticInfo("s", "0", 0.0, optimizer={"class": "SGD", "param_groups": []}))
+    for i in range(12):
+        storage.put(Update("s", "0", 10 * i, float(i), score=2.0 / (1 + i), learning_rates=[0.1],
+                           params={"fc.weight": ParamStats(0.0, 0.1, 0.1)}))  # fmt: skip
+    (f,) = [f for f in diagnose(storage) if f.check == "no_update_stats"]
+    assert f.severity == "warning" and "none of the 12 reports" in f.evidence
+    assert "once per optimizer.step()" in f.advice
+    healthy = InMemoryStatsStorage()
+    put_run(healthy)
+    assert "no_update_stats" not in checks(diagnose(healthy))
+    other = InMemoryStatsStorage()  # a t-SNE run has no parameters to update
+    other.put(StaticInfo("t", "0", 0.0, kind="tsne"))
+    other.put_many([Update("t", "0", i, 0.0, score=1.0 / (1 + i)) for i in range(5)])
+    assert "no_update_stats" not in checks(diagnose(other))
+
+
+@pytest.mark.parametrize("n_classes", ["ten", 0, 1, -3.5, True, 2.5, [10]])
+def test_an_n_classes_that_is_not_a_class_count_is_reported(n_classes):
+    storage = InMemoryStatsStorage()
+    put_run(storage, n=5, score=lambda i: 40.0, config={"n_classes": n_classes})
+    found = diagnose(storage)
+    (f,) = [f for f in found if f.check == "bad_config"]
+    assert f.severity == "warning" and f"config n_classes is {n_classes!r}" in f.evidence
+    assert "initial-loss check" in f.evidence and "initial_loss" not in checks(found)
+
+
+@pytest.mark.parametrize("n_classes", [10, 10.0])
+def test_a_class_count_is_used(n_classes):
+    storage = InMemoryStatsStorage()
+    put_run(storage, n=5, score=lambda i: 40.0, config={"n_classes": n_classes})
+    found = diagnose(storage)
+    assert "bad_config" not in checks(found) and "initial_loss" in checks(found, "warning")
+    (f,) = [f for f in found if f.check == "initial_loss"]
+    assert "10-class" in f.evidence and "ln(10)" in f.evidence
+
+
+def test_check_says_a_run_without_updates_could_not_be_checked(tmp_path, capsys):
+    """``demo_train.py --epochs 0``: a session with its static info and no update is a
+    warning, not "no problems found"; a file with no update at all fails the gate."""
+    path = tmp_path / "empty-run.db"
+    with SQLiteStatsStorage(path) as s:
+        s.put(StaticInfo("empty", "0", 0.0, model_class="Net"))
+    assert embedviz_main(["check", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert "session empty worker 0 (torch, Net; 0 updates)" in out
+    assert "WARNING [no_updates] run: no updates recorded" in out
+    assert "no problems found" not in out and "summary: 0 error(s), 1 warning(s)" in out
+    assert err.startswith("embedviz: error: no updates recorded in") and err.count("\n") == 1
+    with SQLiteStatsStorage(path) as s:  # beside a run with one update: a warning only
+        s.put(StaticInfo("one", "0", 0.0, model_class="Net"))
+        s.put(Update("one", "0", 0, 0.0, score=2.3))
+    assert embedviz_main(["check", "-q", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "session empty worker 0" in out and "[no_updates]" in out
+    assert embedviz_main(["check", str(path), "--session", "one"]) == 0
+    assert "(torch, Net; 1 update)" in capsys.readouterr().out
