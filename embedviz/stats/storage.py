@@ -2,10 +2,11 @@
 
 Two storages share one write interface (:class:`~embedviz.stats.base.StatsStorage`)
 and one read interface (:class:`~embedviz.stats.base.StatsReader`, a
-:class:`typing.Protocol`): :class:`InMemoryStatsStorage` (bounded: old updates are
-thinned) and :class:`SQLiteStatsStorage` (one file, WAL, several processes, reopened
-later for offline viewing). :class:`~embedviz.stats.remote.RemoteStatsRouter` takes the
-same writes and sends them to a running UI; it cannot be read.
+:class:`typing.Protocol`): :class:`InMemoryStatsStorage` (bounded: a long run is
+thinned to a coarser step, the same over the whole run) and :class:`SQLiteStatsStorage`
+(one file, WAL, several processes, reopened later for offline viewing).
+:class:`~embedviz.stats.remote.RemoteStatsRouter` takes the same writes and sends them to
+a running UI; it cannot be read.
 
 Write API
 ---------
@@ -78,6 +79,8 @@ Listeners (both storages; RemoteStatsRouter only sends, and refuses them)
 from __future__ import annotations
 
 import bisect
+import itertools
+import math
 import sys
 import threading
 from collections import defaultdict
@@ -111,35 +114,53 @@ from embedviz.stats.validation import check_read_window
 __all__ = ["InMemoryStatsStorage", "SQLiteStatsStorage", "StatsReader", "StatsStorage"]
 
 
-def _thin(items: list, score=None) -> list:
-    """Halve the older half of ``items``: of each 4 consecutive keep 2.
+def _iteration(record) -> int:
+    return record.iteration
 
-    With ``score`` (a function item -> float | None), keep the lowest and the highest
-    score of each group (a spike survives) and every non-finite score; otherwise keep
-    the 1st and 3rd.
-    """
-    n = len(items)
-    old, new = items[: n // 2], items[n // 2 :]
-    kept = []
-    for start in range(0, len(old), 4):
-        group = old[start : start + 4]
-        if len(group) < 4 or score is None:
-            kept.extend(group[::2])
-            continue
-        values = [score(x) for x in group]
-        if any(v is None for v in values):
-            kept.extend(group[::2])
-            continue
-        values = np.asarray(values, dtype=np.float64)
-        finite = np.isfinite(values)
-        if not finite.all():
-            chosen = set(np.flatnonzero(~finite)[:2].tolist())
-        else:
-            chosen = {int(np.argmin(values)), int(np.argmax(values))}
-        if len(chosen) < 2:  # all four equal, or a single non-finite one
-            chosen.add(3 if 0 in chosen else 0)
-        kept.extend(group[i] for i in sorted(chosen)[:2])
-    return kept + new
+
+def _chosen(part: list, score) -> set[int]:
+    """Positions in ``part`` (one bucket's records, by iteration) that thinning keeps:
+    the first lowest and the last highest finite score (a spike or a dip survives, a flat
+    stretch keeps its ends), or, without finite scores, the bucket's first record; and
+    the first non-finite score."""
+    values = [score(r) for r in part] if score is not None else [None] * len(part)
+    finite = [i for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    if finite:
+        keep = {min(finite, key=values.__getitem__), max(finite[::-1], key=values.__getitem__)}
+    else:
+        keep = {0}
+    odd = (i for i, v in enumerate(values) if v is not None and not math.isfinite(v))
+    keep.update(itertools.islice(odd, 1))
+    return keep
+
+
+def _bucket_kept(items: list, lo: int, hi: int, score) -> list[int]:
+    """Positions (sorted, in ``items``) kept of the bucket ``items[lo:hi]``: its
+    :func:`_chosen`, and the list's first and newest records when they are in it."""
+    keep = _chosen(items[lo:hi], score)
+    if lo == 0:
+        keep.add(0)
+    if hi == len(items):
+        keep.add(hi - lo - 1)
+    return [lo + i for i in sorted(keep)]
+
+
+def _bucket_end(items: list, lo: int, width: int) -> int:
+    """The end of the bucket (iterations ``k * width`` to ``(k + 1) * width - 1``) that
+    starts at ``items[lo]``."""
+    top = (items[lo].iteration // width + 1) * width
+    return bisect.bisect_left(items, top, lo=lo, key=_iteration)
+
+
+def _thin_at(items: list, width: int, score) -> list:
+    """``items`` (sorted by iteration) reduced to buckets of ``width`` iterations."""
+    out = []
+    lo = 0
+    while lo < len(items):
+        hi = _bucket_end(items, lo, width)
+        out.extend(items[i] for i in _bucket_kept(items, lo, hi, score))
+        lo = hi
+    return out
 
 
 # What records hold in memory, estimated so as not to fall below the truth (CPython
@@ -189,18 +210,17 @@ class InMemoryStatsStorage(StatsStorage):
     Parameters
     ----------
     max_updates : int, default=10000
-        Per session and worker. When exceeded, the older half is thinned to half its
-        size, keeping the lowest and highest score of every four updates, so memory
-        stays bounded and spikes survive. Evaluation records are bounded the same way.
+        Per session and worker, never exceeded. A longer run is kept whole at a coarser
+        step, the same over the whole run (see Notes). Evaluation records are bounded
+        the same way.
     max_snapshots : int, default=200
-        Per session and worker; older snapshots are thinned likewise.
+        Per session and worker; a longer run's snapshots are thinned likewise.
     max_bytes : int, default=256 MiB
         All records together, as estimated (~40 bytes per number held, plus names,
         labels and objects; measured at 1.1 to 1.6 times the memory they hold). When
-        exceeded, the records of the worker holding the most are thinned as above until
-        the estimate fits; the newest half of each worker's records is never thinned.
-        The bound is soft: each worker keeps at least its newest ~7 updates, evaluations
-        and snapshots, so many workers can hold more. A record estimated above
+        exceeded, the records of the worker holding the most are thinned to half as
+        below until the estimate fits. The bound is soft: fewer than 8 records of a kind
+        are never thinned, so many workers can hold more. A record estimated above
         ``max_bytes / 8`` is refused (:class:`~embedviz.errors.InputError`).
     max_workers : int, default=10000
         Sessions times workers; a record of one more is refused
@@ -208,6 +228,19 @@ class InMemoryStatsStorage(StatsStorage):
 
     Notes
     -----
+    Thinning: the iterations are cut into buckets of one width, a power of two, from
+    iteration 0 on. Once a worker's list is full, the width doubles (until at most half
+    the list is left), and of each bucket only the update with the lowest score and the
+    one with the highest are kept (the first lowest, the last highest: a spike or a dip
+    survives, a flat stretch keeps its ends; without a score, the bucket's first), and
+    the first whose score is NaN or infinite; the run's first record (iteration 0) and
+    its newest are always kept. From then on each new record is reduced into its bucket
+    as it comes, so the newest stretch is kept at the same step as the oldest, and the
+    previous newest record can be dropped when a newer one shares its bucket. A run of
+    any length so keeps between about a quarter of ``max_updates`` and all of them,
+    spread evenly over its iterations, each put costing O(1) amortised. A drawing of
+    what is kept (min/max per pixel) shows the whole run's envelope.
+
     The read methods return the stored record objects themselves, not copies (reads
     stay cheap: the UI reads often): treat them as read-only, since changing one
     changes what the storage holds. The records given to :meth:`put` are kept as
@@ -237,6 +270,9 @@ class InMemoryStatsStorage(StatsStorage):
         self.max_workers = check_int("max_workers", max_workers, low=8)
         self._n_workers = 0
         self._bytes: dict[tuple, int] = {}  # (table name, session, worker) -> estimate
+        # (table name, session, worker) -> the bucket width, in iterations, of a list
+        # that was thinned (absent: never thinned, every record kept)
+        self._width: dict[tuple, int] = {}
         self._total_bytes = 0
         self._lock = threading.RLock()
         self._workers: dict[str, list[str]] = {}
@@ -313,31 +349,69 @@ class InMemoryStatsStorage(StatsStorage):
         return (self._evals if name == "evals" else self._snapshots), None
 
     def _insert(self, name: str, key: tuple[str, str], record, limit: int, size: int) -> None:
+        """Add ``record`` to its list; once the list was thinned, reduce the buckets it
+        changed (its own, and those of the records it displaced as the first or the
+        newest) to what thinning keeps, so the list keeps one step over the whole run;
+        thin when the list is over ``limit``."""
         table, score = self._table(name)
         items = table[key]
+        place = (name, *key)
+        self._add_bytes(place, size)
         if not items or items[-1].iteration <= record.iteration:
+            at = len(items)
             items.append(record)
         else:
-            bisect.insort_right(items, record, key=lambda x: x.iteration)
-        self._bytes[(name, *key)] = self._bytes.get((name, *key), 0) + size
-        self._total_bytes += size
+            at = bisect.bisect_right(items, record.iteration, key=_iteration)
+            items.insert(at, record)
+        width = self._width.get(place)
+        if width is not None and len(items) > 1:
+            starts = {record.iteration // width}
+            if at == 0:
+                starts.add(items[1].iteration // width)
+            if at == len(items) - 1:
+                starts.add(items[-2].iteration // width)
+            for k in starts:
+                lo = bisect.bisect_left(items, k * width, key=_iteration)
+                hi = _bucket_end(items, lo, width)
+                kept = _bucket_kept(items, lo, hi, score)
+                if len(kept) < hi - lo:
+                    dropped = set(range(lo, hi)).difference(kept)
+                    self._add_bytes(place, -sum(_record_bytes(items[i]) for i in dropped))
+                    items[lo:hi] = [items[i] for i in kept]
         if len(items) > limit:
-            self._thin_list(name, key)
+            self._thin_list(name, key, max(limit // 2, 5))
 
-    def _thin_list(self, name: str, key: tuple[str, str]) -> None:
+    def _add_bytes(self, place: tuple, size: int) -> None:
+        self._bytes[place] = self._bytes.get(place, 0) + size
+        self._total_bytes += size
+
+    def _thin_list(self, name: str, key: tuple[str, str], target: int) -> None:
+        """Double the list's bucket width (the first time: start near its span /
+        ``target``) until at most ``target`` (>= 5) records are kept."""
         table, score = self._table(name)
         items = table[key]
-        items[:] = _thin(items, score)
-        size = sum(_record_bytes(r) for r in items)
-        self._total_bytes += size - self._bytes[(name, *key)]
-        self._bytes[(name, *key)] = size
+        place = (name, *key)
+        width = self._width.get(place)
+        if width is None:
+            span = items[-1].iteration - items[0].iteration
+            width = 1 << max(0, (span // target).bit_length() - 1)
+        else:
+            width *= 2
+        kept = _thin_at(items, width, score)
+        while len(kept) > target:
+            width *= 2
+            kept = _thin_at(kept, width, score)
+        self._width[place] = width
+        items[:] = kept
+        self._add_bytes(place, sum(_record_bytes(r) for r in items) - self._bytes[place])
 
     def _shrink_largest(self) -> bool:
         """Thin the records of the worker holding the most; False when none can be."""
         for (name, *key), _ in sorted(self._bytes.items(), key=lambda kv: -kv[1]):
             table, _ = self._table(name)
-            if len(table[tuple(key)]) >= 8:
-                self._thin_list(name, tuple(key))
+            items = table[tuple(key)]
+            if len(items) >= 8:
+                self._thin_list(name, tuple(key), max(len(items) // 2, 5))
                 return True
         return False
 
