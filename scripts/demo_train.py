@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 
 import numpy as np
@@ -99,13 +100,53 @@ def run_word2vec(storage) -> str:
     return stats.session_id
 
 
+def _count(text: str) -> int:
+    """``--epochs``: a whole number >= 1 (0 epochs would record an empty session)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    """``--lr``: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a finite number > 0, got {text!r} (for a run that diverges, use "
+            "--fault high-lr)"
+        )
+    return value
+
+
+def _seed(text: str) -> int:
+    """``--seed``: what both torch and scikit-learn take, 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {2**32 - 1}, got {text!r}"
+        )
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", nargs="?", default="runs.db", help="SQLite file (default runs.db)")
     parser.add_argument("--remote", help="send to a running `embedviz ui --enable-remote` instead")
     parser.add_argument("--token", help="bearer token for --remote")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--epochs", type=_count, default=15, help="epochs (>= 1, default 15)")
+    parser.add_argument(
+        "--lr", type=_rate, default=0.05, help="SGD learning rate (> 0, default 0.05)"
+    )
     parser.add_argument(
         "--fault",
         choices=["none", "high-lr"],
@@ -113,7 +154,9 @@ def main(argv=None) -> int:
         help="high-lr: learning rate 50, which diagnostics flag as an error",
     )
     parser.add_argument("--session", help="session id (default: a new one)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=_seed, default=0, help="data split and initialisation (default 0)"
+    )
     parser.add_argument("--tsne", action="store_true", help="also record a t-SNE of digits")
     parser.add_argument("--word2vec", action="store_true", help="also record word2vec training")
     args = parser.parse_args(argv)

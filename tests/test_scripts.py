@@ -125,3 +125,35 @@ def test_demo_run_passes_embedviz_check_and_the_planted_fault_fails_it(tmp_path)
         got = subprocess.run([*check, str(db)], capture_output=True, text=True, timeout=120)
         assert got.returncode == status, got.stdout + got.stderr
         assert ("ERROR" in got.stdout) == bool(status)
+
+
+def _demo_main():
+    spec = importlib.util.spec_from_file_location("demo_train", SCRIPTS / "demo_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--lr", "-1"], "argument --lr: expected a finite number > 0, got '-1'"),
+     (["--lr", "nan"], "argument --lr: expected a finite number > 0, got 'nan'"),
+     (["--lr", "0"], "argument --lr: expected a finite number > 0, got '0'"),
+     (["--seed", "-1"], "argument --seed: expected a whole number from 0 to 4294967295"),
+     (["--seed", str(2**32)], "argument --seed: expected a whole number from 0 to"),
+     (["--epochs", "0"], "argument --epochs: expected a whole number >= 1, got 0"),
+     (["--epochs", "-1"], "argument --epochs: expected a whole number >= 1, got -1"),
+     (["--epochs", "two"], "argument --epochs: expected a whole number >= 1, got 'two'")],
+)  # fmt: skip
+def test_demo_train_refuses_bad_arguments_in_one_line(args, message, tmp_path, capsys):
+    """Review 13: ``--lr -1`` and ``--seed -1`` ended in tracebacks from torch and
+    scikit-learn, ``--epochs 0`` recorded an empty session; now argparse's one error
+    line and exit status 2, before anything is trained or written."""
+    db = tmp_path / "demo.db"
+    with pytest.raises(SystemExit) as exit_:
+        _demo_main()([str(db), *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if "error:" in line]
+    assert line.split(": error: ")[1].startswith(message)
+    assert "Traceback" not in err and not db.exists()
