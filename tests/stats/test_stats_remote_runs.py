@@ -37,11 +37,15 @@ def ui(tmp_path):
 
 @pytest.fixture
 def routers(tmp_path):
-    """``make(url, **kw)``: a router with a short back-off; closed after the test."""
+    """``make(url, **kw)``: a router with a short back-off and, unless given, a spill
+    file of its own in ``tmp_path`` (not the temporary directory: a record a test has
+    rejected keeps its file); closed after the test."""
     made = []
 
     def make(url, **kw):
-        kw = {"timeout": 2.0, "max_backoff": 0.05, "close_timeout": 15.0, **kw}
+        spill = tmp_path / f"router-{len(made)}-spill.db"
+        kw = {"timeout": 2.0, "max_backoff": 0.05, "close_timeout": 15.0, "spill_path": spill,
+              **kw}  # fmt: skip
         made.append(RemoteStatsRouter(url, **kw))
         return made[-1]
 
