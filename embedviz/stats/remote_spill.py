@@ -7,7 +7,7 @@ in two places:
 * the *spill file*, a SQLite file with the tables ``spill(id, payload)`` (waiting, in
   ``id`` order; a batch that was in flight goes back in front with smaller ids) and
   ``rejected(id, reason, payload)`` (refused by the server for good, kept for a human);
-* *memory*, when the file cannot be written (no such folder, disk full): at most
+* *memory*, when the file cannot be written (its folder removed, disk full): at most
   ``memory_size`` records; beyond that the newest are dropped, with one error.
 
 The order rule: the file's rows are older than the memory's records, which are older
@@ -28,12 +28,15 @@ using the same file mentions it at INFO only.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from embedviz.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,46 @@ log = logging.getLogger(__name__)
 Where = tuple[bool, list[int]]
 
 
+def check_spill_path(path: Path) -> None:
+    """Refuse a spill file that cannot be written from the start: a folder, a file in a
+    folder that does not exist or that this user cannot write (as
+    :class:`~embedviz.stats.storage.SQLiteStatsStorage` refuses its file). A folder
+    that goes away later is met by the memory fallback.
+
+    Examples
+    --------
+    >>> check_spill_path(Path("/no/such/folder/spill.db"))
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: spill_path: the folder /no/such/folder does not exist ...
+    """
+    instead = "; or None (a new file in the temporary directory)"
+    if path.is_dir():
+        raise InputError(
+            f"spill_path: {path} is a folder; give a file path such as {path / 'spill.db'}{instead}"
+        )
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise InputError(
+            f"spill_path: the folder {folder} does not exist (spill_path={str(path)!r}); "
+            f"create it or give a file in an existing folder{instead}"
+        )
+    where = path if path.exists() else folder
+    if not os.access(where, os.W_OK):
+        raise InputError(
+            f"spill_path: cannot write {where} (read-only for this user); give a file in "
+            f"a writable folder{instead}"
+        )
+
+
 class SpillQueue:
     """Records waiting to be sent: a SQLite spill file, and memory when it fails.
 
     Parameters
     ----------
     path : Path
-        The spill file; rows already in it (an earlier run's) are the oldest.
+        The spill file; rows already in it (an earlier run's) are the oldest. Its
+        folder must exist and be writable (:func:`check_spill_path`).
     memory_size : int
         Records held in memory at most when the file cannot be written.
     label : str
@@ -83,6 +119,7 @@ class SpillQueue:
         name: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         self.path = Path(path)
+        check_spill_path(self.path)
         self._name = name
         self.memory_size = memory_size
         self.label = label

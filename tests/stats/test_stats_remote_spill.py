@@ -3,9 +3,12 @@
 import json
 import logging
 import sqlite3
+import threading
+from pathlib import Path
 
 import pytest
 
+from embedviz.errors import InputError
 from embedviz.stats.remote_spill import SpillQueue
 
 
@@ -21,6 +24,14 @@ def drain(q, batch=3):
         out += [json.loads(p)["iteration"] for p in payloads]
         q.forget(where, len(payloads))
     return out
+
+
+def removed_later(tmp_path):
+    """A spill path in a folder that exists now (a missing one is refused up front); the
+    test removes the folder after making the queue, which then cannot write its file."""
+    folder = tmp_path / "removed-later"
+    folder.mkdir()
+    return folder / "s.db"
 
 
 @pytest.fixture
@@ -74,7 +85,8 @@ def test_what_the_file_cannot_take_waits_in_memory_and_keeps_its_place(
 
 def test_memory_is_bounded_the_newest_are_dropped_and_said_once(tmp_path, queues, caplog):
     told = []
-    q = queues(tmp_path / "no-such-folder" / "s.db", memory_size=3, on_drop=told.append)
+    q = queues(removed_later(tmp_path), memory_size=3, on_drop=told.append)
+    q.path.parent.rmdir()
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote_spill"):
         for i in range(6):
             q.add([rec(i)])
@@ -99,7 +111,8 @@ def test_after_freeze_answers_are_moot(tmp_path, queues):
 
 
 def test_close_writes_what_memory_holds_to_json_lines(tmp_path, caplog):
-    q = SpillQueue(tmp_path / "no-such-folder" / "s.db", 10, label="test")
+    q = SpillQueue(removed_later(tmp_path), 10, label="test")
+    q.path.parent.rmdir()
     q.add([rec(7), rec(8)])
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote_spill"):
         q.close()
@@ -149,7 +162,8 @@ def test_close_says_what_is_left_once_and_removes_an_empty_file(tmp_path, caplog
 
 
 def test_close_says_how_many_were_dropped_in_all(tmp_path, caplog):
-    q = SpillQueue(tmp_path / "no-such-folder" / "s.db", 2, label="test")
+    q = SpillQueue(removed_later(tmp_path), 2, label="test")
+    q.path.parent.rmdir()
     for i in range(5):
         q.add([rec(i)])
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote_spill"):
@@ -206,3 +220,25 @@ def test_rewrite_changes_the_waiting_records_in_the_file_and_in_memory(tmp_path,
     q.hold([rec(3)])
     q.rewrite(lambda ps: [json.dumps({"iteration": 10 * json.loads(p)["iteration"]}) for p in ps])
     assert drain(q) == [10, 20, 30]
+
+
+def test_a_spill_path_that_cannot_be_written_is_refused_up_front(tmp_path, monkeypatch):
+    """Review 13: ``RemoteStatsRouter(url, spill_path="/nonexist/x.db")`` was accepted,
+    then logged "keeping them in /nonexist/x.db" and "cannot write the spill file"."""
+    from embedviz.stats.remote import RemoteStatsRouter
+
+    missing = tmp_path / "nonexist" / "x.db"
+    with pytest.raises(InputError, match=r"spill_path: the folder .*nonexist does not exist"):
+        SpillQueue(missing, 10, label="test")
+    threads = threading.active_count()
+    with pytest.raises(InputError, match=r"create it or give a file in an existing folder"):
+        RemoteStatsRouter("http://127.0.0.1:9", spill_path=str(missing))
+    assert threading.active_count() == threads  # refused before its sender thread starts
+    with pytest.raises(InputError, match=r"spill_path: .* is a folder; give a file path"):
+        RemoteStatsRouter("http://127.0.0.1:9", spill_path=tmp_path)
+    assert not (tmp_path / "nonexist").exists() and list(tmp_path.iterdir()) == []
+    monkeypatch.chdir(tmp_path)
+    relative = SpillQueue(Path("spill.db"), 10, label="test")  # in the working folder
+    relative.add([rec(0)])
+    relative.close()
+    assert relative.in_file == 1 and (tmp_path / "spill.db").exists()
