@@ -11,9 +11,10 @@ record.
 from __future__ import annotations
 
 import logging
+import numbers
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,6 +52,30 @@ def check_storage(storage):
         f"storage: expected a statistics storage (InMemoryStatsStorage, SQLiteStatsStorage "
         f"or RemoteStatsRouter), got {type(storage).__name__} {storage!r:.60}; "
         f"e.g. SQLiteStatsStorage('runs.db')"
+    )
+
+
+def read_worker_id(worker_id: Any) -> str | None:
+    """A read's ``worker_id`` as the storages hold it: a string as given, an integer (a
+    rank; numpy integers too, not bool) as its decimal string, None (every worker) as
+    None; anything else is an InputError.
+
+    Examples
+    --------
+    >>> read_worker_id(0), read_worker_id("gpu-1"), read_worker_id(None)
+    ('0', 'gpu-1', None)
+    >>> read_worker_id(0.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    embedviz.errors.InputError: worker_id: expected a string, an integer ... got 0.0
+    """
+    if worker_id is None or isinstance(worker_id, str):
+        return worker_id
+    if isinstance(worker_id, numbers.Integral) and not isinstance(worker_id, bool):
+        return str(int(worker_id))
+    raise InputError(
+        "worker_id: expected a string, an integer (a rank: 0 reads worker '0') or None "
+        f"(every worker), got {worker_id!r:.60}"
     )
 
 
@@ -172,11 +197,23 @@ class StatsReader(Protocol):
     True
     """
 
-    def list_sessions(self) -> list[str]: ...
+    def list_sessions(self) -> list[str]:
+        """Session ids, in the order they first appeared."""
+        ...
 
-    def list_workers(self, session_id: str) -> list[str]: ...
+    def list_workers(self, session_id: str) -> list[str]:
+        """Worker ids of a session, in the order they first appeared (``[]`` for an
+        unknown session)."""
+        ...
 
-    def get_static_info(self, session_id: str, worker_id: str) -> StaticInfo | None: ...
+    def get_static_info(self, session_id: str, worker_id: str) -> StaticInfo | None:
+        """The worker's :class:`~embedviz.stats.records.StaticInfo` (model, optimizer,
+        config), or None when it recorded none.
+
+        ``worker_id`` here and in every read: a string, or an integer (a rank: ``0``
+        reads worker ``"0"``); anything else is an InputError.
+        """
+        ...
 
     def get_updates(
         self,
@@ -184,13 +221,57 @@ class StatsReader(Protocol):
         worker_id: str | None = None,
         after_iteration: int | None = None,
         last: int | None = None,
-    ) -> list[Update]: ...
+    ) -> list[Update]:
+        """The updates of one worker or of every worker of a session.
 
-    def get_latest_update(self, session_id: str, worker_id: str) -> Update | None: ...
+        Parameters
+        ----------
+        session_id : str
+        worker_id : str, int or None, default=None
+            One worker (an integer is a rank: ``0`` reads worker ``"0"``); None: every
+            worker of the session.
+        after_iteration : int or None, default=None
+            Only the updates of iterations strictly greater (a live reader passes the
+            last iteration it has read).
+        last : int or None, default=None
+            Only the newest ``last`` updates of the selection (``0``: none).
 
-    def count_updates(self, session_id: str, worker_id: str | None = None) -> int: ...
+        Returns
+        -------
+        list of Update
+            Sorted by ``(iteration, worker order)``; ``[]`` for an unknown session or
+            worker. :class:`~embedviz.stats.storage.InMemoryStatsStorage` holds a long
+            run thinned.
 
-    def list_series(self, session_id: str, worker_id: str) -> list[str]: ...
+        Raises
+        ------
+        InputError
+            ``after_iteration`` or ``last`` not None nor an integer (``last >= 0``), or
+            ``worker_id`` no string, integer nor None.
+
+        Examples
+        --------
+        >>> from embedviz.stats.storage import InMemoryStatsStorage
+        >>> from embedviz.stats.records import Update
+        >>> st = InMemoryStatsStorage()
+        >>> st.put_many([Update("run", "0", i, float(i)) for i in (0, 10, 20)])
+        >>> [u.iteration for u in st.get_updates("run", 0, after_iteration=10)]
+        [20]
+        """
+        ...
+
+    def get_latest_update(self, session_id: str, worker_id: str) -> Update | None:
+        """The worker's update of the highest iteration, or None."""
+        ...
+
+    def count_updates(self, session_id: str, worker_id: str | None = None) -> int:
+        """How many updates are held for a worker (None: every worker of the session)."""
+        ...
+
+    def list_series(self, session_id: str, worker_id: str) -> list[str]:
+        """Names of the scalar series recorded for a worker: what :meth:`get_series`
+        reads (:mod:`embedviz.stats.storage` lists the forms)."""
+        ...
 
     def get_series(
         self,
@@ -199,7 +280,46 @@ class StatsReader(Protocol):
         name: str,
         max_points: int | None = None,
         after_iteration: int | None = None,
-    ) -> Series: ...
+    ) -> Series:
+        """One scalar series of a worker, as arrays.
+
+        Parameters
+        ----------
+        session_id : str
+        worker_id : str or int
+            An integer is a rank (``0`` reads worker ``"0"``); None merges every worker.
+        name : str
+            A name :meth:`list_series` gives, e.g. ``"score"``, ``"lr/0"``,
+            ``"params/fc.weight/update_param_ratio"``, ``"eval/accuracy"``.
+        max_points : int or None, default=None
+            None: every point. Else min/max downsampled to about that many
+            (:func:`~embedviz.stats.series.downsample_minmax`: per bucket the lowest and
+            highest value and the first NaN/inf survive, and the newest point).
+        after_iteration : int or None, default=None
+            Only the points of iterations strictly greater, taken before downsampling.
+
+        Returns
+        -------
+        Series
+            ``(iterations, timestamps, values)``, numpy arrays sorted by iteration, of
+            the records that hold ``name``; empty when none does.
+
+        Raises
+        ------
+        InputError
+            An unknown form of ``name``, or a bad ``max_points``, ``after_iteration``
+            or ``worker_id``.
+
+        Examples
+        --------
+        >>> from embedviz.stats.storage import InMemoryStatsStorage
+        >>> from embedviz.stats.records import Update
+        >>> st = InMemoryStatsStorage()
+        >>> st.put_many([Update("run", "0", i, float(i), score=1.0 / i) for i in (1, 2, 4)])
+        >>> st.get_series("run", "0", "score").values
+        array([1.  , 0.5 , 0.25])
+        """
+        ...
 
     def get_series_many(
         self,
@@ -242,19 +362,31 @@ class StatsReader(Protocol):
         """
         ...
 
-    def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]: ...
+    def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
+        """Evaluation records of a worker (None: every worker), sorted by iteration."""
+        ...
 
     def get_histograms(
         self, session_id: str, worker_id: str, kind: str, name: str
-    ) -> list[tuple[int, Histogram]]: ...
+    ) -> list[tuple[int, Histogram]]:
+        """Every recorded histogram of one tensor, ``(iteration, Histogram)`` oldest
+        first; ``kind`` is ``"params"``, ``"grads"``, ``"updates"`` or
+        ``"activations"`` (else InputError)."""
+        ...
 
     def get_histogram_arrays(
         self, session_id: str, worker_id: str, items: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], HistogramArrays]: ...
+    ) -> dict[tuple[str, str], HistogramArrays]:
+        """The histograms of several ``(kind, name)`` tensors at once, each as
+        :class:`HistogramArrays`."""
+        ...
 
     def get_snapshots(
         self, session_id: str, worker_id: str | None = None, kind: str | None = None
-    ) -> list[Snapshot]: ...
+    ) -> list[Snapshot]:
+        """Snapshots of a worker (None: every worker), of one ``kind`` (None: all),
+        sorted by iteration."""
+        ...
 
 
 class StatsStorage:

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from embedviz.errors import InputError
-from embedviz.stats.base import HistogramArrays, scalar_getter
+from embedviz.stats.base import HistogramArrays, read_worker_id, scalar_getter
 from embedviz.stats.records import (
     HISTOGRAM_KINDS,
     EvalRecord,
@@ -102,16 +102,21 @@ class SQLiteReading:
             self._note_recovery()
 
     def list_sessions(self) -> list[str]:
+        """Session ids, in the order they first appeared (see
+        :meth:`~embedviz.stats.base.StatsReader.list_sessions`)."""
         rows = self._read().execute("SELECT session FROM workers GROUP BY session ORDER BY min(id)")
         return [r[0] for r in rows]
 
     def list_workers(self, session_id: str) -> list[str]:
+        """Worker ids of a session, in the order they first appeared (see
+        :meth:`~embedviz.stats.base.StatsReader.list_workers`)."""
         rows = self._read().execute(
             "SELECT worker FROM workers WHERE session = ? ORDER BY id", (session_id,)
         )
         return [r[0] for r in rows]
 
     def _wids_of(self, session_id: str, worker_id: str | None) -> list[tuple[int, str]]:
+        worker_id = read_worker_id(worker_id)
         con = self._read()
         if worker_id is None:
             sql = "SELECT id, worker FROM workers WHERE session = ? ORDER BY id"
@@ -122,6 +127,9 @@ class SQLiteReading:
         return con.execute(sql, args).fetchall()
 
     def get_static_info(self, session_id: str, worker_id: str) -> StaticInfo | None:
+        """The worker's static info, or None (see
+        :meth:`~embedviz.stats.base.StatsReader.get_static_info`)."""
+        worker_id = read_worker_id(worker_id)
         row = (
             self._read()
             .execute(
@@ -215,6 +223,9 @@ class SQLiteReading:
         after_iteration: int | None = None,
         last: int | None = None,
     ) -> list[Update]:
+        """Updates sorted by ``(iteration, worker order)``, of iterations strictly after
+        ``after_iteration``, the newest ``last``; ``worker_id=None``: every worker (see
+        :meth:`~embedviz.stats.base.StatsReader.get_updates`)."""
         after_iteration, last = check_read_window(after_iteration, last)
         if last == 0:
             return []
@@ -230,10 +241,13 @@ class SQLiteReading:
         return out
 
     def get_latest_update(self, session_id: str, worker_id: str) -> Update | None:
+        """The worker's newest update, or None (see
+        :meth:`~embedviz.stats.base.StatsReader.get_latest_update`)."""
         got = self.get_updates(session_id, worker_id, last=1)
         return got[0] if got else None
 
     def count_updates(self, session_id: str, worker_id: str | None = None) -> int:
+        """Updates in the file (see :meth:`~embedviz.stats.base.StatsReader.count_updates`)."""
         con = self._read()
         return sum(
             con.execute("SELECT count(*) FROM updates WHERE wid = ?", (wid,)).fetchone()[0]
@@ -241,6 +255,8 @@ class SQLiteReading:
         )
 
     def list_series(self, session_id: str, worker_id: str) -> list[str]:
+        """Names of a worker's scalar series (see
+        :meth:`~embedviz.stats.base.StatsReader.list_series`)."""
         con = self._read()
         names: dict[str, None] = {}
         for wid, _ in self._wids_of(session_id, worker_id):
@@ -260,6 +276,9 @@ class SQLiteReading:
         max_points: int | None = None,
         after_iteration: int | None = None,
     ) -> Series:
+        """One scalar series as arrays sorted by iteration, of iterations strictly after
+        ``after_iteration``, min/max downsampled to ``max_points`` (see
+        :meth:`~embedviz.stats.base.StatsReader.get_series`)."""
         return self.get_series_many(
             session_id, worker_id, [name], max_points, after_iteration=after_iteration
         )[name]
@@ -284,7 +303,8 @@ class SQLiteReading:
 
         The rows are read in chunks of :attr:`_READ_CHUNK` and downsampled as they come
         (:class:`~embedviz.stats.series.MinMaxReducer`), so memory holds the chunk and
-        the kept points, not the whole file.
+        the kept points, not the whole file. See
+        :meth:`~embedviz.stats.base.StatsReader.get_series_many`.
         """
         after, _ = check_read_window(after_iteration, None)
         names = list(dict.fromkeys(names))
@@ -431,6 +451,8 @@ class SQLiteReading:
                 parts[name].append(series)
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
+        """Evaluation records by iteration (see
+        :meth:`~embedviz.stats.base.StatsReader.get_evals`)."""
         con = self._read()
         out = []
         for wid, worker in self._wids_of(session_id, worker_id):
@@ -446,12 +468,16 @@ class SQLiteReading:
     def get_histogram_arrays(
         self, session_id: str, worker_id: str, items
     ) -> dict[tuple[str, str], HistogramArrays]:
+        """Several tensors' histograms as arrays, in one pass (see
+        :meth:`~embedviz.stats.base.StatsReader.get_histogram_arrays`)."""
         blocks = self._histogram_blocks(session_id, worker_id, items)
         return {item: _merge_blocks(b) for item, b in blocks.items()}
 
     def get_histograms(
         self, session_id: str, worker_id: str, kind: str, name: str
     ) -> list[tuple[int, Histogram]]:
+        """One tensor's histograms, oldest first (see
+        :meth:`~embedviz.stats.base.StatsReader.get_histograms`)."""
         rows = [  # (iteration, table, id, lo, hi, counts)
             (it, order, rid, lo, hi, c)
             for its, order, ids, limits, counts in self._histogram_blocks(
@@ -514,6 +540,7 @@ class SQLiteReading:
     def get_snapshots(
         self, session_id: str, worker_id: str | None = None, kind: str | None = None
     ) -> list[Snapshot]:
+        """Snapshots by iteration (see :meth:`~embedviz.stats.base.StatsReader.get_snapshots`)."""
         con = self._read()
         out = []
         for wid, worker in self._wids_of(session_id, worker_id):

@@ -16,7 +16,11 @@ context managers.
 
 Read API (:class:`~embedviz.stats.base.StatsReader`)
 ----------------------------------------------------
-Safe to call from another thread while training writes.
+Safe to call from another thread while training writes. Each method has its docstring
+in :class:`~embedviz.stats.base.StatsReader`. ``worker_id``, in every read: a string, or
+an integer, read as its decimal string (a rank: ``0`` reads worker ``"0"``, as the
+listener names workers); ``None``, where a signature allows it, means every worker of
+the session; anything else is an InputError.
 
 ``list_sessions() -> list[str]``
     Session ids in the order they first appeared.
@@ -95,6 +99,7 @@ from embedviz.stats.base import (
     StatsReader,
     StatsStorage,
     event_for,
+    read_worker_id,
     scalar_getter,
 )
 from embedviz.stats.records import (
@@ -417,18 +422,25 @@ class InMemoryStatsStorage(StatsStorage):
 
     # -- reading -------------------------------------------------------------------
     def list_sessions(self) -> list[str]:
+        """Session ids, in the order they first appeared (see
+        :meth:`StatsReader.list_sessions`)."""
         with self._lock:
             return list(self._workers)
 
     def list_workers(self, session_id: str) -> list[str]:
+        """Worker ids of a session, in the order they first appeared (see
+        :meth:`StatsReader.list_workers`)."""
         with self._lock:
             return list(self._workers.get(session_id, []))
 
     def get_static_info(self, session_id: str, worker_id: str) -> StaticInfo | None:
+        """The worker's static info, or None (see :meth:`StatsReader.get_static_info`)."""
+        worker_id = read_worker_id(worker_id)
         with self._lock:
             return self._static.get((session_id, worker_id))
 
     def _select(self, table: dict, session_id: str, worker_id: str | None) -> list:
+        worker_id = read_worker_id(worker_id)
         with self._lock:
             workers = self._workers.get(session_id, [])
             if worker_id is not None:
@@ -447,6 +459,9 @@ class InMemoryStatsStorage(StatsStorage):
         after_iteration: int | None = None,
         last: int | None = None,
     ) -> list[Update]:
+        """Updates sorted by ``(iteration, worker order)``, of iterations strictly after
+        ``after_iteration``, the newest ``last``; ``worker_id=None``: every worker (see
+        :meth:`StatsReader.get_updates`)."""
         after_iteration, last = check_read_window(after_iteration, last)
         updates = self._after(self._select(self._updates, session_id, worker_id), after_iteration)
         if last is not None:
@@ -454,11 +469,15 @@ class InMemoryStatsStorage(StatsStorage):
         return updates
 
     def get_latest_update(self, session_id: str, worker_id: str) -> Update | None:
+        """The worker's newest update, or None (see :meth:`StatsReader.get_latest_update`)."""
+        worker_id = read_worker_id(worker_id)
         with self._lock:
             updates = self._updates.get((session_id, worker_id))
             return updates[-1] if updates else None
 
     def count_updates(self, session_id: str, worker_id: str | None = None) -> int:
+        """Updates held, after thinning (see :meth:`StatsReader.count_updates`)."""
+        worker_id = read_worker_id(worker_id)
         with self._lock:
             if worker_id is not None:
                 return len(self._updates.get((session_id, worker_id), []))
@@ -466,6 +485,7 @@ class InMemoryStatsStorage(StatsStorage):
             return sum(len(self._updates.get((session_id, w), [])) for w in workers)
 
     def list_series(self, session_id: str, worker_id: str) -> list[str]:
+        """Names of a worker's scalar series (see :meth:`StatsReader.list_series`)."""
         names: dict[str, None] = {}
         for u in self._select(self._updates, session_id, worker_id):
             names.update(dict.fromkeys(u.scalars()))
@@ -481,6 +501,9 @@ class InMemoryStatsStorage(StatsStorage):
         max_points: int | None = None,
         after_iteration: int | None = None,
     ) -> Series:
+        """One scalar series as arrays sorted by iteration, of iterations strictly after
+        ``after_iteration``, min/max downsampled to ``max_points`` (see
+        :meth:`StatsReader.get_series`)."""
         after_iteration, _ = check_read_window(after_iteration, None)
         if name.startswith("eval/"):
             metric = name[5:]
@@ -515,6 +538,7 @@ class InMemoryStatsStorage(StatsStorage):
         max_points: int | None | dict[str, int | None] = None,
         after_iteration: int | None = None,
     ) -> dict[str, Series]:
+        """Several series of a worker (see :meth:`StatsReader.get_series_many`)."""
         check_read_window(after_iteration, None)
         limits = limits_of(list(dict.fromkeys(names)), max_points)
         return {
@@ -523,11 +547,13 @@ class InMemoryStatsStorage(StatsStorage):
         }
 
     def get_evals(self, session_id: str, worker_id: str | None = None) -> list[EvalRecord]:
+        """Evaluation records by iteration (see :meth:`StatsReader.get_evals`)."""
         return self._select(self._evals, session_id, worker_id)
 
     def get_histograms(
         self, session_id: str, worker_id: str, kind: str, name: str
     ) -> list[tuple[int, Histogram]]:
+        """One tensor's histograms, oldest first (see :meth:`StatsReader.get_histograms`)."""
         if kind not in HISTOGRAM_KINDS:
             raise InputError(f"kind: expected one of {HISTOGRAM_KINDS}, got {kind!r}")
         out = []
@@ -540,6 +566,8 @@ class InMemoryStatsStorage(StatsStorage):
     def get_histogram_arrays(
         self, session_id: str, worker_id: str, items: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], HistogramArrays]:
+        """Several tensors' histograms as arrays (see
+        :meth:`StatsReader.get_histogram_arrays`)."""
         return {
             (kind, name): HistogramArrays.of(
                 [
@@ -553,5 +581,6 @@ class InMemoryStatsStorage(StatsStorage):
     def get_snapshots(
         self, session_id: str, worker_id: str | None = None, kind: str | None = None
     ) -> list[Snapshot]:
+        """Snapshots by iteration (see :meth:`StatsReader.get_snapshots`)."""
         snaps = self._select(self._snapshots, session_id, worker_id)
         return [s for s in snaps if kind is None or s.kind == kind]

@@ -1,16 +1,20 @@
-"""The two readable storages agree on a closed storage and on get_updates' arguments
-(review 7, should-fix 7): the same InputError, checked by one shared helper."""
+"""The two readable storages agree on a closed storage and on the reads' arguments
+(review 7, should-fix 7; review 13, finding 7: integer worker ids): the same InputError,
+checked by one shared helper; and every read is documented (review 13, finding 8)."""
 
 from __future__ import annotations
 
+import inspect
+import re
 import threading
 
 import numpy as np
 import pytest
 
 from embedviz.errors import InputError
-from embedviz.stats.records import Update
-from embedviz.stats.storage import InMemoryStatsStorage
+from embedviz.stats.base import StatsReader
+from embedviz.stats.records import EvalRecord, Histogram, Snapshot, StaticInfo, Update
+from embedviz.stats.storage import InMemoryStatsStorage, SQLiteStatsStorage
 
 # two workers, iterations 0..9 each, put in an order that is not the sorted one
 UPDATES = [
@@ -115,3 +119,96 @@ def test_a_put_racing_close_is_stored_or_refused_never_lost():
     thread.join(10)
     assert refused.is_set() and not thread.is_alive()
     assert s.count_updates("run") == len(accepted)  # every accepted put is kept
+
+
+# -- worker ids given as integers (review 13, finding 7) --------------------------------
+
+RANKS = [
+    record
+    for rank in ("0", "1")
+    for record in (
+        StaticInfo("ranks", rank, 1.0, model_class=f"Net{rank}"),
+        *(
+            Update(
+                "ranks",
+                rank,
+                it,
+                float(it),
+                score=it + int(rank) / 10,
+                histograms={"params": {"w": Histogram(-1.0, 1.0, [it, int(rank)])}},
+                extra={"kl": 1.0} if rank == "1" else {},
+            )
+            for it in range(5 - 2 * int(rank))  # the ranks differ in every read
+        ),
+        EvalRecord("ranks", rank, 4, 4.0, {"acc": 0.5 + int(rank) / 10}),
+        Snapshot("ranks", rank, 4, 4.0, "emb", ["x"], [[1.0, float(rank)]]),
+    )
+]
+
+# every read that takes a worker id, with its other arguments
+_WORKER_READS = {
+    "get_static_info": (),
+    "get_updates": (),
+    "get_latest_update": (),
+    "count_updates": (),
+    "list_series": (),
+    "get_series": ("score",),
+    "get_series_many": (["score", "eval/acc"],),
+    "get_evals": (),
+    "get_histograms": ("params", "w"),
+    "get_histogram_arrays": ([("params", "w")],),
+    "get_snapshots": (),
+}
+
+
+def _comparable(value):
+    """A read's result as plain Python values (series and histogram arrays as lists)."""
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, tuple):  # Series, HistogramArrays
+        return [_comparable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+@pytest.mark.parametrize("name", sorted(_WORKER_READS))
+def test_an_integer_worker_id_reads_the_worker_of_that_rank(storage, name):
+    storage.put_many(RANKS)
+    storage.flush()
+    read = getattr(storage, name)
+    args = _WORKER_READS[name]
+    for rank in (1, np.int64(1), 0):
+        by_int = _comparable(read("ranks", rank, *args))
+        by_str = _comparable(read("ranks", str(int(rank)), *args))
+        assert by_int == by_str and by_str not in ([], None, 0)
+    assert _comparable(read("ranks", 0, *args)) != _comparable(read("ranks", 1, *args))
+
+
+@pytest.mark.parametrize("name", sorted(_WORKER_READS))
+@pytest.mark.parametrize("bad", [0.0, True, b"0", ["0"]])
+def test_a_worker_id_of_another_type_is_one_input_error(storage, name, bad):
+    with pytest.raises(
+        InputError,
+        match=r"^worker_id: expected a string, an integer \(a rank: 0 reads worker '0'\) or "
+        rf"None \(every worker\), got {re.escape(repr(bad))}$",
+    ):
+        getattr(storage, name)("run", bad, *_WORKER_READS[name])
+
+
+# -- the read methods say what they return (review 13, finding 8) -----------------------
+
+_READS = [name for name in vars(StatsReader) if not name.startswith("_")]
+
+
+def test_every_read_is_documented_on_the_protocol_and_both_storages():
+    assert set(_WORKER_READS) | {"list_sessions", "list_workers"} == set(_READS)
+    for name in _READS:
+        for cls in (StatsReader, InMemoryStatsStorage, SQLiteStatsStorage):
+            doc = inspect.getdoc(getattr(cls, name))
+            assert doc and len(doc) > 30, (cls.__name__, name)
+            if cls is not StatsReader:
+                assert f"StatsReader.{name}" in doc, (cls.__name__, name)
+    for name in ("get_updates", "get_series"):
+        doc = inspect.getdoc(getattr(StatsReader, name))
+        assert "strictly greater" in doc and "None" in doc and "rank" in doc
