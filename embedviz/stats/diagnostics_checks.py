@@ -237,11 +237,14 @@ def _against_weights(run: _Run, name: str, values, its):
 
 
 def check_update_stats(run: _Run) -> None:
-    """A PyTorch run with reports none of which has update statistics: the update
-    checks below had nothing to read, which ``embedviz check`` must not pass silently."""
+    """A PyTorch run whose reports record parameters but none has update statistics:
+    the update checks below had nothing to read, which ``embedviz check`` must not pass
+    silently. (A run that records no parameter at all, only a score, is not judged.)"""
     if run.static is None or run.static.kind != "torch" or not run.n_updates:
         return
     if run.with_suffix("params/", "/update_param_ratio"):
+        return
+    if not run.with_suffix("params/", "/param_mean_magnitude"):
         return
     n = run.n_updates
     reports = f"{n} report{'s' if n != 1 else ''}"
