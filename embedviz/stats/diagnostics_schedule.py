@@ -11,7 +11,8 @@ static info and the reports hold about the scheduler:
   iterations cannot show a change yet, however the scheduler is stepped;
 * its step count at each report (the series ``extra/lr_scheduler_steps``, the
   scheduler's ``last_epoch``): a count that never advanced, or that passed the first
-  change with the rate unchanged, is a warning. Without it nothing says whether the
+  change during the run with the rate unchanged, is a warning (a scheduler resumed
+  from a checkpoint may have passed its changes before). Without it nothing says whether the
   scheduler is stepped per epoch (a StepLR of 30 epochs keeps the rate over thousands
   of iterations), so the finding is an INFO worded as a question.
 """
@@ -112,8 +113,8 @@ def check_schedule(run: _Run) -> None:
             due = f" (its first change is due after {first} step{'s' if first > 1 else ''})"
         ok = steps.values[np.isfinite(steps.values)] if steps is not None else []
         if len(ok):
-            count, moved = int(ok.max()), int(ok.max() - ok.min())
-            if moved == 0:
+            low, count = int(ok.min()), int(ok.max())
+            if count == low:
                 run.add(
                     "warning", "lr_flat", lr, span,
                     f"{flat}: the {name} was not stepped in that time (its step count "
@@ -122,11 +123,12 @@ def check_schedule(run: _Run) -> None:
                     "iteration as the schedule expects (a scheduler stepped once per "
                     "epoch does not step within the first epoch: then ignore this)",
                 )  # fmt: skip
-            elif first is not None and count >= first:
+            elif first is not None and low < first <= count:  # (a resumed one may
+                # have passed its changes before the run: only a change within it counts)
                 run.add(
                     "warning", "lr_flat", lr, span,
-                    f"{flat} although the {name} stepped {moved} times, to step {count}"
-                    f"{due}",
+                    f"{flat} although the {name} stepped {count - low} times in that time, "
+                    f"from step {low} to {count}{due}",
                     "the scheduler changes another optimizer's rate: build it on the "
                     "optimizer given to the StatsListener (a re-created optimizer needs a "
                     "new scheduler)",

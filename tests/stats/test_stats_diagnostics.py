@@ -395,8 +395,13 @@ def test_a_flat_rate_is_judged_from_the_schedulers_facts_and_step_count():
     assert "its step count stayed 0" in f.evidence and "after 10 steps" in f.evidence
     # stepped past its first change and still flat: the scheduler drives another optimizer
     (f,) = flat("StepLR", {"step_size": 10, "gamma": 0.5}, steps=lambda i: i)
-    assert f.severity == "warning" and "stepped 29 times" in f.evidence
+    assert f.severity == "warning" and "stepped 29 times in that time, from step 0 to 29" in (
+        f.evidence
+    )
     assert "another optimizer" in f.advice
+    # resumed from a checkpoint past its milestones: no change is due within the run
+    assert flat("MultiStepLR", {"milestones": [30, 80], "gamma": 0.1},
+                steps=lambda i: 100 + i) == []  # fmt: skip
     # stepped, its first change still ahead: nothing
     assert flat("StepLR", {"step_size": 100, "gamma": 0.5}, steps=lambda i: i) == []
     # a rate that changes is never flagged
