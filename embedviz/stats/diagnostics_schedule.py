@@ -108,9 +108,9 @@ def check_schedule(run: _Run) -> None:
             continue
         flat = f"learning rate stayed {_fmt(float(s.values[0]))} over {len(s)} reports"
         span = _span(s.iterations)
-        due = ""
+        due = ""  # its first change is due after N steps
         if first is not None:
-            due = f" (its first change is due after {first} step{'s' if first > 1 else ''})"
+            due = f"its first change is due after {first} step{'s' if first > 1 else ''}"
         ok = steps.values[np.isfinite(steps.values)] if steps is not None else []
         if len(ok):
             low, count = int(ok.min()), int(ok.max())
@@ -118,7 +118,7 @@ def check_schedule(run: _Run) -> None:
                 run.add(
                     "warning", "lr_flat", lr, span,
                     f"{flat}: the {name} was not stepped in that time (its step count "
-                    f"stayed {count}){due}",
+                    f"stayed {count}{'; ' + due if due else ''})",
                     "call scheduler.step() after optimizer.step(), once per epoch or per "
                     "iteration as the schedule expects (a scheduler stepped once per "
                     "epoch does not step within the first epoch: then ignore this)",
@@ -128,7 +128,7 @@ def check_schedule(run: _Run) -> None:
                 run.add(
                     "warning", "lr_flat", lr, span,
                     f"{flat} although the {name} stepped {count - low} times in that time, "
-                    f"from step {low} to {count}{due}",
+                    f"from step {low} to {count} ({due})",
                     "the scheduler changes another optimizer's rate: build it on the "
                     "optimizer given to the StatsListener (a re-created optimizer needs a "
                     "new scheduler)",
@@ -138,7 +138,7 @@ def check_schedule(run: _Run) -> None:
             continue  # even stepped once per iteration, its first change is still ahead
         run.add(
             "info", "lr_flat", lr, span,
-            f"{flat} although {name} was configured{due}",
+            f"{flat} although {name} was configured{f' ({due})' if due else ''}",
             "fine while the schedule's first change is still ahead (a scheduler stepped "
             "once per epoch changes the rate only after its first step_size or milestone "
             "epochs); otherwise check that scheduler.step() is called and that the "
