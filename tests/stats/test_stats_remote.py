@@ -417,8 +417,10 @@ def test_records_go_to_a_file_when_the_spill_file_cannot_be_written(
     tmp_path, caplog, stalling, routers
 ):
     server = stalling(dribble=0.05)
-    spill = tmp_path / "no-such-folder" / "s.db"
+    spill = tmp_path / "removed-later" / "s.db"
+    spill.parent.mkdir()  # a missing folder is refused up front; one removed later is not
     router = routers(server.url, timeout=0.2, close_timeout=0.1, spill_path=spill)
+    spill.parent.rmdir()
     router.put(update("0", 7))
     assert wait_for(lambda: server.requests == 1)
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
@@ -470,8 +472,11 @@ def test_records_the_spill_file_could_not_take_are_sent_first_when_the_server_is
     tmp_path, caplog, receivers, routers
 ):
     gone = receivers()
-    gone.stop()  # the UI is down, and the spill file's folder does not exist
-    router = routers(gone.url, close_timeout=5, spill_path=tmp_path / "no-such-folder" / "s.db")
+    gone.stop()  # the UI is down, and the spill file's folder was removed
+    spill = tmp_path / "removed-later" / "s.db"
+    spill.parent.mkdir()  # a missing folder is refused up front; one removed later is not
+    router = routers(gone.url, close_timeout=5, spill_path=spill)
+    spill.parent.rmdir()
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
         for i in range(5):
             router.put(update("0", i))
@@ -492,10 +497,12 @@ def test_records_kept_in_memory_are_bounded_and_what_is_dropped_is_logged(
 ):
     gone = receivers()
     gone.stop()
+    spill = tmp_path / "removed-later" / "s.db"
+    spill.parent.mkdir()  # a missing folder is refused up front; one removed later is not
     router = routers(
-        gone.url, queue_size=3, put_timeout=0.001, close_timeout=5,
-        spill_path=tmp_path / "no-such-folder" / "s.db",
+        gone.url, queue_size=3, put_timeout=0.001, close_timeout=5, spill_path=spill,
     )  # fmt: skip
+    spill.parent.rmdir()
     with caplog.at_level(logging.ERROR, logger="embedviz.stats.remote"):
         for i in range(20):
             router.put(update("0", i))
