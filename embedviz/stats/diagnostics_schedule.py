@@ -106,6 +106,8 @@ def check_schedule(run: _Run) -> None:
         s = run.series(lr)
         if len(s) < 3 or not np.all(s.values == s.values[0]):
             continue
+        if first is not None and s.iterations[-1] + 1 < first:
+            continue  # even stepped once per iteration, its first change is still ahead
         flat = f"learning rate stayed {_fmt(float(s.values[0]))} over {len(s)} reports"
         span = _span(s.iterations)
         due = ""  # its first change is due after N steps
@@ -134,8 +136,6 @@ def check_schedule(run: _Run) -> None:
                     "new scheduler)",
                 )  # fmt: skip
             continue
-        if first is not None and s.iterations[-1] + 1 < first:
-            continue  # even stepped once per iteration, its first change is still ahead
         run.add(
             "info", "lr_flat", lr, span,
             f"{flat} although {name} was configured{f' ({due})' if due else ''}",

@@ -196,8 +196,9 @@ class StatsListener(ListenerHooks):
         iteration, in training mode with gradients enabled (a model run under
         ``model.eval()`` or ``torch.no_grad()`` records none; a warning says so once).
     scheduler : torch learning-rate scheduler or None
-        Its class is recorded so that diagnostics can flag a learning rate that stays
-        flat although a schedule was configured.
+        Its class and settings (``step_size``, ``milestones``, ...) are recorded, and
+        its step count with each report, so that diagnostics can flag a learning rate
+        that stays flat although the schedule should have changed it.
     config : dict or None
         Free-form facts stored with the static info (batch size, ``n_classes`` of a
         classifier, ...).
@@ -602,6 +603,10 @@ class StatsListener(ListenerHooks):
             else:
                 hists = {kind: g.histograms(n) for kind, g, n in groups}
                 update.histograms = {k: h for k, h in hists.items() if h}
+        if self.scheduler is not None:  # its step count, for the schedule's diagnosis
+            steps = getattr(self.scheduler, "last_epoch", None)
+            if type(steps) is int:
+                update.extra["lr_scheduler_steps"] = float(steps)
         if time.monotonic() - self._last_memory >= 1.0:  # psutil costs ~0.1 ms
             update.memory = memory_sample()
             self._last_memory = time.monotonic()

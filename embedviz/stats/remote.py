@@ -88,7 +88,8 @@ class RemoteStatsRouter(Sender, StatsStorage):
         Longest time ``close`` spends sending what is left (>= 0 seconds).
     spill_path : str, Path or None
         The spill file; default a new file in the temporary directory. Records already
-        in it (from an earlier run) are sent first.
+        in it (from an earlier run) are sent first. Its folder must exist (InputError
+        otherwise).
 
     Examples
     --------

@@ -172,7 +172,11 @@ def static_info(
     """
     config = dict(config or {})
     if scheduler is not None:
-        config.setdefault("lr_scheduler", type(scheduler).__name__)
+        from embedviz.stats.diagnostics_schedule import scheduler_facts
+
+        if "lr_scheduler" not in config:  # (a name the user gave stands for itself)
+            config["lr_scheduler"] = type(scheduler).__name__
+            config.setdefault("lr_scheduler_args", scheduler_facts(scheduler))
     return StaticInfo(
         session_id=session_id,
         worker_id=worker_id,

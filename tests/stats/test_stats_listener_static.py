@@ -72,7 +72,10 @@ def test_static_info_describes_model_optimizer_and_config_in_json_types():
     groups = info.optimizer["param_groups"]
     assert [g["lr"] for g in groups] == [pytest.approx(3e-3), 1e-4]  # a tensor lr as a float
     assert groups[0]["betas"] == [0.8, 0.9] and "params" not in groups[0]
-    assert info.config == {"batch": 8, "dims": [2, 3], "lr_scheduler": "StepLR"}
+    assert info.config == {
+        "batch": 8, "dims": [2, 3], "lr_scheduler": "StepLR",
+        "lr_scheduler_args": {"step_size": 5, "gamma": 0.1},
+    }  # fmt: skip
     json.dumps(dataclasses.asdict(info), allow_nan=False)  # plain JSON all through
     assert not opt._optimizer_step_pre_hooks and not torch.nn.modules.module._global_forward_hooks
     # a scheduler named in the config by the user is left as given

@@ -187,3 +187,38 @@ def test_histograms_on_a_frequency_that_reports_skip_are_announced(caplog):
         StatsListener(InMemoryStatsStorage(), model, frequency=5, histogram_frequency=10).close()
     assert caplog.text.count("so every 70 iterations") == 1
     assert caplog.text.count("histogram_frequency") == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "stepped", "flagged"),
+    [
+        (lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5), True, False),
+        (lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5), False, True),
+        (lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=500), False, False),
+        (lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt), False, False),
+    ],
+    ids=["stepped", "never-stepped", "first-change-beyond-the-run", "plateau"],
+)
+def test_the_schedule_check_reads_what_the_listener_records(digits, make, stepped, flagged):
+    """The scheduler's settings (static info) and step count (each report) let the
+    diagnosis tell a schedule never stepped from one whose change is still ahead."""
+    from embedviz.stats.diagnostics import diagnose
+
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = make(opt)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, frequency=2, scheduler=sched, session_id="s") as lis:
+        for i in range(60):
+            xb, yb = _batch(digits, i)
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            if stepped:
+                sched.step()
+            lis.step(loss)
+    found = [f for f in diagnose(storage, "s") if f.check == "lr_flat"]
+    assert [f.severity for f in found] == (["warning"] if flagged else [])
+    steps = [u.extra.get("lr_scheduler_steps") for u in storage.get_updates("s")]
+    assert steps[-1] == (59.0 if stepped else 0.0)  # last_epoch at the last report (58)
