@@ -34,6 +34,15 @@ def _batch(data, i, size=32):
     return X[start : start + size], y[start : start + size]
 
 
+def _backward(model, opt, data, i):
+    """The loss of minibatch ``i`` after ``zero_grad`` and ``backward``."""
+    xb, yb = _batch(data, i)
+    opt.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(xb), yb)
+    loss.backward()
+    return loss
+
+
 def test_the_learning_rate_recorded_is_the_one_the_step_used(digits):
     """``opt.step(); scheduler.step(); listener.step()``: at a schedule boundary the
     record said the next rate (0.05) although the step used 0.1."""
@@ -44,10 +53,7 @@ def test_the_learning_rate_recorded_is_the_one_the_step_used(digits):
     used = []
     with StatsListener(storage, model, opt, frequency=1, scheduler=sched, session_id="s") as lis:
         for i in range(12):
-            xb, yb = _batch(digits, i)
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xb), yb)
-            loss.backward()
+            loss = _backward(model, opt, digits, i)
             used.append(opt.param_groups[0]["lr"])
             grad = model[2].bias.grad.clone()
             before = model[2].bias.detach().clone()
@@ -117,10 +123,7 @@ def test_a_model_in_eval_mode_gets_one_warning_for_no_activations(digits, caplog
     with caplog.at_level(logging.WARNING, logger="embedviz.stats.listener"):
         with StatsListener(storage, model, opt, frequency=1, session_id="e") as lis:
             for i in range(3):
-                xb, yb = _batch(digits, i)
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(model(xb), yb)
-                loss.backward()
+                loss = _backward(model, opt, digits, i)
                 opt.step()
                 lis.step(loss)
     assert all(not u.activations for u in storage.get_updates("e"))
@@ -137,10 +140,7 @@ def test_evaluation_between_reports_costs_no_warning(digits, caplog):
                 with torch.no_grad():
                     model(_batch(digits, 50)[0])  # a validation pass, hooks armed
                 model.train()
-                xb, yb = _batch(digits, i)
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(model(xb), yb)
-                loss.backward()
+                loss = _backward(model, opt, digits, i)
                 opt.step()
                 lis.step(loss)
     assert "eval mode" not in caplog.text
@@ -210,10 +210,7 @@ def test_the_schedule_check_reads_what_the_listener_records(digits, make, steppe
     storage = InMemoryStatsStorage()
     with StatsListener(storage, model, opt, frequency=2, scheduler=sched, session_id="s") as lis:
         for i in range(60):
-            xb, yb = _batch(digits, i)
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xb), yb)
-            loss.backward()
+            loss = _backward(model, opt, digits, i)
             opt.step()
             if stepped:
                 sched.step()
