@@ -74,7 +74,7 @@ from embedviz._lazy import lazy_exports
 from embedviz.errors import InputError
 from embedviz.stats.base import check_storage
 from embedviz.stats.limits import MAX_HISTOGRAM_BINS
-from embedviz.stats.listener_hooks import ListenerHooks
+from embedviz.stats.listener_hooks import ListenerHooks, learning_rates
 from embedviz.stats.records import ActivationStats, EvalRecord, ParamStats, Update
 from embedviz.stats.system import (
     memory_sample,
@@ -543,7 +543,7 @@ class StatsListener(ListenerHooks):
         if self._rates is not None:  # read in the step's pre-hook: the rates it used
             update.learning_rates = self._rates
         elif self.optimizer is not None:
-            update.learning_rates = [float(g["lr"]) for g in self.optimizer.param_groups]
+            update.learning_rates = learning_rates(self.optimizer)
 
         names = self._names_list
         ts = self._ts

@@ -11,6 +11,12 @@ from collections import OrderedDict
 from typing import Any
 
 
+def learning_rates(optimizer) -> list[float]:
+    """The learning rate of each of the optimizer's parameter groups, as floats (a
+    tensor ``lr`` too)."""
+    return [float(g["lr"]) for g in optimizer.param_groups]
+
+
 class Hooks:
     """The listener's hooks, put on for a reported iteration and taken off after it.
 
@@ -117,7 +123,7 @@ class ListenerHooks:
         if not self._armed:
             return
         t0 = time.perf_counter()
-        self._rates = [float(g["lr"]) for g in optimizer.param_groups]  # this step's
+        self._rates = learning_rates(optimizer)  # the rates this step uses
         params = self._tensors  # read only through data pointers, detach or no_grad
         lay = self._layout
         if lay is None or not lay.fits(params):
