@@ -53,7 +53,9 @@ one process. Every parameter after ``storage`` (after ``storage, model, optimize
 
 :meth:`StatsListener.close` removes every hook; the model and optimizer are then exactly
 as before, and training with or without the listener gives the same weights bit for bit
-(it never touches RNG state, gradients or parameters).
+(it never touches RNG state, gradients or parameters). A copy of the model taken while
+a hook is on (``copy.deepcopy(model)``, ``torch.save(model)``) gets an inert hook that
+takes itself out on the copy's first forward pass, not the listener.
 """
 
 from __future__ import annotations

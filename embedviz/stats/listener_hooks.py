@@ -17,6 +17,42 @@ def learning_rates(optimizer) -> list[float]:
     return [float(g["lr"]) for g in optimizer.param_groups]
 
 
+class LeafHook:
+    """The forward hook on each of the model's leaf modules (it calls the listener's
+    ``_forward``).
+
+    A copy of the model made while it is on (``copy.deepcopy(model)`` for a best-so-far
+    snapshot or an EMA model, ``torch.save(model)``) holds an :class:`InertHook` in its
+    place rather than a copy of the listener, which cannot be copied (it holds a
+    storage, a writer thread, torch itself): a bound method would drag the listener in.
+    """
+
+    __slots__ = ("record",)
+
+    def __init__(self, record) -> None:
+        self.record = record
+
+    def __call__(self, module, inputs, output) -> None:
+        self.record(module, inputs, output)
+
+    def __reduce__(self):
+        return InertHook, ()
+
+
+class InertHook:
+    """What a copy of a hooked model holds instead of the listener's hook: it records
+    nothing and takes itself out of the module's forward hooks on its first call. (A
+    model saved whole, ``torch.save(model)``, while hooked needs embedviz to be loaded
+    again; its ``state_dict()`` never holds a hook.)"""
+
+    __slots__ = ()
+
+    def __call__(self, module, inputs, output) -> None:
+        hooks = module._forward_hooks
+        for key in [k for k, hook in hooks.items() if hook is self]:
+            del hooks[key]
+
+
 class Hooks:
     """The listener's hooks, put on for a reported iteration and taken off after it.
 
@@ -68,7 +104,7 @@ class ListenerHooks:
         and the optimizer's step pre- and post-hooks (with an optimizer)."""
         table = []
         if self.collect_activations:
-            hook = self._forward
+            hook = LeafHook(self._forward)
             table += [(m, "_forward_hooks", "register_forward_hook", hook) for _, m in self._leaves]
         if self.optimizer is not None:
             table += [

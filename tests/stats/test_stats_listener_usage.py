@@ -1,7 +1,9 @@
 """StatsListener in the ways users really train (review 13): a scheduler stepped before
 ``listener.step``, gradient accumulation, a model in eval mode, a listener left open,
-arguments that used to pass unchecked."""
+arguments that used to pass unchecked, a copy of the model taken while it trains."""
 
+import copy
+import io
 import logging
 
 import pytest
@@ -219,3 +221,37 @@ def test_the_schedule_check_reads_what_the_listener_records(digits, make, steppe
     assert [f.severity for f in found] == (["warning"] if flagged else [])
     steps = [u.extra.get("lr_scheduler_steps") for u in storage.get_updates("s")]
     assert steps[-1] == (59.0 if stepped else 0.0)  # last_epoch at the last report (58)
+
+
+def test_a_copy_of_the_model_taken_while_it_is_hooked_leaves_the_listener_behind(digits):
+    """``best = copy.deepcopy(model)`` or ``torch.save(model)`` at an epoch end, while the
+    next reported iteration's hooks are on: the copy used to drag the listener in and
+    fail ("cannot pickle 'module' object")."""
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, frequency=2, session_id="s") as lis:
+        for i in range(4):  # iteration 4 is reported: its hooks are on now
+            _backward(model, opt, digits, i)
+            opt.step()
+            lis.step()
+        assert any(len(m._forward_hooks) for m in model)
+        best = copy.deepcopy(model)
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        buffer.seek(0)
+        loaded = torch.load(buffer, weights_only=False)
+        for twin in (best, loaded):
+            assert all(p is not q for p, q in zip(twin.parameters(), model.parameters()))
+            twin.train()
+            twin(_batch(digits, 0)[0]).sum().backward()  # records nothing, unhooks itself
+            assert not any(len(m._forward_hooks) for m in twin)
+        assert lis._acts == {}  # the copies' outputs were not taken for the model's
+        for i in range(4, 6):
+            _backward(model, opt, digits, i)
+            opt.step()
+            lis.step()
+    updates = storage.get_updates("s")
+    assert [u.iteration for u in updates] == [0, 2, 4]
+    assert set(updates[-1].activations) == {"0", "1", "2"}
+    assert not any(len(m._forward_hooks) for m in model)
