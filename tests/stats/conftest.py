@@ -30,3 +30,14 @@ def storage(request, tmp_path):
         st = SQLiteStatsStorage(tmp_path / "runs.db")
     yield st
     st.close()
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits as torch tensors (X scaled to [0, 1], y); torch is imported
+    here, so that this conftest stays importable without it."""
+    torch = pytest.importorskip("torch")
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return torch.tensor(X / 16.0, dtype=torch.float32), torch.tensor(y)

@@ -8,19 +8,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sklearn.datasets import load_digits  # noqa: E402
 
 from embedviz.errors import InputError  # noqa: E402
 from embedviz.stats.listener import StatsListener  # noqa: E402
 from embedviz.stats.storage import InMemoryStatsStorage  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return torch.tensor(X / 16.0, dtype=torch.float32), torch.tensor(y)
 
 
 def make_model(seed=0):

@@ -10,19 +10,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sklearn.datasets import load_digits  # noqa: E402
 
 from embedviz.errors import InputError  # noqa: E402
 from embedviz.stats.listener import StatsListener  # noqa: E402
 from embedviz.stats.storage import InMemoryStatsStorage  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return torch.tensor(X / 16.0, dtype=torch.float32), torch.tensor(y)
 
 
 def _model(seed=0):
@@ -242,7 +235,8 @@ def test_a_copy_of_the_model_taken_while_it_is_hooked_leaves_the_listener_behind
         buffer.seek(0)
         loaded = torch.load(buffer, weights_only=False)
         for twin in (best, loaded):
-            assert all(p is not q for p, q in zip(twin.parameters(), model.parameters()))
+            pairs = zip(twin.parameters(), model.parameters(), strict=True)
+            assert all(p is not q for p, q in pairs)
             twin.train()
             twin(_batch(digits, 0)[0]).sum().backward()  # records nothing, unhooks itself
             assert not any(len(m._forward_hooks) for m in twin)
