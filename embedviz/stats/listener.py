@@ -7,11 +7,15 @@ How :class:`StatsListener` stays cheap
 Iteration ``i`` (counted by :meth:`StatsListener.step`, starting at 0) is *reported*
 when ``i % frequency == 0``. Only then:
 
-* a forward hook on each of the model's leaf modules (removed again in ``step``, so
-  other iterations run with no hook at all; never a global hook, which would slow every
-  other model of the process and make a ``torch.compile``'d one recompile) records the
-  activation mean, std and share of zeros of each leaf's output from its first
-  training-mode forward pass;
+* a forward hook on each of the model's leaf modules records the activation mean, std
+  and share of zeros of each leaf's output from its first training-mode forward pass.
+  These hooks are put on by a process-wide forward pre-hook, the *trigger*, when that
+  pass begins, and taken off again by the step's pre-hook: between iterations the
+  model holds no hook of ours (``copy.deepcopy``, ``torch.save(model)``,
+  ``torch.jit.script``/``trace`` and ``torch.export`` see the model as it is), and an
+  iteration not reported runs with no hook at all. The trigger waits from the end of
+  the iteration before; another model called meanwhile pays a call per module, and a
+  ``torch.compile``'d one does not recompile;
 * the optimizer's step pre-hook (registered, like the post-hook, for the reported
   iteration only) records the gradients and copies the parameters (the
   only copy the listener ever holds, freed again after the step unless every iteration
@@ -54,8 +58,8 @@ one process. Every parameter after ``storage`` (after ``storage, model, optimize
 :meth:`StatsListener.close` removes every hook; the model and optimizer are then exactly
 as before, and training with or without the listener gives the same weights bit for bit
 (it never touches RNG state, gradients or parameters). A copy of the model taken while
-a hook is on (``copy.deepcopy(model)``, ``torch.save(model)``) gets an inert hook that
-takes itself out on the copy's first forward pass, not the listener.
+its hooks are on (inside the forward pass or backward) gets an inert hook that takes
+itself out on the copy's first forward pass, not the listener.
 """
 
 from __future__ import annotations
@@ -211,8 +215,10 @@ class StatsListener(ListenerHooks):
     model is left out; the static info's counts include it). Parameter statistics are
     those after the optimizer step; the learning rates those the step used.
 
-    A listener keeps hooks on the model and the optimizer until :meth:`close` (or the
-    end of its ``with`` block): close one before making another for the same model.
+    A listener hooks the optimizer and, during a reported iteration's training forward
+    pass and backward, the model's leaf modules, until :meth:`close` (or the end of its
+    ``with`` block): close one before making another for the same model. The
+    gradients recorded are those the step sees (after ``clip_grad_norm_``, say).
 
     Creating a listener for a model on the CPU compiles its statistics loops the first
     time on a machine (~6 s) and loads them from numba's cache after that (~0.6 s).

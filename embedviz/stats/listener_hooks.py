@@ -1,5 +1,6 @@
 """The hooks of :class:`~embedviz.stats.listener.StatsListener`: when they are put on
-and taken off (:class:`Hooks`), and what each one records (:class:`ListenerHooks`, a
+and taken off (:class:`Hooks`, :class:`HookSet`), and what each one records
+(:class:`ListenerHooks`, a
 mixin over the listener's attributes, set in its ``__init__``). The listener's module
 docstring says how they keep a report cheap.
 """
@@ -53,13 +54,13 @@ class InertHook:
             del hooks[key]
 
 
-class Hooks:
-    """The listener's hooks, put on for a reported iteration and taken off after it.
+class HookSet:
+    """Hooks put on together and taken off together.
 
-    Each goes into the dict that ``register_forward_hook`` (or the optimizer's
-    ``register_step_pre_hook``/``register_step_post_hook``) writes to, under one id that
-    torch hands out for a hook, and comes out of it again, which is what those methods
-    and ``handle.remove()`` do, without a handle per hook and report: registering and
+    Each goes into the dict that torch's registration method (``register_forward_hook``,
+    the optimizer's ``register_step_pre_hook``, ...) writes to, under one id that torch
+    hands out for a hook, and comes out of it again, which is what those methods and
+    ``handle.remove()`` do, without a handle per hook and report: registering and
     removing the seven hooks of a small MLP, cold every 10 iterations, cost ~0.7 % of
     its training (measured). A torch that keeps its hooks elsewhere gets the
     registration methods.
@@ -67,16 +68,18 @@ class Hooks:
 
     DIRECT = True  # False: always the registration methods (tests)
 
-    def __init__(self, torch, table: list[tuple[Any, str, str, Any]]) -> None:
-        self.table = table  # (module or optimizer, its hooks dict, its register method, hook)
-        self.id = torch.utils.hooks.RemovableHandle(OrderedDict()).id
+    def __init__(self, key: int, table: list[tuple[Any, str, str, Any]]) -> None:
+        self.table = table  # (owner, its hooks dict, its register function, hook)
+        self.id = key
         self.direct = self.DIRECT and all(
             isinstance(getattr(o, d, None), dict) for o, d, _, _ in table
         )
         self.handles: list = []
         self.on = False
 
-    def attach(self) -> None:
+    def put(self) -> None:
+        if self.on:
+            return
         if self.direct:
             for owner, hooks, _, hook in self.table:
                 getattr(owner, hooks)[self.id] = hook
@@ -84,7 +87,9 @@ class Hooks:
             self.handles = [getattr(o, register)(hook) for o, _, register, hook in self.table]
         self.on = True
 
-    def detach(self) -> None:
+    def take(self) -> None:
+        if not self.on:
+            return
         if self.direct:
             for owner, hooks, _, _ in self.table:
                 getattr(owner, hooks).pop(self.id, None)
@@ -95,25 +100,74 @@ class Hooks:
         self.on = False
 
 
+class Hooks:
+    """The listener's hooks, on for a reported iteration only, and on the model only
+    while it runs that iteration's training forward pass and backward.
+
+    Arming a reported iteration puts on the optimizer's step pre- and post-hooks
+    (``steps``) and one process-wide forward pre-hook, the ``trigger``. The model's
+    first training-mode forward pass takes the trigger off and puts a forward hook on
+    each leaf module (``leaves``); the step's pre-hook takes those off again. So what
+    the user's code does between iterations -- ``copy.deepcopy(model)``,
+    ``torch.save(model)``, ``torch.jit.script``, ``torch.jit.trace``,
+    ``torch.export`` -- finds no hook of ours on the model, and none on another model
+    either (the trigger only waits, and costs another model a call per module until
+    this model's next training forward pass).
+    """
+
+    def __init__(self, torch, leaves: list, leaf_hook, trigger, optimizer, pre, post) -> None:
+        key = torch.utils.hooks.RemovableHandle(OrderedDict()).id
+        self.leaves = HookSet(
+            key, [(m, "_forward_hooks", "register_forward_hook", leaf_hook) for m in leaves]
+        )
+        self.trigger = HookSet(
+            key,
+            [(torch.nn.modules.module, "_global_forward_pre_hooks",
+              "register_module_forward_pre_hook", trigger)] if leaves else [],
+        )  # fmt: skip
+        self.steps = HookSet(
+            key,
+            [(optimizer, "_optimizer_step_pre_hooks", "register_step_pre_hook", pre),
+             (optimizer, "_optimizer_step_post_hooks", "register_step_post_hook", post)]
+            if optimizer is not None else [],
+        )  # fmt: skip
+        self.direct = self.leaves.direct and self.trigger.direct and self.steps.direct
+        self.id = key
+
+    def arm(self) -> None:
+        """Before a reported iteration: the steps' hooks, and the trigger unless the
+        leaves' hooks are on (a report waiting for its step)."""
+        self.steps.put()
+        if not self.leaves.on:
+            self.trigger.put()
+
+    def fire(self) -> None:
+        """The model's training forward pass begins: the leaves' hooks instead of the
+        trigger."""
+        self.trigger.take()
+        self.leaves.put()
+
+    def disarm(self, keep_steps: bool = False) -> None:
+        """After a report; ``keep_steps`` when the next iteration is reported too."""
+        self.trigger.take()
+        self.leaves.take()
+        if not keep_steps:
+            self.steps.take()
+
+
 class ListenerHooks:
     """Arming a reported iteration and the hooks that record it (see
     :mod:`embedviz.stats.listener`)."""
 
     def _make_hooks(self) -> Hooks:
-        """The listener's hooks: a forward hook on each leaf module (with activations)
-        and the optimizer's step pre- and post-hooks (with an optimizer)."""
-        table = []
-        if self.collect_activations:
-            hook = LeafHook(self._forward)
-            table += [(m, "_forward_hooks", "register_forward_hook", hook) for _, m in self._leaves]
-        if self.optimizer is not None:
-            table += [
-                (self.optimizer, "_optimizer_step_pre_hooks", "register_step_pre_hook",
-                 self._pre_step),
-                (self.optimizer, "_optimizer_step_post_hooks", "register_step_post_hook",
-                 self._post_step),
-            ]  # fmt: skip
-        return Hooks(self._torch, table)
+        """The listener's hooks: a forward hook on each leaf module and the trigger
+        that puts them on (with activations), the optimizer's step pre- and post-hooks
+        (with an optimizer)."""
+        leaves = [m for _, m in self._leaves] if self.collect_activations else []
+        return Hooks(
+            self._torch, leaves, LeafHook(self._forward), self._trigger,
+            self.optimizer, self._pre_step, self._post_step,
+        )  # fmt: skip
 
     def _arm(self) -> None:
         """Prepare iteration ``self.iteration`` if it is reported."""
@@ -123,24 +177,37 @@ class ListenerHooks:
         self._due = self.iteration
         hist_now = self.histogram_frequency > 0 and self.iteration % self.histogram_frequency == 0
         self._bins = self.histogram_bins if hist_now else 0
-        if not self._hooks.on:  # kept while every iteration is reported
-            self._hooks.attach()
+        self._hooks.arm()
 
     def _disarm(self, keep_hook: bool = False) -> None:
         """End a reported iteration; ``keep_hook`` when the next one is reported too."""
-        if not keep_hook and self._hooks.on:  # an iteration not reported calls no hook
-            self._hooks.detach()
+        self._hooks.disarm(keep_steps=keep_hook)
         self._armed = False
         self._before = self._rates = None
         self._untrained = False
         self._acts, self._grads, self._stepped = {}, None, None  # this report's numbers
 
+    def _trigger(self, module, args) -> None:
+        """The process-wide forward pre-hook of an armed iteration: on the model's
+        first training-mode forward pass (its root or a leaf called), puts the leaves'
+        hooks on. Not while torch traces or compiles (``torch.jit.trace``,
+        ``torch.export``), which would run the hooks on values without memory."""
+        if module is not self.model and module not in self._leaf_names:
+            return
+        torch = self._torch
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return
+        if not (module.training and torch.is_grad_enabled()):
+            self._untrained = True  # evaluation between reports, or training in eval mode
+            return
+        self._hooks.fire()
+
     def _forward(self, module, inputs, output) -> None:
         """The forward hook of the model's leaves (armed iterations only): records a
         leaf's output, in training mode, once per iteration."""
         name = self._leaf_names[module]
-        if name in self._acts:  # called again in this iteration (a shared layer)
-            return
+        if name in self._acts or self._torch.compiler.is_compiling():
+            return  # called again in this iteration (a shared layer), or traced
         if not (module.training and self._torch.is_grad_enabled()):
             self._untrained = True
             return
@@ -159,6 +226,7 @@ class ListenerHooks:
         if not self._armed:
             return
         t0 = time.perf_counter()
+        self._hooks.leaves.take()  # the forward pass and backward are done
         self._rates = learning_rates(optimizer)  # the rates this step uses
         params = self._tensors  # read only through data pointers, detach or no_grad
         lay = self._layout

@@ -124,9 +124,25 @@ def _global_forward_hooks():
     return torch.nn.modules.module._global_forward_hooks
 
 
+def _trigger_on():
+    """The listener's process-wide forward pre-hook (it waits for the model's next
+    training forward pass) is on."""
+    return bool(torch.nn.modules.module._global_forward_pre_hooks)
+
+
 def _forward_hooks(model):
     """The forward hooks on the model's modules, by module name."""
     return {n: dict(m._forward_hooks) for n, m in model.named_modules() if m._forward_hooks}
+
+
+def _watch_forward(model):
+    """A list that gets, at the end of each forward pass of ``model``, the names of its
+    leaves that hold a forward hook then (the hook that watches is on the root)."""
+    seen = []
+    model.register_forward_hook(
+        lambda m, i, o: seen.append(sorted(n for n in _forward_hooks(m) if n))
+    )
+    return seen
 
 
 def test_close_removes_every_hook_and_training_is_identical(digits):
@@ -139,12 +155,11 @@ def test_close_removes_every_hook_and_training_is_identical(digits):
     storage = InMemoryStatsStorage()
     listener = StatsListener(storage, model, opt, frequency=2, histogram_frequency=4)
     assert opt._optimizer_step_pre_hooks and opt._optimizer_step_post_hooks
-    leaves = [n for n, m in model.named_modules() if not list(m.children())]
-    assert sorted(_forward_hooks(model)) == sorted(leaves)  # armed for iteration 0
+    assert _trigger_on() and not _forward_hooks(model)  # armed for iteration 0
     train(model, opt, digits, 25, listener)
     listener.close()
     assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
-    assert not _global_forward_hooks()
+    assert not _global_forward_hooks() and not _trigger_on()
     assert all(not m._forward_hooks for m in model.modules())
     for (n, p), (_, q) in zip(model.named_parameters(), ref_model.named_parameters(), strict=True):
         assert torch.equal(p, q), n
@@ -152,39 +167,50 @@ def test_close_removes_every_hook_and_training_is_identical(digits):
         listener.step(1.0)
 
 
-def test_hooks_only_on_reported_iterations(digits):
+def test_hooks_only_on_reported_iterations_and_on_the_model_only_in_its_forward(digits):
+    """A reported iteration: the trigger and the optimizer's hooks before it, the
+    leaves' hooks during its forward pass and backward only; any other: no hook."""
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     storage = InMemoryStatsStorage()
-    armed = []
+    seen = _watch_forward(model)
+    before, after_step = [], []
     with StatsListener(storage, model, opt, frequency=4, session_id="h") as listener:
         for _ in range(9):
-            armed.append(
+            before.append(
                 (
-                    bool(_forward_hooks(model)),
+                    bool(_forward_hooks(model)[""]) and len(_forward_hooks(model)) == 1,
+                    _trigger_on(),
                     len(opt._optimizer_step_pre_hooks),
                     len(opt._optimizer_step_post_hooks),
                 )
             )
-            train(model, opt, digits, 1, listener)
-    assert armed == [(True, 1, 1) if i % 4 == 0 else (False, 0, 0) for i in range(9)]
+            train(model, opt, digits, 1, on_step=lambda m, loss: None)
+            after_step.append(len(_forward_hooks(model)))
+            listener.step()
+    leaves = ["0", "1", "2"]
+    assert before == [(True, i % 4 == 0, *(2 * [int(i % 4 == 0)])) for i in range(9)]
+    assert seen == [leaves if i % 4 == 0 else [] for i in range(9)]
+    assert after_step == [1] * 9  # the root's watching hook only: ours are off after the step
     assert [u.iteration for u in storage.get_updates("h")] == [0, 4, 8]
     assert all(u.params["0.weight"].update_param_ratio > 0 for u in storage.get_updates("h"))
+    assert all(len(u.activations) == 3 for u in storage.get_updates("h"))
 
 
-def test_frequency_one_keeps_its_one_hook_until_close(digits):
+def test_frequency_one_keeps_its_step_hooks_until_close(digits):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     storage = InMemoryStatsStorage()
+    seen = _watch_forward(model)
     hooks = []
     with StatsListener(storage, model, opt, frequency=1, session_id="f1") as listener:
         for _ in range(4):
-            hooks.append(_forward_hooks(model))
+            assert _trigger_on() and list(_forward_hooks(model)) == [""]
             train(model, opt, digits, 1, listener)
             hooks.append(dict(opt._optimizer_step_pre_hooks))
-    assert len(hooks[0]) == 3 and all(h == hooks[0] for h in hooks[::2])  # registered once
-    assert len(hooks[1]) == 1 and all(h == hooks[1] for h in hooks[1::2])
-    assert not _forward_hooks(model)
+    assert len(hooks[0]) == 1 and all(h == hooks[0] for h in hooks)  # registered once
+    assert seen == [["0", "1", "2"]] * 4
+    assert list(_forward_hooks(model)) == [""] and not _trigger_on()
     updates = storage.get_updates("f1")
     assert [u.iteration for u in updates] == [0, 1, 2, 3]
     assert all(len(u.activations) == len(updates[0].activations) > 0 for u in updates)
@@ -198,7 +224,7 @@ def test_the_listeners_hooks_live_beside_the_users_own(digits, monkeypatch, dire
     stay; the recorded numbers are the same either way."""
     from embedviz.stats import listener_hooks
 
-    monkeypatch.setattr(listener_hooks.Hooks, "DIRECT", direct)
+    monkeypatch.setattr(listener_hooks.HookSet, "DIRECT", direct)
     model = make_model(1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     calls = []
@@ -214,11 +240,11 @@ def test_the_listeners_hooks_live_beside_the_users_own(digits, monkeypatch, dire
     assert calls.count("before") == 7 and calls.count("during") == calls.count("step") == 5
     assert list(model[0]._forward_hooks) == [h.id for h in mine[:2]]
     assert list(opt._optimizer_step_post_hooks) == [mine[2].id]
-    assert not opt._optimizer_step_pre_hooks
+    assert not opt._optimizer_step_pre_hooks and not _trigger_on()
     updates = storage.get_updates("s")
     assert [u.iteration for u in updates] == [0, 3, 6]
     reference = InMemoryStatsStorage()  # the other path, the same numbers
-    monkeypatch.setattr(listener_hooks.Hooks, "DIRECT", not direct)
+    monkeypatch.setattr(listener_hooks.HookSet, "DIRECT", not direct)
     model = make_model(1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     with StatsListener(reference, model, opt, frequency=3, session_id="s") as listener:
@@ -230,19 +256,23 @@ def test_the_listeners_hooks_live_beside_the_users_own(digits, monkeypatch, dire
 
 
 @pytest.mark.parametrize("frequency", [1, 3])
-def test_another_model_in_the_process_runs_without_any_hook(digits, frequency):
+def test_another_model_in_the_process_gets_no_hook_and_is_not_recorded(digits, frequency):
     """The listener hooks its model's leaves only: a second model (a teacher, an EMA
-    copy, an evaluation model) is never slowed by a hook, on reported iterations too,
-    and a torch.compile'd one is not made to recompile."""
+    copy, an evaluation model), called before the model's forward pass on a reported
+    iteration, carries no hook and adds nothing to the report."""
     model, other = make_model(), make_model(2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    armed = []
-    with StatsListener(InMemoryStatsStorage(), model, opt, frequency=frequency) as listener:
+    storage = InMemoryStatsStorage()
+    seen = _watch_forward(other)
+    with StatsListener(storage, model, opt, frequency=frequency, session_id="o") as listener:
         for _ in range(4):
-            armed.append(bool(_forward_hooks(model)))
-            assert not _global_forward_hooks() and not _forward_hooks(other)
+            other(digits[0][:8]).sum().backward()  # in training mode, with gradients
+            assert not _global_forward_hooks() and list(_forward_hooks(other)) == [""]
             train(model, opt, digits, 1, listener)
-    assert armed == [i % frequency == 0 for i in range(4)]
+    assert seen == [[]] * 4
+    updates = storage.get_updates("o")
+    assert [u.iteration for u in updates] == [i for i in range(4) if i % frequency == 0]
+    assert all(set(u.activations) == {"0", "1", "2"} for u in updates)
 
 
 def test_histograms_on_their_cadence(digits):

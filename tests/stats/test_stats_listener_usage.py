@@ -216,31 +216,40 @@ def test_the_schedule_check_reads_what_the_listener_records(digits, make, steppe
     assert steps[-1] == (59.0 if stepped else 0.0)  # last_epoch at the last report (58)
 
 
-def test_a_copy_of_the_model_taken_while_it_is_hooked_leaves_the_listener_behind(digits):
-    """``best = copy.deepcopy(model)`` or ``torch.save(model)`` at an epoch end, while the
-    next reported iteration's hooks are on: the copy used to drag the listener in and
-    fail ("cannot pickle 'module' object")."""
+def _copies(model, x):
+    """The model copied, saved and loaded, scripted, traced and exported, as users do
+    at an epoch end."""
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    return {
+        "deepcopy": copy.deepcopy(model),
+        "torch.save": torch.load(buffer, weights_only=False),
+        "jit.script": torch.jit.script(model),
+        "jit.trace": torch.jit.trace(model, x),
+        "export": torch.export.export(model, (x,)).module(),
+    }
+
+
+def test_between_iterations_the_model_is_copied_scripted_and_exported_as_it_is(digits):
+    """At an epoch end the next reported iteration is armed: ``copy.deepcopy(model)``
+    and ``torch.save(model)`` used to drag the listener in ("cannot pickle 'module'
+    object"), ``torch.jit.script``/``trace`` and ``torch.export`` to fail on its
+    hooks. Now the model holds none of them between iterations."""
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     storage = InMemoryStatsStorage()
+    x = _batch(digits, 0)[0]
     with StatsListener(storage, model, opt, frequency=2, session_id="s") as lis:
-        for i in range(4):  # iteration 4 is reported: its hooks are on now
+        for i in range(4):  # iteration 4 is reported: armed now
             _backward(model, opt, digits, i)
             opt.step()
             lis.step()
-        assert any(len(m._forward_hooks) for m in model)
-        best = copy.deepcopy(model)
-        buffer = io.BytesIO()
-        torch.save(model, buffer)
-        buffer.seek(0)
-        loaded = torch.load(buffer, weights_only=False)
-        for twin in (best, loaded):
-            pairs = zip(twin.parameters(), model.parameters(), strict=True)
-            assert all(p is not q for p, q in pairs)
-            twin.train()
-            twin(_batch(digits, 0)[0]).sum().backward()  # records nothing, unhooks itself
-            assert not any(len(m._forward_hooks) for m in twin)
-        assert lis._acts == {}  # the copies' outputs were not taken for the model's
+        copies = _copies(model, x)
+        assert lis._acts == {}  # the tracing and exporting recorded nothing
+        for name, twin in copies.items():
+            assert torch.allclose(twin(x), model(x)), name
+            assert not any(lis._hooks.id in m._forward_hooks for m in twin.modules()), name
         for i in range(4, 6):
             _backward(model, opt, digits, i)
             opt.step()
@@ -249,3 +258,24 @@ def test_a_copy_of_the_model_taken_while_it_is_hooked_leaves_the_listener_behind
     assert [u.iteration for u in updates] == [0, 2, 4]
     assert set(updates[-1].activations) == {"0", "1", "2"}
     assert not any(len(m._forward_hooks) for m in model)
+
+
+def test_a_copy_taken_inside_the_forward_pass_leaves_the_listener_behind(digits):
+    """A copy made while the leaves' hooks are on (here by a hook of the user's at the
+    end of the forward pass) holds inert hooks that take themselves out."""
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    taken = []
+    model.register_forward_hook(lambda m, i, o: taken.append(copy.deepcopy(m)))
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, frequency=1, session_id="s") as lis:
+        _backward(model, opt, digits, 0)
+        opt.step()
+        lis.step()
+    (twin,) = taken
+    assert any(len(m._forward_hooks) for m in twin[:3])  # inert ones (and the user's)
+    twin.train()
+    twin(_batch(digits, 1)[0]).sum().backward()
+    assert not any(len(m._forward_hooks) for m in twin[:3])
+    (update,) = storage.get_updates("s")
+    assert set(update.activations) == {"0", "1", "2"}
