@@ -146,6 +146,30 @@ def _import_torch():
     return torch
 
 
+def _layers(model) -> list[tuple[str, Any]]:
+    """The modules whose outputs are recorded, by name: every leaf (no child module);
+    below the root, a module with parameters of its own besides children
+    (``MultiheadAttention``, whose ``out_proj`` is never called); a parametrized module
+    (``weight_norm``, ``orthogonal``: its children compute its weight, not an output),
+    but nothing inside a parametrization."""
+    from torch.nn.utils import parametrize
+
+    inside: set[int] = set()
+    for m in model.modules():
+        if parametrize.is_parametrized(m):
+            inside.update(id(x) for x in m.parametrizations.modules())
+    return [
+        (n or type(m).__name__, m)
+        for n, m in model.named_modules()
+        if id(m) not in inside
+        and (
+            not any(True for _ in m.children())
+            or (m is not model and any(p is not None for p in m._parameters.values()))
+            or parametrize.is_parametrized(m)
+        )
+    ]
+
+
 def _frequencies(frequency, histogram_frequency, histogram_bins) -> tuple[int, int, int]:
     """``(frequency, histogram_frequency, histogram_bins)`` checked, None -> the default."""
     default = STATS_DEFAULTS
@@ -211,8 +235,11 @@ class StatsListener(ListenerHooks):
 
     Notes
     -----
-    The parameters reported on are those that require a gradient (a frozen part of the
-    model is left out; the static info's counts include it). Parameter statistics are
+    The parameters reported on are those that require a gradient and, with an
+    optimizer, that it steps (a frozen part of the model, or a part another optimizer
+    steps, is left out; the static info's counts include it); they are chosen again
+    when the optimizer gets a new parameter group. With several ``optimizer.step()``
+    calls per ``listener.step()``, the last one's update is recorded. Parameter statistics are
     those after the optimizer step; the learning rates those the step used.
 
     A listener hooks the optimizer and, during a reported iteration's training forward
@@ -295,6 +322,7 @@ class StatsListener(ListenerHooks):
         self.scheduler = scheduler
         self.config = dict(config or {})
         self.collect_activations = activations
+        self._warned: set[str] = set()
         self._place(session_id, worker_id, report_ranks)
         self._find_tensors()
         self._allocate()
@@ -329,25 +357,66 @@ class StatsListener(ListenerHooks):
     def _find_tensors(self) -> None:
         """The parameters reported on and the leaf modules whose outputs are recorded;
         InputError for a name that a storage or the remote UI would refuse later."""
-        self._params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        self._names_list = [n for n, _ in self._params]
-        self._names_tuple = tuple(self._names_list)
-        self._tensors = [p for _, p in self._params]
-        self._leaves = [
-            (n or type(m).__name__, m)
-            for n, m in self.model.named_modules()
-            if not any(True for _ in m.children())
-        ]
+        self._select_params()
+        self._leaves = _layers(self.model)
         self._leaf_names = {m: name for name, m in self._leaves}
         for what, names in (
             ("worker_id", [self.worker_id]),
             ("session_id", [self.session_id]),
-            ("parameter name", self._names_list),
             ("layer name", [name for name, _ in self._leaves]),
             ("config key", [str(k) for k in self.config]),
         ):
             for name in names:  # length, Unicode, control characters
                 check_name(name, what)
+
+    def _allocate_outputs(self) -> None:
+        """The parameters' result arrays kept between reports (see
+        torch_stats.Outputs), and a report's numbers for SQLite, in its packer's order
+        (see ts.flat_values)."""
+        n, bins = len(self._params), self.histogram_bins
+        Outputs = self._ts.Outputs
+        self._out_grads, self._out_params, self._out_updates = (
+            Outputs(n, bins), Outputs(n, bins), Outputs(n, bins),
+        )  # fmt: skip
+        self._values = np.empty(10 * n + 3 * len(self._leaves))
+        self._spare = None
+
+    def _params_changed(self) -> bool:
+        """The optimizer got a new parameter group: the parameters are chosen again."""
+        if self.optimizer is None or len(self.optimizer.param_groups) == self._groups:
+            return False
+        self._select_params()
+        self._allocate_outputs()
+        return True
+
+    def _select_params(self) -> None:
+        """The parameters reported on: those that require a gradient and, with an
+        optimizer, that it steps (the update of a parameter another optimizer steps is
+        not seen here: one listener per optimizer, on the part it trains). Chosen again
+        when the optimizer gets a new parameter group (unfreezing)."""
+        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if self.optimizer is not None:
+            groups = self.optimizer.param_groups
+            stepped = {id(p) for g in groups for p in g["params"]}
+            left = [n for n, p in params if id(p) not in stepped]
+            params = [(n, p) for n, p in params if id(p) in stepped]
+            if left:
+                self._warn_once(
+                    "not stepped",
+                    "StatsListener: %d trainable parameters of the model are not in the "
+                    "optimizer (%s) and are not reported: the listener sees only its "
+                    "optimizer's step; give each optimizer a listener on the part it trains",
+                    len(left),
+                    ", ".join(left[:3]) + (", ..." if len(left) > 3 else ""),
+                )
+            self._groups = len(groups)
+        for name, _ in params:  # length, Unicode, control characters
+            check_name(name, "parameter name")
+        self._params = params
+        self._names_list = [n for n, _ in params]
+        self._names_tuple = tuple(self._names_list)
+        self._tensors = [p for _, p in params]
+        self._layout = None
 
     def _allocate(self) -> None:
         """The writers into the storage, the result buffers kept between reports and
@@ -360,15 +429,8 @@ class StatsListener(ListenerHooks):
         # and their statistics from lists of floats, with no ParamStats objects
         self._put_arrays = getattr(storage, "_put_update_arrays", None)
         self._put_flat = getattr(storage, "_put_update_flat", None)
-        # result arrays and address tables kept between reports (see torch_stats.Outputs)
-        n, bins = len(self._params), self.histogram_bins
-        Outputs = self._ts.Outputs
-        self._out_grads, self._out_params, self._out_updates = (
-            Outputs(n, bins), Outputs(n, bins), Outputs(n, bins),
-        )  # fmt: skip
-        self._out_acts = Outputs(len(self._leaves), bins)
-        # a report's numbers for SQLite, in its packer's order (see ts.flat_values)
-        self._values = np.empty(10 * n + 3 * len(self._leaves))
+        self._allocate_outputs()
+        self._out_acts = self._ts.Outputs(len(self._leaves), self.histogram_bins)
         self.iteration = 0
         self._hooks = self._make_hooks()
         self._armed = False
@@ -389,7 +451,6 @@ class StatsListener(ListenerHooks):
         self._rates: list[float] | None = None  # the learning rates the step used
         self._due = 0  # the iteration whose report is being recorded (it may wait)
         self._untrained = False  # a hooked forward pass ran in eval mode or no_grad
-        self._warned: set[str] = set()
 
     def _start(self) -> None:
         """Store the static info and arm iteration 0 (its hooks)."""
@@ -477,7 +538,8 @@ class StatsListener(ListenerHooks):
             if self.enabled and it % self.frequency == 0:
                 self._arm()
             return
-        if self._stepped is None and self.optimizer is not None and self._wait_for_step():
+        waits = self._stepped is None and self.optimizer is not None and self._tensors
+        if waits and self._wait_for_step():
             return
         t0 = time.perf_counter()
         try:  # a bad loss is an error of this call; the next iteration is counted as usual
@@ -507,10 +569,11 @@ class StatsListener(ListenerHooks):
             return True
         self._warn_once(
             "no step",
-            "StatsListener: iteration %d is reported without an optimizer.step() since "
-            "iteration %d, so its record has no gradient or update statistics; call "
-            "listener.step() once per optimizer.step() (with gradient accumulation, after "
-            "the step)",
+            "StatsListener: iteration %d (due at %d) is reported without an "
+            "optimizer.step(), so its record has no update statistics: the step was "
+            "skipped (GradScaler skips a step whose gradients are inf or NaN) or is not "
+            "called once per listener.step() (with gradient accumulation, call "
+            "listener.step() after the step)",
             self.iteration,
             self._due,
         )
@@ -561,7 +624,7 @@ class StatsListener(ListenerHooks):
             with torch.no_grad():
                 params = ts.tensor_stats(self._tensors, self._bins)
             updates = None
-        if self._grads is None and self.optimizer is None:
+        if self._grads is None:  # no step seen: the gradients as they are (inf, NaN too)
             self._record_grads()
         acts = self._activation_stats() if self._acts else None
         if acts is None and self._untrained:
@@ -648,6 +711,8 @@ class StatsListener(ListenerHooks):
         --------
         >>> # listener.record_eval({"accuracy": acc, "val_loss": val_loss})
         """
+        if self._closed:
+            raise InputError("StatsListener.record_eval: the listener is closed; create a new one")
         if not isinstance(metrics, dict) or not metrics:
             raise InputError(
                 f"metrics: expected a non-empty dict of name -> number, got {metrics!r}"

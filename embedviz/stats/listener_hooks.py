@@ -227,8 +227,15 @@ class ListenerHooks:
             return
         t0 = time.perf_counter()
         self._hooks.leaves.take()  # the forward pass and backward are done
-        self._rates = learning_rates(optimizer)  # the rates this step uses
+        self._params_changed()  # a new parameter group
         params = self._tensors  # read only through data pointers, detach or no_grad
+        if not params:  # nothing of the model is trained by this optimizer
+            return
+        self._rates = learning_rates(optimizer)  # the rates this step uses
+        if args or kwargs:  # step(closure) (LBFGS): the gradients it computes, read after
+            self._before = self._ts.ParamCopy(params)
+            self._collect += time.perf_counter() - t0
+            return
         lay = self._layout
         if lay is None or not lay.fits(params):
             lay = self._layout = self._ts.ParamLayout.of(params)
@@ -256,6 +263,8 @@ class ListenerHooks:
         if not self._armed or self._before is None:
             return
         t0 = time.perf_counter()
+        if self._grads is None:  # step(closure): its gradients, now
+            self._record_grads()
         self._stepped = self._ts.step_stats(  # the update from the copy
             self._tensors, self._before, self._bins, out=(self._out_params, self._out_updates)
         )
