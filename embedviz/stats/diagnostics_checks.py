@@ -214,13 +214,21 @@ def check_initial_loss(run: _Run) -> None:
 
 
 def _is_bias(run: _Run, name: str) -> bool:
-    return name.rpartition(".")[2] == "bias"
+    """``fc.bias``, and PyTorch's other biases: ``in_proj_bias`` (MultiheadAttention),
+    ``bias_ih_l0`` (LSTM, GRU)."""
+    return "bias" in name.rpartition(".")[2]
+
+
+def _weight_of(bias: str) -> str:
+    """The weight beside a bias: ``fc.weight``, ``in_proj_weight``, ``weight_ih_l0``."""
+    head, dot, last = bias.rpartition(".")
+    return head + dot + last.replace("bias", "weight")
 
 
 def _against_weights(run: _Run, name: str, values, its):
     """A bias's ratios rescaled to the larger of its own and its layer's weights'
     mean magnitude (a bias that starts at zero has no scale of its own)."""
-    weight = name.rpartition(".")[0] + ".weight"
+    weight = _weight_of(name)
     own_name = f"params/{name}/param_mean_magnitude"
     w_name = f"params/{weight}/param_mean_magnitude"
     if own_name not in run.names or w_name not in run.names:
@@ -472,8 +480,8 @@ def check_params(run: _Run) -> None:
         if n < 4:
             continue
         floor = max(float(v[0]), 1e-3)
-        weight = f"params/{name.rpartition('.')[0]}.weight/param_mean_magnitude"
-        if not name.endswith(".weight") and weight in run.names:
+        weight = f"params/{_weight_of(name)}/param_mean_magnitude"
+        if _is_bias(run, name) and weight in run.names:
             w = run.series(weight)
             if len(w) and np.isfinite(w.values[0]):
                 floor = max(floor, 0.1 * float(w.values[0]))
