@@ -198,6 +198,9 @@ def check_initial_loss(run: _Run) -> None:
     s = run.series("score")
     if not len(s) or not np.isfinite(s.values[0]):
         return
+    start = config.get("start_iteration") if isinstance(config, dict) else None
+    if isinstance(start, int) and 0 < start <= s.iterations[0]:
+        return  # a run resumed from a checkpoint: its first score is not at initialisation
     expected = math.log(n_classes)
     got = float(s.values[0])
     if not expected / 2 <= got <= 2 * expected:

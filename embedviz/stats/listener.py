@@ -232,6 +232,10 @@ class StatsListener(ListenerHooks):
     config : dict or None
         Free-form facts stored with the static info (batch size, ``n_classes`` of a
         classifier, ...).
+    start_iteration : int, default=0
+        The number of the first iteration, to resume a run from a checkpoint: with the
+        earlier run's ``session_id`` its records continue that session (not a new
+        ``session_id-2``); the initial-loss check judges only iteration 0.
 
     Notes
     -----
@@ -279,6 +283,7 @@ class StatsListener(ListenerHooks):
         activations: bool = True,
         scheduler=None,
         config: dict | None = None,
+        start_iteration: int = 0,
     ) -> None:
         torch = _import_torch()
         from embedviz.stats import torch_stats
@@ -323,6 +328,7 @@ class StatsListener(ListenerHooks):
         self.config = dict(config or {})
         self.collect_activations = activations
         self._warned: set[str] = set()
+        self.start_iteration = check_int("start_iteration", start_iteration, low=0)
         self._place(session_id, worker_id, report_ranks)
         self._find_tensors()
         self._allocate()
@@ -431,7 +437,7 @@ class StatsListener(ListenerHooks):
         self._put_flat = getattr(storage, "_put_update_flat", None)
         self._allocate_outputs()
         self._out_acts = self._ts.Outputs(len(self._leaves), self.histogram_bins)
-        self.iteration = 0
+        self.iteration = self.start_iteration
         self._hooks = self._make_hooks()
         self._armed = False
         self._bins = 0  # histogram bins on this reported iteration, 0 for none
@@ -474,6 +480,8 @@ class StatsListener(ListenerHooks):
         config.setdefault("frequency", self.frequency)
         config.setdefault("histogram_frequency", self.histogram_frequency)
         config.setdefault("world_size", self.world_size)
+        if self.start_iteration:
+            config.setdefault("start_iteration", self.start_iteration)
         self.storage.put(
             static_info(
                 self.model,
@@ -492,6 +500,9 @@ class StatsListener(ListenerHooks):
         decides for all ranks."""
         if session_id is None:
             sid = new_session_id(type(self.model).__name__.lower())
+        elif self.start_iteration:  # resumed: the session goes on
+            sid = str(session_id)
+            self._check_resume(sid)
         elif not distributed or self.rank == 0:
             sid = unused_session_id(self.storage, str(session_id), self.worker_id)
         else:
@@ -503,6 +514,22 @@ class StatsListener(ListenerHooks):
             dist.broadcast_object_list(box, src=0)
             sid = box[0]
         return sid
+
+    def _check_resume(self, sid: str) -> None:
+        """A warning when the session already holds this worker's records at or after
+        ``start_iteration`` (resumed from an older checkpoint: iterations repeat)."""
+        latest = getattr(self.storage, "get_latest_update", None)
+        try:
+            last = latest(sid, self.worker_id) if latest is not None else None
+        except Exception:  # a storage that cannot say: nothing to warn about
+            return
+        if last is not None and last.iteration >= self.start_iteration:
+            log.warning(
+                "session %r holds worker %s's records up to iteration %d, at or after "
+                "start_iteration=%d: the resumed run's records repeat those iterations "
+                "(resume from the newest checkpoint, or give a new session_id)",
+                sid, self.worker_id, last.iteration, self.start_iteration,
+            )  # fmt: skip
 
     # -- the public loop API -------------------------------------------------------------
     def step(self, loss: Any = None, batch_size: int | None = None) -> None:

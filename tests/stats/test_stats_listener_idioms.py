@@ -230,3 +230,47 @@ def test_record_eval_after_close_is_refused():
 def test_the_ratio_checks_know_pytorchs_biases(name, weight):
     assert _is_bias(None, name) and _weight_of(name) == weight
     assert not _is_bias(None, weight)
+
+
+def test_a_run_resumed_from_a_checkpoint_continues_its_session(digits, tmp_path, caplog):
+    """``start_iteration`` with the earlier run's session id: the records go on in that
+    session (they used to start again at 0 in "run-2"), ``check`` judges the initial
+    loss at iteration 0 only, and resuming from an older checkpoint is announced."""
+    from embedviz.stats.diagnostics import diagnose
+    from embedviz.stats.storage import SQLiteStatsStorage
+
+    path = tmp_path / "runs.db"
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def train(storage, start, n, score=None, **kwargs):
+        with StatsListener(
+            storage, model, opt, frequency=5, session_id="run", config={"n_classes": 10},
+            start_iteration=start, **kwargs,
+        ) as lis:  # fmt: skip
+            for i in range(start, start + n):
+                opt.zero_grad()
+                loss = _loss(model, digits, i)
+                loss.backward()
+                opt.step()
+                lis.step(loss if score is None else score)
+
+    with SQLiteStatsStorage(path) as storage:
+        train(storage, 0, 20)
+    with SQLiteStatsStorage(path) as storage, caplog.at_level(logging.WARNING):
+        train(storage, 20, 10)
+        assert storage.list_sessions() == ["run"]
+        assert [u.iteration for u in storage.get_updates("run")] == [0, 5, 10, 15, 20, 25]
+        assert storage.get_static_info("run", "0").config["start_iteration"] == 20
+        assert "repeat" not in caplog.text
+        train(storage, 10, 5)  # an older checkpoint
+        assert "up to iteration 25, at or after start_iteration=10" in caplog.text
+    with SQLiteStatsStorage(tmp_path / "fresh.db") as storage:
+        train(storage, 200, 10, score=0.05)  # far below ln(10), as a trained model's
+        assert [u.iteration for u in storage.get_updates("run")] == [200, 205]
+        assert not [f for f in diagnose(storage) if f.check == "initial_loss"]
+    with SQLiteStatsStorage(tmp_path / "new.db") as storage:  # the same, not resumed
+        train(storage, 0, 10, score=0.05)
+        assert [f.check for f in diagnose(storage) if f.check == "initial_loss"]
+    with pytest.raises(InputError, match="start_iteration: expected an integer >= 0"):
+        StatsListener(InMemoryStatsStorage(), model, start_iteration=-1)
