@@ -227,13 +227,20 @@ def _paired_run(make_model, data, blocks, block, listener_kwargs, db_dir, batch=
             listener = StatsListener(storage, model, opt, **listener_kwargs)
         runs.append((model, opt, listener, [0]))
 
-    def turn(model, opt, listener, position):
-        for _ in range(block):
+    def turn(model, opt, listener, position, n=block):
+        for _ in range(n):
             loss = _step(model, opt, X, y, position[0], batch)
             position[0] += 1
             if listener is not None:
                 listener.step(loss, batch_size=batch)
 
+    # Turns start half a reporting cycle in (iteration 5 at the default frequency 10), so
+    # that a turn of the listener's copy never ends with a report armed: the listener's
+    # trigger (a process-wide forward pre-hook that waits for its model's next forward
+    # pass) would otherwise wait through the bare copy's whole turn and slow it too.
+    lead = listener_kwargs.get("frequency", 10) // 2
+    for run in runs:
+        turn(*run, n=lead)
     cpu, wall = np.zeros((blocks, 2)), np.zeros((blocks, 2))
     gc.collect()
     process0, thread0 = time.process_time(), time.thread_time()

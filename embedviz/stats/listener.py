@@ -15,7 +15,8 @@ when ``i % frequency == 0``. Only then:
   ``torch.jit.script``/``trace`` and ``torch.export`` see the model as it is), and an
   iteration not reported runs with no hook at all. The trigger waits from the end of
   the iteration before; another model called meanwhile pays a call per module, and a
-  ``torch.compile``'d one does not recompile;
+  ``torch.compile``'d one does not recompile. At frequency 1 the leaves' hooks stay
+  on from the first forward pass to :meth:`StatsListener.close`;
 * the optimizer's step pre-hook (registered, like the post-hook, for the reported
   iteration only) records the gradients and copies the parameters (the
   only copy the listener ever holds, freed again after the step unless every iteration

@@ -102,7 +102,8 @@ class HookSet:
 
 class Hooks:
     """The listener's hooks, on for a reported iteration only, and on the model only
-    while it runs that iteration's training forward pass and backward.
+    while it runs that iteration's training forward pass and backward (at frequency 1,
+    from the first training forward pass to :meth:`close`).
 
     Arming a reported iteration puts on the optimizer's step pre- and post-hooks
     (``steps``) and one process-wide forward pre-hook, the ``trigger``. The model's
@@ -112,7 +113,9 @@ class Hooks:
     ``torch.save(model)``, ``torch.jit.script``, ``torch.jit.trace``,
     ``torch.export`` -- finds no hook of ours on the model, and none on another model
     either (the trigger only waits, and costs another model a call per module until
-    this model's next training forward pass).
+    this model's next training forward pass). At frequency 1 the leaves' hooks stay on
+    (no trigger, which would wait between all iterations, and no registering per
+    iteration); then ``torch.jit.script`` needs :meth:`close` first.
     """
 
     def __init__(self, torch, leaves: list, leaf_hook, trigger, optimizer, pre, post) -> None:
@@ -147,11 +150,12 @@ class Hooks:
         self.trigger.take()
         self.leaves.put()
 
-    def disarm(self, keep_steps: bool = False) -> None:
-        """After a report; ``keep_steps`` when the next iteration is reported too."""
+    def disarm(self, keep: bool = False) -> None:
+        """After a report; ``keep`` when the next iteration is reported too (frequency
+        1): then the leaves' and the steps' hooks stay on, and no trigger is needed."""
         self.trigger.take()
-        self.leaves.take()
-        if not keep_steps:
+        if not keep:
+            self.leaves.take()
             self.steps.take()
 
 
@@ -181,7 +185,7 @@ class ListenerHooks:
 
     def _disarm(self, keep_hook: bool = False) -> None:
         """End a reported iteration; ``keep_hook`` when the next one is reported too."""
-        self._hooks.disarm(keep_steps=keep_hook)
+        self._hooks.disarm(keep=keep_hook)
         self._armed = False
         self._before = self._rates = None
         self._untrained = False
@@ -206,9 +210,10 @@ class ListenerHooks:
         """The forward hook of the model's leaves (armed iterations only): records a
         leaf's output, in training mode, once per iteration."""
         name = self._leaf_names[module]
-        if name in self._acts or self._torch.compiler.is_compiling():
+        torch = self._torch
+        if name in self._acts or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return  # called again in this iteration (a shared layer), or traced
-        if not (module.training and self._torch.is_grad_enabled()):
+        if not (module.training and torch.is_grad_enabled()):
             self._untrained = True
             return
         t0 = time.perf_counter()
@@ -226,7 +231,8 @@ class ListenerHooks:
         if not self._armed:
             return
         t0 = time.perf_counter()
-        self._hooks.leaves.take()  # the forward pass and backward are done
+        if self.frequency > 1:  # the forward pass and backward are done
+            self._hooks.leaves.take()
         self._params_changed()  # a new parameter group
         params = self._tensors  # read only through data pointers, detach or no_grad
         if not params:  # nothing of the model is trained by this optimizer

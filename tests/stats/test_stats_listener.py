@@ -197,18 +197,22 @@ def test_hooks_only_on_reported_iterations_and_on_the_model_only_in_its_forward(
     assert all(len(u.activations) == 3 for u in storage.get_updates("h"))
 
 
-def test_frequency_one_keeps_its_step_hooks_until_close(digits):
+def test_frequency_one_keeps_its_hooks_from_the_first_forward_pass_until_close(digits):
+    """Every iteration reported: no trigger waiting between iterations (it would cost
+    another model a call per module all the time), no registering per iteration."""
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     storage = InMemoryStatsStorage()
     seen = _watch_forward(model)
     hooks = []
     with StatsListener(storage, model, opt, frequency=1, session_id="f1") as listener:
+        assert _trigger_on() and list(_forward_hooks(model)) == [""]
         for _ in range(4):
-            assert _trigger_on() and list(_forward_hooks(model)) == [""]
             train(model, opt, digits, 1, listener)
-            hooks.append(dict(opt._optimizer_step_pre_hooks))
-    assert len(hooks[0]) == 1 and all(h == hooks[0] for h in hooks)  # registered once
+            assert not _trigger_on()
+            hooks.append((_forward_hooks(model), dict(opt._optimizer_step_pre_hooks)))
+    assert len(hooks[0][0]) == 4 and len(hooks[0][1]) == 1  # the root's watcher, 3 leaves
+    assert all(h == hooks[0] for h in hooks)  # registered once
     assert seen == [["0", "1", "2"]] * 4
     assert list(_forward_hooks(model)) == [""] and not _trigger_on()
     updates = storage.get_updates("f1")
