@@ -238,7 +238,8 @@ class ListenerHooks:
         if not params:  # nothing of the model is trained by this optimizer
             return
         self._rates = learning_rates(optimizer)  # the rates this step uses
-        if args or kwargs:  # step(closure) (LBFGS): the gradients it computes, read after
+        if len(args) > 1 or kwargs.get("closure") is not None:  # args: (optimizer, ...)
+            # step(closure) (LBFGS): the gradients it computes, read after the step
             self._before = self._ts.ParamCopy(params)
             self._collect += time.perf_counter() - t0
             return

@@ -76,6 +76,7 @@ def test_parameters_another_optimizer_steps_are_left_out_with_a_warning(digits, 
                 got = storage.get_updates("p")[-1].params
                 assert set(got) == {"0.weight", "0.bias"}
                 assert got["0.weight"].update_mean_magnitude == pytest.approx(update, rel=1e-6)
+                assert lis._layout is not None  # the compiled path: no closure, no copy
     assert caplog.text.count("2 trainable parameters of the model are not in the optimizer") == 1
     assert "2.weight, 2.bias" in caplog.text
 
@@ -128,6 +129,7 @@ def test_a_closure_optimizer_records_the_gradients_of_its_own_evaluations(digits
                 _mean_abs(model[0].weight - before), rel=1e-6
             )
             assert set(got.activations) == {"0", "1", "2"}
+    assert lis._layout is None  # read after the step, from a copy of its own
 
 
 def test_a_skipped_step_still_records_the_gradients_that_caused_it(digits, caplog):
