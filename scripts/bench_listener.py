@@ -238,7 +238,9 @@ def _paired_run(make_model, data, blocks, block, listener_kwargs, db_dir, batch=
     # that a turn of the listener's copy never ends with a report armed: the listener's
     # trigger (a process-wide forward pre-hook that waits for its model's next forward
     # pass) would otherwise wait through the bare copy's whole turn and slow it too.
-    lead = listener_kwargs.get("frequency", 10) // 2
+    from embedviz._defaults import STATS_DEFAULTS
+
+    lead = listener_kwargs.get("frequency", STATS_DEFAULTS["frequency"]) // 2
     for run in runs:
         turn(*run, n=lead)
     cpu, wall = np.zeros((blocks, 2)), np.zeros((blocks, 2))

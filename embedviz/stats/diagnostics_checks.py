@@ -219,7 +219,8 @@ def check_initial_loss(run: _Run) -> None:
 def _is_bias(run: _Run, name: str) -> bool:
     """``fc.bias``, and PyTorch's other biases: ``in_proj_bias`` (MultiheadAttention),
     ``bias_ih_l0`` (LSTM, GRU)."""
-    return "bias" in name.rpartition(".")[2]
+    last = name.rpartition(".")[2]
+    return last == "bias" or last.endswith("_bias") or last.startswith("bias_")
 
 
 def _weight_of(bias: str) -> str:

@@ -14,9 +14,11 @@ when ``i % frequency == 0``. Only then:
   model holds no hook of ours (``copy.deepcopy``, ``torch.save(model)``,
   ``torch.jit.script``/``trace`` and ``torch.export`` see the model as it is), and an
   iteration not reported runs with no hook at all. The trigger waits from the end of
-  the iteration before; another model called meanwhile pays a call per module, and a
-  ``torch.compile``'d one does not recompile. At frequency 1 the leaves' hooks stay
-  on from the first forward pass to :meth:`StatsListener.close`;
+  the iteration before; another model called meanwhile pays a call per module (a
+  ``torch.compile``'d one may recompile once, and torch warns about a global hook). A
+  training-mode forward pass with gradients between iterations (a metric computed
+  without ``torch.no_grad()``) counts as the next iteration's. At frequency 1 the
+  leaves' hooks stay on from the first forward pass to :meth:`StatsListener.close`;
 * the optimizer's step pre-hook (registered, like the post-hook, for the reported
   iteration only) records the gradients and copies the parameters (the
   only copy the listener ever holds, freed again after the step unless every iteration
@@ -243,7 +245,8 @@ class StatsListener(ListenerHooks):
     The parameters reported on are those that require a gradient and, with an
     optimizer, that it steps (a frozen part of the model, or a part another optimizer
     steps, is left out; the static info's counts include it); they are chosen again
-    when the optimizer gets a new parameter group. With several ``optimizer.step()``
+    when the optimizer gets a new parameter group (not when ``requires_grad`` alone
+    is turned on: create a new listener then). With several ``optimizer.step()``
     calls per ``listener.step()``, the last one's update is recorded. Parameter statistics are
     those after the optimizer step; the learning rates those the step used.
 
@@ -366,7 +369,7 @@ class StatsListener(ListenerHooks):
         InputError for a name that a storage or the remote UI would refuse later."""
         self._select_params()
         self._leaves = _layers(self.model)
-        self._leaf_names = {m: name for name, m in self._leaves}
+        self._leaf_names = {id(m): name for name, m in self._leaves}  # by id: any module
         for what, names in (
             ("worker_id", [self.worker_id]),
             ("session_id", [self.session_id]),
@@ -388,13 +391,11 @@ class StatsListener(ListenerHooks):
         self._values = np.empty(10 * n + 3 * len(self._leaves))
         self._spare = None
 
-    def _params_changed(self) -> bool:
-        """The optimizer got a new parameter group: the parameters are chosen again."""
-        if self.optimizer is None or len(self.optimizer.param_groups) == self._groups:
-            return False
-        self._select_params()
-        self._allocate_outputs()
-        return True
+    def _params_changed(self) -> None:
+        """When the optimizer got a new parameter group, choose the parameters again."""
+        if self.optimizer is not None and len(self.optimizer.param_groups) != self._groups:
+            self._select_params()
+            self._allocate_outputs()
 
     def _select_params(self) -> None:
         """The parameters reported on: those that require a gradient and, with an
@@ -655,6 +656,15 @@ class StatsListener(ListenerHooks):
         if self._grads is None:  # no step seen: the gradients as they are (inf, NaN too)
             self._record_grads()
         acts = self._activation_stats() if self._acts else None
+        if acts is None and self._hooks.trigger.on and not self._untrained:
+            self._warn_once(
+                "no forward",
+                "StatsListener: no activation statistics at iteration %d: the model's "
+                "forward pass did not begin in this iteration, or it was compiled "
+                "(model.compile() or torch.compile(model) called on the model given to the "
+                "listener: give the listener the compiled model, or pass activations=False)",
+                it,
+            )
         if acts is None and self._untrained:
             self._warn_once(
                 "eval",

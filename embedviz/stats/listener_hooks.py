@@ -8,6 +8,7 @@ docstring says how they keep a report cheap.
 from __future__ import annotations
 
 import time
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -38,6 +39,30 @@ class LeafHook:
 
     def __reduce__(self):
         return InertHook, ()
+
+
+class Trigger:
+    """The process-wide forward pre-hook that waits for the model's training forward
+    pass (see :class:`Hooks`). It holds the listener weakly: a listener dropped without
+    :meth:`~embedviz.stats.listener.StatsListener.close` takes it out of torch's
+    process-wide hooks at the next module call, instead of being kept alive there with
+    its model, optimizer and storage."""
+
+    __slots__ = ("listener", "__weakref__")
+
+    def __init__(self, listener) -> None:
+        self.listener = weakref.ref(listener)
+
+    def __call__(self, module, args) -> None:
+        listener = self.listener()
+        if listener is not None:
+            listener._trigger(module, args)
+            return
+        import torch
+
+        hooks = torch.nn.modules.module._global_forward_pre_hooks
+        for key in [k for k, hook in hooks.items() if hook is self]:
+            del hooks[key]
 
 
 class InertHook:
@@ -169,7 +194,7 @@ class ListenerHooks:
         (with an optimizer)."""
         leaves = [m for _, m in self._leaves] if self.collect_activations else []
         return Hooks(
-            self._torch, leaves, LeafHook(self._forward), self._trigger,
+            self._torch, leaves, LeafHook(self._forward), Trigger(self),
             self.optimizer, self._pre_step, self._post_step,
         )  # fmt: skip
 
@@ -196,7 +221,7 @@ class ListenerHooks:
         first training-mode forward pass (its root or a leaf called), puts the leaves'
         hooks on. Not while torch traces or compiles (``torch.jit.trace``,
         ``torch.export``), which would run the hooks on values without memory."""
-        if module is not self.model and module not in self._leaf_names:
+        if module is not self.model and id(module) not in self._leaf_names:
             return
         torch = self._torch
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
@@ -209,7 +234,7 @@ class ListenerHooks:
     def _forward(self, module, inputs, output) -> None:
         """The forward hook of the model's leaves (armed iterations only): records a
         leaf's output, in training mode, once per iteration."""
-        name = self._leaf_names[module]
+        name = self._leaf_names[id(module)]
         torch = self._torch
         if name in self._acts or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return  # called again in this iteration (a shared layer), or traced
@@ -238,7 +263,8 @@ class ListenerHooks:
         if not params:  # nothing of the model is trained by this optimizer
             return
         self._rates = learning_rates(optimizer)  # the rates this step uses
-        if len(args) > 1 or kwargs.get("closure") is not None:  # args: (optimizer, ...)
+        closure = args[1] if len(args) > 1 else kwargs.get("closure")  # args[0]: optimizer
+        if closure is not None:
             # step(closure) (LBFGS): the gradients it computes, read after the step
             self._before = self._ts.ParamCopy(params)
             self._collect += time.perf_counter() - t0

@@ -3,7 +3,9 @@ on another part, two optimizers, unfreezing with a new parameter group, closures
 (LBFGS), a step skipped on inf gradients, layers that are not leaves (weight_norm,
 MultiheadAttention)."""
 
+import gc
 import logging
+import weakref
 
 import pytest
 
@@ -76,7 +78,6 @@ def test_parameters_another_optimizer_steps_are_left_out_with_a_warning(digits, 
                 got = storage.get_updates("p")[-1].params
                 assert set(got) == {"0.weight", "0.bias"}
                 assert got["0.weight"].update_mean_magnitude == pytest.approx(update, rel=1e-6)
-                assert lis._layout is not None  # the compiled path: no closure, no copy
     assert caplog.text.count("2 trainable parameters of the model are not in the optimizer") == 1
     assert "2.weight, 2.bias" in caplog.text
 
@@ -276,3 +277,72 @@ def test_a_run_resumed_from_a_checkpoint_continues_its_session(digits, tmp_path,
         assert [f.check for f in diagnose(storage) if f.check == "initial_loss"]
     with pytest.raises(InputError, match="start_iteration: expected an integer >= 0"):
         StatsListener(InMemoryStatsStorage(), model, start_iteration=-1)
+
+
+class _Unhashable(torch.nn.Module):
+    """A module as some libraries write them: ``__eq__`` without ``__hash__``."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(x)
+
+    def __eq__(self, other):
+        return self is other
+
+    __hash__ = None
+
+
+def test_other_models_and_steps_while_a_report_is_armed(digits):
+    """Another model called while the trigger waits, even an unhashable one (it used to
+    raise TypeError in its own forward), is untouched; ``optimizer.step(None)`` (a
+    closure argument of None) takes the compiled path."""
+    model, other = _mlp(), _Unhashable()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with StatsListener(storage, model, opt, frequency=1, session_id="o") as lis:
+        assert lis._hooks.trigger.on
+        other(digits[0][:4]).sum().backward()
+        loss = _loss(model, digits, 0)
+        loss.backward()
+        opt.step(None)
+        lis.step(loss)
+        assert lis._layout is not None  # the compiled path: no closure, one copy
+    (update,) = storage.get_updates("o")
+    assert set(update.activations) == {"0", "1", "2"} and update.params["0.weight"].grad_mean
+
+
+def test_a_listener_dropped_without_close_does_not_stay_in_torchs_global_hooks(digits):
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    lis = StatsListener(InMemoryStatsStorage(), model, opt)
+    hooks = torch.nn.modules.module._global_forward_pre_hooks
+    assert len(hooks) == 1
+    gone = weakref.ref(lis)
+    del lis, opt
+    gc.collect()
+    assert gone() is None
+    model(digits[0][:4])  # the next module call takes the waiting hook out
+    assert len(hooks) == 0
+
+
+def test_a_model_whose_forward_pass_never_begins_gets_one_warning(digits, caplog):
+    """As a model compiled behind the listener's back (``model.compile()``): the
+    trigger never sees its forward pass begin, so no activation is recorded; one
+    warning says why."""
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    storage = InMemoryStatsStorage()
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.listener"):
+        with StatsListener(storage, model, opt, frequency=1, session_id="c") as lis:
+            for i in range(3):
+                lis._hooks.trigger.take()  # what a compiled forward pass amounts to
+                loss = _loss(model, digits, i)
+                loss.backward()
+                opt.step()
+                lis._hooks.trigger.put()
+                lis.step(loss)
+    assert all(not u.activations for u in storage.get_updates("c"))
+    assert caplog.text.count("forward pass did not begin in this iteration, or it was") == 1
