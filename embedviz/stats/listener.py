@@ -320,7 +320,8 @@ class StatsListener(ListenerHooks):
                 raise InputError(f"{name}: expected a non-empty name or None, got ''")
         self.storage = storage
         inner, compiled = unwrap_model(model)
-        if compiled and activations:
+        compiled = compiled or getattr(inner, "_compiled_call_impl", None) is not None
+        if compiled and activations:  # torch.compile(model), or model.compile()
             log.warning(
                 "activation statistics are off for a torch.compile'd model (forward hooks "
                 "would make it recompile); pass activations=False to silence this"

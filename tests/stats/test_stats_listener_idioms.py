@@ -346,3 +346,15 @@ def test_a_model_whose_forward_pass_never_begins_gets_one_warning(digits, caplog
                 lis.step(loss)
     assert all(not u.activations for u in storage.get_updates("c"))
     assert caplog.text.count("forward pass did not begin in this iteration, or it was") == 1
+
+
+def test_a_model_compiled_in_place_is_known_as_compiled(caplog):
+    """``model.compile()`` (torch compiles its calls lazily, so this costs nothing
+    here): activations are off with the compiled model's warning, as for
+    ``torch.compile(model)``."""
+    model = _mlp()
+    model.compile()
+    with caplog.at_level(logging.WARNING, logger="embedviz.stats.listener"):
+        lis = StatsListener(InMemoryStatsStorage(), model, torch.optim.SGD(model.parameters(), 0.1))
+    lis.close()
+    assert not lis.collect_activations and "torch.compile'd model" in caplog.text
